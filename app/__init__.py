@@ -1,0 +1,1 @@
+"""RLHF Loop: reinforcement learning from human feedback, end to end."""

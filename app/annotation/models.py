@@ -1,0 +1,71 @@
+"""Human judgements: pairwise choices, per-response labels and written demonstrations."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base, UTCDateTime, utcnow
+from app.db_types import str_enum
+from app.pool.models import Pair
+
+
+class Choice(enum.StrEnum):
+    a = "a"
+    b = "b"
+    tie = "tie"
+    both_bad = "both_bad"
+
+
+class DemonstrationKind(enum.StrEnum):
+    ideal = "ideal"
+    safe_answer = "safe_answer"
+
+
+class Judgement(Base):
+    __tablename__ = "judgements"
+    __table_args__ = (
+        UniqueConstraint("pair_id", "annotator_id", name="uq_judgements_pair_annotator"),
+        CheckConstraint("strength IS NULL OR (strength >= 1 AND strength <= 3)", name="strength_range"),
+        Index("ix_judgements_annotator_created", "annotator_id", "created_at"),
+        Index("ix_judgements_created_at", "created_at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"))
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    choice: Mapped[Choice] = mapped_column(str_enum(Choice, "judgement_choice"))
+    strength: Mapped[int | None] = mapped_column(Integer)
+    seconds: Mapped[float | None] = mapped_column(Float)
+    note: Mapped[str] = mapped_column(Text, default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    pair: Mapped[Pair] = relationship()
+
+
+class ResponseLabel(Base):
+    __tablename__ = "response_labels"
+    __table_args__ = (UniqueConstraint("response_id", "annotator_id", name="uq_response_labels_response_annotator"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    response_id: Mapped[int] = mapped_column(ForeignKey("responses.id", ondelete="CASCADE"))
+    annotator_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    judgement_id: Mapped[int | None] = mapped_column(ForeignKey("judgements.id", ondelete="CASCADE"), index=True)
+    quality: Mapped[bool] = mapped_column(Boolean)  # 1: relevant and well-formed
+    safety: Mapped[bool] = mapped_column(Boolean)  # 1: safe
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
+class Demonstration(Base):
+    __tablename__ = "demonstrations"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), index=True)
+    annotator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
+    judgement_id: Mapped[int | None] = mapped_column(ForeignKey("judgements.id", ondelete="CASCADE"), index=True)
+    text: Mapped[str] = mapped_column(Text)
+    kind: Mapped[DemonstrationKind] = mapped_column(str_enum(DemonstrationKind, "demonstration_kind"), default=DemonstrationKind.ideal)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,0 +1,85 @@
+"""Settings, read once from the environment (prefix ``RLHF_``) and passed by dependency.
+
+Secrets are never defaulted: the session key is generated into the data folder on first
+start, and a known placeholder value is refused outright.
+"""
+
+from __future__ import annotations
+
+import secrets
+from functools import cached_property
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# Values that appear in docs and examples; a deployment that copies one is refused.
+KNOWN_PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "insecure", "please-change-me"})
+
+
+class InsecureSettings(RuntimeError):
+    """Raised at start when a setting would leave the deployment open."""
+
+
+class Settings(BaseSettings):
+    """All knobs of the application; each field names its environment variable."""
+
+    model_config = SettingsConfigDict(env_prefix="RLHF_", env_file=None, extra="ignore")
+
+    data_dir: Path = Field(Path("./var"), description="Where the SQLite file, the secret key and the model store live.")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in the data folder.")
+    models_dir: Path | None = Field(None, description="Model store; default: <data_dir>/models.")
+    secret_key: str | None = Field(None, description="Signs session cookies; generated into the data folder when unset.")
+    session_lifetime_hours: float = Field(12.0, gt=0, description="How long a login session stays valid.")
+    admin_password: str | None = Field(None, description="Password of the first admin account; random when unset.")
+    cookie_secure: bool | None = Field(None, description="Force the Secure cookie flag; default: on when served over https.")
+    login_max_failures: int = Field(10, ge=1, description="Failed logins per account or IP before throttling.")
+    login_window_minutes: int = Field(15, ge=1, description="Window in which failed logins are counted.")
+    max_field_length: int = Field(200, ge=8, description="Upper bound for short text fields (usernames, names).")
+    job_lease_seconds: int = Field(60, ge=5, description="A running job whose heartbeat is older than this is re-queued.")
+    job_heartbeat_seconds: float = Field(3.0, gt=0, description="How often a worker heartbeats its running job.")
+    job_max_attempts: int = Field(3, ge=1, description="Default attempts before a crashing job is failed.")
+    worker_poll_seconds: float = Field(1.0, gt=0, description="Idle worker's pause between claims.")
+    pool_target: int = Field(50, ge=0, description="Pending pairs the pool keeps for the promoted policy.")
+
+    @field_validator("secret_key")
+    @classmethod
+    def _refuse_placeholder(cls, value: str | None) -> str | None:
+        if value is not None and (value.strip().lower() in KNOWN_PLACEHOLDER_SECRETS or len(value) < 16):
+            raise ValueError("RLHF_SECRET_KEY is a known placeholder or shorter than 16 characters; set a random value")
+        return value
+
+    @cached_property
+    def resolved_models_dir(self) -> Path:
+        return self.models_dir or self.data_dir / "models"
+
+    @cached_property
+    def resolved_database_url(self) -> str:
+        if self.database_url:
+            return normalise_database_url(self.database_url)
+        return f"sqlite:///{(self.data_dir / 'rlhf.sqlite3').resolve()}"
+
+    def ensure_secret_key(self) -> str:
+        """Return the session key, creating ``<data_dir>/secret_key`` (mode 600) on first start."""
+        if self.secret_key:
+            return self.secret_key
+        path = self.data_dir / "secret_key"
+        if path.exists():
+            key = path.read_text().strip()
+        else:
+            self.data_dir.mkdir(parents=True, exist_ok=True)
+            key = secrets.token_urlsafe(48)
+            path.touch(mode=0o600)
+            path.write_text(key)
+        if key.lower() in KNOWN_PLACEHOLDER_SECRETS or len(key) < 16:
+            raise InsecureSettings(f"{path} holds a placeholder secret; delete it to generate a new one")
+        self.secret_key = key
+        return key
+
+
+def normalise_database_url(url: str) -> str:
+    """Point ``postgresql://`` URLs at psycopg 3, the only PostgreSQL driver we ship."""
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg://" + url[len(prefix):]
+    return url

@@ -1,0 +1,60 @@
+"""Prompt sets and prompts; a prompt is a conversation whose last message is the user's."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from app.db import Base, UTCDateTime, utcnow
+from app.db_types import JSONType, str_enum
+
+
+class PromptSetStatus(enum.StrEnum):
+    active = "active"
+    review = "review"  # SELF-INSTRUCT output awaiting an admin's approval
+    retired = "retired"
+
+
+class PromptSource(enum.StrEnum):
+    imported = "imported"
+    written = "written"
+    self_instruct = "self_instruct"
+    chat = "chat"
+
+
+class PromptSet(Base):
+    __tablename__ = "prompt_sets"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(200), unique=True)
+    description: Mapped[str] = mapped_column(Text, default="")
+    status: Mapped[PromptSetStatus] = mapped_column(str_enum(PromptSetStatus, "prompt_set_status"), default=PromptSetStatus.active)
+    judgements_per_pair: Mapped[int | None] = mapped_column(Integer)  # k; None: the global setting
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    prompts: Mapped[list[Prompt]] = relationship(back_populates="prompt_set")
+
+
+class Prompt(Base):
+    __tablename__ = "prompts"
+    __table_args__ = (
+        UniqueConstraint("prompt_set_id", "content_hash", name="uq_prompts_set_content"),
+        Index("ix_prompts_set_retired", "prompt_set_id", "retired"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    prompt_set_id: Mapped[int] = mapped_column(ForeignKey("prompt_sets.id", ondelete="CASCADE"))
+    messages: Mapped[list[dict[str, str]]] = mapped_column(JSONType)
+    content_hash: Mapped[str] = mapped_column(String(64))  # sha256 of the canonical messages: dedupe in a set
+    source: Mapped[PromptSource] = mapped_column(str_enum(PromptSource, "prompt_source"), default=PromptSource.written)
+    tags: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    red_team: Mapped[bool] = mapped_column(Boolean, default=False)
+    retired: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+    prompt_set: Mapped[PromptSet] = relationship(back_populates="prompts")
