@@ -1,0 +1,117 @@
+"""Logins, sessions and API tokens: who is asking, and are they still allowed."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import timedelta
+
+from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
+
+from app.auth import throttle
+from app.auth.models import ApiToken, User, UserSession
+from app.auth.passwords import hash_password, needs_rehash, verify_password
+from app.auth.secrets_util import new_token, token_hash
+from app.config import Settings
+from app.db import utcnow
+from app.errors import Invalid, NotFound
+
+LOGIN_FAILED = "Unknown username or wrong password."
+API_TOKEN_PREFIX = "rlhf_"
+
+
+@dataclass(frozen=True)
+class NewSession:
+    raw_id: str  # goes into the signed cookie, never stored
+    row: UserSession
+
+
+def login(db: Session, settings: Settings, *, username: str, password: str, ip: str) -> NewSession:
+    """Check credentials (throttled), then start a fresh session; commits either way so that a
+    failure is counted even though the caller answers with an error."""
+    throttle.check_allowed(db, settings, username=username, ip=ip)
+    user = db.scalar(select(User).where(User.username == username))
+    ok = verify_password(user.password_hash if user else None, password)
+    if not ok or user is None or not user.is_active:
+        throttle.record_failure(db, username=username, ip=ip)
+        db.commit()
+        raise Invalid("password", LOGIN_FAILED)
+    if needs_rehash(user.password_hash):
+        user.password_hash = hash_password(password)
+    user.last_login_at = utcnow()
+    session = start_session(db, settings, user)
+    throttle.forget_old(db, settings)
+    db.commit()
+    return session
+
+
+def start_session(db: Session, settings: Settings, user: User) -> NewSession:
+    raw = new_token()
+    row = UserSession(
+        id=token_hash(raw),
+        user_id=user.id,
+        csrf_token=new_token(),
+        expires_at=utcnow() + timedelta(hours=settings.session_lifetime_hours),
+    )
+    db.add(row)
+    return NewSession(raw_id=raw, row=row)
+
+
+def session_user(db: Session, raw_id: str) -> tuple[UserSession, User] | None:
+    """The live session and its user, or None when expired, ended or the user is deactivated."""
+    row = db.get(UserSession, token_hash(raw_id))
+    if row is None or row.expires_at <= utcnow():
+        return None
+    user = db.get(User, row.user_id)
+    if user is None or not user.is_active:
+        return None
+    return row, user
+
+
+def logout(db: Session, raw_id: str) -> None:
+    db.execute(delete(UserSession).where(UserSession.id == token_hash(raw_id)))
+    db.commit()
+
+
+def end_all_sessions(db: Session, user_id: int) -> None:
+    db.execute(delete(UserSession).where(UserSession.user_id == user_id))
+
+
+def token_user(db: Session, raw_token: str) -> User | None:
+    token = db.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(raw_token), ApiToken.revoked_at.is_(None)))
+    if token is None:
+        return None
+    user = db.get(User, token.user_id)
+    return user if user is not None and user.is_active else None
+
+
+def create_token(db: Session, *, user: User, name: str) -> tuple[ApiToken, str]:
+    """Returns the row and the plaintext token, which is shown once and never stored."""
+    name = name.strip()
+    if not name:
+        raise Invalid("name", "must not be empty")
+    if len(name) > 100:
+        raise Invalid("name", "must be at most 100 characters")
+    raw = new_token(API_TOKEN_PREFIX)
+    token = ApiToken(user_id=user.id, name=name, token_hash=token_hash(raw), prefix=raw[: len(API_TOKEN_PREFIX) + 6])
+    db.add(token)
+    db.commit()
+    return token, raw
+
+
+def list_tokens(db: Session, *, user: User) -> list[ApiToken]:
+    return list(db.scalars(select(ApiToken).where(ApiToken.user_id == user.id).order_by(ApiToken.id.desc())))
+
+
+def revoke_token(db: Session, *, user: User, token_id: int) -> ApiToken:
+    token = db.get(ApiToken, token_id)
+    if token is None or token.user_id != user.id:
+        raise NotFound(f"token {token_id} not found")
+    if token.revoked_at is None:
+        token.revoked_at = utcnow()
+    db.commit()
+    return token
+
+
+def revoke_all_tokens(db: Session, user_id: int) -> None:
+    db.execute(update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow()))

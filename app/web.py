@@ -1,0 +1,60 @@
+"""Rendering pages: every template gets the viewer, their CSRF token and the navigation."""
+
+from __future__ import annotations
+
+import secrets
+from pathlib import Path
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.templating import Jinja2Templates
+
+from app.auth import cookies
+from app.auth.models import Role
+
+TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+# (label, path, least role) — the navigation shown by role.
+NAVIGATION: list[tuple[str, str, Role]] = [
+    ("Home", "/", Role.annotator),
+    ("Users", "/admin/users", Role.admin),
+    ("API tokens", "/account/tokens", Role.annotator),
+]
+
+
+def make_templates() -> Jinja2Templates:
+    # autoescape is on for .html: model output and imported text are untrusted.
+    return Jinja2Templates(directory=str(TEMPLATES_DIR))
+
+
+def render(request: Request, template: str, context: dict[str, Any] | None = None, *, status_code: int = 200) -> HTMLResponse:
+    principal = getattr(request.state, "principal", None)
+    user = principal.user if principal else None
+    nav = [(label, path) for label, path, role in NAVIGATION if user and user.role.rank >= role.rank]
+    ctx = {"user": user, "nav": nav, "csrf_token": principal.csrf_token if principal else "", **(context or {})}
+    response: HTMLResponse = request.app.state.templates.TemplateResponse(request, template, ctx, status_code=status_code)
+    response.headers["cache-control"] = "no-store"
+    return response
+
+
+def render_anonymous_form(request: Request, template: str, context: dict[str, Any] | None = None, *, status_code: int = 200) -> HTMLResponse:
+    """A form shown before login: its CSRF token is bound to a nonce cookie set here."""
+    settings = request.app.state.settings
+    nonce = request.cookies.get(cookies.NONCE_COOKIE) or secrets.token_urlsafe(24)
+    token = cookies.anonymous_csrf_token(settings.ensure_secret_key(), nonce)
+    response = render(request, template, {**(context or {}), "csrf_token": token}, status_code=status_code)
+    cookies.set_nonce_cookie(response, request, nonce, settings.cookie_secure)
+    return response
+
+
+def redirect(path: str) -> RedirectResponse:
+    return RedirectResponse(path, status_code=303)
+
+
+def safe_next(value: str | None) -> str:
+    """Only same-site relative paths are followed after login (no open redirect)."""
+    if value and value.startswith("/") and not value.startswith("//") and "\\" not in value:
+        return value
+    return "/"
