@@ -110,8 +110,21 @@ def _describe_validation(errors: list[dict[str, Any]]) -> tuple[str, list[dict[s
     return detail, fields
 
 
+def _wrong_content_type(request: Request, errors: list[dict[str, Any]]) -> str | None:
+    """A JSON body sent as another media type fails as "body is not an object"; say what is wrong."""
+    content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    whole_body = any(tuple(e.get("loc", ())) == ("body",) for e in errors)
+    if whole_body and request.url.path.startswith("/api/") and content_type != "application/json":
+        return content_type or "none"
+    return None
+
+
 async def _validation_error(request: Request, exc: RequestValidationError) -> Response:
-    detail, fields = _describe_validation(list(exc.errors()))
+    errors = list(exc.errors())
+    sent = _wrong_content_type(request, errors)
+    if sent is not None:
+        return _respond(request, 415, "Unsupported media type", f"Content-Type must be application/json, got {sent}")
+    detail, fields = _describe_validation(errors)
     return _respond(request, 422, "Invalid input", detail, errors=fields)
 
 

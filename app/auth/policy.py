@@ -56,13 +56,11 @@ class Allow:
     async def __call__(self, request: Request, db: DbDep, settings: SettingsDep) -> None:
         principal = _authenticate(request, db, settings)
         request.state.principal = principal
+        if self.access is not Access.public and principal is None:
+            raise Unauthenticated("log in, or send an API token as 'Authorization: Bearer …'")
         if request.method not in SAFE_METHODS:
             await _check_csrf(request, principal, settings.ensure_secret_key())
-        if self.access is Access.public:
-            return
-        if principal is None:
-            raise Unauthenticated("log in, or send an API token as 'Authorization: Bearer …'")
-        if principal.user.role.rank < self.access:
+        if principal is not None and principal.user.role.rank < self.access:
             raise Forbidden(f"this needs the {self.access.name} role; you are {principal.user.role.value}")
 
 

@@ -14,10 +14,17 @@ from app.auth.passwords import hash_password, needs_rehash, verify_password
 from app.auth.secrets_util import new_token, token_hash
 from app.config import Settings
 from app.db import utcnow
-from app.errors import Invalid, NotFound
+from app.errors import DomainError, Invalid, NotFound
 
 LOGIN_FAILED = "Unknown username or wrong password."
 API_TOKEN_PREFIX = "rlhf_"
+
+
+class LoginFailed(DomainError):
+    """One answer for an unknown user, a wrong password and a deactivated account."""
+
+    status_code = 400
+    title = "Login failed"
 
 
 @dataclass(frozen=True)
@@ -35,7 +42,7 @@ def login(db: Session, settings: Settings, *, username: str, password: str, ip: 
     if not ok or user is None or not user.is_active:
         throttle.record_failure(db, username=username, ip=ip)
         db.commit()
-        raise Invalid("password", LOGIN_FAILED)
+        raise LoginFailed(LOGIN_FAILED)
     if needs_rehash(user.password_hash):
         user.password_hash = hash_password(password)
     user.last_login_at = utcnow()

@@ -11,7 +11,7 @@ from app.auth import cookies
 from app.auth import service as auth_service
 from app.auth.policy import Access, allow
 from app.deps import DbDep, SettingsDep
-from app.errors import Invalid, TooManyRequests
+from app.errors import TooManyRequests
 from app.web import redirect, render_anonymous_form, safe_next
 
 router = APIRouter(tags=["auth pages"])
@@ -36,8 +36,8 @@ def login(
     ip = request.client.host if request.client else "unknown"
     try:
         new = auth_service.login(db, settings, username=username.strip(), password=password, ip=ip)
-    except (Invalid, TooManyRequests) as exc:
-        status = exc.status_code if isinstance(exc, TooManyRequests) else 400
+    except (auth_service.LoginFailed, TooManyRequests) as exc:
+        status = exc.status_code
         return render_anonymous_form(
             request, "auth/login.html", {"error": exc.message, "username": username, "next": safe_next(next)}, status_code=status
         )
