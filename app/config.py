@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     job_heartbeat_seconds: float = Field(3.0, gt=0, description="How often a worker heartbeats its running job.")
     job_max_attempts: int = Field(3, ge=1, description="Default attempts before a crashing job is failed.")
     worker_poll_seconds: float = Field(1.0, gt=0, description="Idle worker's pause between claims.")
+    judgements_per_pair: int = Field(1, ge=1, le=50, description="k: judgements each pair needs (prompt sets may override).")
+    assignment_lease_minutes: float = Field(10.0, gt=0, description="How long a pair stays reserved for the annotator it was shown to.")
     pool_target: int = Field(50, ge=0, description="Pending pairs the pool keeps for the promoted policy.")
 
     @field_validator("secret_key")

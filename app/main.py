@@ -9,6 +9,8 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 
+from app.annotation import api as annotation_api
+from app.annotation import views as annotation_views
 from app.auth import views as auth_views
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker
@@ -51,6 +53,17 @@ def create_app(settings: Settings | None = None, *, session_factory: sessionmake
     app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
-    for router in (system_router, auth_views.router, users_views.admin, users_views.account, users_api.me_router, users_api.admin_router, jobs_api.router):
+    routers = [
+        system_router,
+        auth_views.router,
+        users_views.admin,
+        users_views.account,
+        users_api.me_router,
+        users_api.admin_router,
+        jobs_api.router,
+        annotation_views.router,
+        annotation_api.router,
+    ]
+    for router in routers:
         app.include_router(router)
     return app

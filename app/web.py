@@ -19,6 +19,7 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 # (label, path, least role) — the navigation shown by role.
 NAVIGATION: list[tuple[str, str, Role]] = [
     ("Home", "/", Role.annotator),
+    ("Annotate", "/annotate", Role.annotator),
     ("Users", "/admin/users", Role.admin),
     ("API tokens", "/account/tokens", Role.annotator),
 ]

@@ -25,6 +25,37 @@ class DemonstrationKind(enum.StrEnum):
     safe_answer = "safe_answer"
 
 
+class AssignmentStatus(enum.StrEnum):
+    active = "active"
+    skipped = "skipped"
+    submitted = "submitted"
+
+
+class PairAssignment(Base):
+    """A pair leased to one annotator, with the side order they were shown.
+
+    The lease lapses by itself (``leased_until``); ``swapped`` records that response B was shown
+    on the left as "A", so that a judgement made on screen lands on the real responses.
+    """
+
+    __tablename__ = "pair_assignments"
+    __table_args__ = (
+        UniqueConstraint("pair_id", "user_id", name="uq_pair_assignments_pair_user"),
+        Index("ix_pair_assignments_pair_status_until", "pair_id", "status", "leased_until"),
+        Index("ix_pair_assignments_user_status", "user_id", "status"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    swapped: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[AssignmentStatus] = mapped_column(str_enum(AssignmentStatus, "assignment_status"), default=AssignmentStatus.active)
+    assigned_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    leased_until: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    pair: Mapped[Pair] = relationship()
+
+
 class Judgement(Base):
     __tablename__ = "judgements"
     __table_args__ = (

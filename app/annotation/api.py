@@ -1,0 +1,65 @@
+"""The annotation flow as JSON, for programs and load tests: next pair, submit, skip."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+from pydantic import BaseModel
+
+from app.annotation import assignment as assignments
+from app.annotation import submission
+from app.annotation.schemas import JudgementIn, SkipIn
+from app.auth.policy import Access, CurrentUser, allow
+from app.deps import DbDep, SettingsDep
+
+router = APIRouter(prefix="/api/v1/annotation", tags=["annotation"], dependencies=[allow(Access.annotator)])
+
+
+class ProgressOut(BaseModel):
+    judged_today: int
+    judged_total: int
+    remaining: int
+
+
+class PairOut(BaseModel):
+    assignment_id: int
+    pair_id: int
+    messages: list[dict[str, str]]
+    responses: dict[str, str]  # {"A": text shown on the left, "B": text shown on the right}
+    lease_expires_at: str
+
+
+class StoredOut(BaseModel):
+    judgement_id: int
+    created: bool
+
+
+@router.get("/next", response_model=PairOut, responses={204: {"description": "no pair is waiting"}})
+def next_pair(db: DbDep, settings: SettingsDep, user: CurrentUser) -> object:
+    shown = assignments.next_pair(db, settings, user=user)
+    if shown is None:
+        return Response(status_code=status.HTTP_204_NO_CONTENT)
+    return PairOut(
+        assignment_id=shown.assignment.id,
+        pair_id=shown.pair.id,
+        messages=shown.messages,
+        responses={"A": shown.left.text, "B": shown.right.text},
+        lease_expires_at=shown.assignment.leased_until.isoformat(),
+    )
+
+
+@router.post("/judgements", response_model=StoredOut, responses={200: {"description": "a repeat of an earlier identical submission"}})
+def submit(body: JudgementIn, db: DbDep, user: CurrentUser, response: Response) -> object:
+    stored = submission.submit(db, user=user, body=body)
+    response.status_code = status.HTTP_201_CREATED if stored.created else status.HTTP_200_OK
+    return StoredOut(judgement_id=stored.judgement_id, created=stored.created)
+
+
+@router.post("/skip", status_code=status.HTTP_204_NO_CONTENT)
+def skip(body: SkipIn, db: DbDep, user: CurrentUser) -> Response:
+    assignments.skip(db, user=user, assignment_id=body.assignment_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.get("/progress", response_model=ProgressOut)
+def progress(db: DbDep, user: CurrentUser) -> object:
+    return assignments.progress(db, user=user)

@@ -1,0 +1,34 @@
+"""The shape of a judgement as an annotator makes it: in screen terms (left "A", right "B")."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Side = Literal["A", "B"]
+ScreenChoice = Literal["A", "B", "tie", "both_bad"]
+MAX_DEMONSTRATION = 20_000
+MAX_NOTE = 2_000
+
+
+class SideLabels(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    quality: Literal["good", "bad"]
+    safety: Literal["safe", "unsafe"]
+
+
+class JudgementIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    assignment_id: int
+    choice: ScreenChoice
+    strength: Annotated[int, Field(ge=1, le=3)] | None = Field(None, description="1 slightly, 2 clearly, 3 much better; only with A or B")
+    labels: dict[Side, SideLabels] = Field(description="quality and safety of both responses, as shown")
+    demonstration: Annotated[str, Field(max_length=MAX_DEMONSTRATION)] = ""
+    note: Annotated[str, Field(max_length=MAX_NOTE)] = ""
+
+
+class SkipIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    assignment_id: int

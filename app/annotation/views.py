@@ -1,0 +1,108 @@
+"""The annotator's page: one pair at a time, judged with the keyboard (or the mouse)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+from pydantic import ValidationError
+
+from app.annotation import assignment as assignments
+from app.annotation import submission
+from app.annotation.markdown import render_markdown
+from app.annotation.schemas import MAX_DEMONSTRATION, MAX_NOTE, JudgementIn
+from app.auth.policy import Access, CurrentUser, allow
+from app.deps import DbDep, SettingsDep
+from app.errors import DomainError, NotFound
+from app.web import redirect, render
+
+router = APIRouter(prefix="/annotate", tags=["annotation pages"], dependencies=[allow(Access.annotator)])
+
+FormText = Annotated[str, Form(max_length=MAX_DEMONSTRATION)]
+FormShort = Annotated[str, Form(max_length=100)]
+
+
+def _page(request: Request, db: DbDep, user, shown, *, error: str | None = None, status_code: int = 200, form: dict | None = None) -> Response:  # noqa: ANN001, E501
+    context = {
+        "shown": shown,
+        "left_html": render_markdown(shown.left.text),
+        "right_html": render_markdown(shown.right.text),
+        "progress": assignments.progress(db, user=user),
+        "error": error,
+        "max_demonstration": MAX_DEMONSTRATION,
+        "max_note": MAX_NOTE,
+        "form": form or {},
+    }
+    return render(request, "annotation/annotate.html", context, status_code=status_code)
+
+
+@router.get("", name="annotate")
+def annotate(request: Request, db: DbDep, settings: SettingsDep, user: CurrentUser) -> Response:
+    shown = assignments.next_pair(db, settings, user=user)
+    if shown is None:
+        return render(request, "annotation/empty.html", {"progress": assignments.progress(db, user=user)})
+    return _page(request, db, user, shown)
+
+
+def _form_to_body(assignment_id: int, form: dict[str, str]) -> JudgementIn:
+    labels = {
+        side: {"quality": form.get(f"{side.lower()}_quality", ""), "safety": form.get(f"{side.lower()}_safety", "")}
+        for side in ("A", "B")
+        if form.get(f"{side.lower()}_quality") or form.get(f"{side.lower()}_safety")
+    }
+    strength = form.get("strength") or None
+    return JudgementIn.model_validate(
+        {
+            "assignment_id": assignment_id,
+            "choice": form.get("choice", ""),
+            "strength": int(strength) if strength and strength.isdigit() else strength,
+            "labels": labels,
+            "demonstration": form.get("demonstration", ""),
+            "note": form.get("note", ""),
+        }
+    )
+
+
+def _validation_message(exc: ValidationError) -> str:
+    first = exc.errors()[0]
+    field = ".".join(str(p) for p in first["loc"]) or "form"
+    names = {"choice": "choose which response is better", "labels": "label quality and safety of both responses"}
+    return f"{field}: {names.get(field.split('.')[0], first['msg'])}"
+
+
+@router.post("/{assignment_id}", name="annotate_submit")
+def annotate_submit(
+    request: Request,
+    assignment_id: int,
+    db: DbDep,
+    user: CurrentUser,
+    choice: FormShort = "",
+    strength: FormShort = "",
+    a_quality: FormShort = "",
+    a_safety: FormShort = "",
+    b_quality: FormShort = "",
+    b_safety: FormShort = "",
+    demonstration: FormText = "",
+    note: Annotated[str, Form(max_length=MAX_NOTE)] = "",
+) -> Response:
+    form = {"choice": choice, "strength": strength, "a_quality": a_quality, "a_safety": a_safety, "b_quality": b_quality,
+            "b_safety": b_safety, "demonstration": demonstration, "note": note}
+    try:
+        submission.submit(db, user=user, body=_form_to_body(assignment_id, form))
+    except (ValidationError, DomainError) as exc:
+        db.rollback()
+        message = _validation_message(exc) if isinstance(exc, ValidationError) else exc.message
+        status_code = 422 if isinstance(exc, ValidationError) else exc.status_code
+        try:
+            shown = assignments.load_shown(db, assignments.get_assignment(db, user=user, assignment_id=assignment_id))
+        except NotFound:
+            raise exc from None
+        return _page(request, db, user, shown, error=message, status_code=status_code, form=form)
+    return redirect("/annotate")
+
+
+@router.post("/{assignment_id}/skip", name="annotate_skip")
+def annotate_skip(assignment_id: int, db: DbDep, user: CurrentUser, csrf_token: FormShort = "") -> Response:
+    assignments.skip(db, user=user, assignment_id=assignment_id)
+    return redirect("/annotate")
