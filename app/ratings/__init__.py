@@ -1,0 +1,1 @@
+"""Ratings from pairwise judgements: Elo over responses, Bradley–Terry over policy versions."""
