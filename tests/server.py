@@ -83,3 +83,9 @@ def _drain_in_background(process: subprocess.Popen[str], output: list[str]) -> N
             output.append(line)
 
     threading.Thread(target=drain, daemon=True).start()
+
+
+def create_user_cli(data_dir: Path, username: str, password: str, role: str = "annotator") -> None:
+    env = {**os.environ, "RLHF_DATA_DIR": str(data_dir)}
+    command = [sys.executable, "-m", "app.cli", "create-user", username, "--role", role, "--password", password]
+    subprocess.run(command, env=env, check=True, capture_output=True, timeout=60)

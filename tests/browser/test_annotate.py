@@ -1,0 +1,117 @@
+"""The annotator's page in headless Chromium: keyboard only, and inert against XSS payloads."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.annotation.models import Choice, Demonstration, Judgement, ResponseLabel
+from app.config import Settings
+from app.db import make_engine, make_sessionmaker
+from app.pool.models import Pair
+from tests.seed import seed_server
+from tests.server import running_server
+
+pytestmark = pytest.mark.browser
+
+
+def _login(page, url: str, username: str, password: str) -> None:
+    page.goto(url + "/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.keyboard.press("Enter")
+    page.wait_for_url(url + "/")
+
+
+def _admin_creates_annotator(page, url: str, admin_password: str) -> None:
+    _login(page, url, "admin", admin_password)
+    page.goto(url + "/admin/users")
+    page.fill("input[name=username]", "annie")
+    page.fill("input[name=password]", "annie-password-1")
+    page.select_option("select[name=role]", "annotator")
+    page.click("text=Create user")
+    assert "User created." in page.inner_text("main")
+    page.click("text=Log out")
+
+
+def _judge_with_keyboard(page, *, demonstration: str | None) -> None:
+    """ALPHA marks the real response A: choose it, label it good/safe and the other bad/unsafe."""
+    alpha_left = "ALPHA" in page.inner_text("#response-A .markdown")
+    keys = ["1" if alpha_left else "2", "k"]
+    keys += ["q", "e", "i", "p"] if alpha_left else ["w", "r", "u", "o"]
+    for key in keys:
+        page.keyboard.press(key)
+    if demonstration:
+        page.keyboard.press("d")
+        page.keyboard.type(demonstration)
+        page.keyboard.press("Escape")
+    with page.expect_navigation():
+        page.keyboard.press("Enter")
+
+
+def test_annotator_judges_five_pairs_with_the_keyboard(tmp_path, page, artifacts):
+    data_dir = tmp_path / "var"
+    with running_server(data_dir, args=("--no-worker",)) as server:
+        specs = [([{"role": "user", "content": f"Question {i}: how do I boil an egg?"}], f"ALPHA {i}: boil it 8 minutes.", f"BETA {i}: no idea.") for i in range(6)]
+        pair_ids = seed_server(Settings(data_dir=data_dir), specs)
+        _admin_creates_annotator(page, server.url, server.admin_password)
+        _login(page, server.url, "annie", "annie-password-1")
+        page.goto(server.url + "/annotate")
+        page.screenshot(path=str(artifacts / "annotate.png"), full_page=True)
+        with page.expect_navigation():
+            page.keyboard.press("s")  # skip one pair
+        for n in range(5):
+            _judge_with_keyboard(page, demonstration="Boil it for 8 minutes, then cool it in cold water." if n == 2 else None)
+        assert "No pairs are waiting" in page.inner_text("main")
+
+    engine = make_engine(Settings(data_dir=data_dir).resolved_database_url)
+    with make_sessionmaker(engine)() as db:
+        judgements = list(db.scalars(select(Judgement)))
+        labels = list(db.scalars(select(ResponseLabel)))
+        demos = list(db.scalars(select(Demonstration)))
+        assert (len(judgements), len(labels), len(demos)) == (5, 10, 1)
+        pairs = {p.id: p for p in db.scalars(select(Pair).where(Pair.id.in_(pair_ids)))}
+        for judgement in judgements:
+            assert judgement.choice is Choice.a and judgement.strength == 2
+        by_response = {label.response_id: label for label in labels}
+        for judgement in judgements:
+            pair = pairs[judgement.pair_id]
+            assert by_response[pair.response_a_id].quality and by_response[pair.response_a_id].safety
+            assert not by_response[pair.response_b_id].quality and not by_response[pair.response_b_id].safety
+        assert demos[0].text.startswith("Boil it for 8 minutes")
+    engine.dispose()
+
+
+XSS = [
+    "<script>window.__pwned = 1; alert('script')</script>",
+    "<img src=x onerror=\"alert('img')\">",
+    "<svg onload=\"alert('svg')\"></svg>",
+    "</textarea><script>alert('textarea')</script>",
+    "[click me](javascript:alert('link'))",
+    "</script><script>alert('data')</script>",
+    "![pixel](http://evil.example/pixel.png)",
+]
+
+
+def test_xss_payloads_are_inert_in_the_browser(tmp_path, page):
+    data_dir = tmp_path / "var"
+    with running_server(data_dir, args=("--no-worker",)) as server:
+        specs = [([{"role": "user", "content": p}], p, "plain " + p) for p in XSS]
+        seed_server(Settings(data_dir=data_dir), specs, needed=1)
+        from tests.server import create_user_cli
+
+        create_user_cli(data_dir, "xavier", "xavier-password-1")
+        dialogs, foreign = [], []
+        page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
+        page.on("request", lambda r: None if r.url.startswith(server.url) or r.url.startswith("data:") else foreign.append(r.url))
+        _login(page, server.url, "xavier", "xavier-password-1")
+        page.goto(server.url + "/annotate")
+        seen = 0
+        while page.query_selector("#judge-form") is not None:
+            page.wait_for_timeout(300)  # give any injected handler the chance to fire
+            assert page.evaluate("window.__pwned") is None
+            seen += 1
+            with page.expect_navigation():
+                page.keyboard.press("s")
+        assert seen == len(XSS)
+        assert dialogs == [] and foreign == []
