@@ -1,4 +1,4 @@
-"""The ``rlhf`` command: serve, worker, migrate, create-user.
+"""The ``rlhf`` command: serve, worker, migrate, create-user, import-prompts.
 
 Run ``rlhf --help``; each sub-command says what it does.
 """
@@ -142,6 +142,35 @@ def cmd_create_user(args: argparse.Namespace) -> None:
     print(f"created {user.role.value} {user.username!r}" + (f" with password: {password}" if generated else ""))
 
 
+def cmd_import_prompts(args: argparse.Namespace) -> None:
+    """All or nothing: bad lines go to stderr with exit status 2 and nothing is written."""
+    from pathlib import Path
+
+    from app.db import make_sessionmaker
+    from app.errors import DomainError, NotFound
+    from app.prompts.importing import ImportRejected, import_path
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"{args.file}: no such file")
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        with make_sessionmaker(engine)() as db:
+            prompt_set, report = import_path(db, path=path, set_name=args.set, create=args.create, fmt=args.format)
+    except ImportRejected as exc:
+        for error in exc.errors:
+            print(f"{args.file}: {error}", file=sys.stderr)
+        raise CliError(f"{exc.total} bad line(s) in {args.file}; nothing imported") from None
+    except NotFound as exc:
+        raise CliError(f"{exc.message}; pass --create to make it") from None
+    except DomainError as exc:
+        raise CliError(exc.message) from None
+    finally:
+        engine.dispose()
+    print(f"{report} into prompt set {prompt_set.name!r}")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlhf", description="RLHF Loop: human feedback in, better policy out.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -167,6 +196,13 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--role", default="annotator", choices=["annotator", "researcher", "admin"])
     create.add_argument("--password", help="default: asked for, or generated and printed")
     create.set_defaults(func=cmd_create_user)
+
+    imp = sub.add_parser("import-prompts", help="import a JSONL or CSV file of prompts into a prompt set (all or nothing)")
+    imp.add_argument("file", help='JSONL ({"prompt": …} or {"messages": […]} per line) or CSV with a "prompt" column')
+    imp.add_argument("--set", required=True, metavar="NAME", help="the prompt set to import into")
+    imp.add_argument("--create", action="store_true", help="create the set if it does not exist")
+    imp.add_argument("--format", choices=["jsonl", "csv"], help="default: from the file name")
+    imp.set_defaults(func=cmd_import_prompts)
     return parser
 
 

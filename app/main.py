@@ -16,6 +16,8 @@ from app.config import Settings
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_error_handlers
 from app.jobs import api as jobs_api
+from app.prompts import api as prompts_api
+from app.prompts import views as prompts_views
 from app.security_headers import SecurityHeadersMiddleware
 from app.system import router as system_router
 from app.users import api as users_api
@@ -63,6 +65,9 @@ def create_app(settings: Settings | None = None, *, session_factory: sessionmake
         jobs_api.router,
         annotation_views.router,
         annotation_api.router,
+        prompts_views.router,
+        prompts_api.read_router,
+        prompts_api.admin_router,
     ]
     for router in routers:
         app.include_router(router)

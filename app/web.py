@@ -21,6 +21,7 @@ NAVIGATION: list[tuple[str, str, Role]] = [
     ("Home", "/", Role.annotator),
     ("Annotate", "/annotate", Role.annotator),
     ("Users", "/admin/users", Role.admin),
+    ("Prompts", "/admin/prompt-sets", Role.admin),
     ("API tokens", "/account/tokens", Role.annotator),
 ]
 

@@ -74,6 +74,25 @@ def db_url(backend: str, request: pytest.FixtureRequest, tmp_path_factory: pytes
     return database_url(backend, request, tmp_path_factory)
 
 
+@pytest.fixture()
+def scratch_db_url(backend: str, tmp_path: Path) -> Iterator[str]:
+    """An empty database of the test's own, for tests that commit, downgrade or run servers."""
+    if backend == "sqlite":
+        yield f"sqlite:///{tmp_path / 'scratch.sqlite3'}"
+        return
+    name = f"rlhf_scratch_{uuid.uuid4().hex[:8]}"
+    try:
+        admin = create_engine(_psycopg_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    except Exception as exc:  # noqa: BLE001
+        postgres_unavailable(str(exc).splitlines()[0])
+    yield _psycopg_url(PG_ADMIN_URL, name)
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
 @pytest.fixture(scope="session")
 def engine(db_url: str) -> Iterator[Engine]:
     """The migrated schema, once per backend per run."""

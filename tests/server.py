@@ -35,8 +35,9 @@ def free_port() -> int:
 @contextmanager
 def running_server(data_dir: Path, *, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Iterator[Server]:
     port = free_port()
-    env = {**os.environ, "RLHF_DATA_DIR": str(data_dir), **(extra_env or {})}
-    env.pop("RLHF_DATABASE_URL", None) if "RLHF_DATABASE_URL" not in (extra_env or {}) else None
+    env = {**os.environ, "RLHF_DATA_DIR": str(data_dir)}
+    env.pop("RLHF_DATABASE_URL", None)
+    env.update(extra_env or {})
     command = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), *args]
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1)
     output: list[str] = []
@@ -51,7 +52,7 @@ def running_server(data_dir: Path, *, extra_env: dict[str, str] | None = None, a
             output.append(line)
             if (m := PASSWORD_RE.search(line)) and not password:
                 password = m.group(1)
-            if "Uvicorn running" in line or "Application startup complete" in line:
+            if line.startswith("RLHF Loop on http"):  # printed by `rlhf serve` after set-up, before uvicorn starts
                 break
         _wait_healthy(url)
         _drain_in_background(process, output)

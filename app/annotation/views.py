@@ -14,7 +14,7 @@ from app.annotation.markdown import render_markdown
 from app.annotation.schemas import MAX_DEMONSTRATION, MAX_NOTE, JudgementIn
 from app.auth.policy import Access, CurrentUser, allow
 from app.deps import DbDep, SettingsDep
-from app.errors import DomainError, NotFound
+from app.errors import DomainError
 from app.web import redirect, render
 
 router = APIRouter(prefix="/annotate", tags=["annotation pages"], dependencies=[allow(Access.annotator)])
@@ -88,16 +88,14 @@ def annotate_submit(
 ) -> Response:
     form = {"choice": choice, "strength": strength, "a_quality": a_quality, "a_safety": a_safety, "b_quality": b_quality,
             "b_safety": b_safety, "demonstration": demonstration, "note": note}
+    assignment = assignments.get_assignment(db, user=user, assignment_id=assignment_id)  # 404 when not theirs
     try:
         submission.submit(db, user=user, body=_form_to_body(assignment_id, form))
     except (ValidationError, DomainError) as exc:
         db.rollback()
         message = _validation_message(exc) if isinstance(exc, ValidationError) else exc.message
         status_code = 422 if isinstance(exc, ValidationError) else exc.status_code
-        try:
-            shown = assignments.load_shown(db, assignments.get_assignment(db, user=user, assignment_id=assignment_id))
-        except NotFound:
-            raise exc from None
+        shown = assignments.load_shown(db, assignment)
         return _page(request, db, user, shown, error=message, status_code=status_code, form=form)
     return redirect("/annotate")
 

@@ -15,6 +15,7 @@ from typing import Annotated
 from collections.abc import Iterator
 
 from fastapi import Depends, FastAPI, Request, params
+from fastapi.concurrency import run_in_threadpool
 from fastapi.routing import APIRoute, RouteContext, iter_route_contexts
 from sqlalchemy.orm import Session
 
@@ -54,7 +55,8 @@ class Allow:
         self.access = access
 
     async def __call__(self, request: Request, db: DbDep, settings: SettingsDep) -> None:
-        principal = _authenticate(request, db, settings)
+        # Off the event loop: on SQLite a lookup may wait for another process's write lock.
+        principal = await run_in_threadpool(_authenticate, request, db, settings)
         request.state.principal = principal
         if self.access is not Access.public and principal is None:
             raise Unauthenticated("log in, or send an API token as 'Authorization: Bearer …'")
@@ -83,7 +85,7 @@ def route_access(route: RouteContext) -> Access | None:
     return None
 
 
-def _authenticate(request: Request, db: Session, settings) -> Principal | None:  # noqa: ANN001
+def _lookup_principal(request: Request, db: Session, settings) -> Principal | None:  # noqa: ANN001
     auth = request.headers.get("authorization", "")
     if auth.lower().startswith("bearer "):
         user = auth_service.token_user(db, auth[7:].strip())
@@ -93,6 +95,14 @@ def _authenticate(request: Request, db: Session, settings) -> Principal | None: 
     raw = cookies.read_session_id(request, settings.ensure_secret_key(), int(settings.session_lifetime_hours * 3600))
     found = auth_service.session_user(db, raw) if raw else None
     return Principal(user=found[1], session=found[0]) if found else None
+
+
+def _authenticate(request: Request, db: Session, settings) -> Principal | None:  # noqa: ANN001
+    """Who is asking; the read transaction ends here so no lock is held while the request waits."""
+    try:
+        return _lookup_principal(request, db, settings)
+    finally:
+        db.commit()
 
 
 async def _check_csrf(request: Request, principal: Principal | None, secret: str) -> None:

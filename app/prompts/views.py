@@ -1,0 +1,196 @@
+"""Admin pages for prompt sets: create, settings (k, status), upload a file, write and edit prompts."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Annotated, Any
+
+from fastapi import APIRouter, File, Form, Request, UploadFile
+from fastapi.responses import Response
+
+from app.auth.policy import Access, CurrentUser, allow
+from app.deps import DbDep
+from app.errors import DomainError, Invalid
+from app.prompts import importers, service
+from app.prompts.importers import UPLOAD_BODY_LIMIT, check_size, describe_size, detect_format
+from app.prompts.importing import ImportRejected, import_prompts
+from app.prompts.models import PromptSetStatus
+from app.prompts.validation import MAX_CONTENT, single_turn
+from app.web import redirect, render
+
+router = APIRouter(prefix="/admin/prompt-sets", tags=["admin pages"], dependencies=[allow(Access.admin)])
+
+LONG_FORM = {"max_part_size": 4 * 1024 * 1024}  # a 50-turn conversation pasted as JSON
+ShortText = Annotated[str, Form(max_length=2000)]
+PageNumber = Annotated[int, Form(ge=1, le=1_000_000)]
+LongText = Annotated[str, Form(max_length=MAX_CONTENT)]
+JsonText = Annotated[str, Form(max_length=3_000_000)]
+
+
+def _sets_page(request: Request, db: DbDep, *, status_code: int = 200, **context: object) -> Response:
+    summaries = service.list_sets(db)
+    return render(request, "prompts/sets.html", {"sets": summaries, "statuses": list(PromptSetStatus), **context}, status_code=status_code)
+
+
+def _set_page(request: Request, db: DbDep, set_id: int, *, page: int = 1, status_code: int = 200, **context: object) -> Response:
+    summary = service.set_summary(db, set_id)
+    page = max(page, 1)
+    prompts, total = service.list_prompts(db, set_id=set_id, limit=service.PAGE_SIZE, offset=(page - 1) * service.PAGE_SIZE)
+    pages = max((total + service.PAGE_SIZE - 1) // service.PAGE_SIZE, 1)
+    ctx = {
+        "summary": summary, "prompt_set": summary.prompt_set, "prompts": prompts, "total": total, "page": page,
+        "pages": pages, "statuses": list(PromptSetStatus), "max_upload": describe_size(importers.MAX_UPLOAD_BYTES), **context,
+    }  # fmt: skip
+    return render(request, "prompts/set_detail.html", ctx, status_code=status_code)
+
+
+def _after(
+    request: Request, db: DbDep, set_id: int, action: Callable[[], Any], *, form: dict[str, str] | None = None, page: int = 1
+) -> Response:
+    """Run an admin action and go back to the set's page; on a domain error show it with the message."""
+    try:
+        action()
+    except DomainError as exc:
+        ctx = {"error": exc.message, "error_field": exc.field, "form": form or {}}
+        return _set_page(request, db, set_id, page=page, status_code=exc.status_code, **ctx)
+    return redirect(f"/admin/prompt-sets/{set_id}" + (f"?page={page}" if page > 1 else ""))
+
+
+def messages_from_json(value: str) -> Any:
+    """The conversation as pasted; its shape is checked by the service, which names the field."""
+    if not value.strip():
+        raise Invalid("messages", "must not be empty")
+    try:
+        return json.loads(value)
+    except json.JSONDecodeError as exc:
+        raise Invalid("messages", f"not valid JSON ({exc.msg} at line {exc.lineno}, column {exc.colno})") from None
+    except RecursionError:
+        raise Invalid("messages", "not valid JSON (nested too deeply)") from None
+
+
+def conversation_from_form(text: str, messages_json: str) -> Any:
+    """The add form takes a single user message, or a whole conversation as JSON — one of the two."""
+    if text.strip() and messages_json.strip():
+        raise Invalid("messages", "fill in the message or the conversation JSON, not both")
+    if not text.strip() and not messages_json.strip():
+        raise Invalid("text", "write a message, or paste a conversation as JSON")
+    return single_turn(text, field="text") if text.strip() else messages_from_json(messages_json)
+
+
+@router.get("", name="prompt_sets")
+def sets_list(request: Request, db: DbDep) -> Response:
+    return _sets_page(request, db)
+
+
+@router.post("", name="prompt_sets_create")
+def sets_create(
+    request: Request, db: DbDep, actor: CurrentUser, name: ShortText = "", description: ShortText = "", judgements_per_pair: ShortText = ""
+) -> Response:
+    try:
+        created = service.create_set(db, name=name, description=description, judgements_per_pair=judgements_per_pair, actor=actor)
+    except DomainError as exc:
+        form = {"name": name, "description": description, "judgements_per_pair": judgements_per_pair}
+        return _sets_page(request, db, error=exc.message, error_field=exc.field, form=form, status_code=exc.status_code)
+    return redirect(f"/admin/prompt-sets/{created.id}?created=1")
+
+
+@router.get("/{set_id}", name="prompt_set")
+def set_detail(request: Request, db: DbDep, set_id: int, page: int = 1, created: bool = False) -> Response:
+    return _set_page(request, db, set_id, page=page, created=created)
+
+
+@router.post("/{set_id}/settings", name="prompt_set_settings")
+def set_settings(
+    request: Request, db: DbDep, set_id: int, description: ShortText = "", judgements_per_pair: ShortText = "", status: ShortText = ""
+) -> Response:
+    def action() -> None:
+        service.update_set(db, set_id=set_id, description=description, judgements_per_pair=judgements_per_pair, status=status)
+
+    return _after(request, db, set_id, action)
+
+
+@router.post("/{set_id}/import", name="prompt_set_import", max_body_size=UPLOAD_BODY_LIMIT)
+def set_import(
+    request: Request,
+    db: DbDep,
+    actor: CurrentUser,
+    set_id: int,
+    file: Annotated[UploadFile, File()],
+    format: ShortText = "",  # noqa: A002
+) -> Response:
+    """Shows the report on the set's page; a rejected file lists every bad line there."""
+    try:
+        fmt = detect_format(file.filename, format or None)
+        limit = importers.MAX_UPLOAD_BYTES
+        check_size(file.size, limit)
+        report = import_prompts(db, set_id=set_id, stream=file.file, fmt=fmt, actor=actor, max_bytes=limit)
+    except ImportRejected as exc:
+        return _set_page(request, db, set_id, import_errors=exc.errors, import_error_total=exc.total, status_code=422)
+    except DomainError as exc:
+        return _set_page(request, db, set_id, error=exc.message, error_field=exc.field, status_code=exc.status_code)
+    return _set_page(request, db, set_id, report=report)
+
+
+@router.post("/{set_id}/prompts", name="prompt_add", form_limits=LONG_FORM)
+def prompt_add(
+    request: Request,
+    db: DbDep,
+    actor: CurrentUser,
+    set_id: int,
+    text: LongText = "",
+    messages_json: JsonText = "",
+    tags: ShortText = "",
+    red_team: ShortText = "",
+) -> Response:
+    def action() -> None:
+        messages = conversation_from_form(text, messages_json)
+        service.add_prompt(db, set_id=set_id, messages=messages, tags=tags, red_team=red_team == "1", actor=actor)
+
+    form = {"text": text, "messages_json": messages_json, "tags": tags, "red_team": red_team}
+    return _after(request, db, set_id, action, form=form)
+
+
+def _edit_page(request: Request, db: DbDep, set_id: int, prompt_id: int, *, status_code: int = 200, **context: object) -> Response:
+    prompt = service.get_prompt(db, set_id=set_id, prompt_id=prompt_id)
+    ctx = {
+        "prompt_set": service.get_set(db, set_id), "prompt": prompt,
+        "messages_json": json.dumps(prompt.messages, indent=2, ensure_ascii=False), "tags": ", ".join(prompt.tags), **context,
+    }  # fmt: skip
+    return render(request, "prompts/prompt_edit.html", ctx, status_code=status_code)
+
+
+@router.get("/{set_id}/prompts/{prompt_id}", name="prompt_edit")
+def prompt_edit(request: Request, db: DbDep, set_id: int, prompt_id: int, saved: bool = False) -> Response:
+    return _edit_page(request, db, set_id, prompt_id, saved=saved)
+
+
+@router.post("/{set_id}/prompts/{prompt_id}", name="prompt_save", form_limits=LONG_FORM)
+def prompt_save(
+    request: Request, db: DbDep, set_id: int, prompt_id: int, messages_json: JsonText = "", tags: ShortText = ""
+) -> Response:
+    try:
+        messages = messages_from_json(messages_json)
+        service.update_prompt(db, set_id=set_id, prompt_id=prompt_id, messages=messages, tags=tags)
+    except DomainError as exc:
+        form = {"messages_json": messages_json, "tags": tags}
+        return _edit_page(request, db, set_id, prompt_id, error=exc.message, status_code=exc.status_code, **form)
+    return redirect(f"/admin/prompt-sets/{set_id}/prompts/{prompt_id}?saved=1")
+
+
+@router.post("/{set_id}/prompts/{prompt_id}/retired", name="prompt_retired")
+def prompt_retired(
+    request: Request, db: DbDep, set_id: int, prompt_id: int, retired: ShortText = "", page: PageNumber = 1
+) -> Response:
+    flag = retired == "1"
+    action = lambda: service.update_prompt(db, set_id=set_id, prompt_id=prompt_id, retired=flag)  # noqa: E731
+    return _after(request, db, set_id, action, page=page)
+
+
+@router.post("/{set_id}/prompts/{prompt_id}/red-team", name="prompt_red_team")
+def prompt_red_team(
+    request: Request, db: DbDep, set_id: int, prompt_id: int, red_team: ShortText = "", page: PageNumber = 1
+) -> Response:
+    flag = red_team == "1"
+    action = lambda: service.update_prompt(db, set_id=set_id, prompt_id=prompt_id, red_team=flag)  # noqa: E731
+    return _after(request, db, set_id, action, page=page)
