@@ -104,6 +104,7 @@ def cmd_serve(args: argparse.Namespace) -> None:
             port=args.port,
             workers=args.workers,
             proxy_headers=True,
+            timeout_keep_alive=args.keep_alive,
             log_level=args.log_level,
         )
     finally:
@@ -180,6 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1, help="uvicorn processes (the app is stateless)")
     serve.add_argument("--no-worker", action="store_true", help="do not start the embedded job worker")
+    serve.add_argument("--keep-alive", type=int, default=30, help="seconds an idle keep-alive connection stays open")
     serve.add_argument("--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"])
     serve.set_defaults(func=cmd_serve)
 

@@ -40,18 +40,31 @@ def _seed(url: str, annotators: int, pairs: int) -> list[str]:
     return tokens
 
 
+async def _send(client: httpx.AsyncClient, method: str, url: str, **kwargs) -> httpx.Response:
+    """A client that retries on a dropped connection, as any real client does; a retried submit is
+    exactly the duplicate the server must absorb."""
+    for attempt in range(3):
+        try:
+            return await client.request(method, url, **kwargs)
+        except httpx.TransportError:
+            if attempt == 2:
+                raise
+            await asyncio.sleep(0.2)
+    raise AssertionError("unreachable")
+
+
 async def _annotator(base: str, token: str, seed: int, statuses: Counter) -> int:
     rng = random.Random(seed)
     done = 0
     async with httpx.AsyncClient(base_url=base, headers={"Authorization": f"Bearer {token}"}, timeout=60) as client:
         while done < PER_ANNOTATOR:
-            shown = await client.get("/api/v1/annotation/next")
+            shown = await _send(client, "GET", "/api/v1/annotation/next")
             statuses[shown.status_code] += 1
             if shown.status_code != 200:
                 break
             body = {"assignment_id": shown.json()["assignment_id"], "choice": rng.choice("AB"), "strength": 2, "labels": LABELS}
             sends = 2 if rng.random() < 0.10 else 1
-            results = await asyncio.gather(*[client.post("/api/v1/annotation/judgements", json=body) for _ in range(sends)])
+            results = await asyncio.gather(*[_send(client, "POST", "/api/v1/annotation/judgements", json=body) for _ in range(sends)])
             for r in results:
                 statuses[r.status_code] += 1
             if any(r.status_code in (200, 201) for r in results):
