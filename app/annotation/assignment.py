@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import exists, func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from app.annotation.models import AssignmentStatus, Judgement, PairAssignment
 from app.auth.models import User
@@ -127,11 +127,17 @@ def _lease(db: Session, settings: Settings, user: User, pair: Pair, now: datetim
 
 
 def load_shown(db: Session, assignment: PairAssignment) -> Shown:
-    pair = db.get(Pair, assignment.pair_id)
-    prompt = db.get(Prompt, pair.prompt_id)
-    a, b = db.get(Response, pair.response_a_id), db.get(Response, pair.response_b_id)
+    """The pair, its prompt and both responses in one round trip."""
+    response_a, response_b = aliased(Response), aliased(Response)
+    pair, messages, a, b = db.execute(
+        select(Pair, Prompt.messages, response_a, response_b)
+        .join(Prompt, Prompt.id == Pair.prompt_id)
+        .join(response_a, response_a.id == Pair.response_a_id)
+        .join(response_b, response_b.id == Pair.response_b_id)
+        .where(Pair.id == assignment.pair_id)
+    ).one()
     left, right = (b, a) if assignment.swapped else (a, b)
-    return Shown(assignment=assignment, pair=pair, messages=list(prompt.messages), left=left, right=right)
+    return Shown(assignment=assignment, pair=pair, messages=list(messages), left=left, right=right)
 
 
 def get_assignment(db: Session, *, user: User, assignment_id: int) -> PairAssignment:

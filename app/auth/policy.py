@@ -102,7 +102,8 @@ def _authenticate(request: Request, db: Session, settings) -> Principal | None: 
     try:
         return _lookup_principal(request, db, settings)
     finally:
-        db.commit()
+        if db.info.pop("auth_wrote", False) or db.get_bind().dialect.name == "sqlite":
+            db.commit()  # keep the token's "last used"; on SQLite also release BEGIN IMMEDIATE's lock
 
 
 async def _check_csrf(request: Request, principal: Principal | None, secret: str) -> None:

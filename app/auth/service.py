@@ -84,12 +84,24 @@ def end_all_sessions(db: Session, user_id: int) -> None:
     db.execute(delete(UserSession).where(UserSession.user_id == user_id))
 
 
+TOKEN_TOUCH_INTERVAL = timedelta(minutes=5)
+
+
 def token_user(db: Session, raw_token: str) -> User | None:
-    token = db.scalar(select(ApiToken).where(ApiToken.token_hash == token_hash(raw_token), ApiToken.revoked_at.is_(None)))
-    if token is None:
+    """The active user behind an API token, in one query (this runs on every API request)."""
+    row = db.execute(
+        select(User, ApiToken.id, ApiToken.last_used_at)
+        .join(ApiToken, ApiToken.user_id == User.id)
+        .where(ApiToken.token_hash == token_hash(raw_token), ApiToken.revoked_at.is_(None), User.is_active.is_(True))
+    ).first()
+    if row is None:
         return None
-    user = db.get(User, token.user_id)
-    return user if user is not None and user.is_active else None
+    user, token_id, last_used = row
+    now = utcnow()
+    if last_used is None or now - last_used > TOKEN_TOUCH_INTERVAL:  # "last used" without a write per request
+        db.execute(update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now))
+        db.info["auth_wrote"] = True
+    return user
 
 
 def create_token(db: Session, *, user: User, name: str) -> tuple[ApiToken, str]:

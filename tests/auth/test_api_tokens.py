@@ -22,6 +22,8 @@ class TestApiTokens:
         auth = {"Authorization": f"Bearer {raw}"}
         me = client.get("/api/v1/me", headers=auth)
         assert me.status_code == 200 and me.json()["username"] == "tess"
+        db.refresh(row)
+        assert row.last_used_at is not None  # recorded (at most every few minutes, not per request)
         listed = client.get("/api/v1/tokens", headers=auth).json()
         assert all("token" not in t for t in listed) and listed[0]["prefix"] == raw[:11]
         assert client.delete(f"/api/v1/tokens/{row.id}", headers=auth).status_code == 200
