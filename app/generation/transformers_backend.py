@@ -1,0 +1,170 @@
+"""In-process generation with a transformers causal LM, batched for throughput on CPU or GPU.
+
+Decoding one sequence, a 135M model spends each step on fixed costs (Python, kernel launches,
+streaming every weight from memory) rather than arithmetic, so we decode many at once: prompts
+are rendered with the model's chat template, sorted by length (less padding), left-padded
+(decoder-only models continue from the right edge) and decoded ``batch_size`` rows at a time.
+The n samples of a prompt are adjacent rows of a batch that share one prefill: the prompt (all
+but its last token) runs through the model once, its KV cache is repeated n times, and
+``generate`` continues from there. The RNG is seeded once per call, so rows draw different
+samples yet the whole call is reproducible for a given seed and input.
+
+The model is loaded once and kept warm by the caller; calls are serialised by a lock because
+they reseed the process-wide torch RNG (inside ``fork_rng``, so other users of it are untouched).
+"""
+
+from __future__ import annotations
+
+import inspect
+import secrets
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import torch
+
+from app.generation.types import Generation, GenerationError, Messages, SamplingParams
+
+
+class TransformersBackend:
+    """A ``GenerationBackend`` over a transformers causal LM and its tokenizer."""
+
+    def __init__(self, model, tokenizer, *, batch_size: int = 32) -> None:  # noqa: ANN001
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if not getattr(tokenizer, "chat_template", None):
+            raise GenerationError("the tokenizer has no chat template; cannot render chat prompts")
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.batch_size = batch_size
+        self.eos_ids = _eos_ids(model, tokenizer)
+        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
+        # transformers 5 renamed the KV-cache argument (past_key_values -> cache) between minors.
+        params = inspect.signature(model.forward).parameters
+        self._cache_kwarg = "cache" if "cache" in params else "past_key_values"
+        self._lock = threading.Lock()
+
+    @classmethod
+    def from_path(cls, path: str | Path, *, batch_size: int = 32, dtype: str = "auto", device: str = "cpu") -> TransformersBackend:
+        """Load a checkpoint folder (e.g. one written by ``app.ml.convert``) once."""
+        from transformers import AutoModelForCausalLM, AutoTokenizer
+
+        tokenizer = AutoTokenizer.from_pretrained(str(path))
+        model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device)
+        return cls(model, tokenizer, batch_size=batch_size)
+
+    def generate(self, prompts: list[Messages], params: SamplingParams) -> list[Generation]:
+        """``params.n`` responses per prompt, prompt-major (see ``GenerationBackend``)."""
+        prompt_ids = [self._encode(messages) for messages in prompts]
+        order = sorted(range(len(prompts)), key=lambda p: -len(prompt_ids[p]))
+        per_batch = max(1, self.batch_size // params.n)  # whole prompts: their samples share a prefill
+        results: list[list[Generation]] = [[] for _ in prompts]
+        with self._lock, torch.inference_mode(), self._seeded(params.seed):
+            for start in range(0, len(order), per_batch):
+                chunk = order[start : start + per_batch]
+                batch = self._generate_batch([prompt_ids[p] for p in chunk], params)
+                for i, p in enumerate(chunk):
+                    results[p] = batch[i * params.n : (i + 1) * params.n]
+        return [generation for per_prompt in results for generation in per_prompt]
+
+    def close(self) -> None:
+        """Nothing to release eagerly: the model goes when the last reference does."""
+
+    def _encode(self, messages: Messages) -> list[int]:
+        """Token ids of the chat-templated prompt ending in the assistant's turn header."""
+        text = self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        # The template already writes the special tokens; adding BOS again would shift the prompt.
+        return self.tokenizer(text, add_special_tokens=False).input_ids
+
+    def _generate_batch(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Generation]:
+        """Decode ``n`` samples of each prompt in one left-padded batch; cut rows at their EOS."""
+        device = self.model.device
+        input_ids, attention_mask = left_pad(prompt_ids, self.pad_id)  # (prompts, width)
+        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+        extra = {}
+        if params.n > 1 and input_ids.shape[1] > 1:
+            extra[self._cache_kwarg] = self._shared_prefill(input_ids, attention_mask, params.n)
+        out = self.model.generate(
+            input_ids=input_ids.repeat_interleave(params.n, dim=0),  # (prompts * n, width)
+            attention_mask=attention_mask.repeat_interleave(params.n, dim=0),
+            generation_config=self._generation_config(params),
+            **extra,
+        )  # (prompts * n, width + generated)
+        return [self._to_generation(row) for row in out[:, input_ids.shape[1] :].tolist()]
+
+    def _shared_prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n: int):  # noqa: ANN202 - a Cache
+        """The KV cache of every prompt but its last token, computed once and repeated ``n`` times;
+        ``generate`` then feeds only the last token, whose logits each sample draws from."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config)
+        # The positions generate() itself derives from a left-padded mask.
+        position_ids = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
+        self.model(
+            input_ids=input_ids[:, :-1],
+            attention_mask=attention_mask[:, :-1],
+            position_ids=position_ids[:, :-1],
+            use_cache=True,
+            logits_to_keep=1,
+            **{self._cache_kwarg: cache},
+        )
+        cache.batch_repeat_interleave(n)
+        return cache
+
+    def _to_generation(self, tokens: list[int]) -> Generation:
+        """A row of generated ids (padded after EOS) as text, count and finish reason."""
+        end = next((i for i, tok in enumerate(tokens) if tok in self.eos_ids), None)
+        if end is None:
+            return Generation(self._decode(tokens), len(tokens), "length")
+        return Generation(self._decode(tokens[:end]), end + 1, "stop")
+
+    def _decode(self, tokens: list[int]) -> str:
+        return self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
+
+    def _generation_config(self, params: SamplingParams):  # noqa: ANN202 - a GenerationConfig
+        """A fresh config per call: the call's params rule, not a checkpoint's saved defaults."""
+        from transformers import GenerationConfig
+
+        common = {
+            "max_new_tokens": params.max_new_tokens,
+            "eos_token_id": sorted(self.eos_ids),
+            "pad_token_id": self.pad_id,
+            "use_cache": True,
+        }
+        if params.greedy:
+            return GenerationConfig(do_sample=False, **common)
+        # top_k=0 switches off transformers' default top-k of 50, which OpenAI semantics lack.
+        return GenerationConfig(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0, **common)
+
+    @contextmanager
+    def _seeded(self, seed: int | None) -> Iterator[None]:
+        """Seed the torch RNG for this call only, restoring the caller's RNG state afterwards."""
+        device = self.model.device
+        devices = [] if device.type == "cpu" else [device.index or 0]
+        with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
+            torch.manual_seed(seed if seed is not None else secrets.randbits(63))
+            yield
+
+
+def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists as a right-aligned (input_ids, attention_mask) pair, each (rows, longest)."""
+    width = max(len(ids) for ids in rows)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for i, ids in enumerate(rows):
+        input_ids[i, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+        attention_mask[i, width - len(ids) :] = 1
+    return input_ids, attention_mask
+
+
+def _eos_ids(model, tokenizer) -> set[int]:  # noqa: ANN001
+    """Every id that ends a turn: the generation config may list several (e.g. <|im_end|> and
+    <|endoftext|>), the tokenizer names one."""
+    configured = model.generation_config.eos_token_id
+    ids = set(configured if isinstance(configured, list) else [configured] if configured is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    if not ids:
+        raise GenerationError("neither the model nor the tokenizer defines an EOS token")
+    return ids
