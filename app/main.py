@@ -12,12 +12,24 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.annotation import api as annotation_api
 from app.annotation import views as annotation_views
 from app.auth import views as auth_views
+from app.chat import views as chat_views
 from app.config import Settings
+from app.dashboard import job_views as dashboard_job_views
+from app.dashboard import views as dashboard_views
 from app.db import make_engine, make_sessionmaker
 from app.errors import install_error_handlers
+from app.export import views as export_views
+from app.importing import views as import_views
+from app.instruct import api as instruct_api
+from app.instruct import views as instruct_views
 from app.jobs import api as jobs_api
+from app.pool import api as pool_api
+from app.pool import views as pool_views
 from app.prompts import api as prompts_api
 from app.prompts import views as prompts_views
+from app.registry import api as registry_api
+from app.registry import views as registry_views
+from app.rewards import api as rewards_api
 from app.security_headers import SecurityHeadersMiddleware
 from app.system import router as system_router
 from app.users import api as users_api
@@ -65,9 +77,23 @@ def create_app(settings: Settings | None = None, *, session_factory: sessionmake
         jobs_api.router,
         annotation_views.router,
         annotation_api.router,
+        chat_views.router,
         prompts_views.router,
         prompts_api.read_router,
         prompts_api.admin_router,
+        instruct_views.router,
+        instruct_api.read_router,
+        instruct_api.admin_router,
+        registry_views.router,
+        registry_api.router,
+        rewards_api.reward_router,
+        rewards_api.classifier_router,
+        pool_views.router,
+        pool_api.router,
+        dashboard_views.router,
+        dashboard_job_views.router,
+        export_views.router,
+        import_views.router,
     ]
     for router in routers:
         app.include_router(router)

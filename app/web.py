@@ -20,8 +20,14 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 NAVIGATION: list[tuple[str, str, Role]] = [
     ("Home", "/", Role.annotator),
     ("Annotate", "/annotate", Role.annotator),
+    ("Chat", "/chat", Role.annotator),
     ("Users", "/admin/users", Role.admin),
     ("Prompts", "/admin/prompt-sets", Role.admin),
+    ("Self-instruct", "/admin/self-instruct", Role.admin),
+    ("Models", "/models", Role.researcher),
+    ("Pool", "/pool", Role.researcher),
+    ("Dashboard", "/dashboard", Role.researcher),
+    ("Export", "/admin/export", Role.admin),
     ("API tokens", "/account/tokens", Role.annotator),
 ]
 

@@ -15,6 +15,7 @@ from app.annotation.schemas import MAX_DEMONSTRATION, MAX_NOTE, JudgementIn
 from app.auth.policy import Access, CurrentUser, allow
 from app.deps import DbDep, SettingsDep
 from app.errors import DomainError
+from app.pool import service as pool_service
 from app.web import redirect, render
 
 router = APIRouter(prefix="/annotate", tags=["annotation pages"], dependencies=[allow(Access.annotator)])
@@ -23,7 +24,8 @@ FormText = Annotated[str, Form(max_length=MAX_DEMONSTRATION)]
 FormShort = Annotated[str, Form(max_length=100)]
 
 
-def _page(request: Request, db: DbDep, user, shown, *, error: str | None = None, status_code: int = 200, form: dict | None = None) -> Response:  # noqa: ANN001, E501
+def annotate_page(request: Request, db: DbDep, user, shown, *, error: str | None = None, status_code: int = 200,  # noqa: ANN001
+                  form: dict | None = None, next_url: str = "") -> Response:
     context = {
         "shown": shown,
         "left_html": render_markdown(shown.left.text),
@@ -33,6 +35,7 @@ def _page(request: Request, db: DbDep, user, shown, *, error: str | None = None,
         "max_demonstration": MAX_DEMONSTRATION,
         "max_note": MAX_NOTE,
         "form": form or {},
+        "next_url": next_url,  # where to go after submitting (chat mode continues the conversation)
     }
     return render(request, "annotation/annotate.html", context, status_code=status_code)
 
@@ -41,8 +44,9 @@ def _page(request: Request, db: DbDep, user, shown, *, error: str | None = None,
 def annotate(request: Request, db: DbDep, settings: SettingsDep, user: CurrentUser) -> Response:
     shown = assignments.next_pair(db, settings, user=user)
     if shown is None:
+        pool_service.nudge(db, settings)  # nothing to judge: ask the generator now, not at its next round
         return render(request, "annotation/empty.html", {"progress": assignments.progress(db, user=user)})
-    return _page(request, db, user, shown)
+    return annotate_page(request, db, user, shown)
 
 
 def _form_to_body(assignment_id: int, form: dict[str, str]) -> JudgementIn:
@@ -85,6 +89,7 @@ def annotate_submit(
     b_safety: FormShort = "",
     demonstration: FormText = "",
     note: Annotated[str, Form(max_length=MAX_NOTE)] = "",
+    next: Annotated[str, Form(max_length=200)] = "",  # noqa: A002 - the form field's name
 ) -> Response:
     form = {"choice": choice, "strength": strength, "a_quality": a_quality, "a_safety": a_safety, "b_quality": b_quality,
             "b_safety": b_safety, "demonstration": demonstration, "note": note}
@@ -96,8 +101,8 @@ def annotate_submit(
         message = _validation_message(exc) if isinstance(exc, ValidationError) else exc.message
         status_code = 422 if isinstance(exc, ValidationError) else exc.status_code
         shown = assignments.load_shown(db, assignment)
-        return _page(request, db, user, shown, error=message, status_code=status_code, form=form)
-    return redirect("/annotate")
+        return annotate_page(request, db, user, shown, error=message, status_code=status_code, form=form, next_url=next)
+    return redirect(next if next.startswith("/chat?after=") else "/annotate")
 
 
 @router.post("/{assignment_id}/skip", name="annotate_skip")

@@ -1,0 +1,67 @@
+"""Chat mode: two replies from the promoted policy (a tiny Llama served by the real warm process),
+judged, and the conversation continued from the preferred reply."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from app.annotation import assignment as assignments
+from app.annotation import submission
+from app.annotation.models import PairAssignment
+from app.annotation.schemas import JudgementIn
+from app.chat import service
+from app.errors import Conflict
+from app.pool.models import Pair, Response
+from app.pool.warm_client import WarmClient
+from app.prompts.models import Prompt, PromptSource
+from app.prompts.validation import validate_messages
+from app.registry.models import ModelStatus
+from tests.factories import UserFactory
+from tests.pool.conftest import add_policy
+
+LABELS = {"A": {"quality": "good", "safety": "safe"}, "B": {"quality": "bad", "safety": "safe"}}
+
+
+def _judge(db, user, assignment_id: int, choice: str = "A") -> None:
+    body = JudgementIn(assignment_id=assignment_id, choice=choice, strength=2, labels=LABELS)
+    submission.submit(db, user=user, body=body)
+
+
+def test_two_turns_continue_from_the_preferred_reply(db, pool_settings, tiny_policies):
+    policy = add_policy(db, tiny_policies[0], name="chat-policy", status=ModelStatus.promoted)
+    user = UserFactory()
+    db.commit()
+    with WarmClient(pool_settings) as generator:
+        first = service.start_turn(db, pool_settings, generator, user=user, message="Hello there, who are you?")
+        shown = assignments.load_shown(db, db.get(PairAssignment, first.assignment_id))
+        assert shown.left.policy_version_id == policy.id and shown.left.text != shown.right.text
+        _judge(db, user, first.assignment_id, choice="B")  # B on screen is the right-hand reply
+        preferred = shown.right.text
+        second = service.start_turn(db, pool_settings, generator, user=user, message="And what can you do?",
+                                    continue_from=first.assignment_id)
+    assert second.messages == validate_messages([
+        {"role": "user", "content": "Hello there, who are you?"},
+        {"role": "assistant", "content": preferred},  # the preferred reply, stored as prompts store text
+        {"role": "user", "content": "And what can you do?"},
+    ])
+    prompt = db.scalar(select(Prompt).join(Pair, Pair.prompt_id == Prompt.id).join(PairAssignment, PairAssignment.pair_id == Pair.id)
+                       .where(PairAssignment.id == second.assignment_id))
+    assert prompt.source is PromptSource.chat and len(prompt.messages) == 3
+    assert len(list(db.scalars(select(Response).where(Response.prompt_id == prompt.id)))) == 2
+
+
+def test_cannot_continue_before_judging(db, pool_settings, tiny_policies):
+    add_policy(db, tiny_policies[0], name="chat-policy-2", status=ModelStatus.promoted)
+    user = UserFactory()
+    db.commit()
+    with WarmClient(pool_settings) as generator:
+        first = service.start_turn(db, pool_settings, generator, user=user, message="Hi!")
+        with pytest.raises(Conflict, match="judge this turn"):
+            service.start_turn(db, pool_settings, generator, user=user, message="Next", continue_from=first.assignment_id)
+
+
+def test_no_promoted_policy_is_a_clear_conflict(db, pool_settings):
+    user = UserFactory()
+    with pytest.raises(Conflict, match="no policy is promoted"):
+        service.start_turn(db, pool_settings, generator=None, user=user, message="Hi!")
