@@ -15,6 +15,8 @@ from pathlib import Path
 
 import psycopg
 import pytest
+
+from tests.conftest import postgres_unavailable
 from sqlalchemy import Engine
 
 from app.db import utcnow
@@ -54,12 +56,14 @@ def _drop_dead_pooled_connections() -> None:
             obj.dispose()
 
 
+# PostgreSQL only: the test restarts the server (there is no SQLite variant to skip).
+pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+
+
 @pytest.fixture()
 def restart_postgres(backend: str, db_url: str) -> Iterator[Callable[[], None]]:
-    if backend != "postgresql":
-        pytest.skip("restarts the PostgreSQL server")
     if shutil.which("pg_ctlcluster") is None or not CLUSTERS.is_dir():
-        pytest.skip("needs a local pg_ctlcluster-managed PostgreSQL")
+        postgres_unavailable("these tests restart a local pg_ctlcluster-managed PostgreSQL")
     conninfo = db_url.replace("postgresql+psycopg://", "postgresql://", 1)
 
     def restart() -> None:
