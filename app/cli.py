@@ -1,4 +1,4 @@
-"""The ``rlhf`` command: serve, worker, migrate, create-user, import-prompts.
+"""The ``rlhf`` command: serve, worker, migrate, create-user, import-prompts, models.
 
 Run ``rlhf --help``; each sub-command says what it does.
 """
@@ -75,6 +75,22 @@ def _bootstrap_database(settings: Settings) -> None:
         print("=" * 64, flush=True)
 
 
+def _queue_first_bootstrap(settings: Settings) -> None:
+    """First start: have the worker install the default policy and starter prompts (no torch here)."""
+    from app.db import make_sessionmaker
+    from app.registry.bootstrap import queue_first_bootstrap
+
+    engine = _engine(settings)
+    try:
+        with make_sessionmaker(engine)() as db:
+            job = queue_first_bootstrap(db, settings)
+    finally:
+        engine.dispose()
+    if job is not None:
+        print(f"First start: the worker installs the default policy and starter prompts (job {job.id}); "
+              "pairs appear on the Pool page when it is done.", flush=True)
+
+
 def _start_worker_process() -> subprocess.Popen[bytes]:
     return subprocess.Popen([sys.executable, "-m", "app.cli", "worker"], env=os.environ.copy())
 
@@ -89,12 +105,20 @@ def _stop_worker_process(worker: subprocess.Popen[bytes]) -> None:
             worker.wait()
 
 
+def _exit_quietly(signum: int, _frame: object) -> None:
+    raise SystemExit(0)
+
+
 def cmd_serve(args: argparse.Namespace) -> None:
     import uvicorn
 
     settings = _settings()
     _bootstrap_database(settings)
+    _queue_first_bootstrap(settings)
     worker = None if args.no_worker else _start_worker_process()
+    # uvicorn re-raises a SIGTERM after its graceful shutdown; with the default handler that would
+    # end this process before the finally below stops the worker, leaving it orphaned.
+    signal.signal(signal.SIGTERM, _exit_quietly)
     try:
         print(f"RLHF Loop on http://{args.host}:{args.port}/ (data in {settings.data_dir.resolve()})", flush=True)
         uvicorn.run(
@@ -172,6 +196,117 @@ def cmd_import_prompts(args: argparse.Namespace) -> None:
     print(f"{report} into prompt set {prompt_set.name!r}")
 
 
+def cmd_models_bootstrap(args: argparse.Namespace) -> None:
+    """Synchronously what ``serve`` queues on a first start; a second run does nothing."""
+    from app import migrate
+    from app.db import make_sessionmaker
+    from app.errors import DomainError
+    from app.ml.default_models import MissingModelPackage
+    from app.registry.bootstrap import bootstrap
+
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        migrate.upgrade(engine, "head")
+        with make_sessionmaker(engine)() as db:
+            report = bootstrap(db, settings, model=args.model, say=lambda line: print(line, flush=True))
+    except DomainError as exc:
+        raise CliError(exc.message) from None
+    except MissingModelPackage as exc:
+        raise CliError(str(exc)) from None
+    finally:
+        engine.dispose()
+    print(report)
+
+
+def cmd_models_list(args: argparse.Namespace) -> None:
+    from app.db import make_sessionmaker
+    from app.registry.models import ModelKind
+    from app.registry.service import list_versions
+
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        with make_sessionmaker(engine)() as db:
+            versions = list_versions(db, kind=ModelKind(args.kind) if args.kind else None)
+    finally:
+        engine.dispose()
+    rows = [("id", "name", "kind", "status", "backend", "base model", "created")]
+    for v in versions:
+        backend = str(v.config.get("backend", "transformers")) if v.kind is ModelKind.policy else ""
+        rows.append((str(v.id), v.name, v.kind.value, v.status.value, backend, v.base_model, v.created_at.strftime("%Y-%m-%d %H:%M")))
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    for row in rows:
+        print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
+
+
+def _add_models_commands(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse's own type
+    models = sub.add_parser("models", help="the model registry: install the first policy, list versions")
+    msub = models.add_subparsers(dest="models_command", required=True)
+    boot = msub.add_parser("bootstrap", help="install and promote the default policy (policy-v0) and a starter prompt set, once")
+    boot.add_argument("--model", metavar="ID_OR_FOLDER", help="a Hugging Face id or local folder instead of SmolLM2-135M-Instruct "
+                      "(default: RLHF_BOOTSTRAP_MODEL)")
+    boot.set_defaults(func=cmd_models_bootstrap)
+    lst = msub.add_parser("list", help="list model versions, newest first")
+    lst.add_argument("--kind", choices=["policy", "reward", "classifier"])
+    lst.set_defaults(func=cmd_models_list)
+
+
+def cmd_export(args: argparse.Namespace) -> None:
+    """Write an export file (and its snapshot) from the command line; same filters as the page."""
+    from pathlib import Path
+
+    from app.db import make_sessionmaker
+    from app.errors import DomainError
+    from app.export.filters import params_from_strings
+    from app.export.service import export_to_folder
+
+    fields = ("format", "prompt_set_id", "date_from", "date_to", "policy_version_id", "min_agreement", "ties",
+              "both_bad", "aggregation", "include_annotators", "exclude_annotators")
+    raw = {name: str(getattr(args, name)) for name in fields if getattr(args, name) is not None}
+    out = Path(args.out)
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        params = params_from_strings(raw)
+        with make_sessionmaker(engine)() as db:
+            result = export_to_folder(db, params, out.parent if str(out.parent) else Path("."), name=out.name)
+    except DomainError as exc:
+        raise CliError(exc.message) from None
+    finally:
+        engine.dispose()
+    counts = result["snapshot"]["counts"]
+    print(f"wrote {counts['rows']:,} rows to {out} ({result['bytes']:,} bytes); snapshot sha256 {result['snapshot']['sha256']}")
+
+
+def cmd_import(args: argparse.Namespace) -> None:
+    """Import a preference dataset (TRL or HH-RLHF JSONL, optionally gzipped); all or nothing."""
+    from pathlib import Path
+
+    from app.db import make_sessionmaker
+    from app.errors import DomainError
+    from app.importing.service import import_preferences
+    from app.prompts.importing import ImportRejected
+
+    path = Path(args.file)
+    if not path.is_file():
+        raise CliError(f"{args.file}: no such file")
+    settings = _settings()
+    engine = _engine(settings)
+    try:
+        with make_sessionmaker(engine)() as db, path.open("rb") as stream:
+            report = import_preferences(db, stream=stream, fmt=args.format, name=args.name, set_name=args.set)
+    except ImportRejected as exc:
+        for error in exc.errors:
+            print(f"{args.file}: {error}", file=sys.stderr)
+        raise CliError(f"{exc.total} bad line(s) in {args.file}; nothing imported") from None
+    except DomainError as exc:
+        raise CliError(exc.message) from None
+    finally:
+        engine.dispose()
+    print(report)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="rlhf", description="RLHF Loop: human feedback in, better policy out.")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -205,6 +340,28 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--create", action="store_true", help="create the set if it does not exist")
     imp.add_argument("--format", choices=["jsonl", "csv"], help="default: from the file name")
     imp.set_defaults(func=cmd_import_prompts)
+    _add_models_commands(sub)
+    exp = sub.add_parser("export", help="export judgements, demonstrations or labels to a file (with a snapshot beside it)")
+    exp.add_argument("--format", required=True, choices=["trl", "trl_conversational", "hh", "csv", "parquet", "hf", "sft", "labels"])
+    exp.add_argument("--out", required=True, metavar="FILE", help="the file to write; FILE.snapshot.json and FILE.ids.txt go beside it")
+    exp.add_argument("--prompt-set-id", type=int, dest="prompt_set_id")
+    exp.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="judged on or after this UTC day")
+    exp.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="judged on or before this UTC day")
+    exp.add_argument("--annotators", dest="include_annotators", metavar="NAMES", help="only these usernames (comma-separated)")
+    exp.add_argument("--exclude-annotators", dest="exclude_annotators", metavar="NAMES", help="never these usernames")
+    exp.add_argument("--policy-version-id", type=int, dest="policy_version_id", help="only pairs with a response from this version")
+    exp.add_argument("--min-agreement", type=float, dest="min_agreement", help="0-1: share of a pair's judgements agreeing with its majority")
+    exp.add_argument("--ties", choices=["drop", "keep"], help="table formats only (default drop)")
+    exp.add_argument("--both-bad", choices=["drop", "keep"], dest="both_bad", help="table formats only (default drop)")
+    exp.add_argument("--aggregation", choices=["every", "majority"], help="every judgement (default) or each pair's majority")
+    exp.set_defaults(func=cmd_export)
+
+    pref = sub.add_parser("import", help="import a preference dataset (TRL or HH-RLHF JSONL, .gz too) as external judgements")
+    pref.add_argument("file")
+    pref.add_argument("--format", required=True, choices=["trl", "hh"])
+    pref.add_argument("--name", required=True, help="source name: judgements come from the inactive account external:NAME")
+    pref.add_argument("--set", metavar="NAME", help="prompt set to import into (default: external:NAME)")
+    pref.set_defaults(func=cmd_import)
     return parser
 
 

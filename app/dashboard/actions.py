@@ -1,0 +1,35 @@
+"""What the dashboard's buttons do to the model registry: promote and archive.
+
+This is the single place the dashboard changes a version's status, so behaviour that must follow
+a promotion (retiring the old policy's unjudged pool pairs, queueing a refill) is added here
+once and every button, page or API that promotes gets it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from sqlalchemy.orm import Session
+
+from app.auth.models import User
+from app.config import Settings
+from app.registry import service as registry
+from app.registry.models import ModelVersion
+
+
+@dataclass(frozen=True)
+class Promoted:
+    previous: ModelVersion | None
+    version: ModelVersion
+
+
+def promote(db: Session, settings: Settings, *, version_id: int, actor: User) -> Promoted:
+    """Make ``version_id`` the promoted policy (commits); the registry refuses non-policy or archived versions."""
+    previous, version = registry.promote(db, version_id=version_id)
+    # Side effects of a promotion (pool refill for the new policy, …) go here, after the commit.
+    return Promoted(previous=previous if previous is not None and previous.id != version.id else None, version=version)
+
+
+def archive(db: Session, *, version_id: int, actor: User) -> ModelVersion:
+    """Archive a version (commits); the promoted policy cannot be archived."""
+    return registry.archive(db, version_id=version_id)

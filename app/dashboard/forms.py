@@ -1,0 +1,165 @@
+"""Launch forms generated from a job kind's parameter model (its pydantic JSON schema).
+
+A new job kind gets a form without any template work: each property becomes an input of the
+right type with its default, bounds and description. The submitted strings are converted back
+by the same field descriptions, then the kind's pydantic model validates them (the one source
+of truth): a bad value comes back as ``Invalid('params.<name>')`` and the form shows it beside
+that input, with what the researcher typed kept.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic_core import to_jsonable_python
+
+from app.errors import Invalid
+
+PREFIX = "param."  # form names are prefixed, so a parameter can never collide with csrf_token
+
+
+@dataclass(frozen=True)
+class ParamField:
+    """One input of a launch form."""
+
+    name: str
+    label: str
+    kind: str  # integer | number | boolean | select | text | json
+    required: bool
+    value: str  # the default as the input shows it ("" when there is none)
+    description: str = ""
+    minimum: float | None = None
+    maximum: float | None = None
+    options: list[str] = field(default_factory=list)
+    nullable: bool = False
+
+    @property
+    def input_name(self) -> str:
+        return PREFIX + self.name
+
+    @property
+    def step(self) -> str:
+        return "1" if self.kind == "integer" else "any"
+
+
+def _resolve(schema: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
+    """Follow a local ``$ref`` (enums and nested models live in ``$defs``), keeping sibling keys."""
+    if "allOf" in schema and len(schema["allOf"]) == 1:
+        schema = {**schema["allOf"][0], **{k: v for k, v in schema.items() if k != "allOf"}}
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        target = root.get("$defs", {}).get(ref.removeprefix("#/$defs/"), {})
+        schema = {**target, **{k: v for k, v in schema.items() if k != "$ref"}}
+    return schema
+
+
+def _non_null(schema: dict[str, Any], root: dict[str, Any]) -> tuple[dict[str, Any], bool]:
+    """The schema without its ``null`` alternative, and whether null was allowed."""
+    options = schema.get("anyOf")
+    if not options:
+        return _resolve(schema, root), False
+    rest = [_resolve(o, root) for o in options if o.get("type") != "null"]
+    nullable = len(rest) < len(options)
+    base = rest[0] if len(rest) == 1 else {"type": "json"}
+    return {**base, **{k: v for k, v in schema.items() if k != "anyOf"}}, nullable
+
+
+def _kind(schema: dict[str, Any]) -> str:
+    if "enum" in schema or "const" in schema:
+        return "select"
+    return {"integer": "integer", "number": "number", "boolean": "boolean", "string": "text"}.get(schema.get("type", ""), "json")
+
+
+def _shown(kind: str, default: Any) -> str:
+    if default is None:
+        return ""
+    if kind == "json":
+        return json.dumps(default)
+    if kind == "boolean":
+        return "true" if default else "false"
+    return str(default)
+
+
+def _bound(schema: dict[str, Any], inclusive: str, exclusive: str) -> float | None:
+    value = schema.get(inclusive, schema.get(exclusive))
+    return float(value) if isinstance(value, int | float) else None
+
+
+def model_fields(model: type[BaseModel]) -> list[ParamField]:
+    """The inputs for a parameter model; defaults made by a factory (absent from the schema) included."""
+    defaults = {}
+    for name, info in model.model_fields.items():
+        if not info.is_required():
+            defaults[info.alias or name] = to_jsonable_python(info.get_default(call_default_factory=True))
+    return fields_for(model.model_json_schema(), defaults)
+
+
+def fields_for(schema: dict[str, Any], defaults: dict[str, Any] | None = None) -> list[ParamField]:
+    """The form's inputs, in the schema's property order; ``defaults`` override the schema's."""
+    required = set(schema.get("required", []))
+    defaults = defaults or {}
+    fields = []
+    for name, raw in schema.get("properties", {}).items():
+        prop, nullable = _non_null(raw, schema)
+        kind = _kind(prop)
+        options = [str(v) for v in prop.get("enum", [prop["const"]] if "const" in prop else [])]
+        fields.append(ParamField(
+            name=name, label=str(raw.get("title") or name.replace("_", " ").capitalize()), kind=kind,
+            required=name in required, value=_shown(kind, defaults.get(name, raw.get("default", prop.get("default")))),
+            description=str(raw.get("description") or prop.get("description") or ""),
+            minimum=_bound(prop, "minimum", "exclusiveMinimum"), maximum=_bound(prop, "maximum", "exclusiveMaximum"),
+            options=options, nullable=nullable,
+        ))
+    return fields
+
+
+def _convert(spec: ParamField, text: str) -> Any:
+    """A typed value from the input's text; the pydantic model checks bounds and choices after."""
+    if spec.kind == "integer":
+        try:
+            return int(text)
+        except ValueError:
+            raise Invalid(f"params.{spec.name}", "must be a whole number") from None
+    if spec.kind == "number":
+        try:
+            return float(text)
+        except ValueError:
+            raise Invalid(f"params.{spec.name}", "must be a number") from None
+    if spec.kind == "json":
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            raise Invalid(f"params.{spec.name}", f"must be JSON ({exc.msg})") from None
+    return text
+
+
+def parse_form(fields: list[ParamField], form: Mapping[str, Any]) -> dict[str, Any]:
+    """Parameters from a submitted form: an empty input means "use the default" (or null)."""
+    params: dict[str, Any] = {}
+    for spec in fields:
+        raw = form.get(spec.input_name)
+        if spec.kind == "boolean":
+            params[spec.name] = raw in ("true", "on", "1")  # an unticked box is not sent at all
+            continue
+        text = raw.strip() if isinstance(raw, str) else ""
+        if text:
+            params[spec.name] = _convert(spec, text)
+        elif spec.nullable and not spec.required and spec.value == "":
+            params[spec.name] = None
+    return params
+
+
+def submitted_values(fields: list[ParamField], form: Mapping[str, Any]) -> dict[str, str]:
+    """What the researcher typed, to show again beside an error."""
+    values = {}
+    for spec in fields:
+        raw = form.get(spec.input_name)
+        if spec.kind == "boolean":
+            values[spec.name] = "true" if raw in ("true", "on", "1") else "false"
+        else:
+            values[spec.name] = raw if isinstance(raw, str) else ""
+    return values

@@ -1,0 +1,118 @@
+"""Dashboard pages for jobs: the list (live progress), one job (parameters, log, curves), launch, cancel.
+
+Pages render what is known now; ``/static/dashboard-jobs.js`` and ``/static/dashboard-job.js``
+then poll the JSON API (``/api/v1/jobs``) to move the progress bars and extend the curves,
+so the pages need no inline script.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Form, Request
+from fastapi.responses import Response
+
+from app.auth.models import Role
+from app.auth.policy import Access, CurrentUser, allow
+from app.dashboard.forms import model_fields, parse_form, submitted_values
+from app.deps import DbDep, SettingsDep
+from app.errors import DomainError, NotFound
+from app.jobs import registry, service
+from app.jobs.models import Job, JobStatus
+from app.jobs.registry import JobKind
+from app.jobs.policy import can_cancel
+from app.web import redirect, render
+
+router = APIRouter(prefix="/dashboard/jobs", tags=["dashboard pages"], dependencies=[allow(Access.researcher)])
+
+PAGE = 50
+FormToken = Annotated[str, Form(max_length=200)]
+
+
+@router.get("", name="dashboard_jobs")
+def jobs_page(request: Request, db: DbDep, page: int = 1) -> Response:
+    page = max(page, 1)
+    jobs, total = service.list_jobs(db, limit=PAGE, offset=(page - 1) * PAGE)
+    kinds = registry.kinds(offered_in_ui=True)
+    pages = max((total + PAGE - 1) // PAGE, 1)
+    ctx = {"tab": "jobs", "jobs": jobs, "total": total, "page": page, "pages": pages, "kinds": kinds}
+    return render(request, "dashboard/jobs.html", ctx)
+
+
+async def form_fields(request: Request) -> dict[str, Any]:
+    """The submitted form as a dict (parsed once; the CSRF check has read it already)."""
+    return dict(await request.form())
+
+
+FormData = Annotated[dict[str, Any], Depends(form_fields)]
+
+
+def _offered(kind_name: str) -> JobKind:
+    kind = registry.get_kind(kind_name)
+    if not kind.offered_in_ui:
+        raise NotFound(f"job kind {kind_name[:60]!r} is not launched from the dashboard")
+    return kind
+
+
+def _launch_page(request: Request, kind: JobKind, *, status_code: int = 200, **context: Any) -> Response:
+    fields = model_fields(kind.params_model)
+    ctx = {"tab": "jobs", "kind": kind, "fields": fields, "values": {}, **context}
+    return render(request, "dashboard/launch.html", ctx, status_code=status_code)
+
+
+@router.get("/new/{kind_name}", name="dashboard_job_new")
+def launch_form(request: Request, kind_name: str) -> Response:
+    return _launch_page(request, _offered(kind_name))
+
+
+@router.post("/new/{kind_name}", name="dashboard_job_launch")
+def launch(request: Request, db: DbDep, settings: SettingsDep, user: CurrentUser, kind_name: str, form: FormData) -> Response:
+    """Parse the form by the kind's schema and enqueue; on a bad value show the form again."""
+    kind = _offered(kind_name)
+    fields = model_fields(kind.params_model)
+    try:
+        params = parse_form(fields, form)
+        job = service.create_job(db, kind=kind.name, params=params, created_by=user, max_attempts=settings.job_max_attempts)
+    except DomainError as exc:
+        db.rollback()
+        field = (exc.field or "").removeprefix("params.")
+        values = submitted_values(fields, form)
+        return _launch_page(request, kind, error=exc.message, error_field=field, values=values, status_code=exc.status_code)
+    return redirect(f"/dashboard/jobs/{job.id}")
+
+
+def curve_groups(kind: str) -> list[str]:
+    """The plots a kind's page opens with (more appear as new metric names arrive)."""
+    if kind.startswith("ppo"):
+        return ["reward", "kl", "entropy", "length"]
+    if kind in ("reward", "classifier", "sft") or "reward" in kind:
+        return ["loss", "accuracy"]
+    return []
+
+
+@router.get("/{job_id}", name="dashboard_job")
+def job_page(request: Request, db: DbDep, user: CurrentUser, job_id: int) -> Response:
+    job = service.get_job(db, job_id)
+    ctx = {
+        "tab": "jobs",
+        "job": job,
+        "params_json": json.dumps(job.params, indent=2, sort_keys=True, ensure_ascii=False),
+        "result_json": json.dumps(job.result, indent=2, sort_keys=True, ensure_ascii=False) if job.result else "",
+        "groups": curve_groups(job.kind),
+        "can_cancel": can_cancel(user, job) and not job.status.finished,
+        "download": _download_link(job, user.role),
+    }
+    return render(request, "dashboard/job.html", ctx)
+
+
+def _download_link(job: Job, role: Role) -> str | None:
+    if job.kind == "export" and job.status is JobStatus.succeeded and role is Role.admin:
+        return f"/admin/export/jobs/{job.id}/download"
+    return None
+
+
+@router.post("/{job_id}/cancel", name="dashboard_job_cancel")
+def job_cancel(db: DbDep, user: CurrentUser, job_id: int, csrf_token: FormToken = "") -> Response:
+    service.cancel(db, job_id=job_id, actor=user)
+    return redirect(f"/dashboard/jobs/{job_id}")

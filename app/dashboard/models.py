@@ -1,0 +1,148 @@
+"""The models page's data: versions by kind, and the leaderboard of policy versions.
+
+The leaderboard uses cross-version judgements only (pairs whose two responses come from
+different policy versions): each is a battle between the two versions, rated by Bradley–Terry
+maximum likelihood with bootstrap intervals (``app.ratings.bradley_terry``). Both-bad verdicts
+are not battles (they say nothing about which version is better) and are left out.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, aliased
+
+from app.annotation.models import Choice, Judgement
+from app.errors import NotFound
+from app.pool.models import Pair, Response
+from app.ratings.bradley_terry import Battle, leaderboard, win_rate_matrix
+from app.registry.models import ModelKind, ModelVersion
+from app.registry.service import get_version, list_versions
+
+BOOTSTRAP_ROUNDS = 200
+LEVEL = 0.95
+VALIDATION_ACCURACY_KEYS = ("val_accuracy", "validation_accuracy", "eval_accuracy", "accuracy")
+# The rewards package's agreement of a reward version with the human judgements made after it was
+# trained: ``agreement(db, *, version_id) -> Agreement(judgements, agreed, rate)``. It loads and runs
+# the model, so the page does not wait for it: the column is filled in by /static/dashboard-models.js
+# from the JSON API. Without the function the column is left out.
+HUMAN_AGREEMENT_HOOK = ("app.rewards.scoring", "agreement")
+
+
+@dataclass(frozen=True)
+class RatingRow:
+    version_id: int
+    name: str
+    rating: float
+    lower: float | None
+    upper: float | None
+    battles: int
+
+
+@dataclass(frozen=True)
+class VersionLeaderboard:
+    rows: list[RatingRow]  # best first
+    names: list[str]  # matrix order (the rows' order)
+    win_rates: list[list[float | None]]  # row's win rate against column; None where they never met
+    games: list[list[int]]
+    battles: int
+
+
+def _outcome(choice: Choice) -> str | None:
+    return {Choice.a: "a", Choice.b: "b", Choice.tie: "tie"}.get(choice)
+
+
+def cross_version_battles(db: Session) -> list[Battle]:
+    """One battle per judgement of a pair whose responses come from two different policy versions."""
+    ra, rb = aliased(Response), aliased(Response)
+    query = (
+        select(ra.policy_version_id, rb.policy_version_id, Judgement.choice)
+        .join(Pair, Pair.id == Judgement.pair_id)
+        .join(ra, ra.id == Pair.response_a_id)
+        .join(rb, rb.id == Pair.response_b_id)
+        .where(ra.policy_version_id.is_not(None), rb.policy_version_id.is_not(None), ra.policy_version_id != rb.policy_version_id)
+    )
+    battles = []
+    for version_a, version_b, choice in db.execute(query):
+        outcome = _outcome(Choice(choice))
+        if outcome is not None:
+            battles.append(Battle(version_a, version_b, outcome))  # type: ignore[arg-type]
+    return battles
+
+
+def _finite(value: float) -> float | None:
+    return None if math.isnan(value) else float(value)
+
+
+def version_leaderboard(db: Session, *, rounds: int = BOOTSTRAP_ROUNDS) -> VersionLeaderboard | None:
+    """Bradley–Terry ratings (Elo scale) with 95% bootstrap intervals, and the observed win rates."""
+    battles = cross_version_battles(db)
+    if not battles:
+        return None
+    names = {version_id: name for version_id, name in db.execute(select(ModelVersion.id, ModelVersion.name))}
+    board = leaderboard(battles, scale="elo", rounds=rounds, level=LEVEL)
+    rows = [RatingRow(r.model, names.get(r.model, f"#{r.model}"), r.rating, r.lower, r.upper, r.battles) for r in board.ratings]  # type: ignore[arg-type]
+    observed = win_rate_matrix(battles)
+    order = [observed.models.index(row.version_id) for row in rows]
+    matrix = observed.matrix()
+    return VersionLeaderboard(
+        rows=rows,
+        names=[row.name for row in rows],
+        win_rates=[[_finite(matrix[i, j]) for j in order] for i in order],
+        games=[[int(observed.games[i, j]) for j in order] for i in order],
+        battles=board.n_battles,
+    )
+
+
+def validation_accuracy(version: ModelVersion) -> float | None:
+    for key in VALIDATION_ACCURACY_KEYS:
+        value = (version.metrics or {}).get(key)
+        if isinstance(value, int | float):
+            return float(value)
+    return None
+
+
+def human_agreement_hook() -> Callable[..., Any] | None:
+    """The reward-vs-human agreement function if the rewards package provides it, else None."""
+    module_name, attribute = HUMAN_AGREEMENT_HOOK
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError:
+        return None
+    hook = getattr(module, attribute, None)
+    return hook if callable(hook) else None
+
+
+def human_agreement(db: Session, *, version_id: int) -> dict[str, Any]:
+    """{version_id, judgements, rate} of a reward version against later human judgements."""
+    hook = human_agreement_hook()
+    if hook is None:
+        raise NotFound("this installation cannot score reward models against human judgements")
+    get_version(db, version_id, kind=ModelKind.reward)
+    result = hook(db, version_id=version_id)
+    return {"version_id": version_id, "judgements": int(result.judgements), "rate": result.rate}
+
+
+def human_agreement_available() -> bool:
+    """Whether the rewards package is there, without importing it (it is slow to import) on a page view."""
+    try:
+        return importlib.util.find_spec(HUMAN_AGREEMENT_HOOK[0]) is not None
+    except ModuleNotFoundError:
+        return False
+
+
+def reward_rows(db: Session) -> tuple[list[dict[str, Any]], bool]:
+    """Reward versions with validation accuracy; the flag says whether human agreement can be shown."""
+    rows = [{"version": v, "val_accuracy": validation_accuracy(v)} for v in list_versions(db, kind=ModelKind.reward)]
+    return rows, human_agreement_available()
+
+
+def numeric_metrics(version: ModelVersion) -> list[tuple[str, float]]:
+    """A version's numeric metrics by name, for the classifier table."""
+    return sorted((k, float(v)) for k, v in (version.metrics or {}).items() if isinstance(v, int | float) and not isinstance(v, bool))

@@ -1,0 +1,79 @@
+"""Dashboard pages for researchers: overview, agreement, and models (with promote / archive)."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from app.auth.policy import Access, CurrentUser, allow
+from app.dashboard import actions, models, overview, quality
+from app.deps import DbDep, SettingsDep
+from app.errors import DomainError
+from app.registry.models import ModelKind, ModelStatus, ModelVersion
+from app.registry.service import list_versions
+from app.web import redirect, render
+
+router = APIRouter(prefix="/dashboard", tags=["dashboard pages"], dependencies=[allow(Access.researcher)])
+
+FormToken = Annotated[str, Form(max_length=200)]
+
+
+@router.get("", name="dashboard")
+def dashboard_overview(request: Request, db: DbDep, settings: SettingsDep) -> Response:
+    data = overview.overview(db, pool_target=settings.pool_target)
+    return render(request, "dashboard/overview.html", {"tab": "overview", "o": data})
+
+
+@router.get("/agreement", name="dashboard_agreement")
+def dashboard_agreement(request: Request, db: DbDep) -> Response:
+    report = quality.agreement_report(db)
+    table = quality.annotator_table(db)
+    return render(request, "dashboard/agreement.html", {"tab": "agreement", "report": report, "annotators": table})
+
+
+def _models_page(request: Request, db: DbDep, *, status_code: int = 200, **context: object) -> Response:
+    policies = list_versions(db, kind=ModelKind.policy)
+    rewards, has_human_agreement = models.reward_rows(db)
+    ctx = {
+        "tab": "models",
+        "policies": policies,
+        "names": {v.id: v.name for v in list_versions(db)},
+        "board": models.version_leaderboard(db),
+        "rewards": rewards,
+        "has_human_agreement": has_human_agreement,
+        "classifiers": [(v, models.numeric_metrics(v)) for v in list_versions(db, kind=ModelKind.classifier)],
+        "statuses": ModelStatus,
+        **context,
+    }
+    return render(request, "dashboard/models.html", ctx, status_code=status_code)
+
+
+@router.get("/models", name="dashboard_models")
+def dashboard_models(request: Request, db: DbDep, promoted: int = 0, archived: int = 0) -> Response:
+    notices = {"promoted_id": promoted or None, "archived_id": archived or None}
+    return _models_page(request, db, **notices)
+
+
+def _after_action(request: Request, db: DbDep, action: object) -> Response | ModelVersion:
+    """Run a registry action; a refusal (e.g. archiving the promoted policy) is shown on the page."""
+    try:
+        return action()  # type: ignore[operator]
+    except DomainError as exc:
+        db.rollback()
+        return _models_page(request, db, error=exc.message, status_code=exc.status_code)
+
+
+@router.post("/models/{version_id}/promote", name="dashboard_promote")
+def dashboard_promote(
+    request: Request, db: DbDep, settings: SettingsDep, user: CurrentUser, version_id: int, csrf_token: FormToken = ""
+) -> Response:
+    outcome = _after_action(request, db, lambda: actions.promote(db, settings, version_id=version_id, actor=user))
+    return outcome if isinstance(outcome, Response) else redirect(f"/dashboard/models?promoted={version_id}")
+
+
+@router.post("/models/{version_id}/archive", name="dashboard_archive")
+def dashboard_archive(request: Request, db: DbDep, user: CurrentUser, version_id: int, csrf_token: FormToken = "") -> Response:
+    outcome = _after_action(request, db, lambda: actions.archive(db, version_id=version_id, actor=user))
+    return outcome if isinstance(outcome, Response) else redirect(f"/dashboard/models?archived={version_id}")

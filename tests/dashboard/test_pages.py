@@ -1,0 +1,158 @@
+"""The dashboard pages over HTTP: what they show, escaping, promote/archive, launching and cancelling jobs."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+import tests.dashboard.handlers  # noqa: F401 - registers test.curves, a kind the dashboard offers
+from app.auth.models import Role
+from app.jobs.models import Job, JobStatus
+from app.registry.models import ModelKind, ModelStatus
+from tests.export.data import judged_pair
+from tests.factories import JobFactory, ModelVersionFactory, UserFactory
+from tests.helpers import login
+
+XSS = '<img src=x onerror="alert(1)">'
+
+
+@pytest.fixture()
+def researcher(client, db):
+    user = UserFactory(username="rita", role=Role.researcher)
+    client.csrf = login(client, "rita")
+    return user
+
+
+def test_overview_counts_and_plot(client, db, researcher):
+    judged_pair(db, verdicts=[(UserFactory(), "a"), (UserFactory(), "b")])
+    page = client.get("/dashboard")
+    assert page.status_code == 200
+    assert re.search(r'id="stat-total">2<', page.text) and re.search(r'id="stat-done">0<', page.text)
+    assert 'id="judgements-chart"' in page.text and "/static/vendor/node_modules/chart.js/dist/chart.umd.min.js" in page.text
+    assert '<a href="/dashboard"' in page.text  # in the researcher's navigation
+
+
+def test_agreement_page_lists_annotators_escaped(client, db, researcher):
+    a, b = UserFactory(username="amy"), UserFactory(username="bob")
+    judged_pair(db, verdicts=[(a, "a"), (b, "a")])
+    page = client.get("/dashboard/agreement")
+    assert page.status_code == 200 and "amy" in page.text and "100.0%" in page.text
+
+
+def test_models_page_shows_the_leaderboard_and_escapes_names(client, db, researcher):
+    v1 = ModelVersionFactory(name=XSS)
+    v2 = ModelVersionFactory(name="policy-two", parent_id=v1.id)
+    ModelVersionFactory(name="rm-1", kind=ModelKind.reward, metrics={"val_accuracy": 0.75})
+    ModelVersionFactory(name="clf-1", kind=ModelKind.classifier, metrics={"quality_accuracy": 0.5, "note": "x"})
+    users = [UserFactory() for _ in range(3)]
+    for i in range(6):
+        judged_pair(db, versions=(v1.id, v2.id), verdicts=[(users[i % 3], "b" if i < 5 else "a")])
+    page = client.get("/dashboard/models")
+    assert page.status_code == 200
+    assert XSS not in page.text and "&lt;img src=x onerror=" in page.text
+    leaderboard = page.text.split('id="leaderboard"')[1].split("</table>")[0]
+    assert leaderboard.index("policy-two") < leaderboard.index("&lt;img")  # five wins of six: rated first
+    assert "75.0%" in page.text and "quality_accuracy 0.5" in page.text
+    assert "83%" in page.text.split('id="win-rates"')[1]  # policy-two won 5 of 6
+
+
+def test_promote_and_archive_through_the_single_call_site(client, db, researcher, monkeypatch):
+    from app.dashboard import actions
+
+    calls = []
+    real = actions.promote
+    monkeypatch.setattr(actions, "promote", lambda *a, **k: calls.append(k) or real(*a, **k))
+    v1, v2 = ModelVersionFactory(), ModelVersionFactory()
+    done = client.post(f"/dashboard/models/{v1.id}/promote", data={"csrf_token": client.csrf}, follow_redirects=True)
+    assert done.status_code == 200 and f"Promoted {v1.name}" in done.text and calls[0]["version_id"] == v1.id
+    db.refresh(v1)
+    assert v1.status is ModelStatus.promoted
+    refused = client.post(f"/dashboard/models/{v1.id}/archive", data={"csrf_token": client.csrf})
+    assert refused.status_code == 409 and "promote another version first" in refused.text
+    client.post(f"/dashboard/models/{v2.id}/archive", data={"csrf_token": client.csrf})
+    db.refresh(v2)
+    assert v2.status is ModelStatus.archived
+    assert client.post(f"/dashboard/models/{v2.id}/promote", data={}).status_code == 403  # no CSRF token
+
+
+class TestJobs:
+    def test_the_list_shows_progress_bars_and_the_launch_links(self, client, db, researcher):
+        JobFactory(kind="test.curves", status=JobStatus.running, progress=0.25, progress_message=XSS)
+        page = client.get("/dashboard/jobs")
+        assert page.status_code == 200 and 'value="0.25"' in page.text and XSS not in page.text
+        assert 'href="/dashboard/jobs/new/test.curves"' in page.text and "/static/dashboard-jobs.js" in page.text
+
+    def test_launch_form_is_generated_and_validated(self, client, db, researcher):
+        form = client.get("/dashboard/jobs/new/test.curves")
+        assert form.status_code == 200
+        assert 'name="param.steps" value="20" step="1" min="1.0" max="1000.0"' in form.text
+        assert '<option value="cosine">cosine</option>' in form.text and 'name="param.warmup" value="true"' in form.text
+        bad = client.post("/dashboard/jobs/new/test.curves", data={"csrf_token": client.csrf, "param.steps": "0"})
+        assert bad.status_code == 422 and "params.steps" in bad.text and 'value="0"' in bad.text
+        assert db.scalar(select(Job).where(Job.kind == "test.curves")) is None
+        good = client.post("/dashboard/jobs/new/test.curves", data={"csrf_token": client.csrf, "param.steps": "5", "param.schedule": "cosine"},
+                           follow_redirects=False)
+        assert good.status_code == 303
+        job = db.scalar(select(Job).where(Job.kind == "test.curves"))
+        assert good.headers["location"] == f"/dashboard/jobs/{job.id}"
+        assert job.params == {"steps": 5, "step_seconds": 0.05, "learning_rate": 0.001, "schedule": "cosine", "warmup": False,
+                              "seed": None}
+        assert job.created_by_id == researcher.id
+
+    def test_kinds_not_offered_in_the_ui_have_no_form(self, client, db, researcher):
+        assert client.get("/dashboard/jobs/new/export").status_code == 404
+        assert client.get("/dashboard/jobs/new/no.such.kind").status_code == 422
+
+    def test_job_page_and_cancel(self, client, db, researcher):
+        job = JobFactory(kind="test.curves", params={"steps": 3}, created_by_id=researcher.id, log_tail=XSS)
+        page = client.get(f"/dashboard/jobs/{job.id}")
+        assert page.status_code == 200 and XSS not in page.text and '&#34;steps&#34;: 3' in page.text
+        assert '["loss", "accuracy"]' not in page.text  # a test kind opens no preset plots
+        assert "/static/dashboard-job.js" in page.text and 'id="cancel-form"' in page.text
+        client.post(f"/dashboard/jobs/{job.id}/cancel", data={"csrf_token": client.csrf})
+        db.refresh(job)
+        assert job.status is JobStatus.cancelled
+
+    def test_someone_elses_job_cannot_be_cancelled(self, client, db, researcher):
+        job = JobFactory(kind="test.curves", created_by_id=UserFactory(role=Role.researcher).id)
+        assert 'id="cancel-form"' not in client.get(f"/dashboard/jobs/{job.id}").text
+        assert client.post(f"/dashboard/jobs/{job.id}/cancel", data={"csrf_token": client.csrf}).status_code == 403
+
+
+def test_annotators_cannot_see_the_dashboard(client, db):
+    UserFactory(username="ann")
+    login(client, "ann")
+    assert client.get("/dashboard").status_code == 403
+
+
+class TestRewardAgreement:
+    def test_the_column_is_filled_from_the_api(self, client, db, researcher, monkeypatch):
+        from types import SimpleNamespace
+
+        from app.dashboard import models
+
+        rm = ModelVersionFactory(name="rm-x", kind=ModelKind.reward, metrics={"val_accuracy": 0.8})
+        seen = []
+
+        def fake(db_, *, version_id):  # the rewards package's agreement(db, *, version_id)
+            seen.append(version_id)
+            return SimpleNamespace(judgements=40, agreed=30, rate=0.75)
+
+        monkeypatch.setattr(models, "human_agreement_available", lambda: True)
+        monkeypatch.setattr(models, "human_agreement_hook", lambda: fake)
+        page = client.get("/dashboard/models")
+        assert f'data-agreement="/api/v1/dashboard/rewards/{rm.id}/agreement"' in page.text
+        assert "/static/dashboard-models.js" in page.text
+        answer = client.get(f"/api/v1/dashboard/rewards/{rm.id}/agreement")
+        assert answer.json() == {"version_id": rm.id, "judgements": 40, "rate": 0.75} and seen == [rm.id]
+        policy = ModelVersionFactory()
+        assert client.get(f"/api/v1/dashboard/rewards/{policy.id}/agreement").status_code == 404
+
+    def test_without_the_rewards_package_the_column_is_left_out(self, client, db, researcher, monkeypatch):
+        from app.dashboard import models
+
+        ModelVersionFactory(kind=ModelKind.reward)
+        monkeypatch.setattr(models, "human_agreement_available", lambda: False)
+        assert "data-agreement" not in client.get("/dashboard/models").text
