@@ -14,6 +14,7 @@ from app.annotation import views as annotation_views
 from app.auth import views as auth_views
 from app.chat import views as chat_views
 from app.config import Settings
+from app.dashboard import api as dashboard_api
 from app.dashboard import job_views as dashboard_job_views
 from app.dashboard import views as dashboard_views
 from app.db import make_engine, make_sessionmaker
@@ -91,6 +92,7 @@ def create_app(settings: Settings | None = None, *, session_factory: sessionmake
         pool_views.router,
         pool_api.router,
         dashboard_views.router,
+        dashboard_api.router,
         dashboard_job_views.router,
         export_views.router,
         import_views.router,

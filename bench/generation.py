@@ -5,9 +5,16 @@ with SmolLM2-135M-Instruct (the converted safetensors checkpoint) in the same pr
 report generated tokens per second (tokens up to and including EOS; a row's padding after EOS
 costs the batched path time but earns it nothing). Ends with one JSON line.
 
+With ``--pool N`` it measures instead the pairs per minute the pair pool sustains: the real
+``generate`` job (prompt planning, the warm generation process, duplicate filtering, one
+transaction per batch into SQLite) adding N pairs from the starter prompts, after a warm-up job
+that loads the model, against the naive peer — one model call per response, in-process — on the
+same prompts. The first job's model load is reported apart: the warm process pays it once.
+
 Run::
 
     .venv/bin/python bench/generation.py [--batch-size 32] [--threads 2]
+    .venv/bin/python bench/generation.py --pool 64 [--max-new-tokens 64] [--skip-naive]
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import argparse
 import gzip
 import json
 import os
+import secrets
 import sys
 import tempfile
 import time
@@ -71,6 +79,110 @@ def timed(label: str, fn) -> tuple[float, int]:  # noqa: ANN001
     return tokens / seconds, tokens
 
 
+class PoolBench:
+    """A scratch deployment: SQLite, the starter prompts, the checkpoint registered as the promoted policy."""
+
+    def __init__(self, root: Path, checkpoint: Path, *, batch_size: int, max_new_tokens: int, threads: int) -> None:
+        from app import migrate
+        from app.config import Settings
+        from app.db import make_engine, make_sessionmaker
+        from app.registry.bootstrap import ensure_starter_prompts
+        from app.registry.models import ModelKind, ModelStatus, ModelVersion
+
+        self.settings = Settings(
+            data_dir=root / "var", secret_key=secrets.token_hex(16), generation_socket=root / "gen.sock", generation_threads=threads,
+            pool_batch_prompts=max(1, batch_size // 2), pool_max_new_tokens=max_new_tokens, pool_cross_version_share=0.0,
+            pool_max_pairs_per_job=10_000,
+        )  # fmt: skip
+        self.engine = make_engine(f"sqlite:///{root / 'bench.sqlite3'}")
+        migrate.upgrade(self.engine)
+        self.sessions = make_sessionmaker(self.engine)
+        config = {"backend": "transformers", "path": str(checkpoint), "batch_size": batch_size}
+        with self.sessions() as db:
+            ensure_starter_prompts(db)
+            db.add(ModelVersion(name="bench", kind=ModelKind.policy, status=ModelStatus.promoted, path=str(checkpoint), config=config))
+            db.commit()
+        self.last_job = 0
+
+    def run(self, *, pairs: int) -> dict:
+        """One generate job for ``pairs`` pairs, through the worker's own code path; its result."""
+        from app.jobs.child import ChildSpec, run_attempt
+        from app.jobs.lifecycle import claim_next
+        from app.jobs.models import Job, JobStatus
+        from app.jobs.service import enqueue
+
+        with self.sessions() as db:
+            self.last_job = enqueue(db, kind="generate", params={"pairs": pairs, "temperature": 0.8, "top_p": 0.95}).id
+            db.commit()
+            claim = claim_next(db, worker_id="bench", kinds=["generate"], lease_seconds=3600)
+            db.commit()
+        run_attempt(self.sessions, ChildSpec(claim=claim, module="app.pool.jobs", database_url="", settings=self.settings, worker_pid=os.getpid()))
+        with self.sessions() as db:
+            job = db.get(Job, self.last_job)
+            if job.status is not JobStatus.succeeded:
+                raise RuntimeError(f"generate job {job.status.value}: {job.error}")
+            return dict(job.result)
+
+    def prompts(self) -> list[list[dict]]:
+        """The prompts of the last job's pairs, for the peer to answer too."""
+        from sqlalchemy import select
+
+        from app.pool.models import Pair
+        from app.prompts.models import Prompt
+
+        with self.sessions() as db:
+            query = select(Prompt.messages).join(Pair, Pair.prompt_id == Prompt.id).where(Pair.created_by_job_id == self.last_job)
+            return [list(m) for m in db.scalars(query.order_by(Pair.id))]
+
+    def close(self) -> None:
+        from app.pool.warm_client import WarmClient
+
+        WarmClient(self.settings).kill_server()
+        self.engine.dispose()
+
+
+def pool_pairs_per_minute(checkpoint: Path, pairs: int, args: argparse.Namespace) -> dict[str, float]:
+    """Run the pool's generate job for ``pairs`` pairs on a scratch SQLite database; pairs/min."""
+    with tempfile.TemporaryDirectory(prefix="rlhf-pool-bench-") as tmp:
+        bench = PoolBench(Path(tmp), checkpoint, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, threads=args.threads)
+        try:
+            warm = bench.run(pairs=1)  # loads the model into the warm process
+            start = time.perf_counter()
+            result = bench.run(pairs=pairs)
+            seconds = time.perf_counter() - start
+            prompts = bench.prompts()
+        finally:
+            bench.close()
+    print(f"  pool: {result['pairs']} pairs ({result['dropped']} dropped, {result['tokens']} tokens) in {seconds:.1f} s "
+          f"= {result['pairs'] / seconds * 60:.1f} pairs/min; first job's model load {warm['load_seconds']:.1f} s, "
+          f"then {result['load_seconds']:.1f} s", flush=True)
+    return {"pairs_per_min": result["pairs"] / seconds * 60, "prompts": prompts, "load_seconds": warm["load_seconds"]}
+
+
+def naive_pairs_per_minute(backend: TransformersBackend, prompts: list[list[dict]], args: argparse.Namespace) -> float:
+    """The peer: each response its own model call (batch 1), model loaded once, no database."""
+    naive = TransformersBackend(backend.model, backend.tokenizer, batch_size=1)
+    params = SamplingParams(temperature=0.8, top_p=0.95, max_new_tokens=args.max_new_tokens, seed=0, n=2)
+    start = time.perf_counter()
+    run_naive(naive, prompts, params)
+    seconds = time.perf_counter() - start
+    print(f" naive: {len(prompts)} pairs in {seconds:.1f} s = {len(prompts) / seconds * 60:.1f} pairs/min", flush=True)
+    return len(prompts) / seconds * 60
+
+
+def main_pool(args: argparse.Namespace, checkpoint: Path) -> None:
+    print(f"pool: {args.pool} pairs x up to {args.max_new_tokens} new tokens, batch {args.batch_size} rows, "
+          f"{args.threads} threads, load {os.getloadavg()[0]:.1f}", flush=True)
+    ours = pool_pairs_per_minute(checkpoint, args.pool, args)
+    summary = {"pool_pairs_per_min": round(ours["pairs_per_min"], 2), "first_load_seconds": round(ours["load_seconds"], 2)}
+    if not args.skip_naive:
+        backend = TransformersBackend.from_path(checkpoint, batch_size=args.batch_size, device=args.device)
+        naive = naive_pairs_per_minute(backend, ours["prompts"], args)
+        print(f"ratio: {ours['pairs_per_min'] / naive:.2f}x (load {os.getloadavg()[0]:.1f})")
+        summary |= {"naive_pairs_per_min": round(naive, 2), "ratio": round(ours["pairs_per_min"] / naive, 2)}
+    print(json.dumps(summary))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="converted SmolLM2 folder (converted if missing)")
@@ -80,10 +192,15 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=32, help="rows decoded together by the batched backend")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-naive", action="store_true", help="tune the batch size without the slow baseline")
+    parser.add_argument("--pool", type=int, metavar="PAIRS", help="measure the pairs per minute the pool sustains instead")
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
 
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     torch.set_num_threads(args.threads)
+    if args.pool:
+        main_pool(args, convert_default_policy(args.checkpoint))
+        return
     backend = TransformersBackend.from_path(convert_default_policy(args.checkpoint), batch_size=args.batch_size)
     prompts = [[{"role": "user", "content": turn}] for turn in first_human_turns(HH_TEST, args.prompts)]
     params = SamplingParams(temperature=0.8, top_p=0.95, max_new_tokens=args.max_new_tokens, seed=0, n=args.samples)

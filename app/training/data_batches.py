@@ -23,9 +23,10 @@ class LengthGroupedBatchSampler:
 
     Each epoch: shuffle, cut into windows of ``MEGABATCH_FACTOR`` batches, sort each window by length
     (longest first), cut into batches, then shuffle the batch order so long batches are not all early.
-    With ``group_by_length=False`` it is a plain shuffled batcher. Every process computes the same list
-    and takes every ``num_replicas``-th batch from ``rank`` on, after the list is topped up (with its own
-    first batches) to a multiple of ``num_replicas`` so that all processes take the same number of steps.
+    With ``group_by_length=False`` it is a plain shuffled batcher, in Hugging Face's order for the same
+    seed. Every process computes the same list and takes every ``num_replicas``-th batch from ``rank`` on,
+    after the list is topped up (with its own first batches) to a multiple of ``num_replicas`` so that all
+    processes take the same number of steps.
     """
 
     def __init__(self, lengths: Sequence[int], batch_size: int, *, seed: int = 0, group_by_length: bool = True,
@@ -40,11 +41,14 @@ class LengthGroupedBatchSampler:
 
     def all_batches(self, epoch: int) -> list[list[int]]:
         """Every process's batches of one epoch, deterministic in (seed, epoch)."""
+        if not self.group_by_length:
+            # The order of Hugging Face's seedable sampler (torch.randperm seeded with seed + epoch): with the
+            # same seed, a plain shuffled run trains on the very batches a Trainer or TRL run would.
+            order = torch.randperm(len(self.lengths), generator=torch.Generator().manual_seed(self.seed + epoch))
+            return [order[i : i + self.batch_size].tolist() for i in range(0, len(order), self.batch_size)]
         rng = random.Random(self.seed * 1_000_003 + epoch)
         order = list(range(len(self.lengths)))
         rng.shuffle(order)
-        if not self.group_by_length:
-            return [order[i : i + self.batch_size] for i in range(0, len(order), self.batch_size)]
         window = self.batch_size * MEGABATCH_FACTOR
         batches: list[list[int]] = []
         for start in range(0, len(order), window):

@@ -160,7 +160,14 @@ class _Loop:
         # The scheduler is not handed to accelerate: it steps once per optimizer step on every process.
         schedule = LinearSchedule(int(config.warmup_ratio * self.total_steps), self.total_steps)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        self.model, self.optimizer = accelerator.prepare(task.model, optimizer)
+        # One process without a loss scaler has nothing to synchronise or unscale: step the optimizer and
+        # clip directly rather than through accelerate's wrappers, whose checks cost time every step.
+        self.direct = accelerator.num_processes == 1 and accelerator.scaler is None
+        if self.direct:
+            self.model, self.optimizer = accelerator.prepare_model(task.model), optimizer
+        else:
+            self.model, self.optimizer = accelerator.prepare(task.model, optimizer)
+        self.params = [p for p in task.model.parameters() if p.requires_grad]
         self.step = 0
         self.window: dict[str, torch.Tensor] = {}
         self.window_steps = 0
@@ -191,9 +198,14 @@ class _Loop:
 
     def _train_step(self, batch: dict[str, torch.Tensor]) -> None:
         loss, metrics = self.task.compute_loss(self.model, batch)
-        self.accelerator.backward(loss)
-        if self.config.max_grad_norm > 0:
-            self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
+        if self.direct:
+            loss.backward()
+            if self.config.max_grad_norm > 0:
+                torch.nn.utils.clip_grad_norm_(self.params, self.config.max_grad_norm, foreach=True)
+        else:
+            self.accelerator.backward(loss)
+            if self.config.max_grad_norm > 0:
+                self.accelerator.clip_grad_norm_(self.model.parameters(), self.config.max_grad_norm)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
@@ -205,14 +217,21 @@ class _Loop:
     def _after_step(self) -> None:
         if self.step % max(self.config.log_every, 1) == 0 or self.step == self.total_steps:
             self._report()
-        if self.accelerator.is_main_process and self.reporter.should_stop():  # polled on the main process only
-            self.accelerator.set_trigger()
-        if self.accelerator.check_trigger():  # every process sees the stop, so all leave together
+        if self._stop_requested():
             self._save()
             raise TrainingStopped(self.step)
         every = self.config.checkpoint_every
         if every > 0 and self.step % every == 0 and self.step < self.total_steps:
             self._save()
+
+    def _stop_requested(self) -> bool:
+        """The reporter asked to stop; polled on the main process, then shared so all processes leave together
+        (a lone process skips that all-reduce: on a GPU it would wait for the device every step)."""
+        if self.direct:
+            return self.reporter.should_stop()
+        if self.accelerator.is_main_process and self.reporter.should_stop():
+            self.accelerator.set_trigger()
+        return self.accelerator.check_trigger()
 
     def _report(self) -> None:
         means = {name: self.accelerator.reduce(total / self.window_steps, "mean").item()

@@ -84,12 +84,19 @@ class PooledHeadModel(nn.Module):
         self.head = head.to(next(backbone.parameters()).dtype)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None) -> torch.Tensor:
+                token_type_ids: torch.Tensor | None = None, *, position_ids: torch.Tensor | None = None,
+                read_rows: torch.Tensor | None = None, read_cols: torch.Tensor | None = None) -> torch.Tensor:
+        """Scores [N, K] of N padded sequences; or, for packed rows (``data_prefix``: a 4-D mask and
+        position ids), the scores read at (``read_rows``, ``read_cols``), one per packed sequence."""
         extra: dict[str, Any] = {"use_cache": False} if not self.encoder else {}
-        if token_type_ids is not None:
-            extra["token_type_ids"] = token_type_ids
+        for name, value in (("token_type_ids", token_type_ids), ("position_ids", position_ids)):
+            if value is not None:
+                extra[name] = value
         out = self.backbone(input_ids=input_ids, attention_mask=attention_mask, return_dict=True, **extra)
-        pooled = POOLERS[self.pooling](out.last_hidden_state, attention_mask)  # [N, H]
+        if read_rows is not None and read_cols is not None:
+            pooled = out.last_hidden_state[read_rows, read_cols]  # [N, H]
+        else:
+            pooled = POOLERS[self.pooling](out.last_hidden_state, attention_mask)  # [N, H]
         return self.head(pooled).float()  # [N, K]
 
     def meta(self) -> dict[str, Any]:

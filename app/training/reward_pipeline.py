@@ -19,11 +19,15 @@ from torch import nn
 from app.training.checkpoint import atomic_write_dir
 from app.training.data import split_by_prompt
 from app.training.data_encode import pad_token_id
+from app.training.data_prefix import needs_additive_mask, shares_prefix_exactly
 from app.training.reward_card import (build_card, data_snapshot, default_checkpoint_path, finished_card,
                                       run_fingerprint, write_card)
 from app.training.reward_config import TrainConfig
-from app.training.reward_loop import LossFn, LoopTask, NullReporter, Reporter, make_accelerator, run_loop
+from app.training.reward_loop import (LoopResult, LossFn, LoopTask, NullReporter, Reporter, make_accelerator,
+                                      run_loop)
 from app.training.reward_model import PooledHeadModel, build_model, disable_dropout, save_model
+from app.training.vocab_compact import compact_embedding, renumber_rows
+from app.training.vocab_compact import plan as compact_plan
 
 Rows = list[dict[str, Any]]
 
@@ -41,6 +45,15 @@ class TrainResult:
 
 
 @dataclass
+class PackedBatches:
+    """An optional cheaper batch layout for decoders (see ``data_prefix``): a row's packed length and
+    the collator factory ``(pad_id, additive=…) -> collate``; used only where it scores exactly alike."""
+
+    length: Callable[[dict[str, Any]], int]
+    collate: Callable[..., Callable[[Sequence[dict[str, Any]]], dict[str, torch.Tensor]]]
+
+
+@dataclass
 class HeadJob:
     """What makes a run a reward run or a classifier run."""
 
@@ -51,6 +64,7 @@ class HeadJob:
     collate: Callable[[int], Callable[[Sequence[dict[str, Any]]], dict[str, torch.Tensor]]]  # pad id -> collate
     loss: LossFn
     evaluate: Callable[[PooledHeadModel, Rows, int, int, torch.device], dict[str, float]]  # model, rows, pad, bs, dev
+    packed: PackedBatches | None = None
 
 
 def prepare_backbone(model: PooledHeadModel, config: TrainConfig) -> int:
@@ -94,8 +108,7 @@ def train_head_model(job: HeadJob, examples: Sequence[Any], config: TrainConfig,
     rows, pad_id = job.encode(tokenizer, train, model.encoder, max_length), pad_token_id(tokenizer)
     reporter.log(f"{job.kind} model: {len(train)} train / {len(validation)} validation examples, backbone "
                  f"{label}, {sum(p.numel() for p in model.parameters()):,} parameters on {accelerator.device}")
-    task = LoopTask(model, rows, [job.length(row) for row in rows], job.collate(pad_id), job.loss, fingerprint)
-    result = run_loop(task, config, accelerator, checkpoint, reporter)
+    result = _train(job, config, model, rows, pad_id, fingerprint, accelerator, checkpoint, reporter)
     val_rows = job.encode(tokenizer, validation, model.encoder, max_length) if validation else []
     evaluated = job.evaluate(result.model, val_rows, pad_id, config.eval_batch_size, accelerator.device)
     metrics = {f"val_{name}": value for name, value in evaluated.items()}
@@ -104,6 +117,23 @@ def train_head_model(job: HeadJob, examples: Sequence[Any], config: TrainConfig,
                       steps=result.steps, resumed_from=result.resumed_from)
     _finish(accelerator, reporter, result.model, tokenizer, output_dir, checkpoint, card, max_length)
     return TrainResult(output_dir, metrics, result.steps, result.resumed_from, card, result.model)
+
+
+def _train(job: HeadJob, config: TrainConfig, model: PooledHeadModel, rows: Rows, pad_id: int, fingerprint: str,
+           accelerator: Any, checkpoint: Path, reporter: Reporter) -> LoopResult:
+    """Run the loop on the embedding rows the data uses (see ``vocab_compact``); the full matrix is
+    whole again when this returns."""
+    vocab = compact_plan(model.backbone, rows, pad_id=pad_id, weight_decay=config.weight_decay)
+    if vocab is not None:
+        rows, pad_id = renumber_rows(rows, vocab), int(vocab.table[pad_id])
+        reporter.log(f"training the {len(vocab.used):,} embedding rows the data uses of {len(vocab.table):,}")
+    with compact_embedding(model.backbone, vocab):
+        length, collate = job.length, job.collate(pad_id)
+        if job.packed is not None and shares_prefix_exactly(model, rows, pad_id, collate):
+            length, collate = job.packed.length, job.packed.collate(pad_id, additive=needs_additive_mask(model))
+            reporter.log("decoder backbone: each pair's shared prefix is computed once (packed rows)")
+        task = LoopTask(model, rows, [length(row) for row in rows], collate, job.loss, fingerprint)
+        return run_loop(task, config, accelerator, checkpoint, reporter)
 
 
 def _finish(accelerator: Any, reporter: Reporter, model: PooledHeadModel, tokenizer: Any, output_dir: Path,

@@ -22,12 +22,13 @@ from torch import nn
 
 from app.training.data import PreferenceExample
 from app.training.data_batches import PairCollator
+from app.training.data_prefix import MODEL_INPUTS, SharedPrefixCollator, packed_length
 from app.training.data_encode import encode_responses
 from app.training.reward_config import RewardConfig
 from app.training.reward_loop import Reporter
 from app.training.reward_loss import bradley_terry_loss, centering_penalty, pairwise_accuracy, strength_margins
 from app.training.reward_model import PooledHeadModel
-from app.training.reward_pipeline import HeadJob, TrainResult, train_head_model
+from app.training.reward_pipeline import HeadJob, PackedBatches, TrainResult, train_head_model
 from app.training.reward_scoring import predict_encoded
 
 __all__ = ["TrainResult", "encode_pairs", "evaluate_pairs", "reward_step", "train_reward_model"]
@@ -36,7 +37,7 @@ __all__ = ["TrainResult", "encode_pairs", "evaluate_pairs", "reward_step", "trai
 def reward_step(model: nn.Module, batch: dict[str, torch.Tensor], *,
                 center_coefficient: float = 0.0) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Bradley–Terry loss of one batch, both sides scored in a single forward pass."""
-    rewards = model(batch["input_ids"], batch["attention_mask"], batch.get("token_type_ids"))[:, 0]  # [2B]
+    rewards = model(**{k: v for k, v in batch.items() if k in MODEL_INPUTS})[:, 0]  # [2B]: chosen, then rejected
     chosen, rejected = rewards.chunk(2)  # [B], [B]
     loss = bradley_terry_loss(chosen, rejected, batch["margin"])
     if center_coefficient > 0:
@@ -81,7 +82,7 @@ def reward_job(config: RewardConfig) -> HeadJob:
     return HeadJob(kind="reward", labels=["reward"], encode=partial(encode_pairs, margin=config.margin),
                    length=_pair_length, collate=PairCollator,
                    loss=partial(reward_step, center_coefficient=config.center_rewards_coefficient),
-                   evaluate=evaluate_pairs)
+                   evaluate=evaluate_pairs, packed=PackedBatches(packed_length, SharedPrefixCollator))
 
 
 def train_reward_model(

@@ -1,0 +1,145 @@
+"""Sampling the two responses of each planned pair, and keeping only pairs worth judging.
+
+All same-version pairs of a batch go to the backend in one call with ``n=2``: the two samples
+of a prompt are adjacent rows of one decoding batch that share the prompt's prefill (see
+``TransformersBackend``), drawn from one seeded call, so they differ yet the batch is reproducible.
+Cross-version pairs need two models: one ``n=1`` call to the promoted policy for all of them, one to
+each other version. Two responses that are identical (ignoring case and whitespace) or an empty one
+teach an annotator nothing: the prompt is sampled again with a fresh seed, up to ``attempts``
+times, then dropped.
+
+Nothing here touches the database: ``Candidate`` rows go to ``app.pool.service.store_pairs``.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from app.generation.types import Generation, Messages, SamplingParams
+from app.pool.plan import PlannedPair, PolicyRef
+
+
+class Generator(Protocol):
+    """What the pool needs of a generation service (``WarmClient`` in production)."""
+
+    def generate(self, config: dict[str, Any], prompts: list[Messages], params: SamplingParams) -> Any: ...  # a Reply
+
+
+@dataclass(frozen=True)
+class Sampling:
+    temperature: float
+    top_p: float
+    max_new_tokens: int
+
+
+@dataclass(frozen=True)
+class Sample:
+    """One response and how it was made (stored as the response's generation parameters)."""
+
+    version: PolicyRef
+    generation: Generation
+    seed: int
+    index: int  # which of the call's n samples of this prompt
+    n: int
+
+    def params(self, sampling: Sampling, attempt: int) -> dict[str, Any]:
+        return {
+            "temperature": sampling.temperature, "top_p": sampling.top_p, "max_new_tokens": sampling.max_new_tokens,
+            "seed": self.seed, "sample": self.index, "n": self.n, "backend": self.version.backend,
+            "finish_reason": self.generation.finish_reason, "attempt": attempt,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Candidate:
+    item: PlannedPair
+    a: Sample
+    b: Sample
+    attempt: int  # 1 when the first sampling was usable
+
+
+@dataclass
+class BatchStats:
+    dropped: int = 0  # prompts given up after every attempt
+    regenerated: int = 0  # prompts sampled again
+    tokens: int = 0
+    load_seconds: float = 0.0
+    generate_seconds: float = 0.0
+    pids: set[int] = field(default_factory=set)  # warm processes that answered
+
+
+def normalise(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def usable(a: Generation, b: Generation) -> bool:
+    """Both responses say something, and not the same thing."""
+    return bool(a.text.strip()) and bool(b.text.strip()) and normalise(a.text) != normalise(b.text)
+
+
+class PairSampler:
+    """Samples pairs for planned items from the promoted policy (A) and, for cross pairs, another (B)."""
+
+    def __init__(self, generator: Generator, policy: PolicyRef, sampling: Sampling, *, rng: random.Random, attempts: int) -> None:
+        self.generator = generator
+        self.policy = policy
+        self.sampling = sampling
+        self.rng = rng
+        self.attempts = attempts
+
+    def run(self, items: list[PlannedPair]) -> tuple[list[Candidate], BatchStats]:
+        """Candidates for as many items as could be made usable, in the items' order."""
+        stats = BatchStats()
+        done: dict[int, Candidate] = {}
+        todo = list(enumerate(items))
+        for attempt in range(1, self.attempts + 2):
+            if not todo:
+                break
+            if attempt > 1:
+                stats.regenerated += len(todo)
+            sampled = self._sample([item for _, item in todo], stats)
+            retry = []
+            for (position, item), (a, b) in zip(todo, sampled, strict=True):
+                if usable(a.generation, b.generation):
+                    done[position] = Candidate(item=item, a=a, b=b, attempt=attempt)
+                else:
+                    retry.append((position, item))
+            todo = retry
+        stats.dropped = len(todo)
+        return [done[p] for p in sorted(done)], stats
+
+    def _sample(self, items: list[PlannedPair], stats: BatchStats) -> list[tuple[Sample, Sample]]:
+        """(A, B) samples for each item: same-version items in one n=2 call, cross items per version."""
+        result: list[tuple[Sample, Sample] | None] = [None] * len(items)
+        same = [i for i, item in enumerate(items) if item.other is None]
+        if same:
+            samples = self._call(self.policy, [items[i].messages for i in same], n=2, stats=stats)
+            for j, i in enumerate(same):
+                result[i] = (samples[2 * j], samples[2 * j + 1])
+        by_version: dict[int, list[int]] = defaultdict(list)
+        for i, item in enumerate(items):
+            if item.other is not None:
+                by_version[item.other.id].append(i)
+        for indices in by_version.values():
+            other = items[indices[0]].other
+            assert other is not None
+            a_side = self._call(self.policy, [items[i].messages for i in indices], n=1, stats=stats)
+            b_side = self._call(other, [items[i].messages for i in indices], n=1, stats=stats)
+            for j, i in enumerate(indices):
+                result[i] = (a_side[j], b_side[j])
+        return [pair for pair in result if pair is not None]
+
+    def _call(self, version: PolicyRef, prompts: list[Messages], *, n: int, stats: BatchStats) -> list[Sample]:
+        seed = self.rng.getrandbits(31)
+        params = SamplingParams(
+            temperature=self.sampling.temperature, top_p=self.sampling.top_p, max_new_tokens=self.sampling.max_new_tokens, seed=seed, n=n
+        )
+        reply = self.generator.generate(version.config, prompts, params)
+        stats.load_seconds += reply.load_seconds
+        stats.generate_seconds += reply.seconds
+        stats.pids.add(reply.pid)
+        stats.tokens += sum(g.token_count for g in reply.generations)
+        return [Sample(version=version, generation=g, seed=seed, index=k % n, n=n) for k, g in enumerate(reply.generations)]

@@ -1,0 +1,150 @@
+"""The ``generate`` job's body: plan a batch, sample it in the warm process, store it, repeat.
+
+Idempotent per job: every pair carries ``created_by_job_id``, and each attempt works out its goal
+from what the database holds now (the pool's deficit, or the pairs this job stored before a
+crash), so a re-run never adds pairs beyond the target. Each batch is stored in one fenced
+transaction (``ctx.transaction``) that first locks the policy's row and checks it is still the
+promoted one, so a cancelled job or one overtaken by a promotion adds nothing more.
+"""
+
+from __future__ import annotations
+
+import random
+import secrets
+import time
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from app.config import Settings
+from app.jobs.context import JobContext
+from app.jobs.exceptions import JobFailed
+from app.pool import service
+from app.pool.generate import BatchStats, PairSampler, Sampling
+from app.pool.plan import PolicyRef, assign_cross, choose_prompts, cross_count, other_policies, policy_ref
+from app.pool.warm_client import BackendConfigError, WarmClient
+from app.registry import service as registry
+
+MAX_BARREN_BATCHES = 3  # batches in a row without one usable pair before the job gives up
+
+
+@dataclass(frozen=True)
+class Setup:
+    policy: PolicyRef
+    others: list[PolicyRef]
+    goal: int  # pairs this attempt should add
+    fill_only: bool  # stop at the pool target (a refill), rather than add ``goal`` regardless
+    sampling: Sampling
+    share: float  # of pairs that are cross-version
+
+
+def plan_job(db: Session, settings: Settings, params: Any, job_id: int) -> Setup | None:  # noqa: ANN401 - GenerateParams
+    """What this attempt should do; None without a promoted policy."""
+    version = registry.promoted_policy(db)
+    if version is None:
+        return None
+    already = service.made_by_job(db, job_id)
+    if params.pairs is not None:
+        goal, fill_only = params.pairs - already, False
+    else:
+        need = max(service.deficit(db, settings), params.min_pairs - already)
+        goal, fill_only = min(need, settings.pool_max_pairs_per_job - already), params.min_pairs == 0
+    sampling = Sampling(
+        temperature=settings.pool_temperature if params.temperature is None else params.temperature,
+        top_p=settings.pool_top_p if params.top_p is None else params.top_p,
+        max_new_tokens=settings.pool_max_new_tokens if params.max_new_tokens is None else params.max_new_tokens,
+    )
+    share = settings.pool_cross_version_share if params.cross_version_share is None else params.cross_version_share
+    others = other_policies(db, promoted_id=version.id)
+    return Setup(policy_ref(version), others, max(goal, 0), fill_only, sampling, share)
+
+
+def run_generate(ctx: JobContext) -> dict[str, Any]:
+    """Add pairs for the promoted policy until the goal, reporting progress; returns the tally."""
+    with ctx.sessions() as db:
+        setup = plan_job(db, ctx.settings, ctx.params, ctx.job_id)
+    if setup is None:
+        return {"pairs": 0, "stopped": "no promoted policy"}
+    if setup.goal == 0:
+        return {"pairs": 0, "policy": setup.policy.name, "stopped": "the pool is full"}
+    ctx.reporter.log(f"generating {setup.goal} pair(s) with {setup.policy.name} ({setup.policy.backend})")
+    try:
+        with WarmClient(ctx.settings) as client:
+            return _fill(ctx, setup, client)
+    except BackendConfigError as exc:
+        raise JobFailed(f"policy {setup.policy.name} cannot be served: {exc}") from None
+
+
+@dataclass
+class Tally:
+    pairs: int = 0
+    cross: int = 0
+    planned: int = 0
+    barren: int = 0
+    stopped: str | None = None
+    stats: BatchStats | None = None
+
+    def add(self, stats: BatchStats) -> None:
+        if self.stats is None:
+            self.stats = BatchStats()
+        total = self.stats
+        total.dropped += stats.dropped
+        total.regenerated += stats.regenerated
+        total.tokens += stats.tokens
+        total.load_seconds += stats.load_seconds
+        total.generate_seconds += stats.generate_seconds
+        total.pids |= stats.pids
+
+
+def _fill(ctx: JobContext, setup: Setup, client: WarmClient) -> dict[str, Any]:
+    seed = ctx.params.seed if ctx.params.seed is not None else secrets.randbits(32)
+    rng = random.Random(seed)
+    sampler = PairSampler(client, setup.policy, setup.sampling, rng=rng, attempts=ctx.settings.pool_regenerate_attempts)
+    tally, start = Tally(), time.perf_counter()
+    while tally.pairs < setup.goal and tally.stopped is None:
+        ctx.reporter.check()
+        _batch(ctx, setup, sampler, rng, tally)
+        ctx.reporter.progress(tally.pairs / setup.goal, f"{tally.pairs} of {setup.goal} pairs")
+    return _result(setup, tally, time.perf_counter() - start)
+
+
+def _batch(ctx: JobContext, setup: Setup, sampler: PairSampler, rng: random.Random, tally: Tally) -> None:
+    """Plan, sample and store one batch, updating ``tally`` (and setting ``tally.stopped`` to end)."""
+    size = min(ctx.settings.pool_batch_prompts, setup.goal - tally.pairs)
+    with ctx.sessions() as db:
+        items = choose_prompts(db, ctx.settings, count=size, rng=rng)
+    if not items:
+        tally.stopped = "no active prompts"
+        return
+    items = assign_cross(items, setup.others, count=cross_count(tally.planned, len(items), setup.share), rng=rng)
+    tally.planned += len(items)
+    candidates, stats = sampler.run(items)
+    tally.add(stats)
+    with ctx.transaction() as db:
+        if not service.lock_promoted(db, setup.policy.id):
+            tally.stopped = "another policy was promoted"
+            return
+        limit = setup.goal - tally.pairs
+        if setup.fill_only:
+            limit = min(limit, service.deficit(db, ctx.settings))
+        stored, cross = service.store_pairs(db, candidates, sampling=setup.sampling, job_id=ctx.job_id, limit=limit)
+    tally.pairs += stored
+    tally.cross += cross
+    tally.barren = tally.barren + 1 if not candidates else 0
+    if tally.barren >= MAX_BARREN_BATCHES:
+        tally.stopped = "the policy keeps giving identical or empty responses"
+    elif setup.fill_only and stored < len(candidates):
+        tally.stopped = "the pool reached its target"
+
+
+def _result(setup: Setup, tally: Tally, seconds: float) -> dict[str, Any]:
+    stats = tally.stats or BatchStats()
+    return {
+        "pairs": tally.pairs, "cross_version": tally.cross, "goal": setup.goal, "policy": setup.policy.name,
+        "policy_version_id": setup.policy.id, "dropped": stats.dropped, "regenerated": stats.regenerated,
+        "tokens": stats.tokens, "load_seconds": round(stats.load_seconds, 3),
+        "generate_seconds": round(stats.generate_seconds, 3), "seconds": round(seconds, 3),
+        "pairs_per_minute": round(tally.pairs / seconds * 60, 2) if seconds > 0 else 0.0,
+        "warm_pids": sorted(stats.pids), "stopped": tally.stopped,
+    }  # fmt: skip

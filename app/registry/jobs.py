@@ -1,0 +1,33 @@
+"""The ``bootstrap`` job kind: what ``rlhf serve`` queues on a first start (see ``bootstrap``).
+
+Imported by the web app too (to validate parameters when enqueueing), so it stays light: the
+model is loaded only inside the job process, when the handler runs.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from app.jobs.context import JobContext
+from app.jobs.registry import register
+from app.registry import bootstrap
+
+
+class BootstrapParams(BaseModel):
+    model: str = Field("", max_length=500, description="Hugging Face id or local folder; empty: SmolLM2-135M-Instruct.")
+
+
+@register(bootstrap.BOOTSTRAP, BootstrapParams, offered_in_ui=False)
+def run_bootstrap(ctx: JobContext[BootstrapParams]) -> dict[str, Any]:
+    """Install and promote the first policy and the starter prompt set, unless there are some."""
+    ctx.reporter.progress(0.0, "installing the default policy")
+
+    def say(line: str) -> None:
+        ctx.reporter.log(line)
+
+    with ctx.sessions() as db:
+        report = bootstrap.bootstrap(db, ctx.settings, model=ctx.params.model, job_id=ctx.job_id, say=say)
+    ctx.reporter.progress(1.0, str(report))
+    return {"policy": report.policy, "installed": report.installed, "promoted": report.promoted, "starter_prompts": report.starter_prompts}

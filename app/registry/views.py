@@ -1,0 +1,76 @@
+"""Researcher pages for the model registry: list, inspect, promote and archive versions.
+
+Promotion goes through ``app.pool.service.promote_policy``, so the pool follows it (the old
+policy's unjudged pairs retired, a refill queued) in the same request, after the registry's commit.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import Response
+
+from app.auth.policy import Access, allow
+from app.deps import DbDep, SettingsDep
+from app.errors import DomainError
+from app.pool import service as pool
+from app.registry import service
+from app.registry.models import ModelKind, ModelStatus
+from app.web import redirect, render
+
+router = APIRouter(prefix="/models", tags=["model pages"], dependencies=[allow(Access.researcher)])
+
+FormToken = Annotated[str, Form(max_length=200)]
+
+
+def _list_page(request: Request, db: DbDep, *, status_code: int = 200, **context: object) -> Response:
+    counts = {c.version_id: c for c in pool.pool_counts(db)}
+    ctx = {"versions": service.list_versions(db), "counts": counts, "kinds": list(ModelKind), "statuses": ModelStatus, **context}
+    return render(request, "models/list.html", ctx, status_code=status_code)
+
+
+def _detail_page(request: Request, db: DbDep, version_id: int, *, status_code: int = 200, **context: object) -> Response:
+    version = service.get_version(db, version_id)
+    counts = {c.version_id: c for c in pool.pool_counts(db)}
+    ctx = {
+        "version": version, "count": counts.get(version.id), "statuses": ModelStatus,
+        "config_json": json.dumps(version.config, indent=2, sort_keys=True, ensure_ascii=False),
+        "metrics_json": json.dumps(version.metrics, indent=2, sort_keys=True, ensure_ascii=False), **context,
+    }  # fmt: skip
+    return render(request, "models/detail.html", ctx, status_code=status_code)
+
+
+@router.get("", name="models")
+def models_list(request: Request, db: DbDep) -> Response:
+    return _list_page(request, db)
+
+
+@router.get("/{version_id}", name="model")
+def model_detail(request: Request, db: DbDep, version_id: int, promoted: bool = False, archived: bool = False, retired: int = 0) -> Response:
+    return _detail_page(request, db, version_id, promoted_notice=promoted, archived_notice=archived, retired=retired)
+
+
+@router.post("/{version_id}/promote", name="model_promote")
+def model_promote(request: Request, db: DbDep, settings: SettingsDep, version_id: int, csrf_token: FormToken = "") -> Response:
+    try:
+        result = pool.promote_policy(db, settings, version_id=version_id)
+    except DomainError as exc:
+        db.rollback()
+        if exc.status_code == 404:
+            raise
+        return _detail_page(request, db, version_id, error=exc.message, status_code=exc.status_code)
+    return redirect(f"/models/{version_id}?promoted=1&retired={result.retired}")
+
+
+@router.post("/{version_id}/archive", name="model_archive")
+def model_archive(request: Request, db: DbDep, version_id: int, csrf_token: FormToken = "") -> Response:
+    try:
+        service.archive(db, version_id=version_id)
+    except DomainError as exc:
+        db.rollback()
+        if exc.status_code == 404:
+            raise
+        return _detail_page(request, db, version_id, error=exc.message, status_code=exc.status_code)
+    return redirect(f"/models/{version_id}?archived=1")

@@ -1,0 +1,184 @@
+"""What the ``reward`` and ``classifier`` jobs do, in the job process (torch is imported here only).
+
+Both follow one path: read the snapshot of annotations the job is entitled to (nothing created after
+the job itself, so a retried attempt reads the same data) → resolve the backbone → train with the
+framework-free trainer, resuming from ``<data_dir>/checkpoints/job-<id>/resume.pt`` when an earlier
+attempt died → the trainer renames the finished folder (model, tokenizer, card) into the model store →
+register the version in a fenced transaction keyed by the job id. A crash at any point is safe to retry:
+before the rename nothing is visible; after it, the re-run finds its own folder (same fingerprint) and
+only registers; after registering, ``register`` returns the version it already made.
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from app.errors import DomainError
+from app.jobs.context import JobContext
+from app.jobs.exceptions import JobCancelled, JobFailed
+from app.jobs.models import Job
+from app.jobs.reporter import Reporter as JobReporter
+from app.registry import service as registry
+from app.registry import store
+from app.registry.models import ModelKind, ModelVersion
+from app.rewards.dataset import DataFilters, labelled_responses, preference_examples
+from app.rewards.params import ClassifierParams, RewardParams, TrainParams, filters_of
+
+MIN_EXAMPLES = 2  # fewer cannot be split or trained on; the job fails rather than register nonsense
+
+
+class TrainerReporter:
+    """The trainer's reporter protocol on top of the job's reporter; ``should_stop`` is a cancellation."""
+
+    def __init__(self, reporter: JobReporter):
+        self._reporter = reporter
+
+    def progress(self, frac: float, msg: str) -> None:
+        self._reporter.progress(frac, msg)
+
+    def metric(self, step: int, name: str, value: float) -> None:
+        self._reporter.metric(step, name, value)
+
+    def log(self, line: str) -> None:
+        self._reporter.log(line)
+
+    def should_stop(self) -> bool:
+        return self._reporter.cancelled()  # reads the database at most once per flush interval
+
+
+@dataclass
+class RunPlan:
+    """Everything a run needs that comes from the database, read once at the start of an attempt."""
+
+    name: str
+    backbone: str  # a Hugging Face id or a folder
+    parent_id: int | None  # the policy version whose backbone this is, if any
+    examples: list[Any]
+    existing: ModelVersion | None  # already registered by this job (a re-run after the commit)
+
+
+def checkpoint_path(ctx: JobContext[Any]) -> Path:
+    """The resumable checkpoint of this job, under the data folder, the same for every attempt."""
+    return ctx.settings.data_dir / "checkpoints" / f"job-{ctx.job_id}" / "resume.pt"
+
+
+def _cutoff(db: Session, job_id: int) -> datetime | None:
+    return db.scalar(select(Job.created_at).where(Job.id == job_id))
+
+
+def _backbone(db: Session, params: TrainParams) -> tuple[str, int | None]:
+    """The backbone location: a policy version's folder when one is named, else ``params.backbone``."""
+    if params.backbone_version_id is None:
+        return params.backbone, None
+    try:
+        version = registry.get_version(db, params.backbone_version_id, kind=ModelKind.policy)
+    except DomainError as exc:
+        raise JobFailed(f"backbone_version_id: {exc.message}") from None
+    if not version.path or not Path(version.path).is_dir():
+        raise JobFailed(f"backbone_version_id: {version.name} has no model folder on this machine")
+    return version.path, version.id
+
+
+def plan_run(ctx: JobContext[Any], kind: ModelKind, read: Callable[[Session, DataFilters], list[Any]]) -> RunPlan:
+    """Read the job's data snapshot and resolve its name and backbone."""
+    params: TrainParams = ctx.params
+    name = params.name or f"{kind.value}-job{ctx.job_id}"
+    with ctx.sessions() as db:
+        existing = db.scalar(select(ModelVersion).where(ModelVersion.created_by_job_id == ctx.job_id))
+        taken = db.scalar(select(ModelVersion.id).where(ModelVersion.name == name))
+        if existing is None and taken is not None:
+            raise JobFailed(f"name: a model version named {name!r} exists already")
+        backbone, parent_id = _backbone(db, params)
+        filters = DataFilters(**filters_of(params)).capped(_cutoff(db, ctx.job_id))
+        examples = read(db, filters) if existing is None else []
+    if existing is None and len(examples) < MIN_EXAMPLES:
+        raise JobFailed(f"only {len(examples)} usable examples match the filters; at least {MIN_EXAMPLES} are needed")
+    return RunPlan(name, backbone, parent_id, examples, existing)
+
+
+CARD_KEYS = ("config", "data", "fingerprint", "steps", "resumed_from_step", "labels")  # kept on the version row
+
+
+def register_version(ctx: JobContext[Any], plan: RunPlan, kind: ModelKind, folder: Path,
+                     result: Any) -> dict[str, Any]:
+    """Register the trained folder (idempotently, per job) and describe it as the job's result."""
+    card = result.card
+    with ctx.transaction() as db:
+        version = registry.register(
+            db, name=plan.name, kind=kind, path=str(folder), base_model=card.get("backbone", plan.backbone),
+            parent_id=plan.parent_id, metrics=result.metrics, job_id=ctx.job_id,
+            config={"card": {key: card[key] for key in CARD_KEYS if key in card}})
+        outcome = describe(version)
+    shutil.rmtree(checkpoint_path(ctx).parent, ignore_errors=True)
+    return outcome
+
+
+def describe(version: ModelVersion) -> dict[str, Any]:
+    """The job's result: the registered version, its metrics and its data snapshot."""
+    card = version.config.get("card", {})
+    return {"version_id": version.id, "name": version.name, "path": version.path, "metrics": dict(version.metrics),
+            "data": card.get("data", {}), "steps": card.get("steps"),
+            "resumed_from_step": card.get("resumed_from_step", 0)}
+
+
+def run_training(ctx: JobContext[Any], kind: ModelKind, read: Callable[[Session, DataFilters], list[Any]],
+                 train: Callable[..., Any], make_config: Callable[[str], Any]) -> dict[str, Any]:
+    """The shared body of both jobs: ``train`` is ``train_reward_model`` or ``train_classifier`` and
+    ``make_config`` builds its config for the resolved backbone."""
+    from app.training.reward_loop import TrainingStopped
+
+    plan = plan_run(ctx, kind, read)
+    if plan.existing is not None:
+        return describe(plan.existing)
+    folder = store.version_dir(ctx.settings, kind.value, plan.name)
+    ctx.reporter.log(f"{kind.value} job: {len(plan.examples)} examples, backbone {plan.backbone}")
+    try:
+        result = train(plan.examples, make_config(plan.backbone), folder, reporter=TrainerReporter(ctx.reporter),
+                       checkpoint_path=checkpoint_path(ctx))
+    except TrainingStopped:
+        raise JobCancelled() from None
+    except FileExistsError as exc:  # the folder holds another run's model: never overwrite it
+        raise JobFailed(str(exc)) from None
+    return register_version(ctx, plan, kind, folder, result)
+
+
+def run_reward(ctx: JobContext[RewardParams]) -> dict[str, Any]:
+    """Train and register a reward model on the judged pairs."""
+    from app.training.reward_config import RewardConfig
+    from app.training.reward_trainer import train_reward_model
+
+    params = ctx.params
+
+    def read(db: Session, filters: DataFilters) -> list[Any]:
+        return preference_examples(db, filters, aggregate=params.aggregate)
+
+    def make_config(backbone: str) -> RewardConfig:
+        return RewardConfig.from_dict({**params.trainer_values(RewardConfig), "backbone": backbone})
+
+    return run_training(ctx, ModelKind.reward, read, train_reward_model, make_config)
+
+
+def run_classifier(ctx: JobContext[ClassifierParams]) -> dict[str, Any]:
+    """Train and register the quality/safety classifier on the response labels."""
+    from app.training.classifier_config import ClassifierConfig
+    from app.training.classifier_trainer import train_classifier
+
+    params = ctx.params
+    heads: Sequence[str] = tuple(params.heads)
+
+    def read(db: Session, filters: DataFilters) -> list[Any]:
+        examples = labelled_responses(db, filters, heads=heads)
+        return [ex for ex in examples if any(ex.labels.get(h) is not None for h in heads)]
+
+    def make_config(backbone: str) -> ClassifierConfig:
+        return ClassifierConfig.from_dict({**params.trainer_values(ClassifierConfig), "backbone": backbone})
+
+    return run_training(ctx, ModelKind.classifier, read, train_classifier, make_config)

@@ -1,0 +1,125 @@
+"""The ``generate`` job with tiny random policies, run in-process through the worker's code path."""
+
+from __future__ import annotations
+
+import os
+import signal
+
+from sqlalchemy import func, select
+
+from app.jobs.models import JobStatus
+from app.pool import service
+from app.pool.models import Pair, PairStatus, Response
+from app.pool.warm_client import WarmClient
+from app.registry.models import ModelStatus
+from tests.pool.conftest import add_policy, add_prompts, run_job
+
+
+def _pairs(db, **where) -> list[Pair]:  # noqa: ANN001, ANN003
+    return list(db.scalars(select(Pair).filter_by(**where).order_by(Pair.id)))
+
+
+def test_fills_the_pool_to_target_with_distinct_responses(db, session_factory, pool_settings, tiny_policies):
+    policy = add_policy(db, tiny_policies[0], name="tiny-v0", status=ModelStatus.promoted)
+    prompt_set = add_prompts(db, 5, k=3)
+    db.commit()
+
+    job = run_job(db, session_factory, pool_settings)
+
+    assert job.status is JobStatus.succeeded, job.error
+    assert job.result["pairs"] == pool_settings.pool_target == service.pending_count(db, version_id=policy.id)
+    pairs = _pairs(db, created_by_job_id=job.id)
+    assert len(pairs) == pool_settings.pool_target
+    assert len({p.prompt_id for p in pairs}) == 5  # spread over every prompt before one repeats
+    for pair in pairs:
+        a, b = pair.response_a, pair.response_b
+        assert pair.status is PairStatus.pending and pair.judgements_needed == 3 and not pair.cross_version
+        assert pair.prompt.prompt_set_id == prompt_set.id
+        assert a.policy_version_id == b.policy_version_id == policy.id
+        assert a.text.strip() and b.text.strip() and a.text != b.text
+        assert a.generation_params["seed"] == b.generation_params["seed"]  # one batch: one seeded call, n=2
+        assert {a.generation_params["sample"], b.generation_params["sample"]} == {0, 1}
+        assert a.generation_params["temperature"] == pool_settings.pool_temperature
+        assert a.generation_params["max_new_tokens"] == 8 and 1 <= a.token_count <= 8
+
+
+def test_a_rerun_of_the_same_job_adds_nothing_beyond_its_goal(db, session_factory, pool_settings, tiny_policies):
+    add_policy(db, tiny_policies[0], name="tiny-v0", status=ModelStatus.promoted)
+    add_prompts(db, 3)
+    db.commit()
+    fill = run_job(db, session_factory, pool_settings)
+    explicit = run_job(db, session_factory, pool_settings, params={"pairs": 4})
+    for job in (fill, explicit):  # as if the worker had crashed after the pairs were committed
+        job.status, job.finished_at = JobStatus.queued, None
+        db.commit()
+        rerun = run_job(db, session_factory, pool_settings, job_id=job.id)
+        assert rerun.status is JobStatus.succeeded and rerun.result["pairs"] == 0
+    assert len(_pairs(db, created_by_job_id=fill.id)) == pool_settings.pool_target
+    assert len(_pairs(db, created_by_job_id=explicit.id)) == 4
+
+
+def test_the_model_stays_warm_between_jobs_and_a_dead_process_is_replaced(db, session_factory, pool_settings, tiny_policies):
+    add_policy(db, tiny_policies[0], name="tiny-v0", status=ModelStatus.promoted)
+    add_prompts(db, 3)
+    db.commit()
+    first = run_job(db, session_factory, pool_settings, params={"pairs": 2})
+    second = run_job(db, session_factory, pool_settings, params={"pairs": 2})
+    assert second.result["warm_pids"] == first.result["warm_pids"]
+    assert second.result["load_seconds"] == 0  # served by the model loaded for the first job
+
+    os.kill(first.result["warm_pids"][0], signal.SIGKILL)  # e.g. the out-of-memory killer
+    third = run_job(db, session_factory, pool_settings, params={"pairs": 2})
+    assert third.status is JobStatus.succeeded and third.result["pairs"] == 2
+    assert third.result["warm_pids"] != first.result["warm_pids"]
+    assert WarmClient(pool_settings).ping()["pid"] == third.result["warm_pids"][0]
+
+
+def test_identical_responses_are_dropped_not_stored(db, session_factory, pool_settings, tiny_policies):
+    add_policy(db, tiny_policies[0], name="tiny-v0", status=ModelStatus.promoted)
+    add_prompts(db, 3)
+    db.commit()
+
+    job = run_job(db, session_factory, pool_settings, params={"pairs": 3, "temperature": 0})  # greedy: A == B
+
+    assert job.status is JobStatus.succeeded
+    assert job.result["pairs"] == 0 and job.result["dropped"] >= 3
+    assert job.result["regenerated"] >= 3 * pool_settings.pool_regenerate_attempts
+    assert "identical" in job.result["stopped"]
+    assert db.scalar(select(func.count()).select_from(Response)) == 0
+
+
+def test_a_share_of_pairs_is_cross_version(db, session_factory, pool_settings, tiny_policies):
+    promoted = add_policy(db, tiny_policies[0], name="tiny-v0", status=ModelStatus.promoted)
+    other = add_policy(db, tiny_policies[1], name="tiny-v1")
+    add_policy(db, tiny_policies[1], name="tiny-archived", status=ModelStatus.archived)
+    add_prompts(db, 4)
+    db.commit()
+
+    job = run_job(db, session_factory, pool_settings, params={"pairs": 8, "cross_version_share": 0.5})
+
+    pairs = _pairs(db, created_by_job_id=job.id)
+    cross = [p for p in pairs if p.cross_version]
+    assert len(pairs) == 8 and len(cross) == job.result["cross_version"] == 4
+    for pair in pairs:
+        assert pair.response_a.policy_version_id == promoted.id
+        assert pair.response_b.policy_version_id == (other.id if pair.cross_version else promoted.id)
+    counts = {c.version_id: c for c in service.pool_counts(db)}
+    assert (counts[promoted.id].same_version, counts[promoted.id].cross_version) == (4, 4)
+
+
+def test_without_a_promoted_policy_or_prompts_nothing_happens(db, session_factory, pool_settings, tiny_policies):
+    job = run_job(db, session_factory, pool_settings)
+    assert job.status is JobStatus.succeeded and job.result == {"pairs": 0, "stopped": "no promoted policy"}
+    add_policy(db, tiny_policies[0], name="tiny-v0", status=ModelStatus.promoted)
+    db.commit()
+    job = run_job(db, session_factory, pool_settings, params={"pairs": 2})
+    assert job.result["pairs"] == 0 and job.result["stopped"] == "no active prompts"
+
+
+def test_a_broken_backend_config_fails_the_job(db, session_factory, pool_settings, tiny_policies):
+    policy = add_policy(db, tiny_policies[0], name="tiny-v0", status=ModelStatus.promoted)
+    policy.config = {"backend": "carrier-pigeon"}
+    add_prompts(db, 2)
+    db.commit()
+    job = run_job(db, session_factory, pool_settings, params={"pairs": 1})
+    assert job.status is JobStatus.failed and "carrier-pigeon" in job.error

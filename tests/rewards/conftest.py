@@ -1,0 +1,151 @@
+"""Fixtures for the reward tests: a tiny Llama backbone with the real SmolLM2 tokenizer saved as a folder
+(built once), annotation data with a rule a tiny model can learn (polite, helpful answers beat rude or
+useless ones), and a helper that runs one job attempt in this process through the worker's code path."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+os.environ["HF_HUB_OFFLINE"] = "1"
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import pytest  # noqa: E402
+from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
+
+from app.annotation.models import Choice, Judgement, ResponseLabel  # noqa: E402
+from app.auth import service as auth_service  # noqa: E402
+from app.auth.models import Role, User  # noqa: E402
+from app.config import Settings  # noqa: E402
+from app.jobs import registry as job_kinds  # noqa: E402
+from app.jobs.child import ChildSpec, run_attempt  # noqa: E402
+from app.jobs.lifecycle import claim_next  # noqa: E402
+from app.jobs.models import Job  # noqa: E402
+from app.jobs.service import enqueue  # noqa: E402
+from app.pool.models import Pair, Response  # noqa: E402
+from app.prompts.models import Prompt, PromptSet  # noqa: E402
+
+VERBS = ["clean", "fix", "paint", "store", "wash", "repair", "move", "sort"]
+OBJECTS = ["a bike", "the kitchen", "a shelf", "my shoes", "the garden", "a window", "the car", "a table",
+           "the fridge", "a lamp", "the fence", "a chair"]
+GOOD = ["Sure, happy to help! To {v} {o}, first go slowly, then check it twice.",
+        "Of course. Here is a simple way to {v} {o}: plan it, then do it. Good luck!"]
+BAD = ["Ugh, figure out how to {v} {o} yourself.", "That is a stupid question. Nobody cares about {o}."]
+
+
+def save_tiny_backbone(folder: Path) -> Path:
+    """A tiny random Llama (hidden 32) and the SmolLM2 tokenizer, saved like a policy checkpoint."""
+    import torch
+
+    from app.ml.default_models import load_smollm2_tokenizer
+    from app.ml.tiny import tiny_llama
+
+    torch.set_num_threads(1)
+    tokenizer = load_smollm2_tokenizer(Path(tempfile.gettempdir()) / "rlhf-smollm2-tokenizer")
+    tiny_llama(tokenizer, hidden_size=32, num_layers=2, seed=0).save_pretrained(str(folder))
+    tokenizer.save_pretrained(str(folder))
+    return folder
+
+
+@pytest.fixture(scope="session")
+def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return save_tiny_backbone(tmp_path_factory.mktemp("tiny-backbone") / "tiny-llama")
+
+
+def add_user(db: Session, role: Role = Role.annotator) -> User:
+    user = User(username=f"rw-{random.getrandbits(40):x}", password_hash="x", role=role)
+    db.add(user)
+    db.flush()
+    return user
+
+
+def add_prompt_set(db: Session, name: str | None = None) -> PromptSet:
+    prompt_set = PromptSet(name=name or f"rw-set-{random.getrandbits(40):x}")
+    db.add(prompt_set)
+    db.flush()
+    return prompt_set
+
+
+def add_prompt(db: Session, prompt_set: PromptSet, question: str) -> Prompt:
+    prompt = Prompt(prompt_set_id=prompt_set.id, messages=[{"role": "user", "content": question}],
+                    content_hash=f"{random.getrandbits(128):032x}")
+    db.add(prompt)
+    db.flush()
+    return prompt
+
+
+def add_pair(db: Session, prompt_set: PromptSet, question: str, text_a: str, text_b: str, *,
+             prompt: Prompt | None = None) -> Pair:
+    """Two responses to a prompt (a new one with ``question`` unless given) and the pair comparing them."""
+    prompt = prompt or add_prompt(db, prompt_set, question)
+    a, b = Response(prompt_id=prompt.id, text=text_a), Response(prompt_id=prompt.id, text=text_b)
+    db.add_all([a, b])
+    db.flush()
+    pair = Pair(prompt_id=prompt.id, response_a_id=a.id, response_b_id=b.id, judgements_needed=3)
+    db.add(pair)
+    db.flush()
+    return pair
+
+
+def judge(db: Session, pair: Pair, annotator: User, choice: Choice, strength: int = 2,
+          created_at: datetime | None = None) -> Judgement:
+    extra = {"created_at": created_at} if created_at is not None else {}
+    judgement = Judgement(pair_id=pair.id, annotator_id=annotator.id, choice=choice, strength=strength, **extra)
+    db.add(judgement)
+    db.flush()
+    return judgement
+
+
+def label(db: Session, response_id: int, annotator: User, *, quality: bool, safety: bool) -> ResponseLabel:
+    row = ResponseLabel(response_id=response_id, annotator_id=annotator.id, quality=quality, safety=safety)
+    db.add(row)
+    db.flush()
+    return row
+
+
+def seed_preferences(db: Session, n: int, *, seed: int = 0, prompt_set: PromptSet | None = None,
+                     annotator: User | None = None) -> list[Pair]:
+    """``n`` pairs, one A/B judgement each, the polite helpful answer always preferred; sides random."""
+    rng = random.Random(seed)
+    prompt_set = prompt_set or add_prompt_set(db)
+    annotator = annotator or add_user(db)
+    pairs = []
+    for _ in range(n):
+        v, o = rng.choice(VERBS), rng.choice(OBJECTS)
+        good, bad = rng.choice(GOOD).format(v=v, o=o), rng.choice(BAD).format(v=v, o=o)
+        swap = rng.random() < 0.5
+        pair = add_pair(db, prompt_set, f"How do I {v} {o}?", *((bad, good) if swap else (good, bad)))
+        judge(db, pair, annotator, Choice.b if swap else Choice.a, strength=rng.randint(1, 3))
+        pairs.append(pair)
+    return pairs
+
+
+def bearer(db: Session, role: Role) -> dict[str, str]:
+    _, raw = auth_service.create_token(db, user=add_user(db, role), name="api")
+    return {"Authorization": f"Bearer {raw}"}
+
+
+def run_job(db: Session, sessions: sessionmaker[Session], settings: Settings, *, kind: str,
+            params: dict[str, Any] | None = None, job_id: int | None = None) -> Job:
+    """Run one attempt of a job in this process through the worker's own path (``run_attempt``):
+    parameters loaded and validated, the handler called, the outcome recorded."""
+    if job_id is None:
+        job_id = enqueue(db, kind=kind, params=params or {}).id
+        db.commit()
+    claim = claim_next(db, worker_id="test-worker", kinds=[kind], lease_seconds=600)
+    db.commit()
+    assert claim is not None and claim.job_id == job_id, "another queued job of this kind was claimed first"
+    spec = ChildSpec(claim=claim, module=job_kinds.get_kind(kind).module, database_url="", settings=settings,
+                     worker_pid=os.getpid())
+    run_attempt(sessions, spec)
+    job = db.get(Job, job_id)
+    db.refresh(job)
+    return job
+
+
+TINY = {"learning_rate": 3e-3, "epochs": 4, "batch_size": 8, "use_cpu": True, "num_threads": 1,
+        "checkpoint_every": 0, "validation_fraction": 0.25, "max_length": 128}

@@ -1,0 +1,178 @@
+"""Rollout pieces: sampling matches the training forward, is cut at EOS and independent of the batch split;
+rewards, safety penalty, pad token, prompt encoding and the cross-process statistics."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+from test_ppo_trainer import PROMPTS, AnswerWordBonus, tiny_policy, wordlevel_tokenizer
+
+from app.training.ppo_config import PPOConfig
+from app.training.ppo_math import logprobs_from_logits, masked_whiten
+from app.training.ppo_policy import build_actor_critic, ensure_distinct_pad, load_policy, token_logprobs
+from app.training.ppo_rollout import (Completion, _draw, as_reward_function, collect_rollout, encode_prompts,
+                                      left_pad, row_generators, sample_responses, score_completions)
+from app.training.ppo_step import make_experience, whiten_across
+from app.training.ppo_trainer import prompt_indices
+
+CPU = torch.device("cpu")
+
+
+def actor_and_tokenizer(**overrides: object):  # noqa: ANN201
+    tok = wordlevel_tokenizer()
+    config = PPOConfig(**{"temperature": 0.7, **overrides})
+    lm, tok = load_policy(config, tiny_policy(tok), tok)
+    actor, frozen = build_actor_critic(config, lm, None, len(tok))
+    with torch.no_grad():  # move the adapters and value head off their zero init, so π ≠ π_ref and V ≠ 0
+        for name, p in actor.named_parameters():
+            if "lora_B" in name or "value_head" in name:
+                p.normal_(0.0, 0.2)
+    return actor, frozen, tok, config
+
+
+def rollout_of(actor, frozen, tok, prompts, first_row: int = 0, max_new_tokens: int = 10):  # noqa: ANN001, ANN201
+    rows = encode_prompts(tok, prompts, 64)
+    score = functools.partial(score_completions, reward=AnswerWordBonus(tok), classifier=None, safety_weight=0.0,
+                              safety_head="safety")
+    return collect_rollout(actor, frozen, tok, prompts, rows, row_generators(0, first_row, len(rows), CPU),
+                           max_new_tokens, score)
+
+
+@pytest.mark.parametrize("use_lora", [True, False])
+def test_sampled_logprobs_and_values_are_what_the_training_forward_computes(use_lora: bool) -> None:
+    actor, frozen, tok, _ = actor_and_tokenizer(use_lora=use_lora)
+    rollout = rollout_of(actor, frozen, tok, PROMPTS[:8])
+    with torch.no_grad():
+        logits, values = actor(rollout.input_ids, rollout.attention_mask, rollout.response_length)
+    tokens = rollout.input_ids[:, -rollout.response_length:]
+    torch.testing.assert_close(token_logprobs(logits, tokens) * rollout.mask, rollout.logprobs, atol=1e-5, rtol=0)
+    torch.testing.assert_close(values * rollout.mask, rollout.values, atol=1e-5, rtol=0)
+    if use_lora:  # the reference is the same weights with the adapters off: different, but the same shape
+        assert (rollout.ref_logprobs - rollout.logprobs).abs().max() > 1e-3
+    torch.testing.assert_close(logits, actor.causal_lm.lm_head(actor.hidden(
+        rollout.input_ids, rollout.attention_mask)[:, -rollout.response_length - 1 : -1]) / 0.7)  # τ applied
+
+
+def test_responses_are_cut_at_the_first_eos_and_padded_after_it() -> None:
+    actor, frozen, tok, _ = actor_and_tokenizer()
+    with torch.no_grad():  # make EOS likely so that some responses end early
+        actor.causal_lm.lm_head.weight[tok.eos_token_id] *= 0.0
+        actor.causal_lm.lm_head.weight[tok.eos_token_id] += actor.causal_lm.model.norm.weight.sign() * 0.02
+    rollout = rollout_of(actor, frozen, tok, PROMPTS[:16], max_new_tokens=12)
+    tokens = rollout.input_ids[:, -rollout.response_length:]
+    lengths = rollout.mask.sum(1).long()
+    assert rollout.ended.any() and (lengths < 12).any()
+    for row, n, ended in zip(tokens.tolist(), lengths.tolist(), rollout.ended.tolist(), strict=True):
+        assert (tok.eos_token_id in row[:n]) == ended
+        if ended:
+            assert row.index(tok.eos_token_id) == n - 1  # the EOS is the last kept token
+        assert all(t == tok.pad_token_id for t in row[n:])
+    assert (rollout.attention_mask[:, -rollout.response_length:] == rollout.mask).all()
+
+
+def test_samples_do_not_depend_on_how_the_batch_is_split() -> None:
+    actor, frozen, tok, _ = actor_and_tokenizer()
+    prompts = [PROMPTS[i] for i in (0, 7, 13, 20, 26, 33, 40, 47)]
+    whole = rollout_of(actor, frozen, tok, prompts)
+    halves = [rollout_of(actor, frozen, tok, prompts[:4]), rollout_of(actor, frozen, tok, prompts[4:], first_row=4)]
+    for part, rows in zip(halves, (slice(0, 4), slice(4, 8)), strict=True):
+        width = part.response_length
+        torch.testing.assert_close(part.input_ids[:, -width:], whole.input_ids[rows, -whole.response_length:][:, :width])
+        torch.testing.assert_close(part.logprobs, whole.logprobs[rows, :width], atol=1e-5, rtol=0)
+        torch.testing.assert_close(part.scores, whole.scores[rows])
+
+
+def test_inverse_cdf_draws_follow_the_distribution() -> None:
+    probs = torch.tensor([0.1, 0.0, 0.2, 0.7]).repeat(20000, 1)
+    draws = _draw(probs, row_generators(3, 0, 20000, CPU))
+    freq = torch.bincount(draws, minlength=4).float() / 20000
+    assert freq[1] == 0
+    torch.testing.assert_close(freq, torch.tensor([0.1, 0.0, 0.2, 0.7]), atol=0.015, rtol=0)
+
+
+def test_rewards_come_from_a_scorer_or_a_callable_minus_the_safety_penalty() -> None:
+    completions = [Completion("p", f"r{i}", [1], [2], True) for i in range(3)]
+
+    class Scorer:
+        def score(self, pairs: list) -> list[float]:
+            return [float(len(prompt) + len(response)) for prompt, response in pairs]
+
+    class Classifier:
+        labels = ["quality", "safety"]
+
+        def probabilities(self, pairs: list) -> torch.Tensor:
+            return torch.tensor([[0.9, 1.0], [0.9, 0.25], [0.1, 0.0]])[: len(pairs)]
+
+    scores, penalties = score_completions(completions, as_reward_function(Scorer()), Classifier(), 2.0, "safety")
+    assert scores.tolist() == [3.0, 3.0, 3.0]
+    torch.testing.assert_close(penalties, torch.tensor([0.0, 1.5, 2.0]))  # 2 × P(unsafe) = 2 × (1 − P(safe))
+    with pytest.raises(ValueError, match="^safety_head: "):
+        score_completions(completions, as_reward_function(Scorer()), Classifier(), 1.0, "harmless")
+    with pytest.raises(ValueError, match="^reward: "):
+        score_completions(completions, lambda cs: [1.0], None, 0.0, "safety")
+    with pytest.raises(TypeError):
+        as_reward_function(42)
+
+
+def test_the_kl_penalty_and_missing_eos_penalty_shape_the_rewards() -> None:
+    actor, frozen, tok, config = actor_and_tokenizer()
+    rollout = rollout_of(actor, frozen, tok, PROMPTS[:8], max_new_tokens=6)
+    rollout.ended[:] = torch.tensor([True, False] * 4)
+    config.missing_eos_penalty, config.whiten_advantages, config.lam = 1.0, False, 1.0
+    experience, kl = make_experience(rollout, 0.1, config, lambda t: t)
+    torch.testing.assert_close(kl, (rollout.logprobs - rollout.ref_logprobs) * rollout.mask)
+    total = (rollout.scores - 1.0 * (~rollout.ended).float()) - 0.1 * kl.sum(1)
+    torch.testing.assert_close(experience.returns[:, 0], total, atol=1e-5, rtol=0)  # γ = λ = 1: R_0 = Σ r_t
+
+
+def test_a_tokenizer_whose_pad_is_eos_gets_a_distinct_pad_and_the_model_grows(smollm2_tokenizer) -> None:
+    from app.ml.tiny import tiny_llama
+
+    lm = tiny_llama(smollm2_tokenizer)
+    tok = ensure_distinct_pad(smollm2_tokenizer, lm, "<|pad|>")
+    assert tok.pad_token == "<|pad|>" and tok.pad_token_id != tok.eos_token_id
+    assert smollm2_tokenizer.pad_token_id == smollm2_tokenizer.eos_token_id  # the caller's tokenizer is untouched
+    assert lm.get_input_embeddings().num_embeddings == len(tok) and lm.config.pad_token_id == tok.pad_token_id
+
+
+def test_prompts_are_encoded_as_the_policy_sees_them(smollm2_tokenizer) -> None:
+    messages = [{"role": "user", "content": "How do I fix a bike?"}]
+    [chat, ids, text] = encode_prompts(smollm2_tokenizer, [messages, [5, 6, 7], "Hello there"], max_length=64)
+    expected = smollm2_tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+    assert smollm2_tokenizer.decode(chat) == expected and ids == [5, 6, 7]
+    assert encode_prompts(smollm2_tokenizer, [messages], max_length=4)[0] == chat[-4:]  # keeps the end
+    padded, mask = left_pad([[9] * 5, text], pad_id=0, device=CPU)
+    assert padded.shape == mask.shape == (2, 5) and len(text) < 5 and mask[0].all()
+    assert padded[1, -len(text):].tolist() == text and mask[1].tolist() == [0] * (5 - len(text)) + [1] * len(text)
+    with pytest.raises(ValueError, match="^prompts: "):
+        encode_prompts(smollm2_tokenizer, [""], max_length=8)
+
+
+def test_cross_process_statistics_equal_the_single_process_ones() -> None:
+    torch.manual_seed(0)
+    values, mask = torch.randn(4, 7), (torch.rand(4, 7) > 0.3).float()
+    torch.testing.assert_close(whiten_across(values, mask, lambda t: t), masked_whiten(values, mask))
+    two = [whiten_across(values[rows], mask[rows], lambda t, rows=rows: _sum_halves(values, mask, t, rows))
+           for rows in (slice(0, 2), slice(2, 4))]
+    torch.testing.assert_close(torch.cat(two), masked_whiten(values, mask))
+    logits, labels = torch.randn(2, 3, 11), torch.randint(0, 11, (2, 3))
+    torch.testing.assert_close(token_logprobs(logits, labels), logprobs_from_logits(logits, labels))
+
+
+def _sum_halves(values: torch.Tensor, mask: torch.Tensor, local: torch.Tensor, rows: slice) -> torch.Tensor:
+    """What an all-reduce over two processes holding rows 0–1 and 2–3 would return."""
+    other = slice(2, 4) if rows.start == 0 else slice(0, 2)
+    m = mask[other]
+    if local.dim() == 1:  # [Σ x, n]
+        return local + torch.stack([(values[other] * m).sum(), m.sum()])
+    mean = (values * mask).sum() / mask.sum()
+    return local + ((values[other] - mean) ** 2 * m).sum()
+
+
+def test_each_pass_over_the_prompts_uses_every_prompt_once() -> None:
+    batches = [prompt_indices(10, 4, seed=1, update=u) for u in range(5)]  # 20 slots = two passes of 10
+    flat = [i for batch in batches for i in batch]
+    assert sorted(flat[:10]) == list(range(10)) and sorted(flat[10:]) == list(range(10))
+    assert flat[:10] != flat[10:] and batches[3] == prompt_indices(10, 4, seed=1, update=3)
