@@ -41,8 +41,8 @@ class Sample:
 
     version: PolicyRef
     generation: Generation
-    seed: int
-    index: int  # which of the call's n samples of this prompt
+    seed: int  # the call's seed: transformers draws sample k of one seeded call, OpenAI sends seed + k
+    index: int  # k: which of the call's n samples of this prompt
     n: int
 
     def params(self, sampling: Sampling, attempt: int) -> dict[str, Any]:

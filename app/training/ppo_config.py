@@ -60,11 +60,8 @@ class PPOConfig:
     updates: int = _f(100, "PPO updates: each samples one batch of responses and optimises on it.")
     ppo_epochs: int = _f(2, "Passes of optimisation over each batch of responses.")
     num_minibatches: int = _f(2, "Optimizer steps per PPO epoch; the batch is split into this many minibatches.")
-    micro_batch_size: int = _f(0, "Sequences per forward/backward pass; a minibatch is split into micro-batches "
-                               "whose gradients add up to the same update. 0 = automatic: on the CPU as many as "
-                               "keep each vocabulary-sized tensor under 8 MiB (the allocator then reuses memory "
-                               "instead of page-faulting in fresh pages for every logits tensor), elsewhere the "
-                               "whole minibatch.")
+    micro_batch_size: int = _f(0, "Sequences per forward/backward pass: a minibatch is split into micro-batches "
+                               "whose gradients add up to the same update, to bound memory. 0 = the whole minibatch.")
     learning_rate: float = _f(1e-4, "Peak AdamW learning rate, decayed linearly to 0 over the updates "
                               "(~1e-5 suits full fine-tuning).")
     weight_decay: float = _f(0.0, "AdamW weight decay.")

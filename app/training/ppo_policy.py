@@ -24,33 +24,12 @@ import torch
 from torch import nn
 
 from app.training.ppo_config import PPOConfig
+from app.training.ppo_logprobs import sampled_token_logprobs, token_logprobs
 
 
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
     """Positions that count only real tokens, so left padding does not shift a prompt. [B, L] → [B, L]."""
     return (attention_mask.long().cumsum(-1) - 1).clamp(min=0)
-
-
-def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
-    """log softmax(logits)[token], as one fused cross-entropy. logits [B, T, V], tokens [B, T] → [B, T].
-
-    Same values as ``ppo_math.logprobs_from_logits`` at temperature 1 (the logits here are already
-    tempered), without materialising the full log-softmax."""
-    flat = torch.nn.functional.cross_entropy(logits.flatten(0, 1), tokens.flatten(), reduction="none")
-    return -flat.view_as(tokens)
-
-
-LOGITS_BUDGET_BYTES = 8 * 2**20  # per vocabulary-sized float32 tensor; glibc mmaps (and page-faults) anything over 32 MiB
-
-
-def sequences_per_pass(requested: int, response_length: int, vocab_size: int, device: torch.device) -> int:
-    """Micro-batch size: ``requested`` if set; else on the CPU as many sequences as keep [n, T, V] float32
-    logits under 8 MiB (at least 1), and no limit on accelerators, whose caching allocators reuse memory."""
-    if requested > 0:
-        return requested
-    if device.type != "cpu":
-        return 2**31 - 1
-    return max(1, LOGITS_BUDGET_BYTES // (4 * max(response_length, 1) * vocab_size))
 
 
 def unwrap_lm(lm: nn.Module) -> nn.Module:
@@ -111,25 +90,33 @@ class ActorCritic(nn.Module):
         """Tempered logits, float32: the distribution responses are sampled from. [..., H] → [..., V].
 
         W·h / τ = W·(h / τ): dividing the hidden state instead of the logits saves a pass over the
-        vocabulary-sized tensor, forward and backward (exact when the LM head has no bias)."""
+        vocabulary-sized tensor (exact when the LM head has no bias)."""
         head = self.causal_lm.get_output_embeddings()
         if getattr(head, "bias", None) is not None:
             return head(hidden).float() / self.temperature
         return head(hidden / self.temperature).float()
+
+    def token_logprobs(self, hidden: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """log π(token) under the tempered distribution, without the full logits. [B, T, H] → [B, T]."""
+        head = self.causal_lm.get_output_embeddings()
+        if getattr(head, "bias", None) is not None:
+            return token_logprobs(self.logits(hidden), tokens)
+        return sampled_token_logprobs(hidden / self.temperature, head, tokens)
 
     def values(self, hidden: torch.Tensor) -> torch.Tensor:
         """V from the value head. [..., H] → [...]."""
         return self.value_head(hidden).squeeze(-1).float()
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                response_length: int) -> tuple[torch.Tensor, torch.Tensor]:
-        """(tempered logits [B, T, V], values [B, T]) at the T positions that predict the response."""
-        hidden = self.hidden(input_ids, attention_mask)[:, -response_length - 1 : -1]  # [B, T, H]
+                tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(log π(token) [B, T], V [B, T]) for the T response ``tokens`` at the end of ``input_ids``."""
+        length = tokens.shape[1]
+        hidden = self.hidden(input_ids, attention_mask)[:, -length - 1 : -1]  # [B, T, H]: states before each token
         if self.value_model is None:
             values = self.values(hidden)
         else:
-            values = self.value_model(input_ids, attention_mask)[:, -response_length - 1 : -1]
-        return self.logits(hidden), values
+            values = self.value_model(input_ids, attention_mask)[:, -length - 1 : -1]
+        return self.token_logprobs(hidden, tokens), values
 
     @contextlib.contextmanager
     def reference(self, frozen: nn.Module | None) -> Iterator[ActorCritic]:

@@ -18,8 +18,7 @@ import torch
 
 from app.training.data import Prompt
 from app.training.data_encode import render_prompt
-from app.training.ppo_policy import (ActorCritic, cache_kwarg, position_ids, sequences_per_pass,
-                                     token_logprobs)
+from app.training.ppo_policy import ActorCritic, cache_kwarg, position_ids
 
 PromptInput = Prompt | Sequence[int]  # text, chat messages, or token ids
 
@@ -176,13 +175,10 @@ class Rollout:
 
 @torch.no_grad()
 def response_logprobs(actor: ActorCritic, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      tokens: torch.Tensor, micro_batch: int) -> torch.Tensor:
-    """log π(token) of each response token, ``micro_batch`` sequences per forward. [B, T]."""
-    out = []
-    for rows in torch.arange(input_ids.shape[0], device=input_ids.device).split(micro_batch):
-        hidden = actor.hidden(input_ids[rows], attention_mask[rows])[:, -tokens.shape[1] - 1 : -1]  # [b, T, H]
-        out.append(token_logprobs(actor.logits(hidden), tokens[rows]))
-    return torch.cat(out)
+                      tokens: torch.Tensor) -> torch.Tensor:
+    """log π(token) of each response token, in one forward over prompt + response. [B, T]."""
+    hidden = actor.hidden(input_ids, attention_mask)[:, -tokens.shape[1] - 1 : -1]  # [B, T, H]
+    return actor.token_logprobs(hidden, tokens)
 
 
 def decode_completions(tokenizer: Any, prompts: Sequence[PromptInput], prompt_rows: Sequence[Sequence[int]],
@@ -214,21 +210,16 @@ def score_completions(completions: Sequence[Completion], reward: RewardFunction,
 def collect_rollout(actor: ActorCritic, frozen_reference: torch.nn.Module | None, tokenizer: Any,
                     prompts: Sequence[PromptInput], prompt_rows: Sequence[Sequence[int]],
                     generators: list[torch.Generator], max_new_tokens: int,
-                    score: Callable[[Sequence[Completion]], tuple[torch.Tensor, torch.Tensor]],
-                    micro_batch: int = 0) -> Rollout:
-    """Sample, then take log π_ref (and values from a separate value model) and the scores.
-
-    ``micro_batch``: sequences per reference forward (0 = automatic, see ``sequences_per_pass``)."""
+                    score: Callable[[Sequence[Completion]], tuple[torch.Tensor, torch.Tensor]]) -> Rollout:
+    """Sample, then take log π_ref (and values from a separate value model) and the scores."""
     device = next(actor.parameters()).device
     prompt_ids, prompt_mask = left_pad(prompt_rows, tokenizer.pad_token_id, device)
     sampled = sample_responses(actor, prompt_ids, prompt_mask, generators, max_new_tokens=max_new_tokens,
                                eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id)
     input_ids = torch.cat([prompt_ids, sampled.tokens], dim=1)  # [B, P + T]
     attention_mask = torch.cat([prompt_mask, sampled.mask.long()], dim=1)
-    per_pass = sequences_per_pass(micro_batch, sampled.tokens.shape[1], len(tokenizer), device)
     with actor.reference(frozen_reference) as reference:
-        ref_logprobs = response_logprobs(reference, input_ids, attention_mask, sampled.tokens, per_pass)
-    ref_logprobs = ref_logprobs * sampled.mask
+        ref_logprobs = response_logprobs(reference, input_ids, attention_mask, sampled.tokens) * sampled.mask
     values = sampled.values
     if values is None:
         with torch.no_grad():

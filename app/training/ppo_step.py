@@ -17,7 +17,6 @@ from torch import nn
 
 from app.training.ppo_config import PPOConfig
 from app.training.ppo_math import gae, policy_loss, token_rewards, value_loss
-from app.training.ppo_policy import token_logprobs
 from app.training.ppo_rollout import Rollout
 
 ReduceSum = Callable[[torch.Tensor], torch.Tensor]  # sums a tensor over processes (identity on one)
@@ -81,11 +80,10 @@ def make_experience(rollout: Rollout, beta: float, config: PPOConfig,
     return experience, kl
 
 
-def ppo_loss(logits: torch.Tensor, values: torch.Tensor, batch: Experience,
+def ppo_loss(logprobs: torch.Tensor, values: torch.Tensor, batch: Experience,
              config: PPOConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L = L_clip + c_v·L_V: the clipped surrogate on π/π_old plus the clipped value loss."""
-    logp = token_logprobs(logits, batch.tokens)  # logits are already tempered
-    pg_loss, clip_fraction, approx_kl = policy_loss(logp, batch.logprobs, batch.advantages, batch.mask,
+    pg_loss, clip_fraction, approx_kl = policy_loss(logprobs, batch.logprobs, batch.advantages, batch.mask,
                                                     config.clip_range)
     vf_loss, value_clip_fraction = value_loss(values, batch.values, batch.returns, batch.mask,
                                               config.value_clip_range)
@@ -105,12 +103,12 @@ def minibatch_plan(batch_size: int, config: PPOConfig, generator: torch.Generato
 
 
 def optimise(model: nn.Module, optimizer: torch.optim.Optimizer, accelerator: Any, experience: Experience,
-             config: PPOConfig, generator: torch.Generator, reduce_sum: ReduceSum,
-             micro_batch: int) -> dict[str, torch.Tensor]:
+             config: PPOConfig, generator: torch.Generator, reduce_sum: ReduceSum) -> dict[str, torch.Tensor]:
     """``ppo_epochs`` × ``num_minibatches`` optimizer steps; returns the statistics averaged over steps,
     each scaled by this process's token share × N (so their sum over processes / N is the global mean)."""
     plan = minibatch_plan(experience.mask.shape[0], config, generator)
     global_tokens = reduce_sum(torch.stack([experience.mask[rows].sum() for rows in plan]))  # [steps]
+    micro_batch = config.micro_batch_size or experience.mask.shape[0]
     totals: dict[str, torch.Tensor] = {}
     for rows, tokens in zip(plan, global_tokens, strict=True):
         stats = accumulate_gradients(model, accelerator, experience, rows.split(micro_batch), tokens, config)
@@ -135,8 +133,8 @@ def accumulate_gradients(model: nn.Module, accelerator: Any, experience: Experie
         weight = batch.mask.sum() * accelerator.num_processes / global_tokens.clamp(min=1.0)
         sync = contextlib.nullcontext() if i == len(chunks) - 1 else accelerator.no_sync(model)
         with sync:  # gradients are all-reduced once per minibatch, after its last micro-batch
-            logits, values = model(batch.input_ids, batch.attention_mask, batch.mask.shape[1])
-            loss, stats = ppo_loss(logits, values, batch, config)
+            logprobs, values = model(batch.input_ids, batch.attention_mask, batch.tokens)
+            loss, stats = ppo_loss(logprobs, values, batch, config)
             accelerator.backward(loss * weight)
         for name, value in stats.items():
             totals[name] = totals.get(name, 0) + value.float() * weight

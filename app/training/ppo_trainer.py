@@ -36,8 +36,7 @@ from app.training.checkpoint import atomic_torch_save, atomic_write_dir, capture
 from app.training.checkpoint import restore_rng_state
 from app.training.ppo_config import PPOConfig
 from app.training.ppo_math import AdaptiveKLController, FixedKLController, KLController
-from app.training.ppo_policy import (ActorCritic, build_actor_critic, load_policy, merged_policy,
-                                     sequences_per_pass)
+from app.training.ppo_policy import ActorCritic, build_actor_critic, load_policy, merged_policy
 from app.training.ppo_rollout import (PromptInput, RewardFunction, as_reward_function, collect_rollout,
                                       encode_prompts, row_generators, score_completions)
 from app.training.ppo_stats import update_stats
@@ -176,15 +175,12 @@ class _PPORun:
         with self.accelerator.autocast():
             rollout = collect_rollout(self.actor, self.frozen, self.tokenizer, [self.prompts[i] for i in local],
                                       [self.prompt_rows[i] for i in local], generators, config.response_length,
-                                      self.score, config.micro_batch_size)
+                                      self.score)
         beta = self.controller.value
         experience, kl = make_experience(rollout, beta, config, self.reduce_sum)
         self.model.train()
         shuffle = torch.Generator().manual_seed(config.seed * 1_000_003 + update)
-        micro_batch = sequences_per_pass(config.micro_batch_size, rollout.response_length, len(self.tokenizer),
-                                         self.accelerator.device)
-        losses = optimise(self.model, self.optimizer, self.accelerator, experience, config, shuffle, self.reduce_sum,
-                          micro_batch)
+        losses = optimise(self.model, self.optimizer, self.accelerator, experience, config, shuffle, self.reduce_sum)
         learning_rate = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
         stats = update_stats(rollout, kl, losses, beta, config, self.reduce_sum, self.accelerator.num_processes)

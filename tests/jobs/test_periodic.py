@@ -77,7 +77,8 @@ def test_a_failing_task_does_not_stop_the_others(sessions, worker_settings):
         ran.append("fine")
 
     try:
-        assert periodic.run_due(sessions, worker_settings, holder="w") == ["test.b_fine"]
+        done = periodic.run_due(sessions, worker_settings, holder="w")  # built-in tasks (pool.refill) may run too
+        assert "test.b_fine" in done and "test.a_broken" not in done
     finally:
         periodic.unregister("test.a_broken")
         periodic.unregister("test.b_fine")

@@ -47,7 +47,8 @@ def test_a_name_cannot_be_taken_by_another_handler():
 
 def test_handler_modules_come_from_the_environment(monkeypatch):
     monkeypatch.setenv(registry.JOB_MODULES_ENV, " tests.jobs.handlers , ")
-    assert registry.load_job_modules() == ("tests.jobs.handlers",)
+    loaded = registry.load_job_modules()
+    assert loaded[-1] == "tests.jobs.handlers" and set(loaded[:-1]) == set(registry.BUILTIN_JOB_MODULES)
     monkeypatch.setenv(registry.JOB_MODULES_ENV, "tests.jobs.no_such_module")
     with pytest.raises(ModuleNotFoundError):
         registry.load_job_modules()

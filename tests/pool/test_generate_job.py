@@ -11,7 +11,8 @@ from app.jobs.models import JobStatus
 from app.pool import service
 from app.pool.models import Pair, PairStatus, Response
 from app.pool.warm_client import WarmClient
-from app.registry.models import ModelStatus
+from app.registry.models import ModelKind, ModelStatus, ModelVersion
+from tests.generation.chat_server import running_chat_server
 from tests.pool.conftest import add_policy, add_prompts, run_job
 
 
@@ -123,3 +124,19 @@ def test_a_broken_backend_config_fails_the_job(db, session_factory, pool_setting
     db.commit()
     job = run_job(db, session_factory, pool_settings, params={"pairs": 1})
     assert job.status is JobStatus.failed and "carrier-pigeon" in job.error
+
+
+def test_a_policy_served_by_an_openai_compatible_endpoint(db, session_factory, pool_settings):
+    with running_chat_server() as server:
+        config = {"backend": "openai", "base_url": server.url + "/v1", "model": "policy-remote", "max_retries": 0}
+        db.add(ModelVersion(name="remote-v0", kind=ModelKind.policy, status=ModelStatus.promoted, config=config))
+        add_prompts(db, 2)
+        db.commit()
+        job = run_job(db, session_factory, pool_settings, params={"pairs": 2})
+
+    assert job.status is JobStatus.succeeded and job.result["pairs"] == 2, job.error
+    assert {r["body"]["model"] for r in server.requests} == {"policy-remote"} and len(server.requests) == 4
+    for pair in _pairs(db, created_by_job_id=job.id):
+        a, b = pair.response_a, pair.response_b
+        assert a.generation_params["backend"] == "openai" and a.text.startswith("echo Tell me about topic")
+        assert a.text != b.text  # one request per sample, seed + k

@@ -11,7 +11,8 @@ from test_ppo_trainer import PROMPTS, AnswerWordBonus, tiny_policy, wordlevel_to
 
 from app.training.ppo_config import PPOConfig
 from app.training.ppo_math import logprobs_from_logits, masked_whiten
-from app.training.ppo_policy import build_actor_critic, ensure_distinct_pad, load_policy, token_logprobs
+from app.training.ppo_logprobs import ChunkedTokenLogprobs, token_logprobs
+from app.training.ppo_policy import build_actor_critic, ensure_distinct_pad, load_policy
 from app.training.ppo_rollout import (Completion, _draw, as_reward_function, collect_rollout, encode_prompts,
                                       left_pad, row_generators, sample_responses, score_completions)
 from app.training.ppo_step import make_experience, whiten_across
@@ -44,15 +45,16 @@ def rollout_of(actor, frozen, tok, prompts, first_row: int = 0, max_new_tokens: 
 def test_sampled_logprobs_and_values_are_what_the_training_forward_computes(use_lora: bool) -> None:
     actor, frozen, tok, _ = actor_and_tokenizer(use_lora=use_lora)
     rollout = rollout_of(actor, frozen, tok, PROMPTS[:8])
-    with torch.no_grad():
-        logits, values = actor(rollout.input_ids, rollout.attention_mask, rollout.response_length)
     tokens = rollout.input_ids[:, -rollout.response_length:]
-    torch.testing.assert_close(token_logprobs(logits, tokens) * rollout.mask, rollout.logprobs, atol=1e-5, rtol=0)
+    with torch.no_grad():
+        logprobs, values = actor(rollout.input_ids, rollout.attention_mask, tokens)
+        hidden = actor.hidden(rollout.input_ids, rollout.attention_mask)[:, -rollout.response_length - 1 : -1]
+        tempered = actor.causal_lm.lm_head(hidden) / 0.7  # τ applied to the logits, as sampling did
+    torch.testing.assert_close(logprobs * rollout.mask, rollout.logprobs, atol=1e-5, rtol=0)
+    torch.testing.assert_close(token_logprobs(tempered, tokens) * rollout.mask, rollout.logprobs, atol=1e-5, rtol=0)
     torch.testing.assert_close(values * rollout.mask, rollout.values, atol=1e-5, rtol=0)
     if use_lora:  # the reference is the same weights with the adapters off: different, but the same shape
         assert (rollout.ref_logprobs - rollout.logprobs).abs().max() > 1e-3
-    torch.testing.assert_close(logits, actor.causal_lm.lm_head(actor.hidden(
-        rollout.input_ids, rollout.attention_mask)[:, -rollout.response_length - 1 : -1]) / 0.7)  # τ applied
 
 
 def test_responses_are_cut_at_the_first_eos_and_padded_after_it() -> None:
@@ -159,6 +161,19 @@ def test_cross_process_statistics_equal_the_single_process_ones() -> None:
     torch.testing.assert_close(torch.cat(two), masked_whiten(values, mask))
     logits, labels = torch.randn(2, 3, 11), torch.randint(0, 11, (2, 3))
     torch.testing.assert_close(token_logprobs(logits, labels), logprobs_from_logits(logits, labels))
+
+
+@pytest.mark.parametrize("chunk", [1, 3, 64])
+def test_chunked_logprobs_and_gradients_equal_the_plain_ones(chunk: int) -> None:
+    torch.manual_seed(0)
+    hidden, weight = torch.randn(10, 8, requires_grad=True), torch.randn(50, 8, requires_grad=True)
+    tokens, upstream = torch.randint(0, 50, (10,)), torch.randn(10)
+    plain = torch.log_softmax(hidden @ weight.T, dim=-1).gather(-1, tokens[:, None]).squeeze(-1)
+    expected = torch.autograd.grad((plain * upstream).sum(), (hidden, weight))
+    chunked = ChunkedTokenLogprobs.apply(hidden, weight, tokens, chunk)
+    torch.testing.assert_close(chunked, plain)
+    for got, want in zip(torch.autograd.grad((chunked * upstream).sum(), (hidden, weight)), expected, strict=True):
+        torch.testing.assert_close(got, want)
 
 
 def _sum_halves(values: torch.Tensor, mask: torch.Tensor, local: torch.Tensor, rows: slice) -> torch.Tensor:
