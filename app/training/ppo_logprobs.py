@@ -1,12 +1,12 @@
 """log π(token) of sampled tokens without materialising the [tokens × vocabulary] logits.
 
-PPO needs the log-probability of one token per position, yet a plain ``log_softmax(h·Wᵀ)`` allocates a
-[N, V] tensor several times over (logits, log-softmax, their gradients): for a 49k vocabulary and 200
-response tokens that is 38 MiB each, which glibc maps fresh from the kernel and page-faults in on every
-use — on a small CPU model, as much time as the arithmetic. :class:`ChunkedTokenLogprobs` walks the rows
-in chunks of about 4 MiB instead, keeping only the log-normaliser per row, and recomputes each chunk's
-logits in the backward pass: one extra matmul buys bounded, reusable memory (also on GPUs, where it keeps
-long-vocabulary batches from needing the full logits tensor at all).
+PPO needs the log-probability of one token per position, yet a plain ``log_softmax(h·Wᵀ)`` allocates an
+[N, V] tensor several times over (logits, log-softmax and their gradients): for a 49k vocabulary and 200
+response tokens, 38 MiB each, which glibc maps fresh from the kernel and page-faults in on every use. On
+a small CPU model that costs as much as the arithmetic. :class:`ChunkedTokenLogprobs` walks the
+vocabulary in blocks instead — log Σ exp accumulated online, as flash attention does — so each block of
+W is read once into cache and each [N, block] tensor is small and reused; the backward pass recomputes a
+block's logits rather than keeping them. On a GPU it bounds the memory of long-vocabulary batches too.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-CHUNK_BYTES = 4 * 2**20  # float32 logits per chunk
+CHUNK_BYTES = 4 * 2**20  # per float32 [N, block] logits tensor and [block, H] weight slice on the CPU
 
 
 def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
@@ -26,43 +26,44 @@ def token_logprobs(logits: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
 
 
 class ChunkedTokenLogprobs(torch.autograd.Function):
-    """log softmax(h·Wᵀ)[token] per row of h [N, H], ``chunk`` rows at a time, in float32."""
+    """log softmax(h·Wᵀ)[token] per row of h [N, H], over vocabulary blocks of ``block`` rows of W, in float32."""
 
     @staticmethod
     def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, tokens: torch.Tensor,  # noqa: ANN001 - ctx
-                chunk: int) -> torch.Tensor:
-        w = weight.float()
-        logsumexp = torch.empty(hidden.shape[0], dtype=torch.float32, device=hidden.device)  # [N]
-        picked = torch.empty_like(logsumexp)  # [N] the chosen token's logit
-        with torch.autocast(hidden.device.type, enabled=False):  # float32 even inside a bf16 autocast
-            for start in range(0, hidden.shape[0], chunk):
-                rows = slice(start, start + chunk)
-                logits = hidden[rows].float() @ w.T  # [n, V]
-                logsumexp[rows] = torch.logsumexp(logits, dim=-1)
-                picked[rows] = logits.gather(-1, tokens[rows, None]).squeeze(-1)
+                block: int) -> torch.Tensor:
+        h, w = hidden.float(), weight.float()
+        running_max = torch.full((h.shape[0],), float("-inf"), device=h.device)  # [N]
+        running_sum = torch.zeros_like(running_max)  # Σ exp(logit − running_max) so far
+        with torch.autocast(h.device.type, enabled=False):  # float32 even inside a bf16 autocast
+            for start in range(0, w.shape[0], block):
+                logits = h @ w[start : start + block].T  # [N, block]
+                new_max = torch.maximum(running_max, logits.amax(dim=-1))
+                running_sum = running_sum * (running_max - new_max).exp() + (logits - new_max[:, None]).exp().sum(-1)
+                running_max = new_max
+            logsumexp = running_max + running_sum.log()  # [N]
+            picked = (h * w[tokens]).sum(-1)  # [N] the sampled token's logit
         ctx.save_for_backward(hidden, weight, tokens, logsumexp)
-        ctx.chunk = chunk
+        ctx.block = block
         return picked - logsumexp
 
     @staticmethod
     def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: ANN001 - ctx
-        """∂ log p(y) / ∂ logits = onehot(y) − softmax(logits), chunk by chunk; then through h·Wᵀ."""
+        """∂ log p(y) / ∂ logits = onehot(y) − softmax(logits), block by block; then through h·Wᵀ."""
         hidden, weight, tokens, logsumexp = ctx.saved_tensors
-        w = weight.float()
-        grad_hidden = torch.empty_like(hidden) if ctx.needs_input_grad[0] else None
-        grad_weight = torch.zeros_like(w) if ctx.needs_input_grad[1] else None
-        with torch.autocast(hidden.device.type, enabled=False):
-            for start in range(0, hidden.shape[0], ctx.chunk):
-                rows = slice(start, start + ctx.chunk)
-                h, g = hidden[rows].float(), grad[rows, None].float()  # [n, H], [n, 1]
-                grad_logits = (h @ w.T).sub_(logsumexp[rows, None]).exp_().mul_(-g)  # −softmax · g
-                grad_logits.scatter_add_(-1, tokens[rows, None], g)  # + onehot · g
-                if grad_hidden is not None:
-                    grad_hidden[rows] = (grad_logits @ w).to(hidden.dtype)
-                if grad_weight is not None:
-                    grad_weight.addmm_(grad_logits.T, h)
-        grad_weight = grad_weight.to(weight.dtype) if grad_weight is not None else None
-        return grad_hidden, grad_weight, None, None
+        h, w, g = hidden.float(), weight.float(), grad.float()[:, None]  # g [N, 1]
+        grad_h = g * w[tokens]  # the one-hot part: [N, H]
+        grad_w = torch.zeros_like(w) if ctx.needs_input_grad[1] else None
+        with torch.autocast(h.device.type, enabled=False):
+            for start in range(0, w.shape[0], ctx.block):
+                w_block = w[start : start + ctx.block]
+                grad_logits = (h @ w_block.T).sub_(logsumexp[:, None]).exp_().mul_(-g)  # −softmax · g
+                grad_h.addmm_(grad_logits, w_block)
+                if grad_w is not None:
+                    grad_w[start : start + ctx.block].addmm_(grad_logits.T, h)
+            if grad_w is not None:
+                grad_w.index_add_(0, tokens, g * h)
+        grad_hidden = grad_h.to(hidden.dtype) if ctx.needs_input_grad[0] else None
+        return grad_hidden, grad_w.to(weight.dtype) if grad_w is not None else None, None, None
 
 
 def sampled_token_logprobs(hidden: torch.Tensor, head: nn.Module, tokens: torch.Tensor) -> torch.Tensor:
@@ -72,6 +73,8 @@ def sampled_token_logprobs(hidden: torch.Tensor, head: nn.Module, tokens: torch.
     weight = getattr(head, "weight", None)
     if not isinstance(head, nn.Linear) or head.bias is not None or weight is None:
         return token_logprobs(head(hidden), tokens)
-    chunk = max(1, CHUNK_BYTES // (4 * weight.shape[0]))
-    flat = ChunkedTokenLogprobs.apply(hidden.flatten(0, 1), weight, tokens.flatten(), chunk)
+    flat_hidden = hidden.flatten(0, 1)
+    budget = CHUNK_BYTES if hidden.device.type == "cpu" else 64 * CHUNK_BYTES
+    block = max(256, budget // (4 * max(flat_hidden.shape[0], weight.shape[1])))  # [N, block] and [block, H] fit
+    flat = ChunkedTokenLogprobs.apply(flat_hidden, weight, tokens.flatten(), block)
     return flat.view_as(tokens)

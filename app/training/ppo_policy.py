@@ -1,8 +1,9 @@
 """The models PPO trains and compares against: π_θ with its value function, and π_ref.
 
-:class:`ActorCritic` runs the policy's transformer trunk ONCE per sequence and reads both the next-token
-logits (through the LM head) and the value V(s_t) (through a linear value head) off the same hidden
-states, only at the positions that predict response tokens. With LoRA (the default) the reference
+:class:`ActorCritic` runs the policy's transformer trunk ONCE per sequence and reads both log π of the
+response tokens (through the LM head, a vocabulary block at a time: ``ppo_logprobs``) and the value V(s_t)
+(through a linear value head) off the same hidden states, only at the positions that predict response
+tokens. With LoRA (the default) the reference
 policy is the very same module with its adapters disabled, so no second copy of the weights exists;
 with full fine-tuning it is a frozen copy. A separate value model (a reward model's backbone and head,
 read at every position) is the alternative to the value head.
@@ -57,7 +58,7 @@ class ValueModel(nn.Module):
 
 
 class ActorCritic(nn.Module):
-    """π_θ (logits / temperature) and V on response positions, from one pass through the trunk."""
+    """log π_θ (at temperature τ) and V on response positions, from one pass through the trunk."""
 
     def __init__(self, lm: nn.Module, *, temperature: float, value_model: ValueModel | None = None):
         super().__init__()

@@ -155,8 +155,9 @@ class _PPORun:
         """Run the remaining updates; returns the update the run resumed from."""
         resumed_from = self._resume()
         n_params = sum(p.numel() for p in self.actor.parameters() if p.requires_grad)
-        self.reporter.log(f"PPO: {len(self.prompts)} prompts, {self.config.updates} updates of {self.config.batch_size} "
-                          f"on {self.accelerator.num_processes} process(es), {n_params:,} trainable parameters")
+        self.reporter.log(f"PPO: {len(self.prompts)} prompts, {self.config.updates} updates of "
+                          f"{self.config.batch_size} on {self.accelerator.num_processes} process(es), "
+                          f"{n_params:,} trainable parameters")
         while self.update < self.config.updates:
             self.history.append(self._one_update(self.update))
             self.update += 1
@@ -203,7 +204,8 @@ class _PPORun:
         for name, value in metrics.items():
             self.reporter.metric(self.update, name, value)
         summary = " ".join(f"{name} {metrics[name]:.4g}" for name in ("score", "kl", "entropy", "beta"))
-        self.reporter.progress(self.update / self.config.updates, f"update {self.update}/{self.config.updates} {summary}")
+        done = f"update {self.update}/{self.config.updates}"
+        self.reporter.progress(self.update / self.config.updates, f"{done} {summary}")
 
     def _save(self) -> None:
         if self.accelerator.is_main_process:

@@ -116,6 +116,16 @@ def test_a_stopped_run_resumes_and_finishes_like_an_uninterrupted_one(tmp_path, 
     assert again.model is None and again.updates == 6  # finished run: its card is returned, nothing retrained
 
 
+def test_micro_batches_accumulate_into_the_same_update(tmp_path) -> None:
+    tok = wordlevel_tokenizer()
+    runs = [train_ppo(PROMPTS, small_config(updates=2, micro_batch_size=size), tmp_path / f"mb{size}",
+                      reward=AnswerWordBonus(tok), policy=tiny_policy(tok), tokenizer=tok) for size in (0, 3)]
+    for whole, micro in zip(runs[0].history, runs[1].history, strict=True):
+        assert micro == pytest.approx(whole, rel=1e-4, abs=1e-5)
+    for (name, a), (_, b) in zip(runs[0].model.state_dict().items(), runs[1].model.state_dict().items(), strict=True):
+        torch.testing.assert_close(b, a, rtol=1e-4, atol=1e-5, msg=name)
+
+
 def test_the_merged_policy_loads_with_auto_model_and_generates(tmp_path, smollm2_tokenizer) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 

@@ -69,7 +69,7 @@ def test_two_processes_train_the_reward_model_one_process_trains(tmp_path, smoll
     for rank, seen in enumerate(ranks):  # both trained every step, on half of each global batch
         assert seen == {"rank": rank, "world": 2, "steps": PAIRS // GLOBAL_BATCH, "pairs": PAIRS // 2}
     for name in ("model.safetensors", "head.safetensors"):
-        expected, got = load_file(str(tmp_path / "single" / "rm" / name)), load_file(str(tmp_path / "dual" / "rm" / name))
+        expected, got = (load_file(str(tmp_path / run / "rm" / name)) for run in ("single", "dual"))
         assert expected.keys() == got.keys()
         for key in expected:
             # −log σ(r_w − r_l) does not depend on the head's bias: its gradient is rounding noise, which Adam
