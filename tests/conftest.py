@@ -159,3 +159,7 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # no
     terminalreporter.write_sep("-", "database tests by backend")
     for b, c in counts.items():
         terminalreporter.write_line(f"{b:>10}: {c['passed']} passed, {c['failed']} failed, {c['skipped']} skipped")
+
+
+# Browser fixtures (one Chromium per run, shared by every folder's browser tests).
+from tests.browser_support import artifacts, browser, page  # noqa: E402, F401

@@ -1,4 +1,7 @@
-"""Headless Debian Chromium driven by Playwright's Python package (never a browser download)."""
+"""Headless Debian Chromium driven by Playwright's Python package (never a browser download).
+
+The fixtures are registered once, in tests/conftest.py, so every folder shares one browser per run
+(two sync Playwright instances in one process cannot coexist)."""
 
 from __future__ import annotations
 
