@@ -333,10 +333,13 @@ def hh_workload(a: argparse.Namespace) -> dict:
               f"held-out acc {r['acc']:.3f} loss {r['loss']:.4f}", flush=True)
     baseline = longer_answer_accuracy(val_rows)
     ratio = results["ours"]["pairs_per_s"] / results["trl"]["pairs_per_s"]
-    print(f"hh: {pairs} train / {len(val_rows)} validation pairs; ratio ours/trl {ratio:.2f}x; held-out acc "
+    cpu = results["ours"]["cpu_pairs_per_s"] / results["trl"]["cpu_pairs_per_s"]
+    print(f"hh: {pairs} train / {len(val_rows)} validation pairs; ratio ours/trl {ratio:.2f}x whole call, "
+          f"{cpu:.2f}x per CPU-second; held-out acc "
           f"trl {results['trl']['heldout_acc']:.3f}, ours {results['ours']['heldout_acc']:.3f}, "
           f"longer-answer baseline {baseline:.3f}")
-    return {"ratio_pairs_per_s": round(ratio, 3), **results, "longer_answer_acc": round(baseline, 4),
+    return {"ratio_pairs_per_s": round(ratio, 3), "ratio_cpu": round(cpu, 3), **results,
+            "longer_answer_acc": round(baseline, 4),
             "train_pairs": pairs, "validation_pairs": len(val_rows), "max_length": a.hh_max_length,
             "batch_pairs": a.hh_batch_pairs, "lr": a.hh_lr, "epochs": 1}
 
