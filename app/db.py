@@ -12,6 +12,7 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -74,6 +75,12 @@ def _sqlite_begin_immediate(conn) -> None:  # noqa: ANN001
     # A deferred transaction that reads then writes can fail with SQLITE_BUSY without waiting;
     # taking the write lock up front makes concurrent writers queue on busy_timeout instead.
     conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+def upsert_insert(dialect: str, table: object):  # noqa: ANN201 - the dialect's Insert construct
+    """``INSERT`` with ``on_conflict_do_*`` for a backend (``db.get_bind().dialect.name``): both
+    dialects spell it the same way, but SQLAlchemy keeps the construct per dialect."""
+    return (postgresql if dialect == "postgresql" else sqlite).insert(table)
 
 
 def make_sessionmaker(engine: Engine) -> sessionmaker[Session]:

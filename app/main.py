@@ -69,6 +69,7 @@ def create_app(settings: Settings | None = None, *, session_factory: sessionmake
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     routers = [
+        annotation_api.router,  # first: the hottest routes are matched before any other router is tried
         system_router,
         auth_views.router,
         users_views.admin,
@@ -77,7 +78,6 @@ def create_app(settings: Settings | None = None, *, session_factory: sessionmake
         users_api.admin_router,
         jobs_api.router,
         annotation_views.router,
-        annotation_api.router,
         chat_views.router,
         prompts_views.router,
         prompts_api.read_router,

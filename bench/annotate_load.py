@@ -107,7 +107,7 @@ def _create_database(admin_url: str) -> str:
 def _seed(url: str, annotators: int, pairs: int) -> list[str]:
     """Bulk-insert prompts, responses, pairs, users and tokens (core inserts: seconds, not minutes)."""
     sys.path.insert(0, str(ROOT))
-    from sqlalchemy import insert
+    from sqlalchemy import insert, text
 
     import app.all_models  # noqa: F401
     from app import migrate
@@ -138,6 +138,8 @@ def _seed(url: str, annotators: int, pairs: int) -> list[str]:
             raw = new_token("rlhf_")
             conn.execute(insert(ApiToken).values(user_id=uid, name="bench", token_hash=token_hash(raw), prefix=raw[:11]))
             tokens.append(raw)
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text("ANALYZE"))  # fresh planner statistics after a bulk load, as after any restore
     engine.dispose()
     return tokens
 

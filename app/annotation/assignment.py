@@ -12,13 +12,15 @@ import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import exists, func, select
+from functools import cache
+
+from sqlalchemy import Integer, Select, bindparam, exists, func, select
 from sqlalchemy.orm import Session, aliased
 
 from app.annotation.models import AssignmentStatus, Judgement, PairAssignment
 from app.auth.models import User
 from app.config import Settings
-from app.db import utcnow
+from app.db import UTCDateTime, upsert_insert, utcnow
 from app.errors import Conflict, NotFound
 from app.pool.models import Pair, PairStatus, Response
 from app.prompts.models import Prompt
@@ -42,100 +44,118 @@ class Progress:
     remaining: int
 
 
-def _live_leases(user_id: int, now: datetime):  # noqa: ANN202 - a scalar subquery
-    return (
-        select(func.count())
-        .where(
-            PairAssignment.pair_id == Pair.id,
-            PairAssignment.status == AssignmentStatus.active,
-            PairAssignment.leased_until > now,
-            PairAssignment.user_id != user_id,
-        )
-        .correlate(Pair)
-        .scalar_subquery()
-    )
+# The hot path's statements are built once, with bound parameters, and executed with values:
+# building a select with aliases and correlated subqueries costs more CPU than running it.
+USER_ID = bindparam("user_id", type_=Integer)
+NOW = bindparam("now", type_=UTCDateTime())
+_RESPONSE_A, _RESPONSE_B = aliased(Response), aliased(Response)
 
-
-def _done_by_user(user_id: int):  # noqa: ANN202
-    return exists().where(
+_LIVE_LEASES_OF_OTHERS = (
+    select(func.count())
+    .where(
         PairAssignment.pair_id == Pair.id,
-        PairAssignment.user_id == user_id,
-        PairAssignment.status.in_((AssignmentStatus.skipped, AssignmentStatus.submitted)),
+        PairAssignment.status == AssignmentStatus.active,
+        PairAssignment.leased_until > NOW,
+        PairAssignment.user_id != USER_ID,
     )
+    .correlate(Pair)
+    .scalar_subquery()
+)
+_DONE_BY_USER = exists().where(
+    PairAssignment.pair_id == Pair.id,
+    PairAssignment.user_id == USER_ID,
+    PairAssignment.status.in_((AssignmentStatus.skipped, AssignmentStatus.submitted)),
+)
+AVAILABLE = (
+    select(Pair)
+    .where(
+        Pair.status == PairStatus.pending,
+        Pair.judgement_count < Pair.judgements_needed,
+        ~_DONE_BY_USER,
+        Pair.judgement_count + _LIVE_LEASES_OF_OTHERS < Pair.judgements_needed,
+    )
+    .order_by(Pair.id)
+)
+"""Pairs the user (``user_id``) may be offered at ``now``, oldest first."""
 
 
-def available_pairs(user_id: int, now: datetime):  # noqa: ANN201 - a Select
-    """Pairs this user may be offered now, oldest first."""
+def _with_content(query: Select) -> Select:
+    """Add what the annotator is shown: the prompt's messages and both responses."""
     return (
-        select(Pair)
-        .where(
-            Pair.status == PairStatus.pending,
-            Pair.judgement_count < Pair.judgements_needed,
-            ~_done_by_user(user_id),
-            Pair.judgement_count + _live_leases(user_id, now) < Pair.judgements_needed,
-        )
-        .order_by(Pair.id)
+        query.add_columns(Prompt.messages, _RESPONSE_A, _RESPONSE_B)
+        .join(Prompt, Prompt.id == Pair.prompt_id)
+        .join(_RESPONSE_A, _RESPONSE_A.id == Pair.response_a_id)
+        .join(_RESPONSE_B, _RESPONSE_B.id == Pair.response_b_id)
     )
+
+
+_NEXT_FREE = _with_content(AVAILABLE).limit(1)
+_NEXT_FREE_LOCKED = _NEXT_FREE.with_for_update(of=Pair, skip_locked=True)  # PostgreSQL
+_SHOWN = _with_content(select(Pair)).where(Pair.id == bindparam("pair_id", type_=Integer))
+_HELD = (
+    select(PairAssignment)
+    .join(Pair, Pair.id == PairAssignment.pair_id)
+    .where(
+        PairAssignment.user_id == USER_ID,
+        PairAssignment.status == AssignmentStatus.active,
+        PairAssignment.leased_until > NOW,
+        Pair.status == PairStatus.pending,
+        Pair.judgement_count < Pair.judgements_needed,
+    )
+    .order_by(PairAssignment.id)
+    .limit(1)
+)
 
 
 def _current(db: Session, user: User, now: datetime) -> PairAssignment | None:
     """A live lease the user already holds on a pair that still needs judgements (a reload)."""
-    return db.scalar(
-        select(PairAssignment)
-        .join(Pair, Pair.id == PairAssignment.pair_id)
-        .where(
-            PairAssignment.user_id == user.id,
-            PairAssignment.status == AssignmentStatus.active,
-            PairAssignment.leased_until > now,
-            Pair.status == PairStatus.pending,
-            Pair.judgement_count < Pair.judgements_needed,
-        )
-        .order_by(PairAssignment.id)
-        .limit(1)
-    )
+    return db.scalar(_HELD, {"user_id": user.id, "now": now})
 
 
 def next_pair(db: Session, settings: Settings, *, user: User) -> Shown | None:
-    """Lease the user's next pair (or return the one they hold); None when nothing is left."""
+    """Lease the user's next pair (or return the one they hold); None when nothing is left.
+
+    The hot path of annotation, so it is three statements: the held lease, the next free pair
+    together with what is shown of it, and the lease upsert.
+    """
     now = utcnow()
-    assignment = _current(db, user, now)
-    if assignment is None:
-        query = available_pairs(user.id, now).limit(1)
-        if db.get_bind().dialect.name == "postgresql":
-            query = query.with_for_update(of=Pair, skip_locked=True)
-        pair = db.scalar(query)
-        if pair is None:
-            db.commit()
-            return None
-        assignment = _lease(db, settings, user, pair, now)
-    shown = load_shown(db, assignment)
+    held = _current(db, user, now)
+    shown = load_shown(db, held) if held is not None else _lease_next(db, settings, user, now)
     db.commit()
     return shown
 
 
-def _lease(db: Session, settings: Settings, user: User, pair: Pair, now: datetime) -> PairAssignment:
-    until = now + timedelta(minutes=settings.assignment_lease_minutes)
-    assignment = db.scalar(select(PairAssignment).where(PairAssignment.pair_id == pair.id, PairAssignment.user_id == user.id))
-    if assignment is None:  # first time this user sees the pair
-        assignment = PairAssignment(pair_id=pair.id, user_id=user.id, swapped=secrets.randbelow(2) == 1)
-        db.add(assignment)
-    assignment.status = AssignmentStatus.active
-    assignment.assigned_at = now
-    assignment.leased_until = until
-    db.flush()
-    return assignment
+def _lease_next(db: Session, settings: Settings, user: User, now: datetime) -> Shown | None:
+    query = _NEXT_FREE_LOCKED if db.get_bind().dialect.name == "postgresql" else _NEXT_FREE
+    row = db.execute(query, {"user_id": user.id, "now": now}).first()
+    if row is None:
+        return None
+    pair, messages, a, b = row
+    assignment = _lease(db, settings, user, pair.id, now)
+    return _in_screen_order(assignment, pair, messages, a, b)
+
+
+def _lease(db: Session, settings: Settings, user: User, pair_id: int, now: datetime) -> PairAssignment:
+    """One upsert: a first lease draws the sides; a lapsed one is renewed with the same sides."""
+    values = {"pair_id": pair_id, "user_id": user.id, "swapped": secrets.randbelow(2) == 1, "status": AssignmentStatus.active,
+              "assigned_at": now, "leased_until": now + timedelta(minutes=settings.assignment_lease_minutes)}
+    return db.scalars(_lease_upsert(db.get_bind().dialect.name), values, execution_options={"populate_existing": True}).one()
+
+
+@cache
+def _lease_upsert(dialect: str):  # noqa: ANN202 - the dialect's Insert, built once per backend
+    statement = upsert_insert(dialect, PairAssignment)
+    renewed = {name: getattr(statement.excluded, name) for name in ("status", "assigned_at", "leased_until")}
+    return statement.on_conflict_do_update(index_elements=["pair_id", "user_id"], set_=renewed).returning(PairAssignment)
 
 
 def load_shown(db: Session, assignment: PairAssignment) -> Shown:
     """The pair, its prompt and both responses in one round trip."""
-    response_a, response_b = aliased(Response), aliased(Response)
-    pair, messages, a, b = db.execute(
-        select(Pair, Prompt.messages, response_a, response_b)
-        .join(Prompt, Prompt.id == Pair.prompt_id)
-        .join(response_a, response_a.id == Pair.response_a_id)
-        .join(response_b, response_b.id == Pair.response_b_id)
-        .where(Pair.id == assignment.pair_id)
-    ).one()
+    pair, messages, a, b = db.execute(_SHOWN, {"pair_id": assignment.pair_id}).one()
+    return _in_screen_order(assignment, pair, messages, a, b)
+
+
+def _in_screen_order(assignment: PairAssignment, pair: Pair, messages: list, a: Response, b: Response) -> Shown:
     left, right = (b, a) if assignment.swapped else (a, b)
     return Shown(assignment=assignment, pair=pair, messages=list(messages), left=left, right=right)
 
@@ -161,7 +181,8 @@ def progress(db: Session, *, user: User) -> Progress:
     by_user = select(func.count()).select_from(Judgement).where(Judgement.annotator_id == user.id)
     today = db.scalar(by_user.where(Judgement.created_at >= midnight)) or 0
     total = db.scalar(by_user) or 0
-    remaining = db.scalar(select(func.count()).select_from(available_pairs(user.id, now).order_by(None).subquery())) or 0
+    available = select(func.count()).select_from(AVAILABLE.order_by(None).subquery())
+    remaining = db.scalar(available, {"user_id": user.id, "now": now}) or 0
     return Progress(judged_today=today, judged_total=total, remaining=remaining)
 
 
@@ -169,4 +190,4 @@ def lease_is_live(assignment: PairAssignment) -> bool:
     return assignment.status is AssignmentStatus.active and assignment.leased_until > utcnow()
 
 
-__all__ = ["Progress", "Shown", "available_pairs", "get_assignment", "lease_is_live", "load_shown", "next_pair", "progress", "skip"]
+__all__ = ["Progress", "Shown", "get_assignment", "lease_is_live", "load_shown", "next_pair", "progress", "skip"]

@@ -9,19 +9,17 @@ duplicate into an IntegrityError that is answered like the first submission.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cache
 
-from sqlalchemy import select
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.annotation.assignment import get_assignment
 from app.annotation.models import AssignmentStatus, Choice, Demonstration, DemonstrationKind, Judgement, PairAssignment, ResponseLabel
 from app.annotation.schemas import JudgementIn, SideLabels
 from app.auth.models import User
-from app.db import utcnow
-from app.errors import Conflict, Invalid
+from app.db import upsert_insert, utcnow
+from app.errors import Conflict, Invalid, NotFound
 from app.pool.models import Pair, PairStatus
 
 
@@ -57,11 +55,17 @@ def _demonstration_kind(choice: str, labels: dict[str, SideLabels]) -> Demonstra
     return DemonstrationKind.ideal
 
 
-def _lock_pair(db: Session, pair_id: int) -> Pair:
-    query = select(Pair).where(Pair.id == pair_id)
-    if db.get_bind().dialect.name == "postgresql":
-        query = query.with_for_update()
-    return db.scalars(query).one()
+_LOCKED = select(PairAssignment, Pair).join(Pair, Pair.id == PairAssignment.pair_id).where(PairAssignment.id == bindparam("assignment_id"))
+_LOCKED_FOR_UPDATE = _LOCKED.with_for_update()  # PostgreSQL: both rows, so a concurrent submission waits, then sees the fresh count
+
+
+def _locked(db: Session, *, user: User, assignment_id: int) -> tuple[PairAssignment, Pair]:
+    """The user's assignment and its pair in one statement (built once: see assignment.py)."""
+    query = _LOCKED_FOR_UPDATE if db.get_bind().dialect.name == "postgresql" else _LOCKED
+    row = db.execute(query, {"assignment_id": assignment_id}, execution_options={"populate_existing": True}).first()
+    if row is None or row[0].user_id != user.id:
+        raise NotFound(f"assignment {assignment_id} is not assigned to you")
+    return row[0], row[1]
 
 
 def _same_as(existing: Judgement, choice: Choice, strength: int | None) -> bool:
@@ -79,10 +83,10 @@ def _repeat(db: Session, *, pair_id: int, user_id: int, choice: Choice, strength
 
 def submit(db: Session, *, user: User, body: JudgementIn) -> Stored:
     validate(body)
-    assignment = get_assignment(db, user=user, assignment_id=body.assignment_id)
+    assignment, pair = _locked(db, user=user, assignment_id=body.assignment_id)
     choice = _real_choice(body.choice, assignment.swapped)
     try:
-        return _store(db, user, assignment, body, choice)
+        return _store(db, user, assignment, pair, body, choice)
     except IntegrityError:
         db.rollback()  # a concurrent identical request won the race; answer as it was answered
         found = _repeat(db, pair_id=assignment.pair_id, user_id=user.id, choice=choice, strength=body.strength)
@@ -92,47 +96,64 @@ def submit(db: Session, *, user: User, body: JudgementIn) -> Stored:
         return found
 
 
-def _store(db: Session, user: User, assignment: PairAssignment, body: JudgementIn, choice: Choice) -> Stored:
-    pair = _lock_pair(db, assignment.pair_id)
-    repeat = _repeat(db, pair_id=pair.id, user_id=user.id, choice=choice, strength=body.strength)
-    if repeat is not None:
-        db.commit()
-        return repeat
-    if assignment.status is AssignmentStatus.skipped:
-        raise Conflict("you skipped this pair; ask for the next one")
+# The writes of a judgement as Core statements on the tables, built once: the ORM's unit of work
+# costs several times what these statements do, and nothing here needs objects back.
+_JUDGEMENTS, _PAIRS, _ASSIGNMENTS = Judgement.__table__, Pair.__table__, PairAssignment.__table__
+_INSERT_JUDGEMENT = insert(_JUDGEMENTS).returning(_JUDGEMENTS.c.id)
+_COUNT_UP = (
+    update(_PAIRS)
+    .where(_PAIRS.c.id == bindparam("pair_id"))
+    .values(
+        judgement_count=_PAIRS.c.judgement_count + 1,
+        status=case((_PAIRS.c.judgement_count + 1 >= _PAIRS.c.judgements_needed, PairStatus.complete.value), else_=_PAIRS.c.status),
+    )
+)
+_MARK_SUBMITTED = update(_ASSIGNMENTS).where(_ASSIGNMENTS.c.id == bindparam("assignment_id")).values(status=AssignmentStatus.submitted.value)
+
+
+def _store(db: Session, user: User, assignment: PairAssignment, pair: Pair, body: JudgementIn, choice: Choice) -> Stored:
+    if assignment.status is not AssignmentStatus.active:  # the happy path needs no look-up of an earlier judgement
+        repeat = _repeat(db, pair_id=pair.id, user_id=user.id, choice=choice, strength=body.strength)
+        if repeat is not None:
+            db.commit()
+            return repeat
+        if assignment.status is AssignmentStatus.skipped:
+            raise Conflict("you skipped this pair; ask for the next one")
     if pair.status is not PairStatus.pending or pair.judgement_count >= pair.judgements_needed:
         raise Conflict("this pair already has all the judgements it needs; ask for the next one")
     now = utcnow()
     seconds = max(0.0, (now - assignment.assigned_at).total_seconds())
-    judgement = Judgement(
-        pair_id=pair.id, annotator_id=user.id, choice=choice, strength=body.strength, seconds=seconds, note=body.note.strip()
-    )
-    db.add(judgement)
-    db.flush()
-    _store_labels(db, user, assignment, judgement, body.labels, pair)
+    judgement_id = db.execute(_INSERT_JUDGEMENT, {
+        "pair_id": pair.id, "annotator_id": user.id, "choice": choice, "strength": body.strength, "seconds": seconds,
+        "note": body.note.strip(), "created_at": now,
+    }).scalar_one()
+    _store_labels(db, user, assignment, judgement_id, body.labels, pair)
     if body.demonstration.strip():
         kind = _demonstration_kind(body.choice, body.labels)
-        db.add(Demonstration(prompt_id=pair.prompt_id, annotator_id=user.id, judgement_id=judgement.id, text=body.demonstration.strip(), kind=kind))
-    pair.judgement_count += 1
-    if pair.judgement_count >= pair.judgements_needed:
-        pair.status = PairStatus.complete
-    assignment.status = AssignmentStatus.submitted
+        db.add(Demonstration(prompt_id=pair.prompt_id, annotator_id=user.id, judgement_id=judgement_id, text=body.demonstration.strip(), kind=kind))
+    db.execute(_COUNT_UP, {"pair_id": pair.id})
+    db.execute(_MARK_SUBMITTED, {"assignment_id": assignment.id})
     db.commit()
-    return Stored(judgement_id=judgement.id, created=True)
+    db.expire(pair)  # changed behind the ORM's back: reload on next use
+    db.expire(assignment)
+    return Stored(judgement_id=judgement_id, created=True)
 
 
-def _store_labels(db: Session, user: User, assignment: PairAssignment, judgement: Judgement, labels: dict[str, SideLabels], pair: Pair) -> None:
+def _store_labels(db: Session, user: User, assignment: PairAssignment, judgement_id: int, labels: dict[str, SideLabels], pair: Pair) -> None:
     """One label row per (response, annotator): a response seen again updates its labels."""
     left, right = (pair.response_b_id, pair.response_a_id) if assignment.swapped else (pair.response_a_id, pair.response_b_id)
     rows = [
-        {"response_id": rid, "annotator_id": user.id, "judgement_id": judgement.id, "quality": labels[side].quality == "good",
+        {"response_id": rid, "annotator_id": user.id, "judgement_id": judgement_id, "quality": labels[side].quality == "good",
          "safety": labels[side].safety == "safe", "created_at": utcnow()}
         for side, rid in (("A", left), ("B", right))
     ]
-    insert = pg_insert if db.get_bind().dialect.name == "postgresql" else sqlite_insert
-    statement = insert(ResponseLabel).values(rows)
-    statement = statement.on_conflict_do_update(
+    db.execute(_labels_upsert(db.get_bind().dialect.name), rows)
+
+
+@cache
+def _labels_upsert(dialect: str):  # noqa: ANN202 - built once per backend; executed with the rows as parameters
+    statement = upsert_insert(dialect, ResponseLabel)
+    return statement.on_conflict_do_update(
         index_elements=["response_id", "annotator_id"],
         set_={"quality": statement.excluded.quality, "safety": statement.excluded.safety, "judgement_id": statement.excluded.judgement_id},
     )
-    db.execute(statement)

@@ -102,10 +102,19 @@ def annotate_submit(
         status_code = 422 if isinstance(exc, ValidationError) else exc.status_code
         shown = assignments.load_shown(db, assignment)
         return annotate_page(request, db, user, shown, error=message, status_code=status_code, form=form, next_url=next)
-    return redirect(next if next.startswith("/chat?after=") else "/annotate")
+    return redirect(_onward(next))
 
 
 @router.post("/{assignment_id}/skip", name="annotate_skip")
-def annotate_skip(assignment_id: int, db: DbDep, user: CurrentUser, csrf_token: FormShort = "") -> Response:
+def annotate_skip(
+    assignment_id: int, db: DbDep, user: CurrentUser, csrf_token: FormShort = "",
+    next: Annotated[str, Form(max_length=200)] = "",  # noqa: A002 - the form field's name
+) -> Response:
     assignments.skip(db, user=user, assignment_id=assignment_id)
-    return redirect("/annotate")
+    # A skipped chat turn has no chosen reply to continue from: the annotator starts a new conversation.
+    return redirect("/chat" if next.startswith("/chat") else "/annotate")
+
+
+def _onward(next_url: str) -> str:
+    """Where a judgement leads: chat mode continues its conversation; only that local path is followed."""
+    return next_url if next_url.startswith("/chat?after=") else "/annotate"

@@ -125,15 +125,15 @@ async def _check_csrf(request: Request, principal: Principal | None, secret: str
         raise Forbidden("CSRF token missing or invalid; reload the page and try again")
 
 
-def current_principal(request: Request) -> Principal:
+async def current_principal(request: Request) -> Principal:  # async: no thread-pool hop
     principal = getattr(request.state, "principal", None)
     if principal is None:
         raise Unauthenticated("log in first")
     return principal
 
 
-def current_user(request: Request) -> User:
-    return current_principal(request).user
+async def current_user(request: Request) -> User:
+    return (await current_principal(request)).user
 
 
 PrincipalDep = Annotated[Principal, Depends(current_principal)]

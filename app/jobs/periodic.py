@@ -14,13 +14,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import insert, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy import or_, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from app.config import Settings
-from app.db import transaction, utcnow
+from app.db import transaction, upsert_insert, utcnow
 from app.jobs.models import PeriodicLease
 
 log = logging.getLogger(__name__)
@@ -74,13 +72,7 @@ def take_lease(db: Session, *, name: str, holder: str, seconds: float, now: date
 
 def _ensure_row(db: Session, name: str) -> None:
     """Create the task's lease row if missing; concurrent creators do not conflict."""
-    dialect = db.get_bind().dialect.name
-    if dialect == "postgresql":
-        db.execute(pg_insert(PeriodicLease).values(name=name).on_conflict_do_nothing(index_elements=["name"]))
-    elif dialect == "sqlite":
-        db.execute(sqlite_insert(PeriodicLease).values(name=name).on_conflict_do_nothing(index_elements=["name"]))
-    elif db.get(PeriodicLease, name) is None:
-        db.execute(insert(PeriodicLease).values(name=name))
+    db.execute(upsert_insert(db.get_bind().dialect.name, PeriodicLease).values(name=name).on_conflict_do_nothing(index_elements=["name"]))
 
 
 def run_due(sessions: sessionmaker[Session], settings: Settings, *, holder: str) -> list[str]:

@@ -95,3 +95,13 @@ class TestAnnotatePage:
         html = client.get("/annotate").text
         assert "<script>alert" not in html and "<img src=x" not in html
         assert "&lt;script&gt;alert(&#39;p&#39;)&lt;/script&gt;" in html
+
+    @pytest.mark.parametrize(("next_url", "lands_on"), [("", "/annotate"), ("/chat?after=1", "/chat"), ("https://evil.example/", "/annotate")])
+    def test_skip_through_the_form_goes_on(self, client, db, next_url, lands_on):
+        PairFactory()
+        UserFactory(username="dan")
+        csrf = login(client, "dan")
+        action = client.get("/annotate").text.split('action="/annotate/')[1].split('"')[0]
+        done = client.post(f"/annotate/{action}/skip", data={"csrf_token": csrf, "next": next_url}, follow_redirects=False)
+        assert done.status_code == 303 and done.headers["location"] == lands_on
+        assert "No pairs are waiting" in client.get("/annotate").text
