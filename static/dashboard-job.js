@@ -5,7 +5,7 @@
   const POLL_MS = 1000;
   const FINISHED = ["succeeded", "failed", "cancelled"];
   const FAMILIES = [["loss", /loss/], ["accuracy", /acc/], ["kl", /(^|_)kl($|_)/], ["entropy", /entropy/],
-    ["length", /length|(^|_)len($|_)/], ["reward", /reward|score/]];
+    ["length", /length|(^|_)len($|_)/], ["reward", /reward|score/], ["margin", /margin/]];
 
   // Curves that belong on one plot: train_loss and val_loss on "loss", and so on.
   function family(name) {

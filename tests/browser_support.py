@@ -15,7 +15,7 @@ from tests.conftest import IN_CI
 
 CHROMIUM = os.environ.get("RLHF_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
-ARTIFACTS = Path(__file__).resolve().parents[2] / "test-artifacts"
+ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"  # the repository root's, as `make clean` expects
 
 
 def _unavailable(reason: str) -> None:
@@ -50,3 +50,12 @@ def page(browser) -> Iterator:  # noqa: ANN001
 def artifacts() -> Path:
     ARTIFACTS.mkdir(exist_ok=True)
     return ARTIFACTS
+
+
+def login(page, url: str, username: str, password: str) -> None:  # noqa: ANN001 - a Playwright Page
+    """Log in through the real form with the keyboard, as every browser test's user does first."""
+    page.goto(url + "/login")
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.keyboard.press("Enter")
+    page.wait_for_url(url + "/")

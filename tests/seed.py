@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from sqlalchemy.orm import Session
 
@@ -36,10 +38,18 @@ def add_pairs(db: Session, pairs: list[tuple[list[dict[str, str]], str, str]], *
     return ids
 
 
-def seed_server(settings: Settings, pairs: list[tuple[list[dict[str, str]], str, str]], **kwargs) -> list[int]:
+@contextmanager
+def server_session(settings: Settings) -> Iterator[Session]:
+    """A session on the database of a server started by ``tests.server.running_server`` (its data
+    folder's SQLite file): tests seed it before the browser acts and read it back after."""
     engine = make_engine(settings.resolved_database_url)
     try:
         with make_sessionmaker(engine)() as db:
-            return add_pairs(db, pairs, **kwargs)
+            yield db
     finally:
         engine.dispose()
+
+
+def seed_server(settings: Settings, pairs: list[tuple[list[dict[str, str]], str, str]], **kwargs) -> list[int]:
+    with server_session(settings) as db:
+        return add_pairs(db, pairs, **kwargs)

@@ -7,24 +7,16 @@ from sqlalchemy import select
 
 from app.annotation.models import Choice, Demonstration, Judgement, ResponseLabel
 from app.config import Settings
-from app.db import make_engine, make_sessionmaker
 from app.pool.models import Pair
-from tests.seed import seed_server
+from tests.browser_support import login
+from tests.seed import seed_server, server_session
 from tests.server import running_server
 
 pytestmark = pytest.mark.browser
 
 
-def _login(page, url: str, username: str, password: str) -> None:
-    page.goto(url + "/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.keyboard.press("Enter")
-    page.wait_for_url(url + "/")
-
-
 def _admin_creates_annotator(page, url: str, admin_password: str) -> None:
-    _login(page, url, "admin", admin_password)
+    login(page, url, "admin", admin_password)
     page.goto(url + "/admin/users")
     page.fill("input[name=username]", "annie")
     page.fill("input[name=password]", "annie-password-1")
@@ -55,7 +47,7 @@ def test_annotator_judges_five_pairs_with_the_keyboard(tmp_path, page, artifacts
         specs = [([{"role": "user", "content": f"Question {i}: how do I boil an egg?"}], f"ALPHA {i}: boil it 8 minutes.", f"BETA {i}: no idea.") for i in range(6)]
         pair_ids = seed_server(Settings(data_dir=data_dir), specs)
         _admin_creates_annotator(page, server.url, server.admin_password)
-        _login(page, server.url, "annie", "annie-password-1")
+        login(page, server.url, "annie", "annie-password-1")
         page.goto(server.url + "/annotate")
         page.screenshot(path=str(artifacts / "annotate.png"), full_page=True)
         with page.expect_navigation():
@@ -64,8 +56,7 @@ def test_annotator_judges_five_pairs_with_the_keyboard(tmp_path, page, artifacts
             _judge_with_keyboard(page, demonstration="Boil it for 8 minutes, then cool it in cold water." if n == 2 else None)
         assert "No pairs are waiting" in page.inner_text("main")
 
-    engine = make_engine(Settings(data_dir=data_dir).resolved_database_url)
-    with make_sessionmaker(engine)() as db:
+    with server_session(Settings(data_dir=data_dir)) as db:
         judgements = list(db.scalars(select(Judgement)))
         labels = list(db.scalars(select(ResponseLabel)))
         demos = list(db.scalars(select(Demonstration)))
@@ -79,7 +70,6 @@ def test_annotator_judges_five_pairs_with_the_keyboard(tmp_path, page, artifacts
             assert by_response[pair.response_a_id].quality and by_response[pair.response_a_id].safety
             assert not by_response[pair.response_b_id].quality and not by_response[pair.response_b_id].safety
         assert demos[0].text.startswith("Boil it for 8 minutes")
-    engine.dispose()
 
 
 XSS = [
@@ -104,7 +94,7 @@ def test_xss_payloads_are_inert_in_the_browser(tmp_path, page):
         dialogs, foreign = [], []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
         page.on("request", lambda r: None if r.url.startswith(server.url) or r.url.startswith("data:") else foreign.append(r.url))
-        _login(page, server.url, "xavier", "xavier-password-1")
+        login(page, server.url, "xavier", "xavier-password-1")
         page.goto(server.url + "/annotate")
         seen = 0
         while page.query_selector("#judge-form") is not None:

@@ -1,7 +1,8 @@
 """A test-only job kind the dashboard offers: it reports progress and loss/accuracy curves.
 
-Servers started by the browser test load it through ``RLHF_JOB_MODULES=tests.dashboard.handlers``
-(the web process for the launch form, the worker and its job processes to run it).
+The page tests (``test_pages.py``) import it to exercise the generated launch form's input types
+(select, checkbox, optional number) that no real kind has all of; a server would load it through
+``RLHF_JOB_MODULES=tests.dashboard.handlers``. The browser test launches the real ``reward`` kind.
 """
 
 from __future__ import annotations

@@ -1,57 +1,85 @@
-"""A researcher in headless Chromium launches a job from its form, watches the progress bar reach
-100% and sees the loss plot drawn by Chart.js; a screenshot is kept in test-artifacts/."""
+"""A researcher in headless Chromium launches a real ``reward`` job from its form, watches the progress
+bar reach 100% and sees the loss plot drawn by Chart.js; a screenshot is kept in test-artifacts/.
+
+The server is the real ``rlhf serve`` with its embedded worker; its database holds judged pairs (a rule
+a tiny model can learn) and the researcher points the form's backbone at a tiny Llama folder, so the
+job imports, trains and registers exactly as it would with the default backbone, only faster.
+"""
 
 from __future__ import annotations
 
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
+from app.config import Settings
+from app.jobs.models import Job, JobStatus
+from app.registry.models import ModelKind, ModelVersion
+from tests.browser_support import login
+from tests.rewards.conftest import seed_preferences
+from tests.seed import server_session
 from tests.server import create_user_cli, running_server
 
 pytestmark = pytest.mark.browser
 
 CHART_JS = Path(__file__).resolve().parents[2] / "static" / "vendor" / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
-# The job kind the real reward trainer registers is another engineer's; this test-only kind reports
-# progress and train_loss / train_accuracy curves the same way.
-SERVER_ENV = {"RLHF_JOB_MODULES": "tests.dashboard.handlers", "RLHF_BOOTSTRAP_ON_SERVE": "false", "RLHF_WORKER_POLL_SECONDS": "0.2"}
+SERVER_ENV = {"RLHF_BOOTSTRAP_ON_SERVE": "false", "RLHF_WORKER_POLL_SECONDS": "0.2", "RLHF_POOL_TARGET": "0"}
+PAIRS = 48  # 36 to train on, 12 to validate: 10 steps over two epochs of batches of 8
+# What the researcher types into the launch form; every other input keeps its default.
+FORM = {"epochs": "2", "batch_size": "8", "learning_rate": "0.003", "max_length": "128", "validation_fraction": "0.25",
+        "num_threads": "1", "checkpoint_every": "0", "name": "rm-from-the-form"}
+# Chart.js's own record of a plot: each dataset's label, its points, and the points it laid out to draw.
+CHART_STATE = """id => {
+  const chart = Chart.getChart(id);
+  return chart && {width: chart.chartArea.right - chart.chartArea.left,
+                   series: Object.fromEntries(chart.data.datasets.map((d, i) =>
+                     [d.label, [d.data.length, chart.getDatasetMeta(i).data.length]]))};
+}"""
 
 
-def _login(page, url: str, username: str, password: str) -> None:
-    page.goto(url + "/login")
-    page.fill("input[name=username]", username)
-    page.fill("input[name=password]", password)
-    page.keyboard.press("Enter")
-    page.wait_for_url(url + "/")
+def _launch_reward_job(page, url: str, backbone: Path) -> None:  # noqa: ANN001 - a Playwright Page
+    page.goto(url + "/dashboard/jobs")
+    page.click("a[href='/dashboard/jobs/new/reward']")
+    page.fill("input[name='param.backbone']", str(backbone))
+    for name, value in FORM.items():
+        page.fill(f"input[name='param.{name}']", value)
+    page.check("input[name='param.use_cpu']")
+    with page.expect_navigation():
+        page.click("#launch-form button[type=submit]")
 
 
-def test_researcher_launches_a_job_and_watches_it_train(tmp_path, page, artifacts):
+def test_researcher_launches_a_reward_job_and_watches_it_train(tmp_path, page, artifacts, tiny_backbone):
     from playwright.sync_api import expect  # installed wherever the page fixture is (it fails or skips otherwise)
 
     if not CHART_JS.is_file():
         pytest.fail(f"Chart.js is not installed at {CHART_JS}: run `make install` (npm ci in static/vendor)")
     violations: list[str] = []
     page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
-    data_dir = tmp_path / "var"
-    with running_server(data_dir, extra_env=SERVER_ENV) as server:
-        create_user_cli(data_dir, "rex", "rex-password-1", "researcher")
-        _login(page, server.url, "rex", "rex-password-1")
-        page.goto(server.url + "/dashboard/jobs")
-        page.click("a[href='/dashboard/jobs/new/test.curves']")
-        page.fill("input[name='param.steps']", "25")
-        page.fill("input[name='param.step_seconds']", "0.12")
-        with page.expect_navigation():
-            page.click("#launch-form button[type=submit]")
-        assert "/dashboard/jobs/" in page.url
+    settings = Settings(data_dir=tmp_path / "var")
+    with running_server(settings.data_dir, extra_env=SERVER_ENV) as server:
+        with server_session(settings) as db:
+            seed_preferences(db, PAIRS)
+            db.commit()
+        create_user_cli(settings.data_dir, "rex", "rex-password-1", "researcher")
+        login(page, server.url, "rex", "rex-password-1")
+        _launch_reward_job(page, server.url, tiny_backbone)
+        assert "/dashboard/jobs/" in page.url and "reward" in page.inner_text("h1")
 
         # Playwright's assertions poll without eval, which the page's CSP (rightly) forbids.
-        expect(page.locator("#job-progress")).to_have_js_property("value", 1, timeout=90_000)
+        expect(page.locator("#job-progress")).to_have_js_property("value", 1, timeout=120_000)
         expect(page.locator("#job-status")).to_have_text("succeeded", timeout=30_000)
-        expect(page.locator("#chart-loss")).to_have_attribute("data-points", "25", timeout=30_000)
+        expect(page.locator("#chart-loss")).to_have_attribute("data-points", "11", timeout=30_000)  # 10 train + 1 val
         assert page.inner_text("#job-percent") == "100%"
-        assert page.locator("#chart-accuracy").count() == 1  # train_accuracy and val_accuracy share a plot
-        assert "trained 25 steps" in page.inner_text("#job-log")
-        page.screenshot(path=str(artifacts / "dashboard-job.png"), full_page=True)
+        loss = page.evaluate(CHART_STATE, "chart-loss")
+        assert loss["series"] == {"train_loss": [10, 10], "val_loss": [1, 1]} and loss["width"] > 0
+        accuracy = page.evaluate(CHART_STATE, "chart-accuracy")
+        assert accuracy["series"] == {"train_accuracy": [10, 10], "val_accuracy": [1, 1]}
+        margin = page.evaluate(CHART_STATE, "chart-margin")  # the reward model's margin: train and val on one plot
+        assert margin["series"] == {"train_margin": [10, 10], "val_margin": [1, 1]}
+        assert f"reward job: {PAIRS} examples, backbone {tiny_backbone}" in page.inner_text("#job-log")
+        assert '"name": "rm-from-the-form"' in page.inner_text("#job-result")
+        page.screenshot(path=str(artifacts / "dashboard-reward-job.png"), full_page=True)
 
         page.goto(server.url + "/dashboard/jobs")
         row = page.locator("tr[data-job]").first
@@ -60,3 +88,11 @@ def test_researcher_launches_a_job_and_watches_it_train(tmp_path, page, artifact
         page.goto(server.url + "/dashboard")
         expect(page.locator("#judgements-chart")).to_have_attribute("data-points", "30")
     assert violations == []
+
+    with server_session(settings) as db:
+        job = db.scalar(select(Job).where(Job.kind == "reward"))
+        assert job.status is JobStatus.succeeded and job.params["backbone"] == str(tiny_backbone)
+        assert (job.params["epochs"], job.params["batch_size"], job.params["use_cpu"]) == (2, 8, True)
+        version = db.scalar(select(ModelVersion).where(ModelVersion.created_by_job_id == job.id))
+        assert (version.kind, version.name) == (ModelKind.reward, "rm-from-the-form")
+        assert Path(version.path).is_dir() and "val_accuracy" in version.metrics
