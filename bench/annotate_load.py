@@ -86,6 +86,22 @@ class RLHFLoopAdapter(peer.Adapter):
 
 peer.ADAPTERS[RLHFLoopAdapter.name] = RLHFLoopAdapter
 
+NOOP_PAIR = json.dumps({"assignment_id": 1, "pair_id": 1, "messages": [{"role": "user", "content": "hi"}],
+                        "responses": {"A": "a", "B": "b"}, "lease_expires_at": "2026-01-01T00:00:00+00:00"}).encode()
+
+
+async def noop_app(scope: dict, receive, send) -> None:  # noqa: ANN001 - a bare ASGI app
+    """Answers next/submit instantly without doing anything: run under the same uvicorn as the real
+    server, it measures what the load generator itself can drive on this machine (its ceiling)."""
+    if scope["type"] != "http":
+        return
+    while (await receive()).get("more_body"):
+        pass
+    submit = scope["method"] == "POST"
+    body = b'{"judgement_id": 1, "created": true}' if submit else NOOP_PAIR
+    await send({"type": "http.response.start", "status": 201 if submit else 200, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
 
 def _free_port() -> int:
     with socket.socket() as s:
@@ -145,20 +161,45 @@ def _seed(url: str, annotators: int, pairs: int) -> list[str]:
 
 
 def _start_server(url: str, workers: int) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
     env = {**os.environ, "RLHF_DATABASE_URL": url, "RLHF_DATA_DIR": tempfile.mkdtemp(prefix="rlhf-bench-")}
-    cmd = [sys.executable, "-m", "app.cli", "serve", "--port", str(port), "--no-worker", "--workers", str(workers), "--log-level", "warning"]
-    process = subprocess.Popen(cmd, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return _start(["-m", "app.cli", "serve", "--no-worker", "--workers", str(workers), "--log-level", "warning"], env, "/healthz")
+
+
+def _start_noop_server() -> tuple[subprocess.Popen, str]:
+    args = ["-m", "uvicorn", "--app-dir", str(ROOT / "bench"), "annotate_load:noop_app", "--log-level", "warning", "--no-access-log"]
+    return _start(args, dict(os.environ), "/api/v1/annotation/next")
+
+
+def _start(args: list[str], env: dict[str, str], probe: str) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    process = subprocess.Popen([sys.executable, *args, "--port", str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
-            if httpx.get(base + "/healthz", timeout=1).status_code == 200:
+            if httpx.get(base + probe, timeout=1).status_code == 200:
                 return process, base
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
     process.kill()
-    sys.exit("rlhf serve did not become healthy")
+    sys.exit(f"{' '.join(args[:3])} did not start")
+
+
+def _process_tree(pid: int) -> list[int]:
+    """The server and its uvicorn worker processes, whose CPU the driver reports."""
+    tree, grew = {pid}, True
+    while grew:
+        grew = False
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+                except (OSError, IndexError, ValueError):
+                    continue
+                if ppid in tree and int(entry.name) not in tree:
+                    tree.add(int(entry.name))
+                    grew = True
+    return sorted(tree)
 
 
 def _driver_args(base_url: str, target: str, args: argparse.Namespace, **extra: object) -> argparse.Namespace:
@@ -173,7 +214,10 @@ def _driver_args(base_url: str, target: str, args: argparse.Namespace, **extra: 
 
 
 def _summary(res: dict) -> dict:
+    cpu = res["cpu"]
     return {
+        "cpu_load_generator_pct": cpu["loadgen_core_pct"], "cpu_server_pct": round(sum(v or 0 for v in cpu["watched_core_pct"].values()), 1),
+        "cpu_other_pct": cpu["other_core_pct"], "cpu_busy_pct_of_all_cores": cpu["system_busy_pct_of_all_cores"],
         "per_s": res["annotations_per_s"], "ok": res["ok_submits"], "errors": res["errors_total"],
         "fetch_p50_ms": res["fetch"]["p50_ms"], "fetch_p95_ms": res["fetch"]["p95_ms"], "fetch_p99_ms": res["fetch"]["p99_ms"],
         "submit_p50_ms": res["submit"]["p50_ms"], "submit_p95_ms": res["submit"]["p95_ms"], "submit_p99_ms": res["submit"]["p99_ms"],
@@ -192,6 +236,7 @@ def main() -> None:
     ap.add_argument("--peer-url", help="a running Label Studio to drive with the same loop")
     ap.add_argument("--peer-project-id", type=int)
     ap.add_argument("--peer-tokens-file")
+    ap.add_argument("--no-calibrate", action="store_true", help="skip measuring the load generator's own ceiling")
     args = ap.parse_args()
 
     process = None
@@ -205,12 +250,24 @@ def main() -> None:
         tokens = _seed(database_url, args.concurrency, pairs=max(5000, int(args.concurrency * args.duration * 10)))
         process, base = _start_server(database_url, args.workers)
     try:
-        ours = asyncio.run(peer.run(_driver_args(base, "rlhf", args, rlhf_tokens=tokens, rlhf_database_url=database_url)))
+        watch = _process_tree(process.pid) if process is not None else []
+        ours = asyncio.run(peer.run(_driver_args(base, "rlhf", args, rlhf_tokens=tokens, rlhf_database_url=database_url, watch_pid=watch)))
     finally:
         if process is not None:
             process.terminate()
             process.wait(timeout=30)
     report = {"concurrency": args.concurrency, "duration_s": args.duration, "ours": _summary(ours)}
+    if not args.no_calibrate:
+        # The same loop against an endpoint that does nothing: how far the generator itself goes here.
+        noop, noop_base = _start_noop_server()
+        try:
+            ceiling = asyncio.run(peer.run(_driver_args(noop_base, "rlhf", args, rlhf_tokens=tokens, watch_pid=[noop.pid])))
+        finally:
+            noop.terminate()
+            noop.wait(timeout=30)
+        report["load_generator_ceiling"] = _summary(ceiling)
+        print(f"load generator alone (no-op server, same loop, C={args.concurrency}): {ceiling['annotations_per_s']:.1f} judgements/s, "
+              f"generator at {ceiling['cpu']['loadgen_core_pct']}% of a core")
     print(f"rlhf-loop  C={args.concurrency}: {ours['annotations_per_s']:.1f} judgements/s, "
           f"submit p99 {ours['submit']['p99_ms']} ms, fetch p99 {ours['fetch']['p99_ms']} ms, errors {ours['errors_total']}, "
           f"stored == submitted: {ours['stored_equals_submitted']}")
@@ -221,6 +278,8 @@ def main() -> None:
         report["ratio"] = round(ours["annotations_per_s"] / max(theirs["annotations_per_s"], 1e-9), 2)
         print(f"label-studio C={args.concurrency}: {theirs['annotations_per_s']:.1f}/s; ratio {report['ratio']}")
     report["ours_per_s"] = ours["annotations_per_s"]
+    if "load_generator_ceiling" in report:
+        report["ceiling_per_s"] = report["load_generator_ceiling"]["per_s"]
     print(json.dumps(report))
 
 

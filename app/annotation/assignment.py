@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 
 from functools import cache
 
-from sqlalchemy import Integer, Select, bindparam, exists, func, select
+from sqlalchemy import Boolean, Integer, Select, bindparam, exists, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from app.annotation.models import AssignmentStatus, Judgement, PairAssignment
@@ -127,26 +127,44 @@ def next_pair(db: Session, settings: Settings, *, user: User) -> Shown | None:
 
 def _lease_next(db: Session, settings: Settings, user: User, now: datetime) -> Shown | None:
     query = _NEXT_FREE_LOCKED if db.get_bind().dialect.name == "postgresql" else _NEXT_FREE
-    row = db.execute(query, {"user_id": user.id, "now": now}).first()
-    if row is None:
-        return None
-    pair, messages, a, b = row
-    assignment = _lease(db, settings, user, pair.id, now)
-    return _in_screen_order(assignment, pair, messages, a, b)
+    while True:
+        row = db.execute(query, {"user_id": user.id, "now": now}).first()
+        if row is None:
+            return None
+        pair, messages, a, b = row
+        assignment = _lease(db, settings, user, pair.id, now)
+        if assignment is not None:
+            return _in_screen_order(assignment, pair, messages, a, b)
+        # Someone leased it between our snapshot and our lock: the next query's snapshot shows it.
 
 
-def _lease(db: Session, settings: Settings, user: User, pair_id: int, now: datetime) -> PairAssignment:
-    """One upsert: a first lease draws the sides; a lapsed one is renewed with the same sides."""
-    values = {"pair_id": pair_id, "user_id": user.id, "swapped": secrets.randbelow(2) == 1, "status": AssignmentStatus.active,
-              "assigned_at": now, "leased_until": now + timedelta(minutes=settings.assignment_lease_minutes)}
-    return db.scalars(_lease_upsert(db.get_bind().dialect.name), values, execution_options={"populate_existing": True}).one()
+def _lease(db: Session, settings: Settings, user: User, pair_id: int, now: datetime) -> PairAssignment | None:
+    """One guarded upsert: a first lease draws the sides, a lapsed one is renewed with the same sides.
+
+    The guard re-counts the live leases in this statement's own snapshot. The candidate query's
+    snapshot may predate a lease that another annotator committed just before we locked the pair
+    (on PostgreSQL, READ COMMITTED); with the pair locked, this count is final. None: no room left.
+    """
+    values = {"pair_id": pair_id, "user_id": user.id, "swapped": secrets.randbelow(2) == 1,
+              "until": now + timedelta(minutes=settings.assignment_lease_minutes), "now": now}
+    leased = db.scalars(_lease_upsert(db.get_bind().dialect.name), values, execution_options={"populate_existing": True})
+    return leased.one_or_none()
 
 
 @cache
 def _lease_upsert(dialect: str):  # noqa: ANN202 - the dialect's Insert, built once per backend
-    statement = upsert_insert(dialect, PairAssignment)
+    room = (
+        select(
+            Pair.id, USER_ID, bindparam("swapped", type_=Boolean), literal(AssignmentStatus.active.value), NOW,
+            bindparam("until", type_=UTCDateTime()),
+        )
+        .where(Pair.id == bindparam("pair_id", type_=Integer), Pair.judgement_count + _LIVE_LEASES_OF_OTHERS < Pair.judgements_needed)
+    )
+    table = PairAssignment.__table__  # a Core insert: the ORM's bulk insert does not take INSERT … SELECT
+    statement = upsert_insert(dialect, table).from_select(["pair_id", "user_id", "swapped", "status", "assigned_at", "leased_until"], room)
     renewed = {name: getattr(statement.excluded, name) for name in ("status", "assigned_at", "leased_until")}
-    return statement.on_conflict_do_update(index_elements=["pair_id", "user_id"], set_=renewed).returning(PairAssignment)
+    upsert = statement.on_conflict_do_update(index_elements=["pair_id", "user_id"], set_=renewed).returning(*table.c)
+    return select(PairAssignment).from_statement(upsert)
 
 
 def load_shown(db: Session, assignment: PairAssignment) -> Shown:
