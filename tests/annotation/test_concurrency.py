@@ -86,6 +86,8 @@ def test_concurrent_annotators_store_each_judgement_once(backend, scratch_db_url
         done = asyncio.run(_run_all(server.url, tokens, statuses))
     assert done == [PER_ANNOTATOR] * annotators
     assert not [code for code in statuses if code >= 500], statuses
+    # A duplicate is identical, so it is answered 200; a 409 would mean two annotators were leased one slot.
+    assert statuses[409] == 0, statuses
     engine = make_engine(scratch_db_url)
     with make_sessionmaker(engine)() as db:
         assert db.scalar(select(func.count()).select_from(Judgement)) == annotators * PER_ANNOTATOR
