@@ -11,11 +11,17 @@ import os
 import signal
 import subprocess
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from pydantic import ValidationError
 
 from app.config import InsecureSettings, Settings
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
 
 
 class CliError(SystemExit):
@@ -42,6 +48,50 @@ def _engine(settings: Settings):  # noqa: ANN202
     return make_engine(settings.resolved_database_url)
 
 
+@contextmanager
+def _session(settings: Settings, *, migrate_first: bool = False) -> Iterator[Session]:
+    """A session on an engine of its own, disposed on the way out: a command is one unit of work.
+
+    A domain error (bad input the services refuse) becomes a one-line ``CliError``, not a traceback.
+    ``migrate_first`` upgrades the database to head before the session opens."""
+    from app.db import make_sessionmaker
+    from app.errors import DomainError
+
+    engine = _engine(settings)
+    try:
+        if migrate_first:
+            from app import migrate  # alembic loads only for the commands that migrate
+
+            migrate.upgrade(engine, "head")
+        with make_sessionmaker(engine)() as db:
+            yield db
+    except DomainError as exc:
+        raise CliError(exc.message) from None
+    finally:
+        engine.dispose()
+
+
+def _input_file(name: str) -> Path:
+    """The file an import command reads, refused up front when it is not there."""
+    path = Path(name)
+    if not path.is_file():
+        raise CliError(f"{name}: no such file")
+    return path
+
+
+@contextmanager
+def _all_or_nothing(name: str) -> Iterator[None]:
+    """Turn an import rejected for bad lines into those lines on stderr and exit status 2."""
+    from app.prompts.importing import ImportRejected
+
+    try:
+        yield
+    except ImportRejected as exc:
+        for error in exc.errors:
+            print(f"{name}: {error}", file=sys.stderr)
+        raise CliError(f"{exc.total} bad line(s) in {name}; nothing imported") from None
+
+
 def cmd_migrate(args: argparse.Namespace) -> None:
     from app import migrate
 
@@ -58,15 +108,10 @@ def cmd_migrate(args: argparse.Namespace) -> None:
 
 def _bootstrap_database(settings: Settings) -> None:
     """Migrate, then on an empty database create the first admin and print its password once."""
-    from app import migrate
-    from app.db import make_sessionmaker
     from app.users.service import ensure_first_admin
 
-    engine = _engine(settings)
-    migrate.upgrade(engine, "head")
-    with make_sessionmaker(engine)() as db:
+    with _session(settings, migrate_first=True) as db:
         password = ensure_first_admin(db, password=settings.admin_password)
-    engine.dispose()
     if password:
         shown = "(from RLHF_ADMIN_PASSWORD)" if settings.admin_password else password
         print("=" * 64, flush=True)
@@ -77,15 +122,10 @@ def _bootstrap_database(settings: Settings) -> None:
 
 def _queue_first_bootstrap(settings: Settings) -> None:
     """First start: have the worker install the default policy and starter prompts (no torch here)."""
-    from app.db import make_sessionmaker
     from app.registry.bootstrap import queue_first_bootstrap
 
-    engine = _engine(settings)
-    try:
-        with make_sessionmaker(engine)() as db:
-            job = queue_first_bootstrap(db, settings)
-    finally:
-        engine.dispose()
+    with _session(settings) as db:
+        job = queue_first_bootstrap(db, settings)
     if job is not None:
         print(f"First start: the worker installs the default policy and starter prompts (job {job.id}); "
               "pairs appear on the Pool page when it is done.", flush=True)
@@ -143,8 +183,6 @@ def cmd_worker(args: argparse.Namespace) -> None:
 
 
 def cmd_create_user(args: argparse.Namespace) -> None:
-    from app.db import make_sessionmaker
-    from app.errors import DomainError
     from app.users.service import create_user
 
     settings = _settings()
@@ -156,81 +194,45 @@ def cmd_create_user(args: argparse.Namespace) -> None:
         import secrets
 
         password, generated = secrets.token_urlsafe(12), True
-    engine = _engine(settings)
-    try:
-        with make_sessionmaker(engine)() as db:
-            user = create_user(db, username=args.username, password=password, role=args.role)
-    except DomainError as exc:
-        raise CliError(exc.message) from None
-    finally:
-        engine.dispose()
+    with _session(settings) as db:
+        user = create_user(db, username=args.username, password=password, role=args.role)
     print(f"created {user.role.value} {user.username!r}" + (f" with password: {password}" if generated else ""))
 
 
 def cmd_import_prompts(args: argparse.Namespace) -> None:
     """All or nothing: bad lines go to stderr with exit status 2 and nothing is written."""
-    from pathlib import Path
+    from app.errors import NotFound
+    from app.prompts.importing import import_path
 
-    from app.db import make_sessionmaker
-    from app.errors import DomainError, NotFound
-    from app.prompts.importing import ImportRejected, import_path
-
-    path = Path(args.file)
-    if not path.is_file():
-        raise CliError(f"{args.file}: no such file")
-    settings = _settings()
-    engine = _engine(settings)
-    try:
-        with make_sessionmaker(engine)() as db:
+    path = _input_file(args.file)
+    with _session(_settings()) as db, _all_or_nothing(args.file):
+        try:
             prompt_set, report = import_path(db, path=path, set_name=args.set, create=args.create, fmt=args.format)
-    except ImportRejected as exc:
-        for error in exc.errors:
-            print(f"{args.file}: {error}", file=sys.stderr)
-        raise CliError(f"{exc.total} bad line(s) in {args.file}; nothing imported") from None
-    except NotFound as exc:
-        raise CliError(f"{exc.message}; pass --create to make it") from None
-    except DomainError as exc:
-        raise CliError(exc.message) from None
-    finally:
-        engine.dispose()
+        except NotFound as exc:
+            raise CliError(f"{exc.message}; pass --create to make it") from None
     print(f"{report} into prompt set {prompt_set.name!r}")
 
 
 def cmd_models_bootstrap(args: argparse.Namespace) -> None:
     """Synchronously what ``serve`` queues on a first start; a second run does nothing."""
-    from app import migrate
-    from app.db import make_sessionmaker
-    from app.errors import DomainError
     from app.ml.default_models import MissingModelPackage
     from app.registry.bootstrap import bootstrap
 
     settings = _settings()
-    engine = _engine(settings)
     try:
-        migrate.upgrade(engine, "head")
-        with make_sessionmaker(engine)() as db:
+        with _session(settings, migrate_first=True) as db:
             report = bootstrap(db, settings, model=args.model, say=lambda line: print(line, flush=True))
-    except DomainError as exc:
-        raise CliError(exc.message) from None
     except MissingModelPackage as exc:
         raise CliError(str(exc)) from None
-    finally:
-        engine.dispose()
     print(report)
 
 
 def cmd_models_list(args: argparse.Namespace) -> None:
-    from app.db import make_sessionmaker
     from app.registry.models import ModelKind
     from app.registry.service import list_versions
 
-    settings = _settings()
-    engine = _engine(settings)
-    try:
-        with make_sessionmaker(engine)() as db:
-            versions = list_versions(db, kind=ModelKind(args.kind) if args.kind else None)
-    finally:
-        engine.dispose()
+    with _session(_settings()) as db:
+        versions = list_versions(db, kind=ModelKind(args.kind) if args.kind else None)
     rows = [("id", "name", "kind", "status", "backend", "base model", "created")]
     for v in versions:
         backend = str(v.config.get("backend", "transformers")) if v.kind is ModelKind.policy else ""
@@ -254,10 +256,6 @@ def _add_models_commands(sub: argparse._SubParsersAction) -> None:  # noqa: SLF0
 
 def cmd_export(args: argparse.Namespace) -> None:
     """Write an export file (and its snapshot) from the command line; same filters as the page."""
-    from pathlib import Path
-
-    from app.db import make_sessionmaker
-    from app.errors import DomainError
     from app.export.filters import params_from_strings
     from app.export.service import export_to_folder
 
@@ -265,45 +263,20 @@ def cmd_export(args: argparse.Namespace) -> None:
               "both_bad", "aggregation", "include_annotators", "exclude_annotators")
     raw = {name: str(getattr(args, name)) for name in fields if getattr(args, name) is not None}
     out = Path(args.out)
-    settings = _settings()
-    engine = _engine(settings)
-    try:
+    with _session(_settings()) as db:
         params = params_from_strings(raw)
-        with make_sessionmaker(engine)() as db:
-            result = export_to_folder(db, params, out.parent if str(out.parent) else Path("."), name=out.name)
-    except DomainError as exc:
-        raise CliError(exc.message) from None
-    finally:
-        engine.dispose()
+        result = export_to_folder(db, params, out.parent if str(out.parent) else Path("."), name=out.name)
     counts = result["snapshot"]["counts"]
     print(f"wrote {counts['rows']:,} rows to {out} ({result['bytes']:,} bytes); snapshot sha256 {result['snapshot']['sha256']}")
 
 
 def cmd_import(args: argparse.Namespace) -> None:
     """Import a preference dataset (TRL or HH-RLHF JSONL, optionally gzipped); all or nothing."""
-    from pathlib import Path
-
-    from app.db import make_sessionmaker
-    from app.errors import DomainError
     from app.importing.service import import_preferences
-    from app.prompts.importing import ImportRejected
 
-    path = Path(args.file)
-    if not path.is_file():
-        raise CliError(f"{args.file}: no such file")
-    settings = _settings()
-    engine = _engine(settings)
-    try:
-        with make_sessionmaker(engine)() as db, path.open("rb") as stream:
-            report = import_preferences(db, stream=stream, fmt=args.format, name=args.name, set_name=args.set)
-    except ImportRejected as exc:
-        for error in exc.errors:
-            print(f"{args.file}: {error}", file=sys.stderr)
-        raise CliError(f"{exc.total} bad line(s) in {args.file}; nothing imported") from None
-    except DomainError as exc:
-        raise CliError(exc.message) from None
-    finally:
-        engine.dispose()
+    path = _input_file(args.file)
+    with _session(_settings()) as db, _all_or_nothing(args.file), path.open("rb") as stream:
+        report = import_preferences(db, stream=stream, fmt=args.format, name=args.name, set_name=args.set)
     print(report)
 
 

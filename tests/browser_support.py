@@ -59,3 +59,13 @@ def login(page, url: str, username: str, password: str) -> None:  # noqa: ANN001
     page.fill("input[name=password]", password)
     page.keyboard.press("Enter")
     page.wait_for_url(url + "/")
+
+
+def create_annotator_and_log_out(page, username: str = "annie", password: str = "annie-password-1") -> None:  # noqa: ANN001
+    """On the Users page, as an admin: create an annotator through the form, see it confirmed, log out."""
+    page.fill("input[name=username]", username)
+    page.fill("input[name=password]", password)
+    page.select_option("select[name=role]", "annotator")
+    page.click("text=Create user")
+    assert "User created." in page.inner_text("main")
+    page.click("text=Log out")

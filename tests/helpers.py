@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 
 from fastapi.testclient import TestClient
+from sqlalchemy.orm import Session
 
-from tests.factories import PASSWORD
+from app.auth.models import Role, User
+from tests.factories import PASSWORD, UserFactory
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
 
@@ -26,3 +28,19 @@ def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
     assert response.status_code == 303, response.text
     home = client.get("/")
     return csrf_from(home.text)
+
+
+def log_in_as(client: TestClient, username: str, role: Role) -> User:
+    """Create ``username`` with ``role`` and log ``client`` in as them; ``client.csrf`` keeps the token
+    that the test's later form posts need."""
+    user = UserFactory(username=username, role=role)
+    client.csrf = login(client, username)  # type: ignore[attr-defined]
+    return user
+
+
+def api_headers(db: Session, role: Role) -> dict[str, str]:
+    """The Authorization header of a fresh API token for a new user with ``role``."""
+    from app.auth import service as auth_service
+
+    _, raw = auth_service.create_token(db, user=UserFactory(role=role), name="api")
+    return {"Authorization": f"Bearer {raw}"}

@@ -12,7 +12,7 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -24,7 +24,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.errors import Conflict
 from app.generation.types import Generation, GenerationError, Messages, SamplingParams
-from app.pool.generate import usable
+from app.pool.generate import Generator, usable
 from app.pool.models import Pair, Response
 from app.pool.plan import serving_config
 from app.prompts.models import Prompt, PromptSet, PromptSource
@@ -33,10 +33,6 @@ from app.registry.service import promoted_policy
 
 CHAT_SET = "chat"
 ATTEMPTS = 3
-
-
-class Generator(Protocol):
-    def generate(self, config: dict[str, Any], prompts: list[Messages], params: SamplingParams) -> Any: ...  # a Reply
 
 
 @dataclass(frozen=True)

@@ -96,6 +96,15 @@ def _annotator_conditions(filters: ExportFilters) -> list[ColumnElement[bool]]:
     return conditions
 
 
+def _filter_conditions(created_at: Any, filters: ExportFilters) -> list[ColumnElement[bool]]:
+    """The filters every export source shares: when (``created_at``), who (``User``) and which prompt set
+    (``Prompt``, which each source's query joins); the policy filter is the one that differs per source."""
+    conditions = [*_date_conditions(created_at, filters), *_annotator_conditions(filters)]
+    if filters.prompt_set_id is not None:
+        conditions.append(Prompt.prompt_set_id == filters.prompt_set_id)
+    return conditions
+
+
 def judgements_query(filters: ExportFilters) -> Select[Any]:
     """Every filtered judgement with its pair's prompt and both responses, ordered by pair."""
     ra, rb = aliased(Response), aliased(Response)
@@ -110,10 +119,8 @@ def judgements_query(filters: ExportFilters) -> Select[Any]:
         .join(ra, ra.id == Pair.response_a_id)
         .join(rb, rb.id == Pair.response_b_id)
         .join(User, User.id == Judgement.annotator_id)
-        .where(*_date_conditions(Judgement.created_at, filters), *_annotator_conditions(filters))
+        .where(*_filter_conditions(Judgement.created_at, filters))
     )
-    if filters.prompt_set_id is not None:
-        query = query.where(Prompt.prompt_set_id == filters.prompt_set_id)
     if filters.policy_version_id is not None:
         version = filters.policy_version_id
         query = query.where(or_(ra.policy_version_id == version, rb.policy_version_id == version))
@@ -223,15 +230,12 @@ def judged_rows(
 
 def demonstrations_query(filters: ExportFilters) -> Select[Any]:
     """(id, prompt messages, text, kind, username) of each filtered demonstration."""
-    query = (
+    return (
         select(Demonstration.id, Prompt.messages, Demonstration.text, Demonstration.kind, User.username)
         .join(Prompt, Prompt.id == Demonstration.prompt_id)
         .outerjoin(User, User.id == Demonstration.annotator_id)
-        .where(*_date_conditions(Demonstration.created_at, filters), *_annotator_conditions(filters))
+        .where(*_filter_conditions(Demonstration.created_at, filters))
     )
-    if filters.prompt_set_id is not None:
-        query = query.where(Prompt.prompt_set_id == filters.prompt_set_id)
-    return query
 
 
 def labels_query(filters: ExportFilters) -> Select[Any]:
@@ -241,10 +245,8 @@ def labels_query(filters: ExportFilters) -> Select[Any]:
         .join(Response, Response.id == ResponseLabel.response_id)
         .join(Prompt, Prompt.id == Response.prompt_id)
         .join(User, User.id == ResponseLabel.annotator_id)
-        .where(*_date_conditions(ResponseLabel.created_at, filters), *_annotator_conditions(filters))
+        .where(*_filter_conditions(ResponseLabel.created_at, filters))
     )
-    if filters.prompt_set_id is not None:
-        query = query.where(Prompt.prompt_set_id == filters.prompt_set_id)
     if filters.policy_version_id is not None:
         query = query.where(Response.policy_version_id == filters.policy_version_id)
     return query

@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 import secrets
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -79,9 +79,7 @@ class TransformersBackend:
 
     def _generate_batch(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Generation]:
         """Decode ``n`` samples of each prompt in one left-padded batch; cut rows at their EOS."""
-        device = self.model.device
-        input_ids, attention_mask = left_pad(prompt_ids, self.pad_id)  # (prompts, width)
-        input_ids, attention_mask = input_ids.to(device), attention_mask.to(device)
+        input_ids, attention_mask = left_pad(prompt_ids, self.pad_id, self.model.device)  # (prompts, width)
         extra = {}
         if params.n > 1 and input_ids.shape[1] > 1:
             extra[self._cache_kwarg] = self._shared_prefill(input_ids, attention_mask, params.n)
@@ -147,15 +145,19 @@ class TransformersBackend:
             yield
 
 
-def left_pad(rows: list[list[int]], pad_id: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Token lists as a right-aligned (input_ids, attention_mask) pair, each (rows, longest)."""
+def left_pad(rows: Sequence[Sequence[int]], pad_id: int,
+             device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+    """Token lists as a right-aligned (input_ids, attention_mask) pair, each (rows, longest), on ``device``.
+
+    Prompts flush right, so every row's next token is generated at the same position; the pool's
+    backend and PPO's rollouts pad this one way. Built on the CPU and moved once."""
     width = max(len(ids) for ids in rows)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
     for i, ids in enumerate(rows):
         input_ids[i, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
         attention_mask[i, width - len(ids) :] = 1
-    return input_ids, attention_mask
+    return input_ids.to(device), attention_mask.to(device)
 
 
 def _eos_ids(model, tokenizer) -> set[int]:  # noqa: ANN001

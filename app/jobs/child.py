@@ -37,6 +37,7 @@ from app.jobs.exceptions import JobCancelled, JobFailed, JobLost
 from app.jobs.lifecycle import Claim, Outcome, end_attempt
 from app.jobs.models import Job
 from app.jobs.reporter import Reporter
+from app.processes import pid_alive
 
 EXIT_ORPHANED = 70  # the worker died: nobody supervises this job any more
 TRACEBACK_LINES = 40
@@ -96,19 +97,9 @@ def _await_exit(worker_pid: int, handle: int | None) -> None:
             os._exit(EXIT_ORPHANED)
     except OSError:
         pass  # fall back to polling
-    while _running(worker_pid):
+    while pid_alive(worker_pid):
         time.sleep(0.5)
     os._exit(EXIT_ORPHANED)
-
-
-def _running(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def run_attempt(sessions: sessionmaker[Session], spec: ChildSpec) -> Outcome | None:

@@ -32,6 +32,8 @@ from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any
 
+from app.processes import pid_alive
+
 log = logging.getLogger("app.pool.warm")
 
 WATCH_SECONDS = 1.0
@@ -176,7 +178,7 @@ class WarmServer:
     def _watch(self) -> None:
         while True:
             time.sleep(WATCH_SECONDS)
-            if not _alive(self.owner_pid):
+            if not pid_alive(self.owner_pid):
                 log.info("owner %d is gone; exiting", self.owner_pid)
                 self._exit(0)
             with self._state_lock:
@@ -196,16 +198,6 @@ class WarmServer:
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(code)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -178,19 +178,21 @@ def prompt_save(
     return redirect(f"/admin/prompt-sets/{set_id}/prompts/{prompt_id}?saved=1")
 
 
+def _set_prompt_flag(request: Request, db: DbDep, set_id: int, prompt_id: int, page: int, **flag: bool) -> Response:
+    """Turn one of a prompt's switches (``retired``, ``red_team``) on or off, back on the same page of its set."""
+    return _after(request, db, set_id, lambda: service.update_prompt(db, set_id=set_id, prompt_id=prompt_id, **flag),
+                  page=page)
+
+
 @router.post("/{set_id}/prompts/{prompt_id}/retired", name="prompt_retired")
 def prompt_retired(
     request: Request, db: DbDep, set_id: int, prompt_id: int, retired: ShortText = "", page: PageNumber = 1
 ) -> Response:
-    flag = retired == "1"
-    action = lambda: service.update_prompt(db, set_id=set_id, prompt_id=prompt_id, retired=flag)  # noqa: E731
-    return _after(request, db, set_id, action, page=page)
+    return _set_prompt_flag(request, db, set_id, prompt_id, page, retired=retired == "1")
 
 
 @router.post("/{set_id}/prompts/{prompt_id}/red-team", name="prompt_red_team")
 def prompt_red_team(
     request: Request, db: DbDep, set_id: int, prompt_id: int, red_team: ShortText = "", page: PageNumber = 1
 ) -> Response:
-    flag = red_team == "1"
-    action = lambda: service.update_prompt(db, set_id=set_id, prompt_id=prompt_id, red_team=flag)  # noqa: E731
-    return _after(request, db, set_id, action, page=page)
+    return _set_prompt_flag(request, db, set_id, prompt_id, page, red_team=red_team == "1")

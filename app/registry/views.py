@@ -7,6 +7,7 @@ policy's unjudged pairs retired, a refill queued) in the same request, after the
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -52,25 +53,34 @@ def model_detail(request: Request, db: DbDep, version_id: int, promoted: bool = 
     return _detail_page(request, db, version_id, promoted_notice=promoted, archived_notice=archived, retired=retired)
 
 
-@router.post("/{version_id}/promote", name="model_promote")
-def model_promote(request: Request, db: DbDep, settings: SettingsDep, version_id: int, csrf_token: FormToken = "") -> Response:
+def _act_on_version(request: Request, db: DbDep, version_id: int, action: Callable[[], str]) -> Response:
+    """Run ``action`` (which commits and returns where to go next) and redirect there.
+
+    A refusal, e.g. archiving the promoted policy, is shown on the version's page with its status code;
+    an unknown version stays a plain 404, since there is no page to show it on."""
     try:
-        result = pool.promote_policy(db, settings, version_id=version_id)
+        target = action()
     except DomainError as exc:
         db.rollback()
         if exc.status_code == 404:
             raise
         return _detail_page(request, db, version_id, error=exc.message, status_code=exc.status_code)
-    return redirect(f"/models/{version_id}?promoted=1&retired={result.retired}")
+    return redirect(target)
+
+
+@router.post("/{version_id}/promote", name="model_promote")
+def model_promote(request: Request, db: DbDep, settings: SettingsDep, version_id: int, csrf_token: FormToken = "") -> Response:
+    def promote() -> str:
+        result = pool.promote_policy(db, settings, version_id=version_id)
+        return f"/models/{version_id}?promoted=1&retired={result.retired}"
+
+    return _act_on_version(request, db, version_id, promote)
 
 
 @router.post("/{version_id}/archive", name="model_archive")
 def model_archive(request: Request, db: DbDep, version_id: int, csrf_token: FormToken = "") -> Response:
-    try:
+    def archive() -> str:
         service.archive(db, version_id=version_id)
-    except DomainError as exc:
-        db.rollback()
-        if exc.status_code == 404:
-            raise
-        return _detail_page(request, db, version_id, error=exc.message, status_code=exc.status_code)
-    return redirect(f"/models/{version_id}?archived=1")
+        return f"/models/{version_id}?archived=1"
+
+    return _act_on_version(request, db, version_id, archive)

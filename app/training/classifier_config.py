@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
+from app.training.config_base import help_field
 from app.training.reward_config import TrainConfig
 
 DEFAULT_HEADS = ("quality", "safety")
@@ -13,15 +14,17 @@ DEFAULT_HEADS = ("quality", "safety")
 class ClassifierConfig(TrainConfig):
     """The classifier job: one sigmoid output per head, binary cross-entropy on labelled responses."""
 
-    heads: tuple[str, ...] = field(default=DEFAULT_HEADS, metadata={
-        "help": "Names of the binary heads; each LabelledResponse carries a label (or None) per name."})
-    threshold: float = field(default=0.5, metadata={
-        "help": "Probability at or above which a head says 1, for the reported accuracy."})
-    learning_rate: float = field(default=5e-5, metadata={"help": "Peak AdamW learning rate, decayed linearly to 0."})
+    heads: tuple[str, ...] = help_field(DEFAULT_HEADS, "Names of the binary heads; each LabelledResponse carries "
+                                        "a label (or None) per name.")
+    threshold: float = help_field(0.5, "Probability at or above which a head says 1, for the reported accuracy.")
 
     def __post_init__(self) -> None:
+        self.heads = tuple(self.heads)  # stored parameters come back from JSON as a list; equal configs compare equal
         super().__post_init__()
-        self.heads = tuple(self.heads)
+
+    def validate(self) -> None:
+        """The shared checks, then the heads and threshold."""
+        super().validate()
         if not self.heads or len(set(self.heads)) != len(self.heads):
             raise ValueError("heads must be non-empty and distinct")
         if not 0.0 < self.threshold < 1.0:

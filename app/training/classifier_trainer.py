@@ -15,7 +15,7 @@ import math
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 import torch.nn.functional as F
@@ -26,9 +26,8 @@ from app.training.classifier_metrics import auroc, binary_accuracy
 from app.training.data import LabelledResponse
 from app.training.data_batches import LabelledCollator
 from app.training.data_encode import encode_responses
-from app.training.reward_loop import Reporter
 from app.training.reward_model import PooledHeadModel
-from app.training.reward_pipeline import HeadJob, TrainResult, train_head_model
+from app.training.reward_pipeline import HeadJob, RunOptions, TrainResult, train_head_model
 from app.training.reward_scoring import predict_encoded
 
 
@@ -92,21 +91,12 @@ def classifier_job(config: ClassifierConfig) -> HeadJob:
                    loss=classifier_step, evaluate=partial(evaluate_labelled, threshold=config.threshold))
 
 
-def train_classifier(
-    examples: Sequence[LabelledResponse],
-    config: ClassifierConfig,
-    output_dir: Path | str,
-    *,
-    reporter: Reporter | None = None,
-    checkpoint_path: Path | str | None = None,
-    backbone: nn.Module | None = None,
-    tokenizer: Any = None,
-) -> TrainResult:
+def train_classifier(examples: Sequence[LabelledResponse], config: ClassifierConfig, output_dir: Path | str,
+                     **options: Unpack[RunOptions]) -> TrainResult:
     """Train, validate and save the classifier to ``output_dir``; same contract as ``train_reward_model``.
 
     Responses labelled for none of ``config.heads`` are left out (they teach no head anything)."""
     usable = [ex for ex in examples if any(ex.labels.get(head) is not None for head in config.heads)]
     if not usable:
         raise ValueError(f"no response carries a label for any of {list(config.heads)}")
-    return train_head_model(classifier_job(config), usable, config, output_dir, reporter=reporter,
-                            checkpoint_path=checkpoint_path, backbone=backbone, tokenizer=tokenizer)
+    return train_head_model(classifier_job(config), usable, config, output_dir, **options)

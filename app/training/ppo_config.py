@@ -10,21 +10,18 @@ LoRA adapters, all-MiniLM-L6-v2 reward model): 8 prompts per update, 48 new toke
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal, Self
+from dataclasses import dataclass
+from typing import Literal
 
-from app.training.reward_config import config_help  # noqa: F401 - re-exported: forms read help from here too
+# config_help is re-exported: forms read a trainer's help from its config module.
+from app.training.config_base import MixedPrecision, StoredConfig, require, config_help  # noqa: F401
+from app.training.config_base import help_field as _f  # short, so each field stays one readable line
 
 KLKind = Literal["k1", "k2", "k3"]
-MixedPrecision = Literal["no", "bf16", "fp16"]
-
-
-def _f(default: Any, help: str) -> Any:  # noqa: A002 - the name the metadata convention uses
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
-class PPOConfig:
+class PPOConfig(StoredConfig):
     """PPO on a causal-LM policy: π_θ against a frozen π_ref, with a value function and GAE."""
 
     # --- models
@@ -80,44 +77,24 @@ class PPOConfig:
     use_cpu: bool = _f(False, "Train on the CPU even when an accelerator is present.")
     mixed_precision: MixedPrecision = _f("no", "Passed to accelerate: 'bf16' or 'fp16' autocast on GPUs.")
 
-    def __post_init__(self) -> None:
-        self.validate()
-
     def validate(self) -> None:
         """Raise ``ValueError("<field>: <why>")`` for the first invalid field."""
         for name in ("lora_r", "lora_alpha", "batch_size", "max_prompt_length", "response_length", "updates",
                      "ppo_epochs", "num_minibatches", "kl_horizon", "log_every"):
-            _require(name, getattr(self, name) >= 1, "must be ≥ 1")
+            require(name, getattr(self, name) >= 1, "must be ≥ 1")
         for name in ("checkpoint_every", "num_threads", "micro_batch_size"):
-            _require(name, getattr(self, name) >= 0, "must be ≥ 0")
+            require(name, getattr(self, name) >= 0, "must be ≥ 0")
         for name in ("temperature", "learning_rate", "clip_range", "value_clip_range"):
-            _require(name, getattr(self, name) > 0, "must be > 0")
+            require(name, getattr(self, name) > 0, "must be > 0")
         for name in ("missing_eos_penalty", "safety_weight", "kl_coef", "target_kl", "weight_decay",
                      "max_grad_norm", "vf_coef"):
-            _require(name, getattr(self, name) >= 0, "must be ≥ 0")
+            require(name, getattr(self, name) >= 0, "must be ≥ 0")
         for name in ("gamma", "lam"):
-            _require(name, 0.0 <= getattr(self, name) <= 1.0, "must be in [0, 1]")
-        _require("lora_dropout", 0.0 <= self.lora_dropout < 1.0, "must be in [0, 1)")
-        _require("batch_size", self.batch_size % self.num_minibatches == 0,
-                 f"must be a multiple of num_minibatches ({self.num_minibatches})")
-        _require("kl_estimator", self.kl_estimator in ("k1", "k2", "k3"), "must be k1, k2 or k3")
-        _require("mixed_precision", self.mixed_precision in ("no", "bf16", "fp16"), "must be no, bf16 or fp16")
-        _require("pad_token", bool(self.pad_token), "must not be empty")
-        _require("safety_head", bool(self.safety_head), "must not be empty")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values, for a job's parameters, the policy's card and the checkpoint fingerprint."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Self:
-        """Build from stored parameters, refusing unknown keys so a typo is not silently ignored."""
-        unknown = set(values) - {f.name for f in fields(cls)}
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
-        return cls(**values)
-
-
-def _require(name: str, ok: bool, why: str) -> None:
-    if not ok:
-        raise ValueError(f"{name}: {why}")
+            require(name, 0.0 <= getattr(self, name) <= 1.0, "must be in [0, 1]")
+        require("lora_dropout", 0.0 <= self.lora_dropout < 1.0, "must be in [0, 1)")
+        require("batch_size", self.batch_size % self.num_minibatches == 0,
+                f"must be a multiple of num_minibatches ({self.num_minibatches})")
+        require("kl_estimator", self.kl_estimator in ("k1", "k2", "k3"), "must be k1, k2 or k3")
+        require("mixed_precision", self.mixed_precision in ("no", "bf16", "fp16"), "must be no, bf16 or fp16")
+        require("pad_token", bool(self.pad_token), "must not be empty")
+        require("safety_head", bool(self.safety_head), "must not be empty")

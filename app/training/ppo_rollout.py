@@ -16,6 +16,7 @@ from typing import Any, Protocol
 
 import torch
 
+from app.generation.transformers_backend import left_pad
 from app.training.data import Prompt
 from app.training.data_encode import render_prompt
 from app.training.ppo_policy import ActorCritic, cache_kwarg, position_ids
@@ -75,17 +76,6 @@ def encode_prompts(tokenizer: Any, prompts: Sequence[PromptInput], max_length: i
 
 def _is_token_ids(prompt: Any) -> bool:
     return not isinstance(prompt, str) and len(prompt) > 0 and all(isinstance(t, int) for t in prompt)
-
-
-def left_pad(rows: Sequence[Sequence[int]], pad_id: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(ids [B, P], mask [B, P]) with the prompts flush right, ready for generation."""
-    width = max(len(row) for row in rows)
-    ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
-    mask = torch.zeros((len(rows), width), dtype=torch.long)
-    for i, row in enumerate(rows):
-        ids[i, width - len(row):] = torch.tensor(row, dtype=torch.long)
-        mask[i, width - len(row):] = 1
-    return ids.to(device), mask.to(device)
 
 
 def row_generators(seed: int, first_row: int, n: int, device: torch.device) -> list[torch.Generator]:

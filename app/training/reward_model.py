@@ -117,7 +117,10 @@ def split_backbone(model: nn.Module, num_outputs: int) -> tuple[nn.Module, nn.Li
 
 
 def disable_dropout(module: nn.Module) -> None:
-    """Zero every dropout, module or functional, so training optimises the function used at scoring."""
+    """Zero every dropout, module or functional, so a model computes one deterministic function.
+
+    Reward and classifier training then optimise the function used at scoring; PPO's policy needs
+    it for the same reason, since its ratio π/π_old must compare one function with itself."""
     for sub in module.modules():
         if isinstance(sub, nn.Dropout):
             sub.p = 0.0

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypedDict
 
 import torch
 from torch import nn
@@ -42,6 +42,15 @@ class TrainResult:
     resumed_from: int
     card: dict[str, Any]
     model: PooledHeadModel | None = None  # the trained model in memory; None when an earlier run's card was returned
+
+
+class RunOptions(TypedDict, total=False):
+    """The keyword options of :func:`train_head_model`, which each trainer's entry point passes through."""
+
+    reporter: Reporter | None  # progress, metrics and stop requests; default: report nothing
+    checkpoint_path: Path | str | None  # default: a hidden file beside the output folder
+    backbone: nn.Module | None  # an already built backbone instead of ``config.backbone``
+    tokenizer: Any  # required with ``backbone``
 
 
 @dataclass

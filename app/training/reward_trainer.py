@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, Unpack
 
 import torch
 from torch import nn
@@ -25,10 +25,9 @@ from app.training.data_batches import PairCollator
 from app.training.data_prefix import MODEL_INPUTS, SharedPrefixCollator, packed_length
 from app.training.data_encode import encode_responses
 from app.training.reward_config import RewardConfig
-from app.training.reward_loop import Reporter
 from app.training.reward_loss import bradley_terry_loss, centering_penalty, pairwise_accuracy, strength_margins
 from app.training.reward_model import PooledHeadModel
-from app.training.reward_pipeline import HeadJob, PackedBatches, TrainResult, train_head_model
+from app.training.reward_pipeline import HeadJob, PackedBatches, RunOptions, TrainResult, train_head_model
 from app.training.reward_scoring import predict_encoded
 
 __all__ = ["TrainResult", "encode_pairs", "evaluate_pairs", "reward_step", "train_reward_model"]
@@ -85,16 +84,8 @@ def reward_job(config: RewardConfig) -> HeadJob:
                    evaluate=evaluate_pairs, packed=PackedBatches(packed_length, SharedPrefixCollator))
 
 
-def train_reward_model(
-    examples: Sequence[PreferenceExample],
-    config: RewardConfig,
-    output_dir: Path | str,
-    *,
-    reporter: Reporter | None = None,
-    checkpoint_path: Path | str | None = None,
-    backbone: nn.Module | None = None,
-    tokenizer: Any = None,
-) -> TrainResult:
+def train_reward_model(examples: Sequence[PreferenceExample], config: RewardConfig, output_dir: Path | str,
+                       **options: Unpack[RunOptions]) -> TrainResult:
     """Train, validate and save a reward model to ``output_dir`` (which must not exist yet).
 
     ``backbone``/``tokenizer`` replace ``config.backbone`` with already built objects (tests, notebooks).
@@ -102,5 +93,4 @@ def train_reward_model(
     a hidden file beside ``output_dir``); if ``output_dir`` already holds this very run, its card is returned.
     Raises :class:`~app.training.reward_loop.TrainingStopped` when the reporter asked to stop.
     """
-    return train_head_model(reward_job(config), examples, config, output_dir, reporter=reporter,
-                            checkpoint_path=checkpoint_path, backbone=backbone, tokenizer=tokenizer)
+    return train_head_model(reward_job(config), examples, config, output_dir, **options)

@@ -1,7 +1,7 @@
 """Hyper-parameters of supervised fine-tuning (SFT) on demonstrations.
 
-Each field carries its help text in ``metadata["help"]`` (the same convention as
-``reward_config``), so the job's stored parameters, a dashboard form and ``--help`` describe a
+Each field carries its help text in ``metadata["help"]`` (the convention of
+``config_base``, shared with the other trainers' configs), so the job's stored parameters, a dashboard form and ``--help`` describe a
 field the same way. The optimisation and runtime fields have the names the shared training loop
 (``reward_loop.run_loop``) reads, so SFT runs through that very loop: accelerate, the resumable
 checkpoint and the reporter protocol come for free.
@@ -9,18 +9,14 @@ checkpoint and the reporter protocol come for free.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field, fields
-from typing import Any, Literal, Self
+from dataclasses import dataclass
 
-MixedPrecision = Literal["no", "bf16", "fp16"]
-
-
-def _f(default: Any, help: str) -> Any:  # noqa: A002 - the name the metadata convention uses
-    return field(default=default, metadata={"help": help})
+from app.training.config_base import MixedPrecision, StoredConfig, config_help, lora_targets
+from app.training.config_base import help_field as _f  # short, so each field stays one readable line
 
 
 @dataclass
-class SFTConfig:
+class SFTConfig(StoredConfig):
     """Fine-tune a causal LM on chat demonstrations, the loss on assistant tokens only."""
 
     base_model: str = _f("", "Hugging Face id or local folder of the policy to fine-tune; the job fills in the "
@@ -54,9 +50,6 @@ class SFTConfig:
     use_cpu: bool = _f(False, "Train on the CPU even when an accelerator is present.")
     mixed_precision: MixedPrecision = _f("no", "Passed to accelerate: 'bf16' or 'fp16' autocast on GPUs.")
 
-    def __post_init__(self) -> None:
-        self.validate()
-
     def validate(self) -> None:
         """Refuse settings that cannot train, naming the field, before any model is loaded."""
         if self.epochs < 1 or self.batch_size < 1 or self.eval_batch_size < 1:
@@ -75,24 +68,11 @@ class SFTConfig:
             raise ValueError(f"unknown mixed_precision {self.mixed_precision!r}")
 
     def target_modules(self) -> str | list[str]:
-        """peft's ``target_modules``: the shorthand as is, else the list of names."""
-        value = self.lora_target_modules.strip()
-        return value if value == "all-linear" else [name.strip() for name in value.split(",") if name.strip()]
-
-    def to_dict(self) -> dict[str, Any]:
-        """Plain values, for the job's parameters, the model card and the checkpoint fingerprint."""
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, values: dict[str, Any]) -> Self:
-        """Build from stored parameters, refusing unknown keys so a typo is not silently ignored."""
-        known = {f.name for f in fields(cls)}
-        unknown = set(values) - known
-        if unknown:
-            raise ValueError(f"unknown SFTConfig fields: {sorted(unknown)}")
-        return cls(**values)
+        """peft's ``target_modules``: the shorthand as is, else the list of names (``validate`` refuses '',
+        the one value that would mean peft's default)."""
+        return lora_targets(self.lora_target_modules) or []
 
 
 def sft_config_help() -> dict[str, str]:
     """Field name → help text, for forms and ``--help``."""
-    return {f.name: f.metadata.get("help", "") for f in fields(SFTConfig)}
+    return config_help(SFTConfig)

@@ -8,7 +8,7 @@ from sqlalchemy import select
 from app.annotation.models import Choice, Demonstration, Judgement, ResponseLabel
 from app.config import Settings
 from app.pool.models import Pair
-from tests.browser_support import login
+from tests.browser_support import create_annotator_and_log_out, login
 from tests.seed import seed_server, server_session
 from tests.server import running_server
 
@@ -18,12 +18,7 @@ pytestmark = pytest.mark.browser
 def _admin_creates_annotator(page, url: str, admin_password: str) -> None:
     login(page, url, "admin", admin_password)
     page.goto(url + "/admin/users")
-    page.fill("input[name=username]", "annie")
-    page.fill("input[name=password]", "annie-password-1")
-    page.select_option("select[name=role]", "annotator")
-    page.click("text=Create user")
-    assert "User created." in page.inner_text("main")
-    page.click("text=Log out")
+    create_annotator_and_log_out(page)
 
 
 def _judge_with_keyboard(page, *, demonstration: str | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.browser_support import create_annotator_and_log_out
 from tests.server import running_server
 
 pytestmark = pytest.mark.browser
@@ -25,12 +26,7 @@ def test_first_start_prints_password_and_admin_can_log_in(tmp_path, page, artifa
         page.wait_for_url(server.url + "/admin/users")
         assert "admin" in page.inner_text("table")
         page.screenshot(path=str(artifacts / "admin-users.png"), full_page=True)
-        page.fill("input[name=username]", "annie")
-        page.fill("input[name=password]", "annie-password-1")
-        page.select_option("select[name=role]", "annotator")
-        page.click("text=Create user")
-        assert "User created." in page.inner_text("main")
-        page.click("text=Log out")
+        create_annotator_and_log_out(page)
         page.wait_for_url("**/login")
 
 

@@ -13,16 +13,14 @@ from app.jobs.models import Job, JobStatus
 from app.registry.models import ModelKind, ModelStatus
 from tests.export.data import judged_pair
 from tests.factories import JobFactory, ModelVersionFactory, UserFactory
-from tests.helpers import login
+from tests.helpers import log_in_as, login
 
 XSS = '<img src=x onerror="alert(1)">'
 
 
 @pytest.fixture()
 def researcher(client, db):
-    user = UserFactory(username="rita", role=Role.researcher)
-    client.csrf = login(client, "rita")
-    return user
+    return log_in_as(client, "rita", Role.researcher)
 
 
 def test_overview_counts_and_plot(client, db, researcher):

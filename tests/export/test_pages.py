@@ -21,16 +21,14 @@ from app.jobs.models import Job, JobStatus
 from app.jobs.reporter import Reporter
 from tests.export.data import judged_pair
 from tests.factories import PromptSetFactory, UserFactory
-from tests.helpers import login
+from tests.helpers import log_in_as, login
 
 XSS = "<script>alert(1)</script>"
 
 
 @pytest.fixture()
 def admin(client, db):
-    user = UserFactory(username="root", role=Role.admin)
-    client.csrf = login(client, "root")
-    return user
+    return log_in_as(client, "root", Role.admin)
 
 
 def run_job(db, session_factory, settings, job_id: int) -> dict[str, Any]:

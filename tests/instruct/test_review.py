@@ -6,7 +6,6 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.auth import service as auth_service
 from app.auth.models import Role
 from app.errors import Invalid, NotFound
 from app.instruct import review
@@ -14,7 +13,7 @@ from app.instruct.review import Decision
 from app.jobs.models import Job
 from app.prompts.models import Prompt, PromptSet, PromptSetStatus
 from tests.factories import PromptFactory, PromptSetFactory, UserFactory
-from tests.helpers import login
+from tests.helpers import api_headers, log_in_as, login
 
 TEXTS = ["Suggest a name for a pet goldfish.", "Plan a birthday picnic for six kids.", "Write a limerick about a cat."]
 
@@ -83,8 +82,7 @@ class TestService:
 
 @pytest.fixture()
 def admin(client, db):  # noqa: ANN001, ANN201
-    UserFactory(username="root", role=Role.admin)
-    client.csrf = login(client, "root")
+    log_in_as(client, "root", Role.admin)
     return client
 
 
@@ -136,15 +134,10 @@ class TestPages:
         assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 
 
-def bearer(db, role: Role) -> dict[str, str]:  # noqa: ANN001
-    _, raw = auth_service.create_token(db, user=UserFactory(role=role), name="api")
-    return {"Authorization": f"Bearer {raw}"}
-
-
 class TestApi:
     def test_researchers_read_admins_decide(self, client, db):
         made = review_set(db)
-        researcher, admin_headers = bearer(db, Role.researcher), bearer(db, Role.admin)
+        researcher, admin_headers = api_headers(db, Role.researcher), api_headers(db, Role.admin)
         listed = client.get("/api/v1/self-instruct/sets", headers=researcher).json()
         assert [(s["id"], s["pending"], s["status"]) for s in listed] == [(made.id, 3, "review")]
         detail = client.get(f"/api/v1/self-instruct/sets/{made.id}", headers=researcher).json()
@@ -166,7 +159,7 @@ class TestApi:
     ])
     def test_bad_bodies_are_refused(self, client, db, body, status):
         made = review_set(db)
-        response = client.post(f"/api/v1/self-instruct/sets/{made.id}/decisions", json=body, headers=bearer(db, Role.admin))
+        response = client.post(f"/api/v1/self-instruct/sets/{made.id}/decisions", json=body, headers=api_headers(db, Role.admin))
         assert response.status_code == status
         db.expire_all()
         assert states(db, made.id) == ["pending"] * 3

@@ -4,33 +4,24 @@ from __future__ import annotations
 
 import pytest
 
-from app.auth import service as auth_service
 from app.auth.models import Role
-from tests.factories import UserFactory
-from tests.helpers import login
+from tests.helpers import api_headers, log_in_as
 
 
 @pytest.fixture()
 def admin_client(client, db):
-    UserFactory(username="root", role=Role.admin)
-    client.csrf = login(client, "root")
+    log_in_as(client, "root", Role.admin)
     return client
-
-
-def _bearer(db, role: Role) -> dict[str, str]:
-    user = UserFactory(role=role)
-    _, raw = auth_service.create_token(db, user=user, name="api")
-    return {"Authorization": f"Bearer {raw}"}
 
 
 @pytest.fixture()
 def admin_api(db) -> dict[str, str]:
-    return _bearer(db, Role.admin)
+    return api_headers(db, Role.admin)
 
 
 @pytest.fixture()
 def researcher_api(db) -> dict[str, str]:
-    return _bearer(db, Role.researcher)
+    return api_headers(db, Role.researcher)
 
 
 @pytest.fixture(scope="session")

@@ -11,14 +11,10 @@ This file is also the worker: ``torchrun --standalone --nproc_per_node 2 test_pp
 
 from __future__ import annotations
 
-import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
+from two_ranks import launch_two_ranks, this_rank, worker_main  # a sibling module: pytest and torchrun both find it
+
 UPDATES, BATCH = 3, 8
 
 
@@ -41,8 +37,7 @@ def run(out: Path) -> dict:
     tok = wordlevel_tokenizer()
     reward = AnswerWordBonus(tok)
     result = train_ppo(PROMPTS, config(), out / "policy", reward=reward, policy=tiny_policy(tok), tokenizer=tok)
-    return {"rank": int(os.environ.get("RANK", 0)), "world": int(os.environ.get("WORLD_SIZE", 1)),
-            "prompts": reward.prompts_seen, "history": result.history}
+    return {**this_rank(), "prompts": reward.prompts_seen, "history": result.history}
 
 
 def load_weights(folder: Path) -> dict:
@@ -56,13 +51,7 @@ def test_two_processes_train_like_one(tmp_path) -> None:
     import torch
 
     single = run(tmp_path / "single")
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)]), "OMP_NUM_THREADS": "1",
-           "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", __file__,
-           str(tmp_path / "dual")]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    ranks = [json.loads((tmp_path / "dual" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    ranks = launch_two_ranks(__file__, tmp_path / "dual")
 
     assert [r["rank"] for r in ranks] == [0, 1] and all(r["world"] == 2 for r in ranks)
     half = BATCH // 2
@@ -80,10 +69,4 @@ def test_two_processes_train_like_one(tmp_path) -> None:
 
 
 if __name__ == "__main__":
-    sys.path[:0] = [str(ROOT), str(HERE)]
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-
-    torch.set_num_threads(1)
-    record = run(Path(sys.argv[1]))
-    (Path(sys.argv[1]) / f"rank{record['rank']}.json").write_text(json.dumps(record))
+    worker_main(run)

@@ -10,14 +10,11 @@ This file is also the worker: ``torchrun --standalone --nproc_per_node 2 test_re
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
-HERE = Path(__file__).resolve().parent
-ROOT = HERE.parents[1]
+from two_ranks import launch_two_ranks, this_rank, worker_main  # a sibling module: pytest and torchrun both find it
+
 PAIRS, GLOBAL_BATCH = 64, 8
 
 
@@ -47,7 +44,7 @@ def run(out: Path, batch_size: int) -> dict:
                                           tokenizer=tok)
     finally:
         reward_trainer.reward_step = step
-    return {"rank": int(os.environ.get("RANK", 0)), "world": int(os.environ.get("WORLD_SIZE", 1)), **seen}
+    return {**this_rank(), **seen}
 
 
 def test_two_processes_train_the_reward_model_one_process_trains(tmp_path, smollm2_tokenizer, preferences) -> None:
@@ -57,13 +54,7 @@ def test_two_processes_train_the_reward_model_one_process_trains(tmp_path, smoll
     from app.training.reward_scoring import RewardScorer
 
     single = run(tmp_path / "single", GLOBAL_BATCH)
-    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(HERE)]), "OMP_NUM_THREADS": "1",
-           "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2", __file__,
-           str(tmp_path / "dual")]
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900, check=False)
-    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-5000:]
-    ranks = [json.loads((tmp_path / "dual" / f"rank{r}.json").read_text()) for r in (0, 1)]
+    ranks = launch_two_ranks(__file__, tmp_path / "dual")
 
     assert single == {"rank": 0, "world": 1, "steps": PAIRS // GLOBAL_BATCH, "pairs": PAIRS}
     for rank, seen in enumerate(ranks):  # both trained every step, on half of each global batch
@@ -85,11 +76,4 @@ def test_two_processes_train_the_reward_model_one_process_trains(tmp_path, smoll
 
 
 if __name__ == "__main__":
-    sys.path[:0] = [str(ROOT), str(HERE)]
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    import torch
-
-    torch.set_num_threads(1)
-    out = Path(sys.argv[1])
-    record = run(out, GLOBAL_BATCH // int(os.environ["WORLD_SIZE"]))
-    (out / f"rank{record['rank']}.json").write_text(json.dumps(record))
+    worker_main(lambda out: run(out, GLOBAL_BATCH // int(os.environ["WORLD_SIZE"])))

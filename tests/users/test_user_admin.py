@@ -7,13 +7,12 @@ from sqlalchemy import func, select
 
 from app.auth.models import Role, User, UserSession
 from tests.factories import PASSWORD, UserFactory
-from tests.helpers import csrf_from, login
+from tests.helpers import api_headers, csrf_from, log_in_as, login
 
 
 @pytest.fixture()
 def admin_client(client, db):
-    UserFactory(username="root", role=Role.admin)
-    client.csrf = login(client, "root")
+    log_in_as(client, "root", Role.admin)
     return client
 
 
@@ -86,11 +85,7 @@ class TestAdminPages:
 class TestUsersApi:
     @pytest.fixture()
     def auth(self, db):
-        from app.auth import service
-
-        admin = UserFactory(role=Role.admin)
-        _, raw = service.create_token(db, user=admin, name="api")
-        return {"Authorization": f"Bearer {raw}"}
+        return api_headers(db, Role.admin)
 
     def test_create_and_update(self, client, db, auth):
         created = client.post("/api/v1/users", json={"username": "api-user", "password": "longenough1", "role": "researcher"}, headers=auth)
