@@ -42,6 +42,9 @@ def browser() -> Iterator:
 def page(browser) -> Iterator:  # noqa: ANN001
     context = browser.new_context()
     page = context.new_page()
+    # The servers under test share two cores with model work (generation, training jobs): give
+    # navigations and waits room instead of Playwright's 30 s default.
+    page.set_default_timeout(90_000)
     yield page
     context.close()
 
