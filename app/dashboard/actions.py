@@ -13,6 +13,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.config import Settings
+from app.pool import service as pool
 from app.registry import service as registry
 from app.registry.models import ModelVersion
 
@@ -24,9 +25,12 @@ class Promoted:
 
 
 def promote(db: Session, settings: Settings, *, version_id: int, actor: User) -> Promoted:
-    """Make ``version_id`` the promoted policy (commits); the registry refuses non-policy or archived versions."""
-    previous, version = registry.promote(db, version_id=version_id)
-    # Side effects of a promotion (pool refill for the new policy, …) go here, after the commit.
+    """Make ``version_id`` the promoted policy (commits); the registry refuses non-policy or archived versions.
+
+    The pool follows, as after a promotion through the API: the old policy's unjudged pairs retire and
+    a refill from the new one is queued, so cross-version pairs (new vs old) reach the annotators."""
+    done = pool.promote_policy(db, settings, version_id=version_id)
+    previous, version = done.previous, done.promoted
     return Promoted(previous=previous if previous is not None and previous.id != version.id else None, version=version)
 
 

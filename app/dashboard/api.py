@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from fastapi import APIRouter
@@ -18,3 +19,14 @@ router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"], dependencies=
 async def reward_agreement(version_id: int, db: DbDep) -> dict[str, Any]:
     """A reward version's agreement with the human judgements made after it was trained (runs the model)."""
     return await run_in_threadpool(models.human_agreement, db, version_id=version_id)
+
+
+@router.get("/leaderboard")
+async def version_leaderboard(db: DbDep) -> dict[str, Any]:
+    """Policy versions rated from the cross-version judgements (Bradley–Terry, Elo scale, 95% bootstrap
+    intervals) and the observed win-rate matrix, rows and columns in the order of ``rows``; programs
+    (``bench/closed_loop.py``) read the human verdict on a new version here."""
+    board = await run_in_threadpool(models.version_leaderboard, db)
+    if board is None:
+        return {"battles": 0, "rows": [], "names": [], "win_rates": [], "games": []}
+    return asdict(board)

@@ -18,11 +18,10 @@ from sqlalchemy.orm import Session
 
 from app.annotation.models import Demonstration
 from app.config import Settings
-from app.errors import DomainError
 from app.jobs.exceptions import JobFailed
 from app.prompts.models import Prompt
-from app.registry import service as registry
-from app.registry.models import ModelKind, ModelStatus, ModelVersion
+from app.registry.job_inputs import local_policy
+from app.registry.models import ModelVersion
 from app.training.sft_data import BadConversation, SFTExample, demonstration_example, read_sft_jsonl
 
 SFT_FOLDER = "sft"  # JSONL files live in <data_dir>/sft/: a job names them, it never takes a path
@@ -38,32 +37,6 @@ class SFTInputs:
     harmless: list[str]  # held-out prompts for the refusal rate
     harmless_source: str
     counts: dict[str, int] = field(default_factory=dict)  # where the examples came from
-
-
-def base_policy(db: Session, version_id: int | None) -> tuple[ModelVersion, Path]:
-    """The policy to fine-tune (default: the promoted one) and its local checkpoint folder."""
-    if version_id is None:
-        version = registry.promoted_policy(db)
-        if version is None:
-            raise JobFailed("no promoted policy; choose base_version_id")
-    else:
-        try:
-            version = registry.get_version(db, version_id, kind=ModelKind.policy)
-        except DomainError as exc:
-            raise JobFailed(exc.message) from None
-    if version.status not in (ModelStatus.ready, ModelStatus.promoted):
-        raise JobFailed(f"policy {version.name} is {version.status.value}; choose a ready one")
-    path = Path(version.path or str(version.config.get("path", "")))
-    if not version.path or not (path / "config.json").is_file():
-        raise JobFailed(f"policy {version.name} has no local checkpoint folder to fine-tune (served remotely?)")
-    return version, path
-
-
-def check_name_free(db: Session, name: str, job_id: int) -> None:
-    """Fail before training, not after, when another version already has the name."""
-    taken = db.scalar(select(ModelVersion).where(ModelVersion.name == name))
-    if taken is not None and taken.created_by_job_id != job_id:
-        raise JobFailed(f"a model version named {name!r} exists already; choose another name")
 
 
 def demonstrations(db: Session) -> tuple[list[SFTExample], int]:
@@ -120,7 +93,7 @@ def _last_user(messages: list[dict[str, Any]]) -> str:
 
 def load_sft_inputs(db: Session, settings: Settings, params: Any) -> SFTInputs:  # noqa: ANN401 - SFTParams
     """Everything the job needs from the database and the files, before a model is loaded."""
-    base, path = base_policy(db, params.base_version_id)
+    base, path = local_policy(db, params.base_version_id, field="base_version_id")
     demos, skipped = demonstrations(db) if params.use_demonstrations else ([], 0)
     files = jsonl_examples(settings, params.jsonl_files)
     examples = demos + files

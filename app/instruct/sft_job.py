@@ -86,7 +86,8 @@ class _Progress:
 @register(KIND, SFTParams)
 def run_sft(ctx: JobContext[SFTParams]) -> dict[str, Any]:
     """Fine-tune, measure refusals before and after, register the new policy version."""
-    from app.instruct.sft_inputs import check_name_free, load_sft_inputs
+    from app.instruct.sft_inputs import load_sft_inputs
+    from app.registry.job_inputs import check_name_free
     from app.training.sft_data import kind_counts, mix_safety
 
     name = ctx.params.name or f"sft-{ctx.job_id}"
@@ -143,13 +144,13 @@ def _register(ctx: JobContext[SFTParams], inputs: Any, name: str, trained: Any, 
     """The new ready policy version, child of the base; registered once per job, however often it runs."""
     from app.errors import Conflict
     from app.registry import service as registry
+    from app.registry.job_inputs import child_serving_config
     from app.registry.models import ModelKind
 
     base = inputs.base
     metrics = {**trained.metrics, "refusal_rate_before": refusal["before"], "refusal_rate_after": refusal["after"],
                "refusal_prompts": refusal["prompts"]}
-    config = {"backend": "transformers", "path": str(trained.output_dir.resolve()),
-              "batch_size": int((base.config or {}).get("batch_size", 32))}
+    config = child_serving_config(base, trained.output_dir)
     try:
         with ctx.transaction() as db:
             version = registry.register(db, name=name, kind=ModelKind.policy, path=str(trained.output_dir.resolve()),

@@ -21,8 +21,8 @@ from app.errors import Invalid
 if TYPE_CHECKING:
     from app.jobs.context import JobContext
 
-# Modules that define the kinds every deployment has; later issues add generate, reward, ppo, …
-BUILTIN_JOB_MODULES: tuple[str, ...] = ("app.pool.jobs", "app.registry.jobs", "app.export.jobs", "app.importing.jobs", "app.rewards.jobs", "app.instruct.sft_job", "app.instruct.self_instruct_job")
+# Modules that define the kinds every deployment has.
+BUILTIN_JOB_MODULES: tuple[str, ...] = ("app.pool.jobs", "app.registry.jobs", "app.export.jobs", "app.importing.jobs", "app.rewards.jobs", "app.ppo.jobs", "app.instruct.sft_job", "app.instruct.self_instruct_job")
 JOB_MODULES_ENV = "RLHF_JOB_MODULES"
 
 Handler = Callable[["JobContext"], dict[str, Any]]

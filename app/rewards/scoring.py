@@ -100,18 +100,24 @@ def usable_version(db: Session, version_id: int, kind: ModelKind) -> ModelVersio
     return version
 
 
-def reward_scorer(db: Session, *, version_id: int) -> Any:
-    """The (cached) RewardScorer of a reward version, e.g. for a PPO job's reward function."""
-    from app.training.reward_scoring import RewardScorer
+def scorer_of(version: ModelVersion) -> Any:
+    """The (cached) scorer of a usable reward or classifier version, loaded without a database session:
+    a job resolves the version in a short transaction, then loads (seconds) holding no lock."""
+    if version.kind is ModelKind.reward:
+        from app.training.reward_scoring import RewardScorer as loader
+    else:
+        from app.training.classifier_scoring import ClassifierScorer as loader
+    return CACHE.get(version, loader)
 
-    return CACHE.get(usable_version(db, version_id, ModelKind.reward), RewardScorer)
+
+def reward_scorer(db: Session, *, version_id: int) -> Any:
+    """The (cached) RewardScorer of a reward version (``score(pairs)``)."""
+    return scorer_of(usable_version(db, version_id, ModelKind.reward))
 
 
 def classifier_scorer(db: Session, *, version_id: int) -> Any:
     """The (cached) ClassifierScorer of a classifier version (``labels``, ``score``, ``probabilities``)."""
-    from app.training.classifier_scoring import ClassifierScorer
-
-    return CACHE.get(usable_version(db, version_id, ModelKind.classifier), ClassifierScorer)
+    return scorer_of(usable_version(db, version_id, ModelKind.classifier))
 
 
 def score_rewards(db: Session, *, version_id: int, items: Sequence[tuple[Prompt, str]]) -> list[float]:

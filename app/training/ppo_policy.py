@@ -210,7 +210,8 @@ def value_model_from(reward_model: nn.Module | str, vocab_size: int) -> ValueMod
     """A trainable copy of a reward model as a per-token value model.
 
     Accepts a reward-model folder (saved by the reward trainer), a :class:`PooledHeadModel` or a Hugging
-    Face ``*ForSequenceClassification`` model. It must be causal (values are read at every prefix)."""
+    Face ``*ForSequenceClassification`` model. It must be causal (values are read at every prefix); its
+    vocabulary is extended when the policy's tokenizer gained a pad token (padded positions are masked)."""
     from app.training.reward_model import PooledHeadModel, is_encoder, load_model, split_backbone
 
     if isinstance(reward_model, str):
@@ -225,7 +226,7 @@ def value_model_from(reward_model: nn.Module | str, vocab_size: int) -> ValueMod
     if is_encoder(backbone.config):
         raise ValueError("value_model: a separate value model must be a causal LM, not an encoder")
     if backbone.get_input_embeddings().num_embeddings < vocab_size:
-        raise ValueError("value_model: its vocabulary is smaller than the policy tokenizer's")
+        backbone.resize_token_embeddings(vocab_size, mean_resizing=False)
     disable_dropout(backbone)
     backbone.train()
     for p in [*backbone.parameters(), *head.parameters()]:

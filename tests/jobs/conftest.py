@@ -155,6 +155,24 @@ class WorkerProcesses:
                 proc.wait()
 
 
+def kill_mid_job_and_resume(db_url: str, tmp_path: Path, sessions: sessionmaker[Session], job_id: int, *,
+                             checkpoint: Path, ready: Callable[[], Any] = lambda: True, timeout: float = 300) -> Job:
+    """Acceptance 5's scenario: worker "doomed" runs the job until its first ``checkpoint`` exists (and
+    ``ready()``), is SIGKILLed mid-run, and worker "survivor" takes the job over; returns it finished."""
+    workers = WorkerProcesses(db_url, tmp_path)
+    try:
+        doomed = workers.start("doomed")
+        wait_for(checkpoint.exists, timeout=180, what="the first attempt's first checkpoint")
+        wait_for(ready, timeout=60, what="the first attempt to get far enough")
+        doomed.send_signal(signal.SIGKILL)
+        doomed.wait()
+        assert load(sessions, job_id).status is JobStatus.running  # killed mid-run, not finished
+        workers.start("survivor")
+        return wait_finished(sessions, job_id, timeout=timeout)
+    finally:
+        workers.stop_all()
+
+
 @pytest.fixture()
 def worker_procs(db_url: str, tmp_path: Path, sessions: sessionmaker[Session]) -> Iterator[WorkerProcesses]:
     procs = WorkerProcesses(db_url, tmp_path)

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import random
 import tempfile
+from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -15,16 +16,19 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
+from sqlalchemy import update  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
+from app import migrate  # noqa: E402
 from app.annotation.models import Choice, Judgement, ResponseLabel  # noqa: E402
 from app.auth import service as auth_service  # noqa: E402
 from app.auth.models import Role, User  # noqa: E402
 from app.config import Settings  # noqa: E402
+from app.db import make_engine, make_sessionmaker  # noqa: E402
 from app.jobs import registry as job_kinds  # noqa: E402
 from app.jobs.child import ChildSpec, run_attempt  # noqa: E402
 from app.jobs.lifecycle import claim_next  # noqa: E402
-from app.jobs.models import Job  # noqa: E402
+from app.jobs.models import Job, JobStatus  # noqa: E402
 from app.jobs.service import enqueue  # noqa: E402
 from app.pool.models import Pair, Response  # noqa: E402
 from app.prompts.models import Prompt, PromptSet  # noqa: E402
@@ -54,6 +58,15 @@ def save_tiny_backbone(folder: Path) -> Path:
 @pytest.fixture(scope="session")
 def tiny_backbone(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_backbone(tmp_path_factory.mktemp("tiny-backbone") / "tiny-llama")
+
+
+@pytest.fixture()
+def scratch_sessions(scratch_db_url: str) -> Iterator[sessionmaker[Session]]:
+    """A migrated database of the test's own: worker processes commit to it (crash-and-resume tests)."""
+    engine = make_engine(scratch_db_url)
+    migrate.upgrade(engine)
+    yield make_sessionmaker(engine)
+    engine.dispose()
 
 
 def add_user(db: Session, role: Role = Role.annotator) -> User:
@@ -145,6 +158,14 @@ def run_job(db: Session, sessions: sessionmaker[Session], settings: Settings, *,
     job = db.get(Job, job_id)
     db.refresh(job)
     return job
+
+
+def rerun_after_commit(db: Session, sessions: sessionmaker[Session], settings: Settings, job: Job, kind: str) -> Job:
+    """Run a finished job again as if its attempt had died after committing its effects but before its
+    outcome was recorded (the worker re-queues such a job); returns it after the second attempt."""
+    db.execute(update(Job).where(Job.id == job.id).values(status=JobStatus.queued, result=None))
+    db.commit()
+    return run_job(db, sessions, settings, kind=kind, job_id=job.id)
 
 
 TINY = {"learning_rate": 3e-3, "epochs": 4, "batch_size": 8, "use_cpu": True, "num_threads": 1,

@@ -3,30 +3,15 @@ last checkpoint and exactly one reward version is registered. Real worker proces
 
 from __future__ import annotations
 
-import signal
-from collections.abc import Iterator
 from pathlib import Path
 
-import pytest
 from sqlalchemy import select
-from sqlalchemy.orm import Session, sessionmaker
 
-from app import migrate
-from app.db import make_engine, make_sessionmaker
 from app.jobs import service
 from app.jobs.models import JobStatus
 from app.registry.models import ModelKind, ModelVersion
-from tests.jobs.conftest import WorkerProcesses, load, wait_finished, wait_for
+from tests.jobs.conftest import kill_mid_job_and_resume
 from tests.rewards.conftest import TINY, seed_preferences
-
-
-@pytest.fixture()
-def scratch_sessions(scratch_db_url: str) -> Iterator[sessionmaker[Session]]:
-    """A migrated database of this test's own: worker processes commit to it."""
-    engine = make_engine(scratch_db_url)
-    migrate.upgrade(engine)
-    yield make_sessionmaker(engine)
-    engine.dispose()
 
 
 def test_a_killed_reward_job_resumes_and_registers_exactly_once(scratch_db_url, scratch_sessions, tmp_path,
@@ -37,17 +22,7 @@ def test_a_killed_reward_job_resumes_and_registers_exactly_once(scratch_db_url, 
         job_id = service.enqueue(db, kind="reward", params=params, max_attempts=3).id
         db.commit()
     checkpoint = tmp_path / "var" / "checkpoints" / f"job-{job_id}" / "resume.pt"
-    workers = WorkerProcesses(scratch_db_url, tmp_path)
-    try:
-        doomed = workers.start("doomed")
-        wait_for(checkpoint.exists, timeout=180, what="the first attempt's first checkpoint")
-        doomed.send_signal(signal.SIGKILL)
-        doomed.wait()
-        assert load(scratch_sessions, job_id).status is JobStatus.running  # killed mid-run, not finished
-        workers.start("survivor")
-        job = wait_finished(scratch_sessions, job_id, timeout=300)
-    finally:
-        workers.stop_all()
+    job = kill_mid_job_and_resume(scratch_db_url, tmp_path, scratch_sessions, job_id, checkpoint=checkpoint)
 
     assert (job.status, job.attempts, job.worker_id) == (JobStatus.succeeded, 2, "survivor"), job.log_tail[-3000:]
     assert "resumed from the checkpoint at step" in job.log_tail

@@ -7,13 +7,13 @@ import json
 import math
 from pathlib import Path
 
-from sqlalchemy import func, select, update
+from sqlalchemy import func, select
 
-from app.jobs.models import Job, JobMetric, JobStatus
+from app.jobs.models import JobMetric, JobStatus
 from app.registry.models import ModelKind, ModelVersion
 from app.rewards.runner import MIN_EXAMPLES
 from app.training.reward_card import read_card
-from tests.rewards.conftest import TINY, add_prompt_set, run_job, seed_preferences
+from tests.rewards.conftest import TINY, add_prompt_set, rerun_after_commit, run_job, seed_preferences
 
 
 def versions_of(db, job_id: int) -> list[ModelVersion]:
@@ -54,10 +54,7 @@ def test_a_rerun_after_registering_returns_the_same_version(db, session_factory,
     params = {**TINY, "backbone": str(tiny_backbone), "epochs": 1, "name": "rm-once"}
     first = run_job(db, session_factory, settings, kind="reward", params=params)
     assert first.status is JobStatus.succeeded, first.error
-    # The attempt died after its commit but before its outcome was recorded: the job runs again.
-    db.execute(update(Job).where(Job.id == first.id).values(status=JobStatus.queued, result=None))
-    db.commit()
-    again = run_job(db, session_factory, settings, kind="reward", job_id=first.id)
+    again = rerun_after_commit(db, session_factory, settings, first, "reward")
     assert again.status is JobStatus.succeeded and again.attempts == 2
     assert again.result["version_id"] == first.result["version_id"]
     assert len(versions_of(db, first.id)) == 1
