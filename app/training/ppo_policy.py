@@ -24,7 +24,9 @@ from typing import Any
 import torch
 from torch import nn
 
+from app.training.config_base import lora_targets
 from app.training.ppo_config import PPOConfig
+from app.training.reward_model import disable_dropout
 from app.training.ppo_logprobs import sampled_token_logprobs, token_logprobs
 
 
@@ -181,24 +183,11 @@ def load_policy(config: PPOConfig, lm: nn.Module | None, tokenizer: Any) -> tupl
     return lm, tokenizer
 
 
-def disable_dropout(module: nn.Module) -> None:
-    """PPO's ratio π/π_old must compare the same function: no dropout anywhere."""
-    for sub in module.modules():
-        if isinstance(sub, nn.Dropout):
-            sub.p = 0.0
-        if isinstance(getattr(sub, "attention_dropout", None), float):
-            sub.attention_dropout = 0.0
-
-
 def add_lora(lm: nn.Module, config: PPOConfig) -> nn.Module:
     """Wrap ``lm`` in LoRA adapters (only they train); returns the peft model."""
     from peft import LoraConfig, get_peft_model
 
-    targets: Any = None
-    if config.lora_target_modules == "all-linear":
-        targets = "all-linear"
-    elif config.lora_target_modules:
-        targets = [name.strip() for name in config.lora_target_modules.split(",") if name.strip()]
+    targets = lora_targets(config.lora_target_modules)
     lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
                       target_modules=targets, task_type="CAUSAL_LM", bias="none")
     with warnings.catch_warnings():  # peft asks transformers a question transformers 5 calls deprecated
