@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import sys
 import tempfile
@@ -80,13 +81,14 @@ class Profile:
 
 
 def real_profile() -> Profile:
-    """The default SmolLM2 policy and a MiniLM reward model; sized to finish within 30 min on 2 cores."""
+    """The default SmolLM2 policy, a MiniLM reward model and the ppo job's defaults (LoRA r 16, 20 updates of
+    8 prompts, 48 new tokens, β 0.05); sized to finish within 30 min on 2 cores."""
     pool = {"RLHF_POOL_TARGET": "64", "RLHF_POOL_MAX_PAIRS_PER_JOB": "64", "RLHF_POOL_BATCH_PROMPTS": "16",
             "RLHF_POOL_MAX_NEW_TOKENS": "48", **SAMPLING}
-    reward = {"epochs": 2, "batch_size": 16, "learning_rate": 5e-5, "max_length": 128, "validation_fraction": 0.15}
-    ppo = {"updates": 30, "batch_size": 8, "num_minibatches": 2, "ppo_epochs": 2, "response_length": 48,
-           "learning_rate": 1e-4, "lora_r": 16, "kl_coef": 0.05, "checkpoint_every": 10}
-    return Profile(pairs=400, eval_pairs=64, server_env=pool, reward=reward, ppo=ppo)
+    cores = {"num_threads": os.cpu_count() or 1}  # each job runs alone, the generator idle: every core
+    reward = {"epochs": 2, "batch_size": 16, "learning_rate": 5e-5, "max_length": 128, "validation_fraction": 0.15,
+              **cores}
+    return Profile(pairs=400, eval_pairs=64, server_env=pool, reward=reward, ppo=cores)  # else the ppo job's defaults
 
 
 def tiny_profile() -> Profile:
@@ -237,7 +239,7 @@ def win_rate(api: Api, new_id: int, old_id: int) -> tuple[float, int]:
 def run_loop(loop: Loop, args: argparse.Namespace) -> dict[str, Any]:
     """Phases 1-5 on a running server; returns the figures."""
     profile = loop.profile
-    with loop.phase("bootstrap"):
+    with loop.phase("setup"):
         old_id, train_set = loop.policy_v0_and_prompts()
         heldout = loop.heldout_set()
     with loop.phase("judge"):
@@ -280,7 +282,7 @@ def main() -> None:
     ap.add_argument("--rule", choices=sorted(RULES), default="shorter", help="the simulated annotator's preference")
     ap.add_argument("--pairs", type=int, help="pool pairs judged before training (default 400; --tiny 40)")
     ap.add_argument("--eval-pairs", type=int, help="new-vs-old pairs judged on held-out prompts (default 64)")
-    ap.add_argument("--updates", type=int, help="PPO updates (default 30)")
+    ap.add_argument("--updates", type=int, help="PPO updates (default: the ppo job's, 20)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tiny", action="store_true", help="a tiny random policy: checks the plumbing in minutes")
     ap.add_argument("--database-url", help="an empty PostgreSQL database to use instead of SQLite")
@@ -290,7 +292,8 @@ def main() -> None:
     profile = tiny_profile() if args.tiny else real_profile()
     profile.pairs = args.pairs or profile.pairs
     profile.eval_pairs = args.eval_pairs or profile.eval_pairs
-    profile.ppo["updates"] = args.updates or profile.ppo["updates"]
+    if args.updates:
+        profile.ppo["updates"] = args.updates
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="rlhf-closed-loop-"))
     env = {**profile.server_env, "RLHF_ADMIN_PASSWORD": ADMIN_PASSWORD, "RLHF_POOL_CROSS_VERSION_SHARE": "1.0"}
     if args.tiny:

@@ -2,10 +2,12 @@
 
 The training fields are :class:`~app.training.ppo_config.PPOConfig`'s, with its help text, so the API
 schema, the launch form and the trainer describe a field in the same words; their defaults are the
-config's except where the job's differ (fewer updates, so a default run on the laptop CPU with the
-SmolLM2 policy ends in minutes). Checks that involve two fields (batch_size vs num_minibatches, …) are
-the config's own ``validate``, run here too, and reported at the field it names. Kept free of torch:
-the web app imports it to validate a job before queueing it.
+config's except two, measured by ``bench/closed_loop.py`` on two CPU cores with the SmolLM2 policy and
+a MiniLM reward model: 20 updates at a LoRA learning rate of 1e-3 (≈ 8 min) move the policy where the
+reward model points (a 0.88 win rate under the rule it learnt) at ≈ 0.3 nats of KL per token, while
+the config's 1e-4 barely moves it in 30. Checks that involve two fields (batch_size vs num_minibatches,
+…) are the config's own ``validate``, run here too, and reported at the field it names. Kept free of
+torch: the web app imports it to validate a job before queueing it.
 """
 
 from __future__ import annotations
@@ -64,11 +66,11 @@ class PPOParams(BaseModel):
     kl_estimator: KLKind = _cfg("kl_estimator")
     target_kl: float = _cfg("target_kl", ge=0, le=1000)
     kl_horizon: int = _cfg("kl_horizon", ge=1, le=10_000_000)
-    updates: int = _cfg("updates", 40, ge=1, le=1_000_000)
+    updates: int = _cfg("updates", 20, ge=1, le=1_000_000)
     ppo_epochs: int = _cfg("ppo_epochs", ge=1, le=100)
     num_minibatches: int = _cfg("num_minibatches", ge=1, le=4096)
     micro_batch_size: int = _cfg("micro_batch_size", ge=0, le=4096)
-    learning_rate: float = _cfg("learning_rate", gt=0, le=1)
+    learning_rate: float = _cfg("learning_rate", 1e-3, gt=0, le=1)
     weight_decay: float = _cfg("weight_decay", ge=0, le=1)
     max_grad_norm: float = _cfg("max_grad_norm", ge=0, le=1000)
     clip_range: float = _cfg("clip_range", gt=0, le=10)

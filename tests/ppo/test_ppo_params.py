@@ -25,7 +25,7 @@ def test_defaults_build_the_trainers_config_with_the_trainers_help():
     params = PPOParams()
     config = params.ppo_config(policy="/models/p", value_model="")
     assert isinstance(config, PPOConfig) and config.policy == "/models/p" and config.use_lora
-    assert (config.batch_size, config.response_length, config.updates) == (8, 48, 40)
+    assert (config.batch_size, config.response_length, config.updates, config.learning_rate) == (8, 48, 20, 1e-3)
     schema = PPOParams.model_json_schema()["properties"]
     assert schema["kl_coef"]["description"] == HELP["kl_coef"] and schema["target_kl"]["minimum"] == 0
 
