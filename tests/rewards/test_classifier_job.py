@@ -37,17 +37,19 @@ def test_classifier_job_learns_both_heads_and_registers_one_version(db, session_
     seed_labels(db, 90)
     db.commit()
     job = run_job(db, session_factory, settings, kind="classifier",
-                  params={**TINY, "backbone": str(tiny_backbone), "epochs": 6})
+                  params={**TINY, "backbone": str(tiny_backbone), "epochs": 12})
     assert job.status is JobStatus.succeeded, (job.error, job.log_tail[-3000:])
 
     [version] = db.scalars(select(ModelVersion).where(ModelVersion.created_by_job_id == job.id)).all()
     assert version.kind is ModelKind.classifier and version.metrics == job.result["metrics"]
     for head in ("quality", "safety"):
-        # Chance is 0.5. The ranking (AUROC) is what the heads learn first; accuracy at the fixed 0.5
-        # threshold also depends on calibration after a few epochs and on which 34 responses fall in
-        # validation (row order differs between backends), so it gets a little more room.
-        assert version.metrics[f"val_{head}_accuracy"] >= 0.7, version.metrics
-        assert version.metrics[f"val_{head}_auroc"] >= 0.8, version.metrics
+        # Chance is 0.5. Which prompts fall in validation follows their ids, which differ between backends and
+        # with what ran before, and the tiny random Llama learns the safety suffix late on some splits: of 12
+        # splits, 6 epochs left 3 below 0.7 (CI saw 0.52); of 17 at 12 epochs none fell below 0.72, and every
+        # AUROC was 1.0. The ranking is what the heads learn first; accuracy at the fixed 0.5 threshold also
+        # needs calibration, so it gets a little more room.
+        assert version.metrics[f"val_{head}_accuracy"] >= 0.65, version.metrics
+        assert version.metrics[f"val_{head}_auroc"] >= 0.9, version.metrics
     names = set(db.scalars(select(JobMetric.name).where(JobMetric.job_id == job.id)))
     assert {"train_loss", "train_accuracy", "val_quality_auroc", "val_safety_accuracy"} <= names
     assert job.result["data"]["examples"] == 180  # every labelled response, once
