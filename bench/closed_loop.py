@@ -217,14 +217,19 @@ class Loop:
         return created["id"]
 
 
-def kl_per_token(api: Api, job_id: int) -> tuple[float, float]:
-    """Σ KL / Σ tokens over the last quarter of the updates (the trained policy) and over all of them."""
-    kl = {m["step"]: m["value"] for m in api.call("GET", f"/jobs/{job_id}/metrics", params={"name": "kl"})}
-    length = {m["step"]: m["value"] for m in api.call("GET", f"/jobs/{job_id}/metrics", params={"name": "response_length"})}
+def kl_per_token(api: Api, job_id: int) -> tuple[float, float, list[dict[str, float]]]:
+    """Σ KL / Σ tokens over the last quarter of the updates (the trained policy) and over all of them,
+    and per update: KL per response, response length, mean reward-model score and β (how it got there)."""
+    def series(name: str) -> dict[int, float]:
+        return {m["step"]: m["value"] for m in api.call("GET", f"/jobs/{job_id}/metrics", params={"name": name})}
+
+    kl, length, score, beta = series("kl"), series("response_length"), series("score"), series("beta")
     steps = sorted(kl)
     last = steps[-max(1, len(steps) // 4):]
+    trace = [{"update": s, "kl": round(kl[s], 3), "length": round(length[s], 1), "score": round(score.get(s, 0), 3),
+              "beta": round(beta.get(s, 0), 4)} for s in steps]
     return (sum(kl[s] for s in last) / max(sum(length[s] for s in last), 1e-9),
-            sum(kl.values()) / max(sum(length.values()), 1e-9))
+            sum(kl.values()) / max(sum(length.values()), 1e-9), trace)
 
 
 def win_rate(api: Api, new_id: int, old_id: int) -> tuple[float, int]:
@@ -253,7 +258,7 @@ def run_loop(loop: Loop, args: argparse.Namespace) -> dict[str, Any]:
         ppo = loop.run_job("ppo", {**profile.ppo, "reward_version_id": reward["result"]["version_id"],
                                    "prompt_set_ids": [train_set], "policy_version_id": old_id, "seed": args.seed})
     new_id = ppo["result"]["version_id"]
-    kl_final, kl_all = kl_per_token(loop.researcher, ppo["id"])
+    kl_final, kl_all, trace = kl_per_token(loop.researcher, ppo["id"])
     with loop.phase("evaluate"):
         loop.set_status(heldout, "active")
         promoted = loop.researcher.call("POST", f"/models/{new_id}/promote")
@@ -263,7 +268,8 @@ def run_loop(loop: Loop, args: argparse.Namespace) -> dict[str, Any]:
     return {"rule": args.rule, "pairs_judged": profile.pairs, "verdicts": verdicts, "rm_val_accuracy": rm_accuracy,
             "ppo_updates": ppo["result"]["updates"], "score_last": ppo["result"]["metrics"].get("score"),
             "mean_kl_per_token": round(kl_final, 4), "mean_kl_per_token_all_updates": round(kl_all, 4),
-            "win_rate": round(rate, 4), "eval_battles": battles, "phases_s": loop.phases}
+            "win_rate": round(rate, 4), "eval_battles": battles, "phases_s": loop.phases,
+            "ppo_params": {k: v for k, v in profile.ppo.items() if k != "num_threads"}, "ppo_trace": trace}
 
 
 def tiny_policy(folder: Path) -> Path:
@@ -277,12 +283,25 @@ def tiny_policy(folder: Path) -> Path:
     return folder
 
 
+def job_param(text: str) -> tuple[str, Any]:
+    """``key=value`` → (key, the value parsed as JSON, else the plain string); the job validates it."""
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--rule", choices=sorted(RULES), default="shorter", help="the simulated annotator's preference")
     ap.add_argument("--pairs", type=int, help="pool pairs judged before training (default 400; --tiny 40)")
     ap.add_argument("--eval-pairs", type=int, help="new-vs-old pairs judged on held-out prompts (default 64)")
     ap.add_argument("--updates", type=int, help="PPO updates (default: the ppo job's, 20)")
+    ap.add_argument("--ppo", action="append", default=[], metavar="KEY=VALUE", type=job_param,
+                    help="a ppo job parameter, the value as JSON (repeatable), e.g. --ppo kl_coef=0.1")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--tiny", action="store_true", help="a tiny random policy: checks the plumbing in minutes")
     ap.add_argument("--database-url", help="an empty PostgreSQL database to use instead of SQLite")
@@ -294,6 +313,7 @@ def main() -> None:
     profile.eval_pairs = args.eval_pairs or profile.eval_pairs
     if args.updates:
         profile.ppo["updates"] = args.updates
+    profile.ppo.update(args.ppo)
     data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="rlhf-closed-loop-"))
     env = {**profile.server_env, "RLHF_ADMIN_PASSWORD": ADMIN_PASSWORD, "RLHF_POOL_CROSS_VERSION_SHARE": "1.0"}
     if args.tiny:
