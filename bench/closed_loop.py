@@ -82,7 +82,7 @@ class Profile:
 
 def real_profile() -> Profile:
     """The default SmolLM2 policy, a MiniLM reward model and the ppo job's defaults (LoRA r 16, 20 updates of
-    8 prompts, 48 new tokens, β 0.1); sized to finish within 30 min on 2 cores."""
+    8 prompts, 48 new tokens, β 0.07); sized to finish within 30 min on 2 cores."""
     pool = {"RLHF_POOL_TARGET": "64", "RLHF_POOL_MAX_PAIRS_PER_JOB": "64", "RLHF_POOL_BATCH_PROMPTS": "16",
             "RLHF_POOL_MAX_NEW_TOKENS": "48", **SAMPLING}
     cores = {"num_threads": os.cpu_count() or 1}  # each job runs alone, the generator idle: every core

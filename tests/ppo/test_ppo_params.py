@@ -36,7 +36,7 @@ class TestCreateApi:
                              headers=bearer(db, Role.researcher))
         assert answer.status_code == 201, answer.text
         params = answer.json()["params"]
-        assert (params["updates"], params["target_kl"], params["kl_coef"], params["reward_version_id"]) == (5, 3.0, 0.1, None)
+        assert (params["updates"], params["target_kl"], params["kl_coef"], params["reward_version_id"]) == (5, 3.0, 0.07, None)
         assert db.get(Job, answer.json()["id"]).params == params
 
     @pytest.mark.parametrize(("params", "field", "says"), [
