@@ -7,9 +7,11 @@ a MiniLM reward model: 20 updates at a LoRA learning rate of 1e-3 (≈ 8 min) mo
 reward model points, while the config's 1e-4 barely moves it in 30; β sets how far. Win rate on
 held-out pairs under the rule the reward model learnt, and KL per token over the last quarter of the
 updates: β 0.05 98 % at 1.05 nats; β 0.07 92 % at 0.34; β 0.1 79 % at 0.23 and 65 % at 0.14 (two runs);
-β 0.2 73 % at 0.12. β 0.07 moves the policy well within half a nat per token. Checks that involve two fields (batch_size vs num_minibatches,
-…) are the config's own ``validate``, run here too, and reported at the field it names. Kept free of
-torch: the web app imports it to validate a job before queueing it.
+β 0.2 73 % at 0.12. β 0.07 moves the policy well within half a nat per token.
+
+Checks that involve two fields (batch_size vs num_minibatches, …) are the config's own ``validate``,
+run here too, and reported at the field it names. Kept free of torch: the web app imports it to
+validate a job before queueing it.
 """
 
 from __future__ import annotations
