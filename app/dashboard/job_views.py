@@ -58,6 +58,9 @@ def _offered(kind_name: str) -> JobKind:
 def _launch_page(request: Request, kind: JobKind, *, status_code: int = 200, **context: Any) -> Response:
     fields = model_fields(kind.params_model)
     ctx = {"tab": "jobs", "kind": kind, "fields": fields, "values": {}, **context}
+    if not ctx["values"]:  # a link may fill inputs in (``?export_job_id=7``); the model validates them on submit
+        names = {f.name for f in fields}
+        ctx["values"] = {key: value for key, value in request.query_params.items() if key in names}
     return render(request, "dashboard/launch.html", ctx, status_code=status_code)
 
 
@@ -102,6 +105,7 @@ def job_page(request: Request, db: DbDep, user: CurrentUser, job_id: int) -> Res
         "groups": curve_groups(job.kind),
         "can_cancel": can_cancel(user, job) and not job.status.finished,
         "download": _download_link(job, user.role),
+        "train_on": _train_links(job),
     }
     return render(request, "dashboard/job.html", ctx)
 
@@ -110,6 +114,21 @@ def _download_link(job: Job, role: Role) -> str | None:
     if job.kind == "export" and job.status is JobStatus.succeeded and role is Role.admin:
         return f"/admin/export/jobs/{job.id}/download"
     return None
+
+
+TRAINS_ON = {"judgements": ("reward", "Train a reward model on this export"),
+             "labels": ("classifier", "Train a classifier on this export")}
+
+
+def _train_links(job: Job) -> list[tuple[str, str]]:
+    """(href, text) of the launch forms that can name this finished export as their data."""
+    if job.kind != "export" or job.status is not JobStatus.succeeded or not job.result:
+        return []
+    source = str(job.result.get("snapshot", {}).get("source", ""))
+    if source not in TRAINS_ON:
+        return []
+    kind, text = TRAINS_ON[source]
+    return [(f"/dashboard/jobs/new/{kind}?export_job_id={job.id}", text)]
 
 
 @router.post("/{job_id}/cancel", name="dashboard_job_cancel")

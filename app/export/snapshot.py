@@ -58,6 +58,7 @@ class ExportSnapshot:
 
     job_id: int
     format: str
+    source: str  # judgements | demonstrations | labels
     file: Path
     ids_file: Path
     sha256: str
@@ -81,9 +82,29 @@ def load_snapshot(db: Session, *, export_job_id: int, exports_dir: Path) -> Expo
     return ExportSnapshot(
         job_id=job.id,
         format=str(result["format"]),
+        source=str(result["snapshot"]["source"]),
         file=folder / str(result["file"]),
         ids_file=folder / str(result["ids_file"]),
         sha256=str(result["snapshot"]["sha256"]),
         counts=dict(result["snapshot"]["counts"]),
         params=dict(job.params),
     )
+
+
+def read_ids(snapshot: ExportSnapshot) -> list[int]:
+    """The export's source ids in export order, checked against the recorded hash, so a job that
+    names the export trains on exactly the rows it held (``Invalid`` when the file is gone or altered)."""
+    digest = hashlib.sha256()
+    ids: list[int] = []
+    try:
+        with snapshot.ids_file.open("rb") as lines:
+            for line in lines:
+                digest.update(line)
+                ids.append(int(line))
+    except FileNotFoundError:
+        raise Invalid("export_job_id", f"export {snapshot.job_id}'s id list is gone from the data folder") from None
+    except ValueError:
+        raise Invalid("export_job_id", f"export {snapshot.job_id}'s id list is damaged (a line is not an id)") from None
+    if digest.hexdigest() != snapshot.sha256:
+        raise Invalid("export_job_id", f"export {snapshot.job_id}'s id list does not match its snapshot hash")
+    return ids

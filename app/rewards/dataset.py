@@ -17,11 +17,11 @@ from __future__ import annotations
 import statistics
 from collections import Counter
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any, Literal
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
 from app.annotation.models import Choice, Judgement, ResponseLabel
@@ -42,12 +42,33 @@ class DataFilters:
     annotator_ids: Sequence[int] | None = None
     since: datetime | None = None
     until: datetime | None = None
+    ids: Sequence[int] | None = None  # exactly these rows (judgement or label ids): an export's snapshot
 
     def capped(self, cutoff: datetime | None) -> DataFilters:
-        """The same filters, reading nothing created after ``cutoff``."""
-        if cutoff is None or (self.until is not None and self.until <= cutoff):
+        """The same filters, reading nothing created after ``cutoff`` (a list of ids is frozen already)."""
+        if cutoff is None or self.ids is not None or (self.until is not None and self.until <= cutoff):
             return self
-        return DataFilters(self.prompt_set_ids, self.annotator_ids, self.since, cutoff)
+        return replace(self, until=cutoff)
+
+
+ID_CHUNK = 5_000  # ids per IN (...) list: well under every driver's bound on parameters
+
+
+def _rows(db: Session, query: Select[Any], id_column: Any, ids: Sequence[int] | None) -> list[Any]:
+    """The query's rows, restricted to ``ids`` (when given) a chunk of ids per statement."""
+    if ids is None:
+        return list(db.execute(query))
+    ordered = sorted(set(ids))
+    return [row for start in range(0, len(ordered), ID_CHUNK)
+            for row in db.execute(query.where(id_column.in_(ordered[start:start + ID_CHUNK])))]
+
+
+def missing_ids(db: Session, id_column: Any, ids: Sequence[int]) -> int:
+    """How many of ``ids`` have no row any more (an export's rows deleted since it was written)."""
+    unique = sorted(set(ids))
+    found = sum(db.scalar(select(func.count()).where(id_column.in_(unique[start:start + ID_CHUNK]))) or 0
+                for start in range(0, len(unique), ID_CHUNK))
+    return len(unique) - found
 
 
 @dataclass(frozen=True)
@@ -102,8 +123,9 @@ def judged_pairs(db: Session, filters: DataFilters = DataFilters(), *,
         .order_by(Judgement.id)
     )
     query = _filtered(query, Judgement.created_at, Judgement.annotator_id, filters)
+    rows = _rows(db, query, Judgement.id, filters.ids)
     return [JudgedPair(jid, pid, prompt_id, list(messages), a, b, choice, strength or 1, annotator, created)
-            for jid, pid, prompt_id, messages, a, b, choice, strength, annotator, created in db.execute(query)]
+            for jid, pid, prompt_id, messages, a, b, choice, strength, annotator, created in rows]
 
 
 def preference_examples(db: Session, filters: DataFilters = DataFilters(), *,
@@ -153,7 +175,7 @@ def labelled_responses(db: Session, filters: DataFilters = DataFilters(),
     )
     query = _filtered(query, ResponseLabel.created_at, ResponseLabel.annotator_id, filters)
     grouped: dict[int, list[Any]] = {}
-    for row in db.execute(query):
+    for row in sorted(_rows(db, query, ResponseLabel.id, filters.ids), key=lambda r: (r.response_id, r.id)):
         grouped.setdefault(row.response_id, []).append(row)
     examples = []
     for response_id, rows in grouped.items():

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from app.training.classifier_config import DEFAULT_HEADS, ClassifierConfig
 from app.training.reward_config import DEFAULT_BACKBONE, RewardConfig, TrainConfig, config_help
@@ -66,6 +66,16 @@ class TrainParams(BaseModel):
     use_cpu: bool = Field(False, description=_h("use_cpu"))
     mixed_precision: Literal["no", "bf16", "fp16"] = Field("no", description=_h("mixed_precision"))
     filters: FiltersIn = Field(default_factory=FiltersIn, description="Which annotations to train on.")
+    export_job_id: int | None = Field(None, ge=1, description="Train on exactly the rows of this finished export "
+                                      "(its snapshot: judgements for a reward model, labels for a classifier) "
+                                      "instead of filtering; the export's aggregation applies.")
+
+    @field_validator("export_job_id")
+    @classmethod
+    def _one_data_source(cls, value: int | None, info: ValidationInfo) -> int | None:
+        if value is not None and info.data.get("filters", FiltersIn()) != FiltersIn():
+            raise ValueError("leave the filters empty when an export names the data: its snapshot fixes it")
+        return value
 
     def trainer_values(self, config_cls: type[TrainConfig]) -> dict[str, Any]:
         """The fields the trainer's config takes (the rest — name, filters, … — are the job's own)."""
@@ -78,7 +88,8 @@ class RewardParams(TrainParams):
 
     aggregate: Literal["each", "majority"] = Field(
         "each", description="With several annotators on a pair: every A/B judgement is an example ('each'), or "
-        "the pair counts once for the side that strictly outvotes every other verdict ('majority').")
+        "the pair counts once for the side that strictly outvotes every other verdict ('majority'). With "
+        "export_job_id, the export's own aggregation applies instead.")
     margin: float = Field(0.0, ge=0, le=20, description=_h("margin"))
     center_rewards_coefficient: float = Field(0.0, ge=0, le=10, description=_h("center_rewards_coefficient"))
 

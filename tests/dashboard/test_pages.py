@@ -113,6 +113,25 @@ class TestJobs:
         db.refresh(job)
         assert job.status is JobStatus.cancelled
 
+    @pytest.mark.parametrize(("source", "kind"), [("judgements", "reward"), ("labels", "classifier"), ("demonstrations", None)])
+    def test_a_finished_export_links_to_the_form_that_trains_on_it(self, client, db, researcher, source, kind):
+        export = JobFactory(kind="export", status=JobStatus.succeeded, params={"format": "trl"},
+                            result={"format": "trl", "file": "x.jsonl", "snapshot": {"source": source, "sha256": "0" * 64}})
+        page = client.get(f"/dashboard/jobs/{export.id}")
+        links = re.findall(r'<a class="button" href="([^"]+)" data-train-on>', page.text)
+        assert links == ([f"/dashboard/jobs/new/{kind}?export_job_id={export.id}"] if kind else [])
+        if kind:
+            form = client.get(links[0])
+            assert re.search(rf'name="param.export_job_id" value="{export.id}"', form.text)
+            typed = client.get(f"/dashboard/jobs/new/{kind}", params={"name": XSS, "no_such_field": "1"}).text
+            assert XSS not in typed and 'value="&lt;img src=x onerror=&#34;alert(1)&#34;&gt;"' in typed
+
+    def test_a_reward_version_names_the_export_it_was_trained_on(self, client, db, researcher):
+        export = JobFactory(kind="export", status=JobStatus.succeeded)
+        ModelVersionFactory(name="rm-exported", kind=ModelKind.reward, config={"export": {"job_id": export.id}})
+        row = client.get("/dashboard/models").text.split("rm-exported")[1].split("</tr>")[0]
+        assert f'on <a href="/dashboard/jobs/{export.id}">export {export.id}</a>' in row
+
     def test_someone_elses_job_cannot_be_cancelled(self, client, db, researcher):
         job = JobFactory(kind="test.curves", created_by_id=UserFactory(role=Role.researcher).id)
         assert 'id="cancel-form"' not in client.get(f"/dashboard/jobs/{job.id}").text
