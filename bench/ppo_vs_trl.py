@@ -188,6 +188,7 @@ class Stamps:
             self.scores.append(self.raw["score"] - 1.0 * (1.0 - value))
 
     def log(self, line: str) -> None: ...
+    def flush(self) -> None: ...
     def should_stop(self) -> bool:
         return False
 

@@ -23,6 +23,7 @@ from pydantic import BaseModel, Field
 from app.jobs.context import JobContext
 from app.jobs.exceptions import JobCancelled, JobFailed
 from app.jobs.registry import register
+from app.jobs.trainer_reporter import TrainerReporter
 from app.training.sft_config import SFTConfig, sft_config_help
 
 KIND = "sft"
@@ -61,26 +62,6 @@ class SFTParams(BaseModel):
     def sft_config(self, base_model: str) -> SFTConfig:
         """The trainer's config: these fields, the rest at their defaults."""
         return SFTConfig(base_model=base_model, **{name: getattr(self, name) for name in TRAINING_FIELDS})
-
-
-class _Progress:
-    """The trainer's reporter protocol over the job's reporter: training fills 10–90 % of the bar,
-    and a cancellation asks the loop to stop (it writes a checkpoint first)."""
-
-    def __init__(self, ctx: JobContext[SFTParams]) -> None:
-        self.reporter = ctx.reporter
-
-    def progress(self, frac: float, msg: str) -> None:
-        self.reporter.progress(0.1 + 0.8 * frac, msg)
-
-    def metric(self, step: int, name: str, value: float) -> None:
-        self.reporter.metric(step, name, value)
-
-    def log(self, line: str) -> None:
-        self.reporter.log(line)
-
-    def should_stop(self) -> bool:
-        return self.reporter.cancelled()
 
 
 @register(KIND, SFTParams)
@@ -125,7 +106,7 @@ def _train_and_measure(ctx: JobContext[SFTParams], inputs: Any, examples: list, 
     ctx.reporter.progress(0.02, "measuring refusals of the base policy")
     before = measure_refusals(model, tokenizer, inputs.harmless, max_new_tokens=p.refusal_max_new_tokens)
     try:
-        trained = train_sft(examples, p.sft_config(str(inputs.base_path)), output, reporter=_Progress(ctx),
+        trained = train_sft(examples, p.sft_config(str(inputs.base_path)), output, reporter=TrainerReporter(ctx.reporter, span=(0.1, 0.9)),
                             model=model, tokenizer=tokenizer)
     except TrainingStopped as exc:
         raise JobCancelled(str(exc)) from None

@@ -21,13 +21,14 @@ from sqlalchemy import select
 from app.errors import Conflict
 from app.jobs.context import JobContext
 from app.jobs.exceptions import JobCancelled, JobFailed
+from app.jobs.trainer_reporter import TrainerReporter
 from app.ppo.inputs import PPOInputs, read_inputs
 from app.ppo.params import PPOParams
 from app.registry import service as registry
 from app.registry import store
 from app.registry.job_inputs import child_serving_config
 from app.registry.models import ModelKind, ModelVersion
-from app.rewards.runner import TrainerReporter, checkpoint_path
+from app.rewards.runner import checkpoint_path
 from app.rewards.scoring import scorer_of
 
 

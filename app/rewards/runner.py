@@ -28,7 +28,7 @@ from app.export.snapshot import ExportSnapshot, load_snapshot, read_ids
 from app.jobs.context import JobContext
 from app.jobs.exceptions import JobCancelled, JobFailed
 from app.jobs.models import Job
-from app.jobs.reporter import Reporter as JobReporter
+from app.jobs.trainer_reporter import TrainerReporter
 from app.registry import service as registry
 from app.registry import store
 from app.registry.models import ModelKind, ModelVersion
@@ -37,25 +37,6 @@ from app.rewards.params import ClassifierParams, RewardParams, TrainParams, filt
 
 MIN_EXAMPLES = 2  # fewer cannot be split or trained on; the job fails rather than register nonsense
 EXPORT_AGGREGATE = {"every": "each", "majority": "majority"}  # an export's aggregation as the dataset's
-
-
-class TrainerReporter:
-    """The trainer's reporter protocol on top of the job's reporter; ``should_stop`` is a cancellation."""
-
-    def __init__(self, reporter: JobReporter):
-        self._reporter = reporter
-
-    def progress(self, frac: float, msg: str) -> None:
-        self._reporter.progress(frac, msg)
-
-    def metric(self, step: int, name: str, value: float) -> None:
-        self._reporter.metric(step, name, value)
-
-    def log(self, line: str) -> None:
-        self._reporter.log(line)
-
-    def should_stop(self) -> bool:
-        return self._reporter.cancelled()  # reads the database at most once per flush interval
 
 
 @dataclass

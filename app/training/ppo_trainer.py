@@ -209,6 +209,7 @@ class _PPORun:
 
     def _save(self) -> None:
         if self.accelerator.is_main_process:
+            self.reporter.flush()  # the curves up to this checkpoint first: a resume starts after them
             atomic_torch_save({
                 "trainable": self.actor.trainable_state(), "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(), "beta": float(self.controller.value),

@@ -41,6 +41,9 @@ class Reporter(Protocol):
     def metric(self, step: int, name: str, value: float) -> None: ...
     def log(self, line: str) -> None: ...
     def should_stop(self) -> bool: ...
+    def flush(self) -> None:
+        """Persist what was reported so far; called before each checkpoint is written, so the curves
+        up to a checkpoint survive a process killed right after it (a resume starts past them)."""
 
 
 class NullReporter:
@@ -57,6 +60,9 @@ class NullReporter:
 
     def should_stop(self) -> bool:
         return False
+
+    def flush(self) -> None:
+        """Nothing is buffered."""
 
 
 class TrainingStopped(Exception):  # noqa: N818 - it is a stop, not an error
@@ -247,6 +253,7 @@ class _Loop:
 
     def _save(self) -> None:
         if self.accelerator.is_main_process:
+            self.reporter.flush()
             atomic_torch_save({
                 "model": self.accelerator.unwrap_model(self.model).state_dict(),
                 "optimizer": self.optimizer.state_dict(),

@@ -70,6 +70,7 @@ class RecordingReporter:
         self.logs: list[str] = []
         self.progress_calls: list[float] = []
         self.last_step = 0
+        self.flushed_at: list[int] = []  # len(metrics) at each flush: what a job's reporter would have written
 
     def progress(self, frac: float, msg: str) -> None:
         self.progress_calls.append(frac)
@@ -85,6 +86,9 @@ class RecordingReporter:
 
     def should_stop(self) -> bool:
         return self.stop_at is not None and self.last_step >= self.stop_at
+
+    def flush(self) -> None:
+        self.flushed_at.append(len(self.metrics))
 
 
 @pytest.fixture

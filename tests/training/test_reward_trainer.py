@@ -96,9 +96,13 @@ def test_a_stopped_run_resumes_and_ends_where_an_uninterrupted_one_does(tmp_path
 def test_a_crashed_run_resumes_from_its_last_periodic_checkpoint(tmp_path, smollm2_tokenizer, preferences,
                                                                  reporter_cls) -> None:
     examples, cfg = preferences(160), config(checkpoint_every=10, log_every=5)
+    crashed = reporter_cls(fail_at=15)
     with pytest.raises(RuntimeError, match="simulated crash"):
-        train_reward_model(examples, cfg, tmp_path / "rm", reporter=reporter_cls(fail_at=15),
+        train_reward_model(examples, cfg, tmp_path / "rm", reporter=crashed,
                            backbone=tiny_llama(smollm2_tokenizer), tokenizer=smollm2_tokenizer)
+    # The curves up to the checkpoint were flushed before it was written: a resume from it leaves no gap.
+    assert len(crashed.flushed_at) == 1
+    assert {step for step, _, _ in crashed.metrics[:crashed.flushed_at[0]]} == {5, 10}
     result = train_reward_model(examples, cfg, tmp_path / "rm", backbone=tiny_llama(smollm2_tokenizer),
                                 tokenizer=smollm2_tokenizer)
     assert result.resumed_from == 10 and result.steps == 2 * -(-result.card["data"]["train_examples"] // 8)
