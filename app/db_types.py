@@ -26,3 +26,28 @@ def str_enum(enum_cls: type[enum.Enum], name: str) -> Enum:
 
 
 JSONDict = dict[str, Any]
+
+
+def unstorable(text: str) -> str | None:
+    """Why a database cannot store ``text`` (None when it can): PostgreSQL rejects NUL in text and
+    JSONB, and a lone surrogate (legal as a JSON escape) cannot be encoded as UTF-8 on either backend."""
+    if "\x00" in text:
+        return "must not contain NUL characters"
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return "must be valid Unicode text (no lone surrogates)"
+    return None
+
+
+def first_unstorable(value: Any, where: str = "") -> tuple[str, str] | None:
+    """(dotted path, problem) of the first string inside a JSON-like value a database cannot store."""
+    if isinstance(value, str):
+        problem = unstorable(value)
+        return (where, problem) if problem else None
+    items = value.items() if isinstance(value, dict) else enumerate(value) if isinstance(value, list) else ()
+    for key, item in items:
+        found = first_unstorable(item, f"{where}.{key}" if where else str(key))
+        if found:
+            return found
+    return None

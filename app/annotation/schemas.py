@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from app.db_types import unstorable
 
 Side = Literal["A", "B"]
 ScreenChoice = Literal["A", "B", "tie", "both_bad"]
 MAX_DEMONSTRATION = 20_000
 MAX_NOTE = 2_000
+
+
+def _storable(text: str) -> str:
+    problem = unstorable(text)
+    if problem is not None:
+        raise ValueError(problem)
+    return text
+
+
+StorableText = Annotated[str, AfterValidator(_storable)]  # typed by a person: refused, never altered
 
 
 class SideLabels(BaseModel):
@@ -25,8 +37,8 @@ class JudgementIn(BaseModel):
     choice: ScreenChoice
     strength: Annotated[int, Field(ge=1, le=3)] | None = Field(None, description="1 slightly, 2 clearly, 3 much better; only with A or B")
     labels: dict[Side, SideLabels] = Field(description="quality and safety of both responses, as shown")
-    demonstration: Annotated[str, Field(max_length=MAX_DEMONSTRATION)] = ""
-    note: Annotated[str, Field(max_length=MAX_NOTE)] = ""
+    demonstration: Annotated[StorableText, Field(max_length=MAX_DEMONSTRATION)] = ""
+    note: Annotated[StorableText, Field(max_length=MAX_NOTE)] = ""
 
 
 class SkipIn(BaseModel):

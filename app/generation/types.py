@@ -7,8 +7,11 @@ version's config picks which (see ``app.generation.factory``).
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
+
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL, and surrogates (never valid alone in a str)
 
 # One chat conversation: [{"role": "system" | "user" | "assistant", "content": "..."}, ...]
 Messages = list[dict[str, str]]
@@ -54,6 +57,17 @@ class Generation:
     text: str
     token_count: int
     finish_reason: FinishReason
+
+    def __post_init__(self) -> None:
+        # Model output is untrusted: a sampled byte token can decode to NUL, which PostgreSQL refuses to
+        # store, and a remote server's JSON can carry a lone surrogate. Both become U+FFFD here, the one
+        # place every backend's text passes, so a pair or a chat turn is never lost to one odd token.
+        object.__setattr__(self, "text", storable_output(self.text))
+
+
+def storable_output(text: str) -> str:
+    """``text`` with NUL characters and lone surrogates replaced by U+FFFD."""
+    return UNSTORABLE.sub("\ufffd", text)
 
 
 @runtime_checkable

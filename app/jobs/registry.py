@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from app.db_types import first_unstorable
 from app.errors import Invalid
 
 if TYPE_CHECKING:
@@ -117,4 +118,8 @@ def validate_params(kind: str, params: dict[str, Any] | None) -> dict[str, Any]:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error.get("loc", ()))
         raise Invalid(f"params.{where}" if where else "params", error.get("msg", "invalid")) from None
-    return model.model_dump(mode="json")
+    stored = model.model_dump(mode="json")
+    bad = first_unstorable(stored)
+    if bad is not None:  # e.g. a NUL in a free-text parameter: PostgreSQL's JSONB would refuse the row
+        raise Invalid(f"params.{bad[0]}", bad[1])
+    return stored

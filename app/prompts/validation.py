@@ -11,6 +11,7 @@ import hashlib
 import json
 from typing import Any
 
+from app.db_types import unstorable
 from app.errors import Invalid
 from app.prompts.models import PromptSetStatus
 
@@ -40,14 +41,10 @@ def _content(field: str, value: Any) -> str:
 
 
 def storable_text(field: str, text: str) -> str:
-    """Refuse what a database cannot store: PostgreSQL rejects NUL in text and JSONB, and a
-    lone surrogate (legal as a JSON escape) cannot be encoded as UTF-8 on either backend."""
-    if "\x00" in text:
-        raise Invalid(field, "must not contain NUL characters")
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        raise Invalid(field, "must be valid Unicode text (no lone surrogates)") from None
+    """``text`` itself, or ``Invalid`` naming ``field`` and what a database could not store."""
+    problem = unstorable(text)
+    if problem is not None:
+        raise Invalid(field, problem)
     return text
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from sqlalchemy import func, select
 
@@ -44,6 +46,8 @@ class TestAnnotationApi:
             ({"labels": {"A": LABELS["A"]}}, 422, "labels.B"),
             ({"labels": {"A": {"quality": "good"}, "B": LABELS["B"]}}, 422, "labels.A.safety"),
             ({"strength": 7}, 422, "strength"),
+            ({"demonstration": "A better answer.\x00"}, 422, "demonstration"),  # PostgreSQL cannot store NUL
+            ({"note": "lone \ud800 surrogate"}, 422, "note"),  # sent as the JSON escape \ud800
             ({"assignment_id": 999999}, 404, "not assigned to you"),
         ],
     )
@@ -51,7 +55,9 @@ class TestAnnotationApi:
         PairFactory()
         shown = client.get("/api/v1/annotation/next", headers=token_headers).json()
         body = {"assignment_id": shown["assignment_id"], "choice": "A", "strength": 1, "labels": LABELS, **patch}
-        response = client.post("/api/v1/annotation/judgements", json=body, headers=token_headers)
+        raw = json.dumps(body)  # ASCII escapes: a lone surrogate travels as the JSON text \ud800
+        response = client.post("/api/v1/annotation/judgements", content=raw,
+                               headers={**token_headers, "Content-Type": "application/json"})
         assert response.status_code == status and needle in response.json()["detail"]
         assert _judgements(db) == 0 and db.scalar(select(func.count()).select_from(ResponseLabel)) == 0
 

@@ -16,6 +16,7 @@ import pytest
 
 from app.generation import (
     BackendUnavailable,
+    Generation,
     GenerationBackend,
     MalformedReply,
     OpenAIBackend,
@@ -136,3 +137,15 @@ def test_one_failure_fails_the_whole_call(backend: OpenAIBackend, server: ChatSe
 
     with pytest.raises(RequestRejected):
         backend.generate(PROMPTS, PARAMS)
+
+
+def test_unstorable_characters_in_a_reply_become_replacement_characters(backend: OpenAIBackend) -> None:
+    # The fake server echoes the user's words, so a NUL (which PostgreSQL refuses) comes back in the
+    # reply as a remote model could send it.
+    (out,) = backend.generate([[{"role": "user", "content": "nul\x00 here"}]], SamplingParams(seed=None, max_new_tokens=8))
+    assert out.text.startswith("echo nul\ufffd here") and "\x00" not in out.text
+
+
+def test_every_generation_is_storable_whatever_made_it() -> None:
+    made = Generation("a\x00b\udfffc \U0001f600", 5, "stop")
+    assert made.text == "a\ufffdb\ufffdc \U0001f600" and (made.token_count, made.finish_reason) == (5, "stop")

@@ -52,6 +52,7 @@ class TestCreate:
             ({"params": {}}, "params.size"),
             ({"max_attempts": 0}, "max_attempts"),
             ({"surprise": 1}, "surprise"),
+            ({"params": {"size": 2, "name": "nul\x00"}}, "params.name"),  # PostgreSQL's JSONB cannot hold it
         ],
     )
     def test_bad_input_is_a_422_naming_the_field_and_writes_nothing(self, client, db, researcher, body, field):

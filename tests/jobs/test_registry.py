@@ -52,3 +52,15 @@ def test_handler_modules_come_from_the_environment(monkeypatch):
     monkeypatch.setenv(registry.JOB_MODULES_ENV, "tests.jobs.no_such_module")
     with pytest.raises(ModuleNotFoundError):
         registry.load_job_modules()
+
+
+@pytest.mark.parametrize(
+    ("kind", "params", "field", "problem"),
+    [("reward", {"backbone": "tiny\x00llama"}, "params.backbone", "NUL"),
+     ("export", {"include_annotators": ["amy", "bo\x00b"]}, "params.include_annotators.1", "NUL")],
+)
+def test_text_a_database_cannot_store_is_refused_by_name(kind, params, field, problem):
+    # PostgreSQL's JSONB refuses NUL anywhere in the params: a 422 naming the field, not a 500 at commit.
+    with pytest.raises(Invalid) as raised:
+        registry.validate_params(kind, params)
+    assert raised.value.field == field and problem in raised.value.message
