@@ -106,7 +106,8 @@ def _train_and_measure(ctx: JobContext[SFTParams], inputs: Any, examples: list, 
     ctx.reporter.progress(0.02, "measuring refusals of the base policy")
     before = measure_refusals(model, tokenizer, inputs.harmless, max_new_tokens=p.refusal_max_new_tokens)
     try:
-        trained = train_sft(examples, p.sft_config(str(inputs.base_path)), output, reporter=TrainerReporter(ctx.reporter, span=(0.1, 0.9)),
+        trained = train_sft(examples, p.sft_config(str(inputs.base_path)), output,
+                            reporter=TrainerReporter(ctx.reporter, span=(0.1, 0.9)),  # refusals before and after
                             model=model, tokenizer=tokenizer)
     except TrainingStopped as exc:
         raise JobCancelled(str(exc)) from None
