@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import enum
+import re
 from typing import Any
 
 from sqlalchemy import JSON, Enum
@@ -26,6 +27,15 @@ def str_enum(enum_cls: type[enum.Enum], name: str) -> Enum:
 
 
 JSONDict = dict[str, Any]
+
+
+UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL, and surrogates (never valid alone in a str)
+
+
+def storable(text: str) -> str:
+    """``text`` with what a database cannot store (NUL, lone surrogates) replaced by U+FFFD: for text
+    nobody can be asked to fix, such as model output."""
+    return UNSTORABLE.sub("\ufffd", text)
 
 
 def unstorable(text: str) -> str | None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+import sqlalchemy.exc
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
@@ -135,6 +136,16 @@ async def _http_error(request: Request, exc: StarletteHTTPException) -> Response
     return _respond(request, exc.status_code, title, detail, dict(exc.headers or {}))
 
 
+async def _unusable_value(request: Request, exc: Exception) -> Response:
+    """The database refused a value the request carried: an id past the column's range, a NUL in text
+    used as a filter, a page number too large to count to. That is bad input, not a fault of ours, so
+    the client hears which value class failed; the traceback is logged in case it was our own value."""
+    original = getattr(exc, "orig", None) or exc
+    reason = (str(original).strip().splitlines() or ["not storable"])[0][:200]
+    log.warning("refused a value on %s %s: %s", request.method, request.url.path, reason, exc_info=exc)
+    return _respond(request, 422, "Invalid value", f"A value in the request cannot be used: {reason}.")
+
+
 async def _unexpected(request: Request, exc: Exception) -> Response:
     log.exception("unhandled error on %s %s", request.method, request.url.path, exc_info=exc)
     return _respond(request, 500, "Internal error", "Something went wrong on our side; the error has been logged.")
@@ -144,4 +155,6 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)
     app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(sqlalchemy.exc.DataError, _unusable_value)  # PostgreSQL: out of range, NUL
+    app.add_exception_handler(OverflowError, _unusable_value)  # SQLite: an integer past 64 bits
     app.add_exception_handler(Exception, _unexpected)

@@ -14,6 +14,7 @@ from app.auth.passwords import hash_password, needs_rehash, verify_password
 from app.auth.secrets_util import new_token, token_hash
 from app.config import Settings
 from app.db import utcnow
+from app.db_types import storable, unstorable
 from app.errors import DomainError, Invalid, NotFound
 
 LOGIN_FAILED = "Unknown username or wrong password."
@@ -36,6 +37,7 @@ class NewSession:
 def login(db: Session, settings: Settings, *, username: str, password: str, ip: str) -> NewSession:
     """Check credentials (throttled), then start a fresh session; commits either way so that a
     failure is counted even though the caller answers with an error."""
+    username = storable(username)  # a NUL would break the queries; no account's name holds one
     throttle.check_allowed(db, settings, username=username, ip=ip)
     user = db.scalar(select(User).where(User.username == username))
     ok = verify_password(user.password_hash if user else None, password)
@@ -113,6 +115,8 @@ def create_token(db: Session, *, user: User, name: str) -> tuple[ApiToken, str]:
     name = name.strip()
     if not name:
         raise Invalid("name", "must not be empty")
+    if (problem := unstorable(name)) is not None:
+        raise Invalid("name", problem)
     if len(name) > 100:
         raise Invalid("name", "must be at most 100 characters")
     raw = new_token(API_TOKEN_PREFIX)

@@ -13,6 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from app.db_types import first_unstorable
 from app.errors import Invalid
 
 MAX_ANNOTATORS = 200  # names in an include or exclude list; more is a typo, not a filter
@@ -99,11 +100,15 @@ class ExportParams(ExportFilters):
 def parse_params(raw: dict[str, Any]) -> ExportParams:
     """Validate export parameters from any entry point; ``Invalid`` names the first bad field."""
     try:
-        return ExportParams.model_validate(raw)
+        params = ExportParams.model_validate(raw)
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error.get("loc", ())) or "params"
         raise Invalid(where, str(error.get("msg", "invalid")).removeprefix("Value error, ")) from None
+    bad = first_unstorable(params.model_dump(mode="json"))
+    if bad is not None:  # a NUL in a name would fail the query after a download's headers were sent
+        raise Invalid(*bad)
+    return params
 
 
 def split_names(value: str | None) -> list[str]:

@@ -7,11 +7,10 @@ version's config picks which (see ``app.generation.factory``).
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-UNSTORABLE = re.compile("[\x00\ud800-\udfff]")  # NUL, and surrogates (never valid alone in a str)
+from app.db_types import storable
 
 # One chat conversation: [{"role": "system" | "user" | "assistant", "content": "..."}, ...]
 Messages = list[dict[str, str]]
@@ -62,12 +61,7 @@ class Generation:
         # Model output is untrusted: a sampled byte token can decode to NUL, which PostgreSQL refuses to
         # store, and a remote server's JSON can carry a lone surrogate. Both become U+FFFD here, the one
         # place every backend's text passes, so a pair or a chat turn is never lost to one odd token.
-        object.__setattr__(self, "text", storable_output(self.text))
-
-
-def storable_output(text: str) -> str:
-    """``text`` with NUL characters and lone surrogates replaced by U+FFFD."""
-    return UNSTORABLE.sub("\ufffd", text)
+        object.__setattr__(self, "text", storable(self.text))
 
 
 @runtime_checkable

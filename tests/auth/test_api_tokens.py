@@ -29,6 +29,13 @@ class TestApiTokens:
         assert client.delete(f"/api/v1/tokens/{row.id}", headers=auth).status_code == 200
         assert client.get("/api/v1/me", headers=auth).status_code == 401
 
+    def test_a_name_a_database_cannot_store_is_a_422_naming_it(self, client, db):
+        UserFactory(username="nul")
+        csrf = login(client, "nul")
+        refused = client.post("/api/v1/tokens", json={"name": "script\x00"}, headers={"X-CSRF-Token": csrf})
+        assert refused.status_code == 422 and refused.json()["field"] == "name" and "NUL" in refused.json()["detail"]
+        assert db.scalar(select(ApiToken)) is None
+
     def test_token_page_shows_the_secret_once(self, client, db):
         UserFactory(username="uma")
         csrf = login(client, "uma")

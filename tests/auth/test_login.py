@@ -44,6 +44,12 @@ class TestLogin:
         error = re.compile(r'<p class="error" role="alert">([^<]*)</p>')
         assert error.findall(wrong.text) == error.findall(unknown.text) == ["Unknown username or wrong password."]
 
+    def test_a_nul_in_the_username_is_an_ordinary_failed_login(self, client, db):
+        UserFactory(username="bob")
+        response = _post_login(client, "bob\x00", PASSWORD)  # PostgreSQL refuses NUL even in a query's parameters
+        assert response.status_code == 400 and "Unknown username or wrong password." in response.text
+        assert db.scalar(select(LoginFailure.username)) == "bob\ufffd"  # counted against the throttle as well
+
     def test_each_login_gets_a_new_session_and_logout_ends_it(self, client, db):
         UserFactory(username="carl")
         login(client, "carl")

@@ -147,6 +147,9 @@ class TestFilters:
             parse_params({"date_from": "2024-02-02", "date_to": "2024-01-01"})
         with pytest.raises(Invalid, match="format"):
             parse_params({"format": "xml"})
+        with pytest.raises(Invalid, match="NUL") as nul:  # a download would fail after its headers were sent
+            parse_params({"exclude_annotators": ["ann", "b\x00b"]})
+        assert nul.value.field == "exclude_annotators.1"
 
 
 class TestStreaming:
