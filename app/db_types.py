@@ -1,4 +1,6 @@
-"""Column types shared by the domain models, so both backends store the same shapes."""
+"""Column types shared by the domain models, so both backends store the same shapes, and the one
+definition of text that is not storable everywhere (NUL, which PostgreSQL refuses; lone surrogates, which
+UTF-8 cannot encode): refused by name where a person typed it, replaced where a model wrote it."""
 
 from __future__ import annotations
 
@@ -8,6 +10,8 @@ from typing import Any
 
 from sqlalchemy import JSON, Enum
 from sqlalchemy.dialects.postgresql import JSONB
+
+from app.errors import Invalid
 
 # JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
@@ -48,6 +52,15 @@ def unstorable(text: str) -> str | None:
     except UnicodeEncodeError:
         return "must be valid Unicode text (no lone surrogates)"
     return None
+
+
+def storable_text(field: str, text: str) -> str:
+    """``text`` itself, or ``Invalid`` naming ``field`` and what a database could not store: for text a
+    person typed, which is refused rather than altered."""
+    problem = unstorable(text)
+    if problem is not None:
+        raise Invalid(field, problem)
+    return text
 
 
 def first_unstorable(value: Any, where: str = "") -> tuple[str, str] | None:

@@ -14,7 +14,7 @@ from app.auth.passwords import hash_password, needs_rehash, verify_password
 from app.auth.secrets_util import new_token, token_hash
 from app.config import Settings
 from app.db import utcnow
-from app.db_types import storable, unstorable
+from app.db_types import storable, storable_text
 from app.errors import DomainError, Invalid, NotFound
 
 LOGIN_FAILED = "Unknown username or wrong password."
@@ -115,8 +115,7 @@ def create_token(db: Session, *, user: User, name: str) -> tuple[ApiToken, str]:
     name = name.strip()
     if not name:
         raise Invalid("name", "must not be empty")
-    if (problem := unstorable(name)) is not None:
-        raise Invalid("name", problem)
+    storable_text("name", name)
     if len(name) > 100:
         raise Invalid("name", "must be at most 100 characters")
     raw = new_token(API_TOKEN_PREFIX)

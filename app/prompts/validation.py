@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from app.db_types import unstorable
+from app.db_types import storable_text
 from app.errors import Invalid
 from app.prompts.models import PromptSetStatus
 
@@ -37,14 +37,6 @@ def _content(field: str, value: Any) -> str:
         raise Invalid(field, "must not be empty")
     if len(text) > MAX_CONTENT:
         raise Invalid(field, f"must be at most {MAX_CONTENT:,} characters (got {len(text):,})")
-    return text
-
-
-def storable_text(field: str, text: str) -> str:
-    """``text`` itself, or ``Invalid`` naming ``field`` and what a database could not store."""
-    problem = unstorable(text)
-    if problem is not None:
-        raise Invalid(field, problem)
     return text
 
 
