@@ -215,7 +215,7 @@ def cmd_import_prompts(args: argparse.Namespace) -> None:
 
 def cmd_models_bootstrap(args: argparse.Namespace) -> None:
     """Synchronously what ``serve`` queues on a first start; a second run does nothing."""
-    from app.ml.default_models import MissingModelPackage
+    from app.training.core.default_models import MissingModelPackage
     from app.registry.bootstrap import bootstrap
 
     settings = _settings()

@@ -18,7 +18,7 @@ from app.dashboard import api as dashboard_api
 from app.dashboard import job_views as dashboard_job_views
 from app.dashboard import views as dashboard_views
 from app.db import make_engine, make_sessionmaker
-from app.errors import install_error_handlers
+from app.http_errors import install_error_handlers
 from app.export import views as export_views
 from app.importing import views as import_views
 from app.instruct import api as instruct_api
@@ -30,7 +30,7 @@ from app.prompts import api as prompts_api
 from app.prompts import views as prompts_views
 from app.registry import api as registry_api
 from app.registry import views as registry_views
-from app.rewards import api as rewards_api
+from app.finetune.core import api as rewards_api
 from app.security_headers import SecurityHeadersMiddleware
 from app.system import router as system_router
 from app.users import api as users_api

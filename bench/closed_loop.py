@@ -274,8 +274,8 @@ def run_loop(loop: Loop, args: argparse.Namespace) -> dict[str, Any]:
 
 def tiny_policy(folder: Path) -> Path:
     """A tiny random Llama with the SmolLM2 tokenizer, installed by the bootstrap instead of SmolLM2."""
-    from app.ml.default_models import load_smollm2_tokenizer
-    from app.ml.tiny import tiny_llama
+    from app.training.core.default_models import load_smollm2_tokenizer
+    from app.training.core.tiny import tiny_llama
 
     tokenizer = load_smollm2_tokenizer(Path(tempfile.gettempdir()) / "rlhf-smollm2-tokenizer")
     tiny_llama(tokenizer, hidden_size=32, num_layers=2, seed=0).save_pretrained(str(folder))

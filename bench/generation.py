@@ -39,7 +39,7 @@ import torch  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
 
 from app.generation import Generation, SamplingParams, TransformersBackend  # noqa: E402
-from app.ml.convert import convert_default_policy  # noqa: E402
+from app.training.core.convert import convert_default_policy  # noqa: E402
 
 HH_TEST = Path("/work/shared/data/hh-rlhf/helpful-base_test.jsonl.gz")
 DEFAULT_CHECKPOINT = Path(tempfile.gettempdir()) / "rlhf-smollm2-policy"

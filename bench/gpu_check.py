@@ -21,13 +21,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
 
-from app.ml.default_models import load_smollm2_tokenizer  # noqa: E402
-from app.ml.tiny import tiny_llama  # noqa: E402
-from app.training.data import PreferenceExample  # noqa: E402
-from app.training.ppo_config import PPOConfig  # noqa: E402
-from app.training.ppo_trainer import train_ppo  # noqa: E402
-from app.training.reward_config import RewardConfig  # noqa: E402
-from app.training.reward_trainer import train_reward_model  # noqa: E402
+from app.training.core.default_models import load_smollm2_tokenizer  # noqa: E402
+from app.training.core.tiny import tiny_llama  # noqa: E402
+from app.training.core.data import PreferenceExample  # noqa: E402
+from app.training.ppo.config import PPOConfig  # noqa: E402
+from app.training.ppo.trainer import train_ppo  # noqa: E402
+from app.training.reward.config import RewardConfig  # noqa: E402
+from app.training.reward.trainer import train_reward_model  # noqa: E402
 
 WORDS = "apple river stone cloud window garden music paper silver forest candle ocean ladder mirror".split()
 

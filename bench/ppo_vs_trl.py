@@ -80,7 +80,7 @@ def make_prompts(n: int, seed: int) -> list[str]:
 
 def build_tokenizer():  # noqa: ANN201 - a transformers tokenizer
     sys.path.insert(0, str(ROOT))
-    from app.ml.default_models import load_smollm2_tokenizer
+    from app.training.core.default_models import load_smollm2_tokenizer
 
     tok = load_smollm2_tokenizer(Path(tempfile.gettempdir()) / "rlhf-smollm2-tokenizer")
     tok.add_special_tokens({"pad_token": "<|pad|>"})
@@ -216,8 +216,8 @@ def run_ours(a: argparse.Namespace, tok, prompts: list[str], full: bool) -> dict
     import copy
 
     sys.path.insert(0, str(ROOT))
-    from app.training.ppo_config import PPOConfig
-    from app.training.ppo_trainer import train_ppo
+    from app.training.ppo.config import PPOConfig
+    from app.training.ppo.trainer import train_ppo
 
     policy, reward_model = build_models(tok, a)
     reward_model.eval().requires_grad_(False)

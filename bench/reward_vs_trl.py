@@ -66,10 +66,10 @@ from transformers import TrainerCallback  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
 
-from app.ml.default_models import load_smollm2_tokenizer  # noqa: E402
-from app.training.data import PreferenceExample  # noqa: E402
-from app.training.reward_config import RewardConfig  # noqa: E402
-from app.training.reward_trainer import train_reward_model  # noqa: E402
+from app.training.core.default_models import load_smollm2_tokenizer  # noqa: E402
+from app.training.core.data import PreferenceExample  # noqa: E402
+from app.training.reward.config import RewardConfig  # noqa: E402
+from app.training.reward.trainer import train_reward_model  # noqa: E402
 
 # ---- the workload (identical to the peer script's) -------------------------------------------------------------
 VERBS = ["clean", "fix", "paint", "store", "wash", "repair", "move", "sort", "check", "dry", "polish", "measure"]
@@ -129,7 +129,7 @@ ScoreFn = Callable[[dict[str, torch.Tensor]], torch.Tensor]  # tokenised batch -
 @torch.inference_mode()
 def held_out_encoded(score: ScoreFn, rows: list[dict], pad_id: int, batch: int = 32) -> tuple[float, float]:
     """(pairwise accuracy, mean −log σ(r_w − r_l)) on encoded pairs, batched longest first."""
-    from app.training.data_batches import pad_sequences
+    from app.training.core.batches import pad_sequences
 
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i]["chosen"]["input_ids"]))
     rc, rr = torch.empty(len(rows)), torch.empty(len(rows))
@@ -246,14 +246,14 @@ def load_hh(path: Path, n_train: int) -> tuple[list[dict[str, str]], list[dict[s
 
 def encode_tiny(tok, rows: list[dict[str, str]]) -> list[dict[str, dict]]:  # noqa: ANN001
     """Held-out pairs as both trainers tokenise them: prompt + response, then EOS."""
-    from app.training.reward_trainer import encode_pairs
+    from app.training.reward.trainer import encode_pairs
 
     return encode_pairs(tok, [PreferenceExample(r["prompt"], r["chosen"], r["rejected"]) for r in rows], False, 512)
 
 
 def encode_hh(tok, rows: list[dict[str, str]], max_length: int) -> list[dict[str, dict]]:  # noqa: ANN001
     """Each pair's two sides as ours encodes them for an encoder (the ids TRL is given too)."""
-    from app.training.data_encode import encode_responses
+    from app.training.core.encode import encode_responses
 
     prompts = [r["prompt"] for r in rows]
     chosen = encode_responses(tok, prompts, [r["chosen"] for r in rows], encoder=True, max_length=max_length)
@@ -273,7 +273,7 @@ def run_trl_hh(a: argparse.Namespace, tok, train_enc: list, val_enc: list) -> di
     from trl import RewardConfig as TrlRewardConfig
     from trl import RewardTrainer
 
-    from app.ml.default_models import minilm_path
+    from app.training.core.default_models import minilm_path
 
     torch.manual_seed(a.seed)
     model = AutoModelForSequenceClassification.from_pretrained(str(minilm_path()), num_labels=1)
@@ -319,7 +319,7 @@ def hh_workload(a: argparse.Namespace) -> dict:
     """Run both trainers once on HH helpful-base; their figures, the ratio and the length baseline."""
     from transformers import AutoTokenizer
 
-    from app.ml.default_models import minilm_path
+    from app.training.core.default_models import minilm_path
 
     train_rows, val_rows = load_hh(Path(a.hh_file), a.hh_train)
     tok = AutoTokenizer.from_pretrained(str(minilm_path()))

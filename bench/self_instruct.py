@@ -135,7 +135,7 @@ def main() -> int:
     import torch
 
     from app.instruct.self_instruct import REASONS
-    from app.ml.convert import convert_default_policy
+    from app.training.core.convert import convert_default_policy
 
     torch.set_num_threads(args.threads)
     checkpoint = convert_default_policy(args.checkpoint)

@@ -6,7 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from app.db_types import unstorable
+from app.text import unstorable
 
 Side = Literal["A", "B"]
 ScreenChoice = Literal["A", "B", "tie", "both_bad"]

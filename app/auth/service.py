@@ -14,7 +14,7 @@ from app.auth.passwords import hash_password, needs_rehash, verify_password
 from app.auth.secrets_util import new_token, token_hash
 from app.config import Settings
 from app.db import utcnow
-from app.db_types import storable, storable_text
+from app.text import storable, storable_text
 from app.errors import DomainError, Invalid, NotFound
 
 LOGIN_FAILED = "Unknown username or wrong password."

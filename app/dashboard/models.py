@@ -32,7 +32,7 @@ VALIDATION_ACCURACY_KEYS = ("val_accuracy", "validation_accuracy", "eval_accurac
 # trained: ``agreement(db, *, version_id) -> Agreement(judgements, agreed, rate)``. It loads and runs
 # the model, so the page does not wait for it: the column is filled in by /static/dashboard-models.js
 # from the JSON API. Without the function the column is left out.
-HUMAN_AGREEMENT_HOOK = ("app.rewards.scoring", "agreement")
+HUMAN_AGREEMENT_HOOK = ("app.finetune.core.scoring", "agreement")
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from app.db_types import first_unstorable
+from app.text import first_unstorable
 from app.errors import Invalid
 
 MAX_ANNOTATORS = 200  # names in an include or exclude list; more is a typo, not a filter

@@ -47,7 +47,7 @@ class TransformersBackend:
 
     @classmethod
     def from_path(cls, path: str | Path, *, batch_size: int = 32, dtype: str = "auto", device: str = "cpu") -> TransformersBackend:
-        """Load a checkpoint folder (e.g. one written by ``app.ml.convert``) once."""
+        """Load a checkpoint folder (e.g. one written by ``app.training.core.convert``) once."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(path))

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal, Protocol, runtime_checkable
 
-from app.db_types import storable
+from app.text import storable
 
 # One chat conversation: [{"role": "system" | "user" | "assistant", "content": "..."}, ...]
 Messages = list[dict[str, str]]

@@ -23,7 +23,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from app.db_types import storable_text
+from app.text import storable_text
 from app.errors import Invalid
 from app.prompts.importers import LineError, decoded_lines
 from app.prompts.validation import Messages, single_turn, validate_messages

@@ -16,14 +16,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from app.db_types import first_unstorable
+from app.text import first_unstorable
 from app.errors import Invalid
 
 if TYPE_CHECKING:
     from app.jobs.context import JobContext
 
 # Modules that define the kinds every deployment has.
-BUILTIN_JOB_MODULES: tuple[str, ...] = ("app.pool.jobs", "app.registry.jobs", "app.export.jobs", "app.importing.jobs", "app.rewards.jobs", "app.ppo.jobs", "app.instruct.sft_job", "app.instruct.self_instruct_job")
+BUILTIN_JOB_MODULES: tuple[str, ...] = ("app.pool.jobs", "app.registry.jobs", "app.export.jobs", "app.importing.jobs", "app.finetune.reward.job", "app.finetune.classifier.job", "app.finetune.ppo.job", "app.finetune.sft.job", "app.instruct.self_instruct_job")
 JOB_MODULES_ENV = "RLHF_JOB_MODULES"
 
 Handler = Callable[["JobContext"], dict[str, Any]]

@@ -10,7 +10,8 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.policy import Access, CurrentUser, allow
 from app.deps import DbDep
-from app.errors import Invalid, problem
+from app.errors import Invalid
+from app.http_errors import problem
 from app.prompts import importers, service
 from app.prompts.importers import UPLOAD_BODY_LIMIT, check_size, detect_format
 from app.prompts.importing import ImportRejected, import_prompts

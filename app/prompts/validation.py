@@ -11,7 +11,7 @@ import hashlib
 import json
 from typing import Any
 
-from app.db_types import storable_text
+from app.text import storable_text
 from app.errors import Invalid
 from app.prompts.models import PromptSetStatus
 

@@ -120,8 +120,8 @@ def write_checkpoint(source: str, out: Path) -> None:
     if source:
         tokenizer, model = _load_pretrained(source)
     else:
-        from app.ml.convert import load_gguf_model, load_gguf_tokenizer, plain_copy
-        from app.ml.default_models import smollm2_gguf_path
+        from app.training.core.convert import load_gguf_model, load_gguf_tokenizer, plain_copy
+        from app.training.core.default_models import smollm2_gguf_path
 
         gguf = smollm2_gguf_path()
         tokenizer, model = load_gguf_tokenizer(gguf), plain_copy(load_gguf_model(gguf))

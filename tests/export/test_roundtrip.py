@@ -58,7 +58,7 @@ def test_trl_export_trains_trls_reward_trainer_for_a_step(db, tmp_path):
     from transformers import LlamaConfig, LlamaForSequenceClassification
     from trl import RewardConfig, RewardTrainer
 
-    from app.ml.default_models import load_smollm2_tokenizer
+    from app.training.core.default_models import load_smollm2_tokenizer
 
     _seed(db)
     result = export_to_folder(db, parse_params({"format": "trl"}), tmp_path)

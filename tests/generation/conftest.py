@@ -21,7 +21,7 @@ CACHE = Path(tempfile.gettempdir())
 
 @pytest.fixture(scope="session")
 def smollm2_tokenizer():  # noqa: ANN201 - a transformers tokenizer
-    from app.ml.default_models import load_smollm2_tokenizer
+    from app.training.core.default_models import load_smollm2_tokenizer
 
     return load_smollm2_tokenizer(CACHE / "rlhf-smollm2-tokenizer")
 
@@ -29,7 +29,7 @@ def smollm2_tokenizer():  # noqa: ANN201 - a transformers tokenizer
 @pytest.fixture(scope="session")
 def tiny_model(smollm2_tokenizer):  # noqa: ANN001, ANN201
     """``tiny_llama`` as it comes: near-uniform logits, so sampling gives varied texts."""
-    from app.ml.tiny import tiny_llama
+    from app.training.core.tiny import tiny_llama
 
     return tiny_llama(smollm2_tokenizer, hidden_size=64, num_layers=2, seed=0).eval()
 
@@ -41,7 +41,7 @@ def decisive_tiny_llama(smollm2_tokenizer):  # noqa: ANN001, ANN201
     greedy decoding would hinge on float noise (padding may legitimately change the last bits).
     An untied head with unit-variance weights spreads the logits (top-2 gaps ~1, noise ~1e-6)
     and stronger layers let the context, not just the last token, decide."""
-    from app.ml.tiny import tiny_llama
+    from app.training.core.tiny import tiny_llama
 
     model = tiny_llama(smollm2_tokenizer, hidden_size=64, num_layers=2, seed=0)
     head = torch.nn.Linear(64, len(smollm2_tokenizer), bias=False)
@@ -57,6 +57,6 @@ def decisive_tiny_llama(smollm2_tokenizer):  # noqa: ANN001, ANN201
 @pytest.fixture(scope="session")
 def smollm2_checkpoint() -> Path:
     """The real SmolLM2, converted on first use (about a minute) and reused afterwards."""
-    from app.ml.convert import convert_default_policy
+    from app.training.core.convert import convert_default_policy
 
     return convert_default_policy(CACHE / "rlhf-smollm2-policy")

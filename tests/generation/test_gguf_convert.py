@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from app.ml import convert
+from app.training.core import convert
 
 
 @pytest.fixture
@@ -59,7 +59,7 @@ def test_crash_mid_write_leaves_nothing_and_keeps_the_old_checkpoint(tmp_path: P
 
 
 def test_default_policy_is_converted_once(tmp_path: Path, fake_gguf, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
-    monkeypatch.setattr("app.ml.default_models.smollm2_gguf_path", lambda: Path("fake.gguf"))
+    monkeypatch.setattr("app.training.core.default_models.smollm2_gguf_path", lambda: Path("fake.gguf"))
     out = convert.convert_default_policy(tmp_path / "policy")
     monkeypatch.setattr(convert, "load_gguf_model", lambda path: pytest.fail("converted twice"))
 
@@ -70,7 +70,7 @@ def test_default_policy_is_converted_once(tmp_path: Path, fake_gguf, monkeypatch
 def test_smollm2_conversion_decodes_like_the_gguf(tmp_path: Path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from app.ml.default_models import smollm2_gguf_path
+    from app.training.core.default_models import smollm2_gguf_path
 
     gguf = smollm2_gguf_path()
     out = convert.convert_gguf_to_safetensors(gguf, tmp_path / "smollm2")

@@ -103,7 +103,7 @@ def test_prompt_is_chat_templated_up_to_the_assistant_turn(backend: Transformers
 def test_rows_stop_at_their_own_eos(smollm2_tokenizer) -> None:  # noqa: ANN001
     """A head that picks EOS with probability ~0.2 per step: some rows stop early while the batch
     goes on; each is cut at its first EOS, which counts as a token and never shows in the text."""
-    from app.ml.tiny import tiny_llama
+    from app.training.core.tiny import tiny_llama
 
     model = tiny_llama(smollm2_tokenizer, hidden_size=32, num_layers=1, seed=1)
     head = torch.nn.Linear(32, len(smollm2_tokenizer), bias=True)

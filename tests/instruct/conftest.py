@@ -20,7 +20,7 @@ torch.set_num_threads(1)
 
 @pytest.fixture(scope="session")
 def smollm2_tokenizer():  # noqa: ANN201 - a transformers tokenizer
-    from app.ml.default_models import load_smollm2_tokenizer
+    from app.training.core.default_models import load_smollm2_tokenizer
 
     return load_smollm2_tokenizer(Path(tempfile.gettempdir()) / "rlhf-smollm2-tokenizer")
 
@@ -29,7 +29,7 @@ def smollm2_tokenizer():  # noqa: ANN201 - a transformers tokenizer
 def tiny_policy_dir(tmp_path_factory, smollm2_tokenizer) -> Path:
     """A tiny random Llama and the SmolLM2 tokenizer saved like a policy version's folder. Its embeddings
     are widened (std 0.3) so that its logits can move under LoRA, as a real policy's do."""
-    from app.ml.tiny import tiny_llama
+    from app.training.core.tiny import tiny_llama
 
     model = tiny_llama(smollm2_tokenizer, seed=0)
     with torch.no_grad():

@@ -14,7 +14,7 @@ from app.generation.types import SamplingParams
 from app.jobs.exceptions import JobFailed
 from app.jobs.models import JobMetric
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
-from app.training.refusal import RULE
+from app.training.sft.refusal import RULE
 from tests.factories import ModelVersionFactory, PromptFactory, UserFactory
 
 SMALL = {"epochs": 1, "batch_size": 4, "max_length": 96, "learning_rate": 0.01, "lora_r": 4, "lora_alpha": 8,

@@ -36,8 +36,8 @@ def save_tiny_policy(folder: Path, *, seed: int) -> Path:
     """A tiny random Llama and the SmolLM2 tokenizer, saved as a policy checkpoint folder."""
     import torch
 
-    from app.ml.default_models import load_smollm2_tokenizer
-    from app.ml.tiny import tiny_llama
+    from app.training.core.default_models import load_smollm2_tokenizer
+    from app.training.core.tiny import tiny_llama
 
     torch.set_num_threads(1)
     tokenizer = load_smollm2_tokenizer(Path(tempfile.gettempdir()) / "rlhf-smollm2-tokenizer")

@@ -28,11 +28,11 @@ QUESTIONS = ["How do I fix a bike?", "How do I clean the kitchen?", "How do I pa
 @pytest.fixture(scope="session")
 def scorer_folders(tmp_path_factory: pytest.TempPathFactory, tiny_backbone: Path) -> dict[str, Path]:  # noqa: F811
     """A tiny reward model and classifier on the tiny Llama, one epoch each (only their wiring matters)."""
-    from app.training.classifier_config import ClassifierConfig
-    from app.training.classifier_trainer import train_classifier
-    from app.training.data import LabelledResponse, PreferenceExample
-    from app.training.reward_config import RewardConfig
-    from app.training.reward_trainer import train_reward_model
+    from app.training.classifier.config import ClassifierConfig
+    from app.training.classifier.trainer import train_classifier
+    from app.training.core.data import LabelledResponse, PreferenceExample
+    from app.training.reward.config import RewardConfig
+    from app.training.reward.trainer import train_reward_model
 
     root = tmp_path_factory.mktemp("ppo-scorers")
     common = {"backbone": str(tiny_backbone), "epochs": 1, "batch_size": 4, "num_threads": 1, "use_cpu": True,

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 
 from app.jobs.models import JobMetric, JobStatus
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
-from app.training.reward_card import read_card
+from app.training.core.card import read_card
 from tests.ppo.conftest import TINY_PPO, add_version, seed_loop
 from tests.rewards.conftest import add_prompt, add_prompt_set, rerun_after_commit, run_job
 

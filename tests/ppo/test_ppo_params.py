@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 
 from app.auth.models import Role
 from app.jobs.models import Job
-from app.ppo.params import HELP, PPOParams
-from app.training.ppo_config import PPOConfig
+from app.finetune.ppo.params import HELP, PPOParams
+from app.training.ppo.config import PPOConfig
 from tests.factories import UserFactory
 from tests.helpers import login
 from tests.rewards.conftest import bearer

@@ -45,8 +45,8 @@ def save_tiny_backbone(folder: Path) -> Path:
     """A tiny random Llama (hidden 32) and the SmolLM2 tokenizer, saved like a policy checkpoint."""
     import torch
 
-    from app.ml.default_models import load_smollm2_tokenizer
-    from app.ml.tiny import tiny_llama
+    from app.training.core.default_models import load_smollm2_tokenizer
+    from app.training.core.tiny import tiny_llama
 
     torch.set_num_threads(1)
     tokenizer = load_smollm2_tokenizer(Path(tempfile.gettempdir()) / "rlhf-smollm2-tokenizer")

@@ -9,7 +9,7 @@ from sqlalchemy import select
 
 from app.jobs.models import JobMetric, JobStatus
 from app.registry.models import ModelKind, ModelVersion
-from app.rewards import scoring
+from app.finetune.core import scoring
 from tests.rewards.conftest import TINY, BAD, GOOD, OBJECTS, VERBS, add_pair, add_prompt_set, add_user, label, run_job
 
 

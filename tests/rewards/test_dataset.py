@@ -6,9 +6,9 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from app.annotation.models import Choice
-from app.rewards.dataset import (DataFilters, labelled_responses, majority_choice, majority_label,
+from app.finetune.core.dataset import (DataFilters, labelled_responses, majority_choice, majority_label,
                                  preference_examples)
-from app.training.data import prompt_key_of, split_by_prompt
+from app.training.core.data import prompt_key_of, split_by_prompt
 from tests.rewards.conftest import add_pair, add_prompt, add_prompt_set, add_user, judge, label, seed_preferences
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -14,7 +14,7 @@ from app.errors import Invalid
 from app.jobs.models import Job, JobStatus
 from app.jobs.service import enqueue
 from app.registry.models import ModelKind, ModelVersion
-from app.training.reward_card import read_card
+from app.training.core.card import read_card
 from tests.rewards.conftest import TINY, add_user, judge, run_job, seed_preferences
 from tests.rewards.test_classifier_job import seed_labels
 

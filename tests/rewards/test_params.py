@@ -7,9 +7,11 @@ import pytest
 
 from app.errors import Invalid
 from app.jobs import registry
-from app.rewards.params import ClassifierParams, RewardParams
-from app.training.classifier_config import ClassifierConfig
-from app.training.reward_config import DEFAULT_BACKBONE, RewardConfig
+from app.finetune.classifier.params import ClassifierParams
+from app.finetune.reward.params import RewardParams
+from app.training.classifier.config import ClassifierConfig
+from app.training.core.config import DEFAULT_BACKBONE
+from app.training.reward.config import RewardConfig
 
 
 def test_defaults_are_stored_and_become_a_reward_config() -> None:

@@ -11,8 +11,8 @@ from sqlalchemy import func, select
 
 from app.jobs.models import JobMetric, JobStatus
 from app.registry.models import ModelKind, ModelVersion
-from app.rewards.runner import MIN_EXAMPLES
-from app.training.reward_card import read_card
+from app.finetune.core.head_job import MIN_EXAMPLES
+from app.training.core.card import read_card
 from tests.rewards.conftest import TINY, add_prompt_set, rerun_after_commit, run_job, seed_preferences
 
 

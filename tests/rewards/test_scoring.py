@@ -11,11 +11,11 @@ import pytest
 from app.annotation.models import Choice
 from app.auth.models import Role
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
-from app.rewards import scoring
-from app.rewards.dataset import DataFilters
-from app.training.classifier_config import ClassifierConfig
-from app.training.data import LabelledResponse, PreferenceExample
-from app.training.reward_config import RewardConfig
+from app.finetune.core import scoring
+from app.finetune.core.dataset import DataFilters
+from app.training.classifier.config import ClassifierConfig
+from app.training.core.data import LabelledResponse, PreferenceExample
+from app.training.reward.config import RewardConfig
 from tests.rewards.conftest import add_pair, add_prompt_set, add_user, bearer, judge
 
 REWARD_API, CLASSIFIER_API = "/api/v1/reward/score", "/api/v1/classifier/score"
@@ -25,8 +25,8 @@ QUESTION = [{"role": "user", "content": "How do I fix a bike?"}]
 @pytest.fixture(scope="session")
 def trained_folders(tmp_path_factory, tiny_backbone) -> dict[str, Path]:
     """A tiny reward model and a tiny classifier, trained once (one epoch: only their wiring is tested)."""
-    from app.training.classifier_trainer import train_classifier
-    from app.training.reward_trainer import train_reward_model
+    from app.training.classifier.trainer import train_classifier
+    from app.training.reward.trainer import train_reward_model
 
     root = tmp_path_factory.mktemp("scoring")
     common = {"backbone": str(tiny_backbone), "epochs": 1, "batch_size": 4, "num_threads": 1, "use_cpu": True,
@@ -107,7 +107,7 @@ def test_classifier_api_gives_a_probability_per_head(client, db, researcher_api,
 
 
 def test_a_version_is_loaded_once_per_process(db, trained_folders, monkeypatch):
-    from app.training import reward_scoring
+    from app.training.reward import scoring as reward_scoring
 
     loads: list[str] = []
     real = reward_scoring.RewardScorer

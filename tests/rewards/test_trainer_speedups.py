@@ -10,20 +10,20 @@ from pathlib import Path
 import pytest
 import torch
 
-from app.ml.tiny import tiny_llama
-from app.training import reward_pipeline
-from app.training.data import PreferenceExample
-from app.training.data_batches import LengthGroupedBatchSampler, PairCollator
-from app.training.data_prefix import MODEL_INPUTS, SharedPrefixCollator, shared_prefix_length, shares_prefix_exactly
-from app.training.reward_config import RewardConfig
-from app.training.reward_model import build_model, ensure_pad_token
-from app.training.reward_trainer import encode_pairs, train_reward_model
-from app.training.vocab_compact import compact_embedding, plan, renumber_rows
+from app.training.core.tiny import tiny_llama
+from app.training.core import pipeline as reward_pipeline
+from app.training.core.data import PreferenceExample
+from app.training.core.batches import LengthGroupedBatchSampler, PairCollator
+from app.training.core.prefix import MODEL_INPUTS, SharedPrefixCollator, shared_prefix_length, shares_prefix_exactly
+from app.training.reward.config import RewardConfig
+from app.training.core.heads import build_model, ensure_pad_token
+from app.training.reward.trainer import encode_pairs, train_reward_model
+from app.training.core.vocab import compact_embedding, plan, renumber_rows
 
 
 @pytest.fixture(scope="module")
 def tokenizer():  # noqa: ANN201
-    from app.ml.default_models import load_smollm2_tokenizer
+    from app.training.core.default_models import load_smollm2_tokenizer
 
     torch.set_num_threads(1)
     return load_smollm2_tokenizer(Path(tempfile.gettempdir()) / "rlhf-smollm2-tokenizer")
@@ -60,7 +60,7 @@ def test_packed_rows_score_exactly_like_padded_ones(tokenizer, attention: str) -
 def test_an_encoder_never_packs(tmp_path) -> None:
     from transformers import BertConfig, BertModel
 
-    from app.ml.default_models import minilm_path
+    from app.training.core.default_models import minilm_path
     from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(minilm_path()))

@@ -26,14 +26,14 @@ BAD = ["Ugh, figure out how to {v} {o} yourself.", "That is a stupid question. N
 
 @pytest.fixture(scope="session")
 def smollm2_tokenizer():  # noqa: ANN201 - a transformers tokenizer
-    from app.ml.default_models import load_smollm2_tokenizer
+    from app.training.core.default_models import load_smollm2_tokenizer
 
     return load_smollm2_tokenizer(Path(tempfile.gettempdir()) / "rlhf-smollm2-tokenizer")
 
 
 def make_preferences(n: int, seed: int = 0) -> list:
     """``n`` judged pairs over 160 prompts; chosen is always the polite, helpful answer."""
-    from app.training.data import PreferenceExample
+    from app.training.core.data import PreferenceExample
 
     rng = random.Random(seed)
     rows = []
@@ -47,7 +47,7 @@ def make_preferences(n: int, seed: int = 0) -> list:
 
 def make_labelled(n: int, seed: int = 0) -> list:
     """``n`` responses: quality = 1 for the polite templates, safety = 0 when the answer mentions a weapon."""
-    from app.training.data import LabelledResponse
+    from app.training.core.data import LabelledResponse
 
     rng = random.Random(seed)
     rows = []

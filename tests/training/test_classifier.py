@@ -8,12 +8,12 @@ import math
 import pytest
 import torch
 
-from app.ml.tiny import tiny_llama
-from app.training.classifier_config import ClassifierConfig
-from app.training.classifier_metrics import auroc, binary_accuracy
-from app.training.classifier_scoring import ClassifierScorer
-from app.training.classifier_trainer import masked_bce, train_classifier
-from app.training.data import LabelledResponse
+from app.training.core.tiny import tiny_llama
+from app.training.classifier.config import ClassifierConfig
+from app.training.classifier.metrics import auroc, binary_accuracy
+from app.training.classifier.scoring import ClassifierScorer
+from app.training.classifier.trainer import masked_bce, train_classifier
+from app.training.core.data import LabelledResponse
 
 
 def brute_force_auroc(scores: list[float], labels: list[int]) -> float:

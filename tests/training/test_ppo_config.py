@@ -6,7 +6,7 @@ from dataclasses import fields
 
 import pytest
 
-from app.training.ppo_config import PPOConfig, config_help
+from app.training.ppo.config import PPOConfig, config_help
 
 
 def test_defaults_are_valid_and_every_field_has_help() -> None:

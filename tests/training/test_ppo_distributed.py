@@ -19,7 +19,7 @@ UPDATES, BATCH = 3, 8
 
 
 def config():  # noqa: ANN201 - a PPOConfig
-    from app.training.ppo_config import PPOConfig
+    from app.training.ppo.config import PPOConfig
 
     # One minibatch per epoch: with several, one process shuffles 8 rows where two shuffle 4 each. Micro-batches
     # of 2 sequences: gradients accumulate (DDP synchronises only the last) into the same update.
@@ -32,7 +32,7 @@ def run(out: Path) -> dict:
     """One training run (on however many processes launched this one); returns what this rank saw."""
     from test_ppo_trainer import PROMPTS, AnswerWordBonus, tiny_policy, wordlevel_tokenizer
 
-    from app.training.ppo_trainer import train_ppo
+    from app.training.ppo.trainer import train_ppo
 
     tok = wordlevel_tokenizer()
     reward = AnswerWordBonus(tok)

@@ -5,7 +5,7 @@ import math
 import pytest
 import torch
 
-from app.training.ppo_math import (
+from app.training.ppo.math import (
     AdaptiveKLController,
     FixedKLController,
     gae,

@@ -10,12 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from app.training.checkpoint import atomic_write_dir
-from app.training.classifier_scoring import ClassifierScorer
-from app.training.ppo_config import PPOConfig
-from app.training.ppo_trainer import train_ppo
-from app.training.reward_model import build_model, save_model
-from app.training.reward_scoring import RewardScorer
+from app.training.core.checkpoint import atomic_write_dir
+from app.training.classifier.scoring import ClassifierScorer
+from app.training.ppo.config import PPOConfig
+from app.training.ppo.trainer import train_ppo
+from app.training.core.heads import build_model, save_model
+from app.training.reward.scoring import RewardScorer
 
 
 def minilm_head(folder: Path, labels: list[str]) -> Path:
@@ -29,7 +29,7 @@ def minilm_head(folder: Path, labels: list[str]) -> Path:
 def test_default_ppo_on_smollm2_with_a_minilm_reward_and_classifier(tmp_path) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from app.ml.convert import convert_default_policy
+    from app.training.core.convert import convert_default_policy
 
     policy = convert_default_policy(Path(tempfile.gettempdir()) / "rlhf-smollm2-policy")
     reward = RewardScorer(minilm_head(tmp_path / "rm", ["reward"]), device="cpu")

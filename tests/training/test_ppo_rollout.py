@@ -9,14 +9,14 @@ import pytest
 import torch
 from test_ppo_trainer import PROMPTS, AnswerWordBonus, tiny_policy, wordlevel_tokenizer
 
-from app.training.ppo_config import PPOConfig
-from app.training.ppo_math import logprobs_from_logits, masked_whiten
-from app.training.ppo_logprobs import ChunkedTokenLogprobs, token_logprobs
-from app.training.ppo_policy import build_actor_critic, ensure_distinct_pad, load_policy
-from app.training.ppo_rollout import (Completion, _draw, as_reward_function, collect_rollout, encode_prompts,
+from app.training.ppo.config import PPOConfig
+from app.training.ppo.math import logprobs_from_logits, masked_whiten
+from app.training.core.logprobs import ChunkedTokenLogprobs, token_logprobs
+from app.training.ppo.policy import build_actor_critic, ensure_distinct_pad, load_policy
+from app.training.ppo.rollout import (Completion, _draw, as_reward_function, collect_rollout, encode_prompts,
                                       left_pad, row_generators, score_completions)
-from app.training.ppo_step import make_experience, whiten_across
-from app.training.ppo_trainer import prompt_indices
+from app.training.ppo.step import make_experience, whiten_across
+from app.training.ppo.trainer import prompt_indices
 
 CPU = torch.device("cpu")
 
@@ -131,7 +131,7 @@ def test_the_kl_penalty_and_missing_eos_penalty_shape_the_rewards() -> None:
 
 
 def test_a_tokenizer_whose_pad_is_eos_gets_a_distinct_pad_and_the_model_grows(smollm2_tokenizer) -> None:
-    from app.ml.tiny import tiny_llama
+    from app.training.core.tiny import tiny_llama
 
     lm = tiny_llama(smollm2_tokenizer)
     tok = ensure_distinct_pad(smollm2_tokenizer, lm, "<|pad|>")

@@ -13,9 +13,9 @@ import json
 import pytest
 import torch
 
-from app.training.ppo_config import PPOConfig
-from app.training.ppo_trainer import TrainingStopped, train_ppo
-from app.training.reward_card import default_checkpoint_path
+from app.training.ppo.config import PPOConfig
+from app.training.ppo.trainer import TrainingStopped, train_ppo
+from app.training.core.card import default_checkpoint_path
 
 VERBS = ["clean", "fix", "paint", "store", "wash", "repair", "move", "sort"]
 OBJECTS = ["a bike", "the kitchen", "a shelf", "my shoes", "the garden", "a window"]
@@ -129,7 +129,7 @@ def test_micro_batches_accumulate_into_the_same_update(tmp_path) -> None:
 def test_the_merged_policy_loads_with_auto_model_and_generates(tmp_path, smollm2_tokenizer) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    from app.ml.tiny import tiny_llama
+    from app.training.core.tiny import tiny_llama
 
     assert smollm2_tokenizer.pad_token_id == smollm2_tokenizer.eos_token_id  # the trainer must add its own pad
     policy = tiny_llama(smollm2_tokenizer)

@@ -6,8 +6,9 @@ import json
 
 import pytest
 
-from app.training.classifier_config import ClassifierConfig
-from app.training.reward_config import RewardConfig, config_help
+from app.training.classifier.config import ClassifierConfig
+from app.training.core.config import config_help
+from app.training.reward.config import RewardConfig
 
 
 @pytest.mark.parametrize("config_cls", [RewardConfig, ClassifierConfig])

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import torch
 
-from app.training.checkpoint import (atomic_torch_save, atomic_write_dir, capture_rng_state, load_checkpoint,
+from app.training.core.checkpoint import (atomic_torch_save, atomic_write_dir, capture_rng_state, load_checkpoint,
                                      restore_rng_state)
-from app.training.data import PreferenceExample, ids_fingerprint, prompt_key_of, split_by_prompt
-from app.training.data_batches import LengthGroupedBatchSampler, PairCollator
-from app.training.data_encode import encode_responses, render_prompt
+from app.training.core.data import PreferenceExample, ids_fingerprint, prompt_key_of, split_by_prompt
+from app.training.core.batches import LengthGroupedBatchSampler, PairCollator
+from app.training.core.encode import encode_responses, render_prompt
 
 
 def test_split_by_prompt_never_puts_a_prompt_on_both_sides(preferences) -> None:

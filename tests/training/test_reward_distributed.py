@@ -22,10 +22,10 @@ def run(out: Path, batch_size: int) -> dict:
     """One reward-model run on however many processes launched this one; returns what this rank trained on."""
     from conftest import make_preferences
 
-    import app.training.reward_trainer as reward_trainer
-    from app.ml.default_models import load_smollm2_tokenizer
-    from app.ml.tiny import tiny_llama
-    from app.training.reward_config import RewardConfig
+    import app.training.reward.trainer as reward_trainer
+    from app.training.core.default_models import load_smollm2_tokenizer
+    from app.training.core.tiny import tiny_llama
+    from app.training.reward.config import RewardConfig
 
     seen = {"steps": 0, "pairs": 0}
     step = reward_trainer.reward_step
@@ -51,7 +51,7 @@ def test_two_processes_train_the_reward_model_one_process_trains(tmp_path, smoll
     import torch
     from safetensors.torch import load_file
 
-    from app.training.reward_scoring import RewardScorer
+    from app.training.reward.scoring import RewardScorer
 
     single = run(tmp_path / "single", GLOBAL_BATCH)
     ranks = launch_two_ranks(__file__, tmp_path / "dual")

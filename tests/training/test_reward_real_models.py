@@ -6,10 +6,10 @@ import math
 
 import pytest
 
-from app.training.checkpoint import atomic_write_dir
-from app.training.reward_config import DEFAULT_BACKBONE
-from app.training.reward_model import build_model, save_model
-from app.training.reward_scoring import RewardScorer
+from app.training.core.checkpoint import atomic_write_dir
+from app.training.core.config import DEFAULT_BACKBONE
+from app.training.core.heads import build_model, save_model
+from app.training.reward.scoring import RewardScorer
 
 
 @pytest.mark.real_models

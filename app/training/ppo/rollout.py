@@ -1,0 +1,222 @@
+"""Rollouts: sample responses, score them, and record what PPO needs to learn from them.
+
+Sampling runs the policy's trunk with a KV cache, a whole batch at a time (prompts left-padded), and
+reads log π_old, the entropy and V off the same pass, so a rollout costs one incremental generation, one
+reference forward and the reward function. Each response is sampled with its own random stream, seeded
+by (seed, update, global row): the samples do not depend on how the batch is split across processes.
+
+    rewards = as_reward_function(RewardScorer("/models/reward-3"))  # or any callable on completions
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import torch
+
+from app.generation.transformers_backend import left_pad
+from app.training.core.data import Prompt
+from app.training.core.encode import render_prompt
+from app.training.ppo.policy import ActorCritic, cache_kwarg, position_ids
+
+PromptInput = Prompt | Sequence[int]  # text, chat messages, or token ids
+
+
+@dataclass
+class Completion:
+    """One sampled response as a reward function sees it."""
+
+    prompt: Prompt  # as given (text or messages); decoded text when the prompt came as token ids
+    response: str  # decoded, without EOS or padding
+    prompt_ids: list[int]
+    response_ids: list[int]  # the kept tokens, EOS included when the response ended with one
+    ended: bool  # True when the response ended with EOS (False: cut at the length limit)
+
+
+class RewardFunction(Protocol):
+    """Scores a batch of completions, one float each, in order."""
+
+    def __call__(self, completions: Sequence[Completion]) -> Sequence[float]: ...
+
+
+def as_reward_function(reward: Any) -> RewardFunction:
+    """A reward function from a scorer with ``score([(prompt, response), …])`` (e.g. RewardScorer) or a callable."""
+    if hasattr(reward, "score"):
+        return lambda completions: reward.score([(c.prompt, c.response) for c in completions])
+    if callable(reward):
+        return reward
+    raise TypeError("reward must be a callable on completions or have a score(pairs) method")
+
+
+def unsafe_probability(classifier: Any, completions: Sequence[Completion], head: str) -> torch.Tensor:
+    """P(unsafe) = 1 − P(head = 1) per completion, from a ClassifierScorer-like object. [B]."""
+    if head not in classifier.labels:
+        raise ValueError(f"safety_head: the classifier has no head {head!r} (it has {classifier.labels})")
+    probs = classifier.probabilities([(c.prompt, c.response) for c in completions])  # [B, H]
+    return 1.0 - probs[:, classifier.labels.index(head)].float()
+
+
+def encode_prompts(tokenizer: Any, prompts: Sequence[PromptInput], max_length: int) -> list[list[int]]:
+    """Token ids of each prompt as the policy sees it (chat template with the generation prompt), keeping
+    the last ``max_length`` tokens, since the end is where the answer starts."""
+    encoded = []
+    for i, prompt in enumerate(prompts):
+        if _is_token_ids(prompt):
+            ids = [int(t) for t in prompt]
+        else:
+            text = render_prompt(tokenizer, prompt, encoder=False)
+            ids = tokenizer(text, add_special_tokens=isinstance(prompt, str))["input_ids"]
+        if not ids:
+            raise ValueError(f"prompts: prompt {i} is empty")
+        encoded.append(ids[-max_length:])
+    return encoded
+
+
+def _is_token_ids(prompt: Any) -> bool:
+    return not isinstance(prompt, str) and len(prompt) > 0 and all(isinstance(t, int) for t in prompt)
+
+
+def row_generators(seed: int, first_row: int, n: int, device: torch.device) -> list[torch.Generator]:
+    """One random stream per response, keyed by its global row number (update × batch + index)."""
+    return [torch.Generator(device=device).manual_seed(seed * 1_000_003 + first_row + i) for i in range(n)]
+
+
+@dataclass
+class Sampled:
+    """What sampling recorded per response token ([B, T]; after EOS: pad tokens, mask 0)."""
+
+    tokens: torch.Tensor
+    mask: torch.Tensor
+    logprobs: torch.Tensor  # log π_old(token), tempered
+    entropy: torch.Tensor  # of the tempered distribution the token was drawn from
+    values: torch.Tensor | None  # V(s_t) from the value head; None with a separate value model
+
+
+def _draw(probs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
+    """One token per row by inverse-CDF sampling, u ~ U(0, 1) from the row's own stream. [B, V] → [B].
+
+    The token is the first index whose cumulative probability exceeds u: one uniform number per row
+    instead of one per vocabulary entry, and the draw of a row does not depend on the other rows."""
+    u = torch.cat([torch.rand(1, generator=g, device=probs.device, dtype=torch.float64) for g in generators])
+    cdf = probs.double().cumsum(-1)  # [B, V]; float64 so the tail of a 50k vocabulary keeps its mass
+    token = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).squeeze(-1)
+    return token.clamp(max=probs.shape[-1] - 1)
+
+
+@torch.no_grad()
+def sample_responses(actor: ActorCritic, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
+                     generators: list[torch.Generator], *, max_new_tokens: int, eos_id: int,
+                     pad_id: int) -> Sampled:
+    """Sample up to ``max_new_tokens`` per prompt with a KV cache; a response ends at its first EOS."""
+    trunk, cache_name = actor.trunk, cache_kwarg(actor.trunk)
+    mask, positions = prompt_mask, position_ids(prompt_mask)
+    out = trunk(input_ids=prompt_ids, attention_mask=mask, position_ids=positions, use_cache=True)
+    cache, hidden = _cache_of(out), out.last_hidden_state[:, -1]  # [B, H]
+    next_position = positions[:, -1] + 1  # [B]
+    done = torch.zeros(prompt_ids.shape[0], dtype=torch.bool, device=prompt_ids.device)
+    steps: list[tuple[torch.Tensor, ...]] = []
+    for t in range(max_new_tokens):
+        logp = torch.log_softmax(actor.logits(hidden), dim=-1)  # [B, V]
+        probs = logp.exp()
+        token = torch.where(done, pad_id, _draw(probs, generators))  # [B]
+        live = ~done
+        value = actor.values(hidden) if actor.value_model is None else torch.zeros_like(live, dtype=logp.dtype)
+        entropy = -(probs * logp).sum(-1)
+        steps.append((token, live, logp.gather(-1, token[:, None]).squeeze(-1), entropy, value))
+        done = done | (token == eos_id)
+        if bool(done.all()) or t == max_new_tokens - 1:
+            break
+        mask = torch.cat([mask, live[:, None].long()], dim=1)
+        out = trunk(input_ids=token[:, None], attention_mask=mask, position_ids=(next_position + t)[:, None],
+                    use_cache=True, **{cache_name: cache})
+        hidden = out.last_hidden_state[:, -1]
+    tokens, live, logprobs, entropy, values = (torch.stack(column, dim=1) for column in zip(*steps, strict=True))
+    live = live.float()
+    return Sampled(tokens, live, logprobs * live, entropy * live,
+                   values * live if actor.value_model is None else None)
+
+
+def _cache_of(out: Any) -> Any:
+    cache = getattr(out, "cache", None)
+    return cache if cache is not None else out.past_key_values
+
+
+@dataclass
+class Rollout:
+    """One batch of experience. Sequences are [B, P + T]; per-token fields are [B, T]; per-response [B]."""
+
+    input_ids: torch.Tensor  # prompt (left-padded) + response (right-padded)
+    attention_mask: torch.Tensor
+    mask: torch.Tensor  # 1 on response tokens, float
+    logprobs: torch.Tensor  # log π_old
+    ref_logprobs: torch.Tensor  # log π_ref
+    values: torch.Tensor  # V_old
+    entropy: torch.Tensor
+    scores: torch.Tensor  # the reward function's score
+    penalties: torch.Tensor  # safety_weight × P(unsafe); 0 without a classifier
+    ended: torch.Tensor  # bool: the response ended with EOS
+
+    @property
+    def response_length(self) -> int:
+        return self.mask.shape[1]
+
+
+@torch.no_grad()
+def response_logprobs(actor: ActorCritic, input_ids: torch.Tensor, attention_mask: torch.Tensor,
+                      tokens: torch.Tensor) -> torch.Tensor:
+    """log π(token) of each response token, in one forward over prompt + response. [B, T]."""
+    hidden = actor.hidden(input_ids, attention_mask)[:, -tokens.shape[1] - 1 : -1]  # [B, T, H]
+    return actor.token_logprobs(hidden, tokens)
+
+
+def decode_completions(tokenizer: Any, prompts: Sequence[PromptInput], prompt_rows: Sequence[Sequence[int]],
+                       sampled: Sampled) -> list[Completion]:
+    """The reward function's view of each sampled response."""
+    completions = []
+    lengths = sampled.mask.sum(-1).long().tolist()
+    for prompt, ids, row, n in zip(prompts, prompt_rows, sampled.tokens.tolist(), lengths, strict=True):
+        kept = row[:n]
+        ended = bool(kept) and kept[-1] == tokenizer.eos_token_id
+        text = tokenizer.decode(kept[:-1] if ended else kept, skip_special_tokens=True)
+        shown = tokenizer.decode(ids, skip_special_tokens=False) if _is_token_ids(prompt) else prompt
+        completions.append(Completion(shown, text, list(ids), kept, ended))
+    return completions
+
+
+def score_completions(completions: Sequence[Completion], reward: RewardFunction, classifier: Any,
+                      safety_weight: float, safety_head: str) -> tuple[torch.Tensor, torch.Tensor]:
+    """(scores [B], safety penalties [B]) on the CPU."""
+    scores = torch.tensor([float(s) for s in reward(completions)], dtype=torch.float32)
+    if scores.shape[0] != len(completions) or not torch.isfinite(scores).all():
+        raise ValueError("reward: the reward function must return one finite score per completion")
+    penalties = torch.zeros_like(scores)
+    if classifier is not None and safety_weight > 0:
+        penalties = safety_weight * unsafe_probability(classifier, completions, safety_head).cpu()
+    return scores, penalties
+
+
+def collect_rollout(actor: ActorCritic, frozen_reference: torch.nn.Module | None, tokenizer: Any,
+                    prompts: Sequence[PromptInput], prompt_rows: Sequence[Sequence[int]],
+                    generators: list[torch.Generator], max_new_tokens: int,
+                    score: Callable[[Sequence[Completion]], tuple[torch.Tensor, torch.Tensor]]) -> Rollout:
+    """Sample, then take log π_ref (and values from a separate value model) and the scores."""
+    device = next(actor.parameters()).device
+    prompt_ids, prompt_mask = left_pad(prompt_rows, tokenizer.pad_token_id, device)
+    sampled = sample_responses(actor, prompt_ids, prompt_mask, generators, max_new_tokens=max_new_tokens,
+                               eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id)
+    input_ids = torch.cat([prompt_ids, sampled.tokens], dim=1)  # [B, P + T]
+    attention_mask = torch.cat([prompt_mask, sampled.mask.long()], dim=1)
+    with actor.reference(frozen_reference) as reference:
+        ref_logprobs = response_logprobs(reference, input_ids, attention_mask, sampled.tokens) * sampled.mask
+    values = sampled.values
+    if values is None:
+        with torch.no_grad():
+            values = actor.value_model(input_ids, attention_mask)[:, -sampled.tokens.shape[1] - 1 : -1]
+        values = values * sampled.mask
+    completions = decode_completions(tokenizer, prompts, prompt_rows, sampled)
+    scores, penalties = score(completions)
+    ended = torch.tensor([c.ended for c in completions], dtype=torch.bool, device=device)
+    return Rollout(input_ids, attention_mask, sampled.mask, sampled.logprobs, ref_logprobs, values,
+                   sampled.entropy, scores.to(device), penalties.to(device), ended)
