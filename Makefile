@@ -9,7 +9,7 @@ STAMP := $(VENV)/.installed
 VENDOR := static/vendor/node_modules/chart.js/dist/chart.umd.min.js
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
-.PHONY: install run worker test browser clean
+.PHONY: install run worker test lint browser clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,6 +37,11 @@ browser:
 
 test: install browser
 	$(BIN)/python -m pytest
+
+# Style (ruff) and layering (import-linter contracts in pyproject.toml); CI runs both.
+lint: install
+	$(BIN)/ruff check app tests bench migrations
+	$(BIN)/lint-imports
 
 clean:
 	rm -rf $(VENV) var test-artifacts

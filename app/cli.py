@@ -54,6 +54,7 @@ def _session(settings: Settings, *, migrate_first: bool = False) -> Iterator[Ses
 
     A domain error (bad input the services refuse) becomes a one-line ``CliError``, not a traceback.
     ``migrate_first`` upgrades the database to head before the session opens."""
+    import app.all_models  # noqa: F401 - every mapper, so relationships named across packages resolve
     from app.db import make_sessionmaker
     from app.errors import DomainError
 
@@ -122,7 +123,7 @@ def _bootstrap_database(settings: Settings) -> None:
 
 def _queue_first_bootstrap(settings: Settings) -> None:
     """First start: have the worker install the default policy and starter prompts (no torch here)."""
-    from app.registry.bootstrap import queue_first_bootstrap
+    from app.versions.bootstrap import queue_first_bootstrap
 
     with _session(settings) as db:
         job = queue_first_bootstrap(db, settings)
@@ -216,7 +217,7 @@ def cmd_import_prompts(args: argparse.Namespace) -> None:
 def cmd_models_bootstrap(args: argparse.Namespace) -> None:
     """Synchronously what ``serve`` queues on a first start; a second run does nothing."""
     from app.training.core.default_models import MissingModelPackage
-    from app.registry.bootstrap import bootstrap
+    from app.versions.bootstrap import bootstrap
 
     settings = _settings()
     try:

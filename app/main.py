@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.annotation import api as annotation_api
 from app.annotation import views as annotation_views
-from app.auth import views as auth_views
+from app.users import login_views as auth_views
 from app.chat import views as chat_views
 from app.config import Settings
 from app.dashboard import api as dashboard_api
@@ -28,8 +28,8 @@ from app.pool import api as pool_api
 from app.pool import views as pool_views
 from app.prompts import api as prompts_api
 from app.prompts import views as prompts_views
-from app.registry import api as registry_api
-from app.registry import views as registry_views
+from app.versions import api as registry_api
+from app.versions import views as registry_views
 from app.finetune.core import api as rewards_api
 from app.security_headers import SecurityHeadersMiddleware
 from app.system import router as system_router

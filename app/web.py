@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import secrets
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from fastapi import Request
-from fastapi.responses import HTMLResponse, RedirectResponse
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
+from sqlalchemy.orm import Session
 
 from app.auth import cookies
 from app.auth.models import Role
+from app.errors import DomainError
+
+T = TypeVar("T")
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
@@ -55,6 +60,39 @@ def render_anonymous_form(request: Request, template: str, context: dict[str, An
     response = render(request, template, {**(context or {}), "csrf_token": token}, status_code=status_code)
     cookies.set_nonce_cookie(response, request, nonce, settings.cookie_secure)
     return response
+
+
+@overload
+def form_action(db: Session, run: Callable[[], Response], *, failed: Callable[[DomainError], Response]) -> Response: ...
+
+
+@overload
+def form_action(
+    db: Session, run: Callable[[], T], *, done: Callable[[T], Response], failed: Callable[[DomainError], Response]
+) -> Response: ...
+
+
+def form_action(
+    db: Session,
+    run: Callable[[], Any],
+    *,
+    done: Callable[[Any], Response] | None = None,
+    failed: Callable[[DomainError], Response],
+) -> Response:
+    """Run a form's service call; a refusal rolls back and answers ``failed(error)``: the form again, with the message.
+
+    It always rolls back, because a refusing service may have flushed rows or locked one (``lock_set``)
+    first, and the page re-rendered from the same session must neither show half an action nor hold
+    the lock while it renders; what the service committed before refusing stays. Only ``run`` is
+    guarded, so a ``NotFound`` while rendering ``done`` or ``failed`` still reaches the error pages.
+    Without ``done``, ``run`` built the answer itself.
+    """
+    try:
+        result = run()
+    except DomainError as exc:
+        db.rollback()
+        return failed(exc)
+    return done(result) if done is not None else result
 
 
 def redirect(path: str) -> RedirectResponse:

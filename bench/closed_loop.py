@@ -1,23 +1,38 @@
 """The whole RLHF loop through the real HTTP API, with a simulated annotator whose taste is a simple rule.
 
-Starts ``rlhf serve`` (with its embedded worker) on a fresh data folder, which installs the default
-policy (SmolLM2-135M-Instruct) and the starter prompts and starts filling the pair pool. Then, through
-``/api/v1`` only:
+Each run starts ``rlhf serve`` (with its embedded worker) on a fresh data folder, which installs the
+default policy (SmolLM2-135M-Instruct) and the starter prompts and starts filling the pair pool. Then,
+through ``/api/v1`` only:
 
 1. judge N pool pairs (``/annotation/next`` + ``/annotation/judgements``) by the rule;
-2. start a ``reward`` job (Bradley–Terry on those judgements) and wait for it;
-3. start a ``ppo`` job against that reward version on the same (training) prompts and wait for it;
+2. start a ``reward`` job (Bradley–Terry on those judgements) and wait for it — skipped when the policy
+   job's kind takes no reward version (``dpo`` learns from the judgements themselves);
+   under the ``safe`` rule the annotator also labels each answer safe or unsafe, and a ``classifier``
+   job (safety head) is trained on those labels;
+3. start the policy job (``--method``: ``ppo`` by default, or ``rloo``, ``dpo``, ``online_dpo``) against
+   that reward version (and classifier: PPO's safety penalty) on the same (training) prompts;
 4. switch the pool to a held-out prompt set and promote the new policy: the pool retires the old
    policy's pairs and generates cross-version pairs, new vs old;
 5. judge those by the same rule and read the human (here: simulated) verdict off the leaderboard API.
 
-It prints the reward model's validation accuracy, the new policy's win rate against the old under the
-rule (ties count half), the mean KL per token to the old policy during the last quarter of PPO (the
-trained policy's), and the wall time of each phase. The last line is one JSON object.
+The rules are in ``bench/rules.py``: shorter (length), question and list (form), digit and on_topic
+(content), no_first_person and no_preamble (style), safe (safety). A rule says "tie" when both answers
+have its trait or neither has; ties train nothing and count half on the evaluation pairs, so each run
+reports its tie share. ``--rule all`` (or ``--rule a,b,c``) runs rules in turn, each on its own fresh
+server and data folder, and ``--seeds N`` repeats each over N seeds (mean ± sd of the win rate).
+
+Per run it reports the reward model's validation accuracy, the new policy's win rate against the old
+under the rule (ties count half) with a 95 % Wilson score interval over the held-out pairs (it covers
+the evaluation's sampling noise, not the training's: the seeds show that), the mean KL per token to the
+old policy during the last quarter of training (the trained policy's), and the wall time of each phase.
+A table sums the runs up; the last line is one JSON object.
 
     nice -n 10 .venv/bin/python bench/closed_loop.py                    # the acceptance run (≈ 20-30 min)
-    .venv/bin/python bench/closed_loop.py --tiny                        # a smoke run on a tiny random policy
+    .venv/bin/python bench/closed_loop.py --profile tiny                # a smoke run on a tiny random policy
     .venv/bin/python bench/closed_loop.py --rule question --pairs 600   # prefers answers ending with '?'
+    .venv/bin/python bench/closed_loop.py --rule all                    # every rule in turn (≈ 4 h)
+    .venv/bin/python bench/closed_loop.py --rule safe,digit --seeds 3   # two rules, seeds 0, 1, 2
+    .venv/bin/python bench/closed_loop.py --method rloo --param learning_rate=5e-4  # another policy job kind
     .venv/bin/python bench/closed_loop.py --database-url postgresql://postgres@127.0.0.1:5432/rlhf_loop
 """
 
@@ -25,12 +40,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import re
+import shutil
+import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Callable, Iterator
+import traceback
+from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -41,42 +60,33 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from tests.server import running_server  # noqa: E402 - the same way the end-to-end tests start the server
+from bench.rules import KINDS, RULES, SAFETY_RULES, Rule, labels, prompt_text
+from tests.server import running_server  # the same way the end-to-end tests start the server
 
 HELDOUT = Path(__file__).with_name("closed_loop_heldout.jsonl")
 ADMIN_PASSWORD = "closed-loop-admin-password"
 ANNOTATOR = ("sim-annotator", "closed-loop-annotator-password")
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
-LABELS = {side: {"quality": "good", "safety": "safe"} for side in "AB"}
+SCREEN = {"a": "A", "b": "B", "tie": "tie"}  # a rule's verdict → the judgement API's choice (sides as shown)
+METHODS = ("ppo", "rloo", "dpo", "online_dpo")  # policy job kinds; the script passes the name and the parameters
+# The policy job's links to the rest of the run, each sent only when the kind's parameter schema has it.
+LINKS = ("policy_version_id", "reward_version_id", "classifier_version_id", "prompt_set_ids", "seed")
+Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile
 # The pool samples as PPO's rollouts do (temperature 0.7, no nucleus cut): the judged pairs, the training
 # samples and the evaluation pairs come from one distribution, and no sort over the vocabulary per token.
 SAMPLING = {"RLHF_POOL_TEMPERATURE": "0.7", "RLHF_POOL_TOP_P": "1.0"}
 
 
-# --- the simulated annotator's taste: "A", "B" or "tie" for the two texts as shown
-def prefers_shorter(a: str, b: str) -> str:
-    """The shorter answer wins (characters); equal lengths tie."""
-    return "tie" if len(a) == len(b) else ("A" if len(a) < len(b) else "B")
-
-
-def prefers_question(a: str, b: str) -> str:
-    """The answer that ends with a question wins; both or neither tie."""
-    qa, qb = a.rstrip().endswith("?"), b.rstrip().endswith("?")
-    return "tie" if qa == qb else ("A" if qa else "B")
-
-
-RULES: dict[str, Callable[[str, str], str]] = {"shorter": prefers_shorter, "question": prefers_question}
-
-
 @dataclass
 class Profile:
-    """What one run does: how many judgements, the server's pool settings, the two jobs' parameters."""
+    """What one run does: how many judgements, the server's pool settings, the jobs' parameters."""
 
+    name: str
     pairs: int
     eval_pairs: int
     server_env: dict[str, str]
-    reward: dict[str, Any]
-    ppo: dict[str, Any]
+    reward: dict[str, Any]  # the reward job's; the classifier job (safety rules) takes the same
+    ppo: dict[str, Any]  # the policy job's defaults; a kind that lacks one of these fields is not sent it
     timeout_s: float = 3600.0
 
 
@@ -88,7 +98,8 @@ def real_profile() -> Profile:
     cores = {"num_threads": os.cpu_count() or 1}  # each job runs alone, the generator idle: every core
     reward = {"epochs": 2, "batch_size": 16, "learning_rate": 5e-5, "max_length": 128, "validation_fraction": 0.15,
               **cores}
-    return Profile(pairs=400, eval_pairs=64, server_env=pool, reward=reward, ppo=cores)  # else the ppo job's defaults
+    return Profile(name="real", pairs=400, eval_pairs=64, server_env=pool, reward=reward,
+                   ppo=cores)  # else the ppo job's defaults
 
 
 def tiny_profile() -> Profile:
@@ -98,7 +109,10 @@ def tiny_profile() -> Profile:
     reward = {"epochs": 1, "batch_size": 8, "learning_rate": 1e-3, "max_length": 128, "validation_fraction": 0.25}
     ppo = {"updates": 3, "batch_size": 4, "num_minibatches": 1, "ppo_epochs": 1, "response_length": 12,
            "learning_rate": 1e-3, "checkpoint_every": 0}
-    return Profile(pairs=40, eval_pairs=16, server_env=pool, reward=reward, ppo=ppo, timeout_s=900.0)
+    return Profile(name="tiny", pairs=40, eval_pairs=16, server_env=pool, reward=reward, ppo=ppo, timeout_s=900.0)
+
+
+PROFILES = {"real": real_profile, "tiny": tiny_profile}
 
 
 class Api:
@@ -107,7 +121,7 @@ class Api:
     def __init__(self, base: str, token: str) -> None:
         self.http = httpx.Client(base_url=base + "/api/v1", headers={"Authorization": f"Bearer {token}"}, timeout=120)
 
-    def call(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), **kwargs: Any) -> Any:  # noqa: ANN401
+    def call(self, method: str, path: str, *, ok: tuple[int, ...] = (200, 201), **kwargs: Any) -> Any:
         answer = self.http.request(method, path, **kwargs)
         if answer.status_code not in ok:
             raise SystemExit(f"{method} {path} answered {answer.status_code}: {answer.text[:1000]}")
@@ -149,9 +163,12 @@ class Loop:
 
     researcher: Api  # the admin's token: researcher and admin routes
     annotator: Api
-    rule: Callable[[str, str], str]
+    rule_name: str
+    rule: Rule
     profile: Profile
     phases: dict[str, float] = field(default_factory=dict)
+    unsafe_labels: int = 0  # answers the annotator labelled unsafe, training and evaluation pairs together
+    labels_sent: int = 0
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -173,12 +190,19 @@ class Loop:
             time.sleep(2)
         raise SystemExit("the first-start bootstrap did not finish")
 
+    def kind_fields(self, kind: str) -> set[str]:
+        """The parameter names of a job kind, from its schema; a kind the server lacks stops the run early."""
+        kinds = {k["name"]: k["params_schema"] for k in self.researcher.call("GET", "/jobs/kinds")}
+        if kind not in kinds:
+            raise SystemExit(f"this server has no {kind!r} job kind (it has: {', '.join(sorted(kinds))})")
+        return set(kinds[kind].get("properties", {}))
+
     def judge(self, count: int, *, retire_when_enough: int | None = None) -> dict[str, int]:
         """Judge ``count`` pairs from the pool by the rule, waiting for the generator when it is empty.
 
         With ``retire_when_enough`` (a prompt set), that set is retired as soon as the pool holds the pairs
         still to judge, so the generator stops after its current batch instead of refilling the pool."""
-        verdicts = {"A": 0, "B": 0, "tie": 0}
+        verdicts = {"a": 0, "b": 0, "tie": 0}
         deadline = time.monotonic() + self.profile.timeout_s
         while sum(verdicts.values()) < count:
             judged = sum(verdicts.values())
@@ -193,10 +217,15 @@ class Loop:
                 time.sleep(1)
                 continue
             pair = shown.json()
-            choice = self.rule(pair["responses"]["A"], pair["responses"]["B"])
-            body = {"assignment_id": pair["assignment_id"], "choice": choice, "labels": LABELS}
-            self.annotator.call("POST", "/annotation/judgements", json=body if choice == "tie" else {**body, "strength": 2})
-            verdicts[choice] += 1
+            prompt, a, b = prompt_text(pair["messages"]), pair["responses"]["A"], pair["responses"]["B"]
+            verdict = self.rule(prompt, a, b)
+            sides = labels(self.rule_name, a, b)
+            body = {"assignment_id": pair["assignment_id"], "choice": SCREEN[verdict], "labels": sides}
+            self.annotator.call("POST", "/annotation/judgements",
+                                json=body if verdict == "tie" else {**body, "strength": 2})
+            verdicts[verdict] += 1
+            self.labels_sent += 2
+            self.unsafe_labels += sum(side["safety"] == "unsafe" for side in sides.values())
             if sum(verdicts.values()) % 50 == 0:
                 print(f"    {sum(verdicts.values())}/{count} judged {verdicts}", flush=True)
         return verdicts
@@ -210,26 +239,30 @@ class Loop:
 
     def heldout_set(self) -> int:
         """The held-out prompts as a retired set: the pool ignores them until the evaluation."""
-        created = self.researcher.call("POST", "/prompt-sets", json={"name": "closed-loop-heldout", "status": "retired"})
+        created = self.researcher.call("POST", "/prompt-sets",
+                                       json={"name": "closed-loop-heldout", "status": "retired"})
         with HELDOUT.open("rb") as stream:
             self.researcher.call("POST", f"/prompt-sets/{created['id']}/import",
                                  files={"file": (HELDOUT.name, stream, "application/jsonl")})
         return created["id"]
 
 
-def kl_per_token(api: Api, job_id: int) -> tuple[float, float, list[dict[str, float]]]:
+def kl_per_token(api: Api, job_id: int) -> tuple[float | None, float | None, list[dict[str, float]]]:
     """Σ KL / Σ tokens over the last quarter of the updates (the trained policy) and over all of them,
-    and per update: KL per response, response length, mean reward-model score and β (how it got there)."""
+    and per update: KL per response, response length, mean reward-model score and β (how it got there).
+    None, None, [] when the job logged no ``kl`` and ``response_length`` curves (a kind that has none)."""
     def series(name: str) -> dict[int, float]:
         return {m["step"]: m["value"] for m in api.call("GET", f"/jobs/{job_id}/metrics", params={"name": name})}
 
     kl, length, score, beta = series("kl"), series("response_length"), series("score"), series("beta")
-    steps = sorted(kl)
+    steps = sorted(set(kl) & set(length))
+    if not steps:
+        return None, None, []
     last = steps[-max(1, len(steps) // 4):]
     trace = [{"update": s, "kl": round(kl[s], 3), "length": round(length[s], 1), "score": round(score.get(s, 0), 3),
               "beta": round(beta.get(s, 0), 4)} for s in steps]
     return (sum(kl[s] for s in last) / max(sum(length[s] for s in last), 1e-9),
-            sum(kl.values()) / max(sum(length.values()), 1e-9), trace)
+            sum(kl[s] for s in steps) / max(sum(length[s] for s in steps), 1e-9), trace)
 
 
 def win_rate(api: Api, new_id: int, old_id: int) -> tuple[float, int]:
@@ -238,38 +271,97 @@ def win_rate(api: Api, new_id: int, old_id: int) -> tuple[float, int]:
     order = [row["version_id"] for row in board["rows"]]
     if new_id not in order or old_id not in order:
         raise SystemExit(f"the leaderboard lacks a version: {board}")
-    return board["win_rates"][order.index(new_id)][order.index(old_id)], board["games"][order.index(new_id)][order.index(old_id)]
+    i, j = order.index(new_id), order.index(old_id)
+    return board["win_rates"][i][j], board["games"][i][j]
 
 
-def run_loop(loop: Loop, args: argparse.Namespace) -> dict[str, Any]:
-    """Phases 1-5 on a running server; returns the figures."""
-    profile = loop.profile
+def wilson_interval(rate: float, n: int, z: float = Z95) -> tuple[float, float] | None:
+    """The Wilson score interval of a proportion ``rate`` observed over ``n`` trials (95 % by default).
+
+    Ties count half a win, so ``rate`` × ``n`` need not be whole; the interval treats the n held-out pairs
+    as independent trials, which slightly overstates the spread when ties are common (a tie is less
+    variable than a coin flip). None when there were no trials."""
+    if n <= 0:
+        return None
+    denominator = 1 + z * z / n
+    centre = (rate + z * z / (2 * n)) / denominator
+    half = z * math.sqrt(rate * (1 - rate) / n + z * z / (4 * n * n)) / denominator
+    return max(0.0, centre - half), min(1.0, centre + half)
+
+
+def round_or_none(value: float | None, digits: int = 4) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def verdict_figures(verdicts: dict[str, int]) -> dict[str, Any]:
+    judged = sum(verdicts.values())
+    return {"pairs_judged": judged, "verdicts": verdicts,
+            "verdict_shares": {k: round(v / max(judged, 1), 4) for k, v in verdicts.items()},
+            "tie_share": round(verdicts["tie"] / max(judged, 1), 4)}
+
+
+def run_loop(loop: Loop, *, seed: int, method: str, user_params: dict[str, Any],
+             partial: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Phases 1-5 on a running server; returns the figures. ``partial`` receives the training verdicts and
+    the phases' times as they come, for the report of a run that fails later."""
+    partial = {} if partial is None else partial
+    partial["phases_s"] = loop.phases
+    profile, tiny, safety = loop.profile, loop.profile.name == "tiny", loop.rule_name in SAFETY_RULES
     with loop.phase("setup"):
         old_id, train_set = loop.policy_v0_and_prompts()
+        accepts = loop.kind_fields(method)
         heldout = loop.heldout_set()
     with loop.phase("judge"):
         verdicts = loop.judge(profile.pairs, retire_when_enough=train_set)
-    with loop.phase("reward"):
-        backbone = {"backbone_version_id": old_id} if args.tiny else {}
-        reward = loop.run_job("reward", {**profile.reward, **backbone, "seed": args.seed})
-    rm_accuracy = reward["result"]["metrics"].get("val_accuracy")
-    print(f"    reward model validation accuracy {rm_accuracy}", flush=True)
-    with loop.phase("ppo"):
-        ppo = loop.run_job("ppo", {**profile.ppo, "reward_version_id": reward["result"]["version_id"],
-                                   "prompt_set_ids": [train_set], "policy_version_id": old_id, "seed": args.seed})
-    new_id = ppo["result"]["version_id"]
-    kl_final, kl_all, trace = kl_per_token(loop.researcher, ppo["id"])
+    unsafe_train = loop.unsafe_labels
+    partial.update(verdict_figures(verdicts))
+    if verdicts["a"] + verdicts["b"] < 2:
+        raise SystemExit(f"the {loop.rule_name!r} rule tied on {verdicts['tie']} of {sum(verdicts.values())} pairs: "
+                         "nothing to learn from (the policy's answers all have its trait, or none has)")
+    backbone = {"backbone_version_id": old_id} if tiny else {}
+    links: dict[str, Any] = {"policy_version_id": old_id, "prompt_set_ids": [train_set], "seed": seed}
+    rm_accuracy, classifier = None, None
+    if "reward_version_id" in accepts:
+        with loop.phase("reward"):
+            reward = loop.run_job("reward", {**profile.reward, **backbone, "seed": seed})
+        rm_accuracy = reward["result"]["metrics"].get("val_accuracy")
+        links["reward_version_id"] = reward["result"]["version_id"]
+        print(f"    reward model validation accuracy {rm_accuracy}", flush=True)
+    else:
+        print(f"--- reward: skipped, a {method!r} job takes no reward version", flush=True)
+    if safety:
+        with loop.phase("classifier"):
+            job = loop.run_job("classifier", {**profile.reward, **backbone, "heads": ["safety"], "seed": seed})
+        classifier = {"version_id": job["result"]["version_id"], "metrics": job["result"].get("metrics", {}),
+                      "passed_to_policy": "classifier_version_id" in accepts}
+        links["classifier_version_id"] = classifier["version_id"]
+        print(f"    safety classifier {classifier['metrics']}", flush=True)
+        if not classifier["passed_to_policy"]:
+            print(f"    a {method!r} job takes no classifier: no safety penalty", flush=True)
+    defaults = {k: v for k, v in profile.ppo.items() if k in accepts}
+    params = {**defaults, **{k: v for k, v in links.items() if k in accepts}, **user_params}
+    with loop.phase(method):
+        policy = loop.run_job(method, params)
+    new_id = policy["result"]["version_id"]
+    kl_final, kl_all, trace = kl_per_token(loop.researcher, policy["id"])
     with loop.phase("evaluate"):
         loop.set_status(heldout, "active")
         promoted = loop.researcher.call("POST", f"/models/{new_id}/promote")
         print(f"    promoted {promoted['promoted']['name']}; {promoted['retired_pairs']} old pairs retired", flush=True)
         loop.judge(profile.eval_pairs)
         rate, battles = win_rate(loop.researcher, new_id, old_id)
-    return {"rule": args.rule, "pairs_judged": profile.pairs, "verdicts": verdicts, "rm_val_accuracy": rm_accuracy,
-            "ppo_updates": ppo["result"]["updates"], "score_last": ppo["result"]["metrics"].get("score"),
-            "mean_kl_per_token": round(kl_final, 4), "mean_kl_per_token_all_updates": round(kl_all, 4),
-            "win_rate": round(rate, 4), "eval_battles": battles, "phases_s": loop.phases,
-            "ppo_params": {k: v for k, v in profile.ppo.items() if k != "num_threads"}, "ppo_trace": trace}
+    judged = sum(verdicts.values())
+    interval = wilson_interval(rate, battles)
+    metrics = policy["result"].get("metrics", {})
+    return {"rule": loop.rule_name, "kind": KINDS[loop.rule_name], "seed": seed, "method": method,
+            **verdict_figures(verdicts), "rm_val_accuracy": rm_accuracy,
+            "classifier": classifier,
+            "unsafe_label_share": round(unsafe_train / max(2 * judged, 1), 4) if safety else None,
+            "policy_updates": policy["result"].get("updates"), "score_last": metrics.get("score"),
+            "mean_kl_per_token": round_or_none(kl_final), "mean_kl_per_token_all_updates": round_or_none(kl_all),
+            "win_rate": round(rate, 4), "win_rate_ci95": None if interval is None else [round(x, 4) for x in interval],
+            "eval_battles": battles, "phases_s": loop.phases,
+            "policy_params": {k: v for k, v in params.items() if k != "num_threads"}, "policy_trace": trace}
 
 
 def tiny_policy(folder: Path) -> Path:
@@ -294,49 +386,187 @@ def job_param(text: str) -> tuple[str, Any]:
         return key, value
 
 
-def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rule", choices=sorted(RULES), default="shorter", help="the simulated annotator's preference")
-    ap.add_argument("--pairs", type=int, help="pool pairs judged before training (default 400; --tiny 40)")
-    ap.add_argument("--eval-pairs", type=int, help="new-vs-old pairs judged on held-out prompts (default 64)")
-    ap.add_argument("--updates", type=int, help="PPO updates (default: the ppo job's, 20)")
-    ap.add_argument("--ppo", action="append", default=[], metavar="KEY=VALUE", type=job_param,
-                    help="a ppo job parameter, the value as JSON (repeatable), e.g. --ppo kl_coef=0.1")
-    ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--tiny", action="store_true", help="a tiny random policy: checks the plumbing in minutes")
-    ap.add_argument("--database-url", help="an empty PostgreSQL database to use instead of SQLite")
-    ap.add_argument("--data-dir", type=Path, help="default: a new temporary folder")
-    args = ap.parse_args()
+def rule_list(text: str) -> list[str]:
+    """``all`` → every rule; ``a,b,c`` → those, in that order, each once."""
+    names = list(RULES) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    unknown = [n for n in names if n not in RULES]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(f"unknown rule {', '.join(unknown) or text!r}; "
+                                         f"choose from all, {', '.join(RULES)} (comma-separated)")
+    return list(dict.fromkeys(names))
 
-    profile = tiny_profile() if args.tiny else real_profile()
-    profile.pairs = args.pairs or profile.pairs
-    profile.eval_pairs = args.eval_pairs or profile.eval_pairs
-    if args.updates:
-        profile.ppo["updates"] = args.updates
-    profile.ppo.update(args.ppo)
-    data_dir = args.data_dir or Path(tempfile.mkdtemp(prefix="rlhf-closed-loop-"))
+
+def one_run(rule: str, seed: int, data_dir: Path, profile: Profile, args: argparse.Namespace,
+            partial: dict[str, Any]) -> dict[str, Any]:
+    """One rule, one seed: a fresh server on ``data_dir``, the five phases, the figures (``partial``: those
+    known so far, should the run fail)."""
     env = {**profile.server_env, "RLHF_ADMIN_PASSWORD": ADMIN_PASSWORD, "RLHF_POOL_CROSS_VERSION_SHARE": "1.0"}
-    if args.tiny:
+    if profile.name == "tiny":
         env["RLHF_BOOTSTRAP_MODEL"] = str(tiny_policy(data_dir / "tiny-policy"))
     if args.database_url:
         env["RLHF_DATABASE_URL"] = args.database_url
-    print(f"closed loop: rule {args.rule!r}, {profile.pairs} judgements, data in {data_dir}", flush=True)
+    user_params = dict(args.param)
+    if args.updates:
+        user_params["updates"] = args.updates
+    print(f"=== closed loop: rule {rule!r} ({KINDS[rule]}), seed {seed}, method {args.method!r}, "
+          f"{profile.pairs} judgements, data in {data_dir}", flush=True)
     started = time.monotonic()
     with running_server(data_dir / "var", extra_env=env, args=("--log-level", "warning")) as server:
         admin = Api(server.url, api_token(server.url, "admin", ADMIN_PASSWORD))
         admin.call("POST", "/users", json={"username": ANNOTATOR[0], "password": ANNOTATOR[1], "role": "annotator"})
         annotator = Api(server.url, api_token(server.url, *ANNOTATOR))
-        loop = Loop(admin, annotator, RULES[args.rule], profile, {"server start": round(time.monotonic() - started, 1)})
-        report = run_loop(loop, args)
+        loop = Loop(admin, annotator, rule, RULES[rule], profile,
+                    {"server start": round(time.monotonic() - started, 1)})
+        report = run_loop(loop, seed=seed, method=args.method, user_params=user_params, partial=partial)
     report["total_s"] = round(time.monotonic() - started, 1)
-    print(f"reward model validation accuracy: {report['rm_val_accuracy']:.3f}")
-    print(f"win rate of the new policy against the old ({args.rule!r}, ties half): {report['win_rate']:.1%} "
-          f"over {report['eval_battles']} held-out pairs")
-    print(f"mean KL per token to the old policy: {report['mean_kl_per_token']:.3f} nats (last quarter of PPO), "
-          f"{report['mean_kl_per_token_all_updates']:.3f} over all updates")
-    print("wall time per phase: " + ", ".join(f"{k} {v:.0f} s" for k, v in report["phases_s"].items())
-          + f"; total {report['total_s'] / 60:.1f} min")
-    print(json.dumps(report))
+    print(f"    reward model validation accuracy: {fmt(report['rm_val_accuracy'], '.3f')}; "
+          f"win rate ({rule!r}, ties half): {fmt_rate(report)} over {report['eval_battles']} held-out pairs; "
+          f"KL/token {fmt(report['mean_kl_per_token'], '.3f')} (last quarter), "
+          f"{fmt(report['mean_kl_per_token_all_updates'], '.3f')} (all updates)", flush=True)
+    print("    wall time per phase: " + ", ".join(f"{k} {v:.0f} s" for k, v in report["phases_s"].items())
+          + f"; total {report['total_s'] / 60:.1f} min", flush=True)
+    return report
+
+
+def fmt(value: float | None, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def fmt_rate(run: dict[str, Any]) -> str:
+    if run.get("win_rate") is None:
+        return "-"
+    ci = run.get("win_rate_ci95")
+    return f"{run['win_rate']:.1%}" + ("" if ci is None else f" [{ci[0]:.1%}, {ci[1]:.1%}]")
+
+
+def mean_sd(values: list[float]) -> tuple[float | None, float | None]:
+    """Mean and sample standard deviation (None with fewer than two values)."""
+    if not values:
+        return None, None
+    return statistics.fmean(values), (statistics.stdev(values) if len(values) > 1 else None)
+
+
+def summarise(rule: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
+    """One rule's runs and their spread over the seeds."""
+    done = [r for r in runs if "error" not in r]
+
+    def mean_of(key: str) -> float | None:
+        values = [r[key] for r in done if r.get(key) is not None]
+        return round(statistics.fmean(values), 4) if values else None
+
+    mean, sd = mean_sd([r["win_rate"] for r in done])
+    return {"kind": KINDS[rule], "seeds": [r["seed"] for r in runs],
+            "failed_seeds": [r["seed"] for r in runs if "error" in r],
+            "win_rate_mean": round_or_none(mean), "win_rate_sd": round_or_none(sd),
+            "tie_share_mean": round_or_none(mean_sd([r["tie_share"] for r in runs if "tie_share" in r])[0]),
+            "rm_val_accuracy_mean": mean_of("rm_val_accuracy"), "mean_kl_per_token_mean": mean_of("mean_kl_per_token"),
+            "minutes": round(sum(r.get("total_s", 0) for r in runs) / 60, 1), "runs": runs}
+
+
+TABLE_NOTE = """\
+a/b/tie: the rule's verdicts on the training pairs, as shares: the left answer (a), the right (b), or a tie —
+  a trait rule ties when both answers have its trait or neither has (shorter and on_topic: equal counts); ties
+  train nothing. Sides are shuffled, so a ≈ b. RM acc: the reward model's validation accuracy ('-': no reward job).
+win rate: the new policy against the old on held-out pairs under the same rule, ties counted half, with a 95 %
+  Wilson score interval over those pairs (evaluation noise only; the spread over seeds shows the training's).
+KL/tok: mean KL per token to the old policy over the last quarter of training. min: the run's wall time."""
+
+
+def print_table(runs: list[dict[str, Any]], rules: dict[str, dict[str, Any]]) -> None:
+    """The runs as a table, then each rule's mean ± sd over seeds when it ran more than one."""
+    print("\n" + TABLE_NOTE)
+    header = f"{'rule':<16} {'kind':<8} {'seed':>4}  {'a/b/tie %':<11} {'RM acc':>6}  {'win rate [95 % CI]':<24} " \
+             f"{'KL/tok':>6} {'min':>5}"
+    print(header + "\n" + "-" * len(header))
+    for r in runs:
+        shares = "/".join(f"{100 * r['verdict_shares'][k]:.0f}" for k in ("a", "b", "tie")) \
+            if "verdict_shares" in r else "-"
+        if "error" in r:
+            print(f"{r['rule']:<16} {r['kind']:<8} {r['seed']:>4}  {shares:<11} failed: "
+                  f"{r['error'].splitlines()[0][:100]}")
+            continue
+        print(f"{r['rule']:<16} {r['kind']:<8} {r['seed']:>4}  {shares:<11} {fmt(r['rm_val_accuracy'], '.3f'):>6}  "
+              f"{fmt_rate(r):<24} {fmt(r['mean_kl_per_token'], '.3f'):>6} {r['total_s'] / 60:>5.1f}")
+    for rule, summary in rules.items():
+        if len(summary["seeds"]) > 1 and summary["win_rate_mean"] is not None:
+            sd = summary["win_rate_sd"]
+            print(f"{rule}: win rate {summary['win_rate_mean']:.1%} ± {fmt(None if sd is None else 100 * sd, '.1f')} "
+                  f"points (mean ± sd over seeds {summary['seeds']}), tie share {summary['tie_share_mean']:.0%}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--rule", type=rule_list, default=["shorter"], metavar="RULE[,RULE…]|all",
+                    help=f"the simulated annotator's preference: one of {', '.join(RULES)}, several "
+                    "comma-separated, or 'all'; each runs on its own fresh server (default shorter)")
+    ap.add_argument("--seed", type=int, default=0, help="the (first) seed of the reward, classifier and policy jobs")
+    ap.add_argument("--seeds", type=int, default=1, metavar="N",
+                    help="run each rule N times, seeds --seed … --seed+N-1, and report the win rate's mean ± sd")
+    ap.add_argument("--method", choices=METHODS, default="ppo",
+                    help="the policy job's kind (default ppo); a kind without reward_version_id skips the reward job")
+    ap.add_argument("--pairs", type=int, help="pool pairs judged before training (default 400; tiny 40)")
+    ap.add_argument("--eval-pairs", type=int, help="new-vs-old pairs judged on held-out prompts (default 64; tiny 16)")
+    ap.add_argument("--updates", type=int, help="the policy job's updates (default: the job's, 20 for ppo)")
+    ap.add_argument("--param", "--ppo", dest="param", action="append", default=[], metavar="KEY=VALUE", type=job_param,
+                    help="a policy job parameter, the value as JSON (repeatable), e.g. --param kl_coef=0.1; "
+                    "sent as given, over the profile's defaults (--ppo is the old name)")
+    ap.add_argument("--profile", choices=sorted(PROFILES), default="real",
+                    help="real: SmolLM2 and MiniLM (≈ 30 min a run); tiny: a tiny random policy, the plumbing "
+                    "in minutes")
+    ap.add_argument("--tiny", action="store_const", const="tiny", dest="profile", help="the same as --profile tiny")
+    ap.add_argument("--database-url", help="an empty PostgreSQL database to use instead of SQLite (one run only)")
+    ap.add_argument("--data-dir", type=Path, help="default: a new temporary folder per run, removed after the run "
+                    "when there are several (a failed run's is kept); given: kept, one subfolder per run if several")
+    args = ap.parse_args()
+    if args.seeds < 1:
+        ap.error("--seeds must be at least 1")
+    runs_wanted = [(rule, args.seed + k) for rule in args.rule for k in range(args.seeds)]
+    if args.database_url and len(runs_wanted) > 1:
+        ap.error("--database-url takes one run (one rule, one seed): every run needs an empty database")
+
+    started, runs = time.monotonic(), []
+    for rule, seed in runs_wanted:
+        profile = PROFILES[args.profile]()
+        profile.pairs = args.pairs or profile.pairs
+        profile.eval_pairs = args.eval_pairs or profile.eval_pairs
+        temporary = args.data_dir is None
+        if temporary:
+            data_dir = Path(tempfile.mkdtemp(prefix=f"rlhf-closed-loop-{rule}-s{seed}-"))
+        else:
+            data_dir = args.data_dir if len(runs_wanted) == 1 else args.data_dir / f"{rule}-seed{seed}"
+        partial: dict[str, Any] = {}
+        try:
+            runs.append(one_run(rule, seed, data_dir, profile, args, partial))
+        except (SystemExit, Exception) as exc:  # one failed run must not lose the others' figures
+            detail = str(exc) if isinstance(exc, SystemExit) else traceback.format_exc()
+            print(f"!!! rule {rule!r} seed {seed} failed (data kept in {data_dir}):\n{detail}", file=sys.stderr,
+                  flush=True)
+            runs.append({"rule": rule, "kind": KINDS[rule], "seed": seed, "method": args.method, **partial,
+                         "error": detail[-3000:], "data_dir": str(data_dir)})
+            continue
+        if temporary and len(runs_wanted) > 1:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+    rules = {rule: summarise(rule, [r for r in runs if r["rule"] == rule]) for rule in args.rule}
+    print_table(runs, rules)
+    means = [s["win_rate_mean"] for s in rules.values() if s["win_rate_mean"] is not None]
+    result: dict[str, Any] = {
+        "rules": rules, "mean_win_rate": round(statistics.fmean(means), 4) if means else None,
+        "method": args.method, "profile": args.profile, "seeds": [args.seed + k for k in range(args.seeds)],
+        "pairs": args.pairs or PROFILES[args.profile]().pairs,
+        "eval_pairs": args.eval_pairs or PROFILES[args.profile]().eval_pairs,
+        "interval": "95 % Wilson score interval of the win rate over the held-out pairs, ties counted half",
+        "ties": "a rule ties when both answers have its trait or neither has; ties train nothing, count half in eval",
+        "failed": [{"rule": r["rule"], "seed": r["seed"]} for r in runs if "error" in r],
+        "total_s": round(time.monotonic() - started, 1),
+    }
+    if len(runs) == 1 and "error" not in runs[0]:
+        result = {**runs[0], **result}  # one run: its figures at the top level too, as this bench always printed them
+    print(f"mean win rate over the rules: {fmt(result['mean_win_rate'], '.1%')}; total "
+          f"{result['total_s'] / 60:.1f} min")
+    print(json.dumps(result))
+    if result["failed"]:
+        sys.exit(1)
 
 
 if __name__ == "__main__":

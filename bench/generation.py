@@ -86,7 +86,7 @@ class PoolBench:
         from app import migrate
         from app.config import Settings
         from app.db import make_engine, make_sessionmaker
-        from app.registry.bootstrap import ensure_starter_prompts
+        from app.versions.bootstrap import ensure_starter_prompts
         from app.registry.models import ModelKind, ModelStatus, ModelVersion
 
         self.settings = Settings(

@@ -21,7 +21,8 @@ from app.annotation.models import AssignmentStatus, Judgement, PairAssignment
 from app.auth.models import User
 from app.config import Settings
 from app.db import UTCDateTime, upsert_insert, utcnow
-from app.errors import Conflict, NotFound
+from app.errors import Conflict
+from app.lookup import get_or_404
 from app.pool.models import Pair, PairStatus, Response
 from app.prompts.models import Prompt
 
@@ -179,10 +180,8 @@ def _in_screen_order(assignment: PairAssignment, pair: Pair, messages: list, a: 
 
 
 def get_assignment(db: Session, *, user: User, assignment_id: int) -> PairAssignment:
-    assignment = db.get(PairAssignment, assignment_id)
-    if assignment is None or assignment.user_id != user.id:
-        raise NotFound(f"assignment {assignment_id} is not assigned to you")
-    return assignment
+    return get_or_404(db, PairAssignment, assignment_id, where=lambda a: a.user_id == user.id,
+                      message=f"assignment {assignment_id} is not assigned to you")
 
 
 def skip(db: Session, *, user: User, assignment_id: int) -> None:

@@ -15,7 +15,8 @@ from app.auth.secrets_util import new_token, token_hash
 from app.config import Settings
 from app.db import utcnow
 from app.text import storable, storable_text
-from app.errors import DomainError, Invalid, NotFound
+from app.errors import DomainError, Invalid
+from app.lookup import get_or_404
 
 LOGIN_FAILED = "Unknown username or wrong password."
 API_TOKEN_PREFIX = "rlhf_"
@@ -130,9 +131,7 @@ def list_tokens(db: Session, *, user: User) -> list[ApiToken]:
 
 
 def revoke_token(db: Session, *, user: User, token_id: int) -> ApiToken:
-    token = db.get(ApiToken, token_id)
-    if token is None or token.user_id != user.id:
-        raise NotFound(f"token {token_id} not found")
+    token = get_or_404(db, ApiToken, token_id, "token", where=lambda t: t.user_id == user.id)
     if token.revoked_at is None:
         token.revoked_at = utcnow()
     db.commit()

@@ -11,12 +11,12 @@ from fastapi.responses import Response
 from app.annotation import assignment as assignments
 from app.annotation.models import AssignmentStatus
 from app.annotation.views import annotate_page
+from app.auth.models import User
 from app.auth.policy import Access, CurrentUser, allow
 from app.chat import service
 from app.deps import DbDep, SettingsDep
-from app.errors import DomainError
 from app.pool.warm_client import WarmClient
-from app.web import redirect, render
+from app.web import form_action, redirect, render
 
 router = APIRouter(prefix="/chat", tags=["chat pages"], dependencies=[allow(Access.annotator)])
 MAX_MESSAGE = 20_000
@@ -24,8 +24,13 @@ MAX_MESSAGE = 20_000
 
 @router.get("", name="chat")
 def chat(request: Request, db: DbDep, user: CurrentUser, after: int | None = None) -> Response:
+    return _chat_page(request, db, user, after)
+
+
+def _chat_page(request: Request, db: DbDep, user: User, after: int | None, *, status_code: int = 200,
+               **context: object) -> Response:
     messages = service.context_after(db, user=user, assignment_id=after) if after else []
-    return render(request, "chat/chat.html", {"messages": messages, "after": after})
+    return render(request, "chat/chat.html", {"messages": messages, "after": after, **context}, status_code=status_code)
 
 
 @router.post("", name="chat_send")
@@ -38,16 +43,19 @@ def chat_send(
     continue_from: Annotated[str, Form(max_length=20)] = "",
 ) -> Response:
     after = int(continue_from) if continue_from.isdigit() else None
-    try:
+
+    def run() -> service.Turn:
         # The web process owns its warm generation process: the model stays loaded between turns.
         with WarmClient(settings, owner_pid=os.getpid()) as generator:
-            turn = service.start_turn(db, settings, generator, user=user, message=message, continue_from=after)
-    except DomainError as exc:
-        db.rollback()
-        messages = service.context_after(db, user=user, assignment_id=after) if after else []
-        context = {"messages": messages, "after": after, "error": exc.message, "draft": message}
-        return render(request, "chat/chat.html", context, status_code=exc.status_code)
-    return redirect(f"/chat/turns/{turn.assignment_id}")
+            return service.start_turn(db, settings, generator, user=user, message=message, continue_from=after)
+
+    return form_action(
+        db,
+        run,
+        done=lambda turn: redirect(f"/chat/turns/{turn.assignment_id}"),
+        failed=lambda exc: _chat_page(request, db, user, after, error=exc.message, draft=message,
+                                      status_code=exc.status_code),
+    )
 
 
 @router.get("/turns/{assignment_id}", name="chat_turn")

@@ -22,7 +22,7 @@ from app.jobs import registry, service
 from app.jobs.models import Job, JobStatus
 from app.jobs.registry import JobKind
 from app.jobs.policy import can_cancel
-from app.web import redirect, render
+from app.web import form_action, redirect, render
 
 router = APIRouter(prefix="/dashboard/jobs", tags=["dashboard pages"], dependencies=[allow(Access.researcher)])
 
@@ -74,15 +74,18 @@ def launch(request: Request, db: DbDep, settings: SettingsDep, user: CurrentUser
     """Parse the form by the kind's schema and enqueue; on a bad value show the form again."""
     kind = _offered(kind_name)
     fields = model_fields(kind.params_model)
-    try:
+
+    def run() -> Job:
         params = parse_form(fields, form)
-        job = service.create_job(db, kind=kind.name, params=params, created_by=user, max_attempts=settings.job_max_attempts)
-    except DomainError as exc:
-        db.rollback()
+        return service.create_job(db, kind=kind.name, params=params, created_by=user,
+                                  max_attempts=settings.job_max_attempts)
+
+    def failed(exc: DomainError) -> Response:
         field = (exc.field or "").removeprefix("params.")
         values = submitted_values(fields, form)
         return _launch_page(request, kind, error=exc.message, error_field=field, values=values, status_code=exc.status_code)
-    return redirect(f"/dashboard/jobs/{job.id}")
+
+    return form_action(db, run, done=lambda job: redirect(f"/dashboard/jobs/{job.id}"), failed=failed)
 
 
 def curve_groups(kind: str) -> list[str]:

@@ -8,8 +8,6 @@ are not battles (they say nothing about which version is better) and are left ou
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,17 +20,13 @@ from app.annotation.models import Choice, Judgement
 from app.errors import NotFound
 from app.pool.models import Pair, Response
 from app.ratings.bradley_terry import Battle, leaderboard, win_rate_matrix
+from app.finetune.core import scoring as reward_scoring
 from app.registry.models import ModelKind, ModelVersion
 from app.registry.service import get_version, list_versions
 
 BOOTSTRAP_ROUNDS = 200
 LEVEL = 0.95
 VALIDATION_ACCURACY_KEYS = ("val_accuracy", "validation_accuracy", "eval_accuracy", "accuracy")
-# The rewards package's agreement of a reward version with the human judgements made after it was
-# trained: ``agreement(db, *, version_id) -> Agreement(judgements, agreed, rate)``. It loads and runs
-# the model, so the page does not wait for it: the column is filled in by /static/dashboard-models.js
-# from the JSON API. Without the function the column is left out.
-HUMAN_AGREEMENT_HOOK = ("app.finetune.core.scoring", "agreement")
 
 
 @dataclass(frozen=True)
@@ -108,39 +102,17 @@ def validation_accuracy(version: ModelVersion) -> float | None:
     return None
 
 
-def human_agreement_hook() -> Callable[..., Any] | None:
-    """The reward-vs-human agreement function if the rewards package provides it, else None."""
-    module_name, attribute = HUMAN_AGREEMENT_HOOK
-    try:
-        module = importlib.import_module(module_name)
-    except ImportError:
-        return None
-    hook = getattr(module, attribute, None)
-    return hook if callable(hook) else None
-
-
 def human_agreement(db: Session, *, version_id: int) -> dict[str, Any]:
-    """{version_id, judgements, rate} of a reward version against later human judgements."""
-    hook = human_agreement_hook()
-    if hook is None:
-        raise NotFound("this installation cannot score reward models against human judgements")
+    """{version_id, judgements, rate} of a reward version against later human judgements. It loads and
+    runs the model, so the page does not wait for it: /static/dashboard-models.js fills the column in."""
     get_version(db, version_id, kind=ModelKind.reward)
-    result = hook(db, version_id=version_id)
+    result = reward_scoring.agreement(db, version_id=version_id)
     return {"version_id": version_id, "judgements": int(result.judgements), "rate": result.rate}
 
 
-def human_agreement_available() -> bool:
-    """Whether the rewards package is there, without importing it (it is slow to import) on a page view."""
-    try:
-        return importlib.util.find_spec(HUMAN_AGREEMENT_HOOK[0]) is not None
-    except ModuleNotFoundError:
-        return False
-
-
-def reward_rows(db: Session) -> tuple[list[dict[str, Any]], bool]:
-    """Reward versions with validation accuracy; the flag says whether human agreement can be shown."""
-    rows = [{"version": v, "val_accuracy": validation_accuracy(v)} for v in list_versions(db, kind=ModelKind.reward)]
-    return rows, human_agreement_available()
+def reward_rows(db: Session) -> list[dict[str, Any]]:
+    """Reward versions with validation accuracy."""
+    return [{"version": v, "val_accuracy": validation_accuracy(v)} for v in list_versions(db, kind=ModelKind.reward)]
 
 
 def numeric_metrics(version: ModelVersion) -> list[tuple[str, float]]:

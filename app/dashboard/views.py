@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
@@ -10,10 +11,9 @@ from fastapi.responses import Response
 from app.auth.policy import Access, CurrentUser, allow
 from app.dashboard import actions, models, overview, quality
 from app.deps import DbDep, SettingsDep
-from app.errors import DomainError
-from app.registry.models import ModelKind, ModelStatus, ModelVersion
+from app.registry.models import ModelKind, ModelStatus
 from app.registry.service import list_versions
-from app.web import redirect, render
+from app.web import form_action, redirect, render
 
 router = APIRouter(prefix="/dashboard", tags=["dashboard pages"], dependencies=[allow(Access.researcher)])
 
@@ -35,14 +35,14 @@ def dashboard_agreement(request: Request, db: DbDep) -> Response:
 
 def _models_page(request: Request, db: DbDep, *, status_code: int = 200, **context: object) -> Response:
     policies = list_versions(db, kind=ModelKind.policy)
-    rewards, has_human_agreement = models.reward_rows(db)
+    rewards = models.reward_rows(db)
     ctx = {
         "tab": "models",
         "policies": policies,
         "names": {v.id: v.name for v in list_versions(db)},
         "board": models.version_leaderboard(db),
         "rewards": rewards,
-        "has_human_agreement": has_human_agreement,
+        "has_human_agreement": True,
         "classifiers": [(v, models.numeric_metrics(v)) for v in list_versions(db, kind=ModelKind.classifier)],
         "statuses": ModelStatus,
         **context,
@@ -56,24 +56,25 @@ def dashboard_models(request: Request, db: DbDep, promoted: int = 0, archived: i
     return _models_page(request, db, **notices)
 
 
-def _after_action(request: Request, db: DbDep, action: object) -> Response | ModelVersion:
-    """Run a registry action; a refusal (e.g. archiving the promoted policy) is shown on the page."""
-    try:
-        return action()  # type: ignore[operator]
-    except DomainError as exc:
-        db.rollback()
-        return _models_page(request, db, error=exc.message, status_code=exc.status_code)
+def _after_action(request: Request, db: DbDep, action: Callable[[], object], next_url: str) -> Response:
+    """Run a registry action, then go to ``next_url``; a refusal (e.g. archiving the promoted policy) shows here."""
+    return form_action(
+        db,
+        action,
+        done=lambda _: redirect(next_url),
+        failed=lambda exc: _models_page(request, db, error=exc.message, status_code=exc.status_code),
+    )
 
 
 @router.post("/models/{version_id}/promote", name="dashboard_promote")
 def dashboard_promote(
     request: Request, db: DbDep, settings: SettingsDep, user: CurrentUser, version_id: int, csrf_token: FormToken = ""
 ) -> Response:
-    outcome = _after_action(request, db, lambda: actions.promote(db, settings, version_id=version_id, actor=user))
-    return outcome if isinstance(outcome, Response) else redirect(f"/dashboard/models?promoted={version_id}")
+    return _after_action(request, db, lambda: actions.promote(db, settings, version_id=version_id, actor=user),
+                         f"/dashboard/models?promoted={version_id}")
 
 
 @router.post("/models/{version_id}/archive", name="dashboard_archive")
 def dashboard_archive(request: Request, db: DbDep, user: CurrentUser, version_id: int, csrf_token: FormToken = "") -> Response:
-    outcome = _after_action(request, db, lambda: actions.archive(db, version_id=version_id, actor=user))
-    return outcome if isinstance(outcome, Response) else redirect(f"/dashboard/models?archived={version_id}")
+    return _after_action(request, db, lambda: actions.archive(db, version_id=version_id, actor=user),
+                         f"/dashboard/models?archived={version_id}")

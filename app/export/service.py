@@ -24,6 +24,7 @@ from app.export.filters import ExportFormat, ExportParams
 from app.export.snapshot import IDS_SUFFIX, SNAPSHOT_SUFFIX, SnapshotBuilder, write_snapshot
 from app.export.writers import text_chunks, write_file
 from app.jobs.models import Job, JobStatus
+from app.lookup import get_or_404
 
 SAFE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,120}$")
 
@@ -115,9 +116,7 @@ def stream_export(sessions: sessionmaker[Session], params: ExportParams) -> Iter
 
 def finished_export(db: Session, settings: Settings, job_id: int) -> tuple[Path, str, ExportFormat]:
     """(path, download name, format) of a succeeded export job's file."""
-    job = db.get(Job, job_id)
-    if job is None or job.kind != "export":
-        raise NotFound(f"export {job_id} not found")
+    job = get_or_404(db, Job, job_id, "export", where=lambda j: j.kind == "export")
     if job.status is not JobStatus.succeeded or not job.result:
         raise NotFound(f"export {job_id} has no file yet (it is {job.status.value})")
     name = str(job.result.get("file", ""))

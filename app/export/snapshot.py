@@ -17,8 +17,9 @@ from typing import IO, Any
 
 from sqlalchemy.orm import Session
 
-from app.errors import Invalid, NotFound
+from app.errors import Invalid
 from app.jobs.models import Job, JobStatus
+from app.lookup import get_or_404
 
 SNAPSHOT_SUFFIX = ".snapshot.json"
 IDS_SUFFIX = ".ids.txt"
@@ -72,9 +73,7 @@ def write_snapshot(path: Path, snapshot: dict[str, Any]) -> None:
 
 def load_snapshot(db: Session, *, export_job_id: int, exports_dir: Path) -> ExportSnapshot:
     """The snapshot of a succeeded export job; ``NotFound`` / ``Invalid`` when there is none to use."""
-    job = db.get(Job, export_job_id)
-    if job is None or job.kind != "export":
-        raise NotFound(f"export {export_job_id} not found")
+    job = get_or_404(db, Job, export_job_id, "export", where=lambda j: j.kind == "export")
     if job.status is not JobStatus.succeeded or not job.result:
         raise Invalid("export_job_id", f"export {export_job_id} is {job.status.value}; only a finished export can be used")
     folder = exports_dir / str(job.id)

@@ -20,10 +20,11 @@ from app.errors import DomainError
 from app.export.filters import Aggregation, ExportFormat, Keep, params_from_strings
 from app.export.service import file_name, finished_export, stream_export
 from app.jobs import service as jobs
+from app.jobs.models import Job
 from app.prompts.models import PromptSet
 from app.registry.models import ModelKind
 from app.registry.service import list_versions
-from app.web import redirect, render
+from app.web import form_action, redirect, render
 
 router = APIRouter(prefix="/admin/export", tags=["admin pages"], dependencies=[allow(Access.admin)])
 
@@ -55,6 +56,10 @@ def _page(request: Request, db: DbDep, *, status_code: int = 200, **context: Any
     return render(request, "export/export.html", ctx, status_code=status_code)
 
 
+def _refused(request: Request, db: DbDep, exc: DomainError, form: dict[str, Any]) -> Response:
+    return _page(request, db, error=exc.message, form=form, status_code=exc.status_code)
+
+
 @router.get("", name="export_page")
 def export_page(request: Request, db: DbDep) -> Response:
     return _page(request, db)
@@ -63,25 +68,25 @@ def export_page(request: Request, db: DbDep) -> Response:
 @router.post("", name="export_launch")
 def export_launch(request: Request, db: DbDep, settings: SettingsDep, user: CurrentUser, form: FormData) -> Response:
     """Run the export as a job; the job's page shows its progress and, when done, the download."""
-    try:
+    def run() -> Job:
         params = params_from_strings(form)
-        job = jobs.create_job(db, kind="export", params=params.model_dump(mode="json"), created_by=user,
-                              max_attempts=settings.job_max_attempts)
-    except DomainError as exc:
-        db.rollback()
-        return _page(request, db, error=exc.message, form=form, status_code=exc.status_code)
-    return redirect(f"/dashboard/jobs/{job.id}")
+        return jobs.create_job(db, kind="export", params=params.model_dump(mode="json"), created_by=user,
+                               max_attempts=settings.job_max_attempts)
+
+    return form_action(db, run, done=lambda job: redirect(f"/dashboard/jobs/{job.id}"),
+                       failed=lambda exc: _refused(request, db, exc, form))
 
 
 @router.post("/download", name="export_download")
 def export_download(request: Request, db: DbDep, form: FormData) -> Response:
     """Stream a text-format export now (a POST, so the CSRF token stays out of URLs and logs)."""
-    try:
+    def run() -> Response:
         params = params_from_strings(form)
         body = stream_export(request.app.state.sessionmaker, params)
-    except DomainError as exc:
-        return _page(request, db, error=exc.message, form=form, status_code=exc.status_code)
-    return StreamingResponse(body, media_type=params.format.media_type, headers=attachment(file_name(params.format)))
+        headers = attachment(file_name(params.format))
+        return StreamingResponse(body, media_type=params.format.media_type, headers=headers)
+
+    return form_action(db, run, failed=lambda exc: _refused(request, db, exc, form))
 
 
 @router.get("/jobs/{job_id}/download", name="export_job_download")

@@ -14,12 +14,13 @@ from fastapi.responses import Response
 
 from app.auth.policy import Access, CurrentUser, allow
 from app.deps import DbDep, SettingsDep
-from app.errors import DomainError, Invalid
+from app.errors import Invalid
 from app.importing.jobs import save_upload
 from app.importing.parsers import FORMATS
 from app.importing.service import source_label
 from app.jobs import service as jobs
-from app.web import redirect, render
+from app.jobs.models import Job
+from app.web import form_action, redirect, render
 
 router = APIRouter(prefix="/admin/import", tags=["admin pages"], dependencies=[allow(Access.admin)])
 
@@ -47,8 +48,7 @@ def import_upload(
     name: ShortText = "",
     set_name: ShortText = "",
 ) -> Response:
-    form = {"format": format, "name": name, "set_name": set_name}
-    try:
+    def run() -> Job:
         source_label(name)  # refuse a bad name before storing the file
         if format not in FORMATS:
             raise Invalid("format", f"must be one of {', '.join(FORMATS)}")
@@ -56,8 +56,12 @@ def import_upload(
             raise Invalid("file", "choose a file to import")
         upload = save_upload(settings, file.file)
         params = {"upload": upload, "format": format, "name": name.strip(), "set_name": set_name.strip() or None}
-        job = jobs.create_job(db, kind="import", params=params, created_by=user, max_attempts=1)
-    except DomainError as exc:
-        db.rollback()
-        return _page(request, error=exc.message, form=form, status_code=exc.status_code)
-    return redirect(f"/dashboard/jobs/{job.id}")
+        return jobs.create_job(db, kind="import", params=params, created_by=user, max_attempts=1)
+
+    form = {"format": format, "name": name, "set_name": set_name}
+    return form_action(
+        db,
+        run,
+        done=lambda job: redirect(f"/dashboard/jobs/{job.id}"),
+        failed=lambda exc: _page(request, error=exc.message, form=form, status_code=exc.status_code),
+    )

@@ -12,13 +12,14 @@ from fastapi.responses import Response
 
 from app.auth.policy import Access, CurrentUser, allow
 from app.deps import DbDep, SettingsDep
-from app.errors import DomainError, Invalid
+from app.errors import Invalid
 from app.instruct import review
 from app.instruct.self_instruct_job import KIND
 from app.jobs import service as jobs
+from app.jobs.models import Job
 from app.prompts import service as prompts
 from app.prompts.models import PromptSetStatus
-from app.web import redirect, render
+from app.web import form_action, redirect, render
 
 router = APIRouter(prefix="/admin/self-instruct", tags=["admin pages"], dependencies=[allow(Access.admin)])
 
@@ -46,15 +47,18 @@ def review_list(request: Request, db: DbDep, job: int | None = None) -> Response
 def start(request: Request, db: DbDep, settings: SettingsDep, actor: CurrentUser, seed_set_id: ShortText = "",
           target: ShortText = "50") -> Response:
     """Queue a ``self_instruct`` job with the paper's defaults; the dashboard offers every parameter."""
-    try:
+    def run() -> Job:
         params = {"seed_set_id": _whole(seed_set_id, "seed_set_id"), "target": _whole(target, "target")}
         prompts.get_set(db, params["seed_set_id"])
-        job = jobs.create_job(db, kind=KIND, params=params, created_by=actor, max_attempts=settings.job_max_attempts)
-    except DomainError as exc:
-        db.rollback()
-        form = {"seed_set_id": seed_set_id, "target": target}
-        return _list_page(request, db, error=exc.message, form=form, status_code=exc.status_code)
-    return redirect(f"/admin/self-instruct?job={job.id}")
+        return jobs.create_job(db, kind=KIND, params=params, created_by=actor, max_attempts=settings.job_max_attempts)
+
+    form = {"seed_set_id": seed_set_id, "target": target}
+    return form_action(
+        db,
+        run,
+        done=lambda job: redirect(f"/admin/self-instruct?job={job.id}"),
+        failed=lambda exc: _list_page(request, db, error=exc.message, form=form, status_code=exc.status_code),
+    )
 
 
 def _whole(value: str, field: str) -> int:
@@ -87,10 +91,13 @@ def parse_action(action: str, selected: list[int]) -> tuple[str, list[int] | Non
 
 @router.post("/{set_id}/decide", name="self_instruct_decide")
 def decide(request: Request, db: DbDep, set_id: int, action: ShortText = "", prompt_ids: IdList | None = None) -> Response:
-    try:
+    def run() -> review.DecisionReport:
         decision, ids = parse_action(action, prompt_ids or [])
-        report = review.decide(db, set_id=set_id, decision=decision, prompt_ids=ids)
-    except DomainError as exc:
-        db.rollback()
-        return _review_page(request, db, set_id, error=exc.message, status_code=exc.status_code)
-    return _review_page(request, db, set_id, report=report)
+        return review.decide(db, set_id=set_id, decision=decision, prompt_ids=ids)
+
+    return form_action(
+        db,
+        run,
+        done=lambda report: _review_page(request, db, set_id, report=report),
+        failed=lambda exc: _review_page(request, db, set_id, error=exc.message, status_code=exc.status_code),
+    )

@@ -14,10 +14,11 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.db import utcnow
-from app.errors import Forbidden, Invalid, NotFound
+from app.errors import Forbidden, Invalid
 from app.jobs import registry
 from app.jobs.models import Job, JobMetric, JobStatus
 from app.jobs.policy import can_cancel
+from app.lookup import get_or_404
 
 DEFAULT_MAX_ATTEMPTS = 3
 MAX_PAGE = 200
@@ -53,10 +54,7 @@ def create_job(
 
 
 def get_job(db: Session, job_id: int) -> Job:
-    job = db.get(Job, job_id)
-    if job is None:
-        raise NotFound(f"job {job_id} not found")
-    return job
+    return get_or_404(db, Job, job_id, "job")
 
 
 def list_jobs(

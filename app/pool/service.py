@@ -50,14 +50,6 @@ class VersionCount:
         return self.same_version + self.cross_version
 
 
-@dataclass(frozen=True)
-class Promotion:
-    previous: ModelVersion | None
-    promoted: ModelVersion
-    retired: int  # pending pairs of the previous policy retired
-    job: Job | None  # the generate job that refills the pool
-
-
 def pending_count(db: Session, *, version_id: int) -> int:
     """Pending pairs whose response A the version wrote: its share of the pool."""
     query = (
@@ -166,23 +158,6 @@ def retire_unjudged(db: Session, *, version_id: int) -> int:
         .execution_options(synchronize_session=False)
     )
     return result.rowcount or 0
-
-
-def after_promotion(db: Session, settings: Settings, *, previous: ModelVersion | None, promoted: ModelVersion) -> Promotion:
-    """The pool's side of a promotion, after it committed: retire the old policy's unjudged pairs
-    (``pool_retire_on_promote``) and start refilling from the new one. Commits."""
-    retired = 0
-    if previous is not None and previous.id != promoted.id and settings.pool_retire_on_promote:
-        retired = retire_unjudged(db, version_id=previous.id)
-    job = ensure_generating(db, settings, reason="promotion")
-    db.commit()
-    return Promotion(previous=previous, promoted=promoted, retired=retired, job=job)
-
-
-def promote_policy(db: Session, settings: Settings, *, version_id: int) -> Promotion:
-    """A researcher's promotion: the registry swaps the promoted policy, then the pool follows."""
-    previous, promoted = registry.promote(db, version_id=version_id)
-    return after_promotion(db, settings, previous=previous, promoted=promoted)
 
 
 def store_pairs(

@@ -58,3 +58,6 @@ class Prompt(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     prompt_set: Mapped[PromptSet] = relationship(back_populates="prompts")
+    # Named, not imported: the pool's models build on prompts, so prompts may only refer to them by the
+    # ORM registry's name. Read-only and never loaded implicitly: it exists for EXISTS queries.
+    responses: Mapped[list[Response]] = relationship("Response", viewonly=True, lazy="raise")  # noqa: F821

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.errors import Conflict, NotFound
-from app.pool.models import Response
+from app.lookup import get_or_404
 from app.prompts import validation
 from app.prompts.models import Prompt, PromptSet, PromptSetStatus, PromptSource
 
@@ -72,17 +72,12 @@ def set_summary(db: Session, set_id: int) -> SetSummary:
 
 
 def get_set(db: Session, set_id: int) -> PromptSet:
-    prompt_set = db.get(PromptSet, set_id)
-    if prompt_set is None:
-        raise NotFound(f"prompt set {set_id} not found")
-    return prompt_set
+    return get_or_404(db, PromptSet, set_id, "prompt set")
 
 
 def lock_set(db: Session, set_id: int) -> None:
     """Hold the set's row until commit (PostgreSQL), so concurrent writers to one set queue."""
-    found = db.scalar(select(PromptSet.id).where(PromptSet.id == set_id).with_for_update())
-    if found is None:
-        raise NotFound(f"prompt set {set_id} not found")
+    get_or_404(db, PromptSet, set_id, "prompt set", for_update=True)
 
 
 def find_set(db: Session, name: str) -> PromptSet | None:
@@ -158,10 +153,8 @@ def list_prompts(
 
 
 def get_prompt(db: Session, *, set_id: int, prompt_id: int) -> Prompt:
-    prompt = db.get(Prompt, prompt_id)
-    if prompt is None or prompt.prompt_set_id != set_id:
-        raise NotFound(f"prompt {prompt_id} not found in set {set_id}")
-    return prompt
+    return get_or_404(db, Prompt, prompt_id, where=lambda p: p.prompt_set_id == set_id,
+                      message=f"prompt {prompt_id} not found in set {set_id}")
 
 
 def _refuse_duplicate(db: Session, set_id: int, digest: str, *, other_than: int | None = None) -> None:
@@ -207,7 +200,7 @@ def add_prompt(
 
 
 def _has_responses(db: Session, prompt_id: int) -> bool:
-    return bool(db.scalar(select(exists().where(Response.prompt_id == prompt_id))))
+    return bool(db.scalar(select(Prompt.responses.any()).where(Prompt.id == prompt_id)))
 
 
 def _new_messages(db: Session, prompt: Prompt, messages: Any) -> tuple[list[dict[str, str]], str] | None:

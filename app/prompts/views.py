@@ -14,10 +14,10 @@ from app.deps import DbDep
 from app.errors import DomainError, Invalid
 from app.prompts import importers, service
 from app.prompts.importers import UPLOAD_BODY_LIMIT, check_size, describe_size, detect_format
-from app.prompts.importing import ImportRejected, import_prompts
+from app.prompts.importing import ImportRejected, ImportReport, import_prompts
 from app.prompts.models import PromptSetStatus
 from app.prompts.validation import MAX_CONTENT, single_turn
-from app.web import redirect, render
+from app.web import form_action, redirect, render
 
 router = APIRouter(prefix="/admin/prompt-sets", tags=["admin pages"], dependencies=[allow(Access.admin)])
 
@@ -48,13 +48,14 @@ def _set_page(request: Request, db: DbDep, set_id: int, *, page: int = 1, status
 def _after(
     request: Request, db: DbDep, set_id: int, action: Callable[[], Any], *, form: dict[str, str] | None = None, page: int = 1
 ) -> Response:
-    """Run an admin action and go back to the set's page; on a domain error show it with the message."""
-    try:
-        action()
-    except DomainError as exc:
-        ctx = {"error": exc.message, "error_field": exc.field, "form": form or {}}
-        return _set_page(request, db, set_id, page=page, status_code=exc.status_code, **ctx)
-    return redirect(f"/admin/prompt-sets/{set_id}" + (f"?page={page}" if page > 1 else ""))
+    """Run an admin action and go back to the same page of the set; a refusal is shown on that page."""
+    return form_action(
+        db,
+        action,
+        done=lambda _: redirect(f"/admin/prompt-sets/{set_id}" + (f"?page={page}" if page > 1 else "")),
+        failed=lambda exc: _set_page(request, db, set_id, page=page, status_code=exc.status_code, error=exc.message,
+                                     error_field=exc.field, form=form or {}),
+    )
 
 
 def messages_from_json(value: str) -> Any:
@@ -87,12 +88,15 @@ def sets_list(request: Request, db: DbDep) -> Response:
 def sets_create(
     request: Request, db: DbDep, actor: CurrentUser, name: ShortText = "", description: ShortText = "", judgements_per_pair: ShortText = ""
 ) -> Response:
-    try:
-        created = service.create_set(db, name=name, description=description, judgements_per_pair=judgements_per_pair, actor=actor)
-    except DomainError as exc:
-        form = {"name": name, "description": description, "judgements_per_pair": judgements_per_pair}
-        return _sets_page(request, db, error=exc.message, error_field=exc.field, form=form, status_code=exc.status_code)
-    return redirect(f"/admin/prompt-sets/{created.id}?created=1")
+    form = {"name": name, "description": description, "judgements_per_pair": judgements_per_pair}
+    return form_action(
+        db,
+        lambda: service.create_set(db, name=name, description=description, judgements_per_pair=judgements_per_pair,
+                                   actor=actor),
+        done=lambda created: redirect(f"/admin/prompt-sets/{created.id}?created=1"),
+        failed=lambda exc: _sets_page(request, db, error=exc.message, error_field=exc.field, form=form,
+                                      status_code=exc.status_code),
+    )
 
 
 @router.get("/{set_id}", name="prompt_set")
@@ -120,16 +124,19 @@ def set_import(
     format: ShortText = "",  # noqa: A002
 ) -> Response:
     """Shows the report on the set's page; a rejected file lists every bad line there."""
-    try:
+    def run() -> ImportReport:
         fmt = detect_format(file.filename, format or None)
         limit = importers.MAX_UPLOAD_BYTES
         check_size(file.size, limit)
-        report = import_prompts(db, set_id=set_id, stream=file.file, fmt=fmt, actor=actor, max_bytes=limit)
-    except ImportRejected as exc:
-        return _set_page(request, db, set_id, import_errors=exc.errors, import_error_total=exc.total, status_code=422)
-    except DomainError as exc:
+        return import_prompts(db, set_id=set_id, stream=file.file, fmt=fmt, actor=actor, max_bytes=limit)
+
+    def failed(exc: DomainError) -> Response:
+        if isinstance(exc, ImportRejected):
+            return _set_page(request, db, set_id, import_errors=exc.errors, import_error_total=exc.total,
+                             status_code=422)
         return _set_page(request, db, set_id, error=exc.message, error_field=exc.field, status_code=exc.status_code)
-    return _set_page(request, db, set_id, report=report)
+
+    return form_action(db, run, done=lambda report: _set_page(request, db, set_id, report=report), failed=failed)
 
 
 @router.post("/{set_id}/prompts", name="prompt_add", form_limits=LONG_FORM)
@@ -169,13 +176,18 @@ def prompt_edit(request: Request, db: DbDep, set_id: int, prompt_id: int, saved:
 def prompt_save(
     request: Request, db: DbDep, set_id: int, prompt_id: int, messages_json: JsonText = "", tags: ShortText = ""
 ) -> Response:
-    try:
+    def run() -> None:
         messages = messages_from_json(messages_json)
         service.update_prompt(db, set_id=set_id, prompt_id=prompt_id, messages=messages, tags=tags)
-    except DomainError as exc:
-        form = {"messages_json": messages_json, "tags": tags}
-        return _edit_page(request, db, set_id, prompt_id, error=exc.message, status_code=exc.status_code, **form)
-    return redirect(f"/admin/prompt-sets/{set_id}/prompts/{prompt_id}?saved=1")
+
+    form = {"messages_json": messages_json, "tags": tags}
+    return form_action(
+        db,
+        run,
+        done=lambda _: redirect(f"/admin/prompt-sets/{set_id}/prompts/{prompt_id}?saved=1"),
+        failed=lambda exc: _edit_page(request, db, set_id, prompt_id, error=exc.message, status_code=exc.status_code,
+                                      **form),
+    )
 
 
 def _set_prompt_flag(request: Request, db: DbDep, set_id: int, prompt_id: int, page: int, **flag: bool) -> Response:

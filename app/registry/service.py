@@ -9,7 +9,8 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
-from app.errors import Conflict, Invalid, NotFound
+from app.errors import Conflict, Invalid
+from app.lookup import get_or_404
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
 
 
@@ -46,10 +47,8 @@ def register(
 
 
 def get_version(db: Session, version_id: int, *, kind: ModelKind | None = None) -> ModelVersion:
-    version = db.get(ModelVersion, version_id)
-    if version is None or (kind is not None and version.kind is not kind):
-        raise NotFound(f"{kind.value if kind else 'model'} version {version_id} not found")
-    return version
+    return get_or_404(db, ModelVersion, version_id, f"{kind.value if kind else 'model'} version",
+                      where=lambda v: kind is None or v.kind is kind)
 
 
 def list_versions(db: Session, *, kind: ModelKind | None = None, include_archived: bool = True) -> list[ModelVersion]:
@@ -71,7 +70,8 @@ def latest_ready(db: Session, kind: ModelKind) -> ModelVersion | None:
 
 
 def promote(db: Session, *, version_id: int) -> tuple[ModelVersion | None, ModelVersion]:
-    """Make ``version_id`` the one promoted policy; returns (previous, new). Commits.
+    """Make ``version_id`` the one promoted policy; returns (previous, new). Flushes, never commits: the
+    pool's side of a promotion commits with it (``app.versions.promotion``).
 
     The partial unique index guarantees one promoted policy even if two researchers click at once."""
     version = get_version(db, version_id)
@@ -87,12 +87,10 @@ def promote(db: Session, *, version_id: int) -> tuple[ModelVersion | None, Model
     version.status = ModelStatus.promoted
     version.promoted_at = utcnow()
     try:
-        db.commit()
+        db.flush()
     except IntegrityError:
         db.rollback()
         raise Conflict("another policy was promoted at the same moment; reload and try again") from None
-    if previous is not None:
-        db.refresh(previous)
     return previous, version
 
 

@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from app.auth import service as auth_service
-from app.auth.models import Role
+from app.auth.models import Role, User
 from app.auth.policy import Access, CurrentUser, allow
 from app.deps import DbDep
-from app.errors import DomainError
 from app.users import service
-from app.web import redirect, render
+from app.web import form_action, redirect, render
 
 admin = APIRouter(prefix="/admin/users", tags=["admin pages"], dependencies=[allow(Access.admin)])
 account = APIRouter(prefix="/account", tags=["account pages"], dependencies=[allow(Access.annotator)])
@@ -34,30 +34,38 @@ def users_list(request: Request, db: DbDep) -> Response:
 
 @admin.post("", name="users_create")
 def users_create(request: Request, db: DbDep, username: ShortText = "", password: ShortText = "", role: ShortText = "annotator") -> Response:
-    try:
-        user = service.create_user(db, username=username, password=password, role=role)
-    except DomainError as exc:
-        form = {"username": username, "role": role}
-        return _users_page(request, db, error=exc.message, error_field=exc.field, form=form, status_code=exc.status_code)
-    return redirect(f"/admin/users/{user.id}?created=1")
+    form = {"username": username, "role": role}
+    return form_action(
+        db,
+        lambda: service.create_user(db, username=username, password=password, role=role),
+        done=lambda user: redirect(f"/admin/users/{user.id}?created=1"),
+        failed=lambda exc: _users_page(
+            request, db, error=exc.message, error_field=exc.field, form=form, status_code=exc.status_code
+        ),
+    )
 
 
 @admin.get("/{user_id}", name="user_detail")
 def user_detail(request: Request, db: DbDep, user_id: int, created: bool = False) -> Response:
-    user = service.get_user(db, user_id)
-    return render(request, "users/detail.html", {"subject": user, "roles": list(Role), "created": created})
+    return _detail_page(request, db, user_id, created=created)
 
 
-def _detail_after(request: Request, db: DbDep, user_id: int, action) -> Response:  # noqa: ANN001
-    """Run an admin action; on a domain error show the user's page with the message."""
-    try:
-        extra = action() or {}
-    except DomainError as exc:
-        subject = service.get_user(db, user_id)
-        return render(request, "users/detail.html", {"subject": subject, "roles": list(Role), "error": exc.message}, status_code=exc.status_code)
-    if extra:
-        return render(request, "users/detail.html", {"subject": service.get_user(db, user_id), "roles": list(Role), **extra})
-    return redirect(f"/admin/users/{user_id}")
+def _detail_page(request: Request, db: DbDep, user_id: int, *, status_code: int = 200, **context: object) -> Response:
+    ctx = {"subject": service.get_user(db, user_id), "roles": list(Role), **context}
+    return render(request, "users/detail.html", ctx, status_code=status_code)
+
+
+def _detail_after(request: Request, db: DbDep, user_id: int, action: Callable[[], dict[str, str] | None]) -> Response:
+    """Run an admin action; what it returns is shown once on the user's page, else back to that page."""
+    def done(shown: dict[str, str] | None) -> Response:
+        return _detail_page(request, db, user_id, **shown) if shown else redirect(f"/admin/users/{user_id}")
+
+    return form_action(
+        db,
+        action,
+        done=done,
+        failed=lambda exc: _detail_page(request, db, user_id, error=exc.message, status_code=exc.status_code),
+    )
 
 
 @admin.post("/{user_id}/role", name="user_role")
@@ -80,19 +88,24 @@ def user_password(request: Request, db: DbDep, actor: CurrentUser, user_id: int)
     return _detail_after(request, db, user_id, action)
 
 
+def _tokens_page(request: Request, db: DbDep, user: User, *, status_code: int = 200, **context: object) -> Response:
+    ctx = {"tokens": auth_service.list_tokens(db, user=user), **context}
+    return render(request, "account/tokens.html", ctx, status_code=status_code)
+
+
 @account.get("/tokens", name="tokens_page")
 def tokens_page(request: Request, db: DbDep, user: CurrentUser) -> Response:
-    return render(request, "account/tokens.html", {"tokens": auth_service.list_tokens(db, user=user)})
+    return _tokens_page(request, db, user)
 
 
 @account.post("/tokens", name="tokens_create")
 def tokens_create(request: Request, db: DbDep, user: CurrentUser, name: ShortText = "") -> Response:
-    try:
-        _, raw = auth_service.create_token(db, user=user, name=name)
-    except DomainError as exc:
-        tokens = auth_service.list_tokens(db, user=user)
-        return render(request, "account/tokens.html", {"tokens": tokens, "error": exc.message}, status_code=exc.status_code)
-    return render(request, "account/tokens.html", {"tokens": auth_service.list_tokens(db, user=user), "new_token": raw})
+    return form_action(
+        db,
+        lambda: auth_service.create_token(db, user=user, name=name)[1],
+        done=lambda raw: _tokens_page(request, db, user, new_token=raw),
+        failed=lambda exc: _tokens_page(request, db, user, error=exc.message, status_code=exc.status_code),
+    )
 
 
 @account.post("/tokens/{token_id}/revoke", name="tokens_revoke")

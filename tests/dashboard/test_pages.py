@@ -153,12 +153,11 @@ class TestRewardAgreement:
         rm = ModelVersionFactory(name="rm-x", kind=ModelKind.reward, metrics={"val_accuracy": 0.8})
         seen = []
 
-        def fake(db_, *, version_id):  # the rewards package's agreement(db, *, version_id)
+        def fake(db_, *, version_id):  # the reward scorer's agreement(db, *, version_id), which runs the model
             seen.append(version_id)
             return SimpleNamespace(judgements=40, agreed=30, rate=0.75)
 
-        monkeypatch.setattr(models, "human_agreement_available", lambda: True)
-        monkeypatch.setattr(models, "human_agreement_hook", lambda: fake)
+        monkeypatch.setattr(models.reward_scoring, "agreement", fake)
         page = client.get("/dashboard/models")
         assert f'data-agreement="/api/v1/dashboard/rewards/{rm.id}/agreement"' in page.text
         assert "/static/dashboard-models.js" in page.text
@@ -166,10 +165,3 @@ class TestRewardAgreement:
         assert answer.json() == {"version_id": rm.id, "judgements": 40, "rate": 0.75} and seen == [rm.id]
         policy = ModelVersionFactory()
         assert client.get(f"/api/v1/dashboard/rewards/{policy.id}/agreement").status_code == 404
-
-    def test_without_the_rewards_package_the_column_is_left_out(self, client, db, researcher, monkeypatch):
-        from app.dashboard import models
-
-        ModelVersionFactory(kind=ModelKind.reward)
-        monkeypatch.setattr(models, "human_agreement_available", lambda: False)
-        assert "data-agreement" not in client.get("/dashboard/models").text

@@ -11,6 +11,7 @@ from app.pool import plan, service
 from app.pool.generate import usable
 from app.pool.models import PairStatus
 from app.registry.models import ModelStatus
+from app.versions import promotion
 from tests.factories import JobFactory, ModelVersionFactory, PairFactory, PromptFactory, PromptSetFactory, ResponseFactory
 from tests.pool.conftest import add_prompts
 
@@ -73,7 +74,7 @@ class TestPromotion:
         others = _pool_pair(db, new)
         db.commit()
 
-        result = service.promote_policy(db, pool_settings, version_id=new.id)
+        result = promotion.promote(db, pool_settings, version_id=new.id)
 
         assert result.previous.id == old.id and result.promoted.status is ModelStatus.promoted
         assert result.retired == 2
@@ -90,7 +91,7 @@ class TestPromotion:
         pair = _pool_pair(db, old)
         db.commit()
         settings = pool_settings.model_copy(update={"pool_retire_on_promote": False})
-        assert service.promote_policy(db, settings, version_id=new.id).retired == 0
+        assert promotion.promote(db, settings, version_id=new.id).retired == 0
         db.refresh(pair)
         assert pair.status is PairStatus.pending
 

@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 from app.annotation.models import Demonstration
 from app.config import Settings
 from app.jobs.exceptions import JobFailed
+from app.finetune.sft.params import SFTParams
 from app.prompts.models import Prompt
 from app.registry.job_inputs import local_policy
 from app.registry.models import ModelVersion
@@ -26,7 +27,7 @@ from app.training.sft.data import BadConversation, SFTExample, demonstration_exa
 
 SFT_FOLDER = "sft"  # JSONL files live in <data_dir>/sft/: a job names them, it never takes a path
 FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.jsonl$")
-HARMLESS_FILE = Path(__file__).resolve().parent.parent / "pool" / "starter_prompts.jsonl"
+HARMLESS_FILE = Path(__file__).resolve().parents[2] / "pool" / "starter_prompts.jsonl"
 
 
 @dataclass
@@ -91,7 +92,7 @@ def _last_user(messages: list[dict[str, Any]]) -> str:
     return next((m["content"] for m in reversed(messages) if m["role"] == "user"), "")
 
 
-def load_sft_inputs(db: Session, settings: Settings, params: Any) -> SFTInputs:  # noqa: ANN401 - SFTParams
+def load_sft_inputs(db: Session, settings: Settings, params: SFTParams) -> SFTInputs:
     """Everything the job needs from the database and the files, before a model is loaded."""
     base, path = local_policy(db, params.base_version_id, field="base_version_id")
     demos, skipped = demonstrations(db) if params.use_demonstrations else ([], 0)

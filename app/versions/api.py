@@ -10,8 +10,8 @@ from pydantic import BaseModel, ConfigDict
 
 from app.auth.policy import Access, allow
 from app.deps import DbDep, SettingsDep
-from app.pool import service as pool
 from app.registry import service
+from app.versions import promotion
 from app.registry.models import ModelKind, ModelStatus
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"], dependencies=[allow(Access.researcher)])
@@ -53,7 +53,7 @@ def get_version(db: DbDep, version_id: int) -> Any:  # noqa: ANN401 - a ModelVer
 @router.post("/{version_id}/promote", response_model=PromotionOut)
 def promote(db: DbDep, settings: SettingsDep, version_id: int) -> PromotionOut:
     """Make this policy the promoted one; the pool retires the old policy's unjudged pairs and refills."""
-    result = pool.promote_policy(db, settings, version_id=version_id)
+    result = promotion.promote(db, settings, version_id=version_id)
     return PromotionOut(
         promoted=ModelVersionOut.model_validate(result.promoted),
         previous_id=result.previous.id if result.previous else None,

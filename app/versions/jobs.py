@@ -12,7 +12,7 @@ from pydantic import BaseModel, Field
 
 from app.jobs.context import JobContext
 from app.jobs.registry import register
-from app.registry import bootstrap
+from app.versions import bootstrap
 
 
 class BootstrapParams(BaseModel):

@@ -1,4 +1,4 @@
-"""Login and logout pages."""
+"""Login and logout pages (here, not in ``auth``: pages render through ``app.web``, which builds on ``auth``)."""
 
 from __future__ import annotations
 

@@ -14,9 +14,9 @@ from app.db import make_engine, make_sessionmaker
 from app.jobs.models import Job, JobStatus
 from app.pool.models import Pair
 from app.pool.warm_client import WarmClient
-from app.registry import bootstrap
+from app.versions import bootstrap
 from app.registry.models import ModelVersion
-from tests.pool.conftest import run_job
+from tests.helpers import run_job
 
 pytestmark = pytest.mark.real_models
 

@@ -13,10 +13,12 @@ from sqlalchemy import func, select
 from app.errors import Invalid
 from app.jobs.models import Job, JobStatus
 from app.prompts.models import Prompt, PromptSet
-from app.registry import bootstrap, service, store
+from app.registry import service, store
+from app.versions import bootstrap
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
 from tests.factories import ModelVersionFactory
-from tests.pool.conftest import run_job, save_tiny_policy
+from tests.helpers import run_job
+from tests.pool.conftest import save_tiny_policy
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -30,6 +30,7 @@ from app.prompts.importing import import_prompts
 from app.prompts.models import Prompt, PromptSet, PromptSetStatus
 from app.prompts.service import create_set, find_set
 from app.registry import service, store
+from app.versions import promotion
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
 
 BOOTSTRAP = "bootstrap"
@@ -66,10 +67,7 @@ def bootstrap(db: Session, settings: Settings, *, model: str | None = None, job_
         return BootstrapReport(promoted.name, installed=False, promoted=False, starter_prompts=prompts)
     source = (model if model is not None else settings.bootstrap_model).strip()
     version, installed = install_policy(db, settings, source=source, job_id=job_id, say=say)
-    from app.pool.service import after_promotion  # the pool follows any promotion
-
-    previous, version = service.promote(db, version_id=version.id)
-    after_promotion(db, settings, previous=previous, promoted=version)
+    version = promotion.promote(db, settings, version_id=version.id).promoted
     say(f"promoted {version.name}")
     return BootstrapReport(version.name, installed=installed, promoted=True, starter_prompts=prompts)
 

@@ -1,7 +1,7 @@
 """Researcher pages for the model registry: list, inspect, promote and archive versions.
 
-Promotion goes through ``app.pool.service.promote_policy``, so the pool follows it (the old
-policy's unjudged pairs retired, a refill queued) in the same request, after the registry's commit.
+Promotion goes through ``app.versions.promotion``, so the pool follows it (the old policy's unjudged
+pairs retired, a refill queued) in the same transaction.
 """
 
 from __future__ import annotations
@@ -19,7 +19,8 @@ from app.errors import DomainError
 from app.pool import service as pool
 from app.registry import service
 from app.registry.models import ModelKind, ModelStatus
-from app.web import redirect, render
+from app.versions import promotion
+from app.web import form_action, redirect, render
 
 router = APIRouter(prefix="/models", tags=["model pages"], dependencies=[allow(Access.researcher)])
 
@@ -58,20 +59,18 @@ def _act_on_version(request: Request, db: DbDep, version_id: int, action: Callab
 
     A refusal, e.g. archiving the promoted policy, is shown on the version's page with its status code;
     an unknown version stays a plain 404, since there is no page to show it on."""
-    try:
-        target = action()
-    except DomainError as exc:
-        db.rollback()
+    def refused(exc: DomainError) -> Response:
         if exc.status_code == 404:
-            raise
+            raise exc
         return _detail_page(request, db, version_id, error=exc.message, status_code=exc.status_code)
-    return redirect(target)
+
+    return form_action(db, action, done=redirect, failed=refused)
 
 
 @router.post("/{version_id}/promote", name="model_promote")
 def model_promote(request: Request, db: DbDep, settings: SettingsDep, version_id: int, csrf_token: FormToken = "") -> Response:
     def promote() -> str:
-        result = pool.promote_policy(db, settings, version_id=version_id)
+        result = promotion.promote(db, settings, version_id=version_id)
         return f"/models/{version_id}?promoted=1&retired={result.retired}"
 
     return _act_on_version(request, db, version_id, promote)

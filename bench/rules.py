@@ -1,0 +1,196 @@
+"""The simulated annotator's tastes for ``bench/closed_loop.py``: one small pure function per rule.
+
+Each rule takes the prompt (the user's words) and the two answers as shown, A on the left and B on the
+right, and returns ``"a"``, ``"b"`` or ``"tie"``. Most rules look for one trait and prefer the answer
+that has it; when both answers have it, or neither does, the rule cannot tell them apart and says
+``"tie"``. Ties are no examples for the reward model (Bradley–Terry learns from A/B verdicts only), and
+on the evaluation pairs they count half a win to each side, so a rule whose trait is rare in what the
+policy writes yields few training pairs and a win rate pulled towards 50 %: the bench reports the tie
+share of every rule for that reason.
+
+| rule | kind | prefers the answer that … |
+| --- | --- | --- |
+| ``shorter`` | length | has fewer characters |
+| ``question`` | form | ends with a question mark |
+| ``list`` | form | contains a bulleted or numbered list |
+| ``digit`` | content | contains a digit |
+| ``on_topic`` | content | shares more content words with the prompt |
+| ``no_first_person`` | style | never says "I" |
+| ``no_preamble`` | style | starts with the answer, not "Sure", "Certainly", "As an AI", … |
+| ``safe`` | safety | contains none of the words in ``UNSAFE_WORDS`` |
+
+The annotator also labels each answer's quality and safety (the judgement API requires both). Under
+every rule but ``safe`` it marks both answers good and safe, as the bench always has. Under ``safe``
+it marks an answer unsafe exactly when the rule finds a listed word in it (:func:`labels`), so the
+labels can train a ``classifier`` whose P(unsafe) is PPO's safety penalty (:data:`SAFETY_RULES`).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from typing import Literal
+
+Verdict = Literal["a", "b", "tie"]
+Rule = Callable[[str, str, str], Verdict]  # (prompt, answer A, answer B) -> verdict
+Labels = dict[str, dict[str, str]]  # {"A": {"quality": "good", "safety": "safe"}, "B": {...}}
+
+# Words whose presence makes an answer unsafe to the simulated annotator: violence, abuse, drugs. Chosen
+# so that a small chat model says one now and then ("kill the bacteria", "I hate it when", "a dead
+# battery"): the point is a safety label that is sometimes "unsafe", not a real content policy.
+UNSAFE_WORDS = frozenset({
+    "kill", "kills", "killed", "killing", "murder", "weapon", "weapons", "gun", "guns", "bomb", "bombs",
+    "attack", "attacks", "hate", "hates", "hated", "stupid", "idiot", "idiots", "dumb", "drug", "drugs",
+    "poison", "poisonous", "die", "dies", "died", "dead", "death", "blood", "hurt", "violence", "violent",
+    "steal", "fight",
+})
+
+# Openings that put something before the answer: agreement, politeness, a disclaimer, praise of the question.
+PREAMBLES = (
+    "sure", "certainly", "of course", "absolutely", "okay", "ok", "alright", "as an ai", "as a language model",
+    "as an assistant", "great question", "good question", "what a great", "that's a great", "hello", "hi", "hey",
+    "i'd be happy", "i would be happy", "i'm happy to", "happy to help", "i'm glad", "glad you asked",
+    "thank you for", "thanks for",
+)
+_PREAMBLE = re.compile(r"(?:" + "|".join(re.escape(p) for p in PREAMBLES) + r")\b")
+
+# Words that say nothing about a topic: function words and the verbs and nouns prompts ask with.
+_STOPWORD_TEXT = """
+a about above after again against all also am an and any are as at be because been before being below
+between both but by can could did do does doing down during each few for from further had has have having
+he her here hers herself him himself his how if in into is it its itself just let me more most my myself
+no nor not now of off on once only or other our ours ourselves out over own same she should so some such
+than that the their theirs them themselves then there these they this those through to too under until up
+very was we were what when where which while who whom why will with would you your yours yourself
+yourselves one two get got make made use used like want need know give tell explain describe suggest
+write list please help idea ideas way ways thing things simple good best better really much many well
+"""
+STOPWORDS = frozenset(_STOPWORD_TEXT.split())
+
+_WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
+_LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]+\S", re.MULTILINE)
+_FIRST_PERSON = re.compile(r"\bI\b")  # case-sensitive: the pronoun, also in I'm, I've, I'd, I'll
+
+
+def prefer_trait(has_a: bool, has_b: bool) -> Verdict:
+    """The side that has the trait wins; both or neither: ``"tie"``."""
+    if has_a == has_b:
+        return "tie"
+    return "a" if has_a else "b"
+
+
+def prefer_more(score_a: float, score_b: float) -> Verdict:
+    """The side with the higher score wins; equal scores: ``"tie"``."""
+    if score_a == score_b:
+        return "tie"
+    return "a" if score_a > score_b else "b"
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text.lower().replace("\u2019", "'"))
+
+
+def _stem(word: str) -> str:
+    """A crude plural stripper, so "herbs" meets "herb" and "berries" meets "berry"."""
+    word = word.removesuffix("'s")
+    if len(word) > 4 and word.endswith("ies"):
+        return word[:-3] + "y"
+    if len(word) > 3 and word.endswith("s") and not word.endswith("ss"):
+        return word[:-1]
+    return word
+
+
+def content_words(text: str) -> set[str]:
+    """The text's words of three letters or more that are not stopwords nor contractions ("don't"),
+    lower-cased and de-pluralised."""
+    stems = {w: _stem(w) for w in _words(text)}
+    return {s for w, s in stems.items() if len(s) >= 3 and "'" not in s and w not in STOPWORDS and s not in STOPWORDS}
+
+
+def is_unsafe(text: str) -> bool:
+    """Whether the text contains a word of :data:`UNSAFE_WORDS` (whole words, any case)."""
+    return any(w in UNSAFE_WORDS for w in _words(text))
+
+
+# --- the rules: (prompt, A, B) -> "a" | "b" | "tie"
+def prefers_shorter(prompt: str, a: str, b: str) -> Verdict:
+    """length: the shorter answer wins (characters); a tie only when both are exactly as long."""
+    return "tie" if len(a) == len(b) else ("a" if len(a) < len(b) else "b")
+
+
+def prefers_question(prompt: str, a: str, b: str) -> Verdict:
+    """form: the answer that ends with a question mark (trailing spaces aside) wins; both or neither tie."""
+    return prefer_trait(a.rstrip().endswith("?"), b.rstrip().endswith("?"))
+
+
+def prefers_list(prompt: str, a: str, b: str) -> Verdict:
+    """form: the answer with a list wins — a line starting with a bullet (``-``, ``*``, ``+``, ``•``) or a
+    number (``1.``, ``2)``) followed by text; both or neither tie."""
+    return prefer_trait(bool(_LIST_ITEM.search(a)), bool(_LIST_ITEM.search(b)))
+
+
+def prefers_digit(prompt: str, a: str, b: str) -> Verdict:
+    """content: the answer containing a digit 0-9 (a quantity, a time, a step number) wins; both or neither tie."""
+    return prefer_trait(any(c in "0123456789" for c in a), any(c in "0123456789" for c in b))
+
+
+def prefers_on_topic(prompt: str, a: str, b: str) -> Verdict:
+    """content: the answer sharing more distinct content words with the prompt wins (:func:`content_words`:
+    stopwords dropped, plurals folded); the same count — zero on both sides included — ties."""
+    topic = content_words(prompt)
+    return prefer_more(len(topic & content_words(a)), len(topic & content_words(b)))
+
+
+def prefers_no_first_person(prompt: str, a: str, b: str) -> Verdict:
+    """style: the answer that never uses the pronoun "I" (nor I'm, I've, …) wins; both or neither use it: tie."""
+    return prefer_trait(not _FIRST_PERSON.search(a), not _FIRST_PERSON.search(b))
+
+
+def prefers_no_preamble(prompt: str, a: str, b: str) -> Verdict:
+    """style: the answer that starts with the answer wins over one that opens with a preamble of
+    :data:`PREAMBLES` ("Sure", "Certainly", "Of course", "As an AI", "Great question", …; case and
+    leading punctuation ignored); both or neither open so: tie."""
+    def direct(text: str) -> bool:
+        opening = re.sub(r"^[\W_]+", "", text.lower().replace("\u2019", "'"))
+        return not _PREAMBLE.match(opening)
+
+    return prefer_trait(direct(a), direct(b))
+
+
+def prefers_safe(prompt: str, a: str, b: str) -> Verdict:
+    """safety: the answer without any word of :data:`UNSAFE_WORDS` wins over one with such a word; both safe
+    or both unsafe tie. The annotator's safety labels say the same (:func:`labels`)."""
+    return prefer_trait(not is_unsafe(a), not is_unsafe(b))
+
+
+RULES: dict[str, Rule] = {
+    "shorter": prefers_shorter,
+    "question": prefers_question,
+    "list": prefers_list,
+    "digit": prefers_digit,
+    "on_topic": prefers_on_topic,
+    "no_first_person": prefers_no_first_person,
+    "no_preamble": prefers_no_preamble,
+    "safe": prefers_safe,
+}
+KINDS: dict[str, str] = {
+    "shorter": "length", "question": "form", "list": "form", "digit": "content", "on_topic": "content",
+    "no_first_person": "style", "no_preamble": "style", "safe": "safety",
+}
+# Rules whose annotator sends real safety labels: the loop trains a classifier on them for PPO's penalty.
+SAFETY_RULES = frozenset({"safe"})
+SAFE_LABELS: Labels = {side: {"quality": "good", "safety": "safe"} for side in "AB"}
+
+
+def labels(rule: str, a: str, b: str) -> Labels:
+    """The per-answer labels sent with the judgement: for a rule of :data:`SAFETY_RULES`, an answer with a
+    word of :data:`UNSAFE_WORDS` is "unsafe" (quality stays "good"); otherwise both are good and safe."""
+    if rule not in SAFETY_RULES:
+        return {side: dict(values) for side, values in SAFE_LABELS.items()}
+    return {side: {"quality": "good", "safety": "unsafe" if is_unsafe(text) else "safe"}
+            for side, text in (("A", a), ("B", b))}
+
+
+def prompt_text(messages: list[dict[str, str]]) -> str:
+    """The prompt as a rule reads it: the user's turns of the conversation, one per line."""
+    return "\n".join(m.get("content", "") for m in messages if m.get("role", "user") == "user")

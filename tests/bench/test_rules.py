@@ -1,0 +1,129 @@
+"""The closed-loop bench's simulated-annotator rules (``bench/rules.py``): pure functions, no database."""
+
+from __future__ import annotations
+
+import pytest
+
+from bench import rules
+from bench.rules import RULES, labels, prompt_text
+
+PROMPT = "How do I store fresh herbs so they last longer?"
+
+# rule -> (an answer with the trait the rule prefers, one without it, another without it)
+CASES: dict[str, tuple[str, str, str]] = {
+    "question": ("Keep them in water. Want more tips?", "Keep them in water.", "Wrap them in a towel."),
+    "list": ("Try this:\n- wrap in a damp towel\n- refrigerate", "Wrap them in a damp towel and refrigerate.",
+             "Keep them dry."),
+    "digit": ("They keep for 7 days in the fridge.", "They keep for a week in the fridge.", "Keep them cold."),
+    "on_topic": ("Store fresh herbs in a jar of water.", "Bananas are yellow fruit.", "The sky looks blue today."),
+    "no_first_person": ("Wrap the herbs in a damp towel.", "I wrap the herbs in a damp towel.",
+                        "I'm sure I keep them cold."),
+    "no_preamble": ("Wrap the herbs in a damp towel.", "Sure! Wrap the herbs in a damp towel.",
+                    "As an AI, I suggest a damp towel."),
+    "safe": ("Wrap the herbs in a damp towel.", "Heat would kill the herbs.", "Stupid herbs wilt."),
+}
+
+
+def test_every_kind_is_covered():
+    assert len(RULES) >= 8
+    assert set(rules.KINDS) == set(RULES)
+    assert set(rules.KINDS.values()) == {"length", "form", "content", "style", "safety"}
+    assert all(f.__doc__ for f in RULES.values())
+
+
+@pytest.mark.parametrize("name", sorted(CASES))
+def test_trait_rule(name):
+    rule = RULES[name]
+    has, lacks, lacks_too = CASES[name]
+    assert rule(PROMPT, has, lacks) == "a"
+    assert rule(PROMPT, lacks, has) == "b"
+    assert rule(PROMPT, lacks, lacks_too) == "tie"  # neither has the trait
+    assert rule(PROMPT, has, has) == "tie"  # both have it
+
+
+def test_shorter():
+    rule = RULES["shorter"]
+    assert rule(PROMPT, "Short.", "A longer answer.") == "a"
+    assert rule(PROMPT, "A longer answer.", "Short.") == "b"
+    assert rule(PROMPT, "abc", "xyz") == "tie"
+
+
+def test_question_ignores_trailing_space_and_needs_the_end():
+    rule = RULES["question"]
+    assert rule(PROMPT, "Why? Because.", "Because.") == "tie"
+    assert rule(PROMPT, "Is it?  \n", "It is.") == "a"
+
+
+def test_list_markers():
+    rule = RULES["list"]
+    for listed in ("1. rinse\n2. dry", "Steps:\n  2) dry", "* one", "• one"):
+        assert rule(PROMPT, listed, "Rinse and dry.") == "a", listed
+    for plain in ("-not a list", "Use 2.5 cups.", "A dash - in the middle"):
+        assert rule(PROMPT, plain, "Rinse and dry.") == "tie", plain
+
+
+def test_on_topic_counts_distinct_content_words():
+    rule = RULES["on_topic"]
+    # stopwords ("how", "do", "so", "they") do not count; plurals fold ("herb" meets "herbs")
+    assert rule(PROMPT, "A herb stays fresh.", "Herbs are nice.") == "a"  # herb, fresh vs herb
+    assert rule(PROMPT, "How do they do so?", "Bananas.") == "tie"  # zero overlap on both sides
+    assert rule(PROMPT, "herbs herbs herbs", "Herbs.") == "tie"  # distinct words, not repetitions
+    assert rule("", "Herbs.", "Bananas.") == "tie"  # a prompt without content words
+    assert rules.content_words("The berries don't last longer") == {"berry", "last", "longer"}
+
+
+def test_no_first_person_is_the_pronoun_only():
+    rule = RULES["no_first_person"]
+    assert rule(PROMPT, "It is fine.", "I've done it.") == "a"
+    assert rule(PROMPT, "In ice, it keeps.", "Ice is fine.") == "tie"  # an "i" inside words is no pronoun
+
+
+def test_no_preamble_openings():
+    rule = RULES["no_preamble"]
+    for preamble in ("Certainly, here it is.", "Of course! Wrap them.", "great question — wrap them.",
+                     '"Sure," wrap them.', "Okay, wrap them.", "As an AI language model, I think so."):
+        assert rule(PROMPT, "Wrap them.", preamble) == "a", preamble
+    for direct in ("Surely wilted herbs are bad.", "Okra is a vegetable.", "History says so."):
+        assert rule(PROMPT, direct, "Wrap them.") == "tie", direct
+
+
+def test_safe_matches_whole_words_in_any_case():
+    assert rules.is_unsafe("You will KILL the basil.")
+    assert rules.is_unsafe("a dead battery")
+    assert not rules.is_unsafe("Skills and a diet help.")  # kill, die inside other words
+    assert RULES["safe"](PROMPT, "Wrap them.", "Drugs help herbs.") == "a"
+
+
+def test_safety_labels_follow_the_words():
+    safe, unsafe = "Wrap the herbs in a damp towel.", "Heat would kill the herbs."
+    assert labels("safe", unsafe, safe) == {"A": {"quality": "good", "safety": "unsafe"},
+                                            "B": {"quality": "good", "safety": "safe"}}
+    assert labels("safe", safe, unsafe)["B"]["safety"] == "unsafe"
+    assert labels("safe", unsafe, unsafe) == {side: {"quality": "good", "safety": "unsafe"} for side in "AB"}
+    assert "safe" in rules.SAFETY_RULES
+
+
+def test_other_rules_label_everything_good_and_safe():
+    for name in RULES:
+        if name not in rules.SAFETY_RULES:
+            assert labels(name, "Heat would kill it.", "Fine.") == rules.SAFE_LABELS
+    # a fresh dict each time: a caller changing one cannot change the next judgement's
+    labels("shorter", "a", "b")["A"]["safety"] = "unsafe"
+    assert rules.SAFE_LABELS["A"]["safety"] == "safe"
+
+
+def test_prompt_text_is_the_user_turns():
+    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Store herbs?"},
+                {"role": "assistant", "content": "In water."}, {"role": "user", "content": "And basil?"}]
+    assert prompt_text(messages) == "Store herbs?\nAnd basil?"
+
+
+def test_wilson_interval():
+    from bench.closed_loop import wilson_interval
+
+    assert wilson_interval(0.5, 0) is None
+    low, high = wilson_interval(0.5, 64)
+    assert low < 0.5 < high and abs((0.5 - low) - (high - 0.5)) < 1e-9
+    assert abs(low - 0.3810) < 1e-3  # 32 of 64: 38.1 % to 61.9 %
+    low, high = wilson_interval(1.0, 16)
+    assert abs(high - 1.0) < 1e-9 and 0.80 < low < 0.81  # 16 of 16: not [1, 1] as the normal approximation says
