@@ -8,8 +8,8 @@ from sqlalchemy import func, select
 
 from app.auth.models import Role
 from app.jobs.models import Job
-from app.finetune.ppo.params import HELP, PPOParams
-from app.training.ppo.config import PPOConfig
+from app.finetune.ppo.params import PPOParams
+from app.training.ppo.config import PPOConfig, config_help
 from tests.factories import UserFactory
 from tests.helpers import login
 from tests.rewards.conftest import bearer
@@ -27,7 +27,7 @@ def test_defaults_build_the_trainers_config_with_the_trainers_help():
     assert isinstance(config, PPOConfig) and config.policy == "/models/p" and config.use_lora
     assert (config.batch_size, config.response_length, config.updates, config.learning_rate) == (8, 48, 20, 1e-3)
     schema = PPOParams.model_json_schema()["properties"]
-    assert schema["kl_coef"]["description"] == HELP["kl_coef"] and schema["target_kl"]["minimum"] == 0
+    assert schema["kl_coef"]["description"] == config_help(PPOConfig)["kl_coef"] and schema["target_kl"]["minimum"] == 0
 
 
 class TestCreateApi:

@@ -73,7 +73,7 @@ def test_ppo_raises_an_easily_learnt_reward_while_the_kl_stays_bounded(tmp_path,
 
     scores = [h["score"] for h in result.history]
     kls = [h["kl"] for h in result.history]
-    assert len(scores) == result.updates == 20
+    assert len(scores) == result.steps == 20
     assert sum(scores[-5:]) / 5 >= sum(scores[:5]) / 5 + 0.1, scores  # the policy learnt the bonus
     assert abs(kls[0]) < 1e-4  # the first batch is sampled by the reference itself
     assert all(0.0 <= kl < 8.0 for kl in kls[1:]), kls  # held near π_ref: ≪ 8 tokens × log 35 ≈ 28 nats
@@ -102,7 +102,7 @@ def test_a_stopped_run_resumes_and_finishes_like_an_uninterrupted_one(tmp_path, 
     reporter = reporter_cls()
     resumed = train_ppo(PROMPTS, config, tmp_path / "resumed", reward=AnswerWordBonus(tok), policy=tiny_policy(tok),
                         tokenizer=tok, reporter=reporter)
-    assert resumed.resumed_from == 3 and resumed.updates == straight.updates == 6
+    assert resumed.resumed_from == 3 and resumed.steps == straight.steps == 6
     assert any("resumed from the checkpoint at update 3" in line for line in reporter.logs)
     assert sorted({step for step, _, _ in reporter.metrics}) == [4, 5, 6]
     for before, after in zip(straight.history, resumed.history, strict=True):
@@ -113,7 +113,7 @@ def test_a_stopped_run_resumes_and_finishes_like_an_uninterrupted_one(tmp_path, 
     assert not checkpoint.exists()
     again = train_ppo(PROMPTS, config, tmp_path / "resumed", reward=AnswerWordBonus(tok), policy=tiny_policy(tok),
                       tokenizer=tok)
-    assert again.model is None and again.updates == 6  # finished run: its card is returned, nothing retrained
+    assert again.model is None and again.steps == 6  # finished run: its card is returned, nothing retrained
 
 
 def test_micro_batches_accumulate_into_the_same_update(tmp_path) -> None:
@@ -172,6 +172,6 @@ def test_full_fine_tuning_against_a_frozen_copy_with_a_separate_value_model(tmp_
     result = train_ppo(PROMPTS, config, tmp_path / "policy", reward=AnswerWordBonus(tok), policy=tiny_policy(tok),
                        tokenizer=tok, value_model=reward_model)
 
-    assert result.updates == 3 and result.history[-1]["kl"] > 0  # the reference stayed where it was
+    assert result.steps == 3 and result.history[-1]["kl"] > 0  # the reference stayed where it was
     assert all(torch.equal(v, before[k]) for k, v in reward_model.state_dict().items())  # trained a copy
     assert result.history[-1]["value_loss"] > 0

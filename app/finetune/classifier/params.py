@@ -4,18 +4,20 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import model_validator
 
-from app.finetune.core.head_params import CLASSIFIER_HELP, TrainParams, _h
-from app.training.classifier.config import DEFAULT_HEADS
+from app.finetune.core.head_params import TrainParams
+from app.finetune.core.params import config_field
+from app.training.classifier.config import DEFAULT_HEADS, ClassifierConfig
 
 
 class ClassifierParams(TrainParams):
     """A ``classifier`` job: binary heads on the per-response labels (each head's majority label)."""
 
-    heads: list[Literal["quality", "safety"]] = Field(list(DEFAULT_HEADS), min_length=1, max_length=2,
-                                                     description=_h("heads", CLASSIFIER_HELP))
-    threshold: float = Field(0.5, gt=0, lt=1, description=_h("threshold", CLASSIFIER_HELP))
+    # The config's default as a list: the job's parameters are JSON, where a submitted value is a list too.
+    heads: list[Literal["quality", "safety"]] = config_field(ClassifierConfig, "heads", list(DEFAULT_HEADS),
+                                                             min_length=1, max_length=2)
+    threshold: float = config_field(ClassifierConfig, "threshold", gt=0, lt=1)
 
     @model_validator(mode="after")
     def _distinct(self) -> ClassifierParams:

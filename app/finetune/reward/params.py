@@ -6,7 +6,9 @@ from typing import Literal
 
 from pydantic import Field
 
-from app.finetune.core.head_params import TrainParams, _h
+from app.finetune.core.head_params import TrainParams
+from app.finetune.core.params import config_field
+from app.training.reward.config import RewardConfig
 
 
 class RewardParams(TrainParams):
@@ -16,5 +18,5 @@ class RewardParams(TrainParams):
         "each", description="With several annotators on a pair: every A/B judgement is an example ('each'), or "
         "the pair counts once for the side that strictly outvotes every other verdict ('majority'). With "
         "export_job_id, the export's own aggregation applies instead.")
-    margin: float = Field(0.0, ge=0, le=20, description=_h("margin"))
-    center_rewards_coefficient: float = Field(0.0, ge=0, le=10, description=_h("center_rewards_coefficient"))
+    margin: float = config_field(RewardConfig, "margin", ge=0, le=20)
+    center_rewards_coefficient: float = config_field(RewardConfig, "center_rewards_coefficient", ge=0, le=10)

@@ -16,52 +16,20 @@ checkpoint or returns the finished run's card, and ``register`` is keyed by the 
 
 from __future__ import annotations
 
-from typing import Any
-
-from pydantic import BaseModel, Field
+from typing import TYPE_CHECKING, Any
 
 from app.jobs.context import JobContext
 from app.jobs.exceptions import JobCancelled, JobFailed
 from app.jobs.registry import register
 from app.finetune.core.reporter import TrainerReporter
-from app.training.sft.config import SFTConfig, sft_config_help
+from app.finetune.sft.params import SFTParams
+from app.training.core.result import TrainResult
+
+if TYPE_CHECKING:  # the handler imports these when it runs, not when the job kind is registered
+    from app.finetune.sft.inputs import SFTInputs
+    from app.training.sft.data import SFTExample
 
 KIND = "sft"
-NAME_PATTERN = r"^(?:|[A-Za-z0-9][A-Za-z0-9._-]{0,99})$"  # empty: the default name
-_HELP = sft_config_help()
-TRAINING_FIELDS = ("epochs", "learning_rate", "batch_size", "max_length", "lora", "lora_r", "lora_alpha",
-                   "validation_fraction", "seed", "checkpoint_every", "log_every")
-
-
-class SFTParams(BaseModel):
-    """Parameters of an ``sft`` job; the training fields are those of :class:`SFTConfig`."""
-
-    base_version_id: int | None = Field(None, ge=1, description="Policy version to fine-tune; default: the promoted one.")
-    name: str = Field("", max_length=100, pattern=NAME_PATTERN,
-                      description="Name of the new version (letters, digits, . _ -); default: 'sft-<job id>'.")
-    use_demonstrations: bool = Field(True, description="Train on the annotators' demonstrations (ideal and safe answers).")
-    jsonl_files: list[str] = Field(default_factory=list, max_length=20,
-                                   description='SFT JSONL files ({"messages": [...]} per line) in <data_dir>/sft/, by name.')
-    safety_share: float | None = Field(None, ge=0, le=1, description="Share of safety demonstrations (safe answers) in the mix; "
-                                       "empty: use the data as it is. Too much teaches the model to refuse harmless requests.")
-    refusal_prompts: int = Field(40, ge=0, le=1000, description="Held-out harmless prompts the refusal rate is measured on; 0 skips it.")
-    refusal_prompt_set_id: int | None = Field(None, ge=1, description="Take them from this set (non-red-team prompts); default: the shipped starter prompts.")
-    refusal_max_new_tokens: int = Field(32, ge=4, le=512, description="Answer length when measuring refusals (only the first sentence is judged).")
-    epochs: int = Field(3, ge=1, le=100, description=_HELP["epochs"])
-    learning_rate: float = Field(2e-4, gt=0, le=1, description=_HELP["learning_rate"])
-    batch_size: int = Field(8, ge=1, le=1024, description=_HELP["batch_size"])
-    max_length: int = Field(1024, ge=16, le=131_072, description=_HELP["max_length"])
-    lora: bool = Field(True, description=_HELP["lora"])
-    lora_r: int = Field(16, ge=1, le=1024, description=_HELP["lora_r"])
-    lora_alpha: int = Field(32, ge=1, le=4096, description=_HELP["lora_alpha"])
-    validation_fraction: float = Field(0.1, ge=0, lt=1, description=_HELP["validation_fraction"])
-    seed: int = Field(0, ge=0, description=_HELP["seed"])
-    checkpoint_every: int = Field(100, ge=0, description=_HELP["checkpoint_every"])
-    log_every: int = Field(10, ge=1, description=_HELP["log_every"])
-
-    def sft_config(self, base_model: str) -> SFTConfig:
-        """The trainer's config: these fields, the rest at their defaults."""
-        return SFTConfig(base_model=base_model, **{name: getattr(self, name) for name in TRAINING_FIELDS})
 
 
 @register(KIND, SFTParams)
@@ -92,7 +60,8 @@ def run_sft(ctx: JobContext[SFTParams]) -> dict[str, Any]:
             "refusal": refusal}
 
 
-def _train_and_measure(ctx: JobContext[SFTParams], inputs: Any, examples: list, name: str) -> tuple[Any, dict[str, Any]]:  # noqa: ANN401
+def _train_and_measure(ctx: JobContext[SFTParams], inputs: SFTInputs, examples: list[SFTExample],
+                       name: str) -> tuple[TrainResult, dict[str, Any]]:
     """Refusals of the base model, training, refusals of the result (greedy, so a re-run repeats them)."""
     from app.registry import store
     from app.registry.models import ModelKind
@@ -116,13 +85,15 @@ def _train_and_measure(ctx: JobContext[SFTParams], inputs: Any, examples: list, 
     ctx.reporter.progress(0.92, "measuring refusals of the fine-tuned policy")
     after_model = trained.model if trained.model is not None else load_policy(output)[0]
     after = measure_refusals(after_model, tokenizer, inputs.harmless, max_new_tokens=p.refusal_max_new_tokens)
-    ctx.reporter.log(f"refusal rate on {before.prompts} harmless prompts: {before.rate:.1%} before, {after.rate:.1%} after")
+    ctx.reporter.log(f"refusal rate on {before.prompts} harmless prompts: {before.rate:.1%} before, "
+                     f"{after.rate:.1%} after")
     refusal = {"rule": RULE, "before": before.rate, "after": after.rate, "prompts": before.prompts,
                "refused_before": before.refused, "refused_after": after.refused, "source": inputs.harmless_source}
     return trained, refusal
 
 
-def _register(ctx: JobContext[SFTParams], inputs: Any, name: str, trained: Any, refusal: dict[str, Any]) -> int:  # noqa: ANN401
+def _register(ctx: JobContext[SFTParams], inputs: SFTInputs, name: str, trained: TrainResult,
+              refusal: dict[str, Any]) -> int:
     """The new ready policy version, child of the base; registered once per job, however often it runs."""
     from app.errors import Conflict
     from app.registry import service as registry

@@ -27,7 +27,8 @@ from app.training.core.data import LabelledResponse
 from app.training.core.batches import LabelledCollator
 from app.training.core.encode import encode_responses
 from app.training.core.heads import PooledHeadModel
-from app.training.core.pipeline import HeadJob, RunOptions, TrainResult, train_head_model
+from app.training.core.pipeline import HeadJob, RunOptions, train_head_model
+from app.training.core.result import TrainResult
 from app.training.core.scoring import predict_encoded
 
 
@@ -92,7 +93,7 @@ def classifier_job(config: ClassifierConfig) -> HeadJob:
 
 
 def train_classifier(examples: Sequence[LabelledResponse], config: ClassifierConfig, output_dir: Path | str,
-                     **options: Unpack[RunOptions]) -> TrainResult:
+                     **options: Unpack[RunOptions]) -> TrainResult[PooledHeadModel]:
     """Train, validate and save the classifier to ``output_dir``; same contract as ``train_reward_model``.
 
     Responses labelled for none of ``config.heads`` are left out (they teach no head anything)."""

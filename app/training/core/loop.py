@@ -87,6 +87,10 @@ class LoopTask:
 
 @dataclass
 class LoopResult:
+    """What the loop did, before the trainer validates and saves: not a
+    :class:`~app.training.core.result.TrainResult`, which has a folder, a card and metrics that do not
+    exist yet here (and whose model may be a merged copy of this one, or absent)."""
+
     steps: int
     resumed_from: int  # 0 for a fresh run
     model: nn.Module  # unwrapped from accelerate's wrappers

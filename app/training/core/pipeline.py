@@ -26,22 +26,11 @@ from app.training.core.config import TrainConfig
 from app.training.core.loop import (LoopResult, LossFn, LoopTask, NullReporter, Reporter, make_accelerator,
                                       run_loop)
 from app.training.core.heads import PooledHeadModel, build_model, disable_dropout, save_model
+from app.training.core.result import TrainResult
 from app.training.core.vocab import compact_embedding, renumber_rows
 from app.training.core.vocab import plan as compact_plan
 
 Rows = list[dict[str, Any]]
-
-
-@dataclass
-class TrainResult:
-    """Where the model is and how it did; ``card`` is what was saved beside it."""
-
-    output_dir: Path
-    metrics: dict[str, float]
-    steps: int
-    resumed_from: int
-    card: dict[str, Any]
-    model: PooledHeadModel | None = None  # the trained model in memory; None when an earlier run's card was returned
 
 
 class RunOptions(TypedDict, total=False):
@@ -95,7 +84,7 @@ def backbone_label(config: TrainConfig, backbone: nn.Module | None) -> str:
 
 def train_head_model(job: HeadJob, examples: Sequence[Any], config: TrainConfig, output_dir: Path | str, *,
                      reporter: Reporter | None = None, checkpoint_path: Path | str | None = None,
-                     backbone: nn.Module | None = None, tokenizer: Any = None) -> TrainResult:
+                     backbone: nn.Module | None = None, tokenizer: Any = None) -> TrainResult[PooledHeadModel]:
     """Train ``job`` on ``examples`` and save it to ``output_dir``; see ``train_reward_model`` for the contract."""
     reporter = reporter or NullReporter()
     output_dir = Path(output_dir)
@@ -104,7 +93,7 @@ def train_head_model(job: HeadJob, examples: Sequence[Any], config: TrainConfig,
     fingerprint = run_fingerprint(examples, config, label)
     if (card := finished_card(output_dir, fingerprint)) is not None:
         reporter.log(f"{output_dir} already holds this run; returning its card")
-        return TrainResult(output_dir, card["metrics"], card["steps"], card["resumed_from_step"], card)
+        return TrainResult.from_card(output_dir, card)
     train, validation = split_by_prompt(examples, config.validation_fraction, config.seed)
     if not train:
         raise ValueError(f"no training examples for the {job.kind} model")

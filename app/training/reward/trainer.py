@@ -27,10 +27,11 @@ from app.training.core.encode import encode_responses
 from app.training.reward.config import RewardConfig
 from app.training.reward.loss import bradley_terry_loss, centering_penalty, pairwise_accuracy, strength_margins
 from app.training.core.heads import PooledHeadModel
-from app.training.core.pipeline import HeadJob, PackedBatches, RunOptions, TrainResult, train_head_model
+from app.training.core.pipeline import HeadJob, PackedBatches, RunOptions, train_head_model
+from app.training.core.result import TrainResult
 from app.training.core.scoring import predict_encoded
 
-__all__ = ["TrainResult", "encode_pairs", "evaluate_pairs", "reward_step", "train_reward_model"]
+__all__ = ["encode_pairs", "evaluate_pairs", "reward_step", "train_reward_model"]
 
 
 def reward_step(model: nn.Module, batch: dict[str, torch.Tensor], *,
@@ -85,7 +86,7 @@ def reward_job(config: RewardConfig) -> HeadJob:
 
 
 def train_reward_model(examples: Sequence[PreferenceExample], config: RewardConfig, output_dir: Path | str,
-                       **options: Unpack[RunOptions]) -> TrainResult:
+                       **options: Unpack[RunOptions]) -> TrainResult[PooledHeadModel]:
     """Train, validate and save a reward model to ``output_dir`` (which must not exist yet).
 
     ``backbone``/``tokenizer`` replace ``config.backbone`` with already built objects (tests, notebooks).

@@ -15,7 +15,6 @@ run shows whether it learned anything that carries over to prompts it never saw.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -28,23 +27,12 @@ from app.training.core.encode import pad_token_id
 from app.training.core.card import (build_card, data_snapshot, default_checkpoint_path, finished_card,
                                       run_fingerprint, write_card)
 from app.training.core.loop import LoopTask, NullReporter, Reporter, make_accelerator, run_loop
+from app.training.core.result import TrainResult
 from app.training.sft.config import SFTConfig
 from app.training.sft.data import SFTExample, kind_counts
 from app.training.sft.encode import SFTCollator, encode_examples, sft_step, validation_loss
 
-__all__ = ["SFTResult", "load_policy", "train_sft"]
-
-
-@dataclass
-class SFTResult:
-    """Where the fine-tuned policy is and how it did; ``card`` is what was saved beside it."""
-
-    output_dir: Path
-    metrics: dict[str, float]
-    steps: int
-    resumed_from: int
-    card: dict[str, Any]
-    model: nn.Module | None = None  # merged, in memory; None when an earlier run's card was returned
+__all__ = ["load_policy", "train_sft"]
 
 
 def load_policy(path: str | Path) -> tuple[nn.Module, Any]:
@@ -86,7 +74,7 @@ def merged(model: nn.Module) -> nn.Module:
 
 def train_sft(examples: Sequence[SFTExample], config: SFTConfig, output_dir: Path | str, *,
               reporter: Reporter | None = None, checkpoint_path: Path | str | None = None,
-              model: nn.Module | None = None, tokenizer: Any = None) -> SFTResult:
+              model: nn.Module | None = None, tokenizer: Any = None) -> TrainResult[nn.Module]:
     """Fine-tune, validate and save the merged policy to ``output_dir`` (which must not exist yet).
 
     ``model``/``tokenizer`` replace ``config.base_model`` with already built objects (the job, tests);
@@ -101,7 +89,7 @@ def train_sft(examples: Sequence[SFTExample], config: SFTConfig, output_dir: Pat
     fingerprint = run_fingerprint(examples, config, label)  # type: ignore[arg-type] - duck-typed config
     if (card := finished_card(output_dir, fingerprint)) is not None:
         reporter.log(f"{output_dir} already holds this run; returning its card")
-        return SFTResult(output_dir, card["metrics"], card["steps"], card["resumed_from_step"], card)
+        return TrainResult.from_card(output_dir, card)
     train, validation = split_by_prompt(examples, config.validation_fraction, config.seed)
     accelerator = make_accelerator(config)  # type: ignore[arg-type] - reads the loop fields only
     if not accelerator.is_main_process:  # one process speaks for all; each still trains its shard
@@ -126,7 +114,7 @@ def train_sft(examples: Sequence[SFTExample], config: SFTConfig, output_dir: Pat
     card = build_card(kind="sft", backbone=label, labels=[], config=config, data=data,  # type: ignore[arg-type]
                       fingerprint=fingerprint, metrics=metrics, steps=result.steps, resumed_from=result.resumed_from)
     _finish(accelerator, reporter, final, tokenizer, output_dir, checkpoint, card)
-    return SFTResult(output_dir, metrics, result.steps, result.resumed_from, card, final)
+    return TrainResult(output_dir, metrics, result.steps, result.resumed_from, card, final)  # the merged policy
 
 
 def _metrics(before: float | None, after: float | None, train: Sequence[SFTExample],
