@@ -23,7 +23,7 @@ if TYPE_CHECKING:
     from app.jobs.context import JobContext
 
 # Modules that define the kinds every deployment has.
-BUILTIN_JOB_MODULES: tuple[str, ...] = ("app.pool.jobs", "app.registry.jobs", "app.export.jobs", "app.importing.jobs", "app.finetune.reward.job", "app.finetune.classifier.job", "app.finetune.ppo.job", "app.finetune.sft.job", "app.instruct.self_instruct_job")
+BUILTIN_JOB_MODULES: tuple[str, ...] = ("app.pool.jobs", "app.versions.jobs", "app.export.jobs", "app.importing.jobs", "app.finetune.reward.job", "app.finetune.classifier.job", "app.finetune.ppo.job", "app.finetune.sft.job", "app.instruct.self_instruct_job", "app.finetune.dpo.job", "app.finetune.rloo.job")
 JOB_MODULES_ENV = "RLHF_JOB_MODULES"
 
 Handler = Callable[["JobContext"], dict[str, Any]]

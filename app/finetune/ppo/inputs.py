@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from app.errors import DomainError
 from app.jobs.exceptions import JobFailed
 from app.jobs.models import Job
-from app.finetune.ppo.params import PPOParams
+from app.finetune.core.policy_params import PolicyParams
 from app.prompts.models import Prompt, PromptSet, PromptSetStatus
 from app.registry import service as registry
 from app.registry.job_inputs import check_name_free, local_policy
@@ -70,9 +70,12 @@ def prompt_snapshot(db: Session, set_ids: list[int] | None, cutoff: datetime | N
     return [(pid, list(messages)) for pid, messages in db.execute(query.order_by(Prompt.id))]
 
 
-def read_inputs(db: Session, params: PPOParams, job_id: int) -> PPOInputs:
-    """Everything the run needs from the database; a missing piece fails the job naming its parameter."""
-    name = params.name or f"ppo-job{job_id}"
+def read_inputs(db: Session, params: PolicyParams, job_id: int, kind: str = "ppo") -> PPOInputs:
+    """Everything the run needs from the database; a missing piece fails the job naming its parameter.
+
+    Any policy-training job whose parameters are :class:`PolicyParams` reads the same (``rloo`` too); its
+    ``kind`` names the default version name."""
+    name = params.name or f"{kind}-job{job_id}"
     check_name_free(db, name, job_id)
     policy, path = local_policy(db, params.policy_version_id, field="policy_version_id")
     reward = scoring_version(db, params.reward_version_id, ModelKind.reward, field="reward_version_id")

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.training.core.config import help_field
-from app.training.core.config import TrainConfig
+from app.training.core.config import TrainConfig, help_field
 
 DEFAULT_HEADS = ("quality", "safety")
 
@@ -14,8 +13,9 @@ DEFAULT_HEADS = ("quality", "safety")
 class ClassifierConfig(TrainConfig):
     """The classifier job: one sigmoid output per head, binary cross-entropy on labelled responses."""
 
-    heads: tuple[str, ...] = help_field(DEFAULT_HEADS, "Names of the binary heads; each LabelledResponse carries "
-                                        "a label (or None) per name.")
+    heads: tuple[str, ...] = help_field(
+        DEFAULT_HEADS, "Names of the binary heads; each LabelledResponse carries a label (or None) per name."
+    )
     threshold: float = help_field(0.5, "Probability at or above which a head says 1, for the reported accuracy.")
 
     def __post_init__(self) -> None:

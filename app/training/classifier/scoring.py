@@ -1,7 +1,7 @@
 """Scoring (prompt, response) pairs with a saved classifier: a probability per head.
 
-    scorer = ClassifierScorer("/models/classifier-1")
-    scorer.score([(prompt, response)])  # -> [{"quality": 0.91, "safety": 0.99}]
+scorer = ClassifierScorer("/models/classifier-1")
+scorer.score([(prompt, response)])  # -> [{"quality": 0.91, "safety": 0.99}]
 """
 
 from __future__ import annotations

@@ -23,8 +23,8 @@ from torch import nn
 
 from app.training.classifier.config import ClassifierConfig
 from app.training.classifier.metrics import auroc, binary_accuracy
-from app.training.core.data import LabelledResponse
 from app.training.core.batches import LabelledCollator
+from app.training.core.data import LabelledResponse
 from app.training.core.encode import encode_responses
 from app.training.core.heads import PooledHeadModel
 from app.training.core.pipeline import HeadJob, RunOptions, train_head_model
@@ -49,26 +49,45 @@ def classifier_step(model: nn.Module, batch: dict[str, torch.Tensor]) -> tuple[t
     return loss, {"loss": loss, "accuracy": accuracy}
 
 
-def encode_labelled(tokenizer: Any, examples: Sequence[LabelledResponse], encoder: bool, max_length: int, *,
-                    heads: Sequence[str]) -> list[dict[str, Any]]:
+def encode_labelled(
+    tokenizer: Any, examples: Sequence[LabelledResponse], encoder: bool, max_length: int, *, heads: Sequence[str]
+) -> list[dict[str, Any]]:
     """Token ids plus the label vector and its mask (1 where the head has a label) per response."""
-    encoded = encode_responses(tokenizer, [ex.prompt for ex in examples], [ex.response for ex in examples],
-                               encoder=encoder, max_length=max_length)
+    encoded = encode_responses(
+        tokenizer,
+        [ex.prompt for ex in examples],
+        [ex.response for ex in examples],
+        encoder=encoder,
+        max_length=max_length,
+    )
     rows = []
     for ex, enc in zip(examples, encoded, strict=True):
         values = [ex.labels.get(head) for head in heads]
-        rows.append({"encoded": enc, "labels": [float(v) if v is not None else 0.0 for v in values],
-                     "label_mask": [0.0 if v is None else 1.0 for v in values]})
+        rows.append(
+            {
+                "encoded": enc,
+                "labels": [float(v) if v is not None else 0.0 for v in values],
+                "label_mask": [0.0 if v is None else 1.0 for v in values],
+            }
+        )
     return rows
 
 
-def evaluate_labelled(model: PooledHeadModel, rows: Sequence[dict[str, Any]], pad_id: int, batch_size: int,
-                      device: torch.device | str, *, threshold: float = 0.5) -> dict[str, float]:
+def evaluate_labelled(
+    model: PooledHeadModel,
+    rows: Sequence[dict[str, Any]],
+    pad_id: int,
+    batch_size: int,
+    device: torch.device | str,
+    *,
+    threshold: float = 0.5,
+) -> dict[str, float]:
     """Per head: accuracy, AUROC, BCE loss and how many validation labels it had."""
     if not rows:
         return {}
-    logits = predict_encoded(model, [r["encoded"] for r in rows], pad_id=pad_id, batch_size=batch_size,
-                             device=device)  # [N, H]
+    logits = predict_encoded(
+        model, [r["encoded"] for r in rows], pad_id=pad_id, batch_size=batch_size, device=device
+    )  # [N, H]
     labels = torch.tensor([r["labels"] for r in rows])
     mask = torch.tensor([r["label_mask"] for r in rows]).bool()
     metrics: dict[str, float] = {}
@@ -87,13 +106,23 @@ def evaluate_labelled(model: PooledHeadModel, rows: Sequence[dict[str, Any]], pa
 
 def classifier_job(config: ClassifierConfig) -> HeadJob:
     """The classifier as a :class:`HeadJob`: one logit per head, responses in, masked BCE."""
-    return HeadJob(kind="classifier", labels=list(config.heads), encode=partial(encode_labelled, heads=config.heads),
-                   length=lambda row: len(row["encoded"]["input_ids"]), collate=LabelledCollator,
-                   loss=classifier_step, evaluate=partial(evaluate_labelled, threshold=config.threshold))
+    return HeadJob(
+        kind="classifier",
+        labels=list(config.heads),
+        encode=partial(encode_labelled, heads=config.heads),
+        length=lambda row: len(row["encoded"]["input_ids"]),
+        collate=LabelledCollator,
+        loss=classifier_step,
+        evaluate=partial(evaluate_labelled, threshold=config.threshold),
+    )
 
 
-def train_classifier(examples: Sequence[LabelledResponse], config: ClassifierConfig, output_dir: Path | str,
-                     **options: Unpack[RunOptions]) -> TrainResult[PooledHeadModel]:
+def train_classifier(
+    examples: Sequence[LabelledResponse],
+    config: ClassifierConfig,
+    output_dir: Path | str,
+    **options: Unpack[RunOptions],
+) -> TrainResult[PooledHeadModel]:
     """Train, validate and save the classifier to ``output_dir``; same contract as ``train_reward_model``.
 
     Responses labelled for none of ``config.heads`` are left out (they teach no head anything)."""

@@ -29,8 +29,16 @@ class LengthGroupedBatchSampler:
     processes take the same number of steps.
     """
 
-    def __init__(self, lengths: Sequence[int], batch_size: int, *, seed: int = 0, group_by_length: bool = True,
-                 num_replicas: int = 1, rank: int = 0):
+    def __init__(
+        self,
+        lengths: Sequence[int],
+        batch_size: int,
+        *,
+        seed: int = 0,
+        group_by_length: bool = True,
+        num_replicas: int = 1,
+        rank: int = 0,
+    ) -> None:
         if batch_size < 1 or not 0 <= rank < num_replicas:
             raise ValueError("batch_size must be ≥ 1 and 0 ≤ rank < num_replicas")
         self.lengths = list(lengths)
@@ -66,7 +74,8 @@ class LengthGroupedBatchSampler:
 
     def __len__(self) -> int:
         """Batches (optimizer steps) per epoch for this process."""
-        return -(-(-(-len(self.lengths) // self.batch_size)) // self.num_replicas)
+        per_epoch = (len(self.lengths) + self.batch_size - 1) // self.batch_size  # ceil: the last batch may be short
+        return (per_epoch + self.num_replicas - 1) // self.num_replicas  # ceil: the list is topped up to a multiple
 
 
 def pad_sequences(rows: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tensor]:
@@ -94,7 +103,7 @@ class PairCollator:
     """Collates encoded pairs into ONE padded batch: the B chosen rows, then the B rejected rows, so the
     model scores both sides in a single forward pass; plus the per-pair margin."""
 
-    def __init__(self, pad_id: int):
+    def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
 
     def __call__(self, items: Sequence[dict]) -> dict[str, torch.Tensor]:
@@ -107,7 +116,7 @@ class PairCollator:
 class LabelledCollator:
     """Collates encoded responses with their labels [B, H] and a mask [B, H] of which labels exist."""
 
-    def __init__(self, pad_id: int):
+    def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
 
     def __call__(self, items: Sequence[dict]) -> dict[str, torch.Tensor]:

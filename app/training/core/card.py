@@ -15,16 +15,19 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from app.training.core.data import ids_fingerprint, prompt_key_of
 from app.training.core.config import TrainConfig
+from app.training.core.data import ids_fingerprint, prompt_key_of
 
 CARD_NAME = "card.json"
 
 
 def run_fingerprint(examples: Sequence[Any], config: TrainConfig, backbone_label: str) -> str:
     """sha256 of (data snapshot, settings, backbone): equal exactly when a run would train the same model."""
-    payload = json.dumps({"data": ids_fingerprint(examples), "config": config.to_dict(),
-                          "backbone": backbone_label}, sort_keys=True, default=str)
+    payload = json.dumps(
+        {"data": ids_fingerprint(examples), "config": config.to_dict(), "backbone": backbone_label},
+        sort_keys=True,
+        default=str,
+    )
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -40,8 +43,18 @@ def data_snapshot(examples: Sequence[Any], train: Sequence[Any], validation: Seq
     }
 
 
-def build_card(*, kind: str, backbone: str, labels: Sequence[str], config: TrainConfig, data: dict[str, Any],
-               fingerprint: str, metrics: dict[str, float], steps: int, resumed_from: int) -> dict[str, Any]:
+def build_card(
+    *,
+    kind: str,
+    backbone: str,
+    labels: Sequence[str],
+    config: TrainConfig,
+    data: dict[str, Any],
+    fingerprint: str,
+    metrics: dict[str, float],
+    steps: int,
+    resumed_from: int,
+) -> dict[str, Any]:
     """The card's content; plain JSON values only."""
     import accelerate
     import torch
@@ -58,8 +71,11 @@ def build_card(*, kind: str, backbone: str, labels: Sequence[str], config: Train
         "metrics": metrics,
         "steps": steps,
         "resumed_from_step": resumed_from,
-        "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                     "accelerate": accelerate.__version__},
+        "versions": {
+            "torch": torch.__version__,
+            "transformers": transformers.__version__,
+            "accelerate": accelerate.__version__,
+        },
     }
 
 

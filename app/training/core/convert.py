@@ -115,7 +115,11 @@ def main(argv: list[str] | None = None) -> int:
     if not args or len(args) > 2:
         print("usage: python -m app.training.core.convert OUT_DIR [GGUF_FILE]", file=sys.stderr)
         return 2
-    out = convert_gguf_to_safetensors(Path(args[1]), Path(args[0])) if len(args) == 2 else convert_default_policy(Path(args[0]))
+    out = (
+        convert_gguf_to_safetensors(Path(args[1]), Path(args[0]))
+        if len(args) == 2
+        else convert_default_policy(Path(args[0]))
+    )
     print(out)
     return 0
 

@@ -108,8 +108,11 @@ def example_id(example: _Keyed) -> str:
 
 def _content(example: _Keyed) -> dict[str, object]:
     prompt = example.prompt if isinstance(example.prompt, str) else list(example.prompt)
-    body = {name: getattr(example, name) for name in ("chosen", "rejected", "strength", "response", "labels")
-            if hasattr(example, name)}
+    body = {
+        name: getattr(example, name)
+        for name in ("chosen", "rejected", "strength", "response", "labels")
+        if hasattr(example, name)
+    }
     return {"prompt": prompt, **body}
 
 

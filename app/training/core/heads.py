@@ -44,7 +44,7 @@ def last_token_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return hidden[torch.arange(hidden.shape[0], device=hidden.device), last]
 
 
-def cls_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:  # noqa: ARG001 - same signature as the others
+def cls_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The first token's state ([CLS]). [N, T, H] -> [N, H]."""
     return hidden[:, 0]
 
@@ -64,8 +64,9 @@ def is_encoder(config: Any) -> bool:
 class PooledHeadModel(nn.Module):
     """backbone → pool → Linear(hidden, len(labels)). ``forward`` returns float32 scores [N, K]."""
 
-    def __init__(self, backbone: nn.Module, labels: Sequence[str], *, pooling: str = "auto",
-                 head: nn.Linear | None = None):
+    def __init__(
+        self, backbone: nn.Module, labels: Sequence[str], *, pooling: str = "auto", head: nn.Linear | None = None
+    ) -> None:
         super().__init__()
         self.backbone = backbone
         self.labels = list(labels)
@@ -83,9 +84,16 @@ class PooledHeadModel(nn.Module):
             raise ValueError(f"head has {head.out_features} outputs for {len(self.labels)} labels")
         self.head = head.to(next(backbone.parameters()).dtype)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                token_type_ids: torch.Tensor | None = None, *, position_ids: torch.Tensor | None = None,
-                read_rows: torch.Tensor | None = None, read_cols: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        token_type_ids: torch.Tensor | None = None,
+        *,
+        position_ids: torch.Tensor | None = None,
+        read_rows: torch.Tensor | None = None,
+        read_cols: torch.Tensor | None = None,
+    ) -> torch.Tensor:
         """Scores [N, K] of N padded sequences; or, for packed rows (``data_prefix``: a 4-D mask and
         position ids), the scores read at (``read_rows``, ``read_cols``), one per packed sequence."""
         extra: dict[str, Any] = {"use_cache": False} if not self.encoder else {}
@@ -145,8 +153,9 @@ def ensure_pad_token(tokenizer: Any) -> Any:
     return tokenizer
 
 
-def build_model(backbone: str | nn.Module, labels: Sequence[str], *, pooling: str = "auto",
-                tokenizer: Any = None, seed: int = 0) -> tuple[PooledHeadModel, Any]:
+def build_model(
+    backbone: str | nn.Module, labels: Sequence[str], *, pooling: str = "auto", tokenizer: Any = None, seed: int = 0
+) -> tuple[PooledHeadModel, Any]:
     """A fresh head on ``backbone`` (a name/folder, or an already built HF model) and its tokenizer."""
     from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
 
@@ -176,8 +185,9 @@ def save_model(model: PooledHeadModel, tokenizer: Any, folder: Path, extra_meta:
     (folder / HEAD_META).write_text(json.dumps({**model.meta(), **extra_meta}, indent=2))
 
 
-def load_model(folder: Path | str, *, device: str | torch.device = "cpu",
-               dtype: torch.dtype | None = None) -> tuple[PooledHeadModel, Any, dict[str, Any]]:
+def load_model(
+    folder: Path | str, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> tuple[PooledHeadModel, Any, dict[str, Any]]:
     """(model in eval mode, tokenizer, head metadata) from a folder written by :func:`save_model`."""
     from transformers import AutoModel, AutoTokenizer
 

@@ -11,6 +11,8 @@ block's logits rather than keeping them. On a GPU it bounds the memory of long-v
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 
@@ -29,8 +31,13 @@ class ChunkedTokenLogprobs(torch.autograd.Function):
     """log softmax(h·Wᵀ)[token] per row of h [N, H], over vocabulary blocks of ``block`` rows of W, in float32."""
 
     @staticmethod
-    def forward(ctx, hidden: torch.Tensor, weight: torch.Tensor, tokens: torch.Tensor,  # noqa: ANN001 - ctx
-                block: int) -> torch.Tensor:
+    def forward(
+        ctx: Any,  # torch's FunctionCtx, which also carries what forward stores for backward
+        hidden: torch.Tensor,
+        weight: torch.Tensor,
+        tokens: torch.Tensor,
+        block: int,
+    ) -> torch.Tensor:
         h, w = hidden.float(), weight.float()
         running_max = torch.full((h.shape[0],), float("-inf"), device=h.device)  # [N]
         running_sum = torch.zeros_like(running_max)  # Σ exp(logit − running_max) so far
@@ -47,7 +54,7 @@ class ChunkedTokenLogprobs(torch.autograd.Function):
         return picked - logsumexp
 
     @staticmethod
-    def backward(ctx, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:  # noqa: ANN001 - ctx
+    def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         """∂ log p(y) / ∂ logits = onehot(y) − softmax(logits), block by block; then through h·Wᵀ."""
         hidden, weight, tokens, logsumexp = ctx.saved_tensors
         h, w, g = hidden.float(), weight.float(), grad.float()[:, None]  # g [N, 1]

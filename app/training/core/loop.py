@@ -24,8 +24,8 @@ from typing import Any, Protocol
 import torch
 from torch import nn
 
-from app.training.core.checkpoint import atomic_torch_save, capture_rng_state, load_checkpoint, restore_rng_state
 from app.training.core.batches import LengthGroupedBatchSampler
+from app.training.core.checkpoint import atomic_torch_save, capture_rng_state, load_checkpoint, restore_rng_state
 from app.training.core.config import TrainConfig
 
 logger = logging.getLogger(__name__)
@@ -65,10 +65,10 @@ class NullReporter:
         """Nothing is buffered."""
 
 
-class TrainingStopped(Exception):  # noqa: N818 - it is a stop, not an error
+class TrainingStopped(Exception):
     """Raised after the reporter asked to stop and a checkpoint was written; a re-run resumes there."""
 
-    def __init__(self, step: int):
+    def __init__(self, step: int) -> None:
         super().__init__(f"training stopped at step {step}; checkpoint written")
         self.step = step
 
@@ -101,7 +101,7 @@ class LinearSchedule:
 
     A class rather than a closure so that its state survives the checkpoint round trip."""
 
-    def __init__(self, warmup: int, total: int):
+    def __init__(self, warmup: int, total: int) -> None:
         self.warmup = warmup
         self.total = max(total, 1)
 
@@ -145,8 +145,9 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
         return torch.optim.AdamW(params, **kwargs)
 
 
-def run_loop(task: LoopTask, config: TrainConfig, accelerator: Any, checkpoint_path: Path,
-             reporter: Reporter) -> LoopResult:
+def run_loop(
+    task: LoopTask, config: TrainConfig, accelerator: Any, checkpoint_path: Path, reporter: Reporter
+) -> LoopResult:
     """Train ``task.model`` for ``config.epochs``, resuming from ``checkpoint_path`` when it matches."""
     return _Loop(task, config, accelerator, Path(checkpoint_path), reporter).run()
 
@@ -154,16 +155,22 @@ def run_loop(task: LoopTask, config: TrainConfig, accelerator: Any, checkpoint_p
 class _Loop:
     """One training run; state lives on the instance so each step reads as a few short methods."""
 
-    def __init__(self, task: LoopTask, config: TrainConfig, accelerator: Any, checkpoint_path: Path,
-                 reporter: Reporter):
+    def __init__(
+        self, task: LoopTask, config: TrainConfig, accelerator: Any, checkpoint_path: Path, reporter: Reporter
+    ) -> None:
         from accelerate.utils import set_seed
 
         self.task, self.config, self.accelerator = task, config, accelerator
         self.checkpoint_path, self.reporter = checkpoint_path, reporter
         set_seed(config.seed)
         self.sampler = LengthGroupedBatchSampler(
-            task.lengths, config.batch_size, seed=config.seed, group_by_length=config.group_by_length,
-            num_replicas=accelerator.num_processes, rank=accelerator.process_index)
+            task.lengths,
+            config.batch_size,
+            seed=config.seed,
+            group_by_length=config.group_by_length,
+            num_replicas=accelerator.num_processes,
+            rank=accelerator.process_index,
+        )
         self.steps_per_epoch = len(self.sampler)
         self.total_steps = self.steps_per_epoch * config.epochs
         optimizer = make_optimizer(task.model, config)
@@ -244,8 +251,10 @@ class _Loop:
         return self.accelerator.check_trigger()
 
     def _report(self) -> None:
-        means = {name: self.accelerator.reduce(total / self.window_steps, "mean").item()
-                 for name, total in self.window.items()}
+        means = {
+            name: self.accelerator.reduce(total / self.window_steps, "mean").item()
+            for name, total in self.window.items()
+        }
         self.window, self.window_steps = {}, 0
         if not self.accelerator.is_main_process:
             return
@@ -258,14 +267,17 @@ class _Loop:
     def _save(self) -> None:
         if self.accelerator.is_main_process:
             self.reporter.flush()
-            atomic_torch_save({
-                "model": self.accelerator.unwrap_model(self.model).state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "step": self.step,
-                "rng": capture_rng_state(),
-                "fingerprint": self.task.fingerprint,
-            }, self.checkpoint_path)
+            atomic_torch_save(
+                {
+                    "model": self.accelerator.unwrap_model(self.model).state_dict(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "step": self.step,
+                    "rng": capture_rng_state(),
+                    "fingerprint": self.task.fingerprint,
+                },
+                self.checkpoint_path,
+            )
             self.reporter.log(f"checkpoint written at step {self.step}")
         self.accelerator.wait_for_everyone()
 

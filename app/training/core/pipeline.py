@@ -16,16 +16,21 @@ from typing import Any, TypedDict
 import torch
 from torch import nn
 
+from app.training.core.card import (
+    build_card,
+    data_snapshot,
+    default_checkpoint_path,
+    finished_card,
+    run_fingerprint,
+    write_card,
+)
 from app.training.core.checkpoint import atomic_write_dir
+from app.training.core.config import TrainConfig
 from app.training.core.data import split_by_prompt
 from app.training.core.encode import pad_token_id
-from app.training.core.prefix import needs_additive_mask, shares_prefix_exactly
-from app.training.core.card import (build_card, data_snapshot, default_checkpoint_path, finished_card,
-                                      run_fingerprint, write_card)
-from app.training.core.config import TrainConfig
-from app.training.core.loop import (LoopResult, LossFn, LoopTask, NullReporter, Reporter, make_accelerator,
-                                      run_loop)
 from app.training.core.heads import PooledHeadModel, build_model, disable_dropout, save_model
+from app.training.core.loop import LoopResult, LoopTask, LossFn, NullReporter, Reporter, make_accelerator, run_loop
+from app.training.core.prefix import needs_additive_mask, shares_prefix_exactly
 from app.training.core.result import TrainResult
 from app.training.core.vocab import compact_embedding, renumber_rows
 from app.training.core.vocab import plan as compact_plan
@@ -82,9 +87,17 @@ def backbone_label(config: TrainConfig, backbone: nn.Module | None) -> str:
     return f"in-memory:{getattr(getattr(backbone, 'config', None), 'model_type', type(backbone).__name__)}"
 
 
-def train_head_model(job: HeadJob, examples: Sequence[Any], config: TrainConfig, output_dir: Path | str, *,
-                     reporter: Reporter | None = None, checkpoint_path: Path | str | None = None,
-                     backbone: nn.Module | None = None, tokenizer: Any = None) -> TrainResult[PooledHeadModel]:
+def train_head_model(
+    job: HeadJob,
+    examples: Sequence[Any],
+    config: TrainConfig,
+    output_dir: Path | str,
+    *,
+    reporter: Reporter | None = None,
+    checkpoint_path: Path | str | None = None,
+    backbone: nn.Module | None = None,
+    tokenizer: Any = None,
+) -> TrainResult[PooledHeadModel]:
     """Train ``job`` on ``examples`` and save it to ``output_dir``; see ``train_reward_model`` for the contract."""
     reporter = reporter or NullReporter()
     output_dir = Path(output_dir)
@@ -100,25 +113,49 @@ def train_head_model(job: HeadJob, examples: Sequence[Any], config: TrainConfig,
     accelerator = make_accelerator(config)
     if not accelerator.is_main_process:  # one process speaks for all; each still trains its shard
         reporter = NullReporter()
-    model, tokenizer = build_model(backbone if backbone is not None else config.backbone, job.labels,
-                                   pooling=config.pooling, tokenizer=tokenizer, seed=config.seed)
+    model, tokenizer = build_model(
+        backbone if backbone is not None else config.backbone,
+        job.labels,
+        pooling=config.pooling,
+        tokenizer=tokenizer,
+        seed=config.seed,
+    )
     max_length = prepare_backbone(model, config)
     rows, pad_id = job.encode(tokenizer, train, model.encoder, max_length), pad_token_id(tokenizer)
-    reporter.log(f"{job.kind} model: {len(train)} train / {len(validation)} validation examples, backbone "
-                 f"{label}, {sum(p.numel() for p in model.parameters()):,} parameters on {accelerator.device}")
+    reporter.log(
+        f"{job.kind} model: {len(train)} train / {len(validation)} validation examples, backbone "
+        f"{label}, {sum(p.numel() for p in model.parameters()):,} parameters on {accelerator.device}"
+    )
     result = _train(job, config, model, rows, pad_id, fingerprint, accelerator, checkpoint, reporter)
     val_rows = job.encode(tokenizer, validation, model.encoder, max_length) if validation else []
     evaluated = job.evaluate(result.model, val_rows, pad_id, config.eval_batch_size, accelerator.device)
     metrics = {f"val_{name}": value for name, value in evaluated.items()}
-    card = build_card(kind=job.kind, backbone=label, labels=job.labels, config=config,
-                      data=data_snapshot(examples, train, validation), fingerprint=fingerprint, metrics=metrics,
-                      steps=result.steps, resumed_from=result.resumed_from)
+    card = build_card(
+        kind=job.kind,
+        backbone=label,
+        labels=job.labels,
+        config=config,
+        data=data_snapshot(examples, train, validation),
+        fingerprint=fingerprint,
+        metrics=metrics,
+        steps=result.steps,
+        resumed_from=result.resumed_from,
+    )
     _finish(accelerator, reporter, result.model, tokenizer, output_dir, checkpoint, card, max_length)
     return TrainResult(output_dir, metrics, result.steps, result.resumed_from, card, result.model)
 
 
-def _train(job: HeadJob, config: TrainConfig, model: PooledHeadModel, rows: Rows, pad_id: int, fingerprint: str,
-           accelerator: Any, checkpoint: Path, reporter: Reporter) -> LoopResult:
+def _train(
+    job: HeadJob,
+    config: TrainConfig,
+    model: PooledHeadModel,
+    rows: Rows,
+    pad_id: int,
+    fingerprint: str,
+    accelerator: Any,
+    checkpoint: Path,
+    reporter: Reporter,
+) -> LoopResult:
     """Run the loop on the embedding rows the data uses (see ``vocab_compact``); the full matrix is
     whole again when this returns."""
     vocab = compact_plan(model.backbone, rows, pad_id=pad_id, weight_decay=config.weight_decay)
@@ -134,8 +171,16 @@ def _train(job: HeadJob, config: TrainConfig, model: PooledHeadModel, rows: Rows
         return run_loop(task, config, accelerator, checkpoint, reporter)
 
 
-def _finish(accelerator: Any, reporter: Reporter, model: PooledHeadModel, tokenizer: Any, output_dir: Path,
-            checkpoint: Path, card: dict[str, Any], max_length: int) -> None:
+def _finish(
+    accelerator: Any,
+    reporter: Reporter,
+    model: PooledHeadModel,
+    tokenizer: Any,
+    output_dir: Path,
+    checkpoint: Path,
+    card: dict[str, Any],
+    max_length: int,
+) -> None:
     """Report the validation metrics, write the folder atomically (main process), drop the checkpoint."""
     if accelerator.is_main_process:
         for name, value in card["metrics"].items():

@@ -46,7 +46,7 @@ def packed_length(row: dict[str, Any]) -> int:
 class SharedPrefixCollator:
     """Packs B encoded pairs into B rows; the model reads 2B rewards (B chosen, then B rejected)."""
 
-    def __init__(self, pad_id: int, *, additive: bool = False):
+    def __init__(self, pad_id: int, *, additive: bool = False) -> None:
         self.pad_id = pad_id
         self.additive = additive  # eager attention adds its mask; SDPA takes a boolean one (any dtype)
 
@@ -62,10 +62,14 @@ class SharedPrefixCollator:
         mask = torch.from_numpy(allowed).unsqueeze(1)  # [B, 1, W, W], True attends
         if self.additive:
             mask = torch.zeros(mask.shape).masked_fill_(~mask, torch.finfo(torch.float32).min)
-        return {"input_ids": torch.from_numpy(ids), "attention_mask": mask,
-                "position_ids": torch.from_numpy(positions),
-                "read_rows": torch.arange(n).repeat(2), "read_cols": torch.from_numpy(ends.reshape(-1)),
-                "margin": torch.tensor([item["margin"] for item in items], dtype=torch.float32)}
+        return {
+            "input_ids": torch.from_numpy(ids),
+            "attention_mask": mask,
+            "position_ids": torch.from_numpy(positions),
+            "read_rows": torch.arange(n).repeat(2),
+            "read_cols": torch.from_numpy(ends.reshape(-1)),
+            "margin": torch.tensor([item["margin"] for item in items], dtype=torch.float32),
+        }
 
     @staticmethod
     def _pack_row(item: dict, ids: np.ndarray, positions: np.ndarray, allowed: np.ndarray) -> tuple[int, int]:
@@ -95,8 +99,9 @@ def needs_additive_mask(model: Any) -> bool:
 
 
 @torch.no_grad()
-def shares_prefix_exactly(model: Any, rows: Sequence[dict], pad_id: int, plain_collate: Any,
-                          *, atol: float = 1e-4) -> bool:
+def shares_prefix_exactly(
+    model: Any, rows: Sequence[dict], pad_id: int, plain_collate: Any, *, atol: float = 1e-4
+) -> bool:
     """Score a few real pairs packed and unpacked; True when the backbone gives the same rewards.
 
     A backbone that ignores the 4-D mask or the position ids (or rejects them) fails this check, and

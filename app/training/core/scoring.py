@@ -11,19 +11,19 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import torch
 
-from app.training.core.data import Prompt
 from app.training.core.batches import pad_sequences
+from app.training.core.data import Prompt
 from app.training.core.encode import Encoded, encode_responses, pad_token_id
 from app.training.core.heads import PooledHeadModel, load_model
 
 
 @torch.inference_mode()
-def predict_encoded(model: PooledHeadModel, rows: Sequence[Encoded], *, pad_id: int, batch_size: int,
-                    device: torch.device | str) -> torch.Tensor:
+def predict_encoded(
+    model: PooledHeadModel, rows: Sequence[Encoded], *, pad_id: int, batch_size: int, device: torch.device | str
+) -> torch.Tensor:
     """Scores [N, K] on the CPU for encoded rows, batched longest-first, in the rows' order."""
     was_training = model.training
     model.eval()
@@ -45,8 +45,15 @@ def default_device() -> torch.device:
 class HeadScorer:
     """A saved backbone-plus-head model, loaded once, scoring batches of (prompt, response)."""
 
-    def __init__(self, folder: Path | str, *, device: str | torch.device | None = None, batch_size: int = 32,
-                 max_length: int | None = None, dtype: torch.dtype | None = None):
+    def __init__(
+        self,
+        folder: Path | str,
+        *,
+        device: str | torch.device | None = None,
+        batch_size: int = 32,
+        max_length: int | None = None,
+        dtype: torch.dtype | None = None,
+    ) -> None:
         self.device = torch.device(device) if device is not None else default_device()
         self.model, self.tokenizer, self.meta = load_model(folder, device=self.device, dtype=dtype)
         self.batch_size = batch_size
@@ -61,7 +68,11 @@ class HeadScorer:
         """Head outputs [N, K] for (prompt, response) pairs."""
         if not pairs:
             return torch.empty((0, len(self.labels)))
-        rows = encode_responses(self.tokenizer, [p for p, _ in pairs], [r for _, r in pairs],
-                                encoder=self.model.encoder, max_length=self.max_length)
-        return predict_encoded(self.model, rows, pad_id=self.pad_id, batch_size=self.batch_size,
-                               device=self.device)
+        rows = encode_responses(
+            self.tokenizer,
+            [p for p, _ in pairs],
+            [r for _, r in pairs],
+            encoder=self.model.encoder,
+            max_length=self.max_length,
+        )
+        return predict_encoded(self.model, rows, pad_id=self.pad_id, batch_size=self.batch_size, device=self.device)

@@ -98,8 +98,13 @@ def compact_embedding(model: nn.Module, vocab: CompactVocab | None) -> Iterator[
     full = _embedding(model)
     assert full is not None, "plan() accepted this model"
     padding = int(vocab.table[full.padding_idx]) if full.padding_idx is not None else -1
-    small = nn.Embedding(len(vocab.used), full.embedding_dim, padding_idx=padding if padding >= 0 else None,
-                         device=full.weight.device, dtype=full.weight.dtype)  # a padding row gets no gradient
+    small = nn.Embedding(
+        len(vocab.used),
+        full.embedding_dim,
+        padding_idx=padding if padding >= 0 else None,
+        device=full.weight.device,
+        dtype=full.weight.dtype,
+    )  # a padding row gets no gradient
     with torch.no_grad():
         small.weight.copy_(full.weight[vocab.used.to(full.weight.device)])
     model.set_input_embeddings(small)

@@ -1,8 +1,12 @@
 """Hyper-parameters of the PPO job, each with its help text in ``metadata["help"]``.
 
-The defaults run on a laptop CPU with the default models (SmolLM2-135M-Instruct policy trained through
-LoRA adapters, all-MiniLM-L6-v2 reward model): 8 prompts per update, 48 new tokens, 2 PPO epochs.
-:meth:`PPOConfig.validate` (also run on construction) raises ``ValueError`` naming the offending field.
+:class:`PolicyGradientConfig` holds what every trainer that samples from a causal-LM policy and
+optimises it against a reward shares (the policy and its LoRA adapters, sampling, the reward and its
+KL to the reference, the clipped-surrogate optimisation, the runtime); :class:`PPOConfig` adds the
+value function and GAE. The defaults run on a laptop CPU with the default models (SmolLM2-135M-Instruct
+policy trained through LoRA adapters, all-MiniLM-L6-v2 reward model): 8 prompts per update, 48 new
+tokens, 2 PPO epochs. :meth:`PPOConfig.validate` (also run on construction) raises ``ValueError``
+naming the offending field.
 
     config = PPOConfig(policy="/models/policy-3", updates=200, target_kl=6.0)
     config_help(PPOConfig)["target_kl"]  # the form's tooltip
@@ -21,8 +25,8 @@ KLKind = Literal["k1", "k2", "k3"]
 
 
 @dataclass
-class PPOConfig(StoredConfig):
-    """PPO on a causal-LM policy: π_θ against a frozen π_ref, with a value function and GAE."""
+class PolicyGradientConfig(StoredConfig):
+    """π_θ, a causal-LM policy, sampled and optimised against a reward near a frozen π_ref (PPO, RLOO)."""
 
     # --- models
     policy: str = _f("", "Folder of the policy checkpoint (Hugging Face format). The job fills in the "
@@ -34,9 +38,6 @@ class PPOConfig(StoredConfig):
     lora_dropout: float = _f(0.0, "Dropout on the LoRA input. Keep 0: dropout makes π/π_old noisy.")
     lora_target_modules: str = _f("", "Comma-separated module names to adapt; '' = peft's default for the "
                                   "architecture (q_proj,v_proj for Llama); 'all-linear' = every linear layer.")
-    value_model: str = _f("", "'' = a value head on the policy's last hidden states (one forward gives "
-                          "log-probs and values). A folder = a separate value model initialised from that "
-                          "reward model; it must be a causal LM sharing the policy's tokenizer.")
     pad_token: str = _f("<|pad|>", "Added as the pad token when the tokenizer has none distinct from EOS.")
     # --- rollouts
     batch_size: int = _f(8, "Prompts per update, across all processes (the global batch).")
@@ -64,13 +65,8 @@ class PPOConfig(StoredConfig):
     weight_decay: float = _f(0.0, "AdamW weight decay.")
     max_grad_norm: float = _f(1.0, "Gradients are clipped to this global norm; 0 disables clipping.")
     clip_range: float = _f(0.2, "ε of the clipped surrogate: ρ = π/π_old is clipped to [1 − ε, 1 + ε].")
-    value_clip_range: float = _f(0.2, "Values move at most this far from the rollout's values per update.")
-    vf_coef: float = _f(0.1, "Weight of the value loss in policy_loss + vf_coef × value_loss.")
-    gamma: float = _f(1.0, "Discount γ of GAE.")
-    lam: float = _f(0.95, "λ of GAE: 1 = Monte-Carlo returns, 0 = one-step TD.")
-    whiten_advantages: bool = _f(True, "Normalise advantages to mean 0, std 1 over the batch's tokens.")
     # --- runtime
-    seed: int = _f(0, "Seeds the adapters' and value head's init, the prompt order and the sampling.")
+    seed: int = _f(0, "Seeds the adapters' (and a value head's) init, the prompt order and the sampling.")
     log_every: int = _f(1, "Report metrics every this many updates.")
     checkpoint_every: int = _f(10, "Write a resumable checkpoint every this many updates; 0 only on stop.")
     num_threads: int = _f(0, "torch intra-op threads on CPU; 0 = half the available cores.")
@@ -78,23 +74,42 @@ class PPOConfig(StoredConfig):
     mixed_precision: MixedPrecision = _f("no", "Passed to accelerate: 'bf16' or 'fp16' autocast on GPUs.")
 
     def validate(self) -> None:
-        """Raise ``ValueError("<field>: <why>")`` for the first invalid field."""
+        """Raise ``ValueError("<field>: <why>")`` for the first invalid shared field."""
         for name in ("lora_r", "lora_alpha", "batch_size", "max_prompt_length", "response_length", "updates",
                      "ppo_epochs", "num_minibatches", "kl_horizon", "log_every"):
             require(name, getattr(self, name) >= 1, "must be ≥ 1")
         for name in ("checkpoint_every", "num_threads", "micro_batch_size"):
             require(name, getattr(self, name) >= 0, "must be ≥ 0")
-        for name in ("temperature", "learning_rate", "clip_range", "value_clip_range"):
+        for name in ("temperature", "learning_rate", "clip_range"):
             require(name, getattr(self, name) > 0, "must be > 0")
-        for name in ("missing_eos_penalty", "safety_weight", "kl_coef", "target_kl", "weight_decay",
-                     "max_grad_norm", "vf_coef"):
+        for name in ("missing_eos_penalty", "safety_weight", "kl_coef", "target_kl", "weight_decay", "max_grad_norm"):
             require(name, getattr(self, name) >= 0, "must be ≥ 0")
-        for name in ("gamma", "lam"):
-            require(name, 0.0 <= getattr(self, name) <= 1.0, "must be in [0, 1]")
         require("lora_dropout", 0.0 <= self.lora_dropout < 1.0, "must be in [0, 1)")
-        require("batch_size", self.batch_size % self.num_minibatches == 0,
-                f"must be a multiple of num_minibatches ({self.num_minibatches})")
-        require("kl_estimator", self.kl_estimator in ("k1", "k2", "k3"), "must be k1, k2 or k3")
         require("mixed_precision", self.mixed_precision in ("no", "bf16", "fp16"), "must be no, bf16 or fp16")
         require("pad_token", bool(self.pad_token), "must not be empty")
         require("safety_head", bool(self.safety_head), "must not be empty")
+
+
+@dataclass
+class PPOConfig(PolicyGradientConfig):
+    """PPO on a causal-LM policy: π_θ against a frozen π_ref, with a value function and GAE."""
+
+    value_model: str = _f("", "'' = a value head on the policy's last hidden states (one forward gives "
+                          "log-probs and values). A folder = a separate value model initialised from that "
+                          "reward model; it must be a causal LM sharing the policy's tokenizer.")
+    value_clip_range: float = _f(0.2, "Values move at most this far from the rollout's values per update.")
+    vf_coef: float = _f(0.1, "Weight of the value loss in policy_loss + vf_coef × value_loss.")
+    gamma: float = _f(1.0, "Discount γ of GAE.")
+    lam: float = _f(0.95, "λ of GAE: 1 = Monte-Carlo returns, 0 = one-step TD.")
+    whiten_advantages: bool = _f(True, "Normalise advantages to mean 0, std 1 over the batch's tokens.")
+
+    def validate(self) -> None:
+        """Raise ``ValueError("<field>: <why>")`` for the first invalid field."""
+        super().validate()
+        require("value_clip_range", self.value_clip_range > 0, "must be > 0")
+        require("vf_coef", self.vf_coef >= 0, "must be ≥ 0")
+        for name in ("gamma", "lam"):
+            require(name, 0.0 <= getattr(self, name) <= 1.0, "must be in [0, 1]")
+        require("batch_size", self.batch_size % self.num_minibatches == 0,
+                f"must be a multiple of num_minibatches ({self.num_minibatches})")
+        require("kl_estimator", self.kl_estimator in ("k1", "k2", "k3"), "must be k1, k2 or k3")

@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from app.training.core.config import lora_targets
-from app.training.ppo.config import PPOConfig
+from app.training.ppo.config import PolicyGradientConfig, PPOConfig
 from app.training.core.heads import disable_dropout
 from app.training.core.logprobs import sampled_token_logprobs, token_logprobs
 
@@ -166,7 +166,7 @@ def ensure_distinct_pad(tokenizer: Any, lm: nn.Module, pad_token: str) -> Any:
     return tokenizer
 
 
-def load_policy(config: PPOConfig, lm: nn.Module | None, tokenizer: Any) -> tuple[nn.Module, Any]:
+def load_policy(config: PolicyGradientConfig, lm: nn.Module | None, tokenizer: Any) -> tuple[nn.Module, Any]:
     """(causal LM, tokenizer) from ``config.policy`` unless already built ones are given."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -183,7 +183,7 @@ def load_policy(config: PPOConfig, lm: nn.Module | None, tokenizer: Any) -> tupl
     return lm, tokenizer
 
 
-def add_lora(lm: nn.Module, config: PPOConfig) -> nn.Module:
+def add_lora(lm: nn.Module, config: PolicyGradientConfig) -> nn.Module:
     """Wrap ``lm`` in LoRA adapters (only they train); returns the peft model."""
     from peft import LoraConfig, get_peft_model
 
@@ -223,15 +223,19 @@ def value_model_from(reward_model: nn.Module | str, vocab_size: int) -> ValueMod
     return ValueModel(backbone, head)
 
 
+def trainable_policy(config: PolicyGradientConfig, lm: nn.Module) -> tuple[nn.Module, nn.Module | None]:
+    """(the LM to train, frozen reference or None): LoRA-wrapped, so that π_ref is the same weights with
+    the adapters disabled, or a frozen full copy beside it. Seeds the adapters' init with ``config.seed``."""
+    torch.manual_seed(config.seed)
+    if config.use_lora:
+        return add_lora(lm, config), None
+    return lm, copy.deepcopy(lm).eval().requires_grad_(False)
+
+
 def build_actor_critic(config: PPOConfig, lm: nn.Module,
                        value_model: nn.Module | str | None, vocab_size: int) -> tuple[ActorCritic, nn.Module | None]:
     """(ActorCritic, frozen reference or None). Seeds the adapters' init with ``config.seed``."""
-    torch.manual_seed(config.seed)
-    frozen = None
-    if config.use_lora:
-        lm = add_lora(lm, config)
-    else:
-        frozen = copy.deepcopy(lm).eval().requires_grad_(False)
+    lm, frozen = trainable_policy(config, lm)
     source = value_model if value_model is not None else (config.value_model or None)
     critic = value_model_from(source, vocab_size) if source is not None else None
     actor = ActorCritic(lm, temperature=config.temperature, value_model=critic)

@@ -10,16 +10,18 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
-from typing import Any
+from typing import Any, Self
 
 import torch
 from torch import nn
 
-from app.training.ppo.config import PPOConfig
+from app.training.ppo.config import PolicyGradientConfig, PPOConfig
 from app.training.ppo.math import gae, policy_loss, token_rewards, value_loss
 from app.training.ppo.rollout import Rollout
 
 ReduceSum = Callable[[torch.Tensor], torch.Tensor]  # sums a tensor over processes (identity on one)
+# (model, micro-batch, config) → (loss, detached statistics): one forward and the loss of one micro-batch.
+StepLoss = Callable[[nn.Module, Any, Any], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
 def whiten_across(values: torch.Tensor, mask: torch.Tensor, reduce_sum: ReduceSum,
@@ -37,33 +39,43 @@ def whiten_across(values: torch.Tensor, mask: torch.Tensor, reduce_sum: ReduceSu
 
 
 @dataclass
-class Experience:
-    """What the optimisation epochs read: the rollout's sequences plus advantages and returns."""
+class SequenceBatch:
+    """Sampled sequences and what a loss reads per response token; PPO's and RLOO's batches extend it.
+
+    Fields other than the two [B, P + T] sequence tensors are per response token ([B, T]) or per
+    response ([B]); :meth:`select` trims the first kind with the sequences."""
 
     input_ids: torch.Tensor  # [B, P + T]
     attention_mask: torch.Tensor  # [B, P + T]
     mask: torch.Tensor  # [B, T]
     logprobs: torch.Tensor  # [B, T] log π_old
-    values: torch.Tensor  # [B, T] V_old
-    advantages: torch.Tensor  # [B, T]
-    returns: torch.Tensor  # [B, T]
 
-    def select(self, rows: torch.Tensor) -> Experience:
+    def select(self, rows: torch.Tensor) -> Self:
         """The given rows, trimmed of columns that are padding in every one of them."""
         picked = {f.name: getattr(self, f.name)[rows] for f in fields(self)}
         width = int(picked["mask"].sum(0).nonzero().max()) + 1  # last response column in use
         prompt_width = self.input_ids.shape[1] - self.mask.shape[1]
         first = int(picked["attention_mask"][:, :prompt_width].sum(0).nonzero().min())  # first prompt column used
         cut = self.mask.shape[1] - width
-        for name in ("input_ids", "attention_mask"):
-            picked[name] = picked[name][:, first : picked[name].shape[1] - cut]
-        for name in ("mask", "logprobs", "values", "advantages", "returns"):
-            picked[name] = picked[name][:, :width]
-        return Experience(**picked)
+        for name, value in picked.items():
+            if name in ("input_ids", "attention_mask"):
+                picked[name] = value[:, first : value.shape[1] - cut]
+            elif value.dim() == 2:
+                picked[name] = value[:, :width]
+        return type(self)(**picked)
 
     @property
     def tokens(self) -> torch.Tensor:
         return self.input_ids[:, -self.mask.shape[1]:]  # [B, T]
+
+
+@dataclass
+class Experience(SequenceBatch):
+    """What PPO's optimisation epochs read: the rollout's sequences plus values, advantages and returns."""
+
+    values: torch.Tensor  # [B, T] V_old
+    advantages: torch.Tensor  # [B, T]
+    returns: torch.Tensor  # [B, T]
 
 
 def make_experience(rollout: Rollout, beta: float, config: PPOConfig,
@@ -92,7 +104,14 @@ def ppo_loss(logprobs: torch.Tensor, values: torch.Tensor, batch: Experience,
     return pg_loss + config.vf_coef * vf_loss, stats
 
 
-def minibatch_plan(batch_size: int, config: PPOConfig, generator: torch.Generator) -> list[torch.Tensor]:
+def ppo_step_loss(model: nn.Module, batch: Experience,
+                  config: PPOConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+    """PPO's :data:`StepLoss`: log π and V from one forward of the actor-critic, then :func:`ppo_loss`."""
+    logprobs, values = model(batch.input_ids, batch.attention_mask, batch.tokens)
+    return ppo_loss(logprobs, values, batch, config)
+
+
+def minibatch_plan(batch_size: int, config: PolicyGradientConfig, generator: torch.Generator) -> list[torch.Tensor]:
     """Row indices of every minibatch of every epoch: a fresh shuffle per epoch."""
     size = batch_size // config.num_minibatches
     plan = []
@@ -102,16 +121,20 @@ def minibatch_plan(batch_size: int, config: PPOConfig, generator: torch.Generato
     return plan
 
 
-def optimise(model: nn.Module, optimizer: torch.optim.Optimizer, accelerator: Any, experience: Experience,
-             config: PPOConfig, generator: torch.Generator, reduce_sum: ReduceSum) -> dict[str, torch.Tensor]:
+def optimise(model: nn.Module, optimizer: torch.optim.Optimizer, accelerator: Any, experience: SequenceBatch,
+             config: PolicyGradientConfig, generator: torch.Generator, reduce_sum: ReduceSum,
+             loss_fn: StepLoss = ppo_step_loss) -> dict[str, torch.Tensor]:
     """``ppo_epochs`` × ``num_minibatches`` optimizer steps; returns the statistics averaged over steps,
-    each scaled by this process's token share × N (so their sum over processes / N is the global mean)."""
+    each scaled by this process's token share × N (so their sum over processes / N is the global mean).
+
+    ``loss_fn`` is PPO's by default; another trainer (RLOO) passes its own with its batch type."""
     plan = minibatch_plan(experience.mask.shape[0], config, generator)
     global_tokens = reduce_sum(torch.stack([experience.mask[rows].sum() for rows in plan]))  # [steps]
     micro_batch = config.micro_batch_size or experience.mask.shape[0]
     totals: dict[str, torch.Tensor] = {}
     for rows, tokens in zip(plan, global_tokens, strict=True):
-        stats = accumulate_gradients(model, accelerator, experience, rows.split(micro_batch), tokens, config)
+        stats = accumulate_gradients(model, accelerator, experience, rows.split(micro_batch), tokens, config,
+                                     loss_fn)
         if config.max_grad_norm > 0:
             accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         optimizer.step()
@@ -121,8 +144,9 @@ def optimise(model: nn.Module, optimizer: torch.optim.Optimizer, accelerator: An
     return {name: total / len(plan) for name, total in totals.items()}
 
 
-def accumulate_gradients(model: nn.Module, accelerator: Any, experience: Experience, chunks: Sequence[torch.Tensor],
-                         global_tokens: torch.Tensor, config: PPOConfig) -> dict[str, torch.Tensor]:
+def accumulate_gradients(model: nn.Module, accelerator: Any, experience: SequenceBatch, chunks: Sequence[torch.Tensor],
+                         global_tokens: torch.Tensor, config: PolicyGradientConfig,
+                         loss_fn: StepLoss = ppo_step_loss) -> dict[str, torch.Tensor]:
     """Backpropagate one minibatch, micro-batch by micro-batch, as the mean over its tokens on all processes.
 
     DDP averages gradients over N processes, so a micro-batch's token-mean loss is weighted by
@@ -133,8 +157,7 @@ def accumulate_gradients(model: nn.Module, accelerator: Any, experience: Experie
         weight = batch.mask.sum() * accelerator.num_processes / global_tokens.clamp(min=1.0)
         sync = contextlib.nullcontext() if i == len(chunks) - 1 else accelerator.no_sync(model)
         with sync:  # gradients are all-reduced once per minibatch, after its last micro-batch
-            logprobs, values = model(batch.input_ids, batch.attention_mask, batch.tokens)
-            loss, stats = ppo_loss(logprobs, values, batch, config)
+            loss, stats = loss_fn(model, batch, config)
             accelerator.backward(loss * weight)
         for name, value in stats.items():
             totals[name] = totals.get(name, 0) + value.float() * weight

@@ -27,40 +27,38 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import torch
 from torch import nn
 
 from app.training.core.checkpoint import atomic_torch_save, atomic_write_dir, capture_rng_state, load_checkpoint
 from app.training.core.checkpoint import restore_rng_state
-from app.training.ppo.config import PPOConfig
+from app.training.ppo.config import PolicyGradientConfig, PPOConfig
 from app.training.ppo.math import AdaptiveKLController, FixedKLController, KLController
 from app.training.ppo.policy import ActorCritic, build_actor_critic, load_policy, merged_policy
-from app.training.ppo.rollout import (PromptInput, RewardFunction, as_reward_function, collect_rollout,
+from app.training.ppo.rollout import (PromptInput, RewardFunction, Rollout, as_reward_function, collect_rollout,
                                       encode_prompts, row_generators, score_completions)
 from app.training.ppo.stats import update_stats
-from app.training.ppo.step import make_experience, optimise
+from app.training.ppo.step import SequenceBatch, StepLoss, make_experience, optimise, ppo_step_loss
 from app.training.core.card import default_checkpoint_path, finished_card, write_card
 from app.training.core.loop import LinearSchedule, NullReporter, Reporter, TrainingStopped, make_accelerator
 from app.training.core.loop import make_optimizer
+from app.training.core.result import TrainResult
 
-__all__ = ["PPOResult", "RewardFunction", "TrainingStopped", "prompt_indices", "train_ppo"]
+__all__ = ["PPOResult", "PPORun", "RewardFunction", "TrainingStopped", "prompt_indices", "train_policy", "train_ppo"]
 
 _NOT_FINGERPRINTED = ("log_every", "checkpoint_every", "num_threads")  # may change between a stop and a resume
 
 
 @dataclass
-class PPOResult:
-    """Where the new policy is and how the run went."""
+class PPOResult(TrainResult[nn.Module]):
+    """Where the new policy is and how the run went: ``steps`` counts updates, ``metrics`` are the last
+    update's, ``model`` is the merged policy; plus every update's metrics, which the card does not keep."""
 
-    output_dir: Path
-    updates: int
-    resumed_from: int  # 0 for a fresh run
-    metrics: dict[str, float]  # the last update's
-    history: list[dict[str, float]] = field(default_factory=list)  # every update's, in order
-    card: dict[str, Any] = field(default_factory=dict)
-    model: nn.Module | None = None  # the merged policy in memory (main process); None for a finished run
+    CARD_UNIT: ClassVar[str] = "update"  # the card says "updates" and "resumed_from_update"
+
+    history: list[dict[str, float]] = field(default_factory=list)  # every update's, in order; [] for a finished run
 
 
 def train_ppo(prompts: Sequence[PromptInput], config: PPOConfig, output_dir: Path | str, *, reward: Any,
@@ -75,6 +73,17 @@ def train_ppo(prompts: Sequence[PromptInput], config: PPOConfig, output_dir: Pat
     penalty. ``policy``/``tokenizer``/``value_model`` replace ``config.policy``/``config.value_model`` with
     built objects. Raises :class:`TrainingStopped` after a checkpoint when the reporter asked to stop.
     """
+    return train_policy(PPORun, prompts, config, output_dir, reward=reward, classifier=classifier, policy=policy,
+                        tokenizer=tokenizer, value_model=value_model, reporter=reporter,
+                        checkpoint_path=checkpoint_path)
+
+
+def train_policy(run_cls: type[PPORun], prompts: Sequence[PromptInput], config: PolicyGradientConfig,
+                 output_dir: Path | str, *, reward: Any, classifier: Any = None, policy: nn.Module | None = None,
+                 tokenizer: Any = None, value_model: nn.Module | str | None = None, reporter: Reporter | None = None,
+                 checkpoint_path: Path | str | None = None) -> PPOResult:
+    """:func:`train_ppo` for the run ``run_cls`` defines: PPO's, or a subclass's (RLOO's) that keeps its
+    checkpoints, resume, reporting and saving. Returns the card of an identical finished run unchanged."""
     config.validate()
     if not prompts:
         raise ValueError("prompts: at least one prompt is required")
@@ -82,14 +91,14 @@ def train_ppo(prompts: Sequence[PromptInput], config: PPOConfig, output_dir: Pat
     label = config.policy or f"in-memory:{getattr(getattr(policy, 'config', None), 'model_type', 'model')}"
     fingerprint = run_fingerprint(prompts, config, label)
     if (card := finished_card(output_dir, fingerprint)) is not None:
-        return PPOResult(output_dir, card["updates"], card["resumed_from_update"], card["metrics"], card=card)
-    run = _PPORun(prompts, config, reward, classifier, policy, tokenizer, value_model, reporter or NullReporter(),
+        return run_cls.RESULT.from_card(output_dir, card)
+    run = run_cls(prompts, config, reward, classifier, policy, tokenizer, value_model, reporter or NullReporter(),
                   Path(checkpoint_path) if checkpoint_path else default_checkpoint_path(output_dir), fingerprint)
     resumed_from = run.train()
     return run.finish(output_dir, label, resumed_from)
 
 
-def run_fingerprint(prompts: Sequence[PromptInput], config: PPOConfig, label: str) -> str:
+def run_fingerprint(prompts: Sequence[PromptInput], config: PolicyGradientConfig, label: str) -> str:
     """sha256 of (prompts, settings, policy): a checkpoint resumes only into the run that wrote it."""
     settings = {k: v for k, v in config.to_dict().items() if k not in _NOT_FINGERPRINTED}
     payload = json.dumps({"prompts": list(prompts), "config": settings, "policy": label}, sort_keys=True, default=str)
@@ -114,17 +123,23 @@ def prompt_indices(n_prompts: int, batch_size: int, seed: int, update: int) -> l
     return out
 
 
-def make_controller(config: PPOConfig) -> KLController:
+def make_controller(config: PolicyGradientConfig) -> KLController:
     """Fixed β, or β adapted toward ``target_kl``."""
     if config.target_kl > 0:
         return AdaptiveKLController(config.kl_coef, config.target_kl, config.kl_horizon)
     return FixedKLController(config.kl_coef)
 
 
-class _PPORun:
-    """One training run; the state lives on the instance so each phase reads as a short method."""
+class PPORun:
+    """One training run; the state lives on the instance so each phase reads as a short method.
 
-    def __init__(self, prompts: Sequence[PromptInput], config: PPOConfig, reward: Any, classifier: Any,
+    A trainer that differs from PPO only in its models and its update (RLOO) subclasses it, overriding
+    ``build_models``, ``local_batch_size`` and ``_one_update`` and reusing ``_rollout`` and ``_optimise``."""
+
+    LABEL: ClassVar[str] = "PPO"  # names the algorithm in the run's log
+    RESULT: ClassVar[type[PPOResult]] = PPOResult
+
+    def __init__(self, prompts: Sequence[PromptInput], config: PolicyGradientConfig, reward: Any, classifier: Any,
                  policy: nn.Module | None, tokenizer: Any, value_model: nn.Module | str | None,
                  reporter: Reporter, checkpoint_path: Path, fingerprint: str):
         from accelerate.utils import set_seed
@@ -132,10 +147,10 @@ class _PPORun:
         self.config, self.checkpoint_path, self.fingerprint = config, checkpoint_path, fingerprint
         self.accelerator = make_accelerator(config)
         self.reporter = reporter if self.accelerator.is_main_process else NullReporter()
-        self.local_batch = _local_batch(config, self.accelerator.num_processes)
+        self.local_batch = self.local_batch_size(self.accelerator.num_processes)
         set_seed(config.seed)
         lm, self.tokenizer = load_policy(config, policy, tokenizer)
-        actor, frozen = build_actor_critic(config, lm, value_model, len(self.tokenizer))
+        actor, frozen = self.build_models(lm, value_model)
         self.frozen = frozen.to(self.accelerator.device) if frozen is not None else None
         self.prompts = list(prompts)
         self.prompt_rows = encode_prompts(self.tokenizer, self.prompts, config.max_prompt_length)
@@ -148,6 +163,18 @@ class _PPORun:
         self.controller = make_controller(config)
         self.update, self.history = 0, []
 
+    def local_batch_size(self, processes: int) -> int:
+        """Prompts each process samples per update."""
+        return _local_batch(self.config, processes)
+
+    def build_models(self, lm: nn.Module, value_model: nn.Module | str | None) -> tuple[nn.Module, nn.Module | None]:
+        """(the trained module, a frozen reference or None): the actor-critic."""
+        return build_actor_critic(self.config, lm, value_model, len(self.tokenizer))
+
+    @property
+    def batch_description(self) -> str:
+        return str(self.config.batch_size)
+
     def reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         return self.accelerator.reduce(tensor, "sum")
 
@@ -155,8 +182,8 @@ class _PPORun:
         """Run the remaining updates; returns the update the run resumed from."""
         resumed_from = self._resume()
         n_params = sum(p.numel() for p in self.actor.parameters() if p.requires_grad)
-        self.reporter.log(f"PPO: {len(self.prompts)} prompts, {self.config.updates} updates of "
-                          f"{self.config.batch_size} on {self.accelerator.num_processes} process(es), "
+        self.reporter.log(f"{self.LABEL}: {len(self.prompts)} prompts, {self.config.updates} updates of "
+                          f"{self.batch_description} on {self.accelerator.num_processes} process(es), "
                           f"{n_params:,} trainable parameters")
         while self.update < self.config.updates:
             self.history.append(self._one_update(self.update))
@@ -166,27 +193,40 @@ class _PPORun:
 
     def _one_update(self, update: int) -> dict[str, float]:
         """Rollout → advantages → optimisation → β; returns the update's global metrics."""
-        config, rank = self.config, self.accelerator.process_index
-        indices = prompt_indices(len(self.prompts), config.batch_size, config.seed, update)
-        first = rank * self.local_batch
-        local = indices[first : first + self.local_batch]
-        generators = row_generators(config.seed, update * config.batch_size + first, len(local),
-                                    self.accelerator.device)
-        self.model.eval()  # no dropout either way; eval also skips training-only branches in some models
-        with self.accelerator.autocast():
-            rollout = collect_rollout(self.actor, self.frozen, self.tokenizer, [self.prompts[i] for i in local],
-                                      [self.prompt_rows[i] for i in local], generators, config.response_length,
-                                      self.score)
+        config = self.config
+        rollout = self._rollout(update)
         beta = self.controller.value
         experience, kl = make_experience(rollout, beta, config, self.reduce_sum)
-        self.model.train()
-        shuffle = torch.Generator().manual_seed(config.seed * 1_000_003 + update)
-        losses = optimise(self.model, self.optimizer, self.accelerator, experience, config, shuffle, self.reduce_sum)
-        learning_rate = self.scheduler.get_last_lr()[0]
-        self.scheduler.step()
+        losses, learning_rate = self._optimise(experience, update)
         stats = update_stats(rollout, kl, losses, beta, config, self.reduce_sum, self.accelerator.num_processes)
         self.controller.update(stats["kl"], config.batch_size)
         return {**stats, "learning_rate": learning_rate}
+
+    def _rollout(self, update: int, samples_per_prompt: int = 1) -> Rollout:
+        """This process's share of the update's prompts, each sampled ``samples_per_prompt`` times (a prompt's
+        samples adjacent), and scored; global row r draws from its own stream whatever the split."""
+        config, rank = self.config, self.accelerator.process_index
+        indices = prompt_indices(len(self.prompts), config.batch_size, config.seed, update)
+        first = rank * self.local_batch
+        local = [i for i in indices[first : first + self.local_batch] for _ in range(samples_per_prompt)]
+        generators = row_generators(config.seed, (update * config.batch_size + first) * samples_per_prompt, len(local),
+                                    self.accelerator.device)
+        self.model.eval()  # no dropout either way; eval also skips training-only branches in some models
+        with self.accelerator.autocast():
+            return collect_rollout(self.actor, self.frozen, self.tokenizer, [self.prompts[i] for i in local],
+                                   [self.prompt_rows[i] for i in local], generators, config.response_length,
+                                   self.score)
+
+    def _optimise(self, experience: SequenceBatch, update: int,
+                  loss_fn: StepLoss = ppo_step_loss) -> tuple[dict[str, torch.Tensor], float]:
+        """The update's optimizer steps on ``experience``, then the schedule's; returns (losses, learning rate)."""
+        self.model.train()
+        shuffle = torch.Generator().manual_seed(self.config.seed * 1_000_003 + update)
+        losses = optimise(self.model, self.optimizer, self.accelerator, experience, self.config, shuffle,
+                          self.reduce_sum, loss_fn)
+        learning_rate = self.scheduler.get_last_lr()[0]
+        self.scheduler.step()
+        return losses, learning_rate
 
     def _after_update(self) -> None:
         config, update = self.config, self.update
@@ -252,7 +292,7 @@ class _PPORun:
             self.reporter.log(f"saved the new policy to {output_dir} after {self.update} updates")
             self.reporter.progress(1.0, "done")
         self.accelerator.wait_for_everyone()
-        return PPOResult(output_dir, self.update, resumed_from, metrics, self.history, card, model)
+        return self.RESULT(output_dir, metrics, self.update, resumed_from, card, model, history=self.history)
 
 
 def _local_batch(config: PPOConfig, processes: int) -> int:

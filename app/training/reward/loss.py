@@ -15,8 +15,9 @@ import torch
 import torch.nn.functional as F
 
 
-def bradley_terry_loss(chosen: torch.Tensor, rejected: torch.Tensor,
-                       margin: torch.Tensor | float | None = None) -> torch.Tensor:
+def bradley_terry_loss(
+    chosen: torch.Tensor, rejected: torch.Tensor, margin: torch.Tensor | float | None = None
+) -> torch.Tensor:
     """−mean log σ(r_w − r_l − m). chosen, rejected (and margin, if a tensor): [B] -> scalar."""
     difference = chosen - rejected
     if margin is not None:

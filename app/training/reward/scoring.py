@@ -1,7 +1,7 @@
 """Scoring (prompt, response) pairs with a saved reward model: the scalar r(x, y).
 
-    scorer = RewardScorer("/models/reward-3")
-    scorer.score([("How do I fix a bike?", "Sure! First …"), …])  # -> [1.73, …]
+scorer = RewardScorer("/models/reward-3")
+scorer.score([("How do I fix a bike?", "Sure! First …"), …])  # -> [1.73, …]
 """
 
 from __future__ import annotations

@@ -1,10 +1,10 @@
 """Hyper-parameters of supervised fine-tuning (SFT) on demonstrations.
 
-Each field carries its help text in ``metadata["help"]`` (the convention of
-``config_base``, shared with the other trainers' configs), so the job's stored parameters, a dashboard form and ``--help`` describe a
-field the same way. The optimisation and runtime fields have the names the shared training loop
-(``reward_loop.run_loop``) reads, so SFT runs through that very loop: accelerate, the resumable
-checkpoint and the reporter protocol come for free.
+Each field carries its help text in ``metadata["help"]`` (the convention of ``config_base``, shared
+with the other trainers' configs), so the job's stored parameters, a dashboard form and ``--help``
+describe a field the same way. The optimisation and runtime fields have the names the shared
+training loop (``reward_loop.run_loop``) reads, so SFT runs through that very loop: accelerate, the
+resumable checkpoint and the reporter protocol come for free.
 """
 
 from __future__ import annotations
@@ -19,28 +19,42 @@ from app.training.core.config import help_field as _f  # short, so each field st
 class SFTConfig(StoredConfig):
     """Fine-tune a causal LM on chat demonstrations, the loss on assistant tokens only."""
 
-    base_model: str = _f("", "Hugging Face id or local folder of the policy to fine-tune; the job fills in the "
-                         "chosen policy version's folder. Ignored when a model object is passed in.")
+    base_model: str = _f(
+        "",
+        "Hugging Face id or local folder of the policy to fine-tune; the job fills in the "
+        "chosen policy version's folder. Ignored when a model object is passed in.",
+    )
     # --- LoRA ---
-    lora: bool = _f(True, "Train low-rank adapters (LoRA) instead of every weight; they are merged into the "
-                    "weights at the end, so the saved version is a plain checkpoint.")
+    lora: bool = _f(
+        True,
+        "Train low-rank adapters (LoRA) instead of every weight; they are merged into the "
+        "weights at the end, so the saved version is a plain checkpoint.",
+    )
     lora_r: int = _f(16, "Rank of each adapter.")
     lora_alpha: int = _f(32, "Adapter scale numerator: the update is (alpha / r)·B·A.")
     lora_dropout: float = _f(0.05, "Dropout on the adapters' input.")
-    lora_target_modules: str = _f("all-linear", "Modules that get adapters: 'all-linear' (peft's shorthand for "
-                                  "every linear layer but the output head) or a comma-separated list of names.")
+    lora_target_modules: str = _f(
+        "all-linear",
+        "Modules that get adapters: 'all-linear' (peft's shorthand for "
+        "every linear layer but the output head) or a comma-separated list of names.",
+    )
     # --- optimisation (names the shared loop reads) ---
-    learning_rate: float = _f(2e-4, "Peak AdamW learning rate, decayed linearly to 0 (LoRA wants ~10x full fine-tuning's).")
+    learning_rate: float = _f(
+        2e-4, "Peak AdamW learning rate, decayed linearly to 0 (LoRA wants ~10x full fine-tuning's)."
+    )
     epochs: int = _f(3, "Passes over the training demonstrations.")
     batch_size: int = _f(8, "Conversations per optimizer step and process.")
-    max_length: int = _f(1024, "Tokens per conversation; longer ones are cut at the end, and one left without "
-                         "an assistant token is dropped.")
+    max_length: int = _f(
+        1024,
+        "Tokens per conversation; longer ones are cut at the end, and one left without an assistant token is dropped.",
+    )
     seed: int = _f(0, "Seeds the adapters' init, the data order, the validation split and the safety mix.")
     weight_decay: float = _f(0.0, "AdamW weight decay.")
     warmup_ratio: float = _f(0.03, "Fraction of the steps over which the learning rate ramps up from 0.")
     max_grad_norm: float = _f(1.0, "Gradients are clipped to this global norm; 0 disables clipping.")
-    validation_fraction: float = _f(0.1, "Share of prompts (not conversations) held out to measure the "
-                                    "validation loss before and after training.")
+    validation_fraction: float = _f(
+        0.1, "Share of prompts (not conversations) held out to measure the validation loss before and after training."
+    )
     gradient_checkpointing: bool = _f(False, "Trade compute for memory; only worth it for large policies.")
     group_by_length: bool = _f(True, "Batch conversations of similar length together so less padding is computed.")
     eval_batch_size: int = _f(16, "Conversations per forward pass during validation.")

@@ -73,12 +73,17 @@ def validate_conversation(messages: list[Message]) -> None:
         raise BadConversation("the last message must be the assistant's: it is what the model learns to say")
 
 
-def demonstration_example(prompt: Sequence[Message], text: str, *, kind: Kind, prompt_id: int,
-                          demonstration_id: int) -> SFTExample:
+def demonstration_example(
+    prompt: Sequence[Message], text: str, *, kind: Kind, prompt_id: int, demonstration_id: int
+) -> SFTExample:
     """A prompt (ending with the user's turn) and the answer an annotator wrote for it."""
     messages = tuple({"role": m["role"], "content": m["content"]} for m in prompt)
-    return SFTExample(messages=(*messages, {"role": "assistant", "content": text.strip()}), kind=kind,
-                      prompt_key=f"prompt:{prompt_id}", id=f"demonstration:{demonstration_id}")
+    return SFTExample(
+        messages=(*messages, {"role": "assistant", "content": text.strip()}),
+        kind=kind,
+        prompt_key=f"prompt:{prompt_id}",
+        id=f"demonstration:{demonstration_id}",
+    )
 
 
 def read_sft_jsonl(stream: IO[str], *, source: str) -> Iterator[SFTExample]:
@@ -96,8 +101,10 @@ def read_sft_jsonl(stream: IO[str], *, source: str) -> Iterator[SFTExample]:
             record = json.loads(line)
             if not isinstance(record, dict) or not isinstance(record.get("messages"), list):
                 raise BadConversation('each line must be an object with a "messages" list')
-            messages = [{"role": m.get("role"), "content": m.get("content")} if isinstance(m, dict) else m
-                        for m in record["messages"]]
+            messages = [
+                {"role": m.get("role"), "content": m.get("content")} if isinstance(m, dict) else m
+                for m in record["messages"]
+            ]
             validate_conversation(messages)
             kind = record.get("kind", "ideal")
             if kind not in KINDS:
@@ -106,8 +113,9 @@ def read_sft_jsonl(stream: IO[str], *, source: str) -> Iterator[SFTExample]:
             raise BadConversation(f"{source} line {number}: not valid JSON ({exc.msg})") from None
         except BadConversation as exc:
             raise BadConversation(f"{source} line {number}: {exc}") from None
-        yield SFTExample(messages=tuple(messages), kind=kind, prompt_key=prompt_hash(messages[:-1]),
-                         id=f"{source}:{number}")
+        yield SFTExample(
+            messages=tuple(messages), kind=kind, prompt_key=prompt_hash(messages[:-1]), id=f"{source}:{number}"
+        )
 
 
 def prompt_hash(prompt: Sequence[Message]) -> str:

@@ -45,8 +45,9 @@ def assistant_spans(tokenizer: Any, messages: Sequence[Message]) -> tuple[str, l
         head = tokenizer.apply_chat_template(messages[:i], tokenize=False, add_generation_prompt=True) if i else ""
         upto = tokenizer.apply_chat_template(messages[: i + 1], tokenize=False)
         if not full.startswith(upto) or not upto.startswith(head):
-            raise TemplateMismatch("the chat template does not render conversations prefix by prefix; "
-                                   "assistant tokens cannot be located")
+            raise TemplateMismatch(
+                "the chat template does not render conversations prefix by prefix; assistant tokens cannot be located"
+            )
         spans.append((len(head), len(upto)))
     return full, spans
 
@@ -98,8 +99,11 @@ class SFTCollator:
             input_ids[i, :n] = row["input_ids"]
             labels[i, :n] = row["labels"]
             attention_mask[i, :n] = 1
-        return {"input_ids": torch.from_numpy(input_ids), "labels": torch.from_numpy(labels),
-                "attention_mask": torch.from_numpy(attention_mask)}
+        return {
+            "input_ids": torch.from_numpy(input_ids),
+            "labels": torch.from_numpy(labels),
+            "attention_mask": torch.from_numpy(attention_mask),
+        }
 
 
 def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -108,8 +112,12 @@ def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> tuple[torch.Tensor,
     Position t predicts token t+1, so logits drop the last step and labels the first."""
     shifted_logits = logits[:, :-1, :].float()  # [B, T-1, V]
     shifted_labels = labels[:, 1:]  # [B, T-1]
-    total = F.cross_entropy(shifted_logits.reshape(-1, shifted_logits.shape[-1]), shifted_labels.reshape(-1),
-                            ignore_index=IGNORE, reduction="sum")
+    total = F.cross_entropy(
+        shifted_logits.reshape(-1, shifted_logits.shape[-1]),
+        shifted_labels.reshape(-1),
+        ignore_index=IGNORE,
+        reduction="sum",
+    )
     return total, (shifted_labels != IGNORE).sum()
 
 
@@ -127,8 +135,9 @@ def sft_step(model: torch.nn.Module, batch: dict[str, torch.Tensor]) -> tuple[to
 
 
 @torch.no_grad()
-def validation_loss(model: torch.nn.Module, rows: Sequence[Encoded], pad_id: int, batch_size: int,
-                    device: torch.device | str) -> float | None:
+def validation_loss(
+    model: torch.nn.Module, rows: Sequence[Encoded], pad_id: int, batch_size: int, device: torch.device | str
+) -> float | None:
     """Mean NLL per assistant token over ``rows`` (token-weighted, so batching does not change it)."""
     if not rows:
         return None

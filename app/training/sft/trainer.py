@@ -21,11 +21,17 @@ from typing import Any
 import torch
 from torch import nn
 
+from app.training.core.card import (
+    build_card,
+    data_snapshot,
+    default_checkpoint_path,
+    finished_card,
+    run_fingerprint,
+    write_card,
+)
 from app.training.core.checkpoint import atomic_write_dir
 from app.training.core.data import split_by_prompt
 from app.training.core.encode import pad_token_id
-from app.training.core.card import (build_card, data_snapshot, default_checkpoint_path, finished_card,
-                                      run_fingerprint, write_card)
 from app.training.core.loop import LoopTask, NullReporter, Reporter, make_accelerator, run_loop
 from app.training.core.result import TrainResult
 from app.training.sft.config import SFTConfig
@@ -59,8 +65,13 @@ def add_lora(model: nn.Module, config: SFTConfig) -> nn.Module:
     from peft import LoraConfig, get_peft_model
 
     torch.manual_seed(config.seed)
-    lora = LoraConfig(task_type="CAUSAL_LM", r=config.lora_r, lora_alpha=config.lora_alpha,
-                      lora_dropout=config.lora_dropout, target_modules=config.target_modules())
+    lora = LoraConfig(
+        task_type="CAUSAL_LM",
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=config.target_modules(),
+    )
     wrapped = get_peft_model(model, lora)
     if config.gradient_checkpointing:
         wrapped.enable_input_require_grads()  # checkpointed blocks need an input that requires grad
@@ -72,9 +83,16 @@ def merged(model: nn.Module) -> nn.Module:
     return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
 
 
-def train_sft(examples: Sequence[SFTExample], config: SFTConfig, output_dir: Path | str, *,
-              reporter: Reporter | None = None, checkpoint_path: Path | str | None = None,
-              model: nn.Module | None = None, tokenizer: Any = None) -> TrainResult[nn.Module]:
+def train_sft(
+    examples: Sequence[SFTExample],
+    config: SFTConfig,
+    output_dir: Path | str,
+    *,
+    reporter: Reporter | None = None,
+    checkpoint_path: Path | str | None = None,
+    model: nn.Module | None = None,
+    tokenizer: Any = None,
+) -> TrainResult[nn.Module]:
     """Fine-tune, validate and save the merged policy to ``output_dir`` (which must not exist yet).
 
     ``model``/``tokenizer`` replace ``config.base_model`` with already built objects (the job, tests);
@@ -111,33 +129,66 @@ def train_sft(examples: Sequence[SFTExample], config: SFTConfig, output_dir: Pat
     after = validation_loss(final, val_rows, pad_id, config.eval_batch_size, accelerator.device)
     metrics = _metrics(before, after, train, validation, dropped + val_dropped)
     data = {**data_snapshot(examples, train, validation), "kinds": kind_counts(examples)}
-    card = build_card(kind="sft", backbone=label, labels=[], config=config, data=data,  # type: ignore[arg-type]
-                      fingerprint=fingerprint, metrics=metrics, steps=result.steps, resumed_from=result.resumed_from)
+    card = build_card(
+        kind="sft",
+        backbone=label,
+        labels=[],
+        config=config,
+        data=data,  # type: ignore[arg-type]
+        fingerprint=fingerprint,
+        metrics=metrics,
+        steps=result.steps,
+        resumed_from=result.resumed_from,
+    )
     _finish(accelerator, reporter, final, tokenizer, output_dir, checkpoint, card)
     return TrainResult(output_dir, metrics, result.steps, result.resumed_from, card, final)  # the merged policy
 
 
-def _metrics(before: float | None, after: float | None, train: Sequence[SFTExample],
-             validation: Sequence[SFTExample], dropped: int) -> dict[str, float]:
+def _metrics(
+    before: float | None,
+    after: float | None,
+    train: Sequence[SFTExample],
+    validation: Sequence[SFTExample],
+    dropped: int,
+) -> dict[str, float]:
     """The card's numbers; the validation losses only when there was a validation split."""
-    metrics: dict[str, float] = {"train_examples": float(len(train)), "validation_examples": float(len(validation)),
-                                 "dropped_examples": float(dropped)}
+    metrics: dict[str, float] = {
+        "train_examples": float(len(train)),
+        "validation_examples": float(len(validation)),
+        "dropped_examples": float(dropped),
+    }
     if before is not None and after is not None:
         metrics.update(val_loss_before=before, val_loss=after)
     return metrics
 
 
-def _describe(reporter: Reporter, model: nn.Module, train: Sequence[SFTExample], validation: Sequence[SFTExample],
-              dropped: int, label: str, device: Any) -> None:
+def _describe(
+    reporter: Reporter,
+    model: nn.Module,
+    train: Sequence[SFTExample],
+    validation: Sequence[SFTExample],
+    dropped: int,
+    label: str,
+    device: Any,
+) -> None:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
     total = sum(p.numel() for p in model.parameters())
-    reporter.log(f"sft: {len(train)} train / {len(validation)} validation conversations ({dropped} dropped: "
-                 f"nothing of the answer within max_length), base {label}, {trainable:,} of {total:,} "
-                 f"parameters trained on {device}")
+    reporter.log(
+        f"sft: {len(train)} train / {len(validation)} validation conversations ({dropped} dropped: "
+        f"nothing of the answer within max_length), base {label}, {trainable:,} of {total:,} "
+        f"parameters trained on {device}"
+    )
 
 
-def _finish(accelerator: Any, reporter: Reporter, model: nn.Module, tokenizer: Any, output_dir: Path,
-            checkpoint: Path, card: dict[str, Any]) -> None:
+def _finish(
+    accelerator: Any,
+    reporter: Reporter,
+    model: nn.Module,
+    tokenizer: Any,
+    output_dir: Path,
+    checkpoint: Path,
+    card: dict[str, Any],
+) -> None:
     """Report the validation metrics, write the folder atomically (main process), drop the checkpoint."""
     if accelerator.is_main_process:
         for name, value in card["metrics"].items():

@@ -1,0 +1,98 @@
+"""Parameters of the ``dpo`` and ``online_dpo`` jobs, validated when a job is queued (API, form, CLI alike).
+
+The training fields are the trainers' config fields (:mod:`app.training.dpo.config`), defaults and help
+text taken from there (:func:`~app.finetune.core.params.config_field`), so the API schema, the launch form
+and the trainer describe a field in the same words; the defaults are the configs' own, provisional until
+the closed-loop rule suite has measured them. The rest say what is trained on: the judged pairs (``dpo``,
+with the reward and classifier jobs' filters) or the prompts and the reward version that ranks the
+policy's own samples (``online_dpo``). Kept free of torch: the web app imports it.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.finetune.core.head_params import FiltersIn
+from app.finetune.core.params import config_field, config_values
+from app.training.core.config import MixedPrecision
+from app.training.dpo.config import DPOBaseConfig, DPOConfig, LossType, OnlineDPOConfig
+
+MAX_IDS = 1000
+NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
+
+_base = partial(config_field, DPOBaseConfig)  # short, so each field below stays one readable line
+_dpo = partial(config_field, DPOConfig)
+_online = partial(config_field, OnlineDPOConfig)
+
+
+class DPOTrainingParams(BaseModel):
+    """What both kinds share: the policy they start from (and keep as the reference), the loss, the optimiser."""
+
+    model_config = ConfigDict(extra="forbid")
+    name: str | None = Field(None, pattern=NAME, description="Name of the new policy version; default: "
+                             "<kind>-job<job id>.")
+    policy_version_id: int | None = Field(None, ge=1, description="Policy version to train, also the reference; "
+                                          "default: the promoted one. The new version's parent.")
+    use_lora: bool = _base("use_lora")
+    lora_r: int = _base("lora_r", ge=1, le=1024)
+    lora_alpha: int = _base("lora_alpha", ge=1, le=4096)
+    lora_dropout: float = _base("lora_dropout", ge=0, lt=1)
+    lora_target_modules: str = _base("lora_target_modules", max_length=500)
+    loss_type: LossType = _base("loss_type")
+    beta: float = _base("beta", gt=0, le=100)
+    max_prompt_length: int = _base("max_prompt_length", ge=1, le=32768)
+    learning_rate: float = _base("learning_rate", gt=0, le=1)
+    epochs: int = _base("epochs", ge=1, le=100)
+    batch_size: int = _base("batch_size", ge=1, le=4096)
+    weight_decay: float = _base("weight_decay", ge=0, le=1)
+    warmup_ratio: float = _base("warmup_ratio", ge=0, lt=1)
+    max_grad_norm: float = _base("max_grad_norm", ge=0, le=1000)
+    group_by_length: bool = _base("group_by_length")
+    seed: int = _base("seed", ge=0, le=2**31 - 1)
+    log_every: int = _base("log_every", ge=1, le=1_000_000)
+    num_threads: int = _base("num_threads", ge=0, le=256)
+    use_cpu: bool = _base("use_cpu")
+    mixed_precision: MixedPrecision = _base("mixed_precision")
+
+
+class DPOParams(DPOTrainingParams):
+    """A ``dpo`` job: the policy learns from the judged pairs directly (ties and both-bad are not pairs)."""
+
+    aggregate: Literal["each", "majority"] = Field(
+        "each", description="With several annotators on a pair: every A/B judgement is a training pair ('each'), "
+        "or the pair counts once for the side that strictly outvotes every other verdict ('majority').")
+    filters: FiltersIn = Field(default_factory=FiltersIn, description="Which judgements to train on.")
+    strength_margin: float = _dpo("strength_margin", ge=0, le=20)
+    max_response_length: int = _dpo("max_response_length", ge=1, le=32768)
+    validation_fraction: float = _dpo("validation_fraction", ge=0, lt=1)
+    eval_batch_size: int = _dpo("eval_batch_size", ge=1, le=4096)
+    checkpoint_every: int = _dpo("checkpoint_every", ge=0, le=1_000_000)
+
+    def dpo_config(self, policy: str) -> DPOConfig:
+        """The trainer's config: the training fields and the resolved policy folder."""
+        return DPOConfig(**{**config_values(self, DPOConfig), "policy": policy})
+
+
+class OnlineDPOParams(DPOTrainingParams):
+    """An ``online_dpo`` job: rounds of the policy's own samples, ranked by a reward version, best vs worst."""
+
+    reward_version_id: int | None = Field(None, ge=1, description="Reward version that ranks the samples; "
+                                          "default: the latest ready one.")
+    classifier_version_id: int | None = Field(None, ge=1, description="Classifier version for the safety penalty "
+                                              "(score − safety_weight × P(unsafe)); empty: no penalty.")
+    prompt_set_ids: list[int] | None = Field(None, max_length=MAX_IDS, description="Sample on the prompts of these "
+                                             "sets; default: every active set. Retired prompts are left out.")
+    rounds: int = _online("rounds", ge=1, le=10_000)
+    prompts_per_round: int = _online("prompts_per_round", ge=1, le=4096)
+    samples_per_prompt: int = _online("samples_per_prompt", ge=4, le=64)
+    response_length: int = _online("response_length", ge=1, le=8192)
+    temperature: float = _online("temperature", gt=0, le=10)
+    safety_weight: float = _online("safety_weight", ge=0, le=100)
+    safety_head: str = _online("safety_head", min_length=1, max_length=100)
+
+    def online_config(self, policy: str) -> OnlineDPOConfig:
+        """The trainer's config: the training fields and the resolved policy folder."""
+        return OnlineDPOConfig(**{**config_values(self, OnlineDPOConfig), "policy": policy})
