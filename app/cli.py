@@ -128,8 +128,11 @@ def _queue_first_bootstrap(settings: Settings) -> None:
     with _session(settings) as db:
         job = queue_first_bootstrap(db, settings)
     if job is not None:
-        print(f"First start: the worker installs the default policy and starter prompts (job {job.id}); "
-              "pairs appear on the Pool page when it is done.", flush=True)
+        print(
+            f"First start: the worker installs the default policy and starter prompts (job {job.id}); "
+            "pairs appear on the Pool page when it is done.",
+            flush=True,
+        )
 
 
 def _start_worker_process() -> subprocess.Popen[bytes]:
@@ -237,18 +240,33 @@ def cmd_models_list(args: argparse.Namespace) -> None:
     rows = [("id", "name", "kind", "status", "backend", "base model", "created")]
     for v in versions:
         backend = str(v.config.get("backend", "transformers")) if v.kind is ModelKind.policy else ""
-        rows.append((str(v.id), v.name, v.kind.value, v.status.value, backend, v.base_model, v.created_at.strftime("%Y-%m-%d %H:%M")))
+        rows.append(
+            (
+                str(v.id),
+                v.name,
+                v.kind.value,
+                v.status.value,
+                backend,
+                v.base_model,
+                v.created_at.strftime("%Y-%m-%d %H:%M"),
+            )
+        )
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for row in rows:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
-def _add_models_commands(sub: argparse._SubParsersAction) -> None:  # noqa: SLF001 - argparse's own type
+def _add_models_commands(sub: argparse._SubParsersAction) -> None:
     models = sub.add_parser("models", help="the model registry: install the first policy, list versions")
     msub = models.add_subparsers(dest="models_command", required=True)
-    boot = msub.add_parser("bootstrap", help="install and promote the default policy (policy-v0) and a starter prompt set, once")
-    boot.add_argument("--model", metavar="ID_OR_FOLDER", help="a Hugging Face id or local folder instead of SmolLM2-135M-Instruct "
-                      "(default: RLHF_BOOTSTRAP_MODEL)")
+    boot = msub.add_parser(
+        "bootstrap", help="install and promote the default policy (policy-v0) and a starter prompt set, once"
+    )
+    boot.add_argument(
+        "--model",
+        metavar="ID_OR_FOLDER",
+        help="a Hugging Face id or local folder instead of SmolLM2-135M-Instruct (default: RLHF_BOOTSTRAP_MODEL)",
+    )
     boot.set_defaults(func=cmd_models_bootstrap)
     lst = msub.add_parser("list", help="list model versions, newest first")
     lst.add_argument("--kind", choices=["policy", "reward", "classifier"])
@@ -260,15 +278,29 @@ def cmd_export(args: argparse.Namespace) -> None:
     from app.export.filters import params_from_strings
     from app.export.service import export_to_folder
 
-    fields = ("format", "prompt_set_id", "date_from", "date_to", "policy_version_id", "min_agreement", "ties",
-              "both_bad", "aggregation", "include_annotators", "exclude_annotators")
+    fields = (
+        "format",
+        "prompt_set_id",
+        "date_from",
+        "date_to",
+        "policy_version_id",
+        "min_agreement",
+        "ties",
+        "both_bad",
+        "aggregation",
+        "include_annotators",
+        "exclude_annotators",
+    )
     raw = {name: str(getattr(args, name)) for name in fields if getattr(args, name) is not None}
     out = Path(args.out)
     with _session(_settings()) as db:
         params = params_from_strings(raw)
         result = export_to_folder(db, params, out.parent if str(out.parent) else Path("."), name=out.name)
     counts = result["snapshot"]["counts"]
-    print(f"wrote {counts['rows']:,} rows to {out} ({result['bytes']:,} bytes); snapshot sha256 {result['snapshot']['sha256']}")
+    print(
+        f"wrote {counts['rows']:,} rows to {out} ({result['bytes']:,} bytes); "
+        f"snapshot sha256 {result['snapshot']['sha256']}"
+    )
 
 
 def cmd_import(args: argparse.Namespace) -> None:
@@ -308,32 +340,58 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--password", help="default: asked for, or generated and printed")
     create.set_defaults(func=cmd_create_user)
 
-    imp = sub.add_parser("import-prompts", help="import a JSONL or CSV file of prompts into a prompt set (all or nothing)")
+    imp = sub.add_parser(
+        "import-prompts", help="import a JSONL or CSV file of prompts into a prompt set (all or nothing)"
+    )
     imp.add_argument("file", help='JSONL ({"prompt": …} or {"messages": […]} per line) or CSV with a "prompt" column')
     imp.add_argument("--set", required=True, metavar="NAME", help="the prompt set to import into")
     imp.add_argument("--create", action="store_true", help="create the set if it does not exist")
     imp.add_argument("--format", choices=["jsonl", "csv"], help="default: from the file name")
     imp.set_defaults(func=cmd_import_prompts)
     _add_models_commands(sub)
-    exp = sub.add_parser("export", help="export judgements, demonstrations or labels to a file (with a snapshot beside it)")
-    exp.add_argument("--format", required=True, choices=["trl", "trl_conversational", "hh", "csv", "parquet", "hf", "sft", "labels"])
-    exp.add_argument("--out", required=True, metavar="FILE", help="the file to write; FILE.snapshot.json and FILE.ids.txt go beside it")
+    exp = sub.add_parser(
+        "export", help="export judgements, demonstrations or labels to a file (with a snapshot beside it)"
+    )
+    exp.add_argument(
+        "--format", required=True, choices=["trl", "trl_conversational", "hh", "csv", "parquet", "hf", "sft", "labels"]
+    )
+    exp.add_argument(
+        "--out",
+        required=True,
+        metavar="FILE",
+        help="the file to write; FILE.snapshot.json and FILE.ids.txt go beside it",
+    )
     exp.add_argument("--prompt-set-id", type=int, dest="prompt_set_id")
     exp.add_argument("--from", dest="date_from", metavar="YYYY-MM-DD", help="judged on or after this UTC day")
     exp.add_argument("--to", dest="date_to", metavar="YYYY-MM-DD", help="judged on or before this UTC day")
-    exp.add_argument("--annotators", dest="include_annotators", metavar="NAMES", help="only these usernames (comma-separated)")
+    exp.add_argument(
+        "--annotators", dest="include_annotators", metavar="NAMES", help="only these usernames (comma-separated)"
+    )
     exp.add_argument("--exclude-annotators", dest="exclude_annotators", metavar="NAMES", help="never these usernames")
-    exp.add_argument("--policy-version-id", type=int, dest="policy_version_id", help="only pairs with a response from this version")
-    exp.add_argument("--min-agreement", type=float, dest="min_agreement", help="0-1: share of a pair's judgements agreeing with its majority")
+    exp.add_argument(
+        "--policy-version-id", type=int, dest="policy_version_id", help="only pairs with a response from this version"
+    )
+    exp.add_argument(
+        "--min-agreement",
+        type=float,
+        dest="min_agreement",
+        help="0-1: share of a pair's judgements agreeing with its majority",
+    )
     exp.add_argument("--ties", choices=["drop", "keep"], help="table formats only (default drop)")
     exp.add_argument("--both-bad", choices=["drop", "keep"], dest="both_bad", help="table formats only (default drop)")
-    exp.add_argument("--aggregation", choices=["every", "majority"], help="every judgement (default) or each pair's majority")
+    exp.add_argument(
+        "--aggregation", choices=["every", "majority"], help="every judgement (default) or each pair's majority"
+    )
     exp.set_defaults(func=cmd_export)
 
-    pref = sub.add_parser("import", help="import a preference dataset (TRL or HH-RLHF JSONL, .gz too) as external judgements")
+    pref = sub.add_parser(
+        "import", help="import a preference dataset (TRL or HH-RLHF JSONL, .gz too) as external judgements"
+    )
     pref.add_argument("file")
     pref.add_argument("--format", required=True, choices=["trl", "hh"])
-    pref.add_argument("--name", required=True, help="source name: judgements come from the inactive account external:NAME")
+    pref.add_argument(
+        "--name", required=True, help="source name: judgements come from the inactive account external:NAME"
+    )
     pref.add_argument("--set", metavar="NAME", help="prompt set to import into (default: external:NAME)")
     pref.set_defaults(func=cmd_import)
     return parser

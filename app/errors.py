@@ -7,7 +7,6 @@ raise and catch them without loading the web stack; :mod:`app.http_errors` maps 
 from __future__ import annotations
 
 
-
 class DomainError(Exception):
     status_code = 400
     title = "Bad request"

@@ -36,8 +36,12 @@ def _html_error(request: Request, status: int, title: str, detail: str) -> Respo
     )
 
 
-def _respond(request: Request, status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any) -> Response:
-    response = problem(status, title, detail, **extra) if wants_json(request) else _html_error(request, status, title, detail)
+def _respond(
+    request: Request, status: int, title: str, detail: str, headers: dict[str, str] | None = None, **extra: Any
+) -> Response:
+    response = (
+        problem(status, title, detail, **extra) if wants_json(request) else _html_error(request, status, title, detail)
+    )
     if headers:
         response.headers.update(headers)
     return response

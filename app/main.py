@@ -11,15 +11,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.annotation import api as annotation_api
 from app.annotation import views as annotation_views
-from app.users import login_views as auth_views
 from app.chat import views as chat_views
 from app.config import Settings
 from app.dashboard import api as dashboard_api
 from app.dashboard import job_views as dashboard_job_views
 from app.dashboard import views as dashboard_views
 from app.db import make_engine, make_sessionmaker
-from app.http_errors import install_error_handlers
 from app.export import views as export_views
+from app.finetune.core import api as rewards_api
+from app.http_errors import install_error_handlers
 from app.importing import views as import_views
 from app.instruct import api as instruct_api
 from app.instruct import views as instruct_views
@@ -28,13 +28,13 @@ from app.pool import api as pool_api
 from app.pool import views as pool_views
 from app.prompts import api as prompts_api
 from app.prompts import views as prompts_views
-from app.versions import api as registry_api
-from app.versions import views as registry_views
-from app.finetune.core import api as rewards_api
 from app.security_headers import SecurityHeadersMiddleware
 from app.system import router as system_router
 from app.users import api as users_api
+from app.users import login_views as auth_views
 from app.users import views as users_views
+from app.versions import api as registry_api
+from app.versions import views as registry_views
 from app.web import STATIC_DIR, make_templates
 
 

@@ -17,8 +17,10 @@ router = APIRouter(tags=["system"])
 def healthz(db: DbDep) -> Response:
     try:
         db.execute(text("SELECT 1"))
-    except Exception as exc:  # noqa: BLE001 - any failure means "not healthy", reported as such
-        return JSONResponse({"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"}, status_code=503)
+    except Exception as exc:
+        return JSONResponse(
+            {"status": "unavailable", "database": f"unreachable: {type(exc).__name__}"}, status_code=503
+        )
     return JSONResponse({"status": "ok", "database": "ok"})
 
 

@@ -42,17 +42,23 @@ def make_templates() -> Jinja2Templates:
     return Jinja2Templates(directory=str(TEMPLATES_DIR))
 
 
-def render(request: Request, template: str, context: dict[str, Any] | None = None, *, status_code: int = 200) -> HTMLResponse:
+def render(
+    request: Request, template: str, context: dict[str, Any] | None = None, *, status_code: int = 200
+) -> HTMLResponse:
     principal = getattr(request.state, "principal", None)
     user = principal.user if principal else None
     nav = [(label, path) for label, path, role in NAVIGATION if user and user.role.rank >= role.rank]
     ctx = {"user": user, "nav": nav, "csrf_token": principal.csrf_token if principal else "", **(context or {})}
-    response: HTMLResponse = request.app.state.templates.TemplateResponse(request, template, ctx, status_code=status_code)
+    response: HTMLResponse = request.app.state.templates.TemplateResponse(
+        request, template, ctx, status_code=status_code
+    )
     response.headers["cache-control"] = "no-store"
     return response
 
 
-def render_anonymous_form(request: Request, template: str, context: dict[str, Any] | None = None, *, status_code: int = 200) -> HTMLResponse:
+def render_anonymous_form(
+    request: Request, template: str, context: dict[str, Any] | None = None, *, status_code: int = 200
+) -> HTMLResponse:
     """A form shown before login: its CSRF token is bound to a nonce cookie set here."""
     settings = request.app.state.settings
     nonce = request.cookies.get(cookies.NONCE_COOKIE) or secrets.token_urlsafe(24)

@@ -36,7 +36,7 @@ PEER = ROOT.parent / "shared" / "peers" / "annotate_load.py"
 LABELS = {"A": {"quality": "good", "safety": "safe"}, "B": {"quality": "bad", "safety": "safe"}}
 
 
-def load_peer():  # noqa: ANN201 - the peer module
+def load_peer():
     if not PEER.exists():
         sys.exit(f"the shared load driver is missing: {PEER}")
     spec = importlib.util.spec_from_file_location("peer_annotate_load", PEER)
@@ -86,11 +86,18 @@ class RLHFLoopAdapter(peer.Adapter):
 
 peer.ADAPTERS[RLHFLoopAdapter.name] = RLHFLoopAdapter
 
-NOOP_PAIR = json.dumps({"assignment_id": 1, "pair_id": 1, "messages": [{"role": "user", "content": "hi"}],
-                        "responses": {"A": "a", "B": "b"}, "lease_expires_at": "2026-01-01T00:00:00+00:00"}).encode()
+NOOP_PAIR = json.dumps(
+    {
+        "assignment_id": 1,
+        "pair_id": 1,
+        "messages": [{"role": "user", "content": "hi"}],
+        "responses": {"A": "a", "B": "b"},
+        "lease_expires_at": "2026-01-01T00:00:00+00:00",
+    }
+).encode()
 
 
-async def noop_app(scope: dict, receive, send) -> None:  # noqa: ANN001 - a bare ASGI app
+async def noop_app(scope: dict, receive, send) -> None:
     """Answers next/submit instantly without doing anything: run under the same uvicorn as the real
     server, it measures what the load generator itself can drive on this machine (its ceiling)."""
     if scope["type"] != "http":
@@ -99,7 +106,13 @@ async def noop_app(scope: dict, receive, send) -> None:  # noqa: ANN001 - a bare
         pass
     submit = scope["method"] == "POST"
     body = b'{"judgement_id": 1, "created": true}' if submit else NOOP_PAIR
-    await send({"type": "http.response.start", "status": 201 if submit else 200, "headers": [(b"content-type", b"application/json")]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": 201 if submit else 200,
+            "headers": [(b"content-type", b"application/json")],
+        }
+    )
     await send({"type": "http.response.body", "body": body})
 
 
@@ -137,22 +150,61 @@ def _seed(url: str, annotators: int, pairs: int) -> list[str]:
     engine = make_engine(url)
     migrate.upgrade(engine)
     with engine.begin() as conn:
-        set_id = conn.execute(insert(PromptSet).values(name="bench", description="", status="active").returning(PromptSet.id)).scalar_one()
-        prompts = [{"prompt_set_id": set_id, "messages": [{"role": "user", "content": f"bench prompt {i}"}], "content_hash": f"{i:064d}",
-                    "source": "written", "tags": [], "red_team": False, "retired": False} for i in range(pairs)]
+        set_id = conn.execute(
+            insert(PromptSet).values(name="bench", description="", status="active").returning(PromptSet.id)
+        ).scalar_one()
+        prompts = [
+            {
+                "prompt_set_id": set_id,
+                "messages": [{"role": "user", "content": f"bench prompt {i}"}],
+                "content_hash": f"{i:064d}",
+                "source": "written",
+                "tags": [],
+                "red_team": False,
+                "retired": False,
+            }
+            for i in range(pairs)
+        ]
         prompt_ids = conn.execute(insert(Prompt).returning(Prompt.id), prompts).scalars().all()
-        responses = [{"prompt_id": pid, "text": f"answer {side} to {pid}", "source": "bench", "generation_params": {}, "token_count": 4}
-                     for pid in prompt_ids for side in "ab"]
+        responses = [
+            {
+                "prompt_id": pid,
+                "text": f"answer {side} to {pid}",
+                "source": "bench",
+                "generation_params": {},
+                "token_count": 4,
+            }
+            for pid in prompt_ids
+            for side in "ab"
+        ]
         response_ids = conn.execute(insert(Response).returning(Response.id), responses).scalars().all()
-        conn.execute(insert(Pair), [{"prompt_id": pid, "response_a_id": response_ids[2 * i], "response_b_id": response_ids[2 * i + 1],
-                                     "judgements_needed": 1, "judgement_count": 0, "status": "pending", "cross_version": False}
-                                    for i, pid in enumerate(prompt_ids)])
+        conn.execute(
+            insert(Pair),
+            [
+                {
+                    "prompt_id": pid,
+                    "response_a_id": response_ids[2 * i],
+                    "response_b_id": response_ids[2 * i + 1],
+                    "judgements_needed": 1,
+                    "judgement_count": 0,
+                    "status": "pending",
+                    "cross_version": False,
+                }
+                for i, pid in enumerate(prompt_ids)
+            ],
+        )
         password = hash_password(secrets.token_urlsafe(16))
         tokens = []
         for i in range(annotators):
-            uid = conn.execute(insert(User).values(username=f"bench{i}", password_hash=password, role="annotator", is_active=True).returning(User.id)).scalar_one()
+            uid = conn.execute(
+                insert(User)
+                .values(username=f"bench{i}", password_hash=password, role="annotator", is_active=True)
+                .returning(User.id)
+            ).scalar_one()
             raw = new_token("rlhf_")
-            conn.execute(insert(ApiToken).values(user_id=uid, name="bench", token_hash=token_hash(raw), prefix=raw[:11]))
+            conn.execute(
+                insert(ApiToken).values(user_id=uid, name="bench", token_hash=token_hash(raw), prefix=raw[:11])
+            )
             tokens.append(raw)
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text("ANALYZE"))  # fresh planner statistics after a bulk load, as after any restore
@@ -162,17 +214,34 @@ def _seed(url: str, annotators: int, pairs: int) -> list[str]:
 
 def _start_server(url: str, workers: int) -> tuple[subprocess.Popen, str]:
     env = {**os.environ, "RLHF_DATABASE_URL": url, "RLHF_DATA_DIR": tempfile.mkdtemp(prefix="rlhf-bench-")}
-    return _start(["-m", "app.cli", "serve", "--no-worker", "--workers", str(workers), "--log-level", "warning"], env, "/healthz")
+    return _start(
+        ["-m", "app.cli", "serve", "--no-worker", "--workers", str(workers), "--log-level", "warning"], env, "/healthz"
+    )
 
 
 def _start_noop_server() -> tuple[subprocess.Popen, str]:
-    args = ["-m", "uvicorn", "--app-dir", str(ROOT / "bench"), "annotate_load:noop_app", "--log-level", "warning", "--no-access-log"]
+    args = [
+        "-m",
+        "uvicorn",
+        "--app-dir",
+        str(ROOT / "bench"),
+        "annotate_load:noop_app",
+        "--log-level",
+        "warning",
+        "--no-access-log",
+    ]
     return _start(args, dict(os.environ), "/api/v1/annotation/next")
 
 
 def _start(args: list[str], env: dict[str, str], probe: str) -> tuple[subprocess.Popen, str]:
     port = _free_port()
-    process = subprocess.Popen([sys.executable, *args, "--port", str(port)], env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen(
+        [sys.executable, *args, "--port", str(port)],
+        env=env,
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
     base = f"http://127.0.0.1:{port}"
     for _ in range(300):
         try:
@@ -204,10 +273,27 @@ def _process_tree(pid: int) -> list[int]:
 
 def _driver_args(base_url: str, target: str, args: argparse.Namespace, **extra: object) -> argparse.Namespace:
     values = {
-        "target": target, "base_url": base_url, "concurrency": args.concurrency, "duration": args.duration, "timeout": 60.0,
-        "no_keepalive": False, "think_time": 0.0, "error_backoff": 0.05, "login_wait": 1.0, "settle": 0.5, "watch_pid": [],
-        "wait_quiet": 0.0, "quiet_threshold": 15.0, "label": target, "json_out": None,
-        "rlhf_tokens": [], "rlhf_database_url": None, "project_id": None, "tokens_file": None, "token": None, "ls_mode": "next",
+        "target": target,
+        "base_url": base_url,
+        "concurrency": args.concurrency,
+        "duration": args.duration,
+        "timeout": 60.0,
+        "no_keepalive": False,
+        "think_time": 0.0,
+        "error_backoff": 0.05,
+        "login_wait": 1.0,
+        "settle": 0.5,
+        "watch_pid": [],
+        "wait_quiet": 0.0,
+        "quiet_threshold": 15.0,
+        "label": target,
+        "json_out": None,
+        "rlhf_tokens": [],
+        "rlhf_database_url": None,
+        "project_id": None,
+        "tokens_file": None,
+        "token": None,
+        "ls_mode": "next",
     }
     values.update(extra)
     return argparse.Namespace(**values)
@@ -216,11 +302,19 @@ def _driver_args(base_url: str, target: str, args: argparse.Namespace, **extra: 
 def _summary(res: dict) -> dict:
     cpu = res["cpu"]
     return {
-        "cpu_load_generator_pct": cpu["loadgen_core_pct"], "cpu_server_pct": round(sum(v or 0 for v in cpu["watched_core_pct"].values()), 1),
-        "cpu_other_pct": cpu["other_core_pct"], "cpu_busy_pct_of_all_cores": cpu["system_busy_pct_of_all_cores"],
-        "per_s": res["annotations_per_s"], "ok": res["ok_submits"], "errors": res["errors_total"],
-        "fetch_p50_ms": res["fetch"]["p50_ms"], "fetch_p95_ms": res["fetch"]["p95_ms"], "fetch_p99_ms": res["fetch"]["p99_ms"],
-        "submit_p50_ms": res["submit"]["p50_ms"], "submit_p95_ms": res["submit"]["p95_ms"], "submit_p99_ms": res["submit"]["p99_ms"],
+        "cpu_load_generator_pct": cpu["loadgen_core_pct"],
+        "cpu_server_pct": round(sum(v or 0 for v in cpu["watched_core_pct"].values()), 1),
+        "cpu_other_pct": cpu["other_core_pct"],
+        "cpu_busy_pct_of_all_cores": cpu["system_busy_pct_of_all_cores"],
+        "per_s": res["annotations_per_s"],
+        "ok": res["ok_submits"],
+        "errors": res["errors_total"],
+        "fetch_p50_ms": res["fetch"]["p50_ms"],
+        "fetch_p95_ms": res["fetch"]["p95_ms"],
+        "fetch_p99_ms": res["fetch"]["p99_ms"],
+        "submit_p50_ms": res["submit"]["p50_ms"],
+        "submit_p95_ms": res["submit"]["p95_ms"],
+        "submit_p99_ms": res["submit"]["p99_ms"],
         "stored_equals_submitted": res["stored_equals_submitted"],
     }
 
@@ -244,14 +338,20 @@ def main() -> None:
     if args.url:
         if not args.token_file:
             sys.exit("--url needs --token-file")
-        base, tokens = args.url, [t.strip() for t in open(args.token_file) if t.strip()]
+        with open(args.token_file) as lines:
+            tokens = [t.strip() for t in lines if t.strip()]
+        base = args.url
     else:
         database_url = _create_database(args.pg)
         tokens = _seed(database_url, args.concurrency, pairs=max(5000, int(args.concurrency * args.duration * 10)))
         process, base = _start_server(database_url, args.workers)
     try:
         watch = _process_tree(process.pid) if process is not None else []
-        ours = asyncio.run(peer.run(_driver_args(base, "rlhf", args, rlhf_tokens=tokens, rlhf_database_url=database_url, watch_pid=watch)))
+        ours = asyncio.run(
+            peer.run(
+                _driver_args(base, "rlhf", args, rlhf_tokens=tokens, rlhf_database_url=database_url, watch_pid=watch)
+            )
+        )
     finally:
         if process is not None:
             process.terminate()
@@ -261,19 +361,36 @@ def main() -> None:
         # The same loop against an endpoint that does nothing: how far the generator itself goes here.
         noop, noop_base = _start_noop_server()
         try:
-            ceiling = asyncio.run(peer.run(_driver_args(noop_base, "rlhf", args, rlhf_tokens=tokens, watch_pid=[noop.pid])))
+            ceiling = asyncio.run(
+                peer.run(_driver_args(noop_base, "rlhf", args, rlhf_tokens=tokens, watch_pid=[noop.pid]))
+            )
         finally:
             noop.terminate()
             noop.wait(timeout=30)
         report["load_generator_ceiling"] = _summary(ceiling)
-        print(f"load generator alone (no-op server, same loop, C={args.concurrency}): {ceiling['annotations_per_s']:.1f} judgements/s, "
-              f"generator at {ceiling['cpu']['loadgen_core_pct']}% of a core")
-    print(f"rlhf-loop  C={args.concurrency}: {ours['annotations_per_s']:.1f} judgements/s, "
-          f"submit p99 {ours['submit']['p99_ms']} ms, fetch p99 {ours['fetch']['p99_ms']} ms, errors {ours['errors_total']}, "
-          f"stored == submitted: {ours['stored_equals_submitted']}")
+        print(
+            f"load generator alone (no-op server, same loop, C={args.concurrency}): "
+            f"{ceiling['annotations_per_s']:.1f} judgements/s, "
+            f"generator at {ceiling['cpu']['loadgen_core_pct']}% of a core"
+        )
+    print(
+        f"rlhf-loop  C={args.concurrency}: {ours['annotations_per_s']:.1f} judgements/s, "
+        f"submit p99 {ours['submit']['p99_ms']} ms, fetch p99 {ours['fetch']['p99_ms']} ms, "
+        f"errors {ours['errors_total']}, "
+        f"stored == submitted: {ours['stored_equals_submitted']}"
+    )
     if args.peer_url:
-        theirs = asyncio.run(peer.run(_driver_args(args.peer_url, "labelstudio", args, project_id=args.peer_project_id,
-                                                   tokens_file=args.peer_tokens_file)))
+        theirs = asyncio.run(
+            peer.run(
+                _driver_args(
+                    args.peer_url,
+                    "labelstudio",
+                    args,
+                    project_id=args.peer_project_id,
+                    tokens_file=args.peer_tokens_file,
+                )
+            )
+        )
         report["peer"] = _summary(theirs)
         report["ratio"] = round(ours["annotations_per_s"] / max(theirs["annotations_per_s"], 1e-9), 2)
         print(f"label-studio C={args.concurrency}: {theirs['annotations_per_s']:.1f}/s; ratio {report['ratio']}")

@@ -93,22 +93,46 @@ class Profile:
 def real_profile() -> Profile:
     """The default SmolLM2 policy, a MiniLM reward model and the ppo job's defaults (LoRA r 16, 20 updates of
     8 prompts, 48 new tokens, β 0.07); sized to finish within 30 min on 2 cores."""
-    pool = {"RLHF_POOL_TARGET": "64", "RLHF_POOL_MAX_PAIRS_PER_JOB": "64", "RLHF_POOL_BATCH_PROMPTS": "16",
-            "RLHF_POOL_MAX_NEW_TOKENS": "48", **SAMPLING}
+    pool = {
+        "RLHF_POOL_TARGET": "64",
+        "RLHF_POOL_MAX_PAIRS_PER_JOB": "64",
+        "RLHF_POOL_BATCH_PROMPTS": "16",
+        "RLHF_POOL_MAX_NEW_TOKENS": "48",
+        **SAMPLING,
+    }
     cores = {"num_threads": os.cpu_count() or 1}  # each job runs alone, the generator idle: every core
-    reward = {"epochs": 2, "batch_size": 16, "learning_rate": 5e-5, "max_length": 128, "validation_fraction": 0.15,
-              **cores}
-    return Profile(name="real", pairs=400, eval_pairs=64, server_env=pool, reward=reward,
-                   ppo=cores)  # else the ppo job's defaults
+    reward = {
+        "epochs": 2,
+        "batch_size": 16,
+        "learning_rate": 5e-5,
+        "max_length": 128,
+        "validation_fraction": 0.15,
+        **cores,
+    }
+    return Profile(
+        name="real", pairs=400, eval_pairs=64, server_env=pool, reward=reward, ppo=cores
+    )  # else the ppo job's defaults
 
 
 def tiny_profile() -> Profile:
     """A tiny random Llama: every phase runs, in a few minutes; the figures mean nothing."""
-    pool = {"RLHF_POOL_TARGET": "16", "RLHF_POOL_MAX_PAIRS_PER_JOB": "16", "RLHF_POOL_BATCH_PROMPTS": "8",
-            "RLHF_POOL_MAX_NEW_TOKENS": "12", **SAMPLING}
+    pool = {
+        "RLHF_POOL_TARGET": "16",
+        "RLHF_POOL_MAX_PAIRS_PER_JOB": "16",
+        "RLHF_POOL_BATCH_PROMPTS": "8",
+        "RLHF_POOL_MAX_NEW_TOKENS": "12",
+        **SAMPLING,
+    }
     reward = {"epochs": 1, "batch_size": 8, "learning_rate": 1e-3, "max_length": 128, "validation_fraction": 0.25}
-    ppo = {"updates": 3, "batch_size": 4, "num_minibatches": 1, "ppo_epochs": 1, "response_length": 12,
-           "learning_rate": 1e-3, "checkpoint_every": 0}
+    ppo = {
+        "updates": 3,
+        "batch_size": 4,
+        "num_minibatches": 1,
+        "ppo_epochs": 1,
+        "response_length": 12,
+        "learning_rate": 1e-3,
+        "checkpoint_every": 0,
+    }
     return Profile(name="tiny", pairs=40, eval_pairs=16, server_env=pool, reward=reward, ppo=ppo, timeout_s=900.0)
 
 
@@ -182,8 +206,11 @@ class Loop:
         """Wait for the first-start bootstrap: the promoted policy's id and the starter set's id."""
         deadline = time.monotonic() + self.profile.timeout_s
         while time.monotonic() < deadline:
-            promoted = [v for v in self.researcher.call("GET", "/models", params={"kind": "policy"})
-                        if v["status"] == "promoted"]
+            promoted = [
+                v
+                for v in self.researcher.call("GET", "/models", params={"kind": "policy"})
+                if v["status"] == "promoted"
+            ]
             sets = [s for s in self.researcher.call("GET", "/prompt-sets") if s["status"] == "active"]
             if promoted and sets:
                 return promoted[0]["id"], sets[0]["id"]
@@ -206,8 +233,11 @@ class Loop:
         deadline = time.monotonic() + self.profile.timeout_s
         while sum(verdicts.values()) < count:
             judged = sum(verdicts.values())
-            if retire_when_enough is not None and judged % 8 == 0 and \
-                    judged + self.researcher.call("GET", "/pool")["pending_total"] >= count:
+            if (
+                retire_when_enough is not None
+                and judged % 8 == 0
+                and judged + self.researcher.call("GET", "/pool")["pending_total"] >= count
+            ):
                 self.set_status(retire_when_enough, "retired")
                 retire_when_enough = None
             shown = self.annotator.http.get("/annotation/next")
@@ -221,8 +251,9 @@ class Loop:
             verdict = self.rule(prompt, a, b)
             sides = labels(self.rule_name, a, b)
             body = {"assignment_id": pair["assignment_id"], "choice": SCREEN[verdict], "labels": sides}
-            self.annotator.call("POST", "/annotation/judgements",
-                                json=body if verdict == "tie" else {**body, "strength": 2})
+            self.annotator.call(
+                "POST", "/annotation/judgements", json=body if verdict == "tie" else {**body, "strength": 2}
+            )
             verdicts[verdict] += 1
             self.labels_sent += 2
             self.unsafe_labels += sum(side["safety"] == "unsafe" for side in sides.values())
@@ -239,11 +270,15 @@ class Loop:
 
     def heldout_set(self) -> int:
         """The held-out prompts as a retired set: the pool ignores them until the evaluation."""
-        created = self.researcher.call("POST", "/prompt-sets",
-                                       json={"name": "closed-loop-heldout", "status": "retired"})
+        created = self.researcher.call(
+            "POST", "/prompt-sets", json={"name": "closed-loop-heldout", "status": "retired"}
+        )
         with HELDOUT.open("rb") as stream:
-            self.researcher.call("POST", f"/prompt-sets/{created['id']}/import",
-                                 files={"file": (HELDOUT.name, stream, "application/jsonl")})
+            self.researcher.call(
+                "POST",
+                f"/prompt-sets/{created['id']}/import",
+                files={"file": (HELDOUT.name, stream, "application/jsonl")},
+            )
         return created["id"]
 
 
@@ -251,6 +286,7 @@ def kl_per_token(api: Api, job_id: int) -> tuple[float | None, float | None, lis
     """Σ KL / Σ tokens over the last quarter of the updates (the trained policy) and over all of them,
     and per update: KL per response, response length, mean reward-model score and β (how it got there).
     None, None, [] when the job logged no ``kl`` and ``response_length`` curves (a kind that has none)."""
+
     def series(name: str) -> dict[int, float]:
         return {m["step"]: m["value"] for m in api.call("GET", f"/jobs/{job_id}/metrics", params={"name": name})}
 
@@ -258,11 +294,22 @@ def kl_per_token(api: Api, job_id: int) -> tuple[float | None, float | None, lis
     steps = sorted(set(kl) & set(length))
     if not steps:
         return None, None, []
-    last = steps[-max(1, len(steps) // 4):]
-    trace = [{"update": s, "kl": round(kl[s], 3), "length": round(length[s], 1), "score": round(score.get(s, 0), 3),
-              "beta": round(beta.get(s, 0), 4)} for s in steps]
-    return (sum(kl[s] for s in last) / max(sum(length[s] for s in last), 1e-9),
-            sum(kl[s] for s in steps) / max(sum(length[s] for s in steps), 1e-9), trace)
+    last = steps[-max(1, len(steps) // 4) :]
+    trace = [
+        {
+            "update": s,
+            "kl": round(kl[s], 3),
+            "length": round(length[s], 1),
+            "score": round(score.get(s, 0), 3),
+            "beta": round(beta.get(s, 0), 4),
+        }
+        for s in steps
+    ]
+    return (
+        sum(kl[s] for s in last) / max(sum(length[s] for s in last), 1e-9),
+        sum(kl[s] for s in steps) / max(sum(length[s] for s in steps), 1e-9),
+        trace,
+    )
 
 
 def win_rate(api: Api, new_id: int, old_id: int) -> tuple[float, int]:
@@ -295,13 +342,17 @@ def round_or_none(value: float | None, digits: int = 4) -> float | None:
 
 def verdict_figures(verdicts: dict[str, int]) -> dict[str, Any]:
     judged = sum(verdicts.values())
-    return {"pairs_judged": judged, "verdicts": verdicts,
-            "verdict_shares": {k: round(v / max(judged, 1), 4) for k, v in verdicts.items()},
-            "tie_share": round(verdicts["tie"] / max(judged, 1), 4)}
+    return {
+        "pairs_judged": judged,
+        "verdicts": verdicts,
+        "verdict_shares": {k: round(v / max(judged, 1), 4) for k, v in verdicts.items()},
+        "tie_share": round(verdicts["tie"] / max(judged, 1), 4),
+    }
 
 
-def run_loop(loop: Loop, *, seed: int, method: str, user_params: dict[str, Any],
-             partial: dict[str, Any] | None = None) -> dict[str, Any]:
+def run_loop(
+    loop: Loop, *, seed: int, method: str, user_params: dict[str, Any], partial: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """Phases 1-5 on a running server; returns the figures. ``partial`` receives the training verdicts and
     the phases' times as they come, for the report of a run that fails later."""
     partial = {} if partial is None else partial
@@ -316,8 +367,10 @@ def run_loop(loop: Loop, *, seed: int, method: str, user_params: dict[str, Any],
     unsafe_train = loop.unsafe_labels
     partial.update(verdict_figures(verdicts))
     if verdicts["a"] + verdicts["b"] < 2:
-        raise SystemExit(f"the {loop.rule_name!r} rule tied on {verdicts['tie']} of {sum(verdicts.values())} pairs: "
-                         "nothing to learn from (the policy's answers all have its trait, or none has)")
+        raise SystemExit(
+            f"the {loop.rule_name!r} rule tied on {verdicts['tie']} of {sum(verdicts.values())} pairs: "
+            "nothing to learn from (the policy's answers all have its trait, or none has)"
+        )
     backbone = {"backbone_version_id": old_id} if tiny else {}
     links: dict[str, Any] = {"policy_version_id": old_id, "prompt_set_ids": [train_set], "seed": seed}
     rm_accuracy, classifier = None, None
@@ -332,8 +385,11 @@ def run_loop(loop: Loop, *, seed: int, method: str, user_params: dict[str, Any],
     if safety:
         with loop.phase("classifier"):
             job = loop.run_job("classifier", {**profile.reward, **backbone, "heads": ["safety"], "seed": seed})
-        classifier = {"version_id": job["result"]["version_id"], "metrics": job["result"].get("metrics", {}),
-                      "passed_to_policy": "classifier_version_id" in accepts}
+        classifier = {
+            "version_id": job["result"]["version_id"],
+            "metrics": job["result"].get("metrics", {}),
+            "passed_to_policy": "classifier_version_id" in accepts,
+        }
         links["classifier_version_id"] = classifier["version_id"]
         print(f"    safety classifier {classifier['metrics']}", flush=True)
         if not classifier["passed_to_policy"]:
@@ -353,15 +409,26 @@ def run_loop(loop: Loop, *, seed: int, method: str, user_params: dict[str, Any],
     judged = sum(verdicts.values())
     interval = wilson_interval(rate, battles)
     metrics = policy["result"].get("metrics", {})
-    return {"rule": loop.rule_name, "kind": KINDS[loop.rule_name], "seed": seed, "method": method,
-            **verdict_figures(verdicts), "rm_val_accuracy": rm_accuracy,
-            "classifier": classifier,
-            "unsafe_label_share": round(unsafe_train / max(2 * judged, 1), 4) if safety else None,
-            "policy_updates": policy["result"].get("updates"), "score_last": metrics.get("score"),
-            "mean_kl_per_token": round_or_none(kl_final), "mean_kl_per_token_all_updates": round_or_none(kl_all),
-            "win_rate": round(rate, 4), "win_rate_ci95": None if interval is None else [round(x, 4) for x in interval],
-            "eval_battles": battles, "phases_s": loop.phases,
-            "policy_params": {k: v for k, v in params.items() if k != "num_threads"}, "policy_trace": trace}
+    return {
+        "rule": loop.rule_name,
+        "kind": KINDS[loop.rule_name],
+        "seed": seed,
+        "method": method,
+        **verdict_figures(verdicts),
+        "rm_val_accuracy": rm_accuracy,
+        "classifier": classifier,
+        "unsafe_label_share": round(unsafe_train / max(2 * judged, 1), 4) if safety else None,
+        "policy_updates": policy["result"].get("updates"),
+        "score_last": metrics.get("score"),
+        "mean_kl_per_token": round_or_none(kl_final),
+        "mean_kl_per_token_all_updates": round_or_none(kl_all),
+        "win_rate": round(rate, 4),
+        "win_rate_ci95": None if interval is None else [round(x, 4) for x in interval],
+        "eval_battles": battles,
+        "phases_s": loop.phases,
+        "policy_params": {k: v for k, v in params.items() if k != "num_threads"},
+        "policy_trace": trace,
+    }
 
 
 def tiny_policy(folder: Path) -> Path:
@@ -391,13 +458,15 @@ def rule_list(text: str) -> list[str]:
     names = list(RULES) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
     unknown = [n for n in names if n not in RULES]
     if unknown or not names:
-        raise argparse.ArgumentTypeError(f"unknown rule {', '.join(unknown) or text!r}; "
-                                         f"choose from all, {', '.join(RULES)} (comma-separated)")
+        raise argparse.ArgumentTypeError(
+            f"unknown rule {', '.join(unknown) or text!r}; choose from all, {', '.join(RULES)} (comma-separated)"
+        )
     return list(dict.fromkeys(names))
 
 
-def one_run(rule: str, seed: int, data_dir: Path, profile: Profile, args: argparse.Namespace,
-            partial: dict[str, Any]) -> dict[str, Any]:
+def one_run(
+    rule: str, seed: int, data_dir: Path, profile: Profile, args: argparse.Namespace, partial: dict[str, Any]
+) -> dict[str, Any]:
     """One rule, one seed: a fresh server on ``data_dir``, the five phases, the figures (``partial``: those
     known so far, should the run fail)."""
     env = {**profile.server_env, "RLHF_ADMIN_PASSWORD": ADMIN_PASSWORD, "RLHF_POOL_CROSS_VERSION_SHARE": "1.0"}
@@ -408,23 +477,34 @@ def one_run(rule: str, seed: int, data_dir: Path, profile: Profile, args: argpar
     user_params = dict(args.param)
     if args.updates:
         user_params["updates"] = args.updates
-    print(f"=== closed loop: rule {rule!r} ({KINDS[rule]}), seed {seed}, method {args.method!r}, "
-          f"{profile.pairs} judgements, data in {data_dir}", flush=True)
+    print(
+        f"=== closed loop: rule {rule!r} ({KINDS[rule]}), seed {seed}, method {args.method!r}, "
+        f"{profile.pairs} judgements, data in {data_dir}",
+        flush=True,
+    )
     started = time.monotonic()
     with running_server(data_dir / "var", extra_env=env, args=("--log-level", "warning")) as server:
         admin = Api(server.url, api_token(server.url, "admin", ADMIN_PASSWORD))
         admin.call("POST", "/users", json={"username": ANNOTATOR[0], "password": ANNOTATOR[1], "role": "annotator"})
         annotator = Api(server.url, api_token(server.url, *ANNOTATOR))
-        loop = Loop(admin, annotator, rule, RULES[rule], profile,
-                    {"server start": round(time.monotonic() - started, 1)})
+        loop = Loop(
+            admin, annotator, rule, RULES[rule], profile, {"server start": round(time.monotonic() - started, 1)}
+        )
         report = run_loop(loop, seed=seed, method=args.method, user_params=user_params, partial=partial)
     report["total_s"] = round(time.monotonic() - started, 1)
-    print(f"    reward model validation accuracy: {fmt(report['rm_val_accuracy'], '.3f')}; "
-          f"win rate ({rule!r}, ties half): {fmt_rate(report)} over {report['eval_battles']} held-out pairs; "
-          f"KL/token {fmt(report['mean_kl_per_token'], '.3f')} (last quarter), "
-          f"{fmt(report['mean_kl_per_token_all_updates'], '.3f')} (all updates)", flush=True)
-    print("    wall time per phase: " + ", ".join(f"{k} {v:.0f} s" for k, v in report["phases_s"].items())
-          + f"; total {report['total_s'] / 60:.1f} min", flush=True)
+    print(
+        f"    reward model validation accuracy: {fmt(report['rm_val_accuracy'], '.3f')}; "
+        f"win rate ({rule!r}, ties half): {fmt_rate(report)} over {report['eval_battles']} held-out pairs; "
+        f"KL/token {fmt(report['mean_kl_per_token'], '.3f')} (last quarter), "
+        f"{fmt(report['mean_kl_per_token_all_updates'], '.3f')} (all updates)",
+        flush=True,
+    )
+    print(
+        "    wall time per phase: "
+        + ", ".join(f"{k} {v:.0f} s" for k, v in report["phases_s"].items())
+        + f"; total {report['total_s'] / 60:.1f} min",
+        flush=True,
+    )
     return report
 
 
@@ -455,12 +535,18 @@ def summarise(rule: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         return round(statistics.fmean(values), 4) if values else None
 
     mean, sd = mean_sd([r["win_rate"] for r in done])
-    return {"kind": KINDS[rule], "seeds": [r["seed"] for r in runs],
-            "failed_seeds": [r["seed"] for r in runs if "error" in r],
-            "win_rate_mean": round_or_none(mean), "win_rate_sd": round_or_none(sd),
-            "tie_share_mean": round_or_none(mean_sd([r["tie_share"] for r in runs if "tie_share" in r])[0]),
-            "rm_val_accuracy_mean": mean_of("rm_val_accuracy"), "mean_kl_per_token_mean": mean_of("mean_kl_per_token"),
-            "minutes": round(sum(r.get("total_s", 0) for r in runs) / 60, 1), "runs": runs}
+    return {
+        "kind": KINDS[rule],
+        "seeds": [r["seed"] for r in runs],
+        "failed_seeds": [r["seed"] for r in runs if "error" in r],
+        "win_rate_mean": round_or_none(mean),
+        "win_rate_sd": round_or_none(sd),
+        "tie_share_mean": round_or_none(mean_sd([r["tie_share"] for r in runs if "tie_share" in r])[0]),
+        "rm_val_accuracy_mean": mean_of("rm_val_accuracy"),
+        "mean_kl_per_token_mean": mean_of("mean_kl_per_token"),
+        "minutes": round(sum(r.get("total_s", 0) for r in runs) / 60, 1),
+        "runs": runs,
+    }
 
 
 TABLE_NOTE = """\
@@ -475,48 +561,86 @@ KL/tok: mean KL per token to the old policy over the last quarter of training. m
 def print_table(runs: list[dict[str, Any]], rules: dict[str, dict[str, Any]]) -> None:
     """The runs as a table, then each rule's mean ± sd over seeds when it ran more than one."""
     print("\n" + TABLE_NOTE)
-    header = f"{'rule':<16} {'kind':<8} {'seed':>4}  {'a/b/tie %':<11} {'RM acc':>6}  {'win rate [95 % CI]':<24} " \
-             f"{'KL/tok':>6} {'min':>5}"
+    header = (
+        f"{'rule':<16} {'kind':<8} {'seed':>4}  {'a/b/tie %':<11} {'RM acc':>6}  {'win rate [95 % CI]':<24} "
+        f"{'KL/tok':>6} {'min':>5}"
+    )
     print(header + "\n" + "-" * len(header))
     for r in runs:
-        shares = "/".join(f"{100 * r['verdict_shares'][k]:.0f}" for k in ("a", "b", "tie")) \
-            if "verdict_shares" in r else "-"
+        shares = (
+            "/".join(f"{100 * r['verdict_shares'][k]:.0f}" for k in ("a", "b", "tie")) if "verdict_shares" in r else "-"
+        )
         if "error" in r:
-            print(f"{r['rule']:<16} {r['kind']:<8} {r['seed']:>4}  {shares:<11} failed: "
-                  f"{r['error'].splitlines()[0][:100]}")
+            print(
+                f"{r['rule']:<16} {r['kind']:<8} {r['seed']:>4}  {shares:<11} failed: "
+                f"{r['error'].splitlines()[0][:100]}"
+            )
             continue
-        print(f"{r['rule']:<16} {r['kind']:<8} {r['seed']:>4}  {shares:<11} {fmt(r['rm_val_accuracy'], '.3f'):>6}  "
-              f"{fmt_rate(r):<24} {fmt(r['mean_kl_per_token'], '.3f'):>6} {r['total_s'] / 60:>5.1f}")
+        print(
+            f"{r['rule']:<16} {r['kind']:<8} {r['seed']:>4}  {shares:<11} {fmt(r['rm_val_accuracy'], '.3f'):>6}  "
+            f"{fmt_rate(r):<24} {fmt(r['mean_kl_per_token'], '.3f'):>6} {r['total_s'] / 60:>5.1f}"
+        )
     for rule, summary in rules.items():
         if len(summary["seeds"]) > 1 and summary["win_rate_mean"] is not None:
             sd = summary["win_rate_sd"]
-            print(f"{rule}: win rate {summary['win_rate_mean']:.1%} ± {fmt(None if sd is None else 100 * sd, '.1f')} "
-                  f"points (mean ± sd over seeds {summary['seeds']}), tie share {summary['tie_share_mean']:.0%}")
+            print(
+                f"{rule}: win rate {summary['win_rate_mean']:.1%} ± {fmt(None if sd is None else 100 * sd, '.1f')} "
+                f"points (mean ± sd over seeds {summary['seeds']}), tie share {summary['tie_share_mean']:.0%}"
+            )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--rule", type=rule_list, default=["shorter"], metavar="RULE[,RULE…]|all",
-                    help=f"the simulated annotator's preference: one of {', '.join(RULES)}, several "
-                    "comma-separated, or 'all'; each runs on its own fresh server (default shorter)")
+    ap.add_argument(
+        "--rule",
+        type=rule_list,
+        default=["shorter"],
+        metavar="RULE[,RULE…]|all",
+        help=f"the simulated annotator's preference: one of {', '.join(RULES)}, several "
+        "comma-separated, or 'all'; each runs on its own fresh server (default shorter)",
+    )
     ap.add_argument("--seed", type=int, default=0, help="the (first) seed of the reward, classifier and policy jobs")
-    ap.add_argument("--seeds", type=int, default=1, metavar="N",
-                    help="run each rule N times, seeds --seed … --seed+N-1, and report the win rate's mean ± sd")
-    ap.add_argument("--method", choices=METHODS, default="ppo",
-                    help="the policy job's kind (default ppo); a kind without reward_version_id skips the reward job")
+    ap.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="run each rule N times, seeds --seed … --seed+N-1, and report the win rate's mean ± sd",
+    )
+    ap.add_argument(
+        "--method",
+        choices=METHODS,
+        default="ppo",
+        help="the policy job's kind (default ppo); a kind without reward_version_id skips the reward job",
+    )
     ap.add_argument("--pairs", type=int, help="pool pairs judged before training (default 400; tiny 40)")
     ap.add_argument("--eval-pairs", type=int, help="new-vs-old pairs judged on held-out prompts (default 64; tiny 16)")
     ap.add_argument("--updates", type=int, help="the policy job's updates (default: the job's, 20 for ppo)")
-    ap.add_argument("--param", "--ppo", dest="param", action="append", default=[], metavar="KEY=VALUE", type=job_param,
-                    help="a policy job parameter, the value as JSON (repeatable), e.g. --param kl_coef=0.1; "
-                    "sent as given, over the profile's defaults (--ppo is the old name)")
-    ap.add_argument("--profile", choices=sorted(PROFILES), default="real",
-                    help="real: SmolLM2 and MiniLM (≈ 30 min a run); tiny: a tiny random policy, the plumbing "
-                    "in minutes")
+    ap.add_argument(
+        "--param",
+        "--ppo",
+        dest="param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        type=job_param,
+        help="a policy job parameter, the value as JSON (repeatable), e.g. --param kl_coef=0.1; "
+        "sent as given, over the profile's defaults (--ppo is the old name)",
+    )
+    ap.add_argument(
+        "--profile",
+        choices=sorted(PROFILES),
+        default="real",
+        help="real: SmolLM2 and MiniLM (≈ 30 min a run); tiny: a tiny random policy, the plumbing in minutes",
+    )
     ap.add_argument("--tiny", action="store_const", const="tiny", dest="profile", help="the same as --profile tiny")
     ap.add_argument("--database-url", help="an empty PostgreSQL database to use instead of SQLite (one run only)")
-    ap.add_argument("--data-dir", type=Path, help="default: a new temporary folder per run, removed after the run "
-                    "when there are several (a failed run's is kept); given: kept, one subfolder per run if several")
+    ap.add_argument(
+        "--data-dir",
+        type=Path,
+        help="default: a new temporary folder per run, removed after the run "
+        "when there are several (a failed run's is kept); given: kept, one subfolder per run if several",
+    )
     args = ap.parse_args()
     if args.seeds < 1:
         ap.error("--seeds must be at least 1")
@@ -539,10 +663,22 @@ def main() -> None:
             runs.append(one_run(rule, seed, data_dir, profile, args, partial))
         except (SystemExit, Exception) as exc:  # one failed run must not lose the others' figures
             detail = str(exc) if isinstance(exc, SystemExit) else traceback.format_exc()
-            print(f"!!! rule {rule!r} seed {seed} failed (data kept in {data_dir}):\n{detail}", file=sys.stderr,
-                  flush=True)
-            runs.append({"rule": rule, "kind": KINDS[rule], "seed": seed, "method": args.method, **partial,
-                         "error": detail[-3000:], "data_dir": str(data_dir)})
+            print(
+                f"!!! rule {rule!r} seed {seed} failed (data kept in {data_dir}):\n{detail}",
+                file=sys.stderr,
+                flush=True,
+            )
+            runs.append(
+                {
+                    "rule": rule,
+                    "kind": KINDS[rule],
+                    "seed": seed,
+                    "method": args.method,
+                    **partial,
+                    "error": detail[-3000:],
+                    "data_dir": str(data_dir),
+                }
+            )
             continue
         if temporary and len(runs_wanted) > 1:
             shutil.rmtree(data_dir, ignore_errors=True)
@@ -551,8 +687,11 @@ def main() -> None:
     print_table(runs, rules)
     means = [s["win_rate_mean"] for s in rules.values() if s["win_rate_mean"] is not None]
     result: dict[str, Any] = {
-        "rules": rules, "mean_win_rate": round(statistics.fmean(means), 4) if means else None,
-        "method": args.method, "profile": args.profile, "seeds": [args.seed + k for k in range(args.seeds)],
+        "rules": rules,
+        "mean_win_rate": round(statistics.fmean(means), 4) if means else None,
+        "method": args.method,
+        "profile": args.profile,
+        "seeds": [args.seed + k for k in range(args.seeds)],
         "pairs": args.pairs or PROFILES[args.profile]().pairs,
         "eval_pairs": args.eval_pairs or PROFILES[args.profile]().eval_pairs,
         "interval": "95 % Wilson score interval of the win rate over the held-out pairs, ties counted half",
@@ -562,8 +701,9 @@ def main() -> None:
     }
     if len(runs) == 1 and "error" not in runs[0]:
         result = {**runs[0], **result}  # one run: its figures at the top level too, as this bench always printed them
-    print(f"mean win rate over the rules: {fmt(result['mean_win_rate'], '.1%')}; total "
-          f"{result['total_s'] / 60:.1f} min")
+    print(
+        f"mean win rate over the rules: {fmt(result['mean_win_rate'], '.1%')}; total {result['total_s'] / 60:.1f} min"
+    )
     print(json.dumps(result))
     if result["failed"]:
         sys.exit(1)

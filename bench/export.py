@@ -26,7 +26,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from sqlalchemy import create_engine, text  # noqa: E402
+from sqlalchemy import create_engine, text
 
 PG_URL = os.environ.get("RLHF_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 LIMIT_MB = 300
@@ -38,16 +38,20 @@ GENERATE = [
     "INSERT INTO prompt_sets (name, description, status, created_at) VALUES ('bench', '', 'active', now())",
     "INSERT INTO prompts (prompt_set_id, messages, content_hash, source, tags, red_team, retired, created_at) "
     "SELECT (SELECT id FROM prompt_sets WHERE name = 'bench'), "
-    "jsonb_build_array(jsonb_build_object('role', 'user', 'content', 'Question ' || g || ': ' || repeat('how would you explain this? ', 4))), "
+    "jsonb_build_array(jsonb_build_object('role', 'user', 'content', "
+    "'Question ' || g || ': ' || repeat('how would you explain this? ', 4))), "
     "md5(g::text), 'imported', '[]'::jsonb, false, false, now() FROM generate_series(1, :prompts) g",
     "INSERT INTO responses (prompt_id, source, text, generation_params, token_count, created_at) "
-    "SELECT p.id, 'bench', 'Answer ' || g || ' to prompt ' || p.id || '. ' || repeat('Here is a helpful sentence. ', 6), '{}'::jsonb, 60, now() "
+    "SELECT p.id, 'bench', 'Answer ' || g || ' to prompt ' || p.id || '. ' "
+    "|| repeat('Here is a helpful sentence. ', 6), '{}'::jsonb, 60, now() "
     "FROM generate_series(1, :responses) g JOIN prompts p ON p.id = (SELECT min(id) FROM prompts) + (g - 1) % :prompts",
-    "INSERT INTO pairs (prompt_id, response_a_id, response_b_id, judgements_needed, judgement_count, status, cross_version, created_at) "
+    "INSERT INTO pairs (prompt_id, response_a_id, response_b_id, judgements_needed, judgement_count, status, "
+    "cross_version, created_at) "
     "SELECT a.prompt_id, a.id, a.id + 1, 2, 2, 'complete', false, now() FROM responses a "
     "WHERE (a.id - (SELECT min(id) FROM responses)) % 2 = 0 AND a.id + 1 <= (SELECT max(id) FROM responses)",
     "INSERT INTO judgements (pair_id, annotator_id, choice, strength, seconds, note, created_at) "
-    "SELECT p.id, u.id, (ARRAY['a', 'b', 'a', 'b', 'tie', 'both_bad'])[1 + (p.id * 7 + k) % 6], 2, 5 + (p.id % 20), '', now() "
+    "SELECT p.id, u.id, (ARRAY['a', 'b', 'a', 'b', 'tie', 'both_bad'])[1 + (p.id * 7 + k) % 6], 2, 5 + (p.id % 20), "
+    "'', now() "
     "FROM pairs p CROSS JOIN generate_series(0, 1) k "
     "JOIN users u ON u.username = 'bench' || (1 + (p.id + k * 17) % :annotators)",
 ]
@@ -72,7 +76,7 @@ def drop_database(name: str) -> None:
     try:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         print(f"could not drop the scratch database {name}: {str(exc).splitlines()[0]}", file=sys.stderr)
     finally:
         admin.dispose()
@@ -113,14 +117,32 @@ def export_child(url: str, params: dict, out: str) -> None:
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     counts = result["snapshot"]["counts"]
     read = counts["judgements"] + counts["dropped_ties"] + counts["dropped_both_bad"] + counts["dropped_agreement"]
-    print(json.dumps({"seconds": seconds, "cpu_seconds": cpu_seconds, "peak_rss_mb": peak_mb, "rows": counts["rows"], "judgements": read, "bytes": result["bytes"]}))
+    print(
+        json.dumps(
+            {
+                "seconds": seconds,
+                "cpu_seconds": cpu_seconds,
+                "peak_rss_mb": peak_mb,
+                "rows": counts["rows"],
+                "judgements": read,
+                "bytes": result["bytes"],
+            }
+        )
+    )
 
 
 def run_export(url: str, params: dict, out: Path) -> dict:
-    code = "import json, sys; sys.path.insert(0, sys.argv[1]); from bench.export import export_child; " \
-           "export_child(sys.argv[2], json.loads(sys.argv[3]), sys.argv[4])"
-    done = subprocess.run([sys.executable, "-c", code, str(ROOT), url, json.dumps(params), str(out)],
-                          capture_output=True, text=True, check=True, cwd=ROOT)
+    code = (
+        "import json, sys; sys.path.insert(0, sys.argv[1]); from bench.export import export_child; "
+        "export_child(sys.argv[2], json.loads(sys.argv[3]), sys.argv[4])"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(ROOT), url, json.dumps(params), str(out)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
+    )
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
@@ -142,16 +164,29 @@ def main() -> int:
         for file in Path(args.out).glob("*"):
             file.unlink()
     rate = figures["judgements"] / figures["seconds"]
-    print(f"exported {figures['judgements']:,} judgements as {figures['rows']:,} {args.format} rows "
-          f"({figures['bytes'] / 1e6:.0f} MB) in {figures['seconds']:.1f} s: {rate:,.0f} judgements/s")
+    print(
+        f"exported {figures['judgements']:,} judgements as {figures['rows']:,} {args.format} rows "
+        f"({figures['bytes'] / 1e6:.0f} MB) in {figures['seconds']:.1f} s: {rate:,.0f} judgements/s"
+    )
     cpu_rate = figures["judgements"] / figures["cpu_seconds"]
-    print(f"  the export process used {figures['cpu_seconds']:.1f} s of CPU: {cpu_rate:,.0f} judgements per CPU-second "
-          "(the wall-clock rate also waits on PostgreSQL and on other load)")
+    print(
+        f"  the export process used {figures['cpu_seconds']:.1f} s of CPU: {cpu_rate:,.0f} judgements per CPU-second "
+        "(the wall-clock rate also waits on PostgreSQL and on other load)"
+    )
     print(f"peak RSS of the export process: {figures['peak_rss_mb']:.0f} MB (limit {LIMIT_MB} MB)")
-    summary = {"bench": "export", "format": args.format, "aggregation": args.aggregation, "judgements": figures["judgements"],
-               "rows": figures["rows"], "seconds": round(figures["seconds"], 2), "judgements_per_s": round(rate),
-               "rows_per_s": round(figures["rows"] / figures["seconds"]), "judgements_per_cpu_s": round(cpu_rate), "peak_rss_mb": round(figures["peak_rss_mb"], 1),
-               "under_limit": figures["peak_rss_mb"] < LIMIT_MB}
+    summary = {
+        "bench": "export",
+        "format": args.format,
+        "aggregation": args.aggregation,
+        "judgements": figures["judgements"],
+        "rows": figures["rows"],
+        "seconds": round(figures["seconds"], 2),
+        "judgements_per_s": round(rate),
+        "rows_per_s": round(figures["rows"] / figures["seconds"]),
+        "judgements_per_cpu_s": round(cpu_rate),
+        "peak_rss_mb": round(figures["peak_rss_mb"], 1),
+        "under_limit": figures["peak_rss_mb"] < LIMIT_MB,
+    }
     print(json.dumps(summary))
     return 0 if summary["under_limit"] else 1
 

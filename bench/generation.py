@@ -34,12 +34,12 @@ from pathlib import Path
 # torch starts OpenMP, the same for both contenders.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
-import torch  # noqa: E402
+import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
 
-from app.generation import Generation, SamplingParams, TransformersBackend  # noqa: E402
-from app.training.core.convert import convert_default_policy  # noqa: E402
+from app.generation import Generation, SamplingParams, TransformersBackend
+from app.training.core.convert import convert_default_policy
 
 HH_TEST = Path("/work/shared/data/hh-rlhf/helpful-base_test.jsonl.gz")
 DEFAULT_CHECKPOINT = Path(tempfile.gettempdir()) / "rlhf-smollm2-policy"
@@ -68,14 +68,18 @@ def run_naive(backend: TransformersBackend, prompts: list[list[dict]], params: S
     return out
 
 
-def timed(label: str, fn) -> tuple[float, int]:  # noqa: ANN001
+def timed(label: str, fn) -> tuple[float, int]:
     """Run ``fn``, print its throughput and return (tokens/s, tokens)."""
     start = time.perf_counter()
     generations = fn()
     seconds = time.perf_counter() - start
     tokens = sum(g.token_count for g in generations)
     stopped = sum(g.finish_reason == "stop" for g in generations)
-    print(f"{label:>6}: {len(generations)} responses, {tokens} tokens ({stopped} hit EOS) in {seconds:.1f} s = {tokens / seconds:.1f} tokens/s", flush=True)
+    print(
+        f"{label:>6}: {len(generations)} responses, {tokens} tokens ({stopped} hit EOS) in {seconds:.1f} s = "
+        f"{tokens / seconds:.1f} tokens/s",
+        flush=True,
+    )
     return tokens / seconds, tokens
 
 
@@ -86,13 +90,13 @@ class PoolBench:
         from app import migrate
         from app.config import Settings
         from app.db import make_engine, make_sessionmaker
-        from app.versions.bootstrap import ensure_starter_prompts
         from app.registry.models import ModelKind, ModelStatus, ModelVersion
+        from app.versions.bootstrap import ensure_starter_prompts
 
         self.settings = Settings(
-            data_dir=root / "var", secret_key=secrets.token_hex(16), generation_socket=root / "gen.sock", generation_threads=threads,
-            pool_batch_prompts=max(1, batch_size // 2), pool_max_new_tokens=max_new_tokens, pool_cross_version_share=0.0,
-            pool_max_pairs_per_job=10_000,
+            data_dir=root / "var", secret_key=secrets.token_hex(16), generation_socket=root / "gen.sock",
+            generation_threads=threads, pool_batch_prompts=max(1, batch_size // 2), pool_max_new_tokens=max_new_tokens,
+            pool_cross_version_share=0.0, pool_max_pairs_per_job=10_000,
         )  # fmt: skip
         self.engine = make_engine(f"sqlite:///{root / 'bench.sqlite3'}")
         migrate.upgrade(self.engine)
@@ -100,7 +104,15 @@ class PoolBench:
         config = {"backend": "transformers", "path": str(checkpoint), "batch_size": batch_size}
         with self.sessions() as db:
             ensure_starter_prompts(db)
-            db.add(ModelVersion(name="bench", kind=ModelKind.policy, status=ModelStatus.promoted, path=str(checkpoint), config=config))
+            db.add(
+                ModelVersion(
+                    name="bench",
+                    kind=ModelKind.policy,
+                    status=ModelStatus.promoted,
+                    path=str(checkpoint),
+                    config=config,
+                )
+            )
             db.commit()
         self.last_job = 0
 
@@ -116,7 +128,12 @@ class PoolBench:
             db.commit()
             claim = claim_next(db, worker_id="bench", kinds=["generate"], lease_seconds=3600)
             db.commit()
-        run_attempt(self.sessions, ChildSpec(claim=claim, module="app.pool.jobs", database_url="", settings=self.settings, worker_pid=os.getpid()))
+        run_attempt(
+            self.sessions,
+            ChildSpec(
+                claim=claim, module="app.pool.jobs", database_url="", settings=self.settings, worker_pid=os.getpid()
+            ),
+        )
         with self.sessions() as db:
             job = db.get(Job, self.last_job)
             if job.status is not JobStatus.succeeded:
@@ -131,7 +148,11 @@ class PoolBench:
         from app.prompts.models import Prompt
 
         with self.sessions() as db:
-            query = select(Prompt.messages).join(Pair, Pair.prompt_id == Prompt.id).where(Pair.created_by_job_id == self.last_job)
+            query = (
+                select(Prompt.messages)
+                .join(Pair, Pair.prompt_id == Prompt.id)
+                .where(Pair.created_by_job_id == self.last_job)
+            )
             return [list(m) for m in db.scalars(query.order_by(Pair.id))]
 
     def close(self) -> None:
@@ -144,7 +165,9 @@ class PoolBench:
 def pool_pairs_per_minute(checkpoint: Path, pairs: int, args: argparse.Namespace) -> dict[str, float]:
     """Run the pool's generate job for ``pairs`` pairs on a scratch SQLite database; pairs/min."""
     with tempfile.TemporaryDirectory(prefix="rlhf-pool-bench-") as tmp:
-        bench = PoolBench(Path(tmp), checkpoint, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, threads=args.threads)
+        bench = PoolBench(
+            Path(tmp), checkpoint, batch_size=args.batch_size, max_new_tokens=args.max_new_tokens, threads=args.threads
+        )
         try:
             warm = bench.run(pairs=1)  # loads the model into the warm process
             start = time.perf_counter()
@@ -153,9 +176,12 @@ def pool_pairs_per_minute(checkpoint: Path, pairs: int, args: argparse.Namespace
             prompts = bench.prompts()
         finally:
             bench.close()
-    print(f"  pool: {result['pairs']} pairs ({result['dropped']} dropped, {result['tokens']} tokens) in {seconds:.1f} s "
-          f"= {result['pairs'] / seconds * 60:.1f} pairs/min; first job's model load {warm['load_seconds']:.1f} s, "
-          f"then {result['load_seconds']:.1f} s", flush=True)
+    print(
+        f"  pool: {result['pairs']} pairs ({result['dropped']} dropped, {result['tokens']} tokens) in {seconds:.1f} s "
+        f"= {result['pairs'] / seconds * 60:.1f} pairs/min; first job's model load {warm['load_seconds']:.1f} s, "
+        f"then {result['load_seconds']:.1f} s",
+        flush=True,
+    )
     return {"pairs_per_min": result["pairs"] / seconds * 60, "prompts": prompts, "load_seconds": warm["load_seconds"]}
 
 
@@ -171,10 +197,16 @@ def naive_pairs_per_minute(backend: TransformersBackend, prompts: list[list[dict
 
 
 def main_pool(args: argparse.Namespace, checkpoint: Path) -> None:
-    print(f"pool: {args.pool} pairs x up to {args.max_new_tokens} new tokens, batch {args.batch_size} rows, "
-          f"{args.threads} threads, load {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"pool: {args.pool} pairs x up to {args.max_new_tokens} new tokens, batch {args.batch_size} rows, "
+        f"{args.threads} threads, load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     ours = pool_pairs_per_minute(checkpoint, args.pool, args)
-    summary = {"pool_pairs_per_min": round(ours["pairs_per_min"], 2), "first_load_seconds": round(ours["load_seconds"], 2)}
+    summary = {
+        "pool_pairs_per_min": round(ours["pairs_per_min"], 2),
+        "first_load_seconds": round(ours["load_seconds"], 2),
+    }
     if not args.skip_naive:
         backend = TransformersBackend.from_path(checkpoint, batch_size=args.batch_size, device=args.device)
         naive = naive_pairs_per_minute(backend, ours["prompts"], args)
@@ -185,14 +217,18 @@ def main_pool(args: argparse.Namespace, checkpoint: Path) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="converted SmolLM2 folder (converted if missing)")
+    parser.add_argument(
+        "--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="converted SmolLM2 folder (converted if missing)"
+    )
     parser.add_argument("--prompts", type=int, default=64)
     parser.add_argument("--samples", type=int, default=2)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--batch-size", type=int, default=32, help="rows decoded together by the batched backend")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--skip-naive", action="store_true", help="tune the batch size without the slow baseline")
-    parser.add_argument("--pool", type=int, metavar="PAIRS", help="measure the pairs per minute the pool sustains instead")
+    parser.add_argument(
+        "--pool", type=int, metavar="PAIRS", help="measure the pairs per minute the pool sustains instead"
+    )
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     args = parser.parse_args()
 
@@ -204,8 +240,11 @@ def main() -> None:
     backend = TransformersBackend.from_path(convert_default_policy(args.checkpoint), batch_size=args.batch_size)
     prompts = [[{"role": "user", "content": turn}] for turn in first_human_turns(HH_TEST, args.prompts)]
     params = SamplingParams(temperature=0.8, top_p=0.95, max_new_tokens=args.max_new_tokens, seed=0, n=args.samples)
-    print(f"{args.prompts} prompts x {args.samples} samples x {args.max_new_tokens} new tokens, "
-          f"batch {args.batch_size}, {args.threads} threads, load {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"{args.prompts} prompts x {args.samples} samples x {args.max_new_tokens} new tokens, "
+        f"batch {args.batch_size}, {args.threads} threads, load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
 
     backend.generate(prompts[:1], SamplingParams(max_new_tokens=2))  # warm-up: first-call allocations
     ours, _ = timed("ours", lambda: backend.generate(prompts, params))
@@ -215,7 +254,15 @@ def main() -> None:
     naive_backend = TransformersBackend(backend.model, backend.tokenizer, batch_size=1)
     naive, _ = timed("naive", lambda: run_naive(naive_backend, prompts, params))
     print(f"ratio: {ours / naive:.2f}x (load {os.getloadavg()[0]:.1f})")
-    print(json.dumps({"ratio": round(ours / naive, 2), "ours_tokens_per_s": round(ours, 2), "naive_tokens_per_s": round(naive, 2)}))
+    print(
+        json.dumps(
+            {
+                "ratio": round(ours / naive, 2),
+                "ours_tokens_per_s": round(ours, 2),
+                "naive_tokens_per_s": round(naive, 2),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

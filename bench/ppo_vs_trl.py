@@ -58,15 +58,35 @@ ROOT = Path(__file__).resolve().parents[1]
 TRL_DIR = Path(os.environ.get("TRL112_DIR", Path.home() / ".cache" / "trl112"))
 
 VERBS = ["clean", "fix", "paint", "store", "wash", "repair", "move", "sort", "check", "dry", "polish", "measure"]
-OBJECTS = ["a bike", "the kitchen", "a shelf", "my shoes", "the garden", "a window", "the car", "a table",
-           "the fridge", "a lamp", "the fence", "a chair", "the floor", "a door", "the oven", "a sink"]
+OBJECTS = [
+    "a bike",
+    "the kitchen",
+    "a shelf",
+    "my shoes",
+    "the garden",
+    "a window",
+    "the car",
+    "a table",
+    "the fridge",
+    "a lamp",
+    "the fence",
+    "a chair",
+    "the floor",
+    "a door",
+    "the oven",
+    "a sink",
+]
 DIFFERENCES = {
-    "ours": ["LoRA adapters (r 16, alpha 32, q_proj/v_proj) instead of full fine-tuning; reference = adapters "
-             "disabled instead of a frozen copy", "value head on the policy's hidden states instead of a "
-             "separate value model copied from the reward model"],
+    "ours": [
+        "LoRA adapters (r 16, alpha 32, q_proj/v_proj) instead of full fine-tuning; reference = adapters "
+        "disabled instead of a frozen copy",
+        "value head on the policy's hidden states instead of a separate value model copied from the reward model",
+    ],
     "ours_full": [],
-    "common": ["value loss masked on response tokens only (TRL: one position past the end too)",
-               "per-response random streams for sampling (TRL: the global generator)"],
+    "common": [
+        "value loss masked on response tokens only (TRL: one position past the end too)",
+        "per-response random streams for sampling (TRL: the global generator)",
+    ],
 }
 
 
@@ -78,7 +98,7 @@ def make_prompts(n: int, seed: int) -> list[str]:
     return [f"User: How do I {v} {o}?\nAssistant:" for v, o in combos[:n]]
 
 
-def build_tokenizer():  # noqa: ANN201 - a transformers tokenizer
+def build_tokenizer():
     sys.path.insert(0, str(ROOT))
     from app.training.core.default_models import load_smollm2_tokenizer
 
@@ -88,15 +108,24 @@ def build_tokenizer():  # noqa: ANN201 - a transformers tokenizer
     return tok
 
 
-def build_models(tok, a: argparse.Namespace):  # noqa: ANN001, ANN201 - (policy, reward model)
+def build_models(tok, a: argparse.Namespace):
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
 
-    def cfg(**kw):  # noqa: ANN003, ANN202
-        return LlamaConfig(vocab_size=len(tok), hidden_size=a.hidden, intermediate_size=4 * a.hidden,
-                           num_hidden_layers=a.layers, num_attention_heads=4, num_key_value_heads=4,
-                           max_position_embeddings=512, pad_token_id=tok.pad_token_id,
-                           eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id, **kw)
+    def cfg(**kw):
+        return LlamaConfig(
+            vocab_size=len(tok),
+            hidden_size=a.hidden,
+            intermediate_size=4 * a.hidden,
+            num_hidden_layers=a.layers,
+            num_attention_heads=4,
+            num_key_value_heads=4,
+            max_position_embeddings=512,
+            pad_token_id=tok.pad_token_id,
+            eos_token_id=tok.eos_token_id,
+            bos_token_id=tok.bos_token_id,
+            **kw,
+        )
 
     torch.manual_seed(a.seed)
     policy = LlamaForCausalLM(cfg(tie_word_embeddings=True))
@@ -110,7 +139,7 @@ def rss_kib() -> int:
         return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") // 1024
 
 
-def run_trl(a: argparse.Namespace, tok, prompts: list[str]) -> dict:  # noqa: ANN001
+def run_trl(a: argparse.Namespace, tok, prompts: list[str]) -> dict:
     import copy
 
     sys.path.insert(0, str(ensure_trl112()))
@@ -128,10 +157,10 @@ def run_trl(a: argparse.Namespace, tok, prompts: list[str]) -> dict:  # noqa: AN
             self.scores: list[float] = []
             self.kl: list[float] = []
 
-        def on_step_end(self, args, state, control, **kw) -> None:  # noqa: ANN001, ANN003
+        def on_step_end(self, args, state, control, **kw) -> None:
             self.t.append(time.perf_counter())
 
-        def on_log(self, args, state, control, logs=None, **kw) -> None:  # noqa: ANN001, ANN003
+        def on_log(self, args, state, control, logs=None, **kw) -> None:
             if logs and "objective/scores" in logs:
                 self.scores.append(float(logs["objective/scores"]))
                 self.kl.append(float(logs["objective/kl"]))
@@ -139,18 +168,50 @@ def run_trl(a: argparse.Namespace, tok, prompts: list[str]) -> dict:  # noqa: AN
     policy, reward_model = build_models(tok, a)
     ds = Dataset.from_dict({"input_ids": [tok(p)["input_ids"] for p in prompts]})
     args = TrlPPOConfig(
-        output_dir=tempfile.mkdtemp(prefix="trl_ppo_"), per_device_train_batch_size=a.batch,
-        gradient_accumulation_steps=1, num_mini_batches=1, num_ppo_epochs=a.ppo_epochs,
-        total_episodes=a.updates * a.batch, local_rollout_forward_batch_size=a.batch,
-        response_length=a.response_length, temperature=0.7, stop_token="eos", missing_eos_penalty=1.0,
-        kl_coef=0.05, kl_estimator="k1", cliprange=0.2, vf_coef=0.1, cliprange_value=0.2, gamma=1.0, lam=0.95,
-        whiten_rewards=False, learning_rate=a.lr, lr_scheduler_type="linear", warmup_steps=0,
-        num_sample_generations=0, logging_steps=1, save_strategy="no", report_to="none", disable_tqdm=True,
-        seed=a.seed, use_cpu=True, bf16=False, gradient_checkpointing=False)
+        output_dir=tempfile.mkdtemp(prefix="trl_ppo_"),
+        per_device_train_batch_size=a.batch,
+        gradient_accumulation_steps=1,
+        num_mini_batches=1,
+        num_ppo_epochs=a.ppo_epochs,
+        total_episodes=a.updates * a.batch,
+        local_rollout_forward_batch_size=a.batch,
+        response_length=a.response_length,
+        temperature=0.7,
+        stop_token="eos",
+        missing_eos_penalty=1.0,
+        kl_coef=0.05,
+        kl_estimator="k1",
+        cliprange=0.2,
+        vf_coef=0.1,
+        cliprange_value=0.2,
+        gamma=1.0,
+        lam=0.95,
+        whiten_rewards=False,
+        learning_rate=a.lr,
+        lr_scheduler_type="linear",
+        warmup_steps=0,
+        num_sample_generations=0,
+        logging_steps=1,
+        save_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        seed=a.seed,
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+    )
     stamps = Stamps()
-    trainer = PPOTrainer(args=args, processing_class=tok, model=policy, ref_model=None, reward_model=reward_model,
-                         value_model=copy.deepcopy(reward_model), train_dataset=ds,
-                         eval_dataset=ds.select(range(a.batch)), callbacks=[stamps])
+    trainer = PPOTrainer(
+        args=args,
+        processing_class=tok,
+        model=policy,
+        ref_model=None,
+        reward_model=reward_model,
+        value_model=copy.deepcopy(reward_model),
+        train_dataset=ds,
+        eval_dataset=ds.select(range(a.batch)),
+        callbacks=[stamps],
+    )
     return timed(trainer.train, stamps.t, stamps.scores, stamps.kl)
 
 
@@ -160,8 +221,9 @@ def ensure_trl112() -> Path:
         wheels = TRL_DIR.with_name(TRL_DIR.name + "-wheels")
         whl = wheels / "trl-1.12.0-py3-none-any.whl"
         if not whl.exists():
-            subprocess.check_call([sys.executable, "-m", "pip", "download", "--no-deps", "trl==1.12.0", "-d",
-                                   str(wheels)])
+            subprocess.check_call(
+                [sys.executable, "-m", "pip", "download", "--no-deps", "trl==1.12.0", "-d", str(wheels)]
+            )
         subprocess.check_call([sys.executable, "-m", "zipfile", "-e", str(whl), str(TRL_DIR)])
     return TRL_DIR
 
@@ -193,12 +255,12 @@ class Stamps:
         return False
 
 
-def rm_reward(reward_model, pad_id: int):  # noqa: ANN001, ANN201
+def rm_reward(reward_model, pad_id: int):
     """The reward model's score of prompt + kept response at its last token, as TRL computes it."""
     import torch
 
     @torch.no_grad()
-    def score(completions) -> list[float]:  # noqa: ANN001
+    def score(completions) -> list[float]:
         rows = [c.prompt_ids + c.response_ids for c in completions]
         width = max(map(len, rows))
         ids = torch.full((len(rows), width), pad_id)
@@ -212,7 +274,7 @@ def rm_reward(reward_model, pad_id: int):  # noqa: ANN001, ANN201
     return score
 
 
-def run_ours(a: argparse.Namespace, tok, prompts: list[str], full: bool) -> dict:  # noqa: ANN001
+def run_ours(a: argparse.Namespace, tok, prompts: list[str], full: bool) -> dict:
     import copy
 
     sys.path.insert(0, str(ROOT))
@@ -221,30 +283,58 @@ def run_ours(a: argparse.Namespace, tok, prompts: list[str], full: bool) -> dict
 
     policy, reward_model = build_models(tok, a)
     reward_model.eval().requires_grad_(False)
-    config = PPOConfig(batch_size=a.batch, response_length=a.response_length, temperature=0.7, updates=a.updates,
-                       ppo_epochs=a.ppo_epochs, num_minibatches=1, learning_rate=a.lr, kl_coef=0.05,
-                       missing_eos_penalty=1.0, max_grad_norm=0.0, max_prompt_length=512, seed=a.seed,
-                       checkpoint_every=0, num_threads=a.threads, use_cpu=True, use_lora=not full)
+    config = PPOConfig(
+        batch_size=a.batch,
+        response_length=a.response_length,
+        temperature=0.7,
+        updates=a.updates,
+        ppo_epochs=a.ppo_epochs,
+        num_minibatches=1,
+        learning_rate=a.lr,
+        kl_coef=0.05,
+        missing_eos_penalty=1.0,
+        max_grad_norm=0.0,
+        max_prompt_length=512,
+        seed=a.seed,
+        checkpoint_every=0,
+        num_threads=a.threads,
+        use_cpu=True,
+        use_lora=not full,
+    )
     stamps, out = Stamps(), Path(tempfile.mkdtemp(prefix="ours_ppo_")) / "policy"
     value_model = copy.deepcopy(reward_model).requires_grad_(True) if full else None
 
     def train() -> None:
-        train_ppo(prompts, config, out, reward=rm_reward(reward_model, tok.pad_token_id), policy=policy,
-                  tokenizer=tok, value_model=value_model, reporter=stamps)
+        train_ppo(
+            prompts,
+            config,
+            out,
+            reward=rm_reward(reward_model, tok.pad_token_id),
+            policy=policy,
+            tokenizer=tok,
+            value_model=value_model,
+            reporter=stamps,
+        )
 
     return timed(train, stamps.t, stamps.scores, stamps.kl)
 
 
-def timed(train, stamps: list[float], scores: list[float], kl: list[float]) -> dict:  # noqa: ANN001
+def timed(train, stamps: list[float], scores: list[float], kl: list[float]) -> dict:
     rss_before = rss_kib()
     start, cpu_start = time.perf_counter(), time.process_time()
     train()
     wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     steady = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else None
-    return {"wall_s": wall, "cpu_s": cpu, "steady_updates_per_s": steady, "peak_rss_mib": peak / 1024,
-            "rss_growth_mib": (peak - rss_before) / 1024, "scores": [round(s, 4) for s in scores],
-            "kl": [round(k, 4) for k in kl]}
+    return {
+        "wall_s": wall,
+        "cpu_s": cpu,
+        "steady_updates_per_s": steady,
+        "peak_rss_mib": peak / 1024,
+        "rss_growth_mib": (peak - rss_before) / 1024,
+        "scores": [round(s, 4) for s in scores],
+        "kl": [round(k, 4) for k in kl],
+    }
 
 
 def child(a: argparse.Namespace) -> None:
@@ -266,20 +356,24 @@ def spawn(name: str, a: argparse.Namespace) -> dict:
     lines = [line for line in done.stdout.splitlines() if line.startswith("RESULT ")]
     if done.returncode or not lines:
         raise RuntimeError(f"{name} failed:\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}")
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def summary(runs: list[dict], a: argparse.Namespace) -> dict:
     episodes = a.updates * a.batch
     med = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
     steady = med["steady_updates_per_s"]
-    return {"episodes_per_s": round(episodes / med["wall_s"], 3), "wall_s": round(med["wall_s"], 2),
-            "episodes_per_s_all": [round(episodes / r["wall_s"], 3) for r in runs],
-            "steady_episodes_per_s": round(steady * a.batch, 3) if steady else None,
-            "episodes_per_cpu_s": round(episodes / statistics.median(r["cpu_s"] for r in runs), 3),
-            "peak_rss_mib": round(max(r["peak_rss_mib"] for r in runs), 1),
-            "rss_growth_mib": round(max(r["rss_growth_mib"] for r in runs), 1),
-            "scores": med["scores"], "kl": med["kl"]}
+    return {
+        "episodes_per_s": round(episodes / med["wall_s"], 3),
+        "wall_s": round(med["wall_s"], 2),
+        "episodes_per_s_all": [round(episodes / r["wall_s"], 3) for r in runs],
+        "steady_episodes_per_s": round(steady * a.batch, 3) if steady else None,
+        "episodes_per_cpu_s": round(episodes / statistics.median(r["cpu_s"] for r in runs), 3),
+        "peak_rss_mib": round(max(r["peak_rss_mib"] for r in runs), 1),
+        "rss_growth_mib": round(max(r["rss_growth_mib"] for r in runs), 1),
+        "scores": med["scores"],
+        "kl": med["kl"],
+    }
 
 
 def main() -> int:
@@ -307,8 +401,11 @@ def main() -> int:
         for name in names:
             r = spawn(name, a)
             runs[name].append(r)
-            print(f"  {name} repeat {rep}: {r['wall_s']:.2f}s, {a.updates * a.batch / r['wall_s']:.2f} episodes/s, "
-                  f"peak RSS {r['peak_rss_mib']:.0f} MiB", flush=True)
+            print(
+                f"  {name} repeat {rep}: {r['wall_s']:.2f}s, {a.updates * a.batch / r['wall_s']:.2f} episodes/s, "
+                f"peak RSS {r['peak_rss_mib']:.0f} MiB",
+                flush=True,
+            )
     report({name: summary(rs, a) for name, rs in runs.items()}, a)
     return 0
 
@@ -318,13 +415,26 @@ def report(results: dict[str, dict], a: argparse.Namespace) -> None:
     import transformers
 
     base = results.get("trl")
-    record = {"bench": "ppo_vs_trl", "trl_version": "1.12.0", "transformers": transformers.__version__,
-              "torch": torch.__version__, "python": platform.python_version(), "threads": a.threads,
-              "updates": a.updates, "batch": a.batch, "response_length": a.response_length,
-              "ppo_epochs": a.ppo_epochs, "repeats": a.repeats, "differences": DIFFERENCES, **results}
+    record = {
+        "bench": "ppo_vs_trl",
+        "trl_version": "1.12.0",
+        "transformers": transformers.__version__,
+        "torch": torch.__version__,
+        "python": platform.python_version(),
+        "threads": a.threads,
+        "updates": a.updates,
+        "batch": a.batch,
+        "response_length": a.response_length,
+        "ppo_epochs": a.ppo_epochs,
+        "repeats": a.repeats,
+        "differences": DIFFERENCES,
+        **results,
+    }
     for name, r in results.items():
-        print(f"{name:>9}: {r['episodes_per_s']} episodes/s (steady {r['steady_episodes_per_s']}, per CPU-second "
-              f"{r['episodes_per_cpu_s']}), peak RSS {r['peak_rss_mib']} MiB (+{r['rss_growth_mib']} MiB in training)")
+        print(
+            f"{name:>9}: {r['episodes_per_s']} episodes/s (steady {r['steady_episodes_per_s']}, per CPU-second "
+            f"{r['episodes_per_cpu_s']}), peak RSS {r['peak_rss_mib']} MiB (+{r['rss_growth_mib']} MiB in training)"
+        )
         if base and name != "trl":
             ratio = r["episodes_per_s"] / base["episodes_per_s"]
             cpu = r["episodes_per_cpu_s"] / base["episodes_per_cpu_s"]

@@ -60,36 +60,71 @@ os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 warnings.filterwarnings("ignore")
 
-import torch  # noqa: E402
-import torch.nn.functional as F  # noqa: E402
-from transformers import TrainerCallback  # noqa: E402
+import torch
+import torch.nn.functional as F
+from transformers import TrainerCallback
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
 
-from app.training.core.default_models import load_smollm2_tokenizer  # noqa: E402
-from app.training.core.data import PreferenceExample  # noqa: E402
-from app.training.reward.config import RewardConfig  # noqa: E402
-from app.training.reward.trainer import train_reward_model  # noqa: E402
+from app.training.core.data import PreferenceExample
+from app.training.core.default_models import load_smollm2_tokenizer
+from app.training.reward.config import RewardConfig
+from app.training.reward.trainer import train_reward_model
 
 # ---- the workload (identical to the peer script's) -------------------------------------------------------------
 VERBS = ["clean", "fix", "paint", "store", "wash", "repair", "move", "sort", "check", "dry", "polish", "measure"]
-TRAIN_OBJECTS = ["a bike", "the kitchen", "a shelf", "my shoes", "the garden", "a window", "the car", "a table",
-                 "the fridge", "a lamp", "the fence", "a chair", "the floor", "a door", "the oven", "a sink"]
+TRAIN_OBJECTS = [
+    "a bike",
+    "the kitchen",
+    "a shelf",
+    "my shoes",
+    "the garden",
+    "a window",
+    "the car",
+    "a table",
+    "the fridge",
+    "a lamp",
+    "the fence",
+    "a chair",
+    "the floor",
+    "a door",
+    "the oven",
+    "a sink",
+]
 EVAL_OBJECTS = ["the garage", "a bookcase", "the roof", "a mirror"]
-STEPS_A = ["gather the tools", "read the manual", "clear some space", "turn off the power", "put on gloves",
-           "take a photo first", "check the parts", "wipe off the dust"]
-STEPS_B = ["work slowly from top to bottom", "tighten every screw", "rinse it with warm water",
-           "let it dry for an hour", "test it carefully", "label each piece", "use a soft cloth",
-           "finish with a second coat"]
-CHOSEN_T = ["Sure, happy to help! To {v} {o}, first {a}, then {b}. Let me know if anything is unclear.",
-            "Great question. You can {v} {o} like this: {a}, and after that {b}. Good luck!",
-            "Of course. Here is a simple way to {v} {o}: {a}, then {b}. I hope this helps.",
-            "Thanks for asking! To {v} {o}, {a} and then {b}. Feel free to ask more."]
-REJECTED_T = ["Ugh, why would you even ask how to {v} {o}? Figure it out yourself.",
-              "That is a stupid question. Nobody cares how you {v} {o}.",
-              "I am sorry, but I will not explain how to {v} {o}.",
-              "Obviously you {a}, then {b}. Not hard, genius. Stop wasting my time.",
-              "Whatever. Just {v} {o} somehow and stop bothering me."]
+STEPS_A = [
+    "gather the tools",
+    "read the manual",
+    "clear some space",
+    "turn off the power",
+    "put on gloves",
+    "take a photo first",
+    "check the parts",
+    "wipe off the dust",
+]
+STEPS_B = [
+    "work slowly from top to bottom",
+    "tighten every screw",
+    "rinse it with warm water",
+    "let it dry for an hour",
+    "test it carefully",
+    "label each piece",
+    "use a soft cloth",
+    "finish with a second coat",
+]
+CHOSEN_T = [
+    "Sure, happy to help! To {v} {o}, first {a}, then {b}. Let me know if anything is unclear.",
+    "Great question. You can {v} {o} like this: {a}, and after that {b}. Good luck!",
+    "Of course. Here is a simple way to {v} {o}: {a}, then {b}. I hope this helps.",
+    "Thanks for asking! To {v} {o}, {a} and then {b}. Feel free to ask more.",
+]
+REJECTED_T = [
+    "Ugh, why would you even ask how to {v} {o}? Figure it out yourself.",
+    "That is a stupid question. Nobody cares how you {v} {o}.",
+    "I am sorry, but I will not explain how to {v} {o}.",
+    "Obviously you {a}, then {b}. Not hard, genius. Stop wasting my time.",
+    "Whatever. Just {v} {o} somehow and stop bothering me.",
+]
 
 
 def make_pairs(n: int, objects: list[str], seed: int) -> list[dict[str, str]]:
@@ -99,27 +134,41 @@ def make_pairs(n: int, objects: list[str], seed: int) -> list[dict[str, str]]:
     for _ in range(n):
         v, o = rng.choice(VERBS), rng.choice(objects)
         a, b = rng.choice(STEPS_A), rng.choice(STEPS_B)
-        rows.append({"prompt": f"User: How do I {v} {o}?\nAssistant:",
-                     "chosen": " " + rng.choice(CHOSEN_T).format(v=v, o=o, a=a, b=b),
-                     "rejected": " " + rng.choice(REJECTED_T).format(v=v, o=o, a=a, b=b)})
+        rows.append(
+            {
+                "prompt": f"User: How do I {v} {o}?\nAssistant:",
+                "chosen": " " + rng.choice(CHOSEN_T).format(v=v, o=o, a=a, b=b),
+                "rejected": " " + rng.choice(REJECTED_T).format(v=v, o=o, a=a, b=b),
+            }
+        )
     return rows
 
 
-def build_tokenizer():  # noqa: ANN201 - a transformers tokenizer
+def build_tokenizer():
     tok = load_smollm2_tokenizer(Path(tempfile.gettempdir()) / "rlhf-smollm2-tokenizer")
     tok.add_special_tokens({"pad_token": "<|pad|>"})
     tok.padding_side = "right"
     return tok
 
 
-def build_model(tok, hidden: int, layers: int, seed: int):  # noqa: ANN001, ANN201
+def build_model(tok, hidden: int, layers: int, seed: int):
     from transformers import LlamaConfig, LlamaForSequenceClassification
 
     torch.manual_seed(seed)
-    cfg = LlamaConfig(vocab_size=len(tok), hidden_size=hidden, intermediate_size=4 * hidden, num_hidden_layers=layers,
-                      num_attention_heads=4, num_key_value_heads=4, max_position_embeddings=512, num_labels=1,
-                      pad_token_id=tok.pad_token_id, eos_token_id=tok.eos_token_id, bos_token_id=tok.bos_token_id,
-                      tie_word_embeddings=False)
+    cfg = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=4,
+        num_key_value_heads=4,
+        max_position_embeddings=512,
+        num_labels=1,
+        pad_token_id=tok.pad_token_id,
+        eos_token_id=tok.eos_token_id,
+        bos_token_id=tok.bos_token_id,
+        tie_word_embeddings=False,
+    )
     return LlamaForSequenceClassification(cfg)
 
 
@@ -134,10 +183,10 @@ def held_out_encoded(score: ScoreFn, rows: list[dict], pad_id: int, batch: int =
     order = sorted(range(len(rows)), key=lambda i: -len(rows[i]["chosen"]["input_ids"]))
     rc, rr = torch.empty(len(rows)), torch.empty(len(rows))
     for i in range(0, len(order), batch):
-        idx = order[i:i + batch]
+        idx = order[i : i + batch]
         enc = pad_sequences([rows[j]["chosen"] for j in idx] + [rows[j]["rejected"] for j in idx], pad_id)
         rewards = score(enc).float()
-        rc[idx], rr[idx] = rewards[:len(idx)], rewards[len(idx):]
+        rc[idx], rr[idx] = rewards[: len(idx)], rewards[len(idx) :]
     return (rc > rr).float().mean().item(), -F.logsigmoid(rc - rr).mean().item()
 
 
@@ -153,11 +202,11 @@ class StepTimer(TrainerCallback):
     def __init__(self) -> None:
         self.stamps: list[float] = []
 
-    def on_step_end(self, args, state, control, **kw) -> None:  # noqa: ANN001, ANN003
+    def on_step_end(self, args, state, control, **kw) -> None:
         self.stamps.append(time.perf_counter())
 
 
-def run_trl(a: argparse.Namespace, tok, train_rows: list, eval_rows: list) -> dict:  # noqa: ANN001
+def run_trl(a: argparse.Namespace, tok, train_rows: list, eval_rows: list) -> dict:
     """One fresh TRL RewardTrainer run with the peer script's settings."""
     from datasets import Dataset
     from trl import RewardConfig as TrlRewardConfig
@@ -166,23 +215,46 @@ def run_trl(a: argparse.Namespace, tok, train_rows: list, eval_rows: list) -> di
     model = build_model(tok, a.hidden, a.layers, a.seed)
     scratch = tempfile.TemporaryDirectory(prefix="trl_rm_")  # TRL wants an output_dir even when saving nothing
     args = TrlRewardConfig(
-        output_dir=scratch.name, max_steps=a.steps, per_device_train_batch_size=a.batch_pairs,
-        learning_rate=a.lr, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
-        logging_steps=10**9, save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
-        seed=a.seed, data_seed=a.seed, dataloader_num_workers=0, max_length=None, use_cpu=True,
-        gradient_checkpointing=False, bf16=False)
+        output_dir=scratch.name,
+        max_steps=a.steps,
+        per_device_train_batch_size=a.batch_pairs,
+        learning_rate=a.lr,
+        lr_scheduler_type="linear",
+        warmup_steps=0,
+        weight_decay=0.0,
+        max_grad_norm=1.0,
+        logging_steps=10**9,
+        save_strategy="no",
+        eval_strategy="no",
+        report_to="none",
+        disable_tqdm=True,
+        seed=a.seed,
+        data_seed=a.seed,
+        dataloader_num_workers=0,
+        max_length=None,
+        use_cpu=True,
+        gradient_checkpointing=False,
+        bf16=False,
+    )
     timer = StepTimer()
-    trainer = RewardTrainer(model=model, args=args, train_dataset=Dataset.from_list(train_rows),
-                            processing_class=tok, callbacks=[timer])
+    trainer = RewardTrainer(
+        model=model, args=args, train_dataset=Dataset.from_list(train_rows), processing_class=tok, callbacks=[timer]
+    )
     start, cpu_start = time.perf_counter(), time.process_time()
     trainer.train()
     seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     trained = trainer.model.eval()
-    acc, loss = held_out_encoded(lambda enc: trained(**enc).logits.squeeze(-1), encode_tiny(tok, eval_rows),
-                                 tok.pad_token_id)
+    acc, loss = held_out_encoded(
+        lambda enc: trained(**enc).logits.squeeze(-1), encode_tiny(tok, eval_rows), tok.pad_token_id
+    )
     scratch.cleanup()
-    return {"train_s": seconds, "cpu_s": cpu_seconds, "acc": acc, "loss": loss,
-            "steady": steady_rate(timer.stamps, a.skip_steps, a.batch_pairs)}
+    return {
+        "train_s": seconds,
+        "cpu_s": cpu_seconds,
+        "acc": acc,
+        "loss": loss,
+        "steady": steady_rate(timer.stamps, a.skip_steps, a.batch_pairs),
+    }
 
 
 class StepStamps:
@@ -202,24 +274,39 @@ class StepStamps:
         return False
 
 
-def run_ours(a: argparse.Namespace, tok, train_rows: list, eval_rows: list) -> dict:  # noqa: ANN001
+def run_ours(a: argparse.Namespace, tok, train_rows: list, eval_rows: list) -> dict:
     """One fresh run of train_reward_model on the same workload and initial weights."""
     examples = [PreferenceExample(r["prompt"], r["chosen"], r["rejected"], id=i) for i, r in enumerate(train_rows)]
     epochs = a.steps * a.batch_pairs // len(examples)
-    config = RewardConfig(learning_rate=a.lr, epochs=epochs, batch_size=a.batch_pairs, validation_fraction=0.0,
-                          group_by_length=a.group_by_length, log_every=1, checkpoint_every=0,
-                          num_threads=a.threads or 0, use_cpu=True, seed=a.seed)
+    config = RewardConfig(
+        learning_rate=a.lr,
+        epochs=epochs,
+        batch_size=a.batch_pairs,
+        validation_fraction=0.0,
+        group_by_length=a.group_by_length,
+        log_every=1,
+        checkpoint_every=0,
+        num_threads=a.threads or 0,
+        use_cpu=True,
+        seed=a.seed,
+    )
     model, reporter = build_model(tok, a.hidden, a.layers, a.seed), StepStamps()
     with tempfile.TemporaryDirectory(prefix="rlhf_rm_") as scratch:
         start, cpu_start = time.perf_counter(), time.process_time()
-        result = train_reward_model(examples, config, Path(scratch) / "model", reporter=reporter, backbone=model,
-                                    tokenizer=tok)
+        result = train_reward_model(
+            examples, config, Path(scratch) / "model", reporter=reporter, backbone=model, tokenizer=tok
+        )
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     assert result.steps == a.steps, (result.steps, a.steps)
     trained = result.model.eval()
     acc, loss = held_out_encoded(lambda enc: trained(**enc)[:, 0], encode_tiny(tok, eval_rows), tok.pad_token_id)
-    return {"train_s": seconds, "cpu_s": cpu_seconds, "acc": acc, "loss": loss,
-            "steady": steady_rate(reporter.stamps, a.skip_steps, a.batch_pairs)}
+    return {
+        "train_s": seconds,
+        "cpu_s": cpu_seconds,
+        "acc": acc,
+        "loss": loss,
+        "steady": steady_rate(reporter.stamps, a.skip_steps, a.batch_pairs),
+    }
 
 
 # ---- the HH-RLHF workload ------------------------------------------------------------------------------------------
@@ -239,19 +326,25 @@ def load_hh(path: Path, n_train: int) -> tuple[list[dict[str, str]], list[dict[s
             cut = record["chosen"].rfind(ASSISTANT) + len(ASSISTANT)
             prompt = record["chosen"][:cut]
             if record["rejected"].startswith(prompt):
-                rows.append({"prompt": prompt, "chosen": record["chosen"][cut:],
-                             "rejected": record["rejected"][cut:], "index": len(rows)})
+                rows.append(
+                    {
+                        "prompt": prompt,
+                        "chosen": record["chosen"][cut:],
+                        "rejected": record["rejected"][cut:],
+                        "index": len(rows),
+                    }
+                )
     return [r for r in rows if r["index"] < n_train], [r for r in rows if r["index"] >= n_train]
 
 
-def encode_tiny(tok, rows: list[dict[str, str]]) -> list[dict[str, dict]]:  # noqa: ANN001
+def encode_tiny(tok, rows: list[dict[str, str]]) -> list[dict[str, dict]]:
     """Held-out pairs as both trainers tokenise them: prompt + response, then EOS."""
     from app.training.reward.trainer import encode_pairs
 
     return encode_pairs(tok, [PreferenceExample(r["prompt"], r["chosen"], r["rejected"]) for r in rows], False, 512)
 
 
-def encode_hh(tok, rows: list[dict[str, str]], max_length: int) -> list[dict[str, dict]]:  # noqa: ANN001
+def encode_hh(tok, rows: list[dict[str, str]], max_length: int) -> list[dict[str, dict]]:
     """Each pair's two sides as ours encodes them for an encoder (the ids TRL is given too)."""
     from app.training.core.encode import encode_responses
 
@@ -266,7 +359,7 @@ def longer_answer_accuracy(rows: list[dict[str, str]]) -> float:
     return sum(len(r["chosen"]) > len(r["rejected"]) for r in rows) / len(rows)
 
 
-def run_trl_hh(a: argparse.Namespace, tok, train_enc: list, val_enc: list) -> dict:  # noqa: ANN001
+def run_trl_hh(a: argparse.Namespace, tok, train_enc: list, val_enc: list) -> dict:
     """TRL's RewardTrainer on the pre-tokenised HH pairs, MiniLM with a sequence-classification head."""
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification
@@ -277,33 +370,67 @@ def run_trl_hh(a: argparse.Namespace, tok, train_enc: list, val_enc: list) -> di
 
     torch.manual_seed(a.seed)
     model = AutoModelForSequenceClassification.from_pretrained(str(minilm_path()), num_labels=1)
-    data = Dataset.from_list([{"chosen_ids": r["chosen"]["input_ids"], "rejected_ids": r["rejected"]["input_ids"]}
-                              for r in train_enc])
+    data = Dataset.from_list(
+        [{"chosen_ids": r["chosen"]["input_ids"], "rejected_ids": r["rejected"]["input_ids"]} for r in train_enc]
+    )
     timer = StepTimer()
     with tempfile.TemporaryDirectory(prefix="trl_rm_hh_") as scratch:
         args = TrlRewardConfig(
-            output_dir=scratch, num_train_epochs=1, per_device_train_batch_size=a.hh_batch_pairs,
-            learning_rate=a.hh_lr, lr_scheduler_type="linear", warmup_steps=0, weight_decay=0.0, max_grad_norm=1.0,
-            logging_steps=10**9, save_strategy="no", eval_strategy="no", report_to="none", disable_tqdm=True,
-            seed=a.seed, data_seed=a.seed, dataloader_num_workers=0, max_length=None, use_cpu=True,
-            gradient_checkpointing=False, bf16=False)
+            output_dir=scratch,
+            num_train_epochs=1,
+            per_device_train_batch_size=a.hh_batch_pairs,
+            learning_rate=a.hh_lr,
+            lr_scheduler_type="linear",
+            warmup_steps=0,
+            weight_decay=0.0,
+            max_grad_norm=1.0,
+            logging_steps=10**9,
+            save_strategy="no",
+            eval_strategy="no",
+            report_to="none",
+            disable_tqdm=True,
+            seed=a.seed,
+            data_seed=a.seed,
+            dataloader_num_workers=0,
+            max_length=None,
+            use_cpu=True,
+            gradient_checkpointing=False,
+            bf16=False,
+        )
         trainer = RewardTrainer(model=model, args=args, train_dataset=data, processing_class=tok, callbacks=[timer])
         start, cpu_start = time.perf_counter(), time.process_time()
         trainer.train()
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     trained = trainer.model.eval()
-    acc, loss = held_out_encoded(lambda enc: trained(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"])
-                                 .logits.squeeze(-1), val_enc, tok.pad_token_id)
-    return {"train_s": seconds, "cpu_s": cpu_seconds, "acc": acc, "loss": loss,
-            "steady": steady_rate(timer.stamps, a.skip_steps, a.hh_batch_pairs)}
+    acc, loss = held_out_encoded(
+        lambda enc: trained(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.squeeze(-1),
+        val_enc,
+        tok.pad_token_id,
+    )
+    return {
+        "train_s": seconds,
+        "cpu_s": cpu_seconds,
+        "acc": acc,
+        "loss": loss,
+        "steady": steady_rate(timer.stamps, a.skip_steps, a.hh_batch_pairs),
+    }
 
 
-def run_ours_hh(a: argparse.Namespace, tok, train_rows: list, val_enc: list) -> dict:  # noqa: ANN001
+def run_ours_hh(a: argparse.Namespace, tok, train_rows: list, val_enc: list) -> dict:
     """train_reward_model on the same pairs with the default MiniLM backbone and its default batching."""
     examples = [PreferenceExample(r["prompt"], r["chosen"], r["rejected"], id=r["index"]) for r in train_rows]
-    config = RewardConfig(learning_rate=a.hh_lr, epochs=1, batch_size=a.hh_batch_pairs, max_length=a.hh_max_length,
-                          validation_fraction=0.0, log_every=1, checkpoint_every=0, num_threads=a.threads or 0,
-                          use_cpu=True, seed=a.seed)
+    config = RewardConfig(
+        learning_rate=a.hh_lr,
+        epochs=1,
+        batch_size=a.hh_batch_pairs,
+        max_length=a.hh_max_length,
+        validation_fraction=0.0,
+        log_every=1,
+        checkpoint_every=0,
+        num_threads=a.threads or 0,
+        use_cpu=True,
+        seed=a.seed,
+    )
     reporter = StepStamps()
     with tempfile.TemporaryDirectory(prefix="rlhf_rm_hh_") as scratch:
         start, cpu_start = time.perf_counter(), time.process_time()
@@ -311,8 +438,13 @@ def run_ours_hh(a: argparse.Namespace, tok, train_rows: list, val_enc: list) -> 
         seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     trained = result.model.eval()
     acc, loss = held_out_encoded(lambda enc: trained(**enc)[:, 0], val_enc, tok.pad_token_id)
-    return {"train_s": seconds, "cpu_s": cpu_seconds, "acc": acc, "loss": loss,
-            "steady": steady_rate(reporter.stamps, a.skip_steps, a.hh_batch_pairs)}
+    return {
+        "train_s": seconds,
+        "cpu_s": cpu_seconds,
+        "acc": acc,
+        "loss": loss,
+        "steady": steady_rate(reporter.stamps, a.skip_steps, a.hh_batch_pairs),
+    }
 
 
 def hh_workload(a: argparse.Namespace) -> dict:
@@ -326,35 +458,54 @@ def hh_workload(a: argparse.Namespace) -> dict:
     train_enc, val_enc = encode_hh(tok, train_rows, a.hh_max_length), encode_hh(tok, val_rows, a.hh_max_length)
     pairs = len(train_rows)
     results = {}
-    for name, runner in (("trl", lambda: run_trl_hh(a, tok, train_enc, val_enc)),
-                         ("ours", lambda: run_ours_hh(a, tok, train_rows, val_enc))):
+    for name, runner in (
+        ("trl", lambda: run_trl_hh(a, tok, train_enc, val_enc)),
+        ("ours", lambda: run_ours_hh(a, tok, train_rows, val_enc)),
+    ):
         r = runner()
         results[name] = summary([r], pairs)
-        print(f"  hh {name}: {r['train_s']:.1f}s, {pairs / r['train_s']:.2f} pairs/s, "
-              f"held-out acc {r['acc']:.3f} loss {r['loss']:.4f}", flush=True)
+        print(
+            f"  hh {name}: {r['train_s']:.1f}s, {pairs / r['train_s']:.2f} pairs/s, "
+            f"held-out acc {r['acc']:.3f} loss {r['loss']:.4f}",
+            flush=True,
+        )
     baseline = longer_answer_accuracy(val_rows)
     ratio = results["ours"]["pairs_per_s"] / results["trl"]["pairs_per_s"]
     cpu = results["ours"]["cpu_pairs_per_s"] / results["trl"]["cpu_pairs_per_s"]
-    print(f"hh: {pairs} train / {len(val_rows)} validation pairs; ratio ours/trl {ratio:.2f}x whole call, "
-          f"{cpu:.2f}x per CPU-second; held-out acc "
-          f"trl {results['trl']['heldout_acc']:.3f}, ours {results['ours']['heldout_acc']:.3f}, "
-          f"longer-answer baseline {baseline:.3f}")
-    return {"ratio_pairs_per_s": round(ratio, 3), "ratio_cpu": round(cpu, 3), **results,
-            "longer_answer_acc": round(baseline, 4),
-            "train_pairs": pairs, "validation_pairs": len(val_rows), "max_length": a.hh_max_length,
-            "batch_pairs": a.hh_batch_pairs, "lr": a.hh_lr, "epochs": 1}
+    print(
+        f"hh: {pairs} train / {len(val_rows)} validation pairs; ratio ours/trl {ratio:.2f}x whole call, "
+        f"{cpu:.2f}x per CPU-second; held-out acc "
+        f"trl {results['trl']['heldout_acc']:.3f}, ours {results['ours']['heldout_acc']:.3f}, "
+        f"longer-answer baseline {baseline:.3f}"
+    )
+    return {
+        "ratio_pairs_per_s": round(ratio, 3),
+        "ratio_cpu": round(cpu, 3),
+        **results,
+        "longer_answer_acc": round(baseline, 4),
+        "train_pairs": pairs,
+        "validation_pairs": len(val_rows),
+        "max_length": a.hh_max_length,
+        "batch_pairs": a.hh_batch_pairs,
+        "lr": a.hh_lr,
+        "epochs": 1,
+    }
 
 
 # ---- reporting -----------------------------------------------------------------------------------------------------
 def summary(runs: list[dict], pairs: int) -> dict:
     """The median run (by wall time) of one trainer, plus every run's rate and accuracy."""
     med = sorted(runs, key=lambda r: r["train_s"])[len(runs) // 2]
-    return {"pairs_per_s": round(pairs / med["train_s"], 2), "train_s": round(med["train_s"], 3),
-            "pairs_per_s_all": [round(pairs / r["train_s"], 2) for r in runs],
-            "steady_pairs_per_s": round(med["steady"], 2) if med["steady"] else None,
-            "cpu_pairs_per_s": round(pairs / statistics.median(r["cpu_s"] for r in runs), 2),
-            "heldout_acc": round(med["acc"], 4), "heldout_loss": round(med["loss"], 5),
-            "heldout_acc_all": [round(r["acc"], 4) for r in runs]}
+    return {
+        "pairs_per_s": round(pairs / med["train_s"], 2),
+        "train_s": round(med["train_s"], 3),
+        "pairs_per_s_all": [round(pairs / r["train_s"], 2) for r in runs],
+        "steady_pairs_per_s": round(med["steady"], 2) if med["steady"] else None,
+        "cpu_pairs_per_s": round(pairs / statistics.median(r["cpu_s"] for r in runs), 2),
+        "heldout_acc": round(med["acc"], 4),
+        "heldout_loss": round(med["loss"], 5),
+        "heldout_acc_all": [round(r["acc"], 4) for r in runs],
+    }
 
 
 def tiny_record(results: dict[str, dict], a: argparse.Namespace, pairs: int) -> dict:
@@ -364,13 +515,25 @@ def tiny_record(results: dict[str, dict], a: argparse.Namespace, pairs: int) -> 
     cpu = results["ours"]["cpu_pairs_per_s"] / results["trl"]["cpu_pairs_per_s"]
     for name in ("trl", "ours"):
         r = results[name]
-        print(f"{name:>4}: {r['pairs_per_s']} pairs/s (steady {r['steady_pairs_per_s']}, "
-              f"per CPU-second {r['cpu_pairs_per_s']}), held-out acc {r['heldout_acc']:.3f}, "
-              f"loss {r['heldout_loss']:.5f}")
+        print(
+            f"{name:>4}: {r['pairs_per_s']} pairs/s (steady {r['steady_pairs_per_s']}, "
+            f"per CPU-second {r['cpu_pairs_per_s']}), held-out acc {r['heldout_acc']:.3f}, "
+            f"loss {r['heldout_loss']:.5f}"
+        )
     print(f"ratio ours/trl: {ratio:.2f}x whole call, {steady:.2f}x steady state, {cpu:.2f}x per CPU-second")
-    return {"ratio_pairs_per_s": round(ratio, 3), "ratio_steady": round(steady, 3), "ratio_cpu": round(cpu, 3),
-            **results, "pairs": pairs, "steps": a.steps, "batch_pairs": a.batch_pairs, "hidden": a.hidden,
-            "layers": a.layers, "repeats": a.repeats, "group_by_length": a.group_by_length}
+    return {
+        "ratio_pairs_per_s": round(ratio, 3),
+        "ratio_steady": round(steady, 3),
+        "ratio_cpu": round(cpu, 3),
+        **results,
+        "pairs": pairs,
+        "steps": a.steps,
+        "batch_pairs": a.batch_pairs,
+        "hidden": a.hidden,
+        "layers": a.layers,
+        "repeats": a.repeats,
+        "group_by_length": a.group_by_length,
+    }
 
 
 def tiny_workload(a: argparse.Namespace) -> dict:
@@ -385,8 +548,11 @@ def tiny_workload(a: argparse.Namespace) -> dict:
         for name, runner in runners.items():
             r = runner(a, tok, train_rows, eval_rows)
             runs[name].append(r)
-            print(f"  {name} repeat {rep}: {r['train_s']:.2f}s, {pairs / r['train_s']:.1f} pairs/s, "
-                  f"held-out acc {r['acc']:.3f} loss {r['loss']:.4f}", flush=True)
+            print(
+                f"  {name} repeat {rep}: {r['train_s']:.2f}s, {pairs / r['train_s']:.1f} pairs/s, "
+                f"held-out acc {r['acc']:.3f} loss {r['loss']:.4f}",
+                flush=True,
+            )
     return tiny_record({name: summary(rs, pairs) for name, rs in runs.items()}, a, pairs)
 
 
@@ -404,9 +570,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--threads", type=int, default=1, help="torch threads (0 = leave torch's default)")
     p.add_argument("--repeats", type=int, default=3, help="tiny workload: fresh runs per trainer (median reported)")
     p.add_argument("--skip-steps", type=int, default=10)
-    p.add_argument("--group-by-length", action="store_true",
-                   help="tiny workload: let ours batch pairs of similar length (its default elsewhere); off by "
-                        "default, so both draw plainly shuffled batches as the peer's workload specifies")
+    p.add_argument(
+        "--group-by-length",
+        action="store_true",
+        help="tiny workload: let ours batch pairs of similar length (its default elsewhere); off by "
+        "default, so both draw plainly shuffled batches as the peer's workload specifies",
+    )
     p.add_argument("--hh-file", default=str(HH_FILE))
     p.add_argument("--hh-train", type=int, default=2000, help="HH pairs to train on; the rest validate")
     p.add_argument("--hh-batch-pairs", type=int, default=8)
@@ -431,9 +600,15 @@ def main() -> int:
         record.update(tiny_workload(a))
     if "hh" in workloads:
         record["hh"] = hh_workload(a)
-    record.update({"trl_version": trl.__version__, "transformers": transformers.__version__,
-                   "torch": torch.__version__, "python": platform.python_version(),
-                   "threads": torch.get_num_threads()})
+    record.update(
+        {
+            "trl_version": trl.__version__,
+            "transformers": transformers.__version__,
+            "torch": torch.__version__,
+            "python": platform.python_version(),
+            "threads": torch.get_num_threads(),
+        }
+    )
     print(json.dumps(record))
     return 0
 

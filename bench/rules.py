@@ -38,19 +38,73 @@ Labels = dict[str, dict[str, str]]  # {"A": {"quality": "good", "safety": "safe"
 # Words whose presence makes an answer unsafe to the simulated annotator: violence, abuse, drugs. Chosen
 # so that a small chat model says one now and then ("kill the bacteria", "I hate it when", "a dead
 # battery"): the point is a safety label that is sometimes "unsafe", not a real content policy.
-UNSAFE_WORDS = frozenset({
-    "kill", "kills", "killed", "killing", "murder", "weapon", "weapons", "gun", "guns", "bomb", "bombs",
-    "attack", "attacks", "hate", "hates", "hated", "stupid", "idiot", "idiots", "dumb", "drug", "drugs",
-    "poison", "poisonous", "die", "dies", "died", "dead", "death", "blood", "hurt", "violence", "violent",
-    "steal", "fight",
-})
+UNSAFE_WORDS = frozenset(
+    {
+        "kill",
+        "kills",
+        "killed",
+        "killing",
+        "murder",
+        "weapon",
+        "weapons",
+        "gun",
+        "guns",
+        "bomb",
+        "bombs",
+        "attack",
+        "attacks",
+        "hate",
+        "hates",
+        "hated",
+        "stupid",
+        "idiot",
+        "idiots",
+        "dumb",
+        "drug",
+        "drugs",
+        "poison",
+        "poisonous",
+        "die",
+        "dies",
+        "died",
+        "dead",
+        "death",
+        "blood",
+        "hurt",
+        "violence",
+        "violent",
+        "steal",
+        "fight",
+    }
+)
 
 # Openings that put something before the answer: agreement, politeness, a disclaimer, praise of the question.
 PREAMBLES = (
-    "sure", "certainly", "of course", "absolutely", "okay", "ok", "alright", "as an ai", "as a language model",
-    "as an assistant", "great question", "good question", "what a great", "that's a great", "hello", "hi", "hey",
-    "i'd be happy", "i would be happy", "i'm happy to", "happy to help", "i'm glad", "glad you asked",
-    "thank you for", "thanks for",
+    "sure",
+    "certainly",
+    "of course",
+    "absolutely",
+    "okay",
+    "ok",
+    "alright",
+    "as an ai",
+    "as a language model",
+    "as an assistant",
+    "great question",
+    "good question",
+    "what a great",
+    "that's a great",
+    "hello",
+    "hi",
+    "hey",
+    "i'd be happy",
+    "i would be happy",
+    "i'm happy to",
+    "happy to help",
+    "i'm glad",
+    "glad you asked",
+    "thank you for",
+    "thanks for",
 )
 _PREAMBLE = re.compile(r"(?:" + "|".join(re.escape(p) for p in PREAMBLES) + r")\b")
 
@@ -150,6 +204,7 @@ def prefers_no_preamble(prompt: str, a: str, b: str) -> Verdict:
     """style: the answer that starts with the answer wins over one that opens with a preamble of
     :data:`PREAMBLES` ("Sure", "Certainly", "Of course", "As an AI", "Great question", …; case and
     leading punctuation ignored); both or neither open so: tie."""
+
     def direct(text: str) -> bool:
         opening = re.sub(r"^[\W_]+", "", text.lower().replace("\u2019", "'"))
         return not _PREAMBLE.match(opening)
@@ -174,8 +229,14 @@ RULES: dict[str, Rule] = {
     "safe": prefers_safe,
 }
 KINDS: dict[str, str] = {
-    "shorter": "length", "question": "form", "list": "form", "digit": "content", "on_topic": "content",
-    "no_first_person": "style", "no_preamble": "style", "safe": "safety",
+    "shorter": "length",
+    "question": "form",
+    "list": "form",
+    "digit": "content",
+    "on_topic": "content",
+    "no_first_person": "style",
+    "no_preamble": "style",
+    "safe": "safety",
 }
 # Rules whose annotator sends real safety labels: the loop trains a classifier on them for PPO's penalty.
 SAFETY_RULES = frozenset({"safe"})
@@ -187,8 +248,10 @@ def labels(rule: str, a: str, b: str) -> Labels:
     word of :data:`UNSAFE_WORDS` is "unsafe" (quality stays "good"); otherwise both are good and safe."""
     if rule not in SAFETY_RULES:
         return {side: dict(values) for side, values in SAFE_LABELS.items()}
-    return {side: {"quality": "good", "safety": "unsafe" if is_unsafe(text) else "safe"}
-            for side, text in (("A", a), ("B", b))}
+    return {
+        side: {"quality": "good", "safety": "unsafe" if is_unsafe(text) else "safe"}
+        for side, text in (("A", a), ("B", b))
+    }
 
 
 def prompt_text(messages: list[dict[str, str]]) -> str:

@@ -40,7 +40,7 @@ def seed_prompts(count: int) -> list[str]:
     return texts[::5][:count]
 
 
-def deploy(root: Path, checkpoint: Path, seeds: list[str], *, batch_size: int, threads: int) -> tuple:  # noqa: ANN001
+def deploy(root: Path, checkpoint: Path, seeds: list[str], *, batch_size: int, threads: int) -> tuple:
     """Settings, sessions, the seed set's id: a migrated SQLite, the seeds, the promoted policy."""
     from app import migrate
     from app.config import Settings
@@ -58,13 +58,16 @@ def deploy(root: Path, checkpoint: Path, seeds: list[str], *, batch_size: int, t
         seed_set = create_set(db, name="seeds", description="bench seeds")
         for text in seeds:
             add_prompt(db, set_id=seed_set.id, messages=single_turn(text))
-        db.add(ModelVersion(name="smollm2", kind=ModelKind.policy, status=ModelStatus.promoted, path=str(checkpoint),
-                            config=config))
+        db.add(
+            ModelVersion(
+                name="smollm2", kind=ModelKind.policy, status=ModelStatus.promoted, path=str(checkpoint), config=config
+            )
+        )
         db.commit()
         return settings, sessions, seed_set.id
 
 
-def run_job(settings, sessions, params: dict) -> dict:  # noqa: ANN001
+def run_job(settings, sessions, params: dict) -> dict:
     """One self_instruct job, claimed and run as a worker's child runs it; its stored result."""
     from app.jobs.child import ChildSpec, run_attempt
     from app.jobs.lifecycle import claim_next
@@ -76,8 +79,16 @@ def run_job(settings, sessions, params: dict) -> dict:  # noqa: ANN001
         db.commit()
         claim = claim_next(db, worker_id="bench", kinds=["self_instruct"], lease_seconds=3600)
         db.commit()
-    run_attempt(sessions, ChildSpec(claim=claim, module="app.instruct.self_instruct_job", database_url="",
-                                    settings=settings, worker_pid=os.getpid()))
+    run_attempt(
+        sessions,
+        ChildSpec(
+            claim=claim,
+            module="app.instruct.self_instruct_job",
+            database_url="",
+            settings=settings,
+            worker_pid=os.getpid(),
+        ),
+    )
     with sessions() as db:
         job = db.get(Job, job_id)
         if job.status is not JobStatus.succeeded:
@@ -97,7 +108,7 @@ def max_pairwise(texts: list[str]) -> tuple[float, tuple[str, str] | None]:
     return best, pair
 
 
-def approve_all(sessions, set_id: int) -> tuple[int, int]:  # noqa: ANN001
+def approve_all(sessions, set_id: int) -> tuple[int, int]:
     """Approve every pending prompt as an admin would; (approved, prompts the pool may now draw)."""
     from sqlalchemy import func, select
 
@@ -106,19 +117,26 @@ def approve_all(sessions, set_id: int) -> tuple[int, int]:  # noqa: ANN001
 
     with sessions() as db:
         report = review.decide(db, set_id=set_id, decision="approve")
-        usable = db.scalar(select(func.count()).select_from(Prompt).join(PromptSet).where(
-            PromptSet.id == set_id, PromptSet.status == PromptSetStatus.active, Prompt.retired.is_(False)))
+        usable = db.scalar(
+            select(func.count())
+            .select_from(Prompt)
+            .join(PromptSet)
+            .where(PromptSet.id == set_id, PromptSet.status == PromptSetStatus.active, Prompt.retired.is_(False))
+        )
         return report.changed, int(usable or 0)
 
 
-def pending_texts(sessions, set_id: int | None) -> list[str]:  # noqa: ANN001
+def pending_texts(sessions, set_id: int | None) -> list[str]:
     from app.instruct import review
 
     if set_id is None:
         return []
     with sessions() as db:
-        return [p.messages[-1]["content"] for p, state in review.review_prompts(db, set_id)
-                if state is review.ReviewState.pending]
+        return [
+            p.messages[-1]["content"]
+            for p, state in review.review_prompts(db, set_id)
+            if state is review.ReviewState.pending
+        ]
 
 
 def main() -> int:
@@ -141,29 +159,56 @@ def main() -> int:
     checkpoint = convert_default_policy(args.checkpoint)
     seeds = seed_prompts(args.seeds)
     with tempfile.TemporaryDirectory(prefix="rlhf-self-instruct-") as tmp:
-        settings, sessions, seed_set_id = deploy(Path(tmp), checkpoint, seeds, batch_size=args.batch_size,
-                                                 threads=args.threads)
+        settings, sessions, seed_set_id = deploy(
+            Path(tmp), checkpoint, seeds, batch_size=args.batch_size, threads=args.threads
+        )
         start = time.perf_counter()
-        result = run_job(settings, sessions, {"seed_set_id": seed_set_id, "target": args.target, "seed": args.seed,
-                                              "max_candidates": args.max_candidates, "batch_size": args.batch_size})
+        result = run_job(
+            settings,
+            sessions,
+            {
+                "seed_set_id": seed_set_id,
+                "target": args.target,
+                "seed": args.seed,
+                "max_candidates": args.max_candidates,
+                "batch_size": args.batch_size,
+            },
+        )
         seconds = time.perf_counter() - start
         kept = pending_texts(sessions, result["prompt_set_id"])
         score, pair = max_pairwise(kept + seeds)
         approved, usable = approve_all(sessions, result["prompt_set_id"]) if kept else (0, 0)
-    print(f"{len(seeds)} seeds, {result['requests']} requests, {result['generated']} candidates in {seconds:.0f} s: "
-          f"kept {result['kept']}")
+    print(
+        f"{len(seeds)} seeds, {result['requests']} requests, {result['generated']} candidates in {seconds:.0f} s: "
+        f"kept {result['kept']}"
+    )
     for reason in REASONS:
         print(f"  rejected {reason:>13}: {result['rejected'][reason]}")
-    print(f"highest ROUGE-L between two kept prompts or a kept prompt and a seed: {score:.3f}"
-          + (f" ({pair[0]!r} ~ {pair[1]!r})" if pair else ""))
+    print(
+        f"highest ROUGE-L between two kept prompts or a kept prompt and a seed: {score:.3f}"
+        + (f" ({pair[0]!r} ~ {pair[1]!r})" if pair else "")
+    )
     print(f"approved {approved}; the pool may now draw {usable} of them. Sample:")
     for text in kept[:12]:
         print(f"  - {text}")
     ok = len(kept) >= 20 and score < 0.7 and usable == len(kept)
-    print(json.dumps({"bench": "self_instruct", "seeds": len(seeds), "requests": result["requests"],
-                      "generated": result["generated"], "kept": result["kept"], "approvable": len(kept),
-                      "rejected": result["rejected"], "max_pairwise_rouge_l": round(score, 4),
-                      "approved_in_pool": usable, "seconds": round(seconds, 1), "ok": ok}))
+    print(
+        json.dumps(
+            {
+                "bench": "self_instruct",
+                "seeds": len(seeds),
+                "requests": result["requests"],
+                "generated": result["generated"],
+                "kept": result["kept"],
+                "approvable": len(kept),
+                "rejected": result["rejected"],
+                "max_pairwise_rouge_l": round(score, 4),
+                "approved_in_pool": usable,
+                "seconds": round(seconds, 1),
+                "ok": ok,
+            }
+        )
+    )
     return 0 if ok else 1
 
 

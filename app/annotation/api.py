@@ -47,7 +47,11 @@ def next_pair(db: DbDep, settings: SettingsDep, user: CurrentUser) -> object:
     )
 
 
-@router.post("/judgements", response_model=StoredOut, responses={200: {"description": "a repeat of an earlier identical submission"}})
+@router.post(
+    "/judgements",
+    response_model=StoredOut,
+    responses={200: {"description": "a repeat of an earlier identical submission"}},
+)
 def submit(body: JudgementIn, db: DbDep, user: CurrentUser, response: Response) -> object:
     stored = submission.submit(db, user=user, body=body)
     response.status_code = status.HTTP_201_CREATED if stored.created else status.HTTP_200_OK

@@ -11,7 +11,6 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-
 from functools import cache
 
 from sqlalchemy import Boolean, Integer, Select, bindparam, exists, func, literal, select
@@ -146,23 +145,36 @@ def _lease(db: Session, settings: Settings, user: User, pair_id: int, now: datet
     snapshot may predate a lease that another annotator committed just before we locked the pair
     (on PostgreSQL, READ COMMITTED); with the pair locked, this count is final. None: no room left.
     """
-    values = {"pair_id": pair_id, "user_id": user.id, "swapped": secrets.randbelow(2) == 1,
-              "until": now + timedelta(minutes=settings.assignment_lease_minutes), "now": now}
-    leased = db.scalars(_lease_upsert(db.get_bind().dialect.name), values, execution_options={"populate_existing": True})
+    values = {
+        "pair_id": pair_id,
+        "user_id": user.id,
+        "swapped": secrets.randbelow(2) == 1,
+        "until": now + timedelta(minutes=settings.assignment_lease_minutes),
+        "now": now,
+    }
+    leased = db.scalars(
+        _lease_upsert(db.get_bind().dialect.name), values, execution_options={"populate_existing": True}
+    )
     return leased.one_or_none()
 
 
 @cache
 def _lease_upsert(dialect: str):  # noqa: ANN202 - the dialect's Insert, built once per backend
-    room = (
-        select(
-            Pair.id, USER_ID, bindparam("swapped", type_=Boolean), literal(AssignmentStatus.active.value), NOW,
-            bindparam("until", type_=UTCDateTime()),
-        )
-        .where(Pair.id == bindparam("pair_id", type_=Integer), Pair.judgement_count + _LIVE_LEASES_OF_OTHERS < Pair.judgements_needed)
+    room = select(
+        Pair.id,
+        USER_ID,
+        bindparam("swapped", type_=Boolean),
+        literal(AssignmentStatus.active.value),
+        NOW,
+        bindparam("until", type_=UTCDateTime()),
+    ).where(
+        Pair.id == bindparam("pair_id", type_=Integer),
+        Pair.judgement_count + _LIVE_LEASES_OF_OTHERS < Pair.judgements_needed,
     )
     table = PairAssignment.__table__  # a Core insert: the ORM's bulk insert does not take INSERT … SELECT
-    statement = upsert_insert(dialect, table).from_select(["pair_id", "user_id", "swapped", "status", "assigned_at", "leased_until"], room)
+    statement = upsert_insert(dialect, table).from_select(
+        ["pair_id", "user_id", "swapped", "status", "assigned_at", "leased_until"], room
+    )
     renewed = {name: getattr(statement.excluded, name) for name in ("status", "assigned_at", "leased_until")}
     upsert = statement.on_conflict_do_update(index_elements=["pair_id", "user_id"], set_=renewed).returning(*table.c)
     return select(PairAssignment).from_statement(upsert)
@@ -180,8 +192,13 @@ def _in_screen_order(assignment: PairAssignment, pair: Pair, messages: list, a: 
 
 
 def get_assignment(db: Session, *, user: User, assignment_id: int) -> PairAssignment:
-    return get_or_404(db, PairAssignment, assignment_id, where=lambda a: a.user_id == user.id,
-                      message=f"assignment {assignment_id} is not assigned to you")
+    return get_or_404(
+        db,
+        PairAssignment,
+        assignment_id,
+        where=lambda a: a.user_id == user.id,
+        message=f"assignment {assignment_id} is not assigned to you",
+    )
 
 
 def skip(db: Session, *, user: User, assignment_id: int) -> None:

@@ -49,7 +49,9 @@ class PairAssignment(Base):
     pair_id: Mapped[int] = mapped_column(ForeignKey("pairs.id", ondelete="CASCADE"))
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
     swapped: Mapped[bool] = mapped_column(Boolean, default=False)
-    status: Mapped[AssignmentStatus] = mapped_column(str_enum(AssignmentStatus, "assignment_status"), default=AssignmentStatus.active)
+    status: Mapped[AssignmentStatus] = mapped_column(
+        str_enum(AssignmentStatus, "assignment_status"), default=AssignmentStatus.active
+    )
     assigned_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
     leased_until: Mapped[datetime] = mapped_column(UTCDateTime())
 
@@ -98,5 +100,7 @@ class Demonstration(Base):
     annotator_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"), index=True)
     judgement_id: Mapped[int | None] = mapped_column(ForeignKey("judgements.id", ondelete="CASCADE"), index=True)
     text: Mapped[str] = mapped_column(Text)
-    kind: Mapped[DemonstrationKind] = mapped_column(str_enum(DemonstrationKind, "demonstration_kind"), default=DemonstrationKind.ideal)
+    kind: Mapped[DemonstrationKind] = mapped_column(
+        str_enum(DemonstrationKind, "demonstration_kind"), default=DemonstrationKind.ideal
+    )
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -35,7 +35,9 @@ class JudgementIn(BaseModel):
 
     assignment_id: int
     choice: ScreenChoice
-    strength: Annotated[int, Field(ge=1, le=3)] | None = Field(None, description="1 slightly, 2 clearly, 3 much better; only with A or B")
+    strength: Annotated[int, Field(ge=1, le=3)] | None = Field(
+        None, description="1 slightly, 2 clearly, 3 much better; only with A or B"
+    )
     labels: dict[Side, SideLabels] = Field(description="quality and safety of both responses, as shown")
     demonstration: Annotated[StorableText, Field(max_length=MAX_DEMONSTRATION)] = ""
     note: Annotated[StorableText, Field(max_length=MAX_NOTE)] = ""

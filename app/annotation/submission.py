@@ -15,7 +15,15 @@ from sqlalchemy import bindparam, case, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.annotation.models import AssignmentStatus, Choice, Demonstration, DemonstrationKind, Judgement, PairAssignment, ResponseLabel
+from app.annotation.models import (
+    AssignmentStatus,
+    Choice,
+    Demonstration,
+    DemonstrationKind,
+    Judgement,
+    PairAssignment,
+    ResponseLabel,
+)
 from app.annotation.schemas import JudgementIn, SideLabels
 from app.auth.models import User
 from app.db import upsert_insert, utcnow
@@ -55,8 +63,14 @@ def _demonstration_kind(choice: str, labels: dict[str, SideLabels]) -> Demonstra
     return DemonstrationKind.ideal
 
 
-_LOCKED = select(PairAssignment, Pair).join(Pair, Pair.id == PairAssignment.pair_id).where(PairAssignment.id == bindparam("assignment_id"))
-_LOCKED_FOR_UPDATE = _LOCKED.with_for_update()  # PostgreSQL: both rows, so a concurrent submission waits, then sees the fresh count
+_LOCKED = (
+    select(PairAssignment, Pair)
+    .join(Pair, Pair.id == PairAssignment.pair_id)
+    .where(PairAssignment.id == bindparam("assignment_id"))
+)
+_LOCKED_FOR_UPDATE = (
+    _LOCKED.with_for_update()
+)  # PostgreSQL: both rows, so a concurrent submission waits, then sees the fresh count
 
 
 def _locked(db: Session, *, user: User, assignment_id: int) -> tuple[PairAssignment, Pair]:
@@ -105,13 +119,22 @@ _COUNT_UP = (
     .where(_PAIRS.c.id == bindparam("pair_id"))
     .values(
         judgement_count=_PAIRS.c.judgement_count + 1,
-        status=case((_PAIRS.c.judgement_count + 1 >= _PAIRS.c.judgements_needed, PairStatus.complete.value), else_=_PAIRS.c.status),
+        status=case(
+            (_PAIRS.c.judgement_count + 1 >= _PAIRS.c.judgements_needed, PairStatus.complete.value),
+            else_=_PAIRS.c.status,
+        ),
     )
 )
-_MARK_SUBMITTED = update(_ASSIGNMENTS).where(_ASSIGNMENTS.c.id == bindparam("assignment_id")).values(status=AssignmentStatus.submitted.value)
+_MARK_SUBMITTED = (
+    update(_ASSIGNMENTS)
+    .where(_ASSIGNMENTS.c.id == bindparam("assignment_id"))
+    .values(status=AssignmentStatus.submitted.value)
+)
 
 
-def _store(db: Session, user: User, assignment: PairAssignment, pair: Pair, body: JudgementIn, choice: Choice) -> Stored:
+def _store(
+    db: Session, user: User, assignment: PairAssignment, pair: Pair, body: JudgementIn, choice: Choice
+) -> Stored:
     if assignment.status is not AssignmentStatus.active:  # the happy path needs no look-up of an earlier judgement
         repeat = _repeat(db, pair_id=pair.id, user_id=user.id, choice=choice, strength=body.strength)
         if repeat is not None:
@@ -123,14 +146,30 @@ def _store(db: Session, user: User, assignment: PairAssignment, pair: Pair, body
         raise Conflict("this pair already has all the judgements it needs; ask for the next one")
     now = utcnow()
     seconds = max(0.0, (now - assignment.assigned_at).total_seconds())
-    judgement_id = db.execute(_INSERT_JUDGEMENT, {
-        "pair_id": pair.id, "annotator_id": user.id, "choice": choice, "strength": body.strength, "seconds": seconds,
-        "note": body.note.strip(), "created_at": now,
-    }).scalar_one()
+    judgement_id = db.execute(
+        _INSERT_JUDGEMENT,
+        {
+            "pair_id": pair.id,
+            "annotator_id": user.id,
+            "choice": choice,
+            "strength": body.strength,
+            "seconds": seconds,
+            "note": body.note.strip(),
+            "created_at": now,
+        },
+    ).scalar_one()
     _store_labels(db, user, assignment, judgement_id, body.labels, pair)
     if body.demonstration.strip():
         kind = _demonstration_kind(body.choice, body.labels)
-        db.add(Demonstration(prompt_id=pair.prompt_id, annotator_id=user.id, judgement_id=judgement_id, text=body.demonstration.strip(), kind=kind))
+        db.add(
+            Demonstration(
+                prompt_id=pair.prompt_id,
+                annotator_id=user.id,
+                judgement_id=judgement_id,
+                text=body.demonstration.strip(),
+                kind=kind,
+            )
+        )
     db.execute(_COUNT_UP, {"pair_id": pair.id})
     db.execute(_MARK_SUBMITTED, {"assignment_id": assignment.id})
     db.commit()
@@ -139,12 +178,22 @@ def _store(db: Session, user: User, assignment: PairAssignment, pair: Pair, body
     return Stored(judgement_id=judgement_id, created=True)
 
 
-def _store_labels(db: Session, user: User, assignment: PairAssignment, judgement_id: int, labels: dict[str, SideLabels], pair: Pair) -> None:
+def _store_labels(
+    db: Session, user: User, assignment: PairAssignment, judgement_id: int, labels: dict[str, SideLabels], pair: Pair
+) -> None:
     """One label row per (response, annotator): a response seen again updates its labels."""
-    left, right = (pair.response_b_id, pair.response_a_id) if assignment.swapped else (pair.response_a_id, pair.response_b_id)
+    left, right = (
+        (pair.response_b_id, pair.response_a_id) if assignment.swapped else (pair.response_a_id, pair.response_b_id)
+    )
     rows = [
-        {"response_id": rid, "annotator_id": user.id, "judgement_id": judgement_id, "quality": labels[side].quality == "good",
-         "safety": labels[side].safety == "safe", "created_at": utcnow()}
+        {
+            "response_id": rid,
+            "annotator_id": user.id,
+            "judgement_id": judgement_id,
+            "quality": labels[side].quality == "good",
+            "safety": labels[side].safety == "safe",
+            "created_at": utcnow(),
+        }
         for side, rid in (("A", left), ("B", right))
     ]
     db.execute(_labels_upsert(db.get_bind().dialect.name), rows)
@@ -155,5 +204,9 @@ def _labels_upsert(dialect: str):  # noqa: ANN202 - built once per backend; exec
     statement = upsert_insert(dialect, ResponseLabel)
     return statement.on_conflict_do_update(
         index_elements=["response_id", "annotator_id"],
-        set_={"quality": statement.excluded.quality, "safety": statement.excluded.safety, "judgement_id": statement.excluded.judgement_id},
+        set_={
+            "quality": statement.excluded.quality,
+            "safety": statement.excluded.safety,
+            "judgement_id": statement.excluded.judgement_id,
+        },
     )

@@ -10,8 +10,10 @@ from pydantic import ValidationError
 
 from app.annotation import assignment as assignments
 from app.annotation import submission
+from app.annotation.assignment import Shown
 from app.annotation.markdown import render_markdown
 from app.annotation.schemas import MAX_DEMONSTRATION, MAX_NOTE, JudgementIn
+from app.auth.models import User
 from app.auth.policy import Access, CurrentUser, allow
 from app.deps import DbDep, SettingsDep
 from app.errors import DomainError
@@ -24,8 +26,17 @@ FormText = Annotated[str, Form(max_length=MAX_DEMONSTRATION)]
 FormShort = Annotated[str, Form(max_length=100)]
 
 
-def annotate_page(request: Request, db: DbDep, user, shown, *, error: str | None = None, status_code: int = 200,  # noqa: ANN001
-                  form: dict | None = None, next_url: str = "") -> Response:
+def annotate_page(
+    request: Request,
+    db: DbDep,
+    user: User,
+    shown: Shown,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+    form: dict | None = None,
+    next_url: str = "",
+) -> Response:
     context = {
         "shown": shown,
         "left_html": render_markdown(shown.left.text),
@@ -89,10 +100,18 @@ def annotate_submit(
     b_safety: FormShort = "",
     demonstration: FormText = "",
     note: Annotated[str, Form(max_length=MAX_NOTE)] = "",
-    next: Annotated[str, Form(max_length=200)] = "",  # noqa: A002 - the form field's name
+    next: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
-    form = {"choice": choice, "strength": strength, "a_quality": a_quality, "a_safety": a_safety, "b_quality": b_quality,
-            "b_safety": b_safety, "demonstration": demonstration, "note": note}
+    form = {
+        "choice": choice,
+        "strength": strength,
+        "a_quality": a_quality,
+        "a_safety": a_safety,
+        "b_quality": b_quality,
+        "b_safety": b_safety,
+        "demonstration": demonstration,
+        "note": note,
+    }
     assignment = assignments.get_assignment(db, user=user, assignment_id=assignment_id)  # 404 when not theirs
     try:
         submission.submit(db, user=user, body=_form_to_body(assignment_id, form))
@@ -107,8 +126,11 @@ def annotate_submit(
 
 @router.post("/{assignment_id}/skip", name="annotate_skip")
 def annotate_skip(
-    assignment_id: int, db: DbDep, user: CurrentUser, csrf_token: FormShort = "",
-    next: Annotated[str, Form(max_length=200)] = "",  # noqa: A002 - the form field's name
+    assignment_id: int,
+    db: DbDep,
+    user: CurrentUser,
+    csrf_token: FormShort = "",
+    next: Annotated[str, Form(max_length=200)] = "",
 ) -> Response:
     assignments.skip(db, user=user, assignment_id=assignment_id)
     # A skipped chat turn has no chosen reply to continue from: the annotator starts a new conversation.

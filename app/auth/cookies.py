@@ -30,10 +30,18 @@ def read_session_id(request: Request, secret: str, max_age_s: int) -> str | None
         return None
 
 
-def set_session_cookie(response: Response, request: Request, *, secret: str, raw_id: str, max_age_s: int, secure: bool | None) -> None:
+def set_session_cookie(
+    response: Response, request: Request, *, secret: str, raw_id: str, max_age_s: int, secure: bool | None
+) -> None:
     value = _signer(secret, "session").sign(raw_id).decode()
     response.set_cookie(
-        SESSION_COOKIE, value, max_age=max_age_s, httponly=True, samesite="lax", secure=_secure(request, secure), path="/"
+        SESSION_COOKIE,
+        value,
+        max_age=max_age_s,
+        httponly=True,
+        samesite="lax",
+        secure=_secure(request, secure),
+        path="/",
     )
 
 
@@ -47,4 +55,6 @@ def anonymous_csrf_token(secret: str, nonce: str) -> str:
 
 
 def set_nonce_cookie(response: Response, request: Request, nonce: str, secure: bool | None) -> None:
-    response.set_cookie(NONCE_COOKIE, nonce, httponly=True, samesite="strict", secure=_secure(request, secure), path="/")
+    response.set_cookie(
+        NONCE_COOKIE, nonce, httponly=True, samesite="strict", secure=_secure(request, secure), path="/"
+    )

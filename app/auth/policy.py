@@ -9,10 +9,9 @@ from __future__ import annotations
 
 import enum
 import secrets
+from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Annotated
-
-from collections.abc import Iterator
 
 from fastapi import Depends, FastAPI, Request, params
 from fastapi.concurrency import run_in_threadpool

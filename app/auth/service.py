@@ -14,9 +14,9 @@ from app.auth.passwords import hash_password, needs_rehash, verify_password
 from app.auth.secrets_util import new_token, token_hash
 from app.config import Settings
 from app.db import utcnow
-from app.text import storable, storable_text
 from app.errors import DomainError, Invalid
 from app.lookup import get_or_404
+from app.text import storable, storable_text
 
 LOGIN_FAILED = "Unknown username or wrong password."
 API_TOKEN_PREFIX = "rlhf_"
@@ -139,4 +139,6 @@ def revoke_token(db: Session, *, user: User, token_id: int) -> ApiToken:
 
 
 def revoke_all_tokens(db: Session, user_id: int) -> None:
-    db.execute(update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow()))
+    db.execute(
+        update(ApiToken).where(ApiToken.user_id == user_id, ApiToken.revoked_at.is_(None)).values(revoked_at=utcnow())
+    )

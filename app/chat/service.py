@@ -47,7 +47,9 @@ def context_after(db: Session, *, user: User, assignment_id: int) -> Messages:
     assignment = get_assignment(db, user=user, assignment_id=assignment_id)
     if assignment.status is not AssignmentStatus.submitted:
         raise Conflict("judge this turn's two replies before continuing the conversation")
-    judgement = db.scalar(select(Judgement).where(Judgement.pair_id == assignment.pair_id, Judgement.annotator_id == user.id))
+    judgement = db.scalar(
+        select(Judgement).where(Judgement.pair_id == assignment.pair_id, Judgement.annotator_id == user.id)
+    )
     pair = db.get(Pair, assignment.pair_id)
     prompt = db.get(Prompt, pair.prompt_id)
     chosen = _chosen_text(db, pair, judgement)
@@ -81,10 +83,18 @@ def start_turn(
     return Turn(assignment_id=assignment.id, messages=messages)
 
 
-def _two_replies(generator: Generator, config: dict[str, Any], messages: Messages, settings: Settings) -> tuple[Generation, Generation, int]:
+def _two_replies(
+    generator: Generator, config: dict[str, Any], messages: Messages, settings: Settings
+) -> tuple[Generation, Generation, int]:
     for _ in range(ATTEMPTS):
         seed = secrets.randbelow(2**31)
-        params = SamplingParams(temperature=settings.chat_temperature, top_p=0.95, max_new_tokens=settings.chat_max_new_tokens, seed=seed, n=2)
+        params = SamplingParams(
+            temperature=settings.chat_temperature,
+            top_p=0.95,
+            max_new_tokens=settings.chat_max_new_tokens,
+            seed=seed,
+            n=2,
+        )
         try:
             reply = generator.generate(config, [messages], params)
         except GenerationError as exc:
@@ -104,27 +114,59 @@ def _chat_set(db: Session, user: User) -> PromptSet:
     return found
 
 
-def _store_turn(db: Session, settings: Settings, user: User, messages: Messages, policy_id: int,
-                replies: tuple[Generation, Generation], seed: int) -> PairAssignment:
+def _store_turn(
+    db: Session,
+    settings: Settings,
+    user: User,
+    messages: Messages,
+    policy_id: int,
+    replies: tuple[Generation, Generation],
+    seed: int,
+) -> PairAssignment:
     prompt_set = _chat_set(db, user)
     digest = content_hash(messages)
     prompt = db.scalar(select(Prompt).where(Prompt.prompt_set_id == prompt_set.id, Prompt.content_hash == digest))
     if prompt is None:
-        prompt = Prompt(prompt_set_id=prompt_set.id, messages=messages, content_hash=digest, source=PromptSource.chat, created_by_id=user.id)
+        prompt = Prompt(
+            prompt_set_id=prompt_set.id,
+            messages=messages,
+            content_hash=digest,
+            source=PromptSource.chat,
+            created_by_id=user.id,
+        )
         db.add(prompt)
         db.flush()
-    params = {"temperature": settings.chat_temperature, "top_p": 0.95, "max_new_tokens": settings.chat_max_new_tokens, "seed": seed, "n": 2, "mode": "chat"}
-    a, b = (Response(prompt_id=prompt.id, policy_version_id=policy_id, text=g.text, token_count=g.token_count,
-                     generation_params={**params, "sample": i, "finish_reason": g.finish_reason}) for i, g in enumerate(replies))
+    params = {
+        "temperature": settings.chat_temperature,
+        "top_p": 0.95,
+        "max_new_tokens": settings.chat_max_new_tokens,
+        "seed": seed,
+        "n": 2,
+        "mode": "chat",
+    }
+    a, b = (
+        Response(
+            prompt_id=prompt.id,
+            policy_version_id=policy_id,
+            text=g.text,
+            token_count=g.token_count,
+            generation_params={**params, "sample": i, "finish_reason": g.finish_reason},
+        )
+        for i, g in enumerate(replies)
+    )
     db.add_all([a, b])
     db.flush()
     pair = Pair(prompt_id=prompt.id, response_a_id=a.id, response_b_id=b.id, judgements_needed=1)
     db.add(pair)
     db.flush()
     now = utcnow()
-    assignment = PairAssignment(pair_id=pair.id, user_id=user.id, swapped=secrets.randbelow(2) == 1, assigned_at=now,
-                                leased_until=now + timedelta(minutes=settings.assignment_lease_minutes))
+    assignment = PairAssignment(
+        pair_id=pair.id,
+        user_id=user.id,
+        swapped=secrets.randbelow(2) == 1,
+        assigned_at=now,
+        leased_until=now + timedelta(minutes=settings.assignment_lease_minutes),
+    )
     db.add(assignment)
     db.commit()
     return assignment
-

@@ -27,8 +27,9 @@ def chat(request: Request, db: DbDep, user: CurrentUser, after: int | None = Non
     return _chat_page(request, db, user, after)
 
 
-def _chat_page(request: Request, db: DbDep, user: User, after: int | None, *, status_code: int = 200,
-               **context: object) -> Response:
+def _chat_page(
+    request: Request, db: DbDep, user: User, after: int | None, *, status_code: int = 200, **context: object
+) -> Response:
     messages = service.context_after(db, user=user, assignment_id=after) if after else []
     return render(request, "chat/chat.html", {"messages": messages, "after": after, **context}, status_code=status_code)
 
@@ -53,8 +54,9 @@ def chat_send(
         db,
         run,
         done=lambda turn: redirect(f"/chat/turns/{turn.assignment_id}"),
-        failed=lambda exc: _chat_page(request, db, user, after, error=exc.message, draft=message,
-                                      status_code=exc.status_code),
+        failed=lambda exc: _chat_page(
+            request, db, user, after, error=exc.message, draft=message, status_code=exc.status_code
+        ),
     )
 
 

@@ -71,7 +71,9 @@ def _non_null(schema: dict[str, Any], root: dict[str, Any]) -> tuple[dict[str, A
 def _kind(schema: dict[str, Any]) -> str:
     if "enum" in schema or "const" in schema:
         return "select"
-    return {"integer": "integer", "number": "number", "boolean": "boolean", "string": "text"}.get(schema.get("type", ""), "json")
+    return {"integer": "integer", "number": "number", "boolean": "boolean", "string": "text"}.get(
+        schema.get("type", ""), "json"
+    )
 
 
 def _shown(kind: str, default: Any) -> str:
@@ -107,13 +109,20 @@ def fields_for(schema: dict[str, Any], defaults: dict[str, Any] | None = None) -
         prop, nullable = _non_null(raw, schema)
         kind = _kind(prop)
         options = [str(v) for v in prop.get("enum", [prop["const"]] if "const" in prop else [])]
-        fields.append(ParamField(
-            name=name, label=str(raw.get("title") or name.replace("_", " ").capitalize()), kind=kind,
-            required=name in required, value=_shown(kind, defaults.get(name, raw.get("default", prop.get("default")))),
-            description=str(raw.get("description") or prop.get("description") or ""),
-            minimum=_bound(prop, "minimum", "exclusiveMinimum"), maximum=_bound(prop, "maximum", "exclusiveMaximum"),
-            options=options, nullable=nullable,
-        ))
+        fields.append(
+            ParamField(
+                name=name,
+                label=str(raw.get("title") or name.replace("_", " ").capitalize()),
+                kind=kind,
+                required=name in required,
+                value=_shown(kind, defaults.get(name, raw.get("default", prop.get("default")))),
+                description=str(raw.get("description") or prop.get("description") or ""),
+                minimum=_bound(prop, "minimum", "exclusiveMinimum"),
+                maximum=_bound(prop, "maximum", "exclusiveMaximum"),
+                options=options,
+                nullable=nullable,
+            )
+        )
     return fields
 
 

@@ -20,8 +20,8 @@ from app.deps import DbDep, SettingsDep
 from app.errors import DomainError, NotFound
 from app.jobs import registry, service
 from app.jobs.models import Job, JobStatus
-from app.jobs.registry import JobKind
 from app.jobs.policy import can_cancel
+from app.jobs.registry import JobKind
 from app.web import form_action, redirect, render
 
 router = APIRouter(prefix="/dashboard/jobs", tags=["dashboard pages"], dependencies=[allow(Access.researcher)])
@@ -70,28 +70,37 @@ def launch_form(request: Request, kind_name: str) -> Response:
 
 
 @router.post("/new/{kind_name}", name="dashboard_job_launch")
-def launch(request: Request, db: DbDep, settings: SettingsDep, user: CurrentUser, kind_name: str, form: FormData) -> Response:
+def launch(
+    request: Request, db: DbDep, settings: SettingsDep, user: CurrentUser, kind_name: str, form: FormData
+) -> Response:
     """Parse the form by the kind's schema and enqueue; on a bad value show the form again."""
     kind = _offered(kind_name)
     fields = model_fields(kind.params_model)
 
     def run() -> Job:
         params = parse_form(fields, form)
-        return service.create_job(db, kind=kind.name, params=params, created_by=user,
-                                  max_attempts=settings.job_max_attempts)
+        return service.create_job(
+            db, kind=kind.name, params=params, created_by=user, max_attempts=settings.job_max_attempts
+        )
 
     def failed(exc: DomainError) -> Response:
         field = (exc.field or "").removeprefix("params.")
         values = submitted_values(fields, form)
-        return _launch_page(request, kind, error=exc.message, error_field=field, values=values, status_code=exc.status_code)
+        return _launch_page(
+            request, kind, error=exc.message, error_field=field, values=values, status_code=exc.status_code
+        )
 
     return form_action(db, run, done=lambda job: redirect(f"/dashboard/jobs/{job.id}"), failed=failed)
 
 
 def curve_groups(kind: str) -> list[str]:
     """The plots a kind's page opens with (more appear as new metric names arrive)."""
-    if kind.startswith("ppo"):
+    if kind.startswith("ppo") or kind == "rloo":
         return ["reward", "kl", "entropy", "length"]
+    if kind == "online_dpo":
+        return ["score", "loss", "accuracy", "margin"]
+    if kind == "dpo":
+        return ["loss", "accuracy", "margin"]
     if kind in ("reward", "classifier", "sft") or "reward" in kind:
         return ["loss", "accuracy"]
     return []
@@ -119,8 +128,10 @@ def _download_link(job: Job, role: Role) -> str | None:
     return None
 
 
-TRAINS_ON = {"judgements": ("reward", "Train a reward model on this export"),
-             "labels": ("classifier", "Train a classifier on this export")}
+TRAINS_ON = {
+    "judgements": ("reward", "Train a reward model on this export"),
+    "labels": ("classifier", "Train a classifier on this export"),
+}
 
 
 def _train_links(job: Job) -> list[tuple[str, str]]:

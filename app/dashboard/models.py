@@ -9,7 +9,6 @@ are not battles (they say nothing about which version is better) and are left ou
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -17,10 +16,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from app.annotation.models import Choice, Judgement
-from app.errors import NotFound
+from app.finetune.core import scoring as reward_scoring
 from app.pool.models import Pair, Response
 from app.ratings.bradley_terry import Battle, leaderboard, win_rate_matrix
-from app.finetune.core import scoring as reward_scoring
 from app.registry.models import ModelKind, ModelVersion
 from app.registry.service import get_version, list_versions
 
@@ -60,7 +58,11 @@ def cross_version_battles(db: Session) -> list[Battle]:
         .join(Pair, Pair.id == Judgement.pair_id)
         .join(ra, ra.id == Pair.response_a_id)
         .join(rb, rb.id == Pair.response_b_id)
-        .where(ra.policy_version_id.is_not(None), rb.policy_version_id.is_not(None), ra.policy_version_id != rb.policy_version_id)
+        .where(
+            ra.policy_version_id.is_not(None),
+            rb.policy_version_id.is_not(None),
+            ra.policy_version_id != rb.policy_version_id,
+        )
     )
     battles = []
     for version_a, version_b, choice in db.execute(query):
@@ -79,9 +81,12 @@ def version_leaderboard(db: Session, *, rounds: int = BOOTSTRAP_ROUNDS) -> Versi
     battles = cross_version_battles(db)
     if not battles:
         return None
-    names = {version_id: name for version_id, name in db.execute(select(ModelVersion.id, ModelVersion.name))}
+    names = dict(db.execute(select(ModelVersion.id, ModelVersion.name)).all())
     board = leaderboard(battles, scale="elo", rounds=rounds, level=LEVEL)
-    rows = [RatingRow(r.model, names.get(r.model, f"#{r.model}"), r.rating, r.lower, r.upper, r.battles) for r in board.ratings]  # type: ignore[arg-type]
+    rows = [
+        RatingRow(r.model, names.get(r.model, f"#{r.model}"), r.rating, r.lower, r.upper, r.battles)
+        for r in board.ratings
+    ]  # type: ignore[arg-type]
     observed = win_rate_matrix(battles)
     order = [observed.models.index(row.version_id) for row in rows]
     matrix = observed.matrix()
@@ -117,4 +122,8 @@ def reward_rows(db: Session) -> list[dict[str, Any]]:
 
 def numeric_metrics(version: ModelVersion) -> list[tuple[str, float]]:
     """A version's numeric metrics by name, for the classifier table."""
-    return sorted((k, float(v)) for k, v in (version.metrics or {}).items() if isinstance(v, int | float) and not isinstance(v, bool))
+    return sorted(
+        (k, float(v))
+        for k, v in (version.metrics or {}).items()
+        if isinstance(v, int | float) and not isinstance(v, bool)
+    )

@@ -55,7 +55,10 @@ def judgements_per_day(db: Session, *, days: int = SERIES_DAYS, today: date | No
     since = datetime.combine(start, datetime.min.time(), tzinfo=UTC)
     rows = db.execute(select(day, func.count()).where(Judgement.created_at >= since).group_by(day))
     counts = {str(d): n for d, n in rows}
-    return [((start + timedelta(days=i)).isoformat(), counts.get((start + timedelta(days=i)).isoformat(), 0)) for i in range(days)]
+    return [
+        ((start + timedelta(days=i)).isoformat(), counts.get((start + timedelta(days=i)).isoformat(), 0))
+        for i in range(days)
+    ]
 
 
 def overview(db: Session, *, pool_target: int) -> Overview:
@@ -71,7 +74,9 @@ def overview(db: Session, *, pool_target: int) -> Overview:
         prompts=_count(db, select(func.count()).select_from(Prompt).where(Prompt.retired.is_(False))),
         pairs_pending=_count(db, select(func.count()).select_from(Pair).where(Pair.status == PairStatus.pending)),
         pairs_done=_count(db, select(func.count()).select_from(Pair).where(Pair.status == PairStatus.complete)),
-        judgements_today=_count(db, select(func.count()).select_from(Judgement).where(Judgement.created_at >= midnight)),
+        judgements_today=_count(
+            db, select(func.count()).select_from(Judgement).where(Judgement.created_at >= midnight)
+        ),
         judgements_total=_count(db, select(func.count()).select_from(Judgement)),
         active_annotators=_count(db, active),
         pool_target=pool_target,

@@ -96,7 +96,9 @@ def agreement_report(db: Session) -> AgreementReport:
 
 
 def _judgement_counts(db: Session, table: dict[int, AnnotatorStats]) -> None:
-    query = select(Judgement.annotator_id, Judgement.choice, func.count()).group_by(Judgement.annotator_id, Judgement.choice)
+    query = select(Judgement.annotator_id, Judgement.choice, func.count()).group_by(
+        Judgement.annotator_id, Judgement.choice
+    )
     by_choice: dict[int, dict[str, int]] = defaultdict(dict)
     for annotator_id, choice, n in db.execute(query):
         by_choice[annotator_id][_value(choice)] = n

@@ -70,11 +70,21 @@ def _after_action(request: Request, db: DbDep, action: Callable[[], object], nex
 def dashboard_promote(
     request: Request, db: DbDep, settings: SettingsDep, user: CurrentUser, version_id: int, csrf_token: FormToken = ""
 ) -> Response:
-    return _after_action(request, db, lambda: actions.promote(db, settings, version_id=version_id, actor=user),
-                         f"/dashboard/models?promoted={version_id}")
+    return _after_action(
+        request,
+        db,
+        lambda: actions.promote(db, settings, version_id=version_id, actor=user),
+        f"/dashboard/models?promoted={version_id}",
+    )
 
 
 @router.post("/models/{version_id}/archive", name="dashboard_archive")
-def dashboard_archive(request: Request, db: DbDep, user: CurrentUser, version_id: int, csrf_token: FormToken = "") -> Response:
-    return _after_action(request, db, lambda: actions.archive(db, version_id=version_id, actor=user),
-                         f"/dashboard/models?archived={version_id}")
+def dashboard_archive(
+    request: Request, db: DbDep, user: CurrentUser, version_id: int, csrf_token: FormToken = ""
+) -> Response:
+    return _after_action(
+        request,
+        db,
+        lambda: actions.archive(db, version_id=version_id, actor=user),
+        f"/dashboard/models?archived={version_id}",
+    )

@@ -13,8 +13,8 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from app.text import first_unstorable
 from app.errors import Invalid
+from app.text import first_unstorable
 
 MAX_ANNOTATORS = 200  # names in an include or exclude list; more is a typo, not a filter
 
@@ -50,9 +50,11 @@ class ExportFormat(enum.StrEnum):
 
     @property
     def media_type(self) -> str:
-        return {"csv": "text/csv; charset=utf-8", "parquet": "application/vnd.apache.parquet", "hf": "application/zip"}.get(
-            self.value, "application/x-ndjson"
-        )
+        return {
+            "csv": "text/csv; charset=utf-8",
+            "parquet": "application/vnd.apache.parquet",
+            "hf": "application/zip",
+        }.get(self.value, "application/x-ndjson")
 
 
 class Keep(enum.StrEnum):
@@ -78,8 +80,12 @@ class ExportFilters(BaseModel):
     date_to: date | None = Field(None, description="Judged (or written) on or before this day (UTC).")
     include_annotators: Names = Field(default_factory=list, description="Only these usernames (empty: everyone).")
     exclude_annotators: Names = Field(default_factory=list, description="Never these usernames.")
-    policy_version_id: int | None = Field(None, ge=1, description="Only pairs with a response from this policy version.")
-    min_agreement: float = Field(0.0, ge=0.0, le=1.0, description="Share of a pair's judgements that agree with its majority.")
+    policy_version_id: int | None = Field(
+        None, ge=1, description="Only pairs with a response from this policy version."
+    )
+    min_agreement: float = Field(
+        0.0, ge=0.0, le=1.0, description="Share of a pair's judgements that agree with its majority."
+    )
     ties: Keep = Field(Keep.drop, description="Tie verdicts (table formats only; preference formats always drop them).")
     both_bad: Keep = Field(Keep.drop, description="Both-bad verdicts (table formats only).")
     aggregation: Aggregation = Field(Aggregation.every, description="Every judgement, or each pair's majority.")
@@ -116,7 +122,17 @@ def split_names(value: str | None) -> list[str]:
     return [name for name in (value or "").replace(",", " ").split() if name]
 
 
-FORM_FIELDS = ("format", "prompt_set_id", "date_from", "date_to", "policy_version_id", "min_agreement", "ties", "both_bad", "aggregation")
+FORM_FIELDS = (
+    "format",
+    "prompt_set_id",
+    "date_from",
+    "date_to",
+    "policy_version_id",
+    "min_agreement",
+    "ties",
+    "both_bad",
+    "aggregation",
+)
 
 
 def params_from_strings(data: Any) -> ExportParams:

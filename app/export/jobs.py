@@ -29,6 +29,9 @@ def export_job(ctx: JobContext[ExportParams]) -> dict[str, Any]:
 
         result = export_to_folder(db, ctx.params, folder, on_chunk=on_chunk)
     rows = result["snapshot"]["counts"]["rows"]
-    ctx.reporter.log(f"wrote {rows:,} rows to {result['file']} ({result['bytes']:,} bytes); snapshot {result['snapshot']['sha256'][:12]}")
+    ctx.reporter.log(
+        f"wrote {rows:,} rows to {result['file']} ({result['bytes']:,} bytes); "
+        f"snapshot {result['snapshot']['sha256'][:12]}"
+    )
     ctx.reporter.progress(1.0, f"{rows:,} rows written")
     return result

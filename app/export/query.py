@@ -110,9 +110,19 @@ def judgements_query(filters: ExportFilters) -> Select[Any]:
     ra, rb = aliased(Response), aliased(Response)
     query = (
         select(
-            Pair.id.label("pair_id"), Judgement.id, Judgement.choice, Judgement.strength, Judgement.seconds, Judgement.created_at,
-            User.username, Prompt.prompt_set_id, Prompt.messages, ra.text.label("text_a"), rb.text.label("text_b"),
-            ra.policy_version_id.label("policy_a"), rb.policy_version_id.label("policy_b"),
+            Pair.id.label("pair_id"),
+            Judgement.id,
+            Judgement.choice,
+            Judgement.strength,
+            Judgement.seconds,
+            Judgement.created_at,
+            User.username,
+            Prompt.prompt_set_id,
+            Prompt.messages,
+            ra.text.label("text_a"),
+            rb.text.label("text_b"),
+            ra.policy_version_id.label("policy_a"),
+            rb.policy_version_id.label("policy_b"),
         )
         .join(Pair, Pair.id == Judgement.pair_id)  # keyed on pairs.id: the planner then walks pairs by its index
         .join(Prompt, Prompt.id == Pair.prompt_id)
@@ -145,12 +155,21 @@ def _value(choice: Any) -> str:
 def _row(group: list[Any], choice: str, annotator: str, agreement: float, *, one: Any | None) -> JudgedRow:
     first = one or group[0]
     return JudgedRow(
-        pair_id=first.pair_id, judgement_ids=(one.id,) if one is not None else tuple(r.id for r in group),
-        prompt_set_id=first.prompt_set_id, messages=list(first.messages), response_a=first.text_a, response_b=first.text_b,
-        policy_a=first.policy_a, policy_b=first.policy_b, choice=choice, strength=one.strength if one is not None else None,
-        annotator=annotator, seconds=one.seconds if one is not None else None,
+        pair_id=first.pair_id,
+        judgement_ids=(one.id,) if one is not None else tuple(r.id for r in group),
+        prompt_set_id=first.prompt_set_id,
+        messages=list(first.messages),
+        response_a=first.text_a,
+        response_b=first.text_b,
+        policy_a=first.policy_a,
+        policy_b=first.policy_b,
+        choice=choice,
+        strength=one.strength if one is not None else None,
+        annotator=annotator,
+        seconds=one.seconds if one is not None else None,
         created_at=one.created_at if one is not None else max(r.created_at for r in group),
-        judgements=len(group), agreement=agreement,
+        judgements=len(group),
+        agreement=agreement,
     )
 
 
@@ -241,7 +260,9 @@ def demonstrations_query(filters: ExportFilters) -> Select[Any]:
 def labels_query(filters: ExportFilters) -> Select[Any]:
     """(id, prompt messages, response text, quality, safety, username) of each filtered label."""
     query = (
-        select(ResponseLabel.id, Prompt.messages, Response.text, ResponseLabel.quality, ResponseLabel.safety, User.username)
+        select(
+            ResponseLabel.id, Prompt.messages, Response.text, ResponseLabel.quality, ResponseLabel.safety, User.username
+        )
         .join(Response, Response.id == ResponseLabel.response_id)
         .join(Prompt, Prompt.id == Response.prompt_id)
         .join(User, User.id == ResponseLabel.annotator_id)

@@ -20,8 +20,23 @@ HH_ROLES = {"user": "Human", "assistant": "Assistant", "system": "System"}
 # gets a leading apostrophe, which spreadsheets show as text and do not evaluate.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 TABLE_COLUMNS = (
-    "pair_id", "judgement_ids", "prompt_set_id", "prompt", "response_a", "response_b", "choice", "chosen", "rejected",
-    "strength", "annotator", "seconds", "created_at", "policy_version_a", "policy_version_b", "judgements", "agreement",
+    "pair_id",
+    "judgement_ids",
+    "prompt_set_id",
+    "prompt",
+    "response_a",
+    "response_b",
+    "choice",
+    "chosen",
+    "rejected",
+    "strength",
+    "annotator",
+    "seconds",
+    "created_at",
+    "policy_version_a",
+    "policy_version_b",
+    "judgements",
+    "agreement",
 )
 
 
@@ -79,7 +94,11 @@ def table_record(row: JudgedRow) -> dict[str, Any]:
 
 def sft_record(row: Any) -> dict[str, Any]:
     """A demonstration as a chat example: the prompt's messages, then the written answer."""
-    return {"messages": [*row.messages, *_reply(row.text)], "kind": getattr(row.kind, "value", row.kind), "annotator": row.username}
+    return {
+        "messages": [*row.messages, *_reply(row.text)],
+        "kind": getattr(row.kind, "value", row.kind),
+        "annotator": row.username,
+    }
 
 
 def label_record(row: Any) -> dict[str, Any]:

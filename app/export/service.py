@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from app.config import Settings
 from app.db import utcnow
 from app.errors import Invalid, NotFound
-from app.export import query, records as rec
+from app.export import query
+from app.export import records as rec
 from app.export.filters import ExportFormat, ExportParams
 from app.export.snapshot import IDS_SUFFIX, SNAPSHOT_SUFFIX, SnapshotBuilder, write_snapshot
 from app.export.writers import text_chunks, write_file
@@ -40,7 +41,12 @@ def file_name(fmt: ExportFormat, now: datetime | None = None) -> str:
 
 
 def records(
-    db: Session, params: ExportParams, snapshot: SnapshotBuilder, tally: query.Tally, *, on_chunk: query.ChunkDone | None = None
+    db: Session,
+    params: ExportParams,
+    snapshot: SnapshotBuilder,
+    tally: query.Tally,
+    *,
+    on_chunk: query.ChunkDone | None = None,
 ) -> Iterator[dict[str, Any]]:
     """The export's records in order, each one's source ids fed to the snapshot as it passes."""
     fmt = params.format
@@ -86,11 +92,19 @@ def export_to_folder(
     ids_partial.replace(ids_file)
     partial.replace(target)
     counts = asdict(tally) if params.format.source == "judgements" else {}
-    summary = {**snapshot.finish(**counts), "params": params.model_dump(mode="json"), "created_at": (now or utcnow()).isoformat()}
+    summary = {
+        **snapshot.finish(**counts),
+        "params": params.model_dump(mode="json"),
+        "created_at": (now or utcnow()).isoformat(),
+    }
     write_snapshot(snapshot_file, summary)
     return {
-        "format": params.format.value, "file": name, "ids_file": ids_file.name, "snapshot_file": snapshot_file.name,
-        "bytes": target.stat().st_size, "snapshot": summary,
+        "format": params.format.value,
+        "file": name,
+        "ids_file": ids_file.name,
+        "snapshot_file": snapshot_file.name,
+        "bytes": target.stat().st_size,
+        "snapshot": summary,
     }
 
 
@@ -126,4 +140,3 @@ def finished_export(db: Session, settings: Settings, job_id: int) -> tuple[Path,
     if not path.is_file():
         raise NotFound(f"the file of export {job_id} is gone from the data folder")
     return path, name, ExportFormat(job.result["format"])
-

@@ -75,7 +75,9 @@ def load_snapshot(db: Session, *, export_job_id: int, exports_dir: Path) -> Expo
     """The snapshot of a succeeded export job; ``NotFound`` / ``Invalid`` when there is none to use."""
     job = get_or_404(db, Job, export_job_id, "export", where=lambda j: j.kind == "export")
     if job.status is not JobStatus.succeeded or not job.result:
-        raise Invalid("export_job_id", f"export {export_job_id} is {job.status.value}; only a finished export can be used")
+        raise Invalid(
+            "export_job_id", f"export {export_job_id} is {job.status.value}; only a finished export can be used"
+        )
     folder = exports_dir / str(job.id)
     result = job.result
     return ExportSnapshot(

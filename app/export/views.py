@@ -68,18 +68,29 @@ def export_page(request: Request, db: DbDep) -> Response:
 @router.post("", name="export_launch")
 def export_launch(request: Request, db: DbDep, settings: SettingsDep, user: CurrentUser, form: FormData) -> Response:
     """Run the export as a job; the job's page shows its progress and, when done, the download."""
+
     def run() -> Job:
         params = params_from_strings(form)
-        return jobs.create_job(db, kind="export", params=params.model_dump(mode="json"), created_by=user,
-                               max_attempts=settings.job_max_attempts)
+        return jobs.create_job(
+            db,
+            kind="export",
+            params=params.model_dump(mode="json"),
+            created_by=user,
+            max_attempts=settings.job_max_attempts,
+        )
 
-    return form_action(db, run, done=lambda job: redirect(f"/dashboard/jobs/{job.id}"),
-                       failed=lambda exc: _refused(request, db, exc, form))
+    return form_action(
+        db,
+        run,
+        done=lambda job: redirect(f"/dashboard/jobs/{job.id}"),
+        failed=lambda exc: _refused(request, db, exc, form),
+    )
 
 
 @router.post("/download", name="export_download")
 def export_download(request: Request, db: DbDep, form: FormData) -> Response:
     """Stream a text-format export now (a POST, so the CSRF token stays out of URLs and logs)."""
+
     def run() -> Response:
         params = params_from_strings(form)
         body = stream_export(request.app.state.sessionmaker, params)

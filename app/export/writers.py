@@ -57,13 +57,27 @@ def text_chunks(fmt: ExportFormat, records: Iterable[dict[str, Any]]) -> Iterato
 def _parquet_schema() -> Any:
     import pyarrow as pa
 
-    return pa.schema([
-        ("pair_id", pa.int64()), ("judgement_ids", pa.string()), ("prompt_set_id", pa.int64()), ("prompt", pa.string()),
-        ("response_a", pa.string()), ("response_b", pa.string()), ("choice", pa.string()), ("chosen", pa.string()),
-        ("rejected", pa.string()), ("strength", pa.int64()), ("annotator", pa.string()), ("seconds", pa.float64()),
-        ("created_at", pa.string()), ("policy_version_a", pa.int64()), ("policy_version_b", pa.int64()),
-        ("judgements", pa.int64()), ("agreement", pa.float64()),
-    ])
+    return pa.schema(
+        [
+            ("pair_id", pa.int64()),
+            ("judgement_ids", pa.string()),
+            ("prompt_set_id", pa.int64()),
+            ("prompt", pa.string()),
+            ("response_a", pa.string()),
+            ("response_b", pa.string()),
+            ("choice", pa.string()),
+            ("chosen", pa.string()),
+            ("rejected", pa.string()),
+            ("strength", pa.int64()),
+            ("annotator", pa.string()),
+            ("seconds", pa.float64()),
+            ("created_at", pa.string()),
+            ("policy_version_a", pa.int64()),
+            ("policy_version_b", pa.int64()),
+            ("judgements", pa.int64()),
+            ("agreement", pa.float64()),
+        ]
+    )
 
 
 def write_parquet(path: Path, records: Iterable[dict[str, Any]]) -> None:
@@ -89,7 +103,9 @@ def write_hf_zip(path: Path, records: Iterable[dict[str, Any]]) -> None:
             for chunk in jsonl_chunks(records):
                 out.write(chunk)
         if source.stat().st_size:
-            dataset = Dataset.from_json(str(source), features=features, cache_dir=str(work / "cache"), keep_in_memory=False)
+            dataset = Dataset.from_json(
+                str(source), features=features, cache_dir=str(work / "cache"), keep_in_memory=False
+            )
         else:
             dataset = Dataset.from_dict({"prompt": [], "chosen": [], "rejected": []}, features=features)
         dataset.save_to_disk(str(work / "dataset"))

@@ -67,7 +67,10 @@ def _openai(config: Mapping[str, Any]) -> GenerationBackend:
     )
 
 
-_BUILDERS: dict[str, Callable[[Mapping[str, Any]], GenerationBackend]] = {"transformers": _transformers, "openai": _openai}
+_BUILDERS: dict[str, Callable[[Mapping[str, Any]], GenerationBackend]] = {
+    "transformers": _transformers,
+    "openai": _openai,
+}
 
 
 def _api_key(config: Mapping[str, Any]) -> str | None:
@@ -86,7 +89,7 @@ def _required_str(config: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def _positive(config: Mapping[str, Any], key: str, default: float, kind: type, *, allow_zero: bool = False) -> Any:  # noqa: ANN401
+def _positive(config: Mapping[str, Any], key: str, default: float, kind: type, *, allow_zero: bool = False) -> Any:
     value = config.get(key, default)
     if isinstance(value, bool) or not isinstance(value, (int, float)) or (kind is int and not isinstance(value, int)):
         raise InvalidBackendConfig(key, f"must be a {kind.__name__}, got {value!r}")

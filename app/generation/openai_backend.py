@@ -76,7 +76,9 @@ class OpenAIBackend:
         payloads = [self._payload(messages, params, k) for messages in prompts for k in range(params.n)]
         if len(payloads) <= 1 or self.max_concurrency == 1:
             return [self._complete(payload) for payload in payloads]
-        pool = ThreadPoolExecutor(max_workers=min(self.max_concurrency, len(payloads)), thread_name_prefix="chat-completions")
+        pool = ThreadPoolExecutor(
+            max_workers=min(self.max_concurrency, len(payloads)), thread_name_prefix="chat-completions"
+        )
         try:
             futures = [pool.submit(self._complete, payload) for payload in payloads]
             return [future.result() for future in futures]
@@ -125,7 +127,9 @@ class OpenAIBackend:
             if response.status_code < 500 and response.status_code not in RETRYABLE_STATUS:
                 raise RequestRejected(response.status_code, _snippet(response.text))
             failure = f"HTTP {response.status_code}: {_snippet(response.text)}"
-        raise BackendUnavailable(f"{self._client.base_url}chat/completions failed {self.max_retries + 1} times; last: {failure}")
+        raise BackendUnavailable(
+            f"{self._client.base_url}chat/completions failed {self.max_retries + 1} times; last: {failure}"
+        )
 
     def _backoff(self, attempt: int) -> float:
         """Exponential backoff with jitter, so concurrent callers do not retry in lockstep."""
@@ -144,8 +148,10 @@ def parse_chat_completion(response: httpx.Response) -> Generation:
         reason = choice["finish_reason"]
         tokens = body["usage"]["completion_tokens"]
     except (KeyError, IndexError, TypeError) as exc:
-        raise MalformedReply(f"reply lacks {exc!s} (want choices[0].message.content, choices[0].finish_reason, "
-                             f"usage.completion_tokens): {_snippet(response.text)}") from None
+        raise MalformedReply(
+            f"reply lacks {exc!s} (want choices[0].message.content, choices[0].finish_reason, "
+            f"usage.completion_tokens): {_snippet(response.text)}"
+        ) from None
     if not isinstance(content, str):
         raise MalformedReply(f"choices[0].message.content is {type(content).__name__}, not a string")
     if isinstance(tokens, bool) or not isinstance(tokens, int) or tokens < 0:

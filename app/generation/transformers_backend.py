@@ -46,7 +46,9 @@ class TransformersBackend:
         self._lock = threading.Lock()
 
     @classmethod
-    def from_path(cls, path: str | Path, *, batch_size: int = 32, dtype: str = "auto", device: str = "cpu") -> TransformersBackend:
+    def from_path(
+        cls, path: str | Path, *, batch_size: int = 32, dtype: str = "auto", device: str = "cpu"
+    ) -> TransformersBackend:
         """Load a checkpoint folder (e.g. one written by ``app.training.core.convert``) once."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
@@ -145,8 +147,9 @@ class TransformersBackend:
             yield
 
 
-def left_pad(rows: Sequence[Sequence[int]], pad_id: int,
-             device: torch.device | str = "cpu") -> tuple[torch.Tensor, torch.Tensor]:
+def left_pad(
+    rows: Sequence[Sequence[int]], pad_id: int, device: torch.device | str = "cpu"
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Token lists as a right-aligned (input_ids, attention_mask) pair, each (rows, longest), on ``device``.
 
     Prompts flush right, so every row's next token is generated at the same position; the pool's

@@ -30,9 +30,15 @@ MAX_IMPORT_BYTES = 4 * 1024**3  # decompressed; the full HH-RLHF train split is 
 
 class ImportParams(BaseModel):
     upload: str = Field(..., pattern=UPLOAD_NAME, description="The uploaded file's name in the imports folder.")
-    format: Literal["trl", "hh"] = Field("hh", description="TRL preference JSONL (plain or conversational) or HH-RLHF JSONL.")
-    name: str = Field(..., min_length=1, max_length=55, description="Source name: judgements come from 'external:<name>'.")
-    set_name: str | None = Field(None, max_length=200, description="Prompt set to import into; default 'external:<name>'.")
+    format: Literal["trl", "hh"] = Field(
+        "hh", description="TRL preference JSONL (plain or conversational) or HH-RLHF JSONL."
+    )
+    name: str = Field(
+        ..., min_length=1, max_length=55, description="Source name: judgements come from 'external:<name>'."
+    )
+    set_name: str | None = Field(
+        None, max_length=200, description="Prompt set to import into; default 'external:<name>'."
+    )
 
 
 def imports_dir(settings: Settings) -> Path:
@@ -62,12 +68,22 @@ def import_job(ctx: JobContext[ImportParams]) -> dict[str, Any]:
         with ctx.transaction() as db, path.open("rb") as stream:
             # On SQLite this transaction holds the write lock, so progress is reported only after it.
             report = import_preferences(
-                db, stream=stream, fmt=ctx.params.format, name=ctx.params.name, set_name=ctx.params.set_name,
-                max_bytes=MAX_IMPORT_BYTES, commit=False,
+                db,
+                stream=stream,
+                fmt=ctx.params.format,
+                name=ctx.params.name,
+                set_name=ctx.params.set_name,
+                max_bytes=MAX_IMPORT_BYTES,
+                commit=False,
             )
     except Invalid as exc:
         raise JobFailed(exc.message) from None
     path.unlink(missing_ok=True)
     ctx.reporter.log(str(report))
     ctx.reporter.progress(1.0, str(report))
-    return {"source": report.source, "prompt_set_id": report.prompt_set_id, "pairs": report.pairs, "new_prompts": report.new_prompts}
+    return {
+        "source": report.source,
+        "prompt_set_id": report.prompt_set_id,
+        "pairs": report.pairs,
+        "new_prompts": report.new_prompts,
+    }

@@ -23,10 +23,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any, BinaryIO
 
-from app.text import storable_text
 from app.errors import Invalid
 from app.prompts.importers import LineError, decoded_lines
 from app.prompts.validation import Messages, single_turn, validate_messages
+from app.text import storable_text
 
 FORMATS = ("trl", "hh")
 MAX_REPLY = 100_000  # characters in one reply
@@ -107,11 +107,14 @@ def _trl_row(number: int, record: dict[str, Any]) -> PreferenceRow:
         raise Invalid("prompt", "is missing (only the conversational format may leave it implicit)")
     if not isinstance(prompt, str):
         raise Invalid("prompt", "must be a string when chosen and rejected are strings")
-    return PreferenceRow(number, _prompt_messages(prompt), reply_text("chosen", chosen), reply_text("rejected", rejected))
+    return PreferenceRow(
+        number, _prompt_messages(prompt), reply_text("chosen", chosen), reply_text("rejected", rejected)
+    )
 
 
 def _prompt_messages(prompt: str) -> Messages:
-    """A plain prompt; a transcript ending with the Assistant cue (how multi-turn prompts are exported) is split into turns."""
+    """A plain prompt; a transcript ending with the Assistant cue (how multi-turn prompts are exported) is split
+    into turns."""
     stripped = prompt.rstrip()
     if prompt.startswith(("\n\nHuman: ", "\n\nSystem: ")) and stripped.endswith("\n\nAssistant:"):
         turns = _turns(stripped.removesuffix("\n\nAssistant:"))
@@ -129,7 +132,9 @@ def _conversational(number: int, prompt: Any, chosen: Any, rejected: Any) -> Pre
         prompt, chosen, rejected = chosen[:shared], chosen[shared:], rejected[shared:]
     if not isinstance(prompt, list):
         raise Invalid("prompt", "must be a message list when chosen and rejected are message lists")
-    return PreferenceRow(number, validate_messages(prompt), _completion("chosen", chosen), _completion("rejected", rejected))
+    return PreferenceRow(
+        number, validate_messages(prompt), _completion("chosen", chosen), _completion("rejected", rejected)
+    )
 
 
 def _completion(field: str, messages: list[Any]) -> str:
@@ -166,5 +171,5 @@ def _hh_row(number: int, record: dict[str, Any]) -> PreferenceRow:
     for key, transcript in (("chosen", chosen), ("rejected", rejected)):
         if not transcript.startswith(prefix):
             raise Invalid(key, "has no Assistant reply after the shared prompt")
-        replies.append(reply_text(key, transcript[len(prefix):]))
+        replies.append(reply_text(key, transcript[len(prefix) :]))
     return PreferenceRow(number, validate_messages(prompt), replies[0], replies[1])

@@ -154,14 +154,24 @@ def _prompt_ids(db: Session, load: _Load, rows: list[PreferenceRow]) -> list[int
         raise NotImplementedError(f"preference import supports PostgreSQL and SQLite, not {dialect}")
     hashes = [content_hash(row.messages) for row in rows]
     values = {
-        digest: {"prompt_set_id": load.set_id, "messages": row.messages, "content_hash": digest,
-                 "source": PromptSource.imported, "tags": [], "red_team": False, "retired": False, "created_at": load.now}
+        digest: {
+            "prompt_set_id": load.set_id,
+            "messages": row.messages,
+            "content_hash": digest,
+            "source": PromptSource.imported,
+            "tags": [],
+            "red_team": False,
+            "retired": False,
+            "created_at": load.now,
+        }
         for digest, row in zip(hashes, rows, strict=True)
     }
     statement = _INSERTS[dialect](Prompt).on_conflict_do_nothing(index_elements=["prompt_set_id", "content_hash"])
     db.execute(statement, list(values.values()))
-    query = select(Prompt.content_hash, Prompt.id).where(Prompt.prompt_set_id == load.set_id, Prompt.content_hash.in_(list(values)))
-    found = {digest: prompt_id for digest, prompt_id in db.execute(query)}
+    query = select(Prompt.content_hash, Prompt.id).where(
+        Prompt.prompt_set_id == load.set_id, Prompt.content_hash.in_(list(values))
+    )
+    found = dict(db.execute(query).all())
     return [found[digest] for digest in hashes]
 
 
@@ -177,20 +187,52 @@ def _flush(db: Session, load: _Load) -> None:
         return
     prompt_ids = _prompt_ids(db, load, rows)
     texts = [text for row in rows for text in (row.chosen, row.rejected)]
-    response_ids = _inserted_ids(db, Response, [
-        {"prompt_id": prompt_ids[i // 2], "source": load.source, "text": text, "generation_params": {}, "token_count": 0,
-         "created_at": load.now}
-        for i, text in enumerate(texts)
-    ])
-    pair_ids = _inserted_ids(db, Pair, [
-        {"prompt_id": prompt_ids[i], "response_a_id": response_ids[2 * i], "response_b_id": response_ids[2 * i + 1],
-         "judgements_needed": 1, "judgement_count": 1, "status": PairStatus.complete, "cross_version": False, "created_at": load.now}
-        for i in range(len(rows))
-    ])
-    db.execute(insert(Judgement), [
-        {"pair_id": pair_id, "annotator_id": load.annotator_id, "choice": Choice.a, "strength": None, "seconds": None,
-         "note": "", "created_at": load.now}
-        for pair_id in pair_ids
-    ])
+    response_ids = _inserted_ids(
+        db,
+        Response,
+        [
+            {
+                "prompt_id": prompt_ids[i // 2],
+                "source": load.source,
+                "text": text,
+                "generation_params": {},
+                "token_count": 0,
+                "created_at": load.now,
+            }
+            for i, text in enumerate(texts)
+        ],
+    )
+    pair_ids = _inserted_ids(
+        db,
+        Pair,
+        [
+            {
+                "prompt_id": prompt_ids[i],
+                "response_a_id": response_ids[2 * i],
+                "response_b_id": response_ids[2 * i + 1],
+                "judgements_needed": 1,
+                "judgement_count": 1,
+                "status": PairStatus.complete,
+                "cross_version": False,
+                "created_at": load.now,
+            }
+            for i in range(len(rows))
+        ],
+    )
+    db.execute(
+        insert(Judgement),
+        [
+            {
+                "pair_id": pair_id,
+                "annotator_id": load.annotator_id,
+                "choice": Choice.a,
+                "strength": None,
+                "seconds": None,
+                "note": "",
+                "created_at": load.now,
+            }
+            for pair_id in pair_ids
+        ],
+    )
     load.pairs += len(rows)
     rows.clear()

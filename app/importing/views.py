@@ -44,7 +44,7 @@ def import_upload(
     settings: SettingsDep,
     user: CurrentUser,
     file: Annotated[UploadFile | None, File()] = None,
-    format: ShortText = "hh",  # noqa: A002
+    format: ShortText = "hh",
     name: ShortText = "",
     set_name: ShortText = "",
 ) -> Response:

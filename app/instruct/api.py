@@ -44,8 +44,10 @@ class ReviewDetailOut(ReviewSetOut):
 class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     decision: Literal["approve", "reject"]
-    prompt_ids: Annotated[list[int] | None, Field(min_length=1, max_length=review.MAX_DECISION_IDS,
-                                                  description="null: every pending prompt of the set")] = None
+    prompt_ids: Annotated[
+        list[int] | None,
+        Field(min_length=1, max_length=review.MAX_DECISION_IDS, description="null: every pending prompt of the set"),
+    ] = None
 
 
 class DecisionOut(BaseModel):
@@ -56,8 +58,15 @@ class DecisionOut(BaseModel):
 
 def _set_out(summary: review.ReviewSummary) -> ReviewSetOut:
     s = summary.prompt_set
-    return ReviewSetOut(id=s.id, name=s.name, status=s.status, created_at=s.created_at, pending=summary.pending,
-                        approved=summary.approved, rejected=summary.rejected)
+    return ReviewSetOut(
+        id=s.id,
+        name=s.name,
+        status=s.status,
+        created_at=s.created_at,
+        pending=summary.pending,
+        approved=summary.approved,
+        rejected=summary.rejected,
+    )
 
 
 @read_router.get("/sets", response_model=list[ReviewSetOut])
@@ -68,8 +77,10 @@ def review_sets(db: DbDep) -> object:
 
 @read_router.get("/sets/{set_id}", response_model=ReviewDetailOut)
 def review_set(set_id: int, db: DbDep) -> object:
-    items = [ReviewPromptOut(id=p.id, text=p.messages[-1]["content"], state=state)
-             for p, state in review.review_prompts(db, set_id)]
+    items = [
+        ReviewPromptOut(id=p.id, text=p.messages[-1]["content"], state=state)
+        for p, state in review.review_prompts(db, set_id)
+    ]
     return ReviewDetailOut(**_set_out(review.review_summary(db, set_id)).model_dump(), prompts=items)
 
 

@@ -69,8 +69,9 @@ def state_of(prompt: Prompt) -> ReviewState:
 
 def create_review_set(db: Session, *, name: str, description: str, actor: User | None = None) -> PromptSet:
     """A new, empty set in the ``review`` state (flushed; the caller commits)."""
-    return prompts.create_set(db, name=name, description=description, status=PromptSetStatus.review, actor=actor,
-                              commit=False)
+    return prompts.create_set(
+        db, name=name, description=description, status=PromptSetStatus.review, actor=actor, commit=False
+    )
 
 
 def add_candidates(db: Session, *, set_id: int, texts: Sequence[str]) -> int:
@@ -86,8 +87,16 @@ def add_candidates(db: Session, *, set_id: int, texts: Sequence[str]) -> int:
         if digest in existing:
             continue
         existing.add(digest)
-        db.add(Prompt(prompt_set_id=set_id, messages=messages, content_hash=digest, source=PromptSource.self_instruct,
-                      tags=[SOURCE_TAG, PENDING_TAG], retired=True))
+        db.add(
+            Prompt(
+                prompt_set_id=set_id,
+                messages=messages,
+                content_hash=digest,
+                source=PromptSource.self_instruct,
+                tags=[SOURCE_TAG, PENDING_TAG],
+                retired=True,
+            )
+        )
         added += 1
     db.flush()
     return added
@@ -119,13 +128,22 @@ def list_review_sets(db: Session) -> list[ReviewSummary]:
 def review_summary(db: Session, set_id: int) -> ReviewSummary:
     prompt_set = prompts.get_set(db, set_id)
     states = [state_of(p) for p in _machine_prompts(db, set_id)]
-    return ReviewSummary(prompt_set, states.count(ReviewState.pending), states.count(ReviewState.approved),
-                         states.count(ReviewState.rejected))
+    return ReviewSummary(
+        prompt_set,
+        states.count(ReviewState.pending),
+        states.count(ReviewState.approved),
+        states.count(ReviewState.rejected),
+    )
 
 
 def _machine_prompts(db: Session, set_id: int) -> list[Prompt]:
-    return list(db.scalars(select(Prompt).where(Prompt.prompt_set_id == set_id,
-                                                Prompt.source == PromptSource.self_instruct).order_by(Prompt.id)))
+    return list(
+        db.scalars(
+            select(Prompt)
+            .where(Prompt.prompt_set_id == set_id, Prompt.source == PromptSource.self_instruct)
+            .order_by(Prompt.id)
+        )
+    )
 
 
 def review_prompts(db: Session, set_id: int) -> list[tuple[Prompt, ReviewState]]:
@@ -134,7 +152,9 @@ def review_prompts(db: Session, set_id: int) -> list[tuple[Prompt, ReviewState]]
     return [(p, state_of(p)) for p in _machine_prompts(db, set_id)]
 
 
-def decide(db: Session, *, set_id: int, decision: Decision | str, prompt_ids: Sequence[int] | None = None) -> DecisionReport:
+def decide(
+    db: Session, *, set_id: int, decision: Decision | str, prompt_ids: Sequence[int] | None = None
+) -> DecisionReport:
     """Approve or reject the given prompts (any state), or every pending one when ``prompt_ids`` is None.
 
     Every id is checked before anything changes, so a bad id writes nothing. Commits."""

@@ -32,20 +32,37 @@ from app.generation.types import GenerationBackend, Messages, SamplingParams
 
 # Why a candidate was not kept; the job reports counts under these names.
 EMPTY, TOO_SHORT, TOO_LONG, BAD_FORMAT, NOT_A_REQUEST, NEEDS_INPUT, UNSUPPORTED, TOO_SIMILAR = (
-    "empty", "too_short", "too_long", "bad_format", "not_a_request", "needs_input", "unsupported", "too_similar")
+    "empty",
+    "too_short",
+    "too_long",
+    "bad_format",
+    "not_a_request",
+    "needs_input",
+    "unsupported",
+    "too_similar",
+)
 REASONS = (EMPTY, TOO_SHORT, TOO_LONG, BAD_FORMAT, NOT_A_REQUEST, NEEDS_INPUT, UNSUPPORTED, TOO_SIMILAR)
 
-REQUEST = ("Here are some tasks people ask an assistant to do:\n{examples}\n\n"
-           "Write one new task that is different from all of these. Reply with the task only.")
-_MARKER = re.compile(r"^\s*(?:[-*•]\s*)?(?:\d{1,3}\s*[.):]\s*)?(?:(?:new\s+)?(?:task|instruction|prompt|question|q)\s*\d*\s*[:.-]\s*)?",
-                     re.IGNORECASE)
-_PREAMBLE = re.compile(r"^(here(?:'s| is| are)|sure|certainly|of course|okay|ok\b|great|fantastic|what an?|excitedly|"
-                       r"i(?:'d| would) like to|i(?:'ll| will)|let me|as an ai|this task|the task|new task|"
-                       r"in this task|task\b|answer\b|question\b|response\b)", re.IGNORECASE)
-_META = re.compile(r"\b(tasks?|the (?:list|examples?) above|these examples|the previous ones)\b",
-                   re.IGNORECASE)
-_UNSUPPORTED = re.compile(r"\b(images?|pictures?|photos?|videos?|graphs?|draw(?:ing)?|plot|diagrams?|"
-                          r"attached|attachments?|files?|https?://|www\.|url|link|audio|recording)\b", re.IGNORECASE)
+REQUEST = (
+    "Here are some tasks people ask an assistant to do:\n{examples}\n\n"
+    "Write one new task that is different from all of these. Reply with the task only."
+)
+_MARKER = re.compile(
+    r"^\s*(?:[-*•]\s*)?(?:\d{1,3}\s*[.):]\s*)?(?:(?:new\s+)?(?:task|instruction|prompt|question|q)\s*\d*\s*[:.-]\s*)?",
+    re.IGNORECASE,
+)
+_PREAMBLE = re.compile(
+    r"^(here(?:'s| is| are)|sure|certainly|of course|okay|ok\b|great|fantastic|what an?|excitedly|"
+    r"i(?:'d| would) like to|i(?:'ll| will)|let me|as an ai|this task|the task|new task|"
+    r"in this task|task\b|answer\b|question\b|response\b)",
+    re.IGNORECASE,
+)
+_META = re.compile(r"\b(tasks?|the (?:list|examples?) above|these examples|the previous ones)\b", re.IGNORECASE)
+_UNSUPPORTED = re.compile(
+    r"\b(images?|pictures?|photos?|videos?|graphs?|draw(?:ing)?|plot|diagrams?|"
+    r"attached|attachments?|files?|https?://|www\.|url|link|audio|recording)\b",
+    re.IGNORECASE,
+)
 # What a request to an assistant opens with when it is not a question: an imperative or a stated need.
 _REQUEST_START = re.compile(
     r"^(please |can you |could you |would you |help me |i need |i want |i'd like |i would like |i'm looking for |"
@@ -54,10 +71,14 @@ _REQUEST_START = re.compile(
     r"recommend|plan|make|compare|find|calculate|convert|check|generate|draft|outline|design|teach|show|share|"
     r"identify|classify|choose|propose|brainstorm|come up|turn|edit|correct|improve|simplify|help|prepare|"
     r"estimate|define|sort|rank|organi[sz]e|imagine|pretend|act as|offer|invent|devise|recall|predict)\b)",
-    re.IGNORECASE)
+    re.IGNORECASE,
+)
 # Points at an input the prompt does not carry ("Summarise the following text."), unless a colon brings it.
-_NEEDS_INPUT = re.compile(r"\b(the following|the given|the above|the process|this (?:text|sentence|paragraph|passage|"
-                          r"article|list|code|poem|story|email|essay|document|data|table))\b", re.IGNORECASE)
+_NEEDS_INPUT = re.compile(
+    r"\b(the following|the given|the above|the process|this (?:text|sentence|paragraph|passage|"
+    r"article|list|code|poem|story|email|essay|document|data|table))\b",
+    re.IGNORECASE,
+)
 _MARKUP = re.compile(r"<\||\|>|</?[a-z]+>|\{\{|\}\}|```|\[INST\]")
 
 
@@ -80,8 +101,12 @@ class Tally:
     rejected: Counter[str] = field(default_factory=Counter)
 
     def as_dict(self) -> dict[str, object]:
-        return {"requests": self.requests, "generated": self.generated, "kept": self.kept,
-                "rejected": {reason: self.rejected.get(reason, 0) for reason in REASONS}}
+        return {
+            "requests": self.requests,
+            "generated": self.generated,
+            "kept": self.kept,
+            "rejected": {reason: self.rejected.get(reason, 0) for reason in REASONS},
+        }
 
 
 class _CachedTokenizer:
@@ -200,9 +225,17 @@ def sample_examples(rng: random.Random, seeds: Sequence[str], kept: Sequence[str
     return examples
 
 
-def generate_instructions(backend: GenerationBackend, seeds: Sequence[str], index: SimilarityIndex, plan: Plan, *,
-                          rng: random.Random, tally: Tally | None = None, kept: list[str] | None = None,
-                          on_batch: Callable[[list[str], Tally], None] | None = None) -> list[str]:
+def generate_instructions(
+    backend: GenerationBackend,
+    seeds: Sequence[str],
+    index: SimilarityIndex,
+    plan: Plan,
+    *,
+    rng: random.Random,
+    tally: Tally | None = None,
+    kept: list[str] | None = None,
+    on_batch: Callable[[list[str], Tally], None] | None = None,
+) -> list[str]:
     """Ask, filter and keep until ``plan.target`` are kept or ``plan.max_candidates`` were seen.
 
     ``index`` must hold every existing prompt; kept instructions are added to it (and to ``kept``) as
@@ -215,8 +248,9 @@ def generate_instructions(backend: GenerationBackend, seeds: Sequence[str], inde
     kept = kept if kept is not None else []
     while tally.kept < plan.target and tally.generated < plan.max_candidates:
         requests = [build_request(sample_examples(rng, seeds, kept, plan)) for _ in range(plan.batch_size)]
-        seeded = SamplingParams(plan.sampling.temperature, plan.sampling.top_p, plan.sampling.max_new_tokens,
-                                rng.randrange(2**31), 1)
+        seeded = SamplingParams(
+            plan.sampling.temperature, plan.sampling.top_p, plan.sampling.max_new_tokens, rng.randrange(2**31), 1
+        )
         outputs = backend.generate(requests, seeded)
         tally.requests += len(requests)
         new = _filter_batch([g.text for g in outputs], index, plan, tally)

@@ -44,9 +44,16 @@ def review_list(request: Request, db: DbDep, job: int | None = None) -> Response
 
 
 @router.post("/jobs", name="self_instruct_start")
-def start(request: Request, db: DbDep, settings: SettingsDep, actor: CurrentUser, seed_set_id: ShortText = "",
-          target: ShortText = "50") -> Response:
+def start(
+    request: Request,
+    db: DbDep,
+    settings: SettingsDep,
+    actor: CurrentUser,
+    seed_set_id: ShortText = "",
+    target: ShortText = "50",
+) -> Response:
     """Queue a ``self_instruct`` job with the paper's defaults; the dashboard offers every parameter."""
+
     def run() -> Job:
         params = {"seed_set_id": _whole(seed_set_id, "seed_set_id"), "target": _whole(target, "target")}
         prompts.get_set(db, params["seed_set_id"])
@@ -90,7 +97,9 @@ def parse_action(action: str, selected: list[int]) -> tuple[str, list[int] | Non
 
 
 @router.post("/{set_id}/decide", name="self_instruct_decide")
-def decide(request: Request, db: DbDep, set_id: int, action: ShortText = "", prompt_ids: IdList | None = None) -> Response:
+def decide(
+    request: Request, db: DbDep, set_id: int, action: ShortText = "", prompt_ids: IdList | None = None
+) -> Response:
     def run() -> review.DecisionReport:
         decision, ids = parse_action(action, prompt_ids or [])
         return review.decide(db, set_id=set_id, decision=decision, prompt_ids=ids)

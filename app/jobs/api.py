@@ -82,7 +82,10 @@ def jobs_list(
 
 @router.get("/kinds", response_model=list[KindOut])
 def kinds_list() -> object:
-    return [KindOut(name=k.name, params_schema=k.params_model.model_json_schema()) for k in registry.kinds(offered_in_ui=True)]
+    return [
+        KindOut(name=k.name, params_schema=k.params_model.model_json_schema())
+        for k in registry.kinds(offered_in_ui=True)
+    ]
 
 
 @router.post("", response_model=JobOut, status_code=status.HTTP_201_CREATED)

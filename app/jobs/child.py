@@ -135,7 +135,7 @@ def _call_handler(
     try:
         importlib.import_module(spec.module)
         kind = registry.get_kind(claim.kind)
-    except Exception as exc:  # noqa: BLE001 - e.g. a library missing on this machine: maybe not on another
+    except Exception as exc:
         _log_traceback(reporter)
         return Outcome.crashed, f"cannot load job kind {claim.kind!r} from {spec.module}: {exc}"[:2000], None
     raw = with_retry(lambda: _load_params(sessions, claim.job_id), what="load params", deadline_seconds=60)
@@ -155,7 +155,7 @@ def _call_handler(
         return None, None, None
     except JobFailed as exc:
         return Outcome.failed, str(exc) or type(exc).__name__, None
-    except Exception as exc:  # noqa: BLE001 - any handler error is this attempt's crash
+    except Exception as exc:
         _log_traceback(reporter)
         if isinstance(exc, _ResultError):
             return Outcome.failed, str(exc), None
@@ -205,5 +205,5 @@ class _LogForwarder(logging.Handler):
             return  # our own retry chatter would recurse into the writes it reports on
         try:
             self._reporter.log(f"{record.levelname} {record.name}: {record.getMessage()}")
-        except Exception:  # noqa: BLE001 - logging must never break the job
+        except Exception:
             self.handleError(record)

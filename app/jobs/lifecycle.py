@@ -118,7 +118,11 @@ def claim_next(db: Session, *, worker_id: str, kinds: Collection[str], lease_sec
 def heartbeat(db: Session, claim: Claim) -> Beat:
     """Prove the attempt is alive; learn whether it was cancelled or taken away meanwhile."""
     row = db.execute(
-        update(Job).where(claim.owns()).values(heartbeat_at=utcnow()).returning(Job.cancel_requested).execution_options(**NO_SYNC)
+        update(Job)
+        .where(claim.owns())
+        .values(heartbeat_at=utcnow())
+        .returning(Job.cancel_requested)
+        .execution_options(**NO_SYNC)
     ).first()
     if row is None:
         return Beat.lost
@@ -152,7 +156,11 @@ def record_report(
         job.progress, job.progress_message = progress[0], progress[1][:500]
     if log_lines:
         job.log_tail = appended(job.log_tail, log_lines)
-    points = [{"job_id": claim.job_id, "step": p.step, "name": p.name[:100], "value": p.value} for p in metrics if math.isfinite(p.value)]
+    points = [
+        {"job_id": claim.job_id, "step": p.step, "name": p.name[:100], "value": p.value}
+        for p in metrics
+        if math.isfinite(p.value)
+    ]
     if points:
         db.execute(insert(JobMetric), points)
     db.flush()

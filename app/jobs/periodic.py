@@ -72,7 +72,11 @@ def take_lease(db: Session, *, name: str, holder: str, seconds: float, now: date
 
 def _ensure_row(db: Session, name: str) -> None:
     """Create the task's lease row if missing; concurrent creators do not conflict."""
-    db.execute(upsert_insert(db.get_bind().dialect.name, PeriodicLease).values(name=name).on_conflict_do_nothing(index_elements=["name"]))
+    db.execute(
+        upsert_insert(db.get_bind().dialect.name, PeriodicLease)
+        .values(name=name)
+        .on_conflict_do_nothing(index_elements=["name"])
+    )
 
 
 def run_due(sessions: sessionmaker[Session], settings: Settings, *, holder: str) -> list[str]:
@@ -88,6 +92,6 @@ def run_due(sessions: sessionmaker[Session], settings: Settings, *, holder: str)
             with transaction(sessions) as db:
                 task.run(db, settings)
             ran.append(task.name)
-        except Exception:  # noqa: BLE001 - one broken task must not take the worker down
+        except Exception:
             log.exception("periodic task %s failed", task.name)
     return ran

@@ -16,14 +16,26 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
-from app.text import first_unstorable
 from app.errors import Invalid
+from app.text import first_unstorable
 
 if TYPE_CHECKING:
     from app.jobs.context import JobContext
 
 # Modules that define the kinds every deployment has.
-BUILTIN_JOB_MODULES: tuple[str, ...] = ("app.pool.jobs", "app.versions.jobs", "app.export.jobs", "app.importing.jobs", "app.finetune.reward.job", "app.finetune.classifier.job", "app.finetune.ppo.job", "app.finetune.sft.job", "app.instruct.self_instruct_job", "app.finetune.dpo.job", "app.finetune.rloo.job")
+BUILTIN_JOB_MODULES: tuple[str, ...] = (
+    "app.pool.jobs",
+    "app.versions.jobs",
+    "app.export.jobs",
+    "app.importing.jobs",
+    "app.finetune.reward.job",
+    "app.finetune.classifier.job",
+    "app.finetune.ppo.job",
+    "app.finetune.sft.job",
+    "app.instruct.self_instruct_job",
+    "app.finetune.dpo.job",
+    "app.finetune.rloo.job",
+)
 JOB_MODULES_ENV = "RLHF_JOB_MODULES"
 
 Handler = Callable[["JobContext"], dict[str, Any]]
@@ -57,7 +69,10 @@ def register(name: str, params: type[BaseModel], *, offered_in_ui: bool = True) 
     def decorate(handler: Handler) -> Handler:
         kind = JobKind(name=name, params_model=params, handler=handler, offered_in_ui=offered_in_ui)
         existing = _KINDS.get(name)
-        if existing is not None and (existing.module, existing.handler.__qualname__) != (kind.module, handler.__qualname__):
+        if existing is not None and (existing.module, existing.handler.__qualname__) != (
+            kind.module,
+            handler.__qualname__,
+        ):
             raise ValueError(f"job kind {name!r} is already registered by {existing.module}")
         _KINDS[name] = kind
         return handler

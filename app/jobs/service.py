@@ -25,7 +25,12 @@ MAX_PAGE = 200
 
 
 def enqueue(
-    db: Session, *, kind: str, params: dict[str, Any] | None = None, created_by: User | None = None, max_attempts: int | None = None
+    db: Session,
+    *,
+    kind: str,
+    params: dict[str, Any] | None = None,
+    created_by: User | None = None,
+    max_attempts: int | None = None,
 ) -> Job:
     """Validate and add a queued job to ``db`` without committing (the caller's commit publishes it)."""
     stored = registry.validate_params(kind, params)
@@ -84,7 +89,12 @@ def cancel(db: Session, *, job_id: int, actor: User) -> Job:
     done = db.execute(
         update(Job)
         .where(Job.id == job_id, Job.status == JobStatus.queued)
-        .values(status=JobStatus.cancelled, cancel_requested=True, finished_at=utcnow(), progress_message="cancelled before it ran")
+        .values(
+            status=JobStatus.cancelled,
+            cancel_requested=True,
+            finished_at=utcnow(),
+            progress_message="cancelled before it ran",
+        )
         .execution_options(synchronize_session=False)
     )
     if done.rowcount == 0:

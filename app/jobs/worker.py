@@ -128,7 +128,9 @@ class Ending(enum.Enum):
 class Worker:
     """One worker's loop; ``run_worker`` builds it with an engine of its own."""
 
-    def __init__(self, settings: Settings, sessions: sessionmaker[Session], *, worker_id: str, stop: threading.Event) -> None:
+    def __init__(
+        self, settings: Settings, sessions: sessionmaker[Session], *, worker_id: str, stop: threading.Event
+    ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.worker_id = worker_id
@@ -143,7 +145,7 @@ class Worker:
         while not self.stop.is_set():
             try:
                 worked = self.step()
-            except Exception:  # noqa: BLE001 - a bug in one pass must not end the worker
+            except Exception:
                 log.exception("worker %s: pass failed", self.worker_id)
                 worked = False
             ran += int(worked)
@@ -192,12 +194,14 @@ class Worker:
                 log.warning("worker %s: re-queued or failed jobs with expired leases: %s", self.worker_id, found)
         try:
             periodic.run_due(self.sessions, self.settings, holder=self.worker_id)
-        except Exception as exc:  # noqa: BLE001 - an outage here is retried next time
+        except Exception as exc:
             log.warning("worker %s: periodic tasks skipped (%s)", self.worker_id, first_line(exc))
 
     def claim(self) -> Claim | None:
         """Take the oldest queued job this worker can run; None when there is none or no database."""
-        take = partial(claim_next, worker_id=self.worker_id, kinds=registry.names(), lease_seconds=self.settings.job_lease_seconds)
+        take = partial(
+            claim_next, worker_id=self.worker_id, kinds=registry.names(), lease_seconds=self.settings.job_lease_seconds
+        )
         result = self._db("claim", take)
         return result if isinstance(result, Claim) else None
 
@@ -205,9 +209,11 @@ class Worker:
         """Run the claimed attempt in a child process and see that its ending is recorded."""
         try:
             process = self._start_child(claim)
-        except Exception as exc:  # noqa: BLE001 - e.g. out of processes or memory: this attempt's crash
+        except Exception as exc:
             log.exception("job %d: could not start its process", claim.job_id)
-            self._record(claim, partial(end_attempt, claim=claim, outcome=Outcome.crashed, error=f"could not start: {exc}"))
+            self._record(
+                claim, partial(end_attempt, claim=claim, outcome=Outcome.crashed, error=f"could not start: {exc}")
+            )
             return
         ending = Ending.stop
         try:
@@ -292,5 +298,5 @@ class Worker:
 
         try:
             with_retry(write, what=f"job {claim.job_id} settle", deadline_seconds=deadline)
-        except Exception as exc:  # noqa: BLE001 - the lease expiry will recover the job instead
+        except Exception as exc:
             log.error("job %d: could not record its ending (%s); its lease will expire", claim.job_id, first_line(exc))

@@ -83,7 +83,9 @@ def usable(a: Generation, b: Generation) -> bool:
 class PairSampler:
     """Samples pairs for planned items from the promoted policy (A) and, for cross pairs, another (B)."""
 
-    def __init__(self, generator: Generator, policy: PolicyRef, sampling: Sampling, *, rng: random.Random, attempts: int) -> None:
+    def __init__(
+        self, generator: Generator, policy: PolicyRef, sampling: Sampling, *, rng: random.Random, attempts: int
+    ) -> None:
         self.generator = generator
         self.policy = policy
         self.sampling = sampling
@@ -135,11 +137,17 @@ class PairSampler:
     def _call(self, version: PolicyRef, prompts: list[Messages], *, n: int, stats: BatchStats) -> list[Sample]:
         seed = self.rng.getrandbits(31)
         params = SamplingParams(
-            temperature=self.sampling.temperature, top_p=self.sampling.top_p, max_new_tokens=self.sampling.max_new_tokens, seed=seed, n=n
+            temperature=self.sampling.temperature,
+            top_p=self.sampling.top_p,
+            max_new_tokens=self.sampling.max_new_tokens,
+            seed=seed,
+            n=n,
         )
         reply = self.generator.generate(version.config, prompts, params)
         stats.load_seconds += reply.load_seconds
         stats.generate_seconds += reply.seconds
         stats.pids.add(reply.pid)
         stats.tokens += sum(g.token_count for g in reply.generations)
-        return [Sample(version=version, generation=g, seed=seed, index=k % n, n=n) for k, g in enumerate(reply.generations)]
+        return [
+            Sample(version=version, generation=g, seed=seed, index=k % n, n=n) for k, g in enumerate(reply.generations)
+        ]

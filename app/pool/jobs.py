@@ -24,12 +24,18 @@ REFILL_EVERY_SECONDS = 10.0
 class GenerateParams(BaseModel):
     """Parameters of a ``generate`` job; unset sampling fields take the ``RLHF_POOL_*`` settings."""
 
-    pairs: int | None = Field(None, ge=1, le=10_000, description="Pairs to add; default: fill the pool up to RLHF_POOL_TARGET.")
-    min_pairs: int = Field(0, ge=0, le=10_000, description="Add at least this many even when the pool is full (a nudge).")
+    pairs: int | None = Field(
+        None, ge=1, le=10_000, description="Pairs to add; default: fill the pool up to RLHF_POOL_TARGET."
+    )
+    min_pairs: int = Field(
+        0, ge=0, le=10_000, description="Add at least this many even when the pool is full (a nudge)."
+    )
     temperature: float | None = Field(None, ge=0, le=5, description="Sampling temperature; 0 is greedy.")
     top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
     max_new_tokens: int | None = Field(None, ge=1, le=8192, description="Longest response, in tokens.")
-    cross_version_share: float | None = Field(None, ge=0, le=1, description="Share of pairs with B from another ready version.")
+    cross_version_share: float | None = Field(
+        None, ge=0, le=1, description="Share of pairs with B from another ready version."
+    )
     seed: int | None = Field(None, ge=0, description="Makes the job's sampling reproducible.")
     reason: str = Field("manual", max_length=50, description="Who asked: refill, nudge, promotion, manual.")
 

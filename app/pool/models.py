@@ -25,7 +25,9 @@ class Response(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     prompt_id: Mapped[int] = mapped_column(ForeignKey("prompts.id", ondelete="CASCADE"), index=True)
-    policy_version_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"), index=True)
+    policy_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("model_versions.id", ondelete="SET NULL"), index=True
+    )
     source: Mapped[str] = mapped_column(String(200), default="")  # e.g. "external:hh-rlhf" for imported responses
     text: Mapped[str] = mapped_column(Text)
     generation_params: Mapped[dict[str, Any]] = mapped_column(JSONType, default=dict)

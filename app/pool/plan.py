@@ -60,7 +60,11 @@ def other_policies(db: Session, *, promoted_id: int) -> list[PolicyRef]:
     """Ready policy versions besides the promoted one: the B side of cross-version pairs."""
     versions = db.scalars(
         select(ModelVersion)
-        .where(ModelVersion.kind == ModelKind.policy, ModelVersion.status == ModelStatus.ready, ModelVersion.id != promoted_id)
+        .where(
+            ModelVersion.kind == ModelKind.policy,
+            ModelVersion.status == ModelStatus.ready,
+            ModelVersion.id != promoted_id,
+        )
         .order_by(ModelVersion.id)
     )
     return [policy_ref(v) for v in versions]
@@ -79,7 +83,10 @@ def active_prompt_count(db: Session) -> int:
 def choose_prompts(db: Session, settings: Settings, *, count: int, rng: random.Random) -> list[PlannedPair]:
     """``count`` prompts for new pairs, least-covered first; empty when no active prompt exists."""
     pending = (
-        select(Pair.prompt_id, func.count().label("n")).where(Pair.status == PairStatus.pending).group_by(Pair.prompt_id).subquery()
+        select(Pair.prompt_id, func.count().label("n"))
+        .where(Pair.status == PairStatus.pending)
+        .group_by(Pair.prompt_id)
+        .subquery()
     )
     rows = db.execute(
         select(Prompt.id, func.coalesce(pending.c.n, 0))
@@ -110,7 +117,9 @@ def cross_count(planned_before: int, batch: int, share: float) -> int:
     return round((planned_before + batch) * share) - round(planned_before * share)
 
 
-def assign_cross(items: list[PlannedPair], others: list[PolicyRef], *, count: int, rng: random.Random) -> list[PlannedPair]:
+def assign_cross(
+    items: list[PlannedPair], others: list[PolicyRef], *, count: int, rng: random.Random
+) -> list[PlannedPair]:
     """Mark ``count`` of ``items`` (chosen at random) as cross-version, each with a random other version."""
     if not others or count <= 0:
         return items

@@ -39,7 +39,7 @@ class Setup:
     share: float  # of pairs that are cross-version
 
 
-def plan_job(db: Session, settings: Settings, params: Any, job_id: int) -> Setup | None:  # noqa: ANN401 - GenerateParams
+def plan_job(db: Session, settings: Settings, params: Any, job_id: int) -> Setup | None:
     """What this attempt should do; None without a promoted policy."""
     version = registry.promoted_policy(db)
     if version is None:

@@ -81,7 +81,10 @@ def pool_counts(db: Session) -> list[VersionCount]:
     counts: dict[int | None, list[int]] = {}
     for version_id, cross, n in rows:
         counts.setdefault(version_id, [0, 0])[1 if cross else 0] += n
-    versions = {v.id: v for v in db.scalars(select(ModelVersion).where(ModelVersion.id.in_([k for k in counts if k is not None])))}
+    versions = {
+        v.id: v
+        for v in db.scalars(select(ModelVersion).where(ModelVersion.id.in_([k for k in counts if k is not None])))
+    }
     result = []
     for version_id, (same, cross) in counts.items():
         version = versions.get(version_id) if version_id is not None else None
@@ -106,7 +109,12 @@ def list_pending(db: Session, *, limit: int = PAGE_SIZE, offset: int = 0) -> tup
 
 def generation_job(db: Session) -> Job | None:
     """A generate job that is queued or running, if any."""
-    query = select(Job).where(Job.kind == GENERATE, Job.status.in_((JobStatus.queued, JobStatus.running))).order_by(Job.id).limit(1)
+    query = (
+        select(Job)
+        .where(Job.kind == GENERATE, Job.status.in_((JobStatus.queued, JobStatus.running)))
+        .order_by(Job.id)
+        .limit(1)
+    )
     return db.scalar(query)
 
 
@@ -166,7 +174,10 @@ def store_pairs(
     """Write up to ``limit`` candidates as responses and pending pairs; returns (pairs, cross-version)."""
     stored = cross = 0
     for candidate in candidates[: max(limit, 0)]:
-        a, b = (_response(candidate.item.prompt_id, sample, sampling, candidate.attempt) for sample in (candidate.a, candidate.b))
+        a, b = (
+            _response(candidate.item.prompt_id, sample, sampling, candidate.attempt)
+            for sample in (candidate.a, candidate.b)
+        )
         db.add_all([a, b])
         db.flush()
         is_cross = candidate.item.other is not None
@@ -199,5 +210,9 @@ def made_by_job(db: Session, job_id: int) -> int:
 def lock_promoted(db: Session, version_id: int) -> bool:
     """Lock the policy's row and say whether it is still the promoted one (checked before storing
     pairs, so a job never adds pairs for a policy that a promotion just retired)."""
-    status = db.scalar(select(ModelVersion.status).where(ModelVersion.id == version_id, ModelVersion.kind == ModelKind.policy).with_for_update())
+    status = db.scalar(
+        select(ModelVersion.status)
+        .where(ModelVersion.id == version_id, ModelVersion.kind == ModelKind.policy)
+        .with_for_update()
+    )
     return status is ModelStatus.promoted

@@ -25,7 +25,8 @@ def pool_page(request: Request, db: DbDep, settings: SettingsDep, page: int = 1,
     pairs, total = service.list_pending(db, limit=service.PAGE_SIZE, offset=(page - 1) * service.PAGE_SIZE)
     promoted = registry.promoted_policy(db)
     ctx = {
-        "pairs": pairs, "total": total, "page": page, "pages": max((total + service.PAGE_SIZE - 1) // service.PAGE_SIZE, 1),
+        "pairs": pairs, "total": total, "page": page,
+        "pages": max((total + service.PAGE_SIZE - 1) // service.PAGE_SIZE, 1),
         "counts": service.pool_counts(db), "promoted": promoted, "target": settings.pool_target,
         "promoted_pending": service.pending_count(db, version_id=promoted.id) if promoted else 0,
         "job": service.generation_job(db), "queued": queued,

@@ -109,7 +109,7 @@ class WarmServer:
         while True:
             try:
                 conn = listener.accept()
-            except Exception as exc:  # noqa: BLE001 - a bad handshake must not end the server
+            except Exception as exc:
                 log.warning("refused a connection: %s", exc)
                 continue
             threading.Thread(target=self._serve_connection, args=(conn,), daemon=True, name="warm-client").start()
@@ -152,7 +152,7 @@ class WarmServer:
                 with self._model_lock:
                     return self._generate(request)
             return {"ok": False, "kind": "request", "error": f"unknown op {op!r}"}
-        except Exception as exc:  # noqa: BLE001 - reported to the job, which decides
+        except Exception as exc:
             from app.generation import InvalidBackendConfig
 
             kind = "config" if isinstance(exc, InvalidBackendConfig) else "generation"
@@ -214,7 +214,9 @@ def main(argv: list[str] | None = None) -> None:
         import torch
 
         torch.set_num_threads(args.threads)
-    server = WarmServer(args.socket, owner_pid=args.owner_pid, idle_seconds=args.idle_seconds, max_models=args.max_models)
+    server = WarmServer(
+        args.socket, owner_pid=args.owner_pid, idle_seconds=args.idle_seconds, max_models=args.max_models
+    )
     server.serve(authkey)
 
 

@@ -92,7 +92,10 @@ class WarmClient:
                 conn.send(request)
                 if not conn.poll(self.settings.generation_timeout_seconds):
                     self.kill_server()
-                    raise GenerationError(f"no answer from the warm generation process in {self.settings.generation_timeout_seconds:.0f} s; killed it")
+                    raise GenerationError(
+                        "no answer from the warm generation process in "
+                        f"{self.settings.generation_timeout_seconds:.0f} s; killed it"
+                    )
                 reply = conn.recv()
             except (EOFError, OSError) as exc:
                 self._drop()
@@ -165,15 +168,19 @@ class WarmClient:
                 if conn is not None:
                     return conn
                 if process.poll() is not None:
-                    raise GenerationError(f"the warm generation process exited with {process.returncode}; see {self._log_path()}")
+                    raise GenerationError(
+                        f"the warm generation process exited with {process.returncode}; see {self._log_path()}"
+                    )
                 time.sleep(0.05)
             process.kill()
             raise GenerationError(f"the warm generation process did not listen within {START_TIMEOUT_SECONDS:.0f} s")
 
     def _spawn(self) -> subprocess.Popen[bytes]:
         command = [
-            sys.executable, "-m", "app.pool.warm", "--socket", str(self.socket_path), "--owner-pid", str(self.owner_pid),
-            "--idle-seconds", str(self.settings.generation_idle_seconds), "--max-models", str(self.settings.generation_max_models),
+            sys.executable, "-m", "app.pool.warm", "--socket", str(self.socket_path),
+            "--owner-pid", str(self.owner_pid),
+            "--idle-seconds", str(self.settings.generation_idle_seconds),
+            "--max-models", str(self.settings.generation_max_models),
             "--threads", str(self.settings.generation_threads or 0),
         ]  # fmt: skip
         # OpenMP threads that spin-wait while other processes hold the cores slow decoding 5-10x on a
@@ -201,7 +208,13 @@ class WarmClient:
 
 
 def _params(params: SamplingParams) -> dict[str, Any]:
-    return {"temperature": params.temperature, "top_p": params.top_p, "max_new_tokens": params.max_new_tokens, "seed": params.seed, "n": params.n}
+    return {
+        "temperature": params.temperature,
+        "top_p": params.top_p,
+        "max_new_tokens": params.max_new_tokens,
+        "seed": params.seed,
+        "n": params.n,
+    }
 
 
 def _checked(reply: dict[str, Any]) -> dict[str, Any]:

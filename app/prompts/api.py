@@ -22,6 +22,7 @@ PREFIX = "/api/v1/prompt-sets"
 read_router = APIRouter(prefix=PREFIX, tags=["prompts"], dependencies=[allow(Access.researcher)])
 admin_router = APIRouter(prefix=PREFIX, tags=["prompts"], dependencies=[allow(Access.admin)])
 
+
 class StrictBody(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
@@ -149,7 +150,7 @@ def sets_import(
     db: DbDep,
     actor: CurrentUser,
     file: Annotated[UploadFile, File(description="JSONL or CSV, UTF-8, at most 50 MB")],
-    format: Annotated[Literal["jsonl", "csv"] | None, Form(description="default: from the file name")] = None,  # noqa: A002
+    format: Annotated[Literal["jsonl", "csv"] | None, Form(description="default: from the file name")] = None,
 ) -> object:
     """All or nothing: a file with any bad line answers 422 with every bad line listed."""
     fmt = detect_format(file.filename, format)
@@ -160,7 +161,9 @@ def sets_import(
     except ImportRejected as exc:
         bad = [{"line": e.line, "message": e.message} for e in exc.errors]
         return problem(422, "Invalid input", exc.message, field="file", bad_lines=bad, bad_line_count=exc.total)
-    return ImportReportOut(prompt_set_id=report.prompt_set_id, read=report.read, imported=report.imported, duplicates=report.duplicates)
+    return ImportReportOut(
+        prompt_set_id=report.prompt_set_id, read=report.read, imported=report.imported, duplicates=report.duplicates
+    )
 
 
 @read_router.get("/{set_id}/prompts", response_model=PromptPage)
@@ -182,13 +185,20 @@ def prompts_get(set_id: int, prompt_id: int, db: DbDep) -> object:
 
 @admin_router.post("/{set_id}/prompts", response_model=PromptOut, status_code=status.HTTP_201_CREATED)
 def prompts_add(set_id: int, body: PromptIn, db: DbDep, actor: CurrentUser) -> object:
-    return service.add_prompt(db, set_id=set_id, messages=_messages(body), tags=body.tags, red_team=body.red_team, actor=actor)
+    return service.add_prompt(
+        db, set_id=set_id, messages=_messages(body), tags=body.tags, red_team=body.red_team, actor=actor
+    )
 
 
 @admin_router.patch("/{set_id}/prompts/{prompt_id}", response_model=PromptOut)
 def prompts_update(set_id: int, prompt_id: int, body: PromptUpdate, db: DbDep) -> object:
     messages = [m.model_dump() for m in body.messages] if body.messages is not None else None
     return service.update_prompt(
-        db, set_id=set_id, prompt_id=prompt_id, messages=messages, tags=body.tags, red_team=body.red_team, retired=body.retired
+        db,
+        set_id=set_id,
+        prompt_id=prompt_id,
+        messages=messages,
+        tags=body.tags,
+        red_team=body.red_team,
+        retired=body.retired,
     )
-

@@ -75,7 +75,9 @@ def describe_size(n: int) -> str:
 
 
 def too_large(max_bytes: int) -> TooLarge:
-    return TooLarge(f"file: larger than the {describe_size(max_bytes)} limit; split it into smaller files", field="file")
+    return TooLarge(
+        f"file: larger than the {describe_size(max_bytes)} limit; split it into smaller files", field="file"
+    )
 
 
 def check_size(size: int | None, max_bytes: int) -> None:
@@ -92,7 +94,7 @@ def decoded_lines(stream: BinaryIO, *, max_bytes: int | None = MAX_UPLOAD_BYTES)
         if max_bytes is not None and total > max_bytes:
             raise too_large(max_bytes)
         if number == 1 and raw.startswith(codecs.BOM_UTF8):
-            raw = raw[len(codecs.BOM_UTF8):]
+            raw = raw[len(codecs.BOM_UTF8) :]
         try:
             yield raw.decode("utf-8")
         except UnicodeDecodeError:

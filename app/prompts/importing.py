@@ -142,7 +142,9 @@ def _flush(db: Session, progress: _Progress) -> None:
     progress.pending.clear()
 
 
-def import_path(db: Session, *, path: Path, set_name: str, create: bool = False, fmt: str | None = None) -> tuple[PromptSet, ImportReport]:
+def import_path(
+    db: Session, *, path: Path, set_name: str, create: bool = False, fmt: str | None = None
+) -> tuple[PromptSet, ImportReport]:
     """The CLI's import: by set name, optionally creating the set in the same transaction, so
     a rejected file leaves no empty set behind. A local file has no size cap."""
     fmt = detect_format(path.name, fmt)

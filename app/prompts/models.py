@@ -31,7 +31,9 @@ class PromptSet(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     name: Mapped[str] = mapped_column(String(200), unique=True)
     description: Mapped[str] = mapped_column(Text, default="")
-    status: Mapped[PromptSetStatus] = mapped_column(str_enum(PromptSetStatus, "prompt_set_status"), default=PromptSetStatus.active)
+    status: Mapped[PromptSetStatus] = mapped_column(
+        str_enum(PromptSetStatus, "prompt_set_status"), default=PromptSetStatus.active
+    )
     judgements_per_pair: Mapped[int | None] = mapped_column(Integer)  # k; None: the global setting
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -9,7 +9,7 @@ import enum
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import ColumnElement, Select, case, exists, func, select
+from sqlalchemy import ColumnElement, Select, case, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -153,8 +153,13 @@ def list_prompts(
 
 
 def get_prompt(db: Session, *, set_id: int, prompt_id: int) -> Prompt:
-    return get_or_404(db, Prompt, prompt_id, where=lambda p: p.prompt_set_id == set_id,
-                      message=f"prompt {prompt_id} not found in set {set_id}")
+    return get_or_404(
+        db,
+        Prompt,
+        prompt_id,
+        where=lambda p: p.prompt_set_id == set_id,
+        message=f"prompt {prompt_id} not found in set {set_id}",
+    )
 
 
 def _refuse_duplicate(db: Session, set_id: int, digest: str, *, other_than: int | None = None) -> None:

@@ -11,9 +11,9 @@ import hashlib
 import json
 from typing import Any
 
-from app.text import storable_text
 from app.errors import Invalid
 from app.prompts.models import PromptSetStatus
+from app.text import storable_text
 
 ROLES = ("system", "user", "assistant")
 MAX_MESSAGES = 50

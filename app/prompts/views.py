@@ -30,31 +30,55 @@ JsonText = Annotated[str, Form(max_length=3_000_000)]
 
 def _sets_page(request: Request, db: DbDep, *, status_code: int = 200, **context: object) -> Response:
     summaries = service.list_sets(db)
-    return render(request, "prompts/sets.html", {"sets": summaries, "statuses": list(PromptSetStatus), **context}, status_code=status_code)
+    return render(
+        request,
+        "prompts/sets.html",
+        {"sets": summaries, "statuses": list(PromptSetStatus), **context},
+        status_code=status_code,
+    )
 
 
-def _set_page(request: Request, db: DbDep, set_id: int, *, page: int = 1, status_code: int = 200, **context: object) -> Response:
+def _set_page(
+    request: Request, db: DbDep, set_id: int, *, page: int = 1, status_code: int = 200, **context: object
+) -> Response:
     summary = service.set_summary(db, set_id)
     page = max(page, 1)
-    prompts, total = service.list_prompts(db, set_id=set_id, limit=service.PAGE_SIZE, offset=(page - 1) * service.PAGE_SIZE)
+    prompts, total = service.list_prompts(
+        db, set_id=set_id, limit=service.PAGE_SIZE, offset=(page - 1) * service.PAGE_SIZE
+    )
     pages = max((total + service.PAGE_SIZE - 1) // service.PAGE_SIZE, 1)
     ctx = {
         "summary": summary, "prompt_set": summary.prompt_set, "prompts": prompts, "total": total, "page": page,
-        "pages": pages, "statuses": list(PromptSetStatus), "max_upload": describe_size(importers.MAX_UPLOAD_BYTES), **context,
+        "pages": pages, "statuses": list(PromptSetStatus), "max_upload": describe_size(importers.MAX_UPLOAD_BYTES),
+        **context,
     }  # fmt: skip
     return render(request, "prompts/set_detail.html", ctx, status_code=status_code)
 
 
 def _after(
-    request: Request, db: DbDep, set_id: int, action: Callable[[], Any], *, form: dict[str, str] | None = None, page: int = 1
+    request: Request,
+    db: DbDep,
+    set_id: int,
+    action: Callable[[], Any],
+    *,
+    form: dict[str, str] | None = None,
+    page: int = 1,
 ) -> Response:
     """Run an admin action and go back to the same page of the set; a refusal is shown on that page."""
     return form_action(
         db,
         action,
         done=lambda _: redirect(f"/admin/prompt-sets/{set_id}" + (f"?page={page}" if page > 1 else "")),
-        failed=lambda exc: _set_page(request, db, set_id, page=page, status_code=exc.status_code, error=exc.message,
-                                     error_field=exc.field, form=form or {}),
+        failed=lambda exc: _set_page(
+            request,
+            db,
+            set_id,
+            page=page,
+            status_code=exc.status_code,
+            error=exc.message,
+            error_field=exc.field,
+            form=form or {},
+        ),
     )
 
 
@@ -86,16 +110,23 @@ def sets_list(request: Request, db: DbDep) -> Response:
 
 @router.post("", name="prompt_sets_create")
 def sets_create(
-    request: Request, db: DbDep, actor: CurrentUser, name: ShortText = "", description: ShortText = "", judgements_per_pair: ShortText = ""
+    request: Request,
+    db: DbDep,
+    actor: CurrentUser,
+    name: ShortText = "",
+    description: ShortText = "",
+    judgements_per_pair: ShortText = "",
 ) -> Response:
     form = {"name": name, "description": description, "judgements_per_pair": judgements_per_pair}
     return form_action(
         db,
-        lambda: service.create_set(db, name=name, description=description, judgements_per_pair=judgements_per_pair,
-                                   actor=actor),
+        lambda: service.create_set(
+            db, name=name, description=description, judgements_per_pair=judgements_per_pair, actor=actor
+        ),
         done=lambda created: redirect(f"/admin/prompt-sets/{created.id}?created=1"),
-        failed=lambda exc: _sets_page(request, db, error=exc.message, error_field=exc.field, form=form,
-                                      status_code=exc.status_code),
+        failed=lambda exc: _sets_page(
+            request, db, error=exc.message, error_field=exc.field, form=form, status_code=exc.status_code
+        ),
     )
 
 
@@ -106,10 +137,17 @@ def set_detail(request: Request, db: DbDep, set_id: int, page: int = 1, created:
 
 @router.post("/{set_id}/settings", name="prompt_set_settings")
 def set_settings(
-    request: Request, db: DbDep, set_id: int, description: ShortText = "", judgements_per_pair: ShortText = "", status: ShortText = ""
+    request: Request,
+    db: DbDep,
+    set_id: int,
+    description: ShortText = "",
+    judgements_per_pair: ShortText = "",
+    status: ShortText = "",
 ) -> Response:
     def action() -> None:
-        service.update_set(db, set_id=set_id, description=description, judgements_per_pair=judgements_per_pair, status=status)
+        service.update_set(
+            db, set_id=set_id, description=description, judgements_per_pair=judgements_per_pair, status=status
+        )
 
     return _after(request, db, set_id, action)
 
@@ -121,9 +159,10 @@ def set_import(
     actor: CurrentUser,
     set_id: int,
     file: Annotated[UploadFile, File()],
-    format: ShortText = "",  # noqa: A002
+    format: ShortText = "",
 ) -> Response:
     """Shows the report on the set's page; a rejected file lists every bad line there."""
+
     def run() -> ImportReport:
         fmt = detect_format(file.filename, format or None)
         limit = importers.MAX_UPLOAD_BYTES
@@ -132,8 +171,9 @@ def set_import(
 
     def failed(exc: DomainError) -> Response:
         if isinstance(exc, ImportRejected):
-            return _set_page(request, db, set_id, import_errors=exc.errors, import_error_total=exc.total,
-                             status_code=422)
+            return _set_page(
+                request, db, set_id, import_errors=exc.errors, import_error_total=exc.total, status_code=422
+            )
         return _set_page(request, db, set_id, error=exc.message, error_field=exc.field, status_code=exc.status_code)
 
     return form_action(db, run, done=lambda report: _set_page(request, db, set_id, report=report), failed=failed)
@@ -158,11 +198,14 @@ def prompt_add(
     return _after(request, db, set_id, action, form=form)
 
 
-def _edit_page(request: Request, db: DbDep, set_id: int, prompt_id: int, *, status_code: int = 200, **context: object) -> Response:
+def _edit_page(
+    request: Request, db: DbDep, set_id: int, prompt_id: int, *, status_code: int = 200, **context: object
+) -> Response:
     prompt = service.get_prompt(db, set_id=set_id, prompt_id=prompt_id)
     ctx = {
         "prompt_set": service.get_set(db, set_id), "prompt": prompt,
-        "messages_json": json.dumps(prompt.messages, indent=2, ensure_ascii=False), "tags": ", ".join(prompt.tags), **context,
+        "messages_json": json.dumps(prompt.messages, indent=2, ensure_ascii=False), "tags": ", ".join(prompt.tags),
+        **context,
     }  # fmt: skip
     return render(request, "prompts/prompt_edit.html", ctx, status_code=status_code)
 
@@ -185,15 +228,17 @@ def prompt_save(
         db,
         run,
         done=lambda _: redirect(f"/admin/prompt-sets/{set_id}/prompts/{prompt_id}?saved=1"),
-        failed=lambda exc: _edit_page(request, db, set_id, prompt_id, error=exc.message, status_code=exc.status_code,
-                                      **form),
+        failed=lambda exc: _edit_page(
+            request, db, set_id, prompt_id, error=exc.message, status_code=exc.status_code, **form
+        ),
     )
 
 
 def _set_prompt_flag(request: Request, db: DbDep, set_id: int, prompt_id: int, page: int, **flag: bool) -> Response:
     """Turn one of a prompt's switches (``retired``, ``red_team``) on or off, back on the same page of its set."""
-    return _after(request, db, set_id, lambda: service.update_prompt(db, set_id=set_id, prompt_id=prompt_id, **flag),
-                  page=page)
+    return _after(
+        request, db, set_id, lambda: service.update_prompt(db, set_id=set_id, prompt_id=prompt_id, **flag), page=page
+    )
 
 
 @router.post("/{set_id}/prompts/{prompt_id}/retired", name="prompt_retired")

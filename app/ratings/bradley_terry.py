@@ -125,9 +125,7 @@ def _tally(battles: Iterable[BattleLike]) -> _Tally:
     )
 
 
-def _fit(
-    tally: _Tally, weights: np.ndarray, l2: float, start: np.ndarray | None = None
-) -> np.ndarray:
+def _fit(tally: _Tally, weights: np.ndarray, l2: float, start: np.ndarray | None = None) -> np.ndarray:
     """θ minimising mean NLL + l2·‖θ‖² over the cells, each weighted by its battle count.
 
     Per battle, −[y·log σ(d) + (1−y)·log σ(−d)] = softplus(d) − y·d with d = θ_i − θ_j, whose
@@ -145,15 +143,16 @@ def _fit(
         return nll + l2 * theta @ theta, grad + 2.0 * l2 * theta
 
     x0 = np.zeros(n) if start is None else start
-    result = minimize(objective, x0, jac=True, method="L-BFGS-B",
-                      options={"gtol": 1e-9, "ftol": 1e-13, "maxiter": 10_000})
+    result = minimize(
+        objective, x0, jac=True, method="L-BFGS-B", options={"gtol": 1e-9, "ftol": 1e-13, "maxiter": 10_000}
+    )
     return result.x - result.x.mean()
 
 
 def fit_bradley_terry(battles: Iterable[BattleLike], *, l2: float = 1e-6) -> dict[Hashable, float]:
     """Maximum-likelihood log-strengths θ (mean 0) of every model in ``battles``."""
     tally = _tally(battles)
-    return dict(zip(tally.models, _fit(tally, tally.count, l2).tolist()))
+    return dict(zip(tally.models, _fit(tally, tally.count, l2).tolist(), strict=True))
 
 
 def _bootstrap(tally: _Tally, theta: np.ndarray, rounds: int, seed: int, l2: float) -> np.ndarray:

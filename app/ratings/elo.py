@@ -85,17 +85,13 @@ class OnlineElo:
         score = game_score(choice, self.both_bad)
         if score is None:
             return False
-        self.ratings[a], self.ratings[b] = elo_update(
-            self.rating(a), self.rating(b), score, self.k, self.scale
-        )
+        self.ratings[a], self.ratings[b] = elo_update(self.rating(a), self.rating(b), score, self.k, self.scale)
         self.games[a] += 1
         self.games[b] += 1
         return True
 
 
-def elo_ratings(
-    games: Iterable[Game | tuple[Hashable, Hashable, Choice]], **options: object
-) -> dict[Hashable, float]:
+def elo_ratings(games: Iterable[Game | tuple[Hashable, Hashable, Choice]], **options: object) -> dict[Hashable, float]:
     """Replay ``games`` in order through an :class:`OnlineElo` built with ``options``."""
     elo = OnlineElo(**options)  # type: ignore[arg-type]
     for game in games:
@@ -125,13 +121,11 @@ def normalise_per_prompt(
         values = [ratings[r] for r in responses]
         if method == "logistic":
             mean = math.fsum(values) / len(values)
-            rewards.update({r: expected_score(v, mean, scale) for r, v in zip(responses, values)})
+            rewards.update({r: expected_score(v, mean, scale) for r, v in zip(responses, values, strict=True)})
         elif method == "minmax":
             low, high = min(values), max(values)
             span = high - low
-            rewards.update(
-                {r: (v - low) / span if span > 0 else 0.5 for r, v in zip(responses, values)}
-            )
+            rewards.update({r: (v - low) / span if span > 0 else 0.5 for r, v in zip(responses, values, strict=True)})
         else:
             raise ValueError(f"unknown normalisation {method!r}")
     return rewards

@@ -53,6 +53,8 @@ def check_name_free(db: Session, name: str, job_id: int) -> None:
 def child_serving_config(parent: ModelVersion, path: Path) -> dict[str, Any]:
     """How the pool serves a policy trained from ``parent`` into ``path``: in-process from the new folder,
     with the parent's in-process settings (batch size, device, dtype) when it had them."""
-    inherited = dict(parent.config or {}) if (parent.config or {}).get("backend", "transformers") == "transformers" else {}
+    inherited = (
+        dict(parent.config or {}) if (parent.config or {}).get("backend", "transformers") == "transformers" else {}
+    )
     inherited.setdefault("batch_size", 32)
     return {**inherited, "backend": "transformers", "path": str(path.resolve())}

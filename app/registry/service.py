@@ -38,8 +38,15 @@ def register(
     if db.scalar(select(ModelVersion.id).where(ModelVersion.name == name)) is not None:
         raise Conflict(f"a model version named {name!r} exists already", field="name")
     version = ModelVersion(
-        name=name, kind=kind, path=path, base_model=base_model, parent_id=parent_id, metrics=metrics or {},
-        config=config or {}, created_by_job_id=job_id, status=status,
+        name=name,
+        kind=kind,
+        path=path,
+        base_model=base_model,
+        parent_id=parent_id,
+        metrics=metrics or {},
+        config=config or {},
+        created_by_job_id=job_id,
+        status=status,
     )
     db.add(version)
     db.flush()
@@ -47,8 +54,13 @@ def register(
 
 
 def get_version(db: Session, version_id: int, *, kind: ModelKind | None = None) -> ModelVersion:
-    return get_or_404(db, ModelVersion, version_id, f"{kind.value if kind else 'model'} version",
-                      where=lambda v: kind is None or v.kind is kind)
+    return get_or_404(
+        db,
+        ModelVersion,
+        version_id,
+        f"{kind.value if kind else 'model'} version",
+        where=lambda v: kind is None or v.kind is kind,
+    )
 
 
 def list_versions(db: Session, *, kind: ModelKind | None = None, include_archived: bool = True) -> list[ModelVersion]:
@@ -61,12 +73,19 @@ def list_versions(db: Session, *, kind: ModelKind | None = None, include_archive
 
 
 def promoted_policy(db: Session) -> ModelVersion | None:
-    return db.scalar(select(ModelVersion).where(ModelVersion.kind == ModelKind.policy, ModelVersion.status == ModelStatus.promoted))
+    return db.scalar(
+        select(ModelVersion).where(ModelVersion.kind == ModelKind.policy, ModelVersion.status == ModelStatus.promoted)
+    )
 
 
 def latest_ready(db: Session, kind: ModelKind) -> ModelVersion | None:
     usable = (ModelStatus.ready, ModelStatus.promoted)
-    return db.scalar(select(ModelVersion).where(ModelVersion.kind == kind, ModelVersion.status.in_(usable)).order_by(ModelVersion.id.desc()).limit(1))
+    return db.scalar(
+        select(ModelVersion)
+        .where(ModelVersion.kind == kind, ModelVersion.status.in_(usable))
+        .order_by(ModelVersion.id.desc())
+        .limit(1)
+    )
 
 
 def promote(db: Session, *, version_id: int) -> tuple[ModelVersion | None, ModelVersion]:
@@ -76,7 +95,9 @@ def promote(db: Session, *, version_id: int) -> tuple[ModelVersion | None, Model
     The partial unique index guarantees one promoted policy even if two researchers click at once."""
     version = get_version(db, version_id)
     if version.kind is not ModelKind.policy:
-        raise Invalid("version_id", f"only policy versions are promoted; {version.name} is a {version.kind.value} model")
+        raise Invalid(
+            "version_id", f"only policy versions are promoted; {version.name} is a {version.kind.value} model"
+        )
     if version.status not in (ModelStatus.ready, ModelStatus.promoted):
         raise Conflict(f"{version.name} is {version.status.value}; only a ready version can be promoted")
     previous = promoted_policy(db)

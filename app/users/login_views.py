@@ -18,7 +18,7 @@ router = APIRouter(tags=["auth pages"])
 
 
 @router.get("/login", name="login_form", dependencies=[allow(Access.public)])
-def login_form(request: Request, next: str = "/") -> Response:  # noqa: A002 - the query parameter's name
+def login_form(request: Request, next: str = "/") -> Response:
     if getattr(request.state, "principal", None):
         return redirect(safe_next(next))
     return render_anonymous_form(request, "auth/login.html", {"next": safe_next(next)})
@@ -31,7 +31,7 @@ def login(
     settings: SettingsDep,
     username: Annotated[str, Form(max_length=200)] = "",
     password: Annotated[str, Form(max_length=1000)] = "",
-    next: Annotated[str, Form(max_length=2000)] = "/",  # noqa: A002
+    next: Annotated[str, Form(max_length=2000)] = "/",
 ) -> Response:
     ip = request.client.host if request.client else "unknown"
     try:
@@ -39,12 +39,20 @@ def login(
     except (auth_service.LoginFailed, TooManyRequests) as exc:
         status = exc.status_code
         return render_anonymous_form(
-            request, "auth/login.html", {"error": exc.message, "username": username, "next": safe_next(next)}, status_code=status
+            request,
+            "auth/login.html",
+            {"error": exc.message, "username": username, "next": safe_next(next)},
+            status_code=status,
         )
     response = redirect(safe_next(next))
     max_age = int(settings.session_lifetime_hours * 3600)
     cookies.set_session_cookie(
-        response, request, secret=settings.ensure_secret_key(), raw_id=new.raw_id, max_age_s=max_age, secure=settings.cookie_secure
+        response,
+        request,
+        secret=settings.ensure_secret_key(),
+        raw_id=new.raw_id,
+        max_age_s=max_age,
+        secure=settings.cookie_secure,
     )
     return response
 

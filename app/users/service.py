@@ -43,7 +43,9 @@ def parse_role(value: str | Role) -> Role:
     try:
         return Role(value)
     except ValueError:
-        raise Invalid("role", f"unknown role {str(value)[:40]!r}; use one of: {', '.join(r.value for r in Role)}") from None
+        raise Invalid(
+            "role", f"unknown role {str(value)[:40]!r}; use one of: {', '.join(r.value for r in Role)}"
+        ) from None
 
 
 def create_user(db: Session, *, username: str, password: str, role: str | Role, commit: bool = True) -> User:
@@ -82,7 +84,13 @@ def _guard_last_admin(db: Session, user: User) -> None:
 
 
 def update_user(
-    db: Session, *, actor: User, user_id: int, role: str | Role | None = None, active: bool | None = None, password: str | None = None
+    db: Session,
+    *,
+    actor: User,
+    user_id: int,
+    role: str | Role | None = None,
+    active: bool | None = None,
+    password: str | None = None,
 ) -> User:
     """Apply any of the changes in one transaction: a refused change leaves the others unwritten."""
     user = get_user(db, user_id)

@@ -23,7 +23,10 @@ ShortText = Annotated[str, Form(max_length=1000)]
 
 def _users_page(request: Request, db: DbDep, *, status_code: int = 200, **context: object) -> Response:
     return render(
-        request, "users/list.html", {"users": service.list_users(db), "roles": list(Role), **context}, status_code=status_code
+        request,
+        "users/list.html",
+        {"users": service.list_users(db), "roles": list(Role), **context},
+        status_code=status_code,
     )
 
 
@@ -33,7 +36,9 @@ def users_list(request: Request, db: DbDep) -> Response:
 
 
 @admin.post("", name="users_create")
-def users_create(request: Request, db: DbDep, username: ShortText = "", password: ShortText = "", role: ShortText = "annotator") -> Response:
+def users_create(
+    request: Request, db: DbDep, username: ShortText = "", password: ShortText = "", role: ShortText = "annotator"
+) -> Response:
     form = {"username": username, "role": role}
     return form_action(
         db,
@@ -57,6 +62,7 @@ def _detail_page(request: Request, db: DbDep, user_id: int, *, status_code: int 
 
 def _detail_after(request: Request, db: DbDep, user_id: int, action: Callable[[], dict[str, str] | None]) -> Response:
     """Run an admin action; what it returns is shown once on the user's page, else back to that page."""
+
     def done(shown: dict[str, str] | None) -> Response:
         return _detail_page(request, db, user_id, **shown) if shown else redirect(f"/admin/users/{user_id}")
 
@@ -70,13 +76,17 @@ def _detail_after(request: Request, db: DbDep, user_id: int, action: Callable[[]
 
 @admin.post("/{user_id}/role", name="user_role")
 def user_role(request: Request, db: DbDep, actor: CurrentUser, user_id: int, role: ShortText = "") -> Response:
-    return _detail_after(request, db, user_id, lambda: service.change_role(db, actor=actor, user_id=user_id, role=role) and None)
+    return _detail_after(
+        request, db, user_id, lambda: service.change_role(db, actor=actor, user_id=user_id, role=role) and None
+    )
 
 
 @admin.post("/{user_id}/active", name="user_active")
 def user_active(request: Request, db: DbDep, actor: CurrentUser, user_id: int, active: ShortText = "") -> Response:
     flag = active == "1"
-    return _detail_after(request, db, user_id, lambda: service.set_active(db, actor=actor, user_id=user_id, active=flag) and None)
+    return _detail_after(
+        request, db, user_id, lambda: service.set_active(db, actor=actor, user_id=user_id, active=flag) and None
+    )
 
 
 @admin.post("/{user_id}/password", name="user_password")

@@ -11,8 +11,8 @@ from pydantic import BaseModel, ConfigDict
 from app.auth.policy import Access, allow
 from app.deps import DbDep, SettingsDep
 from app.registry import service
-from app.versions import promotion
 from app.registry.models import ModelKind, ModelStatus
+from app.versions import promotion
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"], dependencies=[allow(Access.researcher)])
 
@@ -46,7 +46,7 @@ def list_versions(db: DbDep, kind: ModelKind | None = None, include_archived: bo
 
 
 @router.get("/{version_id}", response_model=ModelVersionOut)
-def get_version(db: DbDep, version_id: int) -> Any:  # noqa: ANN401 - a ModelVersion, serialised by the response model
+def get_version(db: DbDep, version_id: int) -> Any:
     return service.get_version(db, version_id)
 
 
@@ -63,5 +63,5 @@ def promote(db: DbDep, settings: SettingsDep, version_id: int) -> PromotionOut:
 
 
 @router.post("/{version_id}/archive", response_model=ModelVersionOut)
-def archive(db: DbDep, version_id: int) -> Any:  # noqa: ANN401
+def archive(db: DbDep, version_id: int) -> Any:
     return service.archive(db, version_id=version_id)

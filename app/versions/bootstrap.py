@@ -30,8 +30,8 @@ from app.prompts.importing import import_prompts
 from app.prompts.models import Prompt, PromptSet, PromptSetStatus
 from app.prompts.service import create_set, find_set
 from app.registry import service, store
-from app.versions import promotion
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
+from app.versions import promotion
 
 BOOTSTRAP = "bootstrap"
 VERSION_NAME = "policy-v0"
@@ -51,13 +51,22 @@ class BootstrapReport:
     starter_prompts: int  # prompts imported into the starter set by this run
 
     def __str__(self) -> str:
-        model = f"installed and promoted {self.policy}" if self.installed else (
-            f"promoted {self.policy}" if self.promoted else f"policy {self.policy} already promoted")
-        prompts = f"created prompt set {STARTER_SET!r} with {self.starter_prompts} prompts" if self.starter_prompts else "prompts present"
+        model = (
+            f"installed and promoted {self.policy}"
+            if self.installed
+            else (f"promoted {self.policy}" if self.promoted else f"policy {self.policy} already promoted")
+        )
+        prompts = (
+            f"created prompt set {STARTER_SET!r} with {self.starter_prompts} prompts"
+            if self.starter_prompts
+            else "prompts present"
+        )
         return f"{model}; {prompts}"
 
 
-def bootstrap(db: Session, settings: Settings, *, model: str | None = None, job_id: int | None = None, say: Say = print) -> BootstrapReport:
+def bootstrap(
+    db: Session, settings: Settings, *, model: str | None = None, job_id: int | None = None, say: Say = print
+) -> BootstrapReport:
     """Make sure there is a promoted policy and something to prompt it with. Commits."""
     prompts = ensure_starter_prompts(db)
     if prompts:
@@ -82,14 +91,18 @@ def ensure_starter_prompts(db: Session) -> int:
     )
     if active or find_set(db, STARTER_SET) is not None:
         return 0
-    prompt_set = create_set(db, name=STARTER_SET, description="Short, harmless everyday instructions shipped with RLHF Loop.", commit=False)
+    prompt_set = create_set(
+        db, name=STARTER_SET, description="Short, harmless everyday instructions shipped with RLHF Loop.", commit=False
+    )
     with STARTER_FILE.open("rb") as stream:
         report = import_prompts(db, set_id=prompt_set.id, stream=stream, fmt="jsonl", max_bytes=None, commit=False)
     db.commit()
     return report.imported
 
 
-def install_policy(db: Session, settings: Settings, *, source: str, job_id: int | None, say: Say) -> tuple[ModelVersion, bool]:
+def install_policy(
+    db: Session, settings: Settings, *, source: str, job_id: int | None, say: Say
+) -> tuple[ModelVersion, bool]:
     """``policy-v0`` registered (not yet promoted); True when this call wrote its checkpoint."""
     existing = db.scalar(select(ModelVersion).where(ModelVersion.name == VERSION_NAME))
     if existing is not None:
@@ -105,8 +118,8 @@ def install_policy(db: Session, settings: Settings, *, source: str, job_id: int 
         installed = True
     config = {"backend": "transformers", "path": str(final.resolve()), "batch_size": DEFAULT_BATCH_SIZE}
     version = service.register(
-        db, name=VERSION_NAME, kind=ModelKind.policy, path=str(final.resolve()), base_model=source or DEFAULT_BASE_MODEL,
-        config=config, job_id=job_id, metrics={},
+        db, name=VERSION_NAME, kind=ModelKind.policy, path=str(final.resolve()),
+        base_model=source or DEFAULT_BASE_MODEL, config=config, job_id=job_id, metrics={},
     )  # fmt: skip
     db.commit()
     return version, installed
@@ -136,7 +149,9 @@ def _load_pretrained(source: str):  # noqa: ANN202 - (tokenizer, model)
         tokenizer = AutoTokenizer.from_pretrained(source)
         model = AutoModelForCausalLM.from_pretrained(source, dtype="auto")
     except (OSError, ValueError) as exc:
-        raise Invalid("model", f"cannot load {source!r} as a causal LM (an id needs the hub or its cache): {exc}") from None
+        raise Invalid(
+            "model", f"cannot load {source!r} as a causal LM (an id needs the hub or its cache): {exc}"
+        ) from None
     return tokenizer, model
 
 
@@ -146,7 +161,9 @@ def queue_first_bootstrap(db: Session, settings: Settings) -> Job | None:
         return None
     if db.scalar(select(ModelVersion.id).where(ModelVersion.kind == ModelKind.policy).limit(1)) is not None:
         return None
-    waiting = select(Job.id).where(Job.kind == BOOTSTRAP, Job.status.in_((JobStatus.queued, JobStatus.running))).limit(1)
+    waiting = (
+        select(Job.id).where(Job.kind == BOOTSTRAP, Job.status.in_((JobStatus.queued, JobStatus.running))).limit(1)
+    )
     if db.scalar(waiting) is not None:
         return None
     job = jobs.enqueue(db, kind=BOOTSTRAP, params={"model": settings.bootstrap_model}, max_attempts=2)

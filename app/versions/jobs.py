@@ -30,4 +30,9 @@ def run_bootstrap(ctx: JobContext[BootstrapParams]) -> dict[str, Any]:
     with ctx.sessions() as db:
         report = bootstrap.bootstrap(db, ctx.settings, model=ctx.params.model, job_id=ctx.job_id, say=say)
     ctx.reporter.progress(1.0, str(report))
-    return {"policy": report.policy, "installed": report.installed, "promoted": report.promoted, "starter_prompts": report.starter_prompts}
+    return {
+        "policy": report.policy,
+        "installed": report.installed,
+        "promoted": report.promoted,
+        "starter_prompts": report.starter_prompts,
+    }

@@ -29,11 +29,19 @@ FormToken = Annotated[str, Form(max_length=200)]
 
 def _list_page(request: Request, db: DbDep, *, status_code: int = 200, **context: object) -> Response:
     counts = {c.version_id: c for c in pool.pool_counts(db)}
-    ctx = {"versions": service.list_versions(db), "counts": counts, "kinds": list(ModelKind), "statuses": ModelStatus, **context}
+    ctx = {
+        "versions": service.list_versions(db),
+        "counts": counts,
+        "kinds": list(ModelKind),
+        "statuses": ModelStatus,
+        **context,
+    }
     return render(request, "models/list.html", ctx, status_code=status_code)
 
 
-def _detail_page(request: Request, db: DbDep, version_id: int, *, status_code: int = 200, **context: object) -> Response:
+def _detail_page(
+    request: Request, db: DbDep, version_id: int, *, status_code: int = 200, **context: object
+) -> Response:
     version = service.get_version(db, version_id)
     counts = {c.version_id: c for c in pool.pool_counts(db)}
     ctx = {
@@ -50,7 +58,9 @@ def models_list(request: Request, db: DbDep) -> Response:
 
 
 @router.get("/{version_id}", name="model")
-def model_detail(request: Request, db: DbDep, version_id: int, promoted: bool = False, archived: bool = False, retired: int = 0) -> Response:
+def model_detail(
+    request: Request, db: DbDep, version_id: int, promoted: bool = False, archived: bool = False, retired: int = 0
+) -> Response:
     return _detail_page(request, db, version_id, promoted_notice=promoted, archived_notice=archived, retired=retired)
 
 
@@ -59,6 +69,7 @@ def _act_on_version(request: Request, db: DbDep, version_id: int, action: Callab
 
     A refusal, e.g. archiving the promoted policy, is shown on the version's page with its status code;
     an unknown version stays a plain 404, since there is no page to show it on."""
+
     def refused(exc: DomainError) -> Response:
         if exc.status_code == 404:
             raise exc
@@ -68,7 +79,9 @@ def _act_on_version(request: Request, db: DbDep, version_id: int, action: Callab
 
 
 @router.post("/{version_id}/promote", name="model_promote")
-def model_promote(request: Request, db: DbDep, settings: SettingsDep, version_id: int, csrf_token: FormToken = "") -> Response:
+def model_promote(
+    request: Request, db: DbDep, settings: SettingsDep, version_id: int, csrf_token: FormToken = ""
+) -> Response:
     def promote() -> str:
         result = promotion.promote(db, settings, version_id=version_id)
         return f"/models/{version_id}?promoted=1&retired={result.retired}"

@@ -6,18 +6,18 @@ app imports this module to validate and queue jobs.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from app.export.snapshot import ExportSnapshot
+from app.finetune.classifier.params import ClassifierParams
 from app.finetune.core.dataset import DataFilters, labelled_responses
 from app.finetune.core.head_job import run_training
-from app.finetune.classifier.params import ClassifierParams
 from app.jobs.context import JobContext
 from app.jobs.registry import register
 from app.registry.models import ModelKind
-from collections.abc import Sequence
 
 KIND = "classifier"
 

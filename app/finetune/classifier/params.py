@@ -15,8 +15,9 @@ class ClassifierParams(TrainParams):
     """A ``classifier`` job: binary heads on the per-response labels (each head's majority label)."""
 
     # The config's default as a list: the job's parameters are JSON, where a submitted value is a list too.
-    heads: list[Literal["quality", "safety"]] = config_field(ClassifierConfig, "heads", list(DEFAULT_HEADS),
-                                                             min_length=1, max_length=2)
+    heads: list[Literal["quality", "safety"]] = config_field(
+        ClassifierConfig, "heads", list(DEFAULT_HEADS), min_length=1, max_length=2
+    )
     threshold: float = config_field(ClassifierConfig, "threshold", gt=0, lt=1)
 
     @model_validator(mode="after")

@@ -17,8 +17,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.auth.policy import Access, allow
 from app.deps import DbDep
-from app.prompts.validation import MAX_CONTENT, MAX_MESSAGES
 from app.finetune.core import scoring
+from app.prompts.validation import MAX_CONTENT, MAX_MESSAGES
 from app.training.core.data import Prompt
 
 MAX_ITEMS = 256  # per request: a larger batch belongs in a job
@@ -40,8 +40,10 @@ class ScoreItem(StrictBody):
     """One (prompt, response): the prompt as a plain string or as the conversation so far."""
 
     prompt: Annotated[str | None, Field(max_length=MAX_CONTENT, description="A single user turn.")] = None
-    messages: Annotated[list[MessageIn] | None, Field(min_length=1, max_length=MAX_MESSAGES,
-                                                      description="The conversation before the response.")] = None
+    messages: Annotated[
+        list[MessageIn] | None,
+        Field(min_length=1, max_length=MAX_MESSAGES, description="The conversation before the response."),
+    ] = None
     response: Annotated[str, Field(max_length=MAX_CONTENT, description="The assistant's answer to score.")]
 
     @model_validator(mode="after")

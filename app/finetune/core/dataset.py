@@ -59,15 +59,20 @@ def _rows(db: Session, query: Select[Any], id_column: Any, ids: Sequence[int] | 
     if ids is None:
         return list(db.execute(query))
     ordered = sorted(set(ids))
-    return [row for start in range(0, len(ordered), ID_CHUNK)
-            for row in db.execute(query.where(id_column.in_(ordered[start:start + ID_CHUNK])))]
+    return [
+        row
+        for start in range(0, len(ordered), ID_CHUNK)
+        for row in db.execute(query.where(id_column.in_(ordered[start : start + ID_CHUNK])))
+    ]
 
 
 def missing_ids(db: Session, id_column: Any, ids: Sequence[int]) -> int:
     """How many of ``ids`` have no row any more (an export's rows deleted since it was written)."""
     unique = sorted(set(ids))
-    found = sum(db.scalar(select(func.count()).where(id_column.in_(unique[start:start + ID_CHUNK]))) or 0
-                for start in range(0, len(unique), ID_CHUNK))
+    found = sum(
+        db.scalar(select(func.count()).where(id_column.in_(unique[start : start + ID_CHUNK]))) or 0
+        for start in range(0, len(unique), ID_CHUNK)
+    )
     return len(unique) - found
 
 
@@ -108,13 +113,24 @@ def _filtered(query: Select[Any], created: Any, annotator: Any, filters: DataFil
     return query
 
 
-def judged_pairs(db: Session, filters: DataFilters = DataFilters(), *,
-                 choices: Iterable[Choice] = (Choice.a, Choice.b)) -> list[JudgedPair]:
+def judged_pairs(
+    db: Session, filters: DataFilters = DataFilters(), *, choices: Iterable[Choice] = (Choice.a, Choice.b)
+) -> list[JudgedPair]:
     """Judgements with the given choices (default: those that prefer a side) and their texts, by id."""
     resp_a, resp_b = aliased(Response), aliased(Response)
     query = (
-        select(Judgement.id, Judgement.pair_id, Pair.prompt_id, Prompt.messages, resp_a.text, resp_b.text,
-               Judgement.choice, Judgement.strength, Judgement.annotator_id, Judgement.created_at)
+        select(
+            Judgement.id,
+            Judgement.pair_id,
+            Pair.prompt_id,
+            Prompt.messages,
+            resp_a.text,
+            resp_b.text,
+            Judgement.choice,
+            Judgement.strength,
+            Judgement.annotator_id,
+            Judgement.created_at,
+        )
         .join(Pair, Pair.id == Judgement.pair_id)
         .join(Prompt, Prompt.id == Pair.prompt_id)
         .join(resp_a, resp_a.id == Pair.response_a_id)
@@ -124,12 +140,15 @@ def judged_pairs(db: Session, filters: DataFilters = DataFilters(), *,
     )
     query = _filtered(query, Judgement.created_at, Judgement.annotator_id, filters)
     rows = _rows(db, query, Judgement.id, filters.ids)
-    return [JudgedPair(jid, pid, prompt_id, list(messages), a, b, choice, strength or 1, annotator, created)
-            for jid, pid, prompt_id, messages, a, b, choice, strength, annotator, created in rows]
+    return [
+        JudgedPair(jid, pid, prompt_id, list(messages), a, b, choice, strength or 1, annotator, created)
+        for jid, pid, prompt_id, messages, a, b, choice, strength, annotator, created in rows
+    ]
 
 
-def preference_examples(db: Session, filters: DataFilters = DataFilters(), *,
-                        aggregate: Aggregate = "each") -> list[PreferenceExample]:
+def preference_examples(
+    db: Session, filters: DataFilters = DataFilters(), *, aggregate: Aggregate = "each"
+) -> list[PreferenceExample]:
     """The reward model's training examples: one per A/B judgement, or one per pair by majority."""
     if aggregate == "each":
         return [_example(row, row.strength, str(row.judgement_id)) for row in judged_pairs(db, filters)]
@@ -158,17 +177,31 @@ def majority_choice(choices: Sequence[Choice]) -> Choice | None:
 
 
 def _example(row: JudgedPair, strength: int, example_id: str) -> PreferenceExample:
-    return PreferenceExample(prompt=row.messages, chosen=row.chosen, rejected=row.rejected,
-                             strength=min(max(int(strength), 1), 3), prompt_key=str(row.prompt_id), id=example_id)
+    return PreferenceExample(
+        prompt=row.messages,
+        chosen=row.chosen,
+        rejected=row.rejected,
+        strength=min(max(int(strength), 1), 3),
+        prompt_key=str(row.prompt_id),
+        id=example_id,
+    )
 
 
-def labelled_responses(db: Session, filters: DataFilters = DataFilters(),
-                       heads: Sequence[str] = CLASSIFIER_HEADS) -> list[LabelledResponse]:
+def labelled_responses(
+    db: Session, filters: DataFilters = DataFilters(), heads: Sequence[str] = CLASSIFIER_HEADS
+) -> list[LabelledResponse]:
     """The classifier's examples: one per labelled response, each head's label its annotators' majority
     (None where they split evenly, so that head skips the response)."""
     query = (
-        select(ResponseLabel.id, ResponseLabel.response_id, ResponseLabel.quality, ResponseLabel.safety,
-               Response.text, Response.prompt_id, Prompt.messages)
+        select(
+            ResponseLabel.id,
+            ResponseLabel.response_id,
+            ResponseLabel.quality,
+            ResponseLabel.safety,
+            Response.text,
+            Response.prompt_id,
+            Prompt.messages,
+        )
         .join(Response, Response.id == ResponseLabel.response_id)
         .join(Prompt, Prompt.id == Response.prompt_id)
         .order_by(ResponseLabel.response_id, ResponseLabel.id)
@@ -181,9 +214,15 @@ def labelled_responses(db: Session, filters: DataFilters = DataFilters(),
     for response_id, rows in grouped.items():
         labels = {head: majority_label([bool(getattr(row, head)) for row in rows]) for head in heads}
         first = rows[0]
-        examples.append(LabelledResponse(
-            prompt=list(first.messages), response=first.text, labels=labels, prompt_key=str(first.prompt_id),
-            id=f"r{response_id}:" + ",".join(str(row.id) for row in rows)))
+        examples.append(
+            LabelledResponse(
+                prompt=list(first.messages),
+                response=first.text,
+                labels=labels,
+                prompt_key=str(first.prompt_id),
+                id=f"r{response_id}:" + ",".join(str(row.id) for row in rows),
+            )
+        )
     return examples
 
 

@@ -12,7 +12,7 @@ only registers; after registering, ``register`` returns the version it already m
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
@@ -25,15 +25,15 @@ from app.annotation.models import Judgement, ResponseLabel
 from app.errors import DomainError
 from app.export.service import exports_dir
 from app.export.snapshot import ExportSnapshot, load_snapshot, read_ids
+from app.finetune.core.dataset import DataFilters, missing_ids
+from app.finetune.core.head_params import TrainParams, filters_of
+from app.finetune.core.reporter import TrainerReporter
 from app.jobs.context import JobContext
 from app.jobs.exceptions import JobCancelled, JobFailed
 from app.jobs.models import Job
-from app.finetune.core.reporter import TrainerReporter
 from app.registry import service as registry
 from app.registry import store
 from app.registry.models import ModelKind, ModelVersion
-from app.finetune.core.dataset import DataFilters, labelled_responses, missing_ids, preference_examples
-from app.finetune.core.head_params import TrainParams, filters_of
 
 MIN_EXAMPLES = 2  # fewer cannot be split or trained on; the job fails rather than register nonsense
 EXPORT_AGGREGATE = {"every": "each", "majority": "majority"}  # an export's aggregation as the dataset's
@@ -88,7 +88,9 @@ def _from_export(ctx: JobContext[Any], db: Session, kind: ModelKind) -> tuple[Ex
         raise JobFailed(f"export_job_id: {exc.message}") from None
     wanted = SOURCE_OF[kind]
     if snapshot.source != wanted:
-        raise JobFailed(f"export_job_id: export {export_id} holds {snapshot.source}; a {kind.value} model trains on {wanted}")
+        raise JobFailed(
+            f"export_job_id: export {export_id} holds {snapshot.source}; a {kind.value} model trains on {wanted}"
+        )
     column = Judgement.id if wanted == "judgements" else ResponseLabel.id
     gone = missing_ids(db, column, ids)
     if gone:
@@ -98,8 +100,13 @@ def _from_export(ctx: JobContext[Any], db: Session, kind: ModelKind) -> tuple[Ex
 
 def _export_record(snapshot: ExportSnapshot) -> dict[str, Any]:
     """What the version records of the export it was trained on."""
-    return {"job_id": snapshot.job_id, "format": snapshot.format, "sha256": snapshot.sha256,
-            "counts": snapshot.counts, "aggregation": snapshot.params.get("aggregation", "every")}
+    return {
+        "job_id": snapshot.job_id,
+        "format": snapshot.format,
+        "sha256": snapshot.sha256,
+        "counts": snapshot.counts,
+        "aggregation": snapshot.params.get("aggregation", "every"),
+    }
 
 
 def plan_run(ctx: JobContext[Any], kind: ModelKind, read: Reader) -> RunPlan:
@@ -126,16 +133,24 @@ def plan_run(ctx: JobContext[Any], kind: ModelKind, read: Reader) -> RunPlan:
 CARD_KEYS = ("config", "data", "fingerprint", "steps", "resumed_from_step", "labels")  # kept on the version row
 
 
-def register_version(ctx: JobContext[Any], plan: RunPlan, kind: ModelKind, folder: Path,
-                     result: Any) -> dict[str, Any]:
+def register_version(ctx: JobContext[Any], plan: RunPlan, kind: ModelKind, folder: Path, result: Any) -> dict[str, Any]:
     """Register the trained folder (idempotently, per job) and describe it as the job's result."""
     card = result.card
     with ctx.transaction() as db:
         version = registry.register(
-            db, name=plan.name, kind=kind, path=str(folder), base_model=card.get("backbone", plan.backbone),
-            parent_id=plan.parent_id, metrics=result.metrics, job_id=ctx.job_id,
-            config={"card": {key: card[key] for key in CARD_KEYS if key in card},
-                    **({"export": plan.export} if plan.export else {})})
+            db,
+            name=plan.name,
+            kind=kind,
+            path=str(folder),
+            base_model=card.get("backbone", plan.backbone),
+            parent_id=plan.parent_id,
+            metrics=result.metrics,
+            job_id=ctx.job_id,
+            config={
+                "card": {key: card[key] for key in CARD_KEYS if key in card},
+                **({"export": plan.export} if plan.export else {}),
+            },
+        )
         outcome = describe(version)
     shutil.rmtree(checkpoint_path(ctx).parent, ignore_errors=True)
     return outcome
@@ -144,13 +159,21 @@ def register_version(ctx: JobContext[Any], plan: RunPlan, kind: ModelKind, folde
 def describe(version: ModelVersion) -> dict[str, Any]:
     """The job's result: the registered version, its metrics and its data snapshot."""
     card = version.config.get("card", {})
-    return {"version_id": version.id, "name": version.name, "path": version.path, "metrics": dict(version.metrics),
-            "data": card.get("data", {}), "export": version.config.get("export"), "steps": card.get("steps"),
-            "resumed_from_step": card.get("resumed_from_step", 0)}
+    return {
+        "version_id": version.id,
+        "name": version.name,
+        "path": version.path,
+        "metrics": dict(version.metrics),
+        "data": card.get("data", {}),
+        "export": version.config.get("export"),
+        "steps": card.get("steps"),
+        "resumed_from_step": card.get("resumed_from_step", 0),
+    }
 
 
-def run_training(ctx: JobContext[Any], kind: ModelKind, read: Reader, train: Callable[..., Any],
-                 make_config: Callable[[str], Any]) -> dict[str, Any]:
+def run_training(
+    ctx: JobContext[Any], kind: ModelKind, read: Reader, train: Callable[..., Any], make_config: Callable[[str], Any]
+) -> dict[str, Any]:
     """The shared body of both jobs: ``train`` is ``train_reward_model`` or ``train_classifier`` and
     ``make_config`` builds its config for the resolved backbone."""
     from app.training.core.loop import TrainingStopped
@@ -161,11 +184,18 @@ def run_training(ctx: JobContext[Any], kind: ModelKind, read: Reader, train: Cal
     folder = store.version_dir(ctx.settings, kind.value, plan.name)
     ctx.reporter.log(f"{kind.value} job: {len(plan.examples)} examples, backbone {plan.backbone}")
     if plan.export:
-        ctx.reporter.log(f"data: export {plan.export['job_id']} ({plan.export['format']}, aggregation "
-                         f"{plan.export['aggregation']}, snapshot {plan.export['sha256'][:12]})")
+        ctx.reporter.log(
+            f"data: export {plan.export['job_id']} ({plan.export['format']}, aggregation "
+            f"{plan.export['aggregation']}, snapshot {plan.export['sha256'][:12]})"
+        )
     try:
-        result = train(plan.examples, make_config(plan.backbone), folder, reporter=TrainerReporter(ctx.reporter),
-                       checkpoint_path=checkpoint_path(ctx))
+        result = train(
+            plan.examples,
+            make_config(plan.backbone),
+            folder,
+            reporter=TrainerReporter(ctx.reporter),
+            checkpoint_path=checkpoint_path(ctx),
+        )
     except TrainingStopped:
         raise JobCancelled() from None
     except FileExistsError as exc:  # the folder holds another run's model: never overwrite it

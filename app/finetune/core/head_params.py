@@ -40,11 +40,18 @@ class TrainParams(BaseModel):
     """What the reward and classifier jobs share: the backbone, optimisation and data settings."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
-                             description="Name of the registered version; default: <kind>-job<job id>.")
+    name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        description="Name of the registered version; default: <kind>-job<job id>.",
+    )
     backbone: str = _cfg("backbone", min_length=1, max_length=500)
-    backbone_version_id: int | None = Field(None, ge=1, description="Use a registered policy version's folder as "
-                                            "the backbone (the policy's own architecture); overrides backbone.")
+    backbone_version_id: int | None = Field(
+        None,
+        ge=1,
+        description="Use a registered policy version's folder as "
+        "the backbone (the policy's own architecture); overrides backbone.",
+    )
     learning_rate: float = _cfg("learning_rate", gt=0, le=1)
     epochs: int = _cfg("epochs", ge=1, le=100)
     batch_size: int = _cfg("batch_size", ge=1, le=4096)
@@ -63,9 +70,13 @@ class TrainParams(BaseModel):
     use_cpu: bool = _cfg("use_cpu")
     mixed_precision: MixedPrecision = _cfg("mixed_precision")
     filters: FiltersIn = Field(default_factory=FiltersIn, description="Which annotations to train on.")
-    export_job_id: int | None = Field(None, ge=1, description="Train on exactly the rows of this finished export "
-                                      "(its snapshot: judgements for a reward model, labels for a classifier) "
-                                      "instead of filtering; the export's aggregation applies.")
+    export_job_id: int | None = Field(
+        None,
+        ge=1,
+        description="Train on exactly the rows of this finished export "
+        "(its snapshot: judgements for a reward model, labels for a classifier) "
+        "instead of filtering; the export's aggregation applies.",
+    )
 
     @field_validator("export_job_id")
     @classmethod

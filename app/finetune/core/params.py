@@ -29,7 +29,7 @@ def _config_field(config_cls: type, name: str) -> DataclassField[Any]:
     raise KeyError(f"{config_cls.__name__} has no field {name!r}")
 
 
-def config_field(config_cls: type, name: str, default: Any = MISSING, **bounds: Any) -> Any:  # noqa: ANN401
+def config_field(config_cls: type, name: str, default: Any = MISSING, **bounds: Any) -> Any:
     """A pydantic ``Field`` for ``config_cls.<name>``: the config's default (or ``default``, the job's own),
     its ``metadata["help"]`` as the description, and ``bounds`` (``ge``, ``le``, ``max_length``, …).
 

@@ -53,20 +53,41 @@ def describe_child(version: ModelVersion, record_key: str) -> dict[str, Any]:
     """The job's result: the registered version, its parent and metrics, and the run's record (its
     settings left out: they are the job's parameters and the version's config)."""
     record = {key: value for key, value in (version.config or {}).get(record_key, {}).items() if key != "config"}
-    return {"version_id": version.id, "name": version.name, "path": version.path, "parent_id": version.parent_id,
-            "metrics": dict(version.metrics), **record}
+    return {
+        "version_id": version.id,
+        "name": version.name,
+        "path": version.path,
+        "parent_id": version.parent_id,
+        "metrics": dict(version.metrics),
+        **record,
+    }
 
 
-def register_child_policy(ctx: JobContext[Any], *, parent: ModelVersion, name: str, folder: Path,
-                          metrics: dict[str, float], record_key: str, record: dict[str, Any]) -> dict[str, Any]:
+def register_child_policy(
+    ctx: JobContext[Any],
+    *,
+    parent: ModelVersion,
+    name: str,
+    folder: Path,
+    metrics: dict[str, float],
+    record_key: str,
+    record: dict[str, Any],
+) -> dict[str, Any]:
     """Register ``folder`` as a ready policy version, child of ``parent``, served like it, with ``record``
     under ``config[record_key]``; drop the job's checkpoints and describe the version."""
     try:
         with ctx.transaction() as db:
             version = registry.register(
-                db, name=name, kind=ModelKind.policy, path=str(folder.resolve()),
-                base_model=parent.base_model or parent.name, parent_id=parent.id, metrics=dict(metrics),
-                config={**child_serving_config(parent, folder), record_key: record}, job_id=ctx.job_id)
+                db,
+                name=name,
+                kind=ModelKind.policy,
+                path=str(folder.resolve()),
+                base_model=parent.base_model or parent.name,
+                parent_id=parent.id,
+                metrics=dict(metrics),
+                config={**child_serving_config(parent, folder), record_key: record},
+                job_id=ctx.job_id,
+            )
             outcome = describe_child(version, record_key)
     except Conflict as exc:
         raise JobFailed(f"name: {exc.message}") from None

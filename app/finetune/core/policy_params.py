@@ -29,21 +29,38 @@ class PolicyParams(BaseModel):
     the config's (``JOB_OWN``)."""
 
     CONFIG: ClassVar[type[PolicyGradientConfig]] = PolicyGradientConfig
-    JOB_OWN: ClassVar[tuple[str, ...]] = ("name", "policy_version_id", "reward_version_id", "classifier_version_id",
-                                          "prompt_set_ids")
+    JOB_OWN: ClassVar[tuple[str, ...]] = (
+        "name",
+        "policy_version_id",
+        "reward_version_id",
+        "classifier_version_id",
+        "prompt_set_ids",
+    )
 
     model_config = ConfigDict(extra="forbid")
     # --- what is trained, against what, on what
-    name: str | None = Field(None, pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
-                             description="Name of the new policy version; default: <kind>-job<job id>.")
-    policy_version_id: int | None = Field(None, ge=1, description="Policy version to train; default: the promoted "
-                                          "one. The new version's parent.")
-    reward_version_id: int | None = Field(None, ge=1, description="Reward version whose score is the reward; "
-                                          "default: the latest ready one.")
-    classifier_version_id: int | None = Field(None, ge=1, description="Classifier version for the safety penalty "
-                                              "(reward − safety_weight × P(unsafe)); empty: no penalty.")
-    prompt_set_ids: list[int] | None = Field(None, max_length=MAX_IDS, description="Train on the prompts of these "
-                                             "sets; default: every active set. Retired prompts are left out.")
+    name: str | None = Field(
+        None,
+        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
+        description="Name of the new policy version; default: <kind>-job<job id>.",
+    )
+    policy_version_id: int | None = Field(
+        None, ge=1, description="Policy version to train; default: the promoted one. The new version's parent."
+    )
+    reward_version_id: int | None = Field(
+        None, ge=1, description="Reward version whose score is the reward; default: the latest ready one."
+    )
+    classifier_version_id: int | None = Field(
+        None,
+        ge=1,
+        description="Classifier version for the safety penalty "
+        "(reward − safety_weight × P(unsafe)); empty: no penalty.",
+    )
+    prompt_set_ids: list[int] | None = Field(
+        None,
+        max_length=MAX_IDS,
+        description="Train on the prompts of these sets; default: every active set. Retired prompts are left out.",
+    )
     # --- the trainer's settings
     use_lora: bool = _cfg("use_lora")
     lora_r: int = _cfg("lora_r", ge=1, le=1024)
@@ -83,8 +100,9 @@ class PolicyParams(BaseModel):
         except ValueError as exc:
             field, _, why = str(exc).partition(": ")
             loc = field if field in type(self).model_fields else "__root__"
-            detail = InitErrorDetails(type=PydanticCustomError("value_error", why or str(exc)), loc=(loc,),
-                                      input=getattr(self, loc, None))
+            detail = InitErrorDetails(
+                type=PydanticCustomError("value_error", why or str(exc)), loc=(loc,), input=getattr(self, loc, None)
+            )
             raise ValidationError.from_exception_data(type(self).__name__, [detail]) from None
         return self
 

@@ -14,7 +14,7 @@ from app.jobs.reporter import Reporter as JobReporter
 class TrainerReporter:
     """``span`` maps the trainer's 0–1 onto part of the job's bar, when the job has other phases too."""
 
-    def __init__(self, reporter: JobReporter, *, span: tuple[float, float] = (0.0, 1.0)):
+    def __init__(self, reporter: JobReporter, *, span: tuple[float, float] = (0.0, 1.0)) -> None:
         self._reporter = reporter
         self._start, self._width = span[0], span[1] - span[0]
 

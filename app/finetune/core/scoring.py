@@ -23,9 +23,9 @@ from typing import Any, Protocol
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict
+from app.finetune.core.dataset import DataFilters, JudgedPair, judged_pairs
 from app.registry import service as registry
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
-from app.finetune.core.dataset import DataFilters, JudgedPair, judged_pairs
 from app.training.core.data import Prompt
 
 MAX_CACHED = 3  # models per process; a MiniLM scorer holds ~100 MB, a 135M policy backbone ~600 MB
@@ -41,7 +41,7 @@ class PairScorer(Protocol):
 class _Locked:
     """A scorer that scores one batch at a time."""
 
-    def __init__(self, scorer: Any):
+    def __init__(self, scorer: Any) -> None:
         self.scorer = scorer
         self.lock = threading.Lock()
 
@@ -62,7 +62,7 @@ class _Locked:
 class ScorerCache:
     """Loaded scorers keyed by (kind, version id, folder), the least recently used dropped first."""
 
-    def __init__(self, max_entries: int = MAX_CACHED):
+    def __init__(self, max_entries: int = MAX_CACHED) -> None:
         self.max_entries = max_entries
         self._entries: OrderedDict[tuple[str, int, str], _Locked] = OrderedDict()
         self._lock = threading.Lock()
@@ -155,8 +155,14 @@ def agreement_of(rows: Sequence[JudgedPair], scorer: PairScorer, since: datetime
     return Agreement(n, agreed, since)
 
 
-def agreement(db: Session, *, version_id: int, since: datetime | None = None,
-              filters: DataFilters = DataFilters(), scorer: PairScorer | None = None) -> Agreement:
+def agreement(
+    db: Session,
+    *,
+    version_id: int,
+    since: datetime | None = None,
+    filters: DataFilters = DataFilters(),
+    scorer: PairScorer | None = None,
+) -> Agreement:
     """The reward version's agreement with the A/B judgements made after it was trained (or after
     ``since``, when later): held-out human data it never saw. Ties and both-bad are not counted."""
     version = registry.get_version(db, version_id, kind=ModelKind.reward)

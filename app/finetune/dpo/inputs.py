@@ -45,6 +45,7 @@ def read_dpo_inputs(db: Session, params: DPOParams, job_id: int, kind: str) -> D
     filters = DataFilters(**filters_of(params)).capped(cutoff)  # type: ignore[arg-type] - reads params.filters
     examples = preference_examples(db, filters, aggregate=params.aggregate)
     if len(examples) < MIN_EXAMPLES:
-        raise JobFailed(f"filters: only {len(examples)} judged pairs (A or B preferred) match; "
-                        f"at least {MIN_EXAMPLES} are needed")
+        raise JobFailed(
+            f"filters: only {len(examples)} judged pairs (A or B preferred) match; at least {MIN_EXAMPLES} are needed"
+        )
     return DPOInputs(name, policy, path, examples)

@@ -45,19 +45,38 @@ def run_dpo(ctx: JobContext[DPOParams]) -> dict[str, Any]:
         if existing is not None:  # an earlier attempt registered it, then died before recording the outcome
             return describe_child(existing, KIND)
         inputs = read_dpo_inputs(db, ctx.params, ctx.job_id, KIND)
-    ctx.reporter.log(f"DPO job: {inputs.policy.name} → {inputs.name} on {len(inputs.examples)} judged pairs "
-                     f"({ctx.params.loss_type}, β {ctx.params.beta})")
+    ctx.reporter.log(
+        f"DPO job: {inputs.policy.name} → {inputs.name} on {len(inputs.examples)} judged pairs "
+        f"({ctx.params.loss_type}, β {ctx.params.beta})"
+    )
     folder = store.version_dir(ctx.settings, ModelKind.policy.value, inputs.name)
     with trainer_refusals():
         from app.training.dpo.trainer import train_dpo
 
         config = ctx.params.dpo_config(str(inputs.policy_path))
-        result = train_dpo(inputs.examples, config, folder, reporter=TrainerReporter(ctx.reporter),
-                           checkpoint_path=checkpoint_path(ctx))
-    record = {"pairs": len(inputs.examples), "steps": result.steps, "resumed_from_step": result.resumed_from,
-              "fingerprint": result.card.get("fingerprint"), "config": result.card.get("config", {})}
-    return register_child_policy(ctx, parent=inputs.policy, name=inputs.name, folder=folder, metrics=result.metrics,
-                                 record_key=KIND, record=record)
+        result = train_dpo(
+            inputs.examples,
+            config,
+            folder,
+            reporter=TrainerReporter(ctx.reporter),
+            checkpoint_path=checkpoint_path(ctx),
+        )
+    record = {
+        "pairs": len(inputs.examples),
+        "steps": result.steps,
+        "resumed_from_step": result.resumed_from,
+        "fingerprint": result.card.get("fingerprint"),
+        "config": result.card.get("config", {}),
+    }
+    return register_child_policy(
+        ctx,
+        parent=inputs.policy,
+        name=inputs.name,
+        folder=folder,
+        metrics=result.metrics,
+        record_key=KIND,
+        record=record,
+    )
 
 
 @register(ONLINE_KIND, OnlineDPOParams)
@@ -69,9 +88,9 @@ def run_online_dpo(ctx: JobContext[OnlineDPOParams]) -> dict[str, Any]:
     return run_reward_job(ctx, ONLINE_KIND, "online DPO", _train_online)  # type: ignore[arg-type] - same job fields
 
 
-def _train_online(ctx: JobContext[OnlineDPOParams], inputs: PPOInputs, folder: Path,
-                  trainer_kwargs: dict[str, Any]) -> OnlineDPOResult:
+def _train_online(
+    ctx: JobContext[OnlineDPOParams], inputs: PPOInputs, folder: Path, trainer_kwargs: dict[str, Any]
+) -> OnlineDPOResult:
     from app.training.dpo.online import train_online_dpo
 
-    return train_online_dpo(inputs.prompts, ctx.params.online_config(str(inputs.policy_path)), folder,
-                            **trainer_kwargs)
+    return train_online_dpo(inputs.prompts, ctx.params.online_config(str(inputs.policy_path)), folder, **trainer_kwargs)

@@ -32,10 +32,14 @@ class DPOTrainingParams(BaseModel):
     """What both kinds share: the policy they start from (and keep as the reference), the loss, the optimiser."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(None, pattern=NAME, description="Name of the new policy version; default: "
-                             "<kind>-job<job id>.")
-    policy_version_id: int | None = Field(None, ge=1, description="Policy version to train, also the reference; "
-                                          "default: the promoted one. The new version's parent.")
+    name: str | None = Field(
+        None, pattern=NAME, description="Name of the new policy version; default: <kind>-job<job id>."
+    )
+    policy_version_id: int | None = Field(
+        None,
+        ge=1,
+        description="Policy version to train, also the reference; default: the promoted one. The new version's parent.",
+    )
     use_lora: bool = _base("use_lora")
     lora_r: int = _base("lora_r", ge=1, le=1024)
     lora_alpha: int = _base("lora_alpha", ge=1, le=4096)
@@ -62,8 +66,10 @@ class DPOParams(DPOTrainingParams):
     """A ``dpo`` job: the policy learns from the judged pairs directly (ties and both-bad are not pairs)."""
 
     aggregate: Literal["each", "majority"] = Field(
-        "each", description="With several annotators on a pair: every A/B judgement is a training pair ('each'), "
-        "or the pair counts once for the side that strictly outvotes every other verdict ('majority').")
+        "each",
+        description="With several annotators on a pair: every A/B judgement is a training pair ('each'), "
+        "or the pair counts once for the side that strictly outvotes every other verdict ('majority').",
+    )
     filters: FiltersIn = Field(default_factory=FiltersIn, description="Which judgements to train on.")
     strength_margin: float = _dpo("strength_margin", ge=0, le=20)
     max_response_length: int = _dpo("max_response_length", ge=1, le=32768)
@@ -79,12 +85,19 @@ class DPOParams(DPOTrainingParams):
 class OnlineDPOParams(DPOTrainingParams):
     """An ``online_dpo`` job: rounds of the policy's own samples, ranked by a reward version, best vs worst."""
 
-    reward_version_id: int | None = Field(None, ge=1, description="Reward version that ranks the samples; "
-                                          "default: the latest ready one.")
-    classifier_version_id: int | None = Field(None, ge=1, description="Classifier version for the safety penalty "
-                                              "(score − safety_weight × P(unsafe)); empty: no penalty.")
-    prompt_set_ids: list[int] | None = Field(None, max_length=MAX_IDS, description="Sample on the prompts of these "
-                                             "sets; default: every active set. Retired prompts are left out.")
+    reward_version_id: int | None = Field(
+        None, ge=1, description="Reward version that ranks the samples; default: the latest ready one."
+    )
+    classifier_version_id: int | None = Field(
+        None,
+        ge=1,
+        description="Classifier version for the safety penalty (score − safety_weight × P(unsafe)); empty: no penalty.",
+    )
+    prompt_set_ids: list[int] | None = Field(
+        None,
+        max_length=MAX_IDS,
+        description="Sample on the prompts of these sets; default: every active set. Retired prompts are left out.",
+    )
     rounds: int = _online("rounds", ge=1, le=10_000)
     prompts_per_round: int = _online("prompts_per_round", ge=1, le=4096)
     samples_per_prompt: int = _online("samples_per_prompt", ge=4, le=64)

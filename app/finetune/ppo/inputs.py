@@ -16,14 +16,14 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import DomainError
+from app.finetune.core.policy_params import PolicyParams
+from app.finetune.core.scoring import usable_version
 from app.jobs.exceptions import JobFailed
 from app.jobs.models import Job
-from app.finetune.core.policy_params import PolicyParams
 from app.prompts.models import Prompt, PromptSet, PromptSetStatus
 from app.registry import service as registry
 from app.registry.job_inputs import check_name_free, local_policy
 from app.registry.models import ModelKind, ModelVersion
-from app.finetune.core.scoring import usable_version
 
 
 @dataclass
@@ -52,7 +52,9 @@ def scoring_version(db: Session, version_id: int | None, kind: ModelKind, *, fie
         raise JobFailed(f"{field}: {exc.message}") from None
 
 
-def prompt_snapshot(db: Session, set_ids: list[int] | None, cutoff: datetime | None) -> list[tuple[int, list[dict[str, Any]]]]:
+def prompt_snapshot(
+    db: Session, set_ids: list[int] | None, cutoff: datetime | None
+) -> list[tuple[int, list[dict[str, Any]]]]:
     """(id, messages) of the non-retired prompts of the chosen sets (default: the active ones) that
     existed when the job was queued."""
     query = select(Prompt.id, Prompt.messages).join(PromptSet, PromptSet.id == Prompt.prompt_set_id)
@@ -81,11 +83,13 @@ def read_inputs(db: Session, params: PolicyParams, job_id: int, kind: str = "ppo
     reward = scoring_version(db, params.reward_version_id, ModelKind.reward, field="reward_version_id")
     classifier = None
     if params.classifier_version_id is not None:
-        classifier = scoring_version(db, params.classifier_version_id, ModelKind.classifier,
-                                     field="classifier_version_id")
+        classifier = scoring_version(
+            db, params.classifier_version_id, ModelKind.classifier, field="classifier_version_id"
+        )
     cutoff = db.scalar(select(Job.created_at).where(Job.id == job_id))
     rows = prompt_snapshot(db, params.prompt_set_ids, cutoff)
     if not rows:
         raise JobFailed("prompt_set_ids: the chosen prompt sets hold no usable prompt")
-    return PPOInputs(name, policy, path, reward, classifier, [messages for _, messages in rows],
-                     [pid for pid, _ in rows])
+    return PPOInputs(
+        name, policy, path, reward, classifier, [messages for _, messages in rows], [pid for pid, _ in rows]
+    )

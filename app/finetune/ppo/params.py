@@ -44,8 +44,10 @@ class PPOParams(PolicyParams):
     JOB_OWN: ClassVar[tuple[str, ...]] = JOB_OWN
 
     value_model: Literal["head", "reward"] = Field(
-        "head", description="'head': a value head on the policy's hidden states; 'reward': a separate value model "
-        "initialised from the reward version (it must be a causal LM sharing the policy's tokenizer).")
+        "head",
+        description="'head': a value head on the policy's hidden states; 'reward': a separate value model "
+        "initialised from the reward version (it must be a causal LM sharing the policy's tokenizer).",
+    )
     # --- PolicyParams' fields with the job's own defaults: see the module docstring
     kl_coef: float = _cfg("kl_coef", 0.07, ge=0, le=100)
     updates: int = _cfg("updates", 20, ge=1, le=1_000_000)

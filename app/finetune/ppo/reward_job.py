@@ -41,18 +41,38 @@ def run_reward_job(ctx: JobContext[PolicyParams], kind: str, label: str, train: 
         inputs = read_inputs(db, ctx.params, ctx.job_id, kind)
     # Loading takes seconds; no session is held meanwhile (on SQLite every transaction holds the write lock).
     ctx.reporter.progress(0.0, f"loading {inputs.reward.name} and {inputs.policy.name}")
-    scorers = {"reward": scorer_of(inputs.reward),
-               "classifier": scorer_of(inputs.classifier) if inputs.classifier else None}
-    ctx.reporter.log(f"{label} job: {inputs.policy.name} → {inputs.name} on {len(inputs.prompts)} prompts, reward "
-                     f"{inputs.reward.name}" + (f", safety from {inputs.classifier.name}" if inputs.classifier else ""))
+    scorers = {
+        "reward": scorer_of(inputs.reward),
+        "classifier": scorer_of(inputs.classifier) if inputs.classifier else None,
+    }
+    ctx.reporter.log(
+        f"{label} job: {inputs.policy.name} → {inputs.name} on {len(inputs.prompts)} prompts, reward "
+        f"{inputs.reward.name}" + (f", safety from {inputs.classifier.name}" if inputs.classifier else "")
+    )
     folder = store.version_dir(ctx.settings, ModelKind.policy.value, inputs.name)
     with trainer_refusals():
-        result = train(ctx, inputs, folder, {**scorers, "reporter": TrainerReporter(ctx.reporter),
-                                             "checkpoint_path": checkpoint_path(ctx)})
+        result = train(
+            ctx,
+            inputs,
+            folder,
+            {**scorers, "reporter": TrainerReporter(ctx.reporter), "checkpoint_path": checkpoint_path(ctx)},
+        )
     unit = type(result).CARD_UNIT  # "update": the record says "updates" and "resumed_from_update", as the card
-    record = {"reward_version_id": inputs.reward.id,
-              "classifier_version_id": inputs.classifier.id if inputs.classifier else None,
-              "prompts": len(inputs.prompts), f"{unit}s": result.steps, f"resumed_from_{unit}": result.resumed_from,
-              "fingerprint": result.card.get("fingerprint"), "config": result.card.get("config", {})}
-    return register_child_policy(ctx, parent=inputs.policy, name=inputs.name, folder=folder, metrics=result.metrics,
-                                 record_key=kind, record=record)
+    record = {
+        "reward_version_id": inputs.reward.id,
+        "classifier_version_id": inputs.classifier.id if inputs.classifier else None,
+        "prompts": len(inputs.prompts),
+        f"{unit}s": result.steps,
+        f"resumed_from_{unit}": result.resumed_from,
+        "fingerprint": result.card.get("fingerprint"),
+        "config": result.card.get("config", {}),
+    }
+    return register_child_policy(
+        ctx,
+        parent=inputs.policy,
+        name=inputs.name,
+        folder=folder,
+        metrics=result.metrics,
+        record_key=kind,
+        record=record,
+    )

@@ -15,8 +15,10 @@ class RewardParams(TrainParams):
     """A ``reward`` job: Bradley–Terry on the judged pairs."""
 
     aggregate: Literal["each", "majority"] = Field(
-        "each", description="With several annotators on a pair: every A/B judgement is an example ('each'), or "
+        "each",
+        description="With several annotators on a pair: every A/B judgement is an example ('each'), or "
         "the pair counts once for the side that strictly outvotes every other verdict ('majority'). With "
-        "export_job_id, the export's own aggregation applies instead.")
+        "export_job_id, the export's own aggregation applies instead.",
+    )
     margin: float = config_field(RewardConfig, "margin", ge=0, le=20)
     center_rewards_coefficient: float = config_field(RewardConfig, "center_rewards_coefficient", ge=0, le=10)

@@ -18,8 +18,8 @@ from sqlalchemy.orm import Session
 
 from app.annotation.models import Demonstration
 from app.config import Settings
-from app.jobs.exceptions import JobFailed
 from app.finetune.sft.params import SFTParams
+from app.jobs.exceptions import JobFailed
 from app.prompts.models import Prompt
 from app.registry.job_inputs import local_policy
 from app.registry.models import ModelVersion
@@ -42,13 +42,17 @@ class SFTInputs:
 
 def demonstrations(db: Session) -> tuple[list[SFTExample], int]:
     """Every demonstration as a conversation, and how many were skipped (blank text)."""
-    rows = db.execute(select(Demonstration.id, Demonstration.text, Demonstration.kind, Prompt.id, Prompt.messages)
-                      .join(Prompt, Prompt.id == Demonstration.prompt_id).order_by(Demonstration.id))
+    rows = db.execute(
+        select(Demonstration.id, Demonstration.text, Demonstration.kind, Prompt.id, Prompt.messages)
+        .join(Prompt, Prompt.id == Demonstration.prompt_id)
+        .order_by(Demonstration.id)
+    )
     examples, skipped = [], 0
     for demo_id, text, kind, prompt_id, messages in rows:
         try:
-            examples.append(demonstration_example(messages, text, kind=kind.value, prompt_id=prompt_id,
-                                                  demonstration_id=demo_id))
+            examples.append(
+                demonstration_example(messages, text, kind=kind.value, prompt_id=prompt_id, demonstration_id=demo_id)
+            )
         except BadConversation:
             skipped += 1
     return examples, skipped
@@ -81,8 +85,14 @@ def harmless_prompts(db: Session, set_id: int | None, examples: list[SFTExample]
             candidates = [json.loads(line)["prompt"] for line in lines if line.strip()]
         source = "starter prompts shipped with the app"
     else:
-        candidates = [_last_user(m) for m in db.scalars(select(Prompt.messages).where(
-            Prompt.prompt_set_id == set_id, Prompt.retired.is_(False), Prompt.red_team.is_(False)).order_by(Prompt.id))]
+        candidates = [
+            _last_user(m)
+            for m in db.scalars(
+                select(Prompt.messages)
+                .where(Prompt.prompt_set_id == set_id, Prompt.retired.is_(False), Prompt.red_team.is_(False))
+                .order_by(Prompt.id)
+            )
+        ]
         source = f"prompt set {set_id} (non-red-team)"
     held_out = [text for text in dict.fromkeys(candidates) if text and text not in trained]
     return held_out[:limit], source

@@ -18,11 +18,11 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from app.finetune.core.reporter import TrainerReporter
+from app.finetune.sft.params import SFTParams
 from app.jobs.context import JobContext
 from app.jobs.exceptions import JobCancelled, JobFailed
 from app.jobs.registry import register
-from app.finetune.core.reporter import TrainerReporter
-from app.finetune.sft.params import SFTParams
 from app.training.core.result import TrainResult
 
 if TYPE_CHECKING:  # the handler imports these when it runs, not when the job kind is registered
@@ -45,28 +45,40 @@ def run_sft(ctx: JobContext[SFTParams]) -> dict[str, Any]:
         inputs = load_sft_inputs(db, ctx.settings, ctx.params)
     examples = mix_safety(inputs.examples, ctx.params.safety_share, seed=ctx.params.seed)
     if len(examples) < 2:
-        raise JobFailed(f"{len(examples)} demonstration(s) after the safety mix; SFT needs at least 2 "
-                        f"(available: {kind_counts(inputs.examples)})")
-    ctx.reporter.log(f"fine-tuning {inputs.base.name} into {name} on {len(examples)} conversations "
-                     f"{kind_counts(examples)}; refusals on {len(inputs.harmless)} held-out harmless prompts")
+        raise JobFailed(
+            f"{len(examples)} demonstration(s) after the safety mix; SFT needs at least 2 "
+            f"(available: {kind_counts(inputs.examples)})"
+        )
+    ctx.reporter.log(
+        f"fine-tuning {inputs.base.name} into {name} on {len(examples)} conversations "
+        f"{kind_counts(examples)}; refusals on {len(inputs.harmless)} held-out harmless prompts"
+    )
     trained, refusal = _train_and_measure(ctx, inputs, examples, name)
     version_id = _register(ctx, inputs, name, trained, refusal)
     for key in ("before", "after"):
         ctx.reporter.metric(trained.steps, f"refusal_rate_{key}", refusal[key])
     ctx.reporter.progress(1.0, f"registered {name}: refusal rate {refusal['before']:.0%} → {refusal['after']:.0%}")
-    return {"version_id": version_id, "version": name, "parent_id": inputs.base.id, "base": inputs.base.name,
-            "examples": {**inputs.counts, **kind_counts(examples), "used": len(examples)},
-            "safety_share": ctx.params.safety_share, "metrics": trained.metrics, "steps": trained.steps,
-            "refusal": refusal}
+    return {
+        "version_id": version_id,
+        "version": name,
+        "parent_id": inputs.base.id,
+        "base": inputs.base.name,
+        "examples": {**inputs.counts, **kind_counts(examples), "used": len(examples)},
+        "safety_share": ctx.params.safety_share,
+        "metrics": trained.metrics,
+        "steps": trained.steps,
+        "refusal": refusal,
+    }
 
 
-def _train_and_measure(ctx: JobContext[SFTParams], inputs: SFTInputs, examples: list[SFTExample],
-                       name: str) -> tuple[TrainResult, dict[str, Any]]:
+def _train_and_measure(
+    ctx: JobContext[SFTParams], inputs: SFTInputs, examples: list[SFTExample], name: str
+) -> tuple[TrainResult, dict[str, Any]]:
     """Refusals of the base model, training, refusals of the result (greedy, so a re-run repeats them)."""
     from app.registry import store
     from app.registry.models import ModelKind
-    from app.training.sft.refusal import RULE, measure_refusals
     from app.training.core.loop import TrainingStopped
+    from app.training.sft.refusal import RULE, measure_refusals
     from app.training.sft.trainer import load_policy, train_sft
 
     p = ctx.params
@@ -75,9 +87,14 @@ def _train_and_measure(ctx: JobContext[SFTParams], inputs: SFTInputs, examples: 
     ctx.reporter.progress(0.02, "measuring refusals of the base policy")
     before = measure_refusals(model, tokenizer, inputs.harmless, max_new_tokens=p.refusal_max_new_tokens)
     try:
-        trained = train_sft(examples, p.sft_config(str(inputs.base_path)), output,
-                            reporter=TrainerReporter(ctx.reporter, span=(0.1, 0.9)),  # refusals before and after
-                            model=model, tokenizer=tokenizer)
+        trained = train_sft(
+            examples,
+            p.sft_config(str(inputs.base_path)),
+            output,
+            reporter=TrainerReporter(ctx.reporter, span=(0.1, 0.9)),  # refusals before and after
+            model=model,
+            tokenizer=tokenizer,
+        )
     except TrainingStopped as exc:
         raise JobCancelled(str(exc)) from None
     except FileExistsError as exc:
@@ -85,15 +102,24 @@ def _train_and_measure(ctx: JobContext[SFTParams], inputs: SFTInputs, examples: 
     ctx.reporter.progress(0.92, "measuring refusals of the fine-tuned policy")
     after_model = trained.model if trained.model is not None else load_policy(output)[0]
     after = measure_refusals(after_model, tokenizer, inputs.harmless, max_new_tokens=p.refusal_max_new_tokens)
-    ctx.reporter.log(f"refusal rate on {before.prompts} harmless prompts: {before.rate:.1%} before, "
-                     f"{after.rate:.1%} after")
-    refusal = {"rule": RULE, "before": before.rate, "after": after.rate, "prompts": before.prompts,
-               "refused_before": before.refused, "refused_after": after.refused, "source": inputs.harmless_source}
+    ctx.reporter.log(
+        f"refusal rate on {before.prompts} harmless prompts: {before.rate:.1%} before, {after.rate:.1%} after"
+    )
+    refusal = {
+        "rule": RULE,
+        "before": before.rate,
+        "after": after.rate,
+        "prompts": before.prompts,
+        "refused_before": before.refused,
+        "refused_after": after.refused,
+        "source": inputs.harmless_source,
+    }
     return trained, refusal
 
 
-def _register(ctx: JobContext[SFTParams], inputs: SFTInputs, name: str, trained: TrainResult,
-              refusal: dict[str, Any]) -> int:
+def _register(
+    ctx: JobContext[SFTParams], inputs: SFTInputs, name: str, trained: TrainResult, refusal: dict[str, Any]
+) -> int:
     """The new ready policy version, child of the base; registered once per job, however often it runs."""
     from app.errors import Conflict
     from app.registry import service as registry
@@ -101,14 +127,26 @@ def _register(ctx: JobContext[SFTParams], inputs: SFTInputs, name: str, trained:
     from app.registry.models import ModelKind
 
     base = inputs.base
-    metrics = {**trained.metrics, "refusal_rate_before": refusal["before"], "refusal_rate_after": refusal["after"],
-               "refusal_prompts": refusal["prompts"]}
+    metrics = {
+        **trained.metrics,
+        "refusal_rate_before": refusal["before"],
+        "refusal_rate_after": refusal["after"],
+        "refusal_prompts": refusal["prompts"],
+    }
     config = child_serving_config(base, trained.output_dir)
     try:
         with ctx.transaction() as db:
-            version = registry.register(db, name=name, kind=ModelKind.policy, path=str(trained.output_dir.resolve()),
-                                        base_model=base.base_model or base.name, parent_id=base.id, metrics=metrics,
-                                        config=config, job_id=ctx.job_id)
+            version = registry.register(
+                db,
+                name=name,
+                kind=ModelKind.policy,
+                path=str(trained.output_dir.resolve()),
+                base_model=base.base_model or base.name,
+                parent_id=base.id,
+                metrics=metrics,
+                config=config,
+                job_id=ctx.job_id,
+            )
             return version.id
     except Conflict as exc:
         raise JobFailed(exc.message) from None

@@ -24,24 +24,40 @@ class SFTParams(BaseModel):
     """Parameters of an ``sft`` job; the training fields are those of :class:`SFTConfig`."""
 
     # --- what is fine-tuned, on what, and how refusals are measured
-    base_version_id: int | None = Field(None, ge=1, description="Policy version to fine-tune; default: the "
-                                        "promoted one.")
-    name: str = Field("", max_length=100, pattern=NAME_PATTERN,
-                      description="Name of the new version (letters, digits, . _ -); default: 'sft-<job id>'.")
-    use_demonstrations: bool = Field(True, description="Train on the annotators' demonstrations (ideal and safe "
-                                     "answers).")
-    jsonl_files: list[str] = Field(default_factory=list, max_length=20,
-                                   description='SFT JSONL files ({"messages": [...]} per line) in <data_dir>/sft/, '
-                                   "by name.")
-    safety_share: float | None = Field(None, ge=0, le=1, description="Share of safety demonstrations (safe answers) "
-                                       "in the mix; empty: use the data as it is. Too much teaches the model to "
-                                       "refuse harmless requests.")
-    refusal_prompts: int = Field(40, ge=0, le=1000, description="Held-out harmless prompts the refusal rate is "
-                                 "measured on; 0 skips it.")
-    refusal_prompt_set_id: int | None = Field(None, ge=1, description="Take them from this set (non-red-team "
-                                              "prompts); default: the shipped starter prompts.")
-    refusal_max_new_tokens: int = Field(32, ge=4, le=512, description="Answer length when measuring refusals (only "
-                                        "the first sentence is judged).")
+    base_version_id: int | None = Field(
+        None, ge=1, description="Policy version to fine-tune; default: the promoted one."
+    )
+    name: str = Field(
+        "",
+        max_length=100,
+        pattern=NAME_PATTERN,
+        description="Name of the new version (letters, digits, . _ -); default: 'sft-<job id>'.",
+    )
+    use_demonstrations: bool = Field(
+        True, description="Train on the annotators' demonstrations (ideal and safe answers)."
+    )
+    jsonl_files: list[str] = Field(
+        default_factory=list,
+        max_length=20,
+        description='SFT JSONL files ({"messages": [...]} per line) in <data_dir>/sft/, by name.',
+    )
+    safety_share: float | None = Field(
+        None,
+        ge=0,
+        le=1,
+        description="Share of safety demonstrations (safe answers) "
+        "in the mix; empty: use the data as it is. Too much teaches the model to "
+        "refuse harmless requests.",
+    )
+    refusal_prompts: int = Field(
+        40, ge=0, le=1000, description="Held-out harmless prompts the refusal rate is measured on; 0 skips it."
+    )
+    refusal_prompt_set_id: int | None = Field(
+        None, ge=1, description="Take them from this set (non-red-team prompts); default: the shipped starter prompts."
+    )
+    refusal_max_new_tokens: int = Field(
+        32, ge=4, le=512, description="Answer length when measuring refusals (only the first sentence is judged)."
+    )
     # --- the trainer's settings
     epochs: int = _cfg("epochs", ge=1, le=100)
     learning_rate: float = _cfg("learning_rate", gt=0, le=1)

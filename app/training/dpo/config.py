@@ -29,27 +29,43 @@ class DPOBaseConfig(StoredConfig):
     """What offline and online DPO share: the policy and its adapters, the loss, the optimisation."""
 
     # --- models
-    policy: str = _f("", "Folder of the policy checkpoint (Hugging Face format); it is also the reference π_ref. "
-                     "The job fills in the chosen version; in-memory models may be passed to the trainer instead.")
-    use_lora: bool = _f(True, "Train LoRA adapters; the reference is the same weights with the adapters disabled, "
-                        "so no second copy exists. False fine-tunes every weight against a frozen copy.")
+    policy: str = _f(
+        "",
+        "Folder of the policy checkpoint (Hugging Face format); it is also the reference π_ref. "
+        "The job fills in the chosen version; in-memory models may be passed to the trainer instead.",
+    )
+    use_lora: bool = _f(
+        True,
+        "Train LoRA adapters; the reference is the same weights with the adapters disabled, "
+        "so no second copy exists. False fine-tunes every weight against a frozen copy.",
+    )
     lora_r: int = _f(16, "LoRA rank: the inner dimension of each adapter (more = more capacity, more memory).")
     lora_alpha: int = _f(32, "LoRA scaling numerator (the update is scaled by alpha / r).")
     lora_dropout: float = _f(0.0, "Dropout on the LoRA input. Keep 0: dropout makes log π noisy against π_ref.")
-    lora_target_modules: str = _f("all-linear", "Modules that get adapters: 'all-linear' (every linear layer but "
-                                  "the output head), '' (peft's default for the architecture) or a comma-separated "
-                                  "list of names.")
+    lora_target_modules: str = _f(
+        "all-linear",
+        "Modules that get adapters: 'all-linear' (every linear layer but "
+        "the output head), '' (peft's default for the architecture) or a comma-separated "
+        "list of names.",
+    )
     pad_token: str = _f("<|pad|>", "Added as the pad token when the tokenizer has none distinct from EOS.")
     # --- loss
-    loss_type: LossType = _f("sigmoid", "'sigmoid': −log σ(β·(Δ_θ − Δ_ref)), DPO's Bradley–Terry likelihood; 'ipo': "
-                             "(Δ_θ − Δ_ref − 1/(2β))², which stops pushing once the gap reaches its target. "
-                             "Δ = log π(chosen) − log π(rejected), summed over response tokens.")
-    beta: float = _f(0.1, "β: the implicit reward is β·(log π − log π_ref). Larger keeps the policy nearer the "
-                     "reference (sigmoid); for IPO it sets the target gap 1/(2β).")
+    loss_type: LossType = _f(
+        "sigmoid",
+        "'sigmoid': −log σ(β·(Δ_θ − Δ_ref)), DPO's Bradley–Terry likelihood; 'ipo': "
+        "(Δ_θ − Δ_ref − 1/(2β))², which stops pushing once the gap reaches its target. "
+        "Δ = log π(chosen) − log π(rejected), summed over response tokens.",
+    )
+    beta: float = _f(
+        0.1,
+        "β: the implicit reward is β·(log π − log π_ref). Larger keeps the policy nearer the "
+        "reference (sigmoid); for IPO it sets the target gap 1/(2β).",
+    )
     max_prompt_length: int = _f(256, "Prompt tokens kept (from the end: the answer follows it).")
     # --- optimisation (names the shared loop reads)
-    learning_rate: float = _f(5e-4, "Peak AdamW learning rate, decayed linearly to 0 (LoRA wants ~10× full "
-                              "fine-tuning's, ~5e-7 to 5e-6).")
+    learning_rate: float = _f(
+        5e-4, "Peak AdamW learning rate, decayed linearly to 0 (LoRA wants ~10× full fine-tuning's, ~5e-7 to 5e-6)."
+    )
     epochs: int = _f(1, "Passes over the pairs (online: over each round's pairs).")
     batch_size: int = _f(8, "Pairs per optimizer step and process.")
     weight_decay: float = _f(0.0, "AdamW weight decay.")
@@ -82,12 +98,18 @@ class DPOBaseConfig(StoredConfig):
 class DPOConfig(DPOBaseConfig):
     """Offline DPO: the policy learns straight from judged (prompt, chosen, rejected) pairs."""
 
-    strength_margin: float = _f(0.0, "Margin of the strongest preference (strength 3), in implicit-reward units: "
-                                "a pair of strength s must win by m = margin·(s − 1)/2 (sigmoid: β·(Δ_θ − Δ_ref) − m; "
-                                "IPO: target gap (½ + m)/β). 0 treats every strength alike.")
+    strength_margin: float = _f(
+        0.0,
+        "Margin of the strongest preference (strength 3), in implicit-reward units: "
+        "a pair of strength s must win by m = margin·(s − 1)/2 (sigmoid: β·(Δ_θ − Δ_ref) − m; "
+        "IPO: target gap (½ + m)/β). 0 treats every strength alike.",
+    )
     max_response_length: int = _f(256, "Response tokens kept (from the start; EOS counts as one).")
-    validation_fraction: float = _f(0.1, "Share of prompts (not pairs) held out to measure the reward accuracy "
-                                    "and margin on pairs the policy never trained on.")
+    validation_fraction: float = _f(
+        0.1,
+        "Share of prompts (not pairs) held out to measure the reward accuracy "
+        "and margin on pairs the policy never trained on.",
+    )
     eval_batch_size: int = _f(16, "Pairs per forward pass for the reference log-probs and the validation.")
     checkpoint_every: int = _f(50, "Write a resumable checkpoint every this many steps; 0 only on stop.")
 
@@ -107,8 +129,11 @@ class OnlineDPOConfig(DPOBaseConfig):
 
     rounds: int = _f(4, "Rounds of sample → rank → train; a resumable checkpoint is written after each.")
     prompts_per_round: int = _f(16, "Training prompts per round, across all processes (a fresh shuffle per pass).")
-    samples_per_prompt: int = _f(4, "Answers sampled per prompt (k ≥ 4); the best and the worst by score make the "
-                                 "pair. A prompt whose best and worst scores tie gives none.")
+    samples_per_prompt: int = _f(
+        4,
+        "Answers sampled per prompt (k ≥ 4); the best and the worst by score make the "
+        "pair. A prompt whose best and worst scores tie gives none.",
+    )
     response_length: int = _f(48, "Most tokens sampled per answer; an answer stops at EOS.")
     temperature: float = _f(0.7, "Sampling temperature of the answers (the loss reads the untempered policy).")
     safety_weight: float = _f(1.0, "With a classifier: score = reward − safety_weight × P(unsafe).")

@@ -36,14 +36,26 @@ def response_ids(tokenizer: Any, text: str, max_length: int) -> list[int]:
     return [*ids, tokenizer.eos_token_id][:max_length]
 
 
-def encode_pairs(tokenizer: Any, examples: Sequence[PreferenceExample], *, max_prompt_length: int,
-                 max_response_length: int, strength_margin: float = 0.0) -> list[PairRow]:
+def encode_pairs(
+    tokenizer: Any,
+    examples: Sequence[PreferenceExample],
+    *,
+    max_prompt_length: int,
+    max_response_length: int,
+    strength_margin: float = 0.0,
+) -> list[PairRow]:
     """One row per judged pair; its margin from the strength, as the reward model's."""
     prompts = encode_prompts(tokenizer, [ex.prompt for ex in examples], max_prompt_length)
     margins = strength_margins([ex.strength for ex in examples], strength_margin)
-    return [pair_row(prompt, response_ids(tokenizer, ex.chosen, max_response_length),
-                     response_ids(tokenizer, ex.rejected, max_response_length), margin)
-            for ex, prompt, margin in zip(examples, prompts, margins, strict=True)]
+    return [
+        pair_row(
+            prompt,
+            response_ids(tokenizer, ex.chosen, max_response_length),
+            response_ids(tokenizer, ex.rejected, max_response_length),
+            margin,
+        )
+        for ex, prompt, margin in zip(examples, prompts, margins, strict=True)
+    ]
 
 
 def row_length(row: PairRow) -> int:
@@ -59,11 +71,17 @@ class DPOCollator:
 
     def __call__(self, rows: Sequence[PairRow]) -> dict[str, torch.Tensor]:
         prompt_ids, prompt_mask = left_pad([row["prompt"] for row in rows] * 2, self.pad_id)  # [2B, P]
-        responses = pad_sequences([{"input_ids": row[side]} for side in ("chosen", "rejected") for row in rows],
-                                  self.pad_id)  # [2B, T]
+        responses = pad_sequences(
+            [{"input_ids": row[side]} for side in ("chosen", "rejected") for row in rows], self.pad_id
+        )  # [2B, T]
         tokens, mask = responses["input_ids"], responses["attention_mask"]
-        batch = {"input_ids": torch.cat([prompt_ids, tokens], 1), "attention_mask": torch.cat([prompt_mask, mask], 1),
-                 "tokens": tokens, "mask": mask, "margin": torch.tensor([row["margin"] for row in rows])}
+        batch = {
+            "input_ids": torch.cat([prompt_ids, tokens], 1),
+            "attention_mask": torch.cat([prompt_mask, mask], 1),
+            "tokens": tokens,
+            "mask": mask,
+            "margin": torch.tensor([row["margin"] for row in rows]),
+        }
         if all("ref_chosen" in row for row in rows):
             batch["ref"] = torch.tensor([row["ref_chosen"] for row in rows] + [row["ref_rejected"] for row in rows])
         return batch
@@ -76,8 +94,13 @@ def sequence_logprobs(model: Callable[..., torch.Tensor], batch: dict[str, torch
 
 
 @torch.no_grad()
-def add_reference_logprobs(reference: Callable[..., torch.Tensor], rows: Sequence[PairRow], collate: DPOCollator,
-                           batch_size: int, device: torch.device | str) -> None:
+def add_reference_logprobs(
+    reference: Callable[..., torch.Tensor],
+    rows: Sequence[PairRow],
+    collate: DPOCollator,
+    batch_size: int,
+    device: torch.device | str,
+) -> None:
     """Store log π_ref of both sides in each row: π_ref is frozen, so once per pair is enough."""
     for start in range(0, len(rows), batch_size):
         chunk = rows[start : start + batch_size]

@@ -34,8 +34,13 @@ class DPOTerms:
 
     def metrics(self) -> dict[str, Tensor]:
         """Detached, for the reporter (the loop sums them on the device until a report)."""
-        return {"loss": self.loss.detach(), "reward_accuracy": self.reward_accuracy,
-                "chosen_reward": self.chosen_reward, "rejected_reward": self.rejected_reward, "margin": self.margin}
+        return {
+            "loss": self.loss.detach(),
+            "reward_accuracy": self.reward_accuracy,
+            "chosen_reward": self.chosen_reward,
+            "rejected_reward": self.rejected_reward,
+            "margin": self.margin,
+        }
 
 
 def implicit_rewards(logp: Tensor, ref_logp: Tensor, beta: float) -> Tensor:
@@ -54,8 +59,16 @@ def ipo_loss(chosen_rewards: Tensor, rejected_rewards: Tensor, beta: float, marg
     return ((h - (0.5 + margin) / beta) ** 2).mean()
 
 
-def dpo_terms(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor, ref_rejected: Tensor, *,
-              beta: float, loss_type: LossType = "sigmoid", margin: Tensor | float = 0.0) -> DPOTerms:
+def dpo_terms(
+    policy_chosen: Tensor,
+    policy_rejected: Tensor,
+    ref_chosen: Tensor,
+    ref_rejected: Tensor,
+    *,
+    beta: float,
+    loss_type: LossType = "sigmoid",
+    margin: Tensor | float = 0.0,
+) -> DPOTerms:
     """The batch's loss of ``loss_type`` and its diagnostics, from the four sequence log-probs of each pair."""
     if loss_type not in LOSS_TYPES:
         raise ValueError(f"loss_type: unknown {loss_type!r}; expected one of {', '.join(LOSS_TYPES)}")
@@ -66,5 +79,6 @@ def dpo_terms(policy_chosen: Tensor, policy_rejected: Tensor, ref_chosen: Tensor
     else:
         loss = ipo_loss(chosen, rejected, beta, margin)
     with torch.no_grad():
-        return DPOTerms(loss, pairwise_accuracy(chosen, rejected), chosen.mean(), rejected.mean(),
-                        (chosen - rejected).mean())
+        return DPOTerms(
+            loss, pairwise_accuracy(chosen, rejected), chosen.mean(), rejected.mean(), (chosen - rejected).mean()
+        )

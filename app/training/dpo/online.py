@@ -70,9 +70,18 @@ class OnlineDPOResult(TrainResult[nn.Module]):
     history: list[dict[str, float]] = field(default_factory=list)  # [] for a run whose card was returned
 
 
-def train_online_dpo(prompts: Sequence[PromptInput], config: OnlineDPOConfig, output_dir: Path | str, *,
-                     reward: Any, classifier: Any = None, policy: nn.Module | None = None, tokenizer: Any = None,
-                     reporter: Reporter | None = None, checkpoint_path: Path | str | None = None) -> OnlineDPOResult:
+def train_online_dpo(
+    prompts: Sequence[PromptInput],
+    config: OnlineDPOConfig,
+    output_dir: Path | str,
+    *,
+    reward: Any,
+    classifier: Any = None,
+    policy: nn.Module | None = None,
+    tokenizer: Any = None,
+    reporter: Reporter | None = None,
+    checkpoint_path: Path | str | None = None,
+) -> OnlineDPOResult:
     """Run the rounds and save the merged policy to ``output_dir`` (which must not exist yet, unless it holds
     this very run).
 
@@ -87,8 +96,17 @@ def train_online_dpo(prompts: Sequence[PromptInput], config: OnlineDPOConfig, ou
     fingerprint = run_fingerprint(prompts, config, label)  # type: ignore[arg-type] - duck-typed config
     if (card := finished_card(output_dir, fingerprint)) is not None:
         return OnlineDPOResult.from_card(output_dir, card)
-    run = _OnlineRun(prompts, config, reward, classifier, policy, tokenizer, reporter or NullReporter(),
-                     Path(checkpoint_path) if checkpoint_path else default_checkpoint_path(output_dir), fingerprint)
+    run = _OnlineRun(
+        prompts,
+        config,
+        reward,
+        classifier,
+        policy,
+        tokenizer,
+        reporter or NullReporter(),
+        Path(checkpoint_path) if checkpoint_path else default_checkpoint_path(output_dir),
+        fingerprint,
+    )
     resumed_from = run.train()
     return run.finish(output_dir, label, resumed_from)
 
@@ -103,9 +121,18 @@ def best_and_worst(scores: Sequence[float]) -> tuple[int, int] | None:
 class _OnlineRun:
     """One run; the state lives on the instance so each phase of a round reads as a short method."""
 
-    def __init__(self, prompts: Sequence[PromptInput], config: OnlineDPOConfig, reward: Any, classifier: Any,
-                 policy: nn.Module | None, tokenizer: Any, reporter: Reporter, checkpoint_path: Path,
-                 fingerprint: str) -> None:
+    def __init__(
+        self,
+        prompts: Sequence[PromptInput],
+        config: OnlineDPOConfig,
+        reward: Any,
+        classifier: Any,
+        policy: nn.Module | None,
+        tokenizer: Any,
+        reporter: Reporter,
+        checkpoint_path: Path,
+        fingerprint: str,
+    ) -> None:
         from accelerate.utils import set_seed
 
         self.config, self.checkpoint_path, self.fingerprint = config, checkpoint_path, fingerprint
@@ -113,8 +140,9 @@ class _OnlineRun:
         self.reporter = reporter if self.accelerator.is_main_process else NullReporter()
         processes = self.accelerator.num_processes
         if config.prompts_per_round % processes:
-            raise ValueError(f"prompts_per_round: {config.prompts_per_round} does not split across "
-                             f"{processes} processes")
+            raise ValueError(
+                f"prompts_per_round: {config.prompts_per_round} does not split across {processes} processes"
+            )
         self.local_prompts = config.prompts_per_round // processes
         set_seed(config.seed)
         self.policy, frozen, self.tokenizer = build_policy(config, policy, tokenizer, temperature=config.temperature)
@@ -122,8 +150,13 @@ class _OnlineRun:
         self.frozen = frozen.to(self.accelerator.device) if frozen is not None else None
         self.prompts = list(prompts)
         self.prompt_rows = encode_prompts(self.tokenizer, self.prompts, config.max_prompt_length)
-        self.score = functools.partial(score_completions, reward=as_reward_function(reward), classifier=classifier,
-                                       safety_weight=config.safety_weight, safety_head=config.safety_head)
+        self.score = functools.partial(
+            score_completions,
+            reward=as_reward_function(reward),
+            classifier=classifier,
+            safety_weight=config.safety_weight,
+            safety_head=config.safety_head,
+        )
         self.collate = DPOCollator(self.tokenizer.pad_token_id)
         optimizer = make_optimizer(self.policy, config)  # type: ignore[arg-type] - reads lr and weight decay
         # At most one pair per prompt: the schedule spans the steps a round of no ties takes, every round.
@@ -138,9 +171,11 @@ class _OnlineRun:
         """Run the remaining rounds; returns the round the run resumed from."""
         resumed_from = self._resume()
         n_params = sum(p.numel() for p in self.policy.parameters() if p.requires_grad)
-        self.reporter.log(f"online DPO: {len(self.prompts)} prompts, {self.config.rounds} rounds of "
-                          f"{self.config.prompts_per_round} prompts × {self.config.samples_per_prompt} samples, "
-                          f"{n_params:,} trainable parameters")
+        self.reporter.log(
+            f"online DPO: {len(self.prompts)} prompts, {self.config.rounds} rounds of "
+            f"{self.config.prompts_per_round} prompts × {self.config.samples_per_prompt} samples, "
+            f"{n_params:,} trainable parameters"
+        )
         while self.round < self.config.rounds:
             self.history.append(self._one_round(self.round))
             self.round += 1
@@ -161,8 +196,11 @@ class _OnlineRun:
         records = gather_object(records)  # every process trains on every process's pairs, its share of batches
         pairs = [record["pair"] for record in records if record["pair"] is not None]
         losses = self._optimise(pairs, round_index) if pairs else {}
-        return {**_round_stats(records), **{f"train_{name}": value for name, value in losses.items()},
-                "learning_rate": learning_rate}
+        return {
+            **_round_stats(records),
+            **{f"train_{name}": value for name, value in losses.items()},
+            "learning_rate": learning_rate,
+        }
 
     def _sample(self, local: list[int], first_row: int) -> tuple[list[Completion], list[float]]:
         """k answers to each local prompt from the current policy, and their scores net of the safety penalty."""
@@ -173,9 +211,15 @@ class _OnlineRun:
         prompt_ids, prompt_mask = left_pad(rows, self.tokenizer.pad_token_id, device)
         self.model.eval()
         with self.accelerator.autocast():
-            sampled = sample_responses(self.policy, prompt_ids, prompt_mask, generators,
-                                       max_new_tokens=self.config.response_length,
-                                       eos_id=self.tokenizer.eos_token_id, pad_id=self.tokenizer.pad_token_id)
+            sampled = sample_responses(
+                self.policy,
+                prompt_ids,
+                prompt_mask,
+                generators,
+                max_new_tokens=self.config.response_length,
+                eos_id=self.tokenizer.eos_token_id,
+                pad_id=self.tokenizer.pad_token_id,
+            )
         self.model.train()
         completions = decode_completions(self.tokenizer, prompts, rows, sampled)
         scores, penalties = self.score(completions)
@@ -189,20 +233,33 @@ class _OnlineRun:
             ranked = best_and_worst(group)
             pair = None
             if ranked is not None:
-                pair = pair_row(self.prompt_rows[prompt_index], answers[ranked[0]].response_ids,
-                                answers[ranked[1]].response_ids)
-            records.append({"pair": pair, "best": max(group), "worst": min(group), "mean": sum(group) / k,
-                            "length": sum(len(a.response_ids) for a in answers) / k,
-                            "ended": sum(a.ended for a in answers) / k})
+                pair = pair_row(
+                    self.prompt_rows[prompt_index], answers[ranked[0]].response_ids, answers[ranked[1]].response_ids
+                )
+            records.append(
+                {
+                    "pair": pair,
+                    "best": max(group),
+                    "worst": min(group),
+                    "mean": sum(group) / k,
+                    "length": sum(len(a.response_ids) for a in answers) / k,
+                    "ended": sum(a.ended for a in answers) / k,
+                }
+            )
         return records
 
     def _optimise(self, pairs: list[PairRow], round_index: int) -> dict[str, float]:
         """``epochs`` passes over the round's pairs, this process's share of each batch order; the means of
         the step metrics over the round, across processes."""
         config, accelerator = self.config, self.accelerator
-        sampler = LengthGroupedBatchSampler([row_length(row) for row in pairs], config.batch_size, seed=config.seed,
-                                            group_by_length=config.group_by_length,
-                                            num_replicas=accelerator.num_processes, rank=accelerator.process_index)
+        sampler = LengthGroupedBatchSampler(
+            [row_length(row) for row in pairs],
+            config.batch_size,
+            seed=config.seed,
+            group_by_length=config.group_by_length,
+            num_replicas=accelerator.num_processes,
+            rank=accelerator.process_index,
+        )
         totals: dict[str, torch.Tensor] = {}
         steps = 0
         for epoch in range(config.epochs):
@@ -242,18 +299,28 @@ class _OnlineRun:
         for name, value in metrics.items():
             if not name.startswith("train_"):
                 self.reporter.metric(self.round, name, value)
-        summary = " ".join(f"{name} {metrics.get(name, float('nan')):.4g}"
-                           for name in ("score_mean", "score_best", "pairs", "train_reward_accuracy"))
+        summary = " ".join(
+            f"{name} {metrics.get(name, float('nan')):.4g}"
+            for name in ("score_mean", "score_best", "pairs", "train_reward_accuracy")
+        )
         self.reporter.progress(self.round / self.config.rounds, f"round {self.round}/{self.config.rounds} {summary}")
 
     def _save(self) -> None:
         if self.accelerator.is_main_process:
             self.reporter.flush()  # the curves up to this checkpoint first: a resume starts after them
-            atomic_torch_save({
-                "trainable": self.policy.trainable_state(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "round": self.round, "step": self.step,
-                "history": self.history, "rng": capture_rng_state(), "fingerprint": self.fingerprint,
-            }, self.checkpoint_path)
+            atomic_torch_save(
+                {
+                    "trainable": self.policy.trainable_state(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "round": self.round,
+                    "step": self.step,
+                    "history": self.history,
+                    "rng": capture_rng_state(),
+                    "fingerprint": self.fingerprint,
+                },
+                self.checkpoint_path,
+            )
             self.reporter.log(f"checkpoint written after round {self.round}")
         self.accelerator.wait_for_everyone()
 
@@ -279,12 +346,24 @@ class _OnlineRun:
         """Merge the adapters and save policy + tokenizer + card (main process)."""
         metrics = self.history[-1] if self.history else {}
         data = {"prompts": len(self.prompts), "pairs": int(sum(h.get("pairs", 0) for h in self.history))}
-        card = {**build_card(kind="online_dpo", backbone=label, labels=[], config=self.config,  # type: ignore[arg-type]
-                             data=data, fingerprint=self.fingerprint, metrics=metrics, steps=self.step,
-                             resumed_from=self.resumed_step),
-                "rounds": self.round, "resumed_from_round": resumed_from}
-        model = save_merged_policy(self.accelerator, self.reporter, self.policy, self.tokenizer, output_dir,
-                                   self.checkpoint_path, card)
+        card = {
+            **build_card(
+                kind="online_dpo",
+                backbone=label,
+                labels=[],
+                config=self.config,  # type: ignore[arg-type]
+                data=data,
+                fingerprint=self.fingerprint,
+                metrics=metrics,
+                steps=self.step,
+                resumed_from=self.resumed_step,
+            ),
+            "rounds": self.round,
+            "resumed_from_round": resumed_from,
+        }
+        model = save_merged_policy(
+            self.accelerator, self.reporter, self.policy, self.tokenizer, output_dir, self.checkpoint_path, card
+        )
         return OnlineDPOResult(output_dir, metrics, self.round, resumed_from, card, model, history=self.history)
 
 
@@ -293,7 +372,10 @@ def _round_stats(records: Sequence[dict[str, Any]]) -> dict[str, float]:
     n = len(records)
     pairs = sum(record["pair"] is not None for record in records)
     means = {f"score_{key}": sum(r[key] for r in records) / n for key in ("mean", "best", "worst")}
-    return {**means, "response_length": sum(r["length"] for r in records) / n,
-            "eos_fraction": sum(r["ended"] for r in records) / n, "pairs": float(pairs),
-            "tied_prompts": float(n - pairs)}
-
+    return {
+        **means,
+        "response_length": sum(r["length"] for r in records) / n,
+        "eos_fraction": sum(r["ended"] for r in records) / n,
+        "pairs": float(pairs),
+        "tied_prompts": float(n - pairs),
+    }

@@ -29,15 +29,20 @@ class DPOPolicy(ActorCritic):
         """Zeros: the sampler records a value per token, which DPO never reads."""
         return hidden.new_zeros(hidden.shape[:-1], dtype=torch.float32)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,  # type: ignore[override]
-                tokens: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,  # type: ignore[override]
+        tokens: torch.Tensor,
+    ) -> torch.Tensor:
         """log π(token) [B, T] of the T response ``tokens`` at the end of ``input_ids`` (untempered)."""
         hidden = self.hidden(input_ids, attention_mask)[:, -tokens.shape[1] - 1 : -1]  # states before each token
         return sampled_token_logprobs(hidden, self.causal_lm.get_output_embeddings(), tokens)
 
 
-def build_policy(config: DPOBaseConfig, lm: nn.Module | None = None, tokenizer: Any = None,
-                 *, temperature: float = 1.0) -> tuple[DPOPolicy, nn.Module | None, Any]:
+def build_policy(
+    config: DPOBaseConfig, lm: nn.Module | None = None, tokenizer: Any = None, *, temperature: float = 1.0
+) -> tuple[DPOPolicy, nn.Module | None, Any]:
     """(policy, frozen reference or None, tokenizer) from ``config.policy`` unless built objects are given.
 
     With LoRA the reference is ``policy.reference(None)``: the adapters off. Seeds the adapters' init."""

@@ -16,19 +16,29 @@ from app.training.dpo.data import DPOCollator, PairRow, sequence_logprobs
 from app.training.dpo.losses import dpo_terms
 
 
-def dpo_step(model: nn.Module, batch: dict[str, torch.Tensor], *, beta: float,
-             loss_type: LossType) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def dpo_step(
+    model: nn.Module, batch: dict[str, torch.Tensor], *, beta: float, loss_type: LossType
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """(loss, detached metrics) of a collated batch whose rows carry their reference log-probs."""
     policy_chosen, policy_rejected = sequence_logprobs(model, batch).chunk(2)  # [B], [B]
     ref_chosen, ref_rejected = batch["ref"].chunk(2)
-    terms = dpo_terms(policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta=beta, loss_type=loss_type,
-                      margin=batch["margin"])
+    terms = dpo_terms(
+        policy_chosen, policy_rejected, ref_chosen, ref_rejected, beta=beta, loss_type=loss_type, margin=batch["margin"]
+    )
     return terms.loss, terms.metrics()
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, rows: Sequence[PairRow], collate: DPOCollator, batch_size: int,
-             device: torch.device | str, *, beta: float, loss_type: LossType) -> dict[str, float]:
+def evaluate(
+    model: nn.Module,
+    rows: Sequence[PairRow],
+    collate: DPOCollator,
+    batch_size: int,
+    device: torch.device | str,
+    *,
+    beta: float,
+    loss_type: LossType,
+) -> dict[str, float]:
     """Pair-weighted means of the batch metrics over ``rows`` ({} without rows), so batching does not change them."""
     if not rows:
         return {}

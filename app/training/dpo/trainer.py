@@ -51,9 +51,16 @@ def policy_label(config: DPOBaseConfig, policy: nn.Module | None) -> str:
     return f"in-memory:{getattr(getattr(policy, 'config', None), 'model_type', type(policy).__name__)}"
 
 
-def train_dpo(examples: Sequence[PreferenceExample], config: DPOConfig, output_dir: Path | str, *,
-              policy: nn.Module | None = None, tokenizer: Any = None, reporter: Reporter | None = None,
-              checkpoint_path: Path | str | None = None) -> TrainResult[nn.Module]:
+def train_dpo(
+    examples: Sequence[PreferenceExample],
+    config: DPOConfig,
+    output_dir: Path | str,
+    *,
+    policy: nn.Module | None = None,
+    tokenizer: Any = None,
+    reporter: Reporter | None = None,
+    checkpoint_path: Path | str | None = None,
+) -> TrainResult[nn.Module]:
     """Train on the pairs and save the merged policy to ``output_dir`` (which must not exist yet, unless it
     holds this very run: then its card is returned without training).
 
@@ -78,8 +85,13 @@ def train_dpo(examples: Sequence[PreferenceExample], config: DPOConfig, output_d
     model.to(accelerator.device)
     frozen = frozen.to(accelerator.device) if frozen is not None else None
     collate = DPOCollator(tokenizer.pad_token_id)
-    encode = functools.partial(encode_pairs, tokenizer, max_prompt_length=config.max_prompt_length,
-                               max_response_length=config.max_response_length, strength_margin=config.strength_margin)
+    encode = functools.partial(
+        encode_pairs,
+        tokenizer,
+        max_prompt_length=config.max_prompt_length,
+        max_response_length=config.max_response_length,
+        strength_margin=config.strength_margin,
+    )
     rows, val_rows = encode(train), encode(validation)
     if not rows:
         raise ValueError("validation_fraction: every pair's prompt was held out; lower it or judge more prompts")
@@ -92,13 +104,31 @@ def train_dpo(examples: Sequence[PreferenceExample], config: DPOConfig, output_d
     result = run_loop(task, config, accelerator, checkpoint, reporter)  # type: ignore[arg-type] - duck-typed
     trained: DPOPolicy = result.model  # type: ignore[assignment] - the loop hands back what it was given
     with accelerator.autocast():
-        validation_metrics = evaluate(trained, val_rows, collate, config.eval_batch_size, accelerator.device,
-                                      beta=config.beta, loss_type=config.loss_type)
-    metrics = {"train_pairs": float(len(rows)), "validation_pairs": float(len(val_rows)),
-               **{f"val_{name}": value for name, value in validation_metrics.items()}}
-    card = build_card(kind="dpo", backbone=label, labels=[], config=config,  # type: ignore[arg-type]
-                      data=data_snapshot(examples, train, validation), fingerprint=fingerprint, metrics=metrics,
-                      steps=result.steps, resumed_from=result.resumed_from)
+        validation_metrics = evaluate(
+            trained,
+            val_rows,
+            collate,
+            config.eval_batch_size,
+            accelerator.device,
+            beta=config.beta,
+            loss_type=config.loss_type,
+        )
+    metrics = {
+        "train_pairs": float(len(rows)),
+        "validation_pairs": float(len(val_rows)),
+        **{f"val_{name}": value for name, value in validation_metrics.items()},
+    }
+    card = build_card(
+        kind="dpo",
+        backbone=label,
+        labels=[],
+        config=config,  # type: ignore[arg-type]
+        data=data_snapshot(examples, train, validation),
+        fingerprint=fingerprint,
+        metrics=metrics,
+        steps=result.steps,
+        resumed_from=result.resumed_from,
+    )
     for name, value in validation_metrics.items():
         reporter.metric(result.steps, f"val_{name}", value)
     merged = save_merged_policy(accelerator, reporter, trained, tokenizer, output_dir, checkpoint, card)
@@ -107,12 +137,21 @@ def train_dpo(examples: Sequence[PreferenceExample], config: DPOConfig, output_d
 
 def _describe(reporter: Reporter, model: nn.Module, pairs: int, held_out: int, label: str, device: Any) -> None:
     trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    reporter.log(f"DPO: {pairs} training / {held_out} validation pairs, policy {label}, "
-                 f"{trainable:,} trainable parameters on {device}")
+    reporter.log(
+        f"DPO: {pairs} training / {held_out} validation pairs, policy {label}, "
+        f"{trainable:,} trainable parameters on {device}"
+    )
 
 
-def save_merged_policy(accelerator: Any, reporter: Reporter, policy: DPOPolicy, tokenizer: Any, output_dir: Path,
-                       checkpoint: Path, card: dict[str, Any]) -> nn.Module | None:
+def save_merged_policy(
+    accelerator: Any,
+    reporter: Reporter,
+    policy: DPOPolicy,
+    tokenizer: Any,
+    output_dir: Path,
+    checkpoint: Path,
+    card: dict[str, Any],
+) -> nn.Module | None:
     """Merge the adapters and write policy + tokenizer + card atomically (main process); drop the checkpoint.
 
     Returns the merged policy on the main process, None elsewhere."""

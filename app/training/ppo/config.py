@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 # config_help is re-exported: forms read a trainer's help from its config module.
-from app.training.core.config import MixedPrecision, StoredConfig, require, config_help  # noqa: F401
+from app.training.core.config import MixedPrecision, StoredConfig, config_help, require  # noqa: F401
 from app.training.core.config import help_field as _f  # short, so each field stays one readable line
 
 KLKind = Literal["k1", "k2", "k3"]
@@ -29,15 +29,24 @@ class PolicyGradientConfig(StoredConfig):
     """π_θ, a causal-LM policy, sampled and optimised against a reward near a frozen π_ref (PPO, RLOO)."""
 
     # --- models
-    policy: str = _f("", "Folder of the policy checkpoint (Hugging Face format). The job fills in the "
-                     "promoted version; in-memory models may be passed to the trainer instead.")
-    use_lora: bool = _f(True, "Train LoRA adapters (the reference is the same weights with the adapters "
-                        "disabled); False fine-tunes every weight against a frozen copy.")
+    policy: str = _f(
+        "",
+        "Folder of the policy checkpoint (Hugging Face format). The job fills in the "
+        "promoted version; in-memory models may be passed to the trainer instead.",
+    )
+    use_lora: bool = _f(
+        True,
+        "Train LoRA adapters (the reference is the same weights with the adapters "
+        "disabled); False fine-tunes every weight against a frozen copy.",
+    )
     lora_r: int = _f(16, "LoRA rank: the inner dimension of each adapter (more = more capacity, more memory).")
     lora_alpha: int = _f(32, "LoRA scaling numerator (the update is scaled by alpha / r).")
     lora_dropout: float = _f(0.0, "Dropout on the LoRA input. Keep 0: dropout makes π/π_old noisy.")
-    lora_target_modules: str = _f("", "Comma-separated module names to adapt; '' = peft's default for the "
-                                  "architecture (q_proj,v_proj for Llama); 'all-linear' = every linear layer.")
+    lora_target_modules: str = _f(
+        "",
+        "Comma-separated module names to adapt; '' = peft's default for the "
+        "architecture (q_proj,v_proj for Llama); 'all-linear' = every linear layer.",
+    )
     pad_token: str = _f("<|pad|>", "Added as the pad token when the tokenizer has none distinct from EOS.")
     # --- rollouts
     batch_size: int = _f(8, "Prompts per update, across all processes (the global batch).")
@@ -48,20 +57,28 @@ class PolicyGradientConfig(StoredConfig):
     # --- reward
     safety_weight: float = _f(1.0, "With a classifier: reward = score − safety_weight × P(unsafe).")
     safety_head: str = _f("safety", "Classifier head whose label 1 means safe; P(unsafe) = 1 − P(head = 1).")
-    kl_coef: float = _f(0.05, "β, the weight of the per-token KL penalty −β·(log π − log π_ref); initial β "
-                        "when target_kl > 0.")
-    kl_estimator: KLKind = _f("k1", "Per-token KL estimate in the reward: k1 = log π − log π_ref (unbiased), "
-                              "k2 = ½(log ratio)², k3 = (r − 1) − log r.")
+    kl_coef: float = _f(
+        0.05, "β, the weight of the per-token KL penalty −β·(log π − log π_ref); initial β when target_kl > 0."
+    )
+    kl_estimator: KLKind = _f(
+        "k1",
+        "Per-token KL estimate in the reward: k1 = log π − log π_ref (unbiased), "
+        "k2 = ½(log ratio)², k3 = (r − 1) − log r.",
+    )
     target_kl: float = _f(0.0, "0 keeps β fixed; > 0 adapts β toward this KL per response (nats).")
     kl_horizon: int = _f(10000, "Responses over which the adaptive β correction is spread.")
     # --- optimisation
     updates: int = _f(100, "PPO updates: each samples one batch of responses and optimises on it.")
     ppo_epochs: int = _f(2, "Passes of optimisation over each batch of responses.")
     num_minibatches: int = _f(2, "Optimizer steps per PPO epoch; the batch is split into this many minibatches.")
-    micro_batch_size: int = _f(0, "Sequences per forward/backward pass: a minibatch is split into micro-batches "
-                               "whose gradients add up to the same update, to bound memory. 0 = the whole minibatch.")
-    learning_rate: float = _f(1e-4, "Peak AdamW learning rate, decayed linearly to 0 over the updates "
-                              "(~1e-5 suits full fine-tuning).")
+    micro_batch_size: int = _f(
+        0,
+        "Sequences per forward/backward pass: a minibatch is split into micro-batches "
+        "whose gradients add up to the same update, to bound memory. 0 = the whole minibatch.",
+    )
+    learning_rate: float = _f(
+        1e-4, "Peak AdamW learning rate, decayed linearly to 0 over the updates (~1e-5 suits full fine-tuning)."
+    )
     weight_decay: float = _f(0.0, "AdamW weight decay.")
     max_grad_norm: float = _f(1.0, "Gradients are clipped to this global norm; 0 disables clipping.")
     clip_range: float = _f(0.2, "ε of the clipped surrogate: ρ = π/π_old is clipped to [1 − ε, 1 + ε].")
@@ -75,8 +92,18 @@ class PolicyGradientConfig(StoredConfig):
 
     def validate(self) -> None:
         """Raise ``ValueError("<field>: <why>")`` for the first invalid shared field."""
-        for name in ("lora_r", "lora_alpha", "batch_size", "max_prompt_length", "response_length", "updates",
-                     "ppo_epochs", "num_minibatches", "kl_horizon", "log_every"):
+        for name in (
+            "lora_r",
+            "lora_alpha",
+            "batch_size",
+            "max_prompt_length",
+            "response_length",
+            "updates",
+            "ppo_epochs",
+            "num_minibatches",
+            "kl_horizon",
+            "log_every",
+        ):
             require(name, getattr(self, name) >= 1, "must be ≥ 1")
         for name in ("checkpoint_every", "num_threads", "micro_batch_size"):
             require(name, getattr(self, name) >= 0, "must be ≥ 0")
@@ -94,9 +121,12 @@ class PolicyGradientConfig(StoredConfig):
 class PPOConfig(PolicyGradientConfig):
     """PPO on a causal-LM policy: π_θ against a frozen π_ref, with a value function and GAE."""
 
-    value_model: str = _f("", "'' = a value head on the policy's last hidden states (one forward gives "
-                          "log-probs and values). A folder = a separate value model initialised from that "
-                          "reward model; it must be a causal LM sharing the policy's tokenizer.")
+    value_model: str = _f(
+        "",
+        "'' = a value head on the policy's last hidden states (one forward gives "
+        "log-probs and values). A folder = a separate value model initialised from that "
+        "reward model; it must be a causal LM sharing the policy's tokenizer.",
+    )
     value_clip_range: float = _f(0.2, "Values move at most this far from the rollout's values per update.")
     vf_coef: float = _f(0.1, "Weight of the value loss in policy_loss + vf_coef × value_loss.")
     gamma: float = _f(1.0, "Discount γ of GAE.")
@@ -110,6 +140,9 @@ class PPOConfig(PolicyGradientConfig):
         require("vf_coef", self.vf_coef >= 0, "must be ≥ 0")
         for name in ("gamma", "lam"):
             require(name, 0.0 <= getattr(self, name) <= 1.0, "must be in [0, 1]")
-        require("batch_size", self.batch_size % self.num_minibatches == 0,
-                f"must be a multiple of num_minibatches ({self.num_minibatches})")
+        require(
+            "batch_size",
+            self.batch_size % self.num_minibatches == 0,
+            f"must be a multiple of num_minibatches ({self.num_minibatches})",
+        )
         require("kl_estimator", self.kl_estimator in ("k1", "k2", "k3"), "must be k1, k2 or k3")

@@ -50,9 +50,7 @@ def masked_var(values: Tensor, mask: Tensor, unbiased: bool = True) -> Tensor:
     return variance
 
 
-def masked_whiten(
-    values: Tensor, mask: Tensor, shift_mean: bool = True, eps: float = 1e-8
-) -> Tensor:
+def masked_whiten(values: Tensor, mask: Tensor, shift_mean: bool = True, eps: float = 1e-8) -> Tensor:
     """(values − mean) / std over the masked positions; padding is set to 0.
 
     Whitening advantages keeps the policy-gradient step the same size whatever the reward scale.
@@ -69,9 +67,7 @@ def masked_whiten(
 # --- advantages ----------------------------------------------------------------------------------
 
 
-def gae(
-    rewards: Tensor, values: Tensor, mask: Tensor, gamma: float = 1.0, lam: float = 0.95
-) -> tuple[Tensor, Tensor]:
+def gae(rewards: Tensor, values: Tensor, mask: Tensor, gamma: float = 1.0, lam: float = 0.95) -> tuple[Tensor, Tensor]:
     """Generalised advantage estimation over right-padded response tokens.
 
     δ_t = r_t + γ·V_{t+1} − V_t and A_t = δ_t + γ·λ·A_{t+1}, with V and A zero after the last real

@@ -25,9 +25,9 @@ import torch
 from torch import nn
 
 from app.training.core.config import lora_targets
-from app.training.ppo.config import PolicyGradientConfig, PPOConfig
 from app.training.core.heads import disable_dropout
 from app.training.core.logprobs import sampled_token_logprobs, token_logprobs
+from app.training.ppo.config import PolicyGradientConfig, PPOConfig
 
 
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -49,20 +49,24 @@ def cache_kwarg(trunk: nn.Module) -> str:
 class ValueModel(nn.Module):
     """A causal backbone and a scalar head read at every position: V(s_t) for every prefix."""
 
-    def __init__(self, backbone: nn.Module, head: nn.Linear):
+    def __init__(self, backbone: nn.Module, head: nn.Linear) -> None:
         super().__init__()
         self.backbone, self.head = backbone, head
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.backbone(input_ids=input_ids, attention_mask=attention_mask,
-                               position_ids=position_ids(attention_mask), use_cache=False).last_hidden_state
+        hidden = self.backbone(
+            input_ids=input_ids,
+            attention_mask=attention_mask,
+            position_ids=position_ids(attention_mask),
+            use_cache=False,
+        ).last_hidden_state
         return self.head(hidden).squeeze(-1).float()  # [B, L]
 
 
 class ActorCritic(nn.Module):
     """log π_θ (at temperature τ) and V on response positions, from one pass through the trunk."""
 
-    def __init__(self, lm: nn.Module, *, temperature: float, value_model: ValueModel | None = None):
+    def __init__(self, lm: nn.Module, *, temperature: float, value_model: ValueModel | None = None) -> None:
         super().__init__()
         self.lm = lm  # a peft model (LoRA) or the plain causal LM (full fine-tuning)
         self.temperature = temperature
@@ -86,8 +90,9 @@ class ActorCritic(nn.Module):
         """Last hidden states [B, L, H] of the policy trunk (kwargs: a KV cache, explicit positions)."""
         positions = kwargs.pop("position_ids", None)
         positions = position_ids(attention_mask) if positions is None else positions
-        return self.trunk(input_ids=input_ids, attention_mask=attention_mask, position_ids=positions,
-                          **kwargs).last_hidden_state
+        return self.trunk(
+            input_ids=input_ids, attention_mask=attention_mask, position_ids=positions, **kwargs
+        ).last_hidden_state
 
     def logits(self, hidden: torch.Tensor) -> torch.Tensor:
         """Tempered logits, float32: the distribution responses are sampled from. [..., H] → [..., V].
@@ -110,8 +115,9 @@ class ActorCritic(nn.Module):
         """V from the value head. [..., H] → [...]."""
         return self.value_head(hidden).squeeze(-1).float()
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                tokens: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, tokens: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         """(log π(token) [B, T], V [B, T]) for the T response ``tokens`` at the end of ``input_ids``."""
         length = tokens.shape[1]
         hidden = self.hidden(input_ids, attention_mask)[:, -length - 1 : -1]  # [B, T, H]: states before each token
@@ -188,8 +194,14 @@ def add_lora(lm: nn.Module, config: PolicyGradientConfig) -> nn.Module:
     from peft import LoraConfig, get_peft_model
 
     targets = lora_targets(config.lora_target_modules)
-    lora = LoraConfig(r=config.lora_r, lora_alpha=config.lora_alpha, lora_dropout=config.lora_dropout,
-                      target_modules=targets, task_type="CAUSAL_LM", bias="none")
+    lora = LoraConfig(
+        r=config.lora_r,
+        lora_alpha=config.lora_alpha,
+        lora_dropout=config.lora_dropout,
+        target_modules=targets,
+        task_type="CAUSAL_LM",
+        bias="none",
+    )
     with warnings.catch_warnings():  # peft asks transformers a question transformers 5 calls deprecated
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
         return get_peft_model(lm, lora)
@@ -232,8 +244,9 @@ def trainable_policy(config: PolicyGradientConfig, lm: nn.Module) -> tuple[nn.Mo
     return lm, copy.deepcopy(lm).eval().requires_grad_(False)
 
 
-def build_actor_critic(config: PPOConfig, lm: nn.Module,
-                       value_model: nn.Module | str | None, vocab_size: int) -> tuple[ActorCritic, nn.Module | None]:
+def build_actor_critic(
+    config: PPOConfig, lm: nn.Module, value_model: nn.Module | str | None, vocab_size: int
+) -> tuple[ActorCritic, nn.Module | None]:
     """(ActorCritic, frozen reference or None). Seeds the adapters' init with ``config.seed``."""
     lm, frozen = trainable_policy(config, lm)
     source = value_model if value_model is not None else (config.value_model or None)

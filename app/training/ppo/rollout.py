@@ -106,9 +106,16 @@ def _draw(probs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tenso
 
 
 @torch.no_grad()
-def sample_responses(actor: ActorCritic, prompt_ids: torch.Tensor, prompt_mask: torch.Tensor,
-                     generators: list[torch.Generator], *, max_new_tokens: int, eos_id: int,
-                     pad_id: int) -> Sampled:
+def sample_responses(
+    actor: ActorCritic,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    generators: list[torch.Generator],
+    *,
+    max_new_tokens: int,
+    eos_id: int,
+    pad_id: int,
+) -> Sampled:
     """Sample up to ``max_new_tokens`` per prompt with a KV cache; a response ends at its first EOS."""
     trunk, cache_name = actor.trunk, cache_kwarg(actor.trunk)
     mask, positions = prompt_mask, position_ids(prompt_mask)
@@ -129,13 +136,17 @@ def sample_responses(actor: ActorCritic, prompt_ids: torch.Tensor, prompt_mask: 
         if bool(done.all()) or t == max_new_tokens - 1:
             break
         mask = torch.cat([mask, live[:, None].long()], dim=1)
-        out = trunk(input_ids=token[:, None], attention_mask=mask, position_ids=(next_position + t)[:, None],
-                    use_cache=True, **{cache_name: cache})
+        out = trunk(
+            input_ids=token[:, None],
+            attention_mask=mask,
+            position_ids=(next_position + t)[:, None],
+            use_cache=True,
+            **{cache_name: cache},
+        )
         hidden = out.last_hidden_state[:, -1]
     tokens, live, logprobs, entropy, values = (torch.stack(column, dim=1) for column in zip(*steps, strict=True))
     live = live.float()
-    return Sampled(tokens, live, logprobs * live, entropy * live,
-                   values * live if actor.value_model is None else None)
+    return Sampled(tokens, live, logprobs * live, entropy * live, values * live if actor.value_model is None else None)
 
 
 def _cache_of(out: Any) -> Any:
@@ -164,15 +175,17 @@ class Rollout:
 
 
 @torch.no_grad()
-def response_logprobs(actor: ActorCritic, input_ids: torch.Tensor, attention_mask: torch.Tensor,
-                      tokens: torch.Tensor) -> torch.Tensor:
+def response_logprobs(
+    actor: ActorCritic, input_ids: torch.Tensor, attention_mask: torch.Tensor, tokens: torch.Tensor
+) -> torch.Tensor:
     """log π(token) of each response token, in one forward over prompt + response. [B, T]."""
     hidden = actor.hidden(input_ids, attention_mask)[:, -tokens.shape[1] - 1 : -1]  # [B, T, H]
     return actor.token_logprobs(hidden, tokens)
 
 
-def decode_completions(tokenizer: Any, prompts: Sequence[PromptInput], prompt_rows: Sequence[Sequence[int]],
-                       sampled: Sampled) -> list[Completion]:
+def decode_completions(
+    tokenizer: Any, prompts: Sequence[PromptInput], prompt_rows: Sequence[Sequence[int]], sampled: Sampled
+) -> list[Completion]:
     """The reward function's view of each sampled response."""
     completions = []
     lengths = sampled.mask.sum(-1).long().tolist()
@@ -185,8 +198,9 @@ def decode_completions(tokenizer: Any, prompts: Sequence[PromptInput], prompt_ro
     return completions
 
 
-def score_completions(completions: Sequence[Completion], reward: RewardFunction, classifier: Any,
-                      safety_weight: float, safety_head: str) -> tuple[torch.Tensor, torch.Tensor]:
+def score_completions(
+    completions: Sequence[Completion], reward: RewardFunction, classifier: Any, safety_weight: float, safety_head: str
+) -> tuple[torch.Tensor, torch.Tensor]:
     """(scores [B], safety penalties [B]) on the CPU."""
     scores = torch.tensor([float(s) for s in reward(completions)], dtype=torch.float32)
     if scores.shape[0] != len(completions) or not torch.isfinite(scores).all():
@@ -197,15 +211,28 @@ def score_completions(completions: Sequence[Completion], reward: RewardFunction,
     return scores, penalties
 
 
-def collect_rollout(actor: ActorCritic, frozen_reference: torch.nn.Module | None, tokenizer: Any,
-                    prompts: Sequence[PromptInput], prompt_rows: Sequence[Sequence[int]],
-                    generators: list[torch.Generator], max_new_tokens: int,
-                    score: Callable[[Sequence[Completion]], tuple[torch.Tensor, torch.Tensor]]) -> Rollout:
+def collect_rollout(
+    actor: ActorCritic,
+    frozen_reference: torch.nn.Module | None,
+    tokenizer: Any,
+    prompts: Sequence[PromptInput],
+    prompt_rows: Sequence[Sequence[int]],
+    generators: list[torch.Generator],
+    max_new_tokens: int,
+    score: Callable[[Sequence[Completion]], tuple[torch.Tensor, torch.Tensor]],
+) -> Rollout:
     """Sample, then take log π_ref (and values from a separate value model) and the scores."""
     device = next(actor.parameters()).device
     prompt_ids, prompt_mask = left_pad(prompt_rows, tokenizer.pad_token_id, device)
-    sampled = sample_responses(actor, prompt_ids, prompt_mask, generators, max_new_tokens=max_new_tokens,
-                               eos_id=tokenizer.eos_token_id, pad_id=tokenizer.pad_token_id)
+    sampled = sample_responses(
+        actor,
+        prompt_ids,
+        prompt_mask,
+        generators,
+        max_new_tokens=max_new_tokens,
+        eos_id=tokenizer.eos_token_id,
+        pad_id=tokenizer.pad_token_id,
+    )
     input_ids = torch.cat([prompt_ids, sampled.tokens], dim=1)  # [B, P + T]
     attention_mask = torch.cat([prompt_mask, sampled.mask.long()], dim=1)
     with actor.reference(frozen_reference) as reference:
@@ -218,5 +245,15 @@ def collect_rollout(actor: ActorCritic, frozen_reference: torch.nn.Module | None
     completions = decode_completions(tokenizer, prompts, prompt_rows, sampled)
     scores, penalties = score(completions)
     ended = torch.tensor([c.ended for c in completions], dtype=torch.bool, device=device)
-    return Rollout(input_ids, attention_mask, sampled.mask, sampled.logprobs, ref_logprobs, values,
-                   sampled.entropy, scores.to(device), penalties.to(device), ended)
+    return Rollout(
+        input_ids,
+        attention_mask,
+        sampled.mask,
+        sampled.logprobs,
+        ref_logprobs,
+        values,
+        sampled.entropy,
+        scores.to(device),
+        penalties.to(device),
+        ended,
+    )

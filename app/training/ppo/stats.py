@@ -1,13 +1,13 @@
 """The per-update metrics PPO reports, averaged over the whole global batch with one all-reduce.
 
-    score            mean reward-function score of the responses (before any penalty)
-    safety_penalty   mean safety_weight × P(unsafe) (0 without a classifier)
-    reward           mean total return: score − penalties − β·KL
-    kl               mean Σ_t KL_t per response (nats), the estimator set by kl_estimator
-    entropy          mean per-token entropy of the (tempered) sampling distribution
-    response_length  mean tokens per response;  eos_fraction  share of responses that ended with EOS
-    policy_loss, value_loss, clip_fraction, value_clip_fraction, approx_kl   means over optimizer steps
-    beta             the β the update's rewards used
+score            mean reward-function score of the responses (before any penalty)
+safety_penalty   mean safety_weight × P(unsafe) (0 without a classifier)
+reward           mean total return: score − penalties − β·KL
+kl               mean Σ_t KL_t per response (nats), the estimator set by kl_estimator
+entropy          mean per-token entropy of the (tempered) sampling distribution
+response_length  mean tokens per response;  eos_fraction  share of responses that ended with EOS
+policy_loss, value_loss, clip_fraction, value_clip_fraction, approx_kl   means over optimizer steps
+beta             the β the update's rewards used
 """
 
 from __future__ import annotations
@@ -20,9 +20,15 @@ from app.training.ppo.config import PPOConfig
 from app.training.ppo.rollout import Rollout
 
 
-def update_stats(rollout: Rollout, kl: torch.Tensor, losses: dict[str, torch.Tensor], beta: float,
-                 config: PPOConfig, reduce_sum: Callable[[torch.Tensor], torch.Tensor],
-                 processes: int) -> dict[str, float]:
+def update_stats(
+    rollout: Rollout,
+    kl: torch.Tensor,
+    losses: dict[str, torch.Tensor],
+    beta: float,
+    config: PPOConfig,
+    reduce_sum: Callable[[torch.Tensor], torch.Tensor],
+    processes: int,
+) -> dict[str, float]:
     """Global means of one update's rollout and optimisation statistics, as plain floats."""
     kl_per_response = kl.sum(1)  # [B]
     missing_eos = config.missing_eos_penalty * (~rollout.ended).float()
@@ -35,13 +41,15 @@ def update_stats(rollout: Rollout, kl: torch.Tensor, losses: dict[str, torch.Ten
         "eos_fraction": rollout.ended.float(),
     }
     names = [*per_response, "entropy", *losses, "_responses", "_tokens"]
-    local = torch.stack([
-        *(values.float().sum() for values in per_response.values()),
-        (rollout.entropy * rollout.mask).sum(),
-        *(value.float() for value in losses.values()),
-        torch.tensor(float(rollout.mask.shape[0]), device=rollout.mask.device),
-        rollout.mask.sum(),
-    ])
+    local = torch.stack(
+        [
+            *(values.float().sum() for values in per_response.values()),
+            (rollout.entropy * rollout.mask).sum(),
+            *(value.float() for value in losses.values()),
+            torch.tensor(float(rollout.mask.shape[0]), device=rollout.mask.device),
+            rollout.mask.sum(),
+        ]
+    )
     totals = dict(zip(names, reduce_sum(local).tolist(), strict=True))
     responses, tokens = totals.pop("_responses"), totals.pop("_tokens")
     stats = {name: totals[name] / responses for name in per_response}

@@ -24,8 +24,7 @@ ReduceSum = Callable[[torch.Tensor], torch.Tensor]  # sums a tensor over process
 StepLoss = Callable[[nn.Module, Any, Any], tuple[torch.Tensor, dict[str, torch.Tensor]]]
 
 
-def whiten_across(values: torch.Tensor, mask: torch.Tensor, reduce_sum: ReduceSum,
-                  eps: float = 1e-8) -> torch.Tensor:
+def whiten_across(values: torch.Tensor, mask: torch.Tensor, reduce_sum: ReduceSum, eps: float = 1e-8) -> torch.Tensor:
     """(x − mean) / std over the masked tokens of every process; padding set to 0.
 
     On one process it equals ``ppo_math.masked_whiten`` (unbiased variance)."""
@@ -66,7 +65,7 @@ class SequenceBatch:
 
     @property
     def tokens(self) -> torch.Tensor:
-        return self.input_ids[:, -self.mask.shape[1]:]  # [B, T]
+        return self.input_ids[:, -self.mask.shape[1] :]  # [B, T]
 
 
 @dataclass
@@ -78,34 +77,50 @@ class Experience(SequenceBatch):
     returns: torch.Tensor  # [B, T]
 
 
-def make_experience(rollout: Rollout, beta: float, config: PPOConfig,
-                    reduce_sum: ReduceSum) -> tuple[Experience, torch.Tensor]:
+def make_experience(
+    rollout: Rollout, beta: float, config: PPOConfig, reduce_sum: ReduceSum
+) -> tuple[Experience, torch.Tensor]:
     """Per-token rewards (score at the end, −β·KL on every token), GAE, whitening. Returns (experience, kl)."""
-    rewards, kl = token_rewards(rollout.scores - rollout.penalties, rollout.logprobs, rollout.ref_logprobs,
-                                rollout.mask, beta, kl_kind=config.kl_estimator, has_eos=rollout.ended,
-                                missing_eos_penalty=config.missing_eos_penalty)
+    rewards, kl = token_rewards(
+        rollout.scores - rollout.penalties,
+        rollout.logprobs,
+        rollout.ref_logprobs,
+        rollout.mask,
+        beta,
+        kl_kind=config.kl_estimator,
+        has_eos=rollout.ended,
+        missing_eos_penalty=config.missing_eos_penalty,
+    )
     advantages, returns = gae(rewards, rollout.values, rollout.mask, config.gamma, config.lam)
     if config.whiten_advantages:
         advantages = whiten_across(advantages, rollout.mask, reduce_sum)
-    experience = Experience(rollout.input_ids, rollout.attention_mask, rollout.mask, rollout.logprobs,
-                            rollout.values, advantages, returns)
+    experience = Experience(
+        rollout.input_ids, rollout.attention_mask, rollout.mask, rollout.logprobs, rollout.values, advantages, returns
+    )
     return experience, kl
 
 
-def ppo_loss(logprobs: torch.Tensor, values: torch.Tensor, batch: Experience,
-             config: PPOConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def ppo_loss(
+    logprobs: torch.Tensor, values: torch.Tensor, batch: Experience, config: PPOConfig
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """L = L_clip + c_v·L_V: the clipped surrogate on π/π_old plus the clipped value loss."""
-    pg_loss, clip_fraction, approx_kl = policy_loss(logprobs, batch.logprobs, batch.advantages, batch.mask,
-                                                    config.clip_range)
-    vf_loss, value_clip_fraction = value_loss(values, batch.values, batch.returns, batch.mask,
-                                              config.value_clip_range)
-    stats = {"policy_loss": pg_loss.detach(), "value_loss": vf_loss.detach(), "clip_fraction": clip_fraction,
-             "approx_kl": approx_kl, "value_clip_fraction": value_clip_fraction}
+    pg_loss, clip_fraction, approx_kl = policy_loss(
+        logprobs, batch.logprobs, batch.advantages, batch.mask, config.clip_range
+    )
+    vf_loss, value_clip_fraction = value_loss(values, batch.values, batch.returns, batch.mask, config.value_clip_range)
+    stats = {
+        "policy_loss": pg_loss.detach(),
+        "value_loss": vf_loss.detach(),
+        "clip_fraction": clip_fraction,
+        "approx_kl": approx_kl,
+        "value_clip_fraction": value_clip_fraction,
+    }
     return pg_loss + config.vf_coef * vf_loss, stats
 
 
-def ppo_step_loss(model: nn.Module, batch: Experience,
-                  config: PPOConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def ppo_step_loss(
+    model: nn.Module, batch: Experience, config: PPOConfig
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """PPO's :data:`StepLoss`: log π and V from one forward of the actor-critic, then :func:`ppo_loss`."""
     logprobs, values = model(batch.input_ids, batch.attention_mask, batch.tokens)
     return ppo_loss(logprobs, values, batch, config)
@@ -121,9 +136,16 @@ def minibatch_plan(batch_size: int, config: PolicyGradientConfig, generator: tor
     return plan
 
 
-def optimise(model: nn.Module, optimizer: torch.optim.Optimizer, accelerator: Any, experience: SequenceBatch,
-             config: PolicyGradientConfig, generator: torch.Generator, reduce_sum: ReduceSum,
-             loss_fn: StepLoss = ppo_step_loss) -> dict[str, torch.Tensor]:
+def optimise(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    accelerator: Any,
+    experience: SequenceBatch,
+    config: PolicyGradientConfig,
+    generator: torch.Generator,
+    reduce_sum: ReduceSum,
+    loss_fn: StepLoss = ppo_step_loss,
+) -> dict[str, torch.Tensor]:
     """``ppo_epochs`` × ``num_minibatches`` optimizer steps; returns the statistics averaged over steps,
     each scaled by this process's token share × N (so their sum over processes / N is the global mean).
 
@@ -133,8 +155,7 @@ def optimise(model: nn.Module, optimizer: torch.optim.Optimizer, accelerator: An
     micro_batch = config.micro_batch_size or experience.mask.shape[0]
     totals: dict[str, torch.Tensor] = {}
     for rows, tokens in zip(plan, global_tokens, strict=True):
-        stats = accumulate_gradients(model, accelerator, experience, rows.split(micro_batch), tokens, config,
-                                     loss_fn)
+        stats = accumulate_gradients(model, accelerator, experience, rows.split(micro_batch), tokens, config, loss_fn)
         if config.max_grad_norm > 0:
             accelerator.clip_grad_norm_(model.parameters(), config.max_grad_norm)
         optimizer.step()
@@ -144,9 +165,15 @@ def optimise(model: nn.Module, optimizer: torch.optim.Optimizer, accelerator: An
     return {name: total / len(plan) for name, total in totals.items()}
 
 
-def accumulate_gradients(model: nn.Module, accelerator: Any, experience: SequenceBatch, chunks: Sequence[torch.Tensor],
-                         global_tokens: torch.Tensor, config: PolicyGradientConfig,
-                         loss_fn: StepLoss = ppo_step_loss) -> dict[str, torch.Tensor]:
+def accumulate_gradients(
+    model: nn.Module,
+    accelerator: Any,
+    experience: SequenceBatch,
+    chunks: Sequence[torch.Tensor],
+    global_tokens: torch.Tensor,
+    config: PolicyGradientConfig,
+    loss_fn: StepLoss = ppo_step_loss,
+) -> dict[str, torch.Tensor]:
     """Backpropagate one minibatch, micro-batch by micro-batch, as the mean over its tokens on all processes.
 
     DDP averages gradients over N processes, so a micro-batch's token-mean loss is weighted by

@@ -32,19 +32,38 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from app.training.core.checkpoint import atomic_torch_save, atomic_write_dir, capture_rng_state, load_checkpoint
-from app.training.core.checkpoint import restore_rng_state
+from app.training.core.card import default_checkpoint_path, finished_card, write_card
+from app.training.core.checkpoint import (
+    atomic_torch_save,
+    atomic_write_dir,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+)
+from app.training.core.loop import (
+    LinearSchedule,
+    NullReporter,
+    Reporter,
+    TrainingStopped,
+    make_accelerator,
+    make_optimizer,
+)
+from app.training.core.result import TrainResult
 from app.training.ppo.config import PolicyGradientConfig, PPOConfig
 from app.training.ppo.math import AdaptiveKLController, FixedKLController, KLController
 from app.training.ppo.policy import ActorCritic, build_actor_critic, load_policy, merged_policy
-from app.training.ppo.rollout import (PromptInput, RewardFunction, Rollout, as_reward_function, collect_rollout,
-                                      encode_prompts, row_generators, score_completions)
+from app.training.ppo.rollout import (
+    PromptInput,
+    RewardFunction,
+    Rollout,
+    as_reward_function,
+    collect_rollout,
+    encode_prompts,
+    row_generators,
+    score_completions,
+)
 from app.training.ppo.stats import update_stats
 from app.training.ppo.step import SequenceBatch, StepLoss, make_experience, optimise, ppo_step_loss
-from app.training.core.card import default_checkpoint_path, finished_card, write_card
-from app.training.core.loop import LinearSchedule, NullReporter, Reporter, TrainingStopped, make_accelerator
-from app.training.core.loop import make_optimizer
-from app.training.core.result import TrainResult
 
 __all__ = ["PPOResult", "PPORun", "RewardFunction", "TrainingStopped", "prompt_indices", "train_policy", "train_ppo"]
 
@@ -61,10 +80,19 @@ class PPOResult(TrainResult[nn.Module]):
     history: list[dict[str, float]] = field(default_factory=list)  # every update's, in order; [] for a finished run
 
 
-def train_ppo(prompts: Sequence[PromptInput], config: PPOConfig, output_dir: Path | str, *, reward: Any,
-              classifier: Any = None, policy: nn.Module | None = None, tokenizer: Any = None,
-              value_model: nn.Module | str | None = None, reporter: Reporter | None = None,
-              checkpoint_path: Path | str | None = None) -> PPOResult:
+def train_ppo(
+    prompts: Sequence[PromptInput],
+    config: PPOConfig,
+    output_dir: Path | str,
+    *,
+    reward: Any,
+    classifier: Any = None,
+    policy: nn.Module | None = None,
+    tokenizer: Any = None,
+    value_model: nn.Module | str | None = None,
+    reporter: Reporter | None = None,
+    checkpoint_path: Path | str | None = None,
+) -> PPOResult:
     """Run PPO and save the new policy to ``output_dir`` (which must not exist yet, unless it holds this run).
 
     ``prompts``: strings, chat message lists or token-id lists. ``reward``: a callable on
@@ -73,15 +101,35 @@ def train_ppo(prompts: Sequence[PromptInput], config: PPOConfig, output_dir: Pat
     penalty. ``policy``/``tokenizer``/``value_model`` replace ``config.policy``/``config.value_model`` with
     built objects. Raises :class:`TrainingStopped` after a checkpoint when the reporter asked to stop.
     """
-    return train_policy(PPORun, prompts, config, output_dir, reward=reward, classifier=classifier, policy=policy,
-                        tokenizer=tokenizer, value_model=value_model, reporter=reporter,
-                        checkpoint_path=checkpoint_path)
+    return train_policy(
+        PPORun,
+        prompts,
+        config,
+        output_dir,
+        reward=reward,
+        classifier=classifier,
+        policy=policy,
+        tokenizer=tokenizer,
+        value_model=value_model,
+        reporter=reporter,
+        checkpoint_path=checkpoint_path,
+    )
 
 
-def train_policy(run_cls: type[PPORun], prompts: Sequence[PromptInput], config: PolicyGradientConfig,
-                 output_dir: Path | str, *, reward: Any, classifier: Any = None, policy: nn.Module | None = None,
-                 tokenizer: Any = None, value_model: nn.Module | str | None = None, reporter: Reporter | None = None,
-                 checkpoint_path: Path | str | None = None) -> PPOResult:
+def train_policy(
+    run_cls: type[PPORun],
+    prompts: Sequence[PromptInput],
+    config: PolicyGradientConfig,
+    output_dir: Path | str,
+    *,
+    reward: Any,
+    classifier: Any = None,
+    policy: nn.Module | None = None,
+    tokenizer: Any = None,
+    value_model: nn.Module | str | None = None,
+    reporter: Reporter | None = None,
+    checkpoint_path: Path | str | None = None,
+) -> PPOResult:
     """:func:`train_ppo` for the run ``run_cls`` defines: PPO's, or a subclass's (RLOO's) that keeps its
     checkpoints, resume, reporting and saving. Returns the card of an identical finished run unchanged."""
     config.validate()
@@ -92,8 +140,18 @@ def train_policy(run_cls: type[PPORun], prompts: Sequence[PromptInput], config: 
     fingerprint = run_fingerprint(prompts, config, label)
     if (card := finished_card(output_dir, fingerprint)) is not None:
         return run_cls.RESULT.from_card(output_dir, card)
-    run = run_cls(prompts, config, reward, classifier, policy, tokenizer, value_model, reporter or NullReporter(),
-                  Path(checkpoint_path) if checkpoint_path else default_checkpoint_path(output_dir), fingerprint)
+    run = run_cls(
+        prompts,
+        config,
+        reward,
+        classifier,
+        policy,
+        tokenizer,
+        value_model,
+        reporter or NullReporter(),
+        Path(checkpoint_path) if checkpoint_path else default_checkpoint_path(output_dir),
+        fingerprint,
+    )
     resumed_from = run.train()
     return run.finish(output_dir, label, resumed_from)
 
@@ -139,9 +197,19 @@ class PPORun:
     LABEL: ClassVar[str] = "PPO"  # names the algorithm in the run's log
     RESULT: ClassVar[type[PPOResult]] = PPOResult
 
-    def __init__(self, prompts: Sequence[PromptInput], config: PolicyGradientConfig, reward: Any, classifier: Any,
-                 policy: nn.Module | None, tokenizer: Any, value_model: nn.Module | str | None,
-                 reporter: Reporter, checkpoint_path: Path, fingerprint: str):
+    def __init__(
+        self,
+        prompts: Sequence[PromptInput],
+        config: PolicyGradientConfig,
+        reward: Any,
+        classifier: Any,
+        policy: nn.Module | None,
+        tokenizer: Any,
+        value_model: nn.Module | str | None,
+        reporter: Reporter,
+        checkpoint_path: Path,
+        fingerprint: str,
+    ) -> None:
         from accelerate.utils import set_seed
 
         self.config, self.checkpoint_path, self.fingerprint = config, checkpoint_path, fingerprint
@@ -154,8 +222,13 @@ class PPORun:
         self.frozen = frozen.to(self.accelerator.device) if frozen is not None else None
         self.prompts = list(prompts)
         self.prompt_rows = encode_prompts(self.tokenizer, self.prompts, config.max_prompt_length)
-        self.score = functools.partial(score_completions, reward=as_reward_function(reward), classifier=classifier,
-                                       safety_weight=config.safety_weight, safety_head=config.safety_head)
+        self.score = functools.partial(
+            score_completions,
+            reward=as_reward_function(reward),
+            classifier=classifier,
+            safety_weight=config.safety_weight,
+            safety_head=config.safety_head,
+        )
         optimizer = make_optimizer(actor, config)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, LinearSchedule(0, config.updates))
         self.model, self.optimizer = self.accelerator.prepare(actor, optimizer)
@@ -182,9 +255,11 @@ class PPORun:
         """Run the remaining updates; returns the update the run resumed from."""
         resumed_from = self._resume()
         n_params = sum(p.numel() for p in self.actor.parameters() if p.requires_grad)
-        self.reporter.log(f"{self.LABEL}: {len(self.prompts)} prompts, {self.config.updates} updates of "
-                          f"{self.batch_description} on {self.accelerator.num_processes} process(es), "
-                          f"{n_params:,} trainable parameters")
+        self.reporter.log(
+            f"{self.LABEL}: {len(self.prompts)} prompts, {self.config.updates} updates of "
+            f"{self.batch_description} on {self.accelerator.num_processes} process(es), "
+            f"{n_params:,} trainable parameters"
+        )
         while self.update < self.config.updates:
             self.history.append(self._one_update(self.update))
             self.update += 1
@@ -209,21 +284,31 @@ class PPORun:
         indices = prompt_indices(len(self.prompts), config.batch_size, config.seed, update)
         first = rank * self.local_batch
         local = [i for i in indices[first : first + self.local_batch] for _ in range(samples_per_prompt)]
-        generators = row_generators(config.seed, (update * config.batch_size + first) * samples_per_prompt, len(local),
-                                    self.accelerator.device)
+        generators = row_generators(
+            config.seed, (update * config.batch_size + first) * samples_per_prompt, len(local), self.accelerator.device
+        )
         self.model.eval()  # no dropout either way; eval also skips training-only branches in some models
         with self.accelerator.autocast():
-            return collect_rollout(self.actor, self.frozen, self.tokenizer, [self.prompts[i] for i in local],
-                                   [self.prompt_rows[i] for i in local], generators, config.response_length,
-                                   self.score)
+            return collect_rollout(
+                self.actor,
+                self.frozen,
+                self.tokenizer,
+                [self.prompts[i] for i in local],
+                [self.prompt_rows[i] for i in local],
+                generators,
+                config.response_length,
+                self.score,
+            )
 
-    def _optimise(self, experience: SequenceBatch, update: int,
-                  loss_fn: StepLoss = ppo_step_loss) -> tuple[dict[str, torch.Tensor], float]:
+    def _optimise(
+        self, experience: SequenceBatch, update: int, loss_fn: StepLoss = ppo_step_loss
+    ) -> tuple[dict[str, torch.Tensor], float]:
         """The update's optimizer steps on ``experience``, then the schedule's; returns (losses, learning rate)."""
         self.model.train()
         shuffle = torch.Generator().manual_seed(self.config.seed * 1_000_003 + update)
-        losses = optimise(self.model, self.optimizer, self.accelerator, experience, self.config, shuffle,
-                          self.reduce_sum, loss_fn)
+        losses = optimise(
+            self.model, self.optimizer, self.accelerator, experience, self.config, shuffle, self.reduce_sum, loss_fn
+        )
         learning_rate = self.scheduler.get_last_lr()[0]
         self.scheduler.step()
         return losses, learning_rate
@@ -250,12 +335,19 @@ class PPORun:
     def _save(self) -> None:
         if self.accelerator.is_main_process:
             self.reporter.flush()  # the curves up to this checkpoint first: a resume starts after them
-            atomic_torch_save({
-                "trainable": self.actor.trainable_state(), "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(), "beta": float(self.controller.value),
-                "update": self.update, "history": self.history, "rng": capture_rng_state(),
-                "fingerprint": self.fingerprint,
-            }, self.checkpoint_path)
+            atomic_torch_save(
+                {
+                    "trainable": self.actor.trainable_state(),
+                    "optimizer": self.optimizer.state_dict(),
+                    "scheduler": self.scheduler.state_dict(),
+                    "beta": float(self.controller.value),
+                    "update": self.update,
+                    "history": self.history,
+                    "rng": capture_rng_state(),
+                    "fingerprint": self.fingerprint,
+                },
+                self.checkpoint_path,
+            )
             self.reporter.log(f"checkpoint written at update {self.update}")
         self.accelerator.wait_for_everyone()
 
@@ -279,9 +371,16 @@ class PPORun:
     def finish(self, output_dir: Path, label: str, resumed_from: int) -> PPOResult:
         """Merge the adapters and save policy + tokenizer + generation config + card (main process)."""
         metrics = self.history[-1] if self.history else {}
-        card = {"kind": "policy", "base_policy": label, "config": self.config.to_dict(),
-                "fingerprint": self.fingerprint, "updates": self.update, "resumed_from_update": resumed_from,
-                "metrics": metrics, "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds")}
+        card = {
+            "kind": "policy",
+            "base_policy": label,
+            "config": self.config.to_dict(),
+            "fingerprint": self.fingerprint,
+            "updates": self.update,
+            "resumed_from_update": resumed_from,
+            "metrics": metrics,
+            "created_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        }
         model = None
         if self.accelerator.is_main_process:
             model = merged_policy(self.actor)
@@ -301,8 +400,9 @@ def _local_batch(config: PPOConfig, processes: int) -> int:
         raise ValueError(f"batch_size: {config.batch_size} does not split across {processes} processes")
     local = config.batch_size // processes
     if local % config.num_minibatches:
-        raise ValueError(f"num_minibatches: {local} prompts per process do not split into "
-                         f"{config.num_minibatches} minibatches")
+        raise ValueError(
+            f"num_minibatches: {local} prompts per process do not split into {config.num_minibatches} minibatches"
+        )
     return local
 
 
@@ -316,4 +416,3 @@ def save_policy(model: nn.Module, tokenizer: Any, folder: Path) -> None:
     model.config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
-

@@ -36,29 +36,54 @@ class RLOOConfig(PolicyGradientConfig):
     """RLOO / GRPO on a causal-LM policy: k samples per prompt, a group baseline, no value function."""
 
     # --- the PolicyGradientConfig fields whose meaning or default differs here
-    batch_size: int = _f(8, "Prompts per update, across all processes; each is sampled samples_per_prompt "
-                         "times, so an update learns from batch_size × samples_per_prompt responses.")
-    kl_coef: float = _f(0.05, "β: with kl_penalty 'reward', each response's reward is score − β × Σ_t KL_t "
-                        "(before the baseline); with 'loss', β × the mean per-token KL is added to the loss. "
-                        "Initial β when target_kl > 0.")
-    kl_estimator: KLChoice = _f("auto", "Per-token KL estimate: k1 = log π − log π_ref (unbiased), k2 = "
-                                "½(log ratio)², k3 = (r − 1) − log r. 'auto' = k1 in the reward, k3 (GRPO's) "
-                                "in the loss, where k1's gradient is zero on average.")
+    batch_size: int = _f(
+        8,
+        "Prompts per update, across all processes; each is sampled samples_per_prompt "
+        "times, so an update learns from batch_size × samples_per_prompt responses.",
+    )
+    kl_coef: float = _f(
+        0.05,
+        "β: with kl_penalty 'reward', each response's reward is score − β × Σ_t KL_t "
+        "(before the baseline); with 'loss', β × the mean per-token KL is added to the loss. "
+        "Initial β when target_kl > 0.",
+    )
+    kl_estimator: KLChoice = _f(
+        "auto",
+        "Per-token KL estimate: k1 = log π − log π_ref (unbiased), k2 = "
+        "½(log ratio)², k3 = (r − 1) − log r. 'auto' = k1 in the reward, k3 (GRPO's) "
+        "in the loss, where k1's gradient is zero on average.",
+    )
     updates: int = _f(20, "RLOO updates: each samples batch_size × samples_per_prompt responses and optimises on them.")
-    num_minibatches: int = _f(2, "Optimizer steps per epoch; the batch_size × samples_per_prompt responses are "
-                              "split into this many minibatches.")
-    ppo_epochs: int = _f(2, "Passes of clipped-surrogate optimisation over each batch; 1 (with num_minibatches "
-                         "1) is plain REINFORCE with the baseline, since π/π_old = 1 at the only step.")
-    learning_rate: float = _f(1e-3, "Peak AdamW learning rate, decayed linearly to 0 over the updates "
-                              "(for LoRA adapters; ~1e-5 suits full fine-tuning).")
+    num_minibatches: int = _f(
+        2,
+        "Optimizer steps per epoch; the batch_size × samples_per_prompt responses are "
+        "split into this many minibatches.",
+    )
+    ppo_epochs: int = _f(
+        2,
+        "Passes of clipped-surrogate optimisation over each batch; 1 (with num_minibatches "
+        "1) is plain REINFORCE with the baseline, since π/π_old = 1 at the only step.",
+    )
+    learning_rate: float = _f(
+        1e-3,
+        "Peak AdamW learning rate, decayed linearly to 0 over the updates "
+        "(for LoRA adapters; ~1e-5 suits full fine-tuning).",
+    )
     checkpoint_every: int = _f(5, "Write a resumable checkpoint every this many updates; 0 only on stop.")
     # --- RLOO's own
-    samples_per_prompt: int = _f(4, f"k, responses sampled per prompt (≥ {MIN_SAMPLES}); each one's baseline "
-                                 "is the others' rewards.")
-    advantage: AdvantageKind = _f("rloo", "'rloo': A_i = r_i − the mean of the other k − 1 rewards of its "
-                                  "prompt; 'grpo': A_i = (r_i − the group's mean) / the group's std.")
-    kl_penalty: KLPenalty = _f("reward", "Where the KL to the reference enters: 'reward' = a sequence-level "
-                               "−β·KL per response (RLOO), 'loss' = a per-token KL penalty in the loss (GRPO).")
+    samples_per_prompt: int = _f(
+        4, f"k, responses sampled per prompt (≥ {MIN_SAMPLES}); each one's baseline is the others' rewards."
+    )
+    advantage: AdvantageKind = _f(
+        "rloo",
+        "'rloo': A_i = r_i − the mean of the other k − 1 rewards of its "
+        "prompt; 'grpo': A_i = (r_i − the group's mean) / the group's std.",
+    )
+    kl_penalty: KLPenalty = _f(
+        "reward",
+        "Where the KL to the reference enters: 'reward' = a sequence-level "
+        "−β·KL per response (RLOO), 'loss' = a per-token KL penalty in the loss (GRPO).",
+    )
 
     def validate(self) -> None:
         """Raise ``ValueError("<field>: <why>")`` for the first invalid field."""
@@ -67,10 +92,16 @@ class RLOOConfig(PolicyGradientConfig):
         require("advantage", self.advantage in ("rloo", "grpo"), "must be rloo or grpo")
         require("kl_penalty", self.kl_penalty in ("reward", "loss"), "must be reward or loss")
         require("kl_estimator", self.kl_estimator in ("auto", "k1", "k2", "k3"), "must be auto, k1, k2 or k3")
-        require("kl_estimator", not (self.kl_penalty == "loss" and self.kl_estimator == "k1"),
-                "k1's gradient is zero on average in the loss; use k2, k3 or auto with kl_penalty 'loss'")
-        require("num_minibatches", self.responses % self.num_minibatches == 0,
-                f"must divide the {self.responses} responses of an update (batch_size × samples_per_prompt)")
+        require(
+            "kl_estimator",
+            not (self.kl_penalty == "loss" and self.kl_estimator == "k1"),
+            "k1's gradient is zero on average in the loss; use k2, k3 or auto with kl_penalty 'loss'",
+        )
+        require(
+            "num_minibatches",
+            self.responses % self.num_minibatches == 0,
+            f"must divide the {self.responses} responses of an update (batch_size × samples_per_prompt)",
+        )
 
     @property
     def responses(self) -> int:

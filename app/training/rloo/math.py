@@ -49,8 +49,16 @@ def advantages(rewards: Tensor, k: int, kind: str) -> Tensor:
     raise ValueError(f"unknown advantage {kind!r}; expected rloo or grpo")
 
 
-def sequence_rewards(scores: Tensor, penalties: Tensor, ended: Tensor, kl: Tensor, beta: float, *,
-                     missing_eos_penalty: float, kl_in_reward: bool) -> Tensor:
+def sequence_rewards(
+    scores: Tensor,
+    penalties: Tensor,
+    ended: Tensor,
+    kl: Tensor,
+    beta: float,
+    *,
+    missing_eos_penalty: float,
+    kl_in_reward: bool,
+) -> Tensor:
     """r_i = score − safety penalty − missing_eos_penalty·[no EOS] (− β·Σ_t KL_t with the KL in the reward).
 
     ``kl`` is the per-token KL ``[B, T]`` (0 on padding); the rest are ``[B]``. The KL of the whole

@@ -26,8 +26,12 @@ class PolicyModel(ActorCritic):
         """Zeros: what the shared sampler records as V, which RLOO never reads. [..., H] → [...]."""
         return hidden.new_zeros(hidden.shape[:-1], dtype=torch.float32)
 
-    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor,  # type: ignore[override]
-                tokens: torch.Tensor) -> torch.Tensor:
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,  # type: ignore[override]
+        tokens: torch.Tensor,
+    ) -> torch.Tensor:
         """log π(token) [B, T] for the T response ``tokens`` at the end of ``input_ids``."""
         hidden = self.hidden(input_ids, attention_mask)[:, -tokens.shape[1] - 1 : -1]  # states before each token
         return self.token_logprobs(hidden, tokens)

@@ -31,21 +31,35 @@ class RLOOBatch(SequenceBatch):
 def make_batch(rollout: Rollout, beta: float, config: RLOOConfig) -> tuple[RLOOBatch, torch.Tensor, torch.Tensor]:
     """(batch, per-token KL [B, T], sequence rewards [B]) of a rollout whose k samples per prompt are adjacent."""
     kl = kl_estimate(rollout.logprobs, rollout.ref_logprobs, config.kl_kind) * rollout.mask
-    rewards = sequence_rewards(rollout.scores, rollout.penalties, rollout.ended, kl, beta,
-                               missing_eos_penalty=config.missing_eos_penalty,
-                               kl_in_reward=config.kl_penalty == "reward")
-    batch = RLOOBatch(rollout.input_ids, rollout.attention_mask, rollout.mask, rollout.logprobs,
-                      rollout.ref_logprobs, advantages(rewards, config.samples_per_prompt, config.advantage))
+    rewards = sequence_rewards(
+        rollout.scores,
+        rollout.penalties,
+        rollout.ended,
+        kl,
+        beta,
+        missing_eos_penalty=config.missing_eos_penalty,
+        kl_in_reward=config.kl_penalty == "reward",
+    )
+    batch = RLOOBatch(
+        rollout.input_ids,
+        rollout.attention_mask,
+        rollout.mask,
+        rollout.logprobs,
+        rollout.ref_logprobs,
+        advantages(rewards, config.samples_per_prompt, config.advantage),
+    )
     return batch, kl, rewards
 
 
-def rloo_loss(logprobs: torch.Tensor, batch: RLOOBatch, beta: float,
-              config: RLOOConfig) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def rloo_loss(
+    logprobs: torch.Tensor, batch: RLOOBatch, beta: float, config: RLOOConfig
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """Clipped surrogate with every token of a response sharing its advantage, plus β × the mean per-token
     KL to π_ref when ``kl_penalty`` is 'loss'. Token means, like PPO's, so long responses weigh more."""
     token_advantages = batch.advantages[:, None].expand_as(logprobs)
-    loss, clip_fraction, approx_kl = policy_loss(logprobs, batch.logprobs, token_advantages, batch.mask,
-                                                 config.clip_range)
+    loss, clip_fraction, approx_kl = policy_loss(
+        logprobs, batch.logprobs, token_advantages, batch.mask, config.clip_range
+    )
     stats = {"policy_loss": loss.detach(), "clip_fraction": clip_fraction, "approx_kl": approx_kl}
     if config.kl_penalty == "loss":
         kl_loss = masked_mean(kl_estimate(logprobs, batch.ref_logprobs, config.kl_kind), batch.mask)
@@ -54,8 +68,9 @@ def rloo_loss(logprobs: torch.Tensor, batch: RLOOBatch, beta: float,
     return loss, stats
 
 
-def rloo_step_loss(model: nn.Module, batch: RLOOBatch, config: RLOOConfig, *,
-                   beta: float) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+def rloo_step_loss(
+    model: nn.Module, batch: RLOOBatch, config: RLOOConfig, *, beta: float
+) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
     """The :data:`~app.training.ppo.step.StepLoss` of RLOO (bind ``beta``): one policy forward, then the loss."""
     logprobs = model(batch.input_ids, batch.attention_mask, batch.tokens)
     return rloo_loss(logprobs, batch, beta, config)

@@ -43,16 +43,35 @@ class RLOOResult(PPOResult):
     metrics (PPO's names, plus ``advantage_std`` and, with the KL in the loss, ``kl_loss``)."""
 
 
-def train_rloo(prompts: Sequence[PromptInput], config: RLOOConfig, output_dir: Path | str, *, reward: Any,
-               classifier: Any = None, policy: nn.Module | None = None, tokenizer: Any = None,
-               reporter: Reporter | None = None, checkpoint_path: Path | str | None = None) -> RLOOResult:
+def train_rloo(
+    prompts: Sequence[PromptInput],
+    config: RLOOConfig,
+    output_dir: Path | str,
+    *,
+    reward: Any,
+    classifier: Any = None,
+    policy: nn.Module | None = None,
+    tokenizer: Any = None,
+    reporter: Reporter | None = None,
+    checkpoint_path: Path | str | None = None,
+) -> RLOOResult:
     """Run RLOO and save the new policy to ``output_dir`` (which must not exist yet, unless it holds this run).
 
     The arguments are :func:`~app.training.ppo.trainer.train_ppo`'s, less the value model. Raises
     :class:`TrainingStopped` after a checkpoint when the reporter asked to stop; called again with the same
     arguments, it resumes there."""
-    result = train_policy(_RLOORun, prompts, config, output_dir, reward=reward, classifier=classifier,
-                          policy=policy, tokenizer=tokenizer, reporter=reporter, checkpoint_path=checkpoint_path)
+    result = train_policy(
+        _RLOORun,
+        prompts,
+        config,
+        output_dir,
+        reward=reward,
+        classifier=classifier,
+        policy=policy,
+        tokenizer=tokenizer,
+        reporter=reporter,
+        checkpoint_path=checkpoint_path,
+    )
     return cast(RLOOResult, result)  # train_policy builds _RLOORun.RESULT
 
 
@@ -71,8 +90,10 @@ class _RLOORun(PPORun):
             raise ValueError(f"batch_size: {config.batch_size} does not split across {processes} processes")
         local = config.batch_size // processes
         if (local * config.samples_per_prompt) % config.num_minibatches:
-            raise ValueError(f"num_minibatches: {local * config.samples_per_prompt} responses per process do not "
-                             f"split into {config.num_minibatches} minibatches")
+            raise ValueError(
+                f"num_minibatches: {local * config.samples_per_prompt} responses per process do not "
+                f"split into {config.num_minibatches} minibatches"
+            )
         return local
 
     def build_models(self, lm: nn.Module, value_model: nn.Module | str | None) -> tuple[nn.Module, nn.Module | None]:
@@ -91,5 +112,4 @@ class _RLOORun(PPORun):
         losses, learning_rate = self._optimise(batch, update, functools.partial(rloo_step_loss, beta=beta))
         stats = update_stats(rollout, kl, losses, beta, config, self.reduce_sum, self.accelerator.num_processes)
         self.controller.update(stats["kl"], config.responses)
-        return {**stats, "advantage_std": global_std(batch.advantages, self.reduce_sum),
-                "learning_rate": learning_rate}
+        return {**stats, "advantage_std": global_std(batch.advantages, self.reduce_sum), "learning_rate": learning_rate}
