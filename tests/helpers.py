@@ -1,13 +1,25 @@
-"""Small helpers for tests that drive the app over HTTP."""
+"""Small helpers shared by the tests: driving the app over HTTP, and running a job attempt in this
+process through the worker's own code path."""
 
 from __future__ import annotations
 
+import os
 import re
+from datetime import timedelta
+from typing import Any
 
 from fastapi.testclient import TestClient
-from sqlalchemy.orm import Session
+from sqlalchemy import update
+from sqlalchemy.orm import Session, sessionmaker
 
 from app.auth.models import Role, User
+from app.config import Settings
+from app.db import utcnow
+from app.jobs import registry as job_kinds
+from app.jobs.child import ChildSpec, run_attempt
+from app.jobs.lifecycle import claim_next, requeue_stale
+from app.jobs.models import Job, JobStatus
+from app.jobs.service import enqueue
 from tests.factories import PASSWORD, UserFactory
 
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
@@ -44,3 +56,47 @@ def api_headers(db: Session, role: Role) -> dict[str, str]:
 
     _, raw = auth_service.create_token(db, user=UserFactory(role=role), name="api")
     return {"Authorization": f"Bearer {raw}"}
+
+
+def run_job(db: Session, sessions: sessionmaker[Session], settings: Settings, *, kind: str | None = None,
+            params: dict[str, Any] | None = None, job_id: int | None = None) -> Job:
+    """Run one attempt of a job in this process through the worker's own path (``run_attempt``):
+    parameters loaded and validated, the handler called, the outcome recorded; returns the job, refreshed.
+
+    Without ``job_id`` a new job of ``kind`` with ``params`` is enqueued; with it, that job (which must be
+    queued: enqueued by the app, or re-queued by ``rerun_after_commit``) is the one run. A handler's
+    ``JobFailed`` or crash does not raise here: it is recorded on the job (``status``, ``error``)."""
+    if job_id is None:
+        assert kind is not None, "run_job needs the kind of the job to enqueue"
+        job_id = enqueue(db, kind=kind, params=params or {}).id
+        db.commit()
+    else:
+        assert params is None, "a queued job runs with the parameters it was enqueued with"
+        queued = db.get(Job, job_id)
+        db.refresh(queued)
+        assert queued.status is JobStatus.queued, f"job {job_id} is {queued.status}, not queued"
+        assert kind in (None, queued.kind), f"job {job_id} is a {queued.kind} job, not {kind}"
+        kind = queued.kind
+    claim = claim_next(db, worker_id="test-worker", kinds=[kind], lease_seconds=600)
+    db.commit()
+    assert claim is not None and claim.job_id == job_id, "another queued job of this kind was claimed first"
+    spec = ChildSpec(claim=claim, module=job_kinds.get_kind(kind).module, database_url="", settings=settings,
+                     worker_pid=os.getpid())
+    run_attempt(sessions, spec)
+    job = db.get(Job, job_id)
+    db.refresh(job)
+    return job
+
+
+def rerun_after_commit(db: Session, sessions: sessionmaker[Session], settings: Settings, job: Job) -> Job:
+    """Run a finished job again as if its attempt had died after committing its effects but before its
+    outcome was recorded: the job is put back as that attempt left it (running, no result, its heartbeat
+    older than its lease), the worker's sweep (``requeue_stale``) re-queues it, and the next attempt runs.
+    Returns the job after that second attempt."""
+    db.execute(update(Job).where(Job.id == job.id).values(
+        status=JobStatus.running, result=None, finished_at=None, worker_id=job.worker_id or "test-worker",
+        heartbeat_at=utcnow() - timedelta(seconds=job.lease_seconds + 60)))
+    db.commit()
+    assert requeue_stale(db) == [job.id]
+    db.commit()
+    return run_job(db, sessions, settings, job_id=job.id)

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-from typing import Any
 
 import pytest
 from sqlalchemy import func, select
@@ -14,14 +13,10 @@ from app.auth.models import Role
 from app.export.service import exports_dir
 from app.export.snapshot import load_snapshot
 from app.importing.jobs import imports_dir
-from app.jobs import registry
-from app.jobs.context import JobContext
-from app.jobs.lifecycle import claim_next
 from app.jobs.models import Job, JobStatus
-from app.jobs.reporter import Reporter
 from tests.export.data import judged_pair
 from tests.factories import PromptSetFactory, UserFactory
-from tests.helpers import log_in_as, login
+from tests.helpers import log_in_as, login, run_job
 
 XSS = "<script>alert(1)</script>"
 
@@ -29,22 +24,6 @@ XSS = "<script>alert(1)</script>"
 @pytest.fixture()
 def admin(client, db):
     return log_in_as(client, "root", Role.admin)
-
-
-def run_job(db, session_factory, settings, job_id: int) -> dict[str, Any]:
-    """Claim the queued job and run its handler in this process, on the test's transaction."""
-    job = db.get(Job, job_id)
-    claim = claim_next(db, worker_id="test", kinds=[job.kind], lease_seconds=60)
-    db.commit()
-    kind = registry.get_kind(job.kind)
-    reporter = Reporter(session_factory, claim, flush_seconds=0.0)
-    ctx = JobContext(claim=claim, params=kind.params_model.model_validate(job.params), reporter=reporter, settings=settings,
-                     sessions=session_factory)
-    result = kind.handler(ctx)
-    reporter.flush()
-    job.status, job.result = JobStatus.succeeded, result
-    db.commit()
-    return result
 
 
 class TestExport:
@@ -80,7 +59,9 @@ class TestExport:
         job = db.scalar(select(Job).where(Job.kind == "export"))
         assert launched.headers["location"] == f"/dashboard/jobs/{job.id}"
         assert job.params["format"] == "hh" and job.params["exclude_annotators"] == ["nobody", "else"]
-        result = run_job(db, session_factory, settings, job.id)
+        job = run_job(db, session_factory, settings, job_id=job.id)
+        assert job.status is JobStatus.succeeded, job.error
+        result = job.result
         assert result["snapshot"]["counts"]["rows"] == 3
         snapshot = load_snapshot(db, export_job_id=job.id, exports_dir=exports_dir(settings))  # what a reward job names
         assert (snapshot.sha256, snapshot.format, snapshot.counts["rows"]) == (result["snapshot"]["sha256"], "hh", 3)
@@ -114,19 +95,19 @@ class TestImport:
         job = db.scalar(select(Job).where(Job.kind == "import"))
         assert job.params["upload"].endswith(".jsonl.gz") and job.max_attempts == 1
         before = db.scalar(select(func.count()).select_from(Judgement))
-        result = run_job(db, session_factory, settings, job.id)
+        job = run_job(db, session_factory, settings, job_id=job.id)
+        assert job.status is JobStatus.succeeded, job.error
+        result = job.result
         assert result["pairs"] == 1 and result["source"] == "external:hh-mini"
         assert db.scalar(select(func.count()).select_from(Judgement)) == before + 1
         assert not (imports_dir(settings) / job.params["upload"]).exists()
 
     def test_a_rejected_file_fails_the_job_naming_the_line(self, client, db, admin, session_factory, settings):
-        from app.jobs.exceptions import JobFailed
-
         client.post("/admin/import", data={"csrf_token": client.csrf, "format": "trl", "name": "broken"},
                     files={"file": ("x.jsonl", b'{"prompt": "q", "chosen": "a", "rejected": "b"}\n{"prompt": 1}\n', "text/plain")})
         job = db.scalar(select(Job).where(Job.kind == "import"))
-        with pytest.raises(JobFailed, match="line 2"):
-            run_job(db, session_factory, settings, job.id)
+        job = run_job(db, session_factory, settings, job_id=job.id)
+        assert job.status is JobStatus.failed and "line 2" in job.error
 
     def test_bad_form_input_is_shown_and_stores_nothing(self, client, db, admin, settings):
         page = client.post("/admin/import", data={"csrf_token": client.csrf, "format": "hh", "name": "Bad Name"},

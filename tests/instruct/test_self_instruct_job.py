@@ -8,11 +8,11 @@ from sqlalchemy import select
 
 from app.generation.types import Generation
 from app.instruct import review
-from app.jobs.exceptions import JobFailed
-from app.jobs.models import JobMetric
+from app.jobs.models import JobMetric, JobStatus
 from app.prompts.models import Prompt, PromptSet, PromptSetStatus, PromptSource
 from app.registry.models import ModelKind, ModelStatus
 from tests.factories import ModelVersionFactory, PromptFactory, PromptSetFactory
+from tests.helpers import rerun_after_commit, run_job
 
 SEEDS = ["How do I keep cut apples from turning brown?", "Write a haiku about autumn rain.",
          "Explain why the sky is blue to a ten-year-old.", "Suggest a quick vegetarian dinner.",
@@ -32,18 +32,20 @@ def policy(path) -> None:  # noqa: ANN001
                         config={"backend": "transformers", "path": str(path), "batch_size": 8})
 
 
-def test_end_to_end_with_a_tiny_policy_counts_every_candidate(db, tiny_policy_dir, job_runner) -> None:
+def test_end_to_end_with_a_tiny_policy_counts_every_candidate(db, session_factory, settings, tiny_policy_dir) -> None:
     seeds = seed_set(db)
     policy(tiny_policy_dir)
     db.commit()
-    ran = job_runner("self_instruct", {"seed_set_id": seeds.id, "target": 3, "max_candidates": 12, "batch_size": 4,
-                                       "max_new_tokens": 12, "seed": 0})
-    result = ran.result
+    job = run_job(db, session_factory, settings, kind="self_instruct",
+                  params={"seed_set_id": seeds.id, "target": 3, "max_candidates": 12, "batch_size": 4,
+                          "max_new_tokens": 12, "seed": 0})
+    assert job.status is JobStatus.succeeded, (job.error, job.log_tail[-3000:])
+    result = job.result
     assert result["generated"] == 12 or result["kept"] == 3
     assert result["generated"] == result["kept"] + sum(result["rejected"].values())
     assert set(result["rejected"]) == set(review_reasons())
     assert result["seeds"] == 5 and result["policy"] == "policy-v0" and result["requests"] >= 3
-    metrics = set(db.scalars(select(JobMetric.name).where(JobMetric.job_id == ran.job_id)))
+    metrics = set(db.scalars(select(JobMetric.name).where(JobMetric.job_id == job.id)))
     assert {"generated", "kept"} <= metrics
     if result["kept"]:
         made = db.get(PromptSet, result["prompt_set_id"])
@@ -74,18 +76,20 @@ ANSWERS = ["Suggest a name for a pet goldfish.", "How can I keep apples from goi
            "Explain how vaccines train the immune system.", "Write a limerick about a sleepy cat."]
 
 
-def test_kept_candidates_wait_in_a_review_set_and_a_retry_resumes(db, monkeypatch, job_runner, tmp_path) -> None:
+def test_kept_candidates_wait_in_a_review_set_and_a_retry_resumes(db, session_factory, settings, monkeypatch,
+                                                                  tmp_path) -> None:
     seeds = seed_set(db)
     policy(tmp_path)
     db.commit()
     monkeypatch.setattr("app.generation.factory.backend_from_config", lambda config: ScriptedBackend(ANSWERS[:4]))
     params = {"seed_set_id": seeds.id, "target": 4, "max_candidates": 5, "batch_size": 2}
-    ran = job_runner("self_instruct", params)
-    assert (ran.result["generated"], ran.result["kept"]) == (5, 2)
-    rejected = ran.result["rejected"]
+    job = run_job(db, session_factory, settings, kind="self_instruct", params=params)
+    assert job.status is JobStatus.succeeded, (job.error, job.log_tail[-3000:])
+    assert (job.result["generated"], job.result["kept"]) == (5, 2)
+    rejected = job.result["rejected"]
     assert (rejected["too_similar"], rejected["unsupported"], rejected["bad_format"]) == (1, 1, 1)
-    made = db.get(PromptSet, ran.result["prompt_set_id"])
-    assert made.name == f"self-instruct job {ran.job_id}" and made.status is PromptSetStatus.review
+    made = db.get(PromptSet, job.result["prompt_set_id"])
+    assert made.name == f"self-instruct job {job.id}" and made.status is PromptSetStatus.review
     prompts = list(db.scalars(select(Prompt).where(Prompt.prompt_set_id == made.id).order_by(Prompt.id)))
     assert [p.messages[0]["content"] for p in prompts] == ["Suggest a name for a pet goldfish.",
                                                           "Plan a birthday picnic for six kids."]
@@ -94,26 +98,28 @@ def test_kept_candidates_wait_in_a_review_set_and_a_retry_resumes(db, monkeypatc
     # a retry (say after a crash) finds its set, counts what it holds and goes on to the target
     monkeypatch.setattr("app.generation.factory.backend_from_config",
                         lambda config: ScriptedBackend(["Suggest a name for a pet goldfish.", *ANSWERS[4:]]))
-    again = job_runner("self_instruct", job_id=ran.job_id)
+    again = rerun_after_commit(db, session_factory, settings, job)
     assert again.result["prompt_set_id"] == made.id and again.result["kept"] == 4
     assert again.result["rejected"]["too_similar"] == 1  # the repeat of a prompt the set already held
     texts = [p.messages[0]["content"] for p in db.scalars(select(Prompt).where(Prompt.prompt_set_id == made.id))]
     assert len(texts) == 4 and len(set(texts)) == 4
 
 
-def test_failures_are_reported_without_retrying(db, job_runner, tmp_path) -> None:
+def test_failures_are_reported_without_retrying(db, session_factory, settings, tmp_path) -> None:
+    def failure(seed_set_id: int) -> str:
+        job = run_job(db, session_factory, settings, kind="self_instruct", params={"seed_set_id": seed_set_id})
+        assert (job.status, job.attempts) == (JobStatus.failed, 1), job.error
+        return job.error
+
     empty = PromptSetFactory(name="empty")
     db.commit()
-    with pytest.raises(JobFailed, match="no usable seed"):
-        job_runner("self_instruct", {"seed_set_id": empty.id})
+    assert "no usable seed" in failure(empty.id)
     seeds = seed_set(db)
     db.commit()
-    with pytest.raises(JobFailed, match="no promoted policy"):
-        job_runner("self_instruct", {"seed_set_id": seeds.id})
+    assert "no promoted policy" in failure(seeds.id)
     ModelVersionFactory(name="remote", kind=ModelKind.policy, status=ModelStatus.promoted, config={"backend": "nope"})
     db.commit()
-    with pytest.raises(JobFailed, match="cannot be served"):
-        job_runner("self_instruct", {"seed_set_id": seeds.id})
+    assert "cannot be served" in failure(seeds.id)
 
 
 @pytest.mark.parametrize(("params", "field"), [

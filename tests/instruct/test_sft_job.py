@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 
-import pytest
 from sqlalchemy import func, select
 
 from app.annotation.models import Demonstration, DemonstrationKind
 from app.generation.factory import backend_from_config
 from app.generation.types import SamplingParams
-from app.jobs.exceptions import JobFailed
-from app.jobs.models import JobMetric
+from app.jobs.models import JobMetric, JobStatus
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
 from app.training.sft.refusal import RULE
 from tests.factories import ModelVersionFactory, PromptFactory, UserFactory
+from tests.helpers import rerun_after_commit, run_job
 
 SMALL = {"epochs": 1, "batch_size": 4, "max_length": 96, "learning_rate": 0.01, "lora_r": 4, "lora_alpha": 8,
          "validation_fraction": 0.25, "refusal_prompts": 3, "refusal_max_new_tokens": 6, "checkpoint_every": 0}
@@ -37,7 +36,8 @@ def add_demonstrations(db, ideal: int, safe: int) -> None:  # noqa: ANN001
     db.flush()
 
 
-def test_sft_registers_a_ready_child_version_with_the_refusal_report(db, settings, tiny_policy_dir, job_runner) -> None:
+def test_sft_registers_a_ready_child_version_with_the_refusal_report(db, session_factory, settings,
+                                                                     tiny_policy_dir) -> None:
     base = base_policy(tiny_policy_dir)
     add_demonstrations(db, ideal=10, safe=4)
     (settings.data_dir / "sft").mkdir(parents=True)
@@ -46,10 +46,12 @@ def test_sft_registers_a_ready_child_version_with_the_refusal_report(db, setting
     (settings.data_dir / "sft" / "extra.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
     db.commit()
 
-    ran = job_runner("sft", {**SMALL, "base_version_id": base.id, "safety_share": 0.25, "jsonl_files": ["extra.jsonl"],
-                             "name": "policy-sft-test"})
+    job = run_job(db, session_factory, settings, kind="sft",
+                  params={**SMALL, "base_version_id": base.id, "safety_share": 0.25, "jsonl_files": ["extra.jsonl"],
+                          "name": "policy-sft-test"})
 
-    result = ran.result
+    assert job.status is JobStatus.succeeded, (job.error, job.log_tail[-3000:])
+    result = job.result
     assert result["examples"] == {"demonstrations": 14, "skipped_demonstrations": 0, "jsonl": 2,
                                   "ideal": 12, "safe_answer": 4, "used": 16}  # 12 ideal + 4 safe at 25 %
     refusal = result["refusal"]
@@ -60,32 +62,35 @@ def test_sft_registers_a_ready_child_version_with_the_refusal_report(db, setting
     version = db.get(ModelVersion, result["version_id"])
     assert (version.name, version.kind, version.status, version.parent_id) == (
         "policy-sft-test", ModelKind.policy, ModelStatus.ready, base.id)
-    assert version.created_by_job_id == ran.job_id and version.base_model == "tiny"
+    assert version.created_by_job_id == job.id and version.base_model == "tiny"
     assert version.metrics["refusal_rate_before"] == refusal["before"] and "val_loss_before" in version.metrics
     assert version.path.startswith(str(settings.resolved_models_dir))
     backend = backend_from_config(version.config)
     out = backend.generate([[{"role": "user", "content": "Hello?"}]], SamplingParams(temperature=0, max_new_tokens=4))
     assert len(out) == 1
 
-    names = set(db.scalars(select(JobMetric.name).where(JobMetric.job_id == ran.job_id)))
+    names = set(db.scalars(select(JobMetric.name).where(JobMetric.job_id == job.id)))
     assert {"refusal_rate_before", "refusal_rate_after", "val_loss", "val_loss_before", "train_loss"} <= names
 
-    again = job_runner("sft", job_id=ran.job_id)  # a retry after a crash past the rename: nothing new
+    # a retry after a crash past the rename: nothing new
+    again = rerun_after_commit(db, session_factory, settings, job)
     assert again.result["version_id"] == version.id
     assert db.scalar(select(func.count()).select_from(ModelVersion)) == 2
 
 
-def test_sft_fails_clearly_without_data_or_with_a_taken_name(db, settings, tiny_policy_dir, job_runner) -> None:
+def test_sft_fails_clearly_without_data_or_with_a_taken_name(db, session_factory, settings, tiny_policy_dir) -> None:
+    def failure(params: dict) -> str:
+        job = run_job(db, session_factory, settings, kind="sft", params=params)
+        assert (job.status, job.attempts) == (JobStatus.failed, 1), job.error
+        return job.error
+
     base = base_policy(tiny_policy_dir)
     db.commit()
-    with pytest.raises(JobFailed, match="SFT needs at least 2"):
-        job_runner("sft", {**SMALL, "base_version_id": base.id})
+    assert "SFT needs at least 2" in failure({**SMALL, "base_version_id": base.id})
     add_demonstrations(db, ideal=3, safe=0)
     db.commit()
-    with pytest.raises(JobFailed, match="exists already"):
-        job_runner("sft", {**SMALL, "name": "policy-base"})
-    with pytest.raises(JobFailed, match="no SFT file"):
-        job_runner("sft", {**SMALL, "jsonl_files": ["../secrets.jsonl"]})
+    assert "exists already" in failure({**SMALL, "name": "policy-base"})
+    assert "no SFT file" in failure({**SMALL, "jsonl_files": ["../secrets.jsonl"]})
 
 
 def test_the_refusal_partial_renders_before_and_after(app) -> None:

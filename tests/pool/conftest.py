@@ -9,20 +9,14 @@ import tempfile
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
-from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
+from sqlalchemy.orm import Session  # noqa: E402
 
 from app.config import Settings  # noqa: E402
-from app.jobs import registry as job_kinds  # noqa: E402
-from app.jobs.child import ChildSpec, run_attempt  # noqa: E402
-from app.jobs.lifecycle import claim_next  # noqa: E402
-from app.jobs.models import Job  # noqa: E402
-from app.jobs.service import enqueue  # noqa: E402
 from app.pool.warm_client import WarmClient  # noqa: E402
 from app.prompts.models import PromptSet  # noqa: E402
 from app.registry.models import ModelKind, ModelStatus, ModelVersion  # noqa: E402
@@ -84,21 +78,3 @@ def add_prompts(db: Session, count: int = 5, *, k: int | None = None) -> PromptS
         PromptFactory(prompt_set=prompt_set, messages=[{"role": "user", "content": f"Tell me about topic {i} <b>now</b>."}])
     db.flush()
     return prompt_set
-
-
-def run_job(db: Session, sessions: sessionmaker[Session], settings: Settings, *, job_id: int | None = None,
-            kind: str = "generate", params: dict[str, Any] | None = None) -> Job:
-    """Run one attempt of a job in this process through the worker's own code path
-    (``run_attempt``): params loaded and validated, the handler called, the outcome recorded."""
-    if job_id is None:
-        job_id = enqueue(db, kind=kind, params=params or {}).id
-        db.commit()
-    claim = claim_next(db, worker_id="test-worker", kinds=[kind], lease_seconds=600)
-    db.commit()
-    assert claim is not None and claim.job_id == job_id, "another queued job of this kind was claimed first"
-    module = job_kinds.get_kind(kind).module
-    spec = ChildSpec(claim=claim, module=module, database_url="", settings=settings, worker_pid=os.getpid())
-    run_attempt(sessions, spec)
-    job = db.get(Job, job_id)
-    db.refresh(job)
-    return job

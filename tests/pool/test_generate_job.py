@@ -13,7 +13,8 @@ from app.pool.models import Pair, PairStatus, Response
 from app.pool.warm_client import WarmClient
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
 from tests.generation.chat_server import running_chat_server
-from tests.pool.conftest import add_policy, add_prompts, run_job
+from tests.helpers import rerun_after_commit, run_job
+from tests.pool.conftest import add_policy, add_prompts
 
 
 def _pairs(db, **where) -> list[Pair]:  # noqa: ANN001, ANN003
@@ -25,7 +26,7 @@ def test_fills_the_pool_to_target_with_distinct_responses(db, session_factory, p
     prompt_set = add_prompts(db, 5, k=3)
     db.commit()
 
-    job = run_job(db, session_factory, pool_settings)
+    job = run_job(db, session_factory, pool_settings, kind="generate")
 
     assert job.status is JobStatus.succeeded, job.error
     assert job.result["pairs"] == pool_settings.pool_target == service.pending_count(db, version_id=policy.id)
@@ -48,12 +49,10 @@ def test_a_rerun_of_the_same_job_adds_nothing_beyond_its_goal(db, session_factor
     add_policy(db, tiny_policies[0], name="tiny-v0", status=ModelStatus.promoted)
     add_prompts(db, 3)
     db.commit()
-    fill = run_job(db, session_factory, pool_settings)
-    explicit = run_job(db, session_factory, pool_settings, params={"pairs": 4})
+    fill = run_job(db, session_factory, pool_settings, kind="generate")
+    explicit = run_job(db, session_factory, pool_settings, kind="generate", params={"pairs": 4})
     for job in (fill, explicit):  # as if the worker had crashed after the pairs were committed
-        job.status, job.finished_at = JobStatus.queued, None
-        db.commit()
-        rerun = run_job(db, session_factory, pool_settings, job_id=job.id)
+        rerun = rerun_after_commit(db, session_factory, pool_settings, job)
         assert rerun.status is JobStatus.succeeded and rerun.result["pairs"] == 0
     assert len(_pairs(db, created_by_job_id=fill.id)) == pool_settings.pool_target
     assert len(_pairs(db, created_by_job_id=explicit.id)) == 4
@@ -63,13 +62,13 @@ def test_the_model_stays_warm_between_jobs_and_a_dead_process_is_replaced(db, se
     add_policy(db, tiny_policies[0], name="tiny-v0", status=ModelStatus.promoted)
     add_prompts(db, 3)
     db.commit()
-    first = run_job(db, session_factory, pool_settings, params={"pairs": 2})
-    second = run_job(db, session_factory, pool_settings, params={"pairs": 2})
+    first = run_job(db, session_factory, pool_settings, kind="generate", params={"pairs": 2})
+    second = run_job(db, session_factory, pool_settings, kind="generate", params={"pairs": 2})
     assert second.result["warm_pids"] == first.result["warm_pids"]
     assert second.result["load_seconds"] == 0  # served by the model loaded for the first job
 
     os.kill(first.result["warm_pids"][0], signal.SIGKILL)  # e.g. the out-of-memory killer
-    third = run_job(db, session_factory, pool_settings, params={"pairs": 2})
+    third = run_job(db, session_factory, pool_settings, kind="generate", params={"pairs": 2})
     assert third.status is JobStatus.succeeded and third.result["pairs"] == 2
     assert third.result["warm_pids"] != first.result["warm_pids"]
     assert WarmClient(pool_settings).ping()["pid"] == third.result["warm_pids"][0]
@@ -80,7 +79,7 @@ def test_identical_responses_are_dropped_not_stored(db, session_factory, pool_se
     add_prompts(db, 3)
     db.commit()
 
-    job = run_job(db, session_factory, pool_settings, params={"pairs": 3, "temperature": 0})  # greedy: A == B
+    job = run_job(db, session_factory, pool_settings, kind="generate", params={"pairs": 3, "temperature": 0})  # greedy: A == B
 
     assert job.status is JobStatus.succeeded
     assert job.result["pairs"] == 0 and job.result["dropped"] >= 3
@@ -96,7 +95,7 @@ def test_a_share_of_pairs_is_cross_version(db, session_factory, pool_settings, t
     add_prompts(db, 4)
     db.commit()
 
-    job = run_job(db, session_factory, pool_settings, params={"pairs": 8, "cross_version_share": 0.5})
+    job = run_job(db, session_factory, pool_settings, kind="generate", params={"pairs": 8, "cross_version_share": 0.5})
 
     pairs = _pairs(db, created_by_job_id=job.id)
     cross = [p for p in pairs if p.cross_version]
@@ -109,11 +108,11 @@ def test_a_share_of_pairs_is_cross_version(db, session_factory, pool_settings, t
 
 
 def test_without_a_promoted_policy_or_prompts_nothing_happens(db, session_factory, pool_settings, tiny_policies):
-    job = run_job(db, session_factory, pool_settings)
+    job = run_job(db, session_factory, pool_settings, kind="generate")
     assert job.status is JobStatus.succeeded and job.result == {"pairs": 0, "stopped": "no promoted policy"}
     add_policy(db, tiny_policies[0], name="tiny-v0", status=ModelStatus.promoted)
     db.commit()
-    job = run_job(db, session_factory, pool_settings, params={"pairs": 2})
+    job = run_job(db, session_factory, pool_settings, kind="generate", params={"pairs": 2})
     assert job.result["pairs"] == 0 and job.result["stopped"] == "no active prompts"
 
 
@@ -122,7 +121,7 @@ def test_a_broken_backend_config_fails_the_job(db, session_factory, pool_setting
     policy.config = {"backend": "carrier-pigeon"}
     add_prompts(db, 2)
     db.commit()
-    job = run_job(db, session_factory, pool_settings, params={"pairs": 1})
+    job = run_job(db, session_factory, pool_settings, kind="generate", params={"pairs": 1})
     assert job.status is JobStatus.failed and "carrier-pigeon" in job.error
 
 
@@ -132,7 +131,7 @@ def test_a_policy_served_by_an_openai_compatible_endpoint(db, session_factory, p
         db.add(ModelVersion(name="remote-v0", kind=ModelKind.policy, status=ModelStatus.promoted, config=config))
         add_prompts(db, 2)
         db.commit()
-        job = run_job(db, session_factory, pool_settings, params={"pairs": 2})
+        job = run_job(db, session_factory, pool_settings, kind="generate", params={"pairs": 2})
 
     assert job.status is JobStatus.succeeded and job.result["pairs"] == 2, job.error
     assert {r["body"]["model"] for r in server.requests} == {"policy-remote"} and len(server.requests) == 4

@@ -12,7 +12,8 @@ from app.pool import service
 from app.pool.models import Pair, PairStatus
 from app.registry.models import ModelStatus
 from tests.factories import UserFactory
-from tests.pool.conftest import add_policy, add_prompts, run_job
+from tests.helpers import run_job
+from tests.pool.conftest import add_policy, add_prompts
 
 
 def test_promotion_retires_old_pairs_and_refills_from_the_new_policy(client, db, session_factory, pool_settings, tiny_policies):
@@ -23,7 +24,7 @@ def test_promotion_retires_old_pairs_and_refills_from_the_new_policy(client, db,
     researcher = UserFactory(role=Role.researcher)
     _, token = auth_service.create_token(db, user=researcher, name="t")
     db.commit()
-    first = run_job(db, session_factory, pool_settings)
+    first = run_job(db, session_factory, pool_settings, kind="generate")
     old_pairs = list(db.scalars(select(Pair).where(Pair.created_by_job_id == first.id)))
     assert len(old_pairs) == pool_settings.pool_target
 

@@ -11,8 +11,9 @@ from sqlalchemy import func, select
 from app.jobs.models import JobMetric, JobStatus
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
 from app.training.core.card import read_card
+from tests.helpers import rerun_after_commit, run_job
 from tests.ppo.conftest import TINY_PPO, add_version, seed_loop
-from tests.rewards.conftest import add_prompt, add_prompt_set, rerun_after_commit, run_job
+from tests.rewards.conftest import add_prompt, add_prompt_set
 
 CURVES = ("score", "reward", "kl", "entropy", "policy_loss", "value_loss", "clip_fraction", "approx_kl",
           "response_length", "beta")
@@ -60,7 +61,7 @@ def test_a_rerun_after_registering_returns_the_same_version(db, session_factory,
     first = run_job(db, session_factory, settings, kind="ppo", params={**TINY_PPO, "updates": 1})
     assert first.status is JobStatus.succeeded, first.error
     assert first.result["name"] == f"ppo-job{first.id}"  # the default name
-    again = rerun_after_commit(db, session_factory, settings, first, "ppo")
+    again = rerun_after_commit(db, session_factory, settings, first)
     assert again.status is JobStatus.succeeded and again.attempts == 2
     assert again.result["version_id"] == first.result["version_id"]
     assert len(made_by(db, first.id)) == 1

@@ -10,8 +10,9 @@ from app.auth.models import Role
 from app.jobs.models import Job, JobStatus
 from app.pool.models import Pair, PairStatus
 from app.registry.models import ModelStatus
+from tests.helpers import run_job
 from tests.ppo.conftest import TINY_PPO, seed_loop
-from tests.rewards.conftest import bearer, run_job
+from tests.rewards.conftest import bearer
 
 LABELS = {"A": {"quality": "good", "safety": "safe"}, "B": {"quality": "good", "safety": "safe"}}
 

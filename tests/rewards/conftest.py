@@ -1,6 +1,6 @@
 """Fixtures for the reward tests: a tiny Llama backbone with the real SmolLM2 tokenizer saved as a folder
 (built once), annotation data with a rule a tiny model can learn (polite, helpful answers beat rude or
-useless ones), and a helper that runs one job attempt in this process through the worker's code path."""
+useless ones). Jobs run through ``tests.helpers.run_job``."""
 
 from __future__ import annotations
 
@@ -10,26 +10,18 @@ import tempfile
 from collections.abc import Iterator
 from datetime import datetime
 from pathlib import Path
-from typing import Any
 
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import pytest  # noqa: E402
-from sqlalchemy import update  # noqa: E402
 from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
 
 from app import migrate  # noqa: E402
 from app.annotation.models import Choice, Judgement, ResponseLabel  # noqa: E402
 from app.auth import service as auth_service  # noqa: E402
 from app.auth.models import Role, User  # noqa: E402
-from app.config import Settings  # noqa: E402
 from app.db import make_engine, make_sessionmaker  # noqa: E402
-from app.jobs import registry as job_kinds  # noqa: E402
-from app.jobs.child import ChildSpec, run_attempt  # noqa: E402
-from app.jobs.lifecycle import claim_next  # noqa: E402
-from app.jobs.models import Job, JobStatus  # noqa: E402
-from app.jobs.service import enqueue  # noqa: E402
 from app.pool.models import Pair, Response  # noqa: E402
 from app.prompts.models import Prompt, PromptSet  # noqa: E402
 
@@ -140,32 +132,6 @@ def seed_preferences(db: Session, n: int, *, seed: int = 0, prompt_set: PromptSe
 def bearer(db: Session, role: Role) -> dict[str, str]:
     _, raw = auth_service.create_token(db, user=add_user(db, role), name="api")
     return {"Authorization": f"Bearer {raw}"}
-
-
-def run_job(db: Session, sessions: sessionmaker[Session], settings: Settings, *, kind: str,
-            params: dict[str, Any] | None = None, job_id: int | None = None) -> Job:
-    """Run one attempt of a job in this process through the worker's own path (``run_attempt``):
-    parameters loaded and validated, the handler called, the outcome recorded."""
-    if job_id is None:
-        job_id = enqueue(db, kind=kind, params=params or {}).id
-        db.commit()
-    claim = claim_next(db, worker_id="test-worker", kinds=[kind], lease_seconds=600)
-    db.commit()
-    assert claim is not None and claim.job_id == job_id, "another queued job of this kind was claimed first"
-    spec = ChildSpec(claim=claim, module=job_kinds.get_kind(kind).module, database_url="", settings=settings,
-                     worker_pid=os.getpid())
-    run_attempt(sessions, spec)
-    job = db.get(Job, job_id)
-    db.refresh(job)
-    return job
-
-
-def rerun_after_commit(db: Session, sessions: sessionmaker[Session], settings: Settings, job: Job, kind: str) -> Job:
-    """Run a finished job again as if its attempt had died after committing its effects but before its
-    outcome was recorded (the worker re-queues such a job); returns it after the second attempt."""
-    db.execute(update(Job).where(Job.id == job.id).values(status=JobStatus.queued, result=None))
-    db.commit()
-    return run_job(db, sessions, settings, kind=kind, job_id=job.id)
 
 
 TINY = {"learning_rate": 3e-3, "epochs": 4, "batch_size": 8, "use_cpu": True, "num_threads": 1,

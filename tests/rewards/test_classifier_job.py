@@ -10,7 +10,8 @@ from sqlalchemy import select
 from app.jobs.models import JobMetric, JobStatus
 from app.registry.models import ModelKind, ModelVersion
 from app.finetune.core import scoring
-from tests.rewards.conftest import TINY, BAD, GOOD, OBJECTS, VERBS, add_pair, add_prompt_set, add_user, label, run_job
+from tests.helpers import run_job
+from tests.rewards.conftest import TINY, BAD, GOOD, OBJECTS, VERBS, add_pair, add_prompt_set, add_user, label
 
 
 def seed_labels(db, n: int, seed: int = 0) -> None:

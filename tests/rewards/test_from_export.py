@@ -15,7 +15,8 @@ from app.jobs.models import Job, JobStatus
 from app.jobs.service import enqueue
 from app.registry.models import ModelKind, ModelVersion
 from app.training.core.card import read_card
-from tests.rewards.conftest import TINY, add_user, judge, run_job, seed_preferences
+from tests.helpers import run_job
+from tests.rewards.conftest import TINY, add_user, judge, seed_preferences
 from tests.rewards.test_classifier_job import seed_labels
 
 

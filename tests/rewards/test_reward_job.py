@@ -13,7 +13,8 @@ from app.jobs.models import JobMetric, JobStatus
 from app.registry.models import ModelKind, ModelVersion
 from app.finetune.core.head_job import MIN_EXAMPLES
 from app.training.core.card import read_card
-from tests.rewards.conftest import TINY, add_prompt_set, rerun_after_commit, run_job, seed_preferences
+from tests.helpers import rerun_after_commit, run_job
+from tests.rewards.conftest import TINY, add_prompt_set, seed_preferences
 
 
 def versions_of(db, job_id: int) -> list[ModelVersion]:
@@ -24,7 +25,8 @@ def test_reward_job_trains_registers_one_version_and_records_its_curves(db, sess
     seed_preferences(db, 120)
     db.commit()
     job = run_job(db, session_factory, settings, kind="reward",
-                  params={**TINY, "backbone": str(tiny_backbone), "margin": 0.5, "center_rewards_coefficient": 0.01})
+                  params={**TINY, "backbone": str(tiny_backbone), "margin": 0.5, "center_rewards_coefficient": 0.01,
+                          "log_every": 1})  # a curve point every step (the default reports every 10)
     assert job.status is JobStatus.succeeded, (job.error, job.log_tail[-3000:])
 
     [version] = versions_of(db, job.id)
@@ -54,7 +56,7 @@ def test_a_rerun_after_registering_returns_the_same_version(db, session_factory,
     params = {**TINY, "backbone": str(tiny_backbone), "epochs": 1, "name": "rm-once"}
     first = run_job(db, session_factory, settings, kind="reward", params=params)
     assert first.status is JobStatus.succeeded, first.error
-    again = rerun_after_commit(db, session_factory, settings, first, "reward")
+    again = rerun_after_commit(db, session_factory, settings, first)
     assert again.status is JobStatus.succeeded and again.attempts == 2
     assert again.result["version_id"] == first.result["version_id"]
     assert len(versions_of(db, first.id)) == 1
