@@ -14,7 +14,13 @@ import pytest
 from tests.conftest import IN_CI
 
 CHROMIUM = os.environ.get("RLHF_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update", "--no-first-run"]
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
 ARTIFACTS = Path(__file__).resolve().parents[1] / "test-artifacts"  # the repository root's, as `make clean` expects
 
 
@@ -39,7 +45,7 @@ def browser() -> Iterator:
 
 
 @pytest.fixture()
-def page(browser) -> Iterator:  # noqa: ANN001
+def page(browser) -> Iterator:
     context = browser.new_context()
     page = context.new_page()
     # The servers under test share two cores with model work (generation, training jobs): give
@@ -55,7 +61,7 @@ def artifacts() -> Path:
     return ARTIFACTS
 
 
-def login(page, url: str, username: str, password: str) -> None:  # noqa: ANN001 - a Playwright Page
+def login(page, url: str, username: str, password: str) -> None:
     """Log in through the real form with the keyboard, as every browser test's user does first."""
     page.goto(url + "/login")
     page.fill("input[name=username]", username)
@@ -64,7 +70,7 @@ def login(page, url: str, username: str, password: str) -> None:  # noqa: ANN001
     page.wait_for_url(url + "/")
 
 
-def create_annotator_and_log_out(page, username: str = "annie", password: str = "annie-password-1") -> None:  # noqa: ANN001
+def create_annotator_and_log_out(page, username: str = "annie", password: str = "annie-password-1") -> None:
     """On the Users page, as an admin: create an annotator through the form, see it confirmed, log out."""
     page.fill("input[name=username]", username)
     page.fill("input[name=password]", password)

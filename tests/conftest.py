@@ -11,17 +11,17 @@ import os
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-import uuid  # noqa: E402
-from collections.abc import Iterator  # noqa: E402
-from pathlib import Path  # noqa: E402
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
 
-import pytest  # noqa: E402
-from sqlalchemy import Engine, create_engine, text  # noqa: E402
-from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
+import pytest
+from sqlalchemy import Engine, create_engine, text
+from sqlalchemy.orm import Session, sessionmaker
 
-from app import migrate  # noqa: E402
-from app.config import Settings  # noqa: E402
-from app.db import make_engine  # noqa: E402
+from app import migrate
+from app.config import Settings
+from app.db import make_engine
 
 PG_ADMIN_URL = os.environ.get("RLHF_TEST_PG_URL", "postgresql://postgres@127.0.0.1:5432/test")
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -50,7 +50,7 @@ def pg_database() -> Iterator[str]:
         admin = create_engine(_psycopg_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any connection failure means the same thing here
+    except Exception as exc:
         postgres_unavailable(str(exc).splitlines()[0])
     yield _psycopg_url(PG_ADMIN_URL, name)
     with admin.connect() as conn:
@@ -85,7 +85,7 @@ def scratch_db_url(backend: str, tmp_path: Path) -> Iterator[str]:
         admin = create_engine(_psycopg_url(PG_ADMIN_URL), isolation_level="AUTOCOMMIT")
         with admin.connect() as conn:
             conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         postgres_unavailable(str(exc).splitlines()[0])
     yield _psycopg_url(PG_ADMIN_URL, name)
     with admin.connect() as conn:
@@ -112,7 +112,7 @@ def connection(engine: Engine) -> Iterator:
 
 
 @pytest.fixture()
-def session_factory(connection) -> sessionmaker[Session]:  # noqa: ANN001
+def session_factory(connection) -> sessionmaker[Session]:
     """Sessions whose commits are savepoints inside the test's transaction, which is rolled back."""
     return sessionmaker(bind=connection, join_transaction_mode="create_savepoint", expire_on_commit=False)
 
@@ -132,26 +132,28 @@ def settings(tmp_path: Path) -> Settings:
 
 
 @pytest.fixture()
-def app(settings: Settings, session_factory: sessionmaker[Session], db: Session):  # noqa: ANN201
+def app(settings: Settings, session_factory: sessionmaker[Session], db: Session):
     from app.main import create_app
 
     return create_app(settings, session_factory=session_factory)
 
 
 @pytest.fixture()
-def client(app) -> Iterator:  # noqa: ANN001
+def client(app) -> Iterator:
     from fastapi.testclient import TestClient
 
     with TestClient(app, base_url="http://testserver") as test_client:
         yield test_client
 
 
-def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:  # noqa: ANN001
+def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
     """Show how many database tests ran on each backend, so the report proves both ran."""
     counts = {b: {"passed": 0, "failed": 0, "skipped": 0} for b in BACKENDS}
     for outcome in ("passed", "failed", "skipped", "error"):
         for report in terminalreporter.stats.get(outcome, []):
-            if getattr(report, "when", "call") not in ("call", "setup") or (outcome == "passed" and report.when != "call"):
+            if getattr(report, "when", "call") not in ("call", "setup") or (
+                outcome == "passed" and report.when != "call"
+            ):
                 continue
             for b in BACKENDS:
                 if f"[{b}" in report.nodeid or f"-{b}]" in report.nodeid or f"-{b}-" in report.nodeid:

@@ -106,7 +106,16 @@ class JobFactory(Base):
     params = factory.LazyFunction(dict)
 
 
-ALL = [UserFactory, PromptSetFactory, PromptFactory, ModelVersionFactory, ResponseFactory, PairFactory, JudgementFactory, JobFactory]
+ALL = [
+    UserFactory,
+    PromptSetFactory,
+    PromptFactory,
+    ModelVersionFactory,
+    ResponseFactory,
+    PairFactory,
+    JudgementFactory,
+    JobFactory,
+]
 
 
 def bind(session: Session) -> None:

@@ -35,7 +35,9 @@ def login(client: TestClient, username: str, password: str = PASSWORD) -> str:
     """Log in through the real form; returns the session's CSRF token for later form posts."""
     page = client.get("/login")
     response = client.post(
-        "/login", data={"username": username, "password": password, "csrf_token": csrf_from(page.text)}, follow_redirects=False
+        "/login",
+        data={"username": username, "password": password, "csrf_token": csrf_from(page.text)},
+        follow_redirects=False,
     )
     assert response.status_code == 303, response.text
     home = client.get("/")
@@ -58,8 +60,15 @@ def api_headers(db: Session, role: Role) -> dict[str, str]:
     return {"Authorization": f"Bearer {raw}"}
 
 
-def run_job(db: Session, sessions: sessionmaker[Session], settings: Settings, *, kind: str | None = None,
-            params: dict[str, Any] | None = None, job_id: int | None = None) -> Job:
+def run_job(
+    db: Session,
+    sessions: sessionmaker[Session],
+    settings: Settings,
+    *,
+    kind: str | None = None,
+    params: dict[str, Any] | None = None,
+    job_id: int | None = None,
+) -> Job:
     """Run one attempt of a job in this process through the worker's own path (``run_attempt``):
     parameters loaded and validated, the handler called, the outcome recorded; returns the job, refreshed.
 
@@ -80,8 +89,9 @@ def run_job(db: Session, sessions: sessionmaker[Session], settings: Settings, *,
     claim = claim_next(db, worker_id="test-worker", kinds=[kind], lease_seconds=600)
     db.commit()
     assert claim is not None and claim.job_id == job_id, "another queued job of this kind was claimed first"
-    spec = ChildSpec(claim=claim, module=job_kinds.get_kind(kind).module, database_url="", settings=settings,
-                     worker_pid=os.getpid())
+    spec = ChildSpec(
+        claim=claim, module=job_kinds.get_kind(kind).module, database_url="", settings=settings, worker_pid=os.getpid()
+    )
     run_attempt(sessions, spec)
     job = db.get(Job, job_id)
     db.refresh(job)
@@ -93,9 +103,17 @@ def rerun_after_commit(db: Session, sessions: sessionmaker[Session], settings: S
     outcome was recorded: the job is put back as that attempt left it (running, no result, its heartbeat
     older than its lease), the worker's sweep (``requeue_stale``) re-queues it, and the next attempt runs.
     Returns the job after that second attempt."""
-    db.execute(update(Job).where(Job.id == job.id).values(
-        status=JobStatus.running, result=None, finished_at=None, worker_id=job.worker_id or "test-worker",
-        heartbeat_at=utcnow() - timedelta(seconds=job.lease_seconds + 60)))
+    db.execute(
+        update(Job)
+        .where(Job.id == job.id)
+        .values(
+            status=JobStatus.running,
+            result=None,
+            finished_at=None,
+            worker_id=job.worker_id or "test-worker",
+            heartbeat_at=utcnow() - timedelta(seconds=job.lease_seconds + 60),
+        )
+    )
     db.commit()
     assert requeue_stale(db) == [job.id]
     db.commit()

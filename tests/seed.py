@@ -16,7 +16,9 @@ from app.pool.models import Pair, Response
 from app.prompts.models import Prompt, PromptSet
 
 
-def add_pairs(db: Session, pairs: list[tuple[list[dict[str, str]], str, str]], *, set_name: str = "seeded", needed: int = 1) -> list[int]:
+def add_pairs(
+    db: Session, pairs: list[tuple[list[dict[str, str]], str, str]], *, set_name: str = "seeded", needed: int = 1
+) -> list[int]:
     """Each item: (messages, text of response a, text of response b). Returns the pair ids."""
     prompt_set = PromptSet(name=set_name)
     db.add(prompt_set)

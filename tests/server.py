@@ -33,7 +33,9 @@ def free_port() -> int:
 
 
 @contextmanager
-def running_server(data_dir: Path, *, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()) -> Iterator[Server]:
+def running_server(
+    data_dir: Path, *, extra_env: dict[str, str] | None = None, args: tuple[str, ...] = ()
+) -> Iterator[Server]:
     port = free_port()
     env = {**os.environ, "RLHF_DATA_DIR": str(data_dir)}
     env.pop("RLHF_DATABASE_URL", None)

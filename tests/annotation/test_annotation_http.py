@@ -56,15 +56,21 @@ class TestAnnotationApi:
         shown = client.get("/api/v1/annotation/next", headers=token_headers).json()
         body = {"assignment_id": shown["assignment_id"], "choice": "A", "strength": 1, "labels": LABELS, **patch}
         raw = json.dumps(body)  # ASCII escapes: a lone surrogate travels as the JSON text \ud800
-        response = client.post("/api/v1/annotation/judgements", content=raw,
-                               headers={**token_headers, "Content-Type": "application/json"})
+        response = client.post(
+            "/api/v1/annotation/judgements", content=raw, headers={**token_headers, "Content-Type": "application/json"}
+        )
         assert response.status_code == status and needle in response.json()["detail"]
         assert _judgements(db) == 0 and db.scalar(select(func.count()).select_from(ResponseLabel)) == 0
 
     def test_skip(self, client, db, token_headers):
         PairFactory()
         shown = client.get("/api/v1/annotation/next", headers=token_headers).json()
-        assert client.post("/api/v1/annotation/skip", json={"assignment_id": shown["assignment_id"]}, headers=token_headers).status_code == 204
+        assert (
+            client.post(
+                "/api/v1/annotation/skip", json={"assignment_id": shown["assignment_id"]}, headers=token_headers
+            ).status_code
+            == 204
+        )
         assert client.get("/api/v1/annotation/next", headers=token_headers).status_code == 204
 
 
@@ -76,8 +82,16 @@ class TestAnnotatePage:
         page = client.get("/annotate")
         assert page.status_code == 200 and 'id="judge-form"' in page.text
         action = page.text.split('action="/annotate/')[1].split('"')[0]
-        form = {"csrf_token": csrf, "choice": "A", "strength": "2", "a_quality": "good", "a_safety": "safe",
-                "b_quality": "bad", "b_safety": "unsafe", "demonstration": "A better answer."}
+        form = {
+            "csrf_token": csrf,
+            "choice": "A",
+            "strength": "2",
+            "a_quality": "good",
+            "a_safety": "safe",
+            "b_quality": "bad",
+            "b_safety": "unsafe",
+            "demonstration": "A better answer.",
+        }
         done = client.post(f"/annotate/{action}", data=form, follow_redirects=False)
         assert done.status_code == 303 and _judgements(db) == 1
         assert "No pairs are waiting" in client.get("/annotate").text
@@ -87,7 +101,14 @@ class TestAnnotatePage:
         UserFactory(username="ben")
         csrf = login(client, "ben")
         action = client.get("/annotate").text.split('action="/annotate/')[1].split('"')[0]
-        form = {"csrf_token": csrf, "choice": "A", "strength": "2", "a_quality": "good", "a_safety": "safe", "b_quality": "bad"}
+        form = {
+            "csrf_token": csrf,
+            "choice": "A",
+            "strength": "2",
+            "a_quality": "good",
+            "a_safety": "safe",
+            "b_quality": "bad",
+        }
         page = client.post(f"/annotate/{action}", data=form)
         assert page.status_code == 422 and "labels.B" in page.text and _judgements(db) == 0
 
@@ -102,12 +123,17 @@ class TestAnnotatePage:
         assert "<script>alert" not in html and "<img src=x" not in html
         assert "&lt;script&gt;alert(&#39;p&#39;)&lt;/script&gt;" in html
 
-    @pytest.mark.parametrize(("next_url", "lands_on"), [("", "/annotate"), ("/chat?after=1", "/chat"), ("https://evil.example/", "/annotate")])
+    @pytest.mark.parametrize(
+        ("next_url", "lands_on"),
+        [("", "/annotate"), ("/chat?after=1", "/chat"), ("https://evil.example/", "/annotate")],
+    )
     def test_skip_through_the_form_goes_on(self, client, db, next_url, lands_on):
         PairFactory()
         UserFactory(username="dan")
         csrf = login(client, "dan")
         action = client.get("/annotate").text.split('action="/annotate/')[1].split('"')[0]
-        done = client.post(f"/annotate/{action}/skip", data={"csrf_token": csrf, "next": next_url}, follow_redirects=False)
+        done = client.post(
+            f"/annotate/{action}/skip", data={"csrf_token": csrf, "next": next_url}, follow_redirects=False
+        )
         assert done.status_code == 303 and done.headers["location"] == lands_on
         assert "No pairs are waiting" in client.get("/annotate").text

@@ -62,9 +62,16 @@ async def _annotator(base: str, token: str, seed: int, statuses: Counter) -> int
             statuses[shown.status_code] += 1
             if shown.status_code != 200:
                 break
-            body = {"assignment_id": shown.json()["assignment_id"], "choice": rng.choice("AB"), "strength": 2, "labels": LABELS}
+            body = {
+                "assignment_id": shown.json()["assignment_id"],
+                "choice": rng.choice("AB"),
+                "strength": 2,
+                "labels": LABELS,
+            }
             sends = 2 if rng.random() < 0.10 else 1
-            results = await asyncio.gather(*[_send(client, "POST", "/api/v1/annotation/judgements", json=body) for _ in range(sends)])
+            results = await asyncio.gather(
+                *[_send(client, "POST", "/api/v1/annotation/judgements", json=body) for _ in range(sends)]
+            )
             for r in results:
                 statuses[r.status_code] += 1
             if any(r.status_code in (200, 201) for r in results):
@@ -80,7 +87,9 @@ async def _run_all(base: str, tokens: list[str], statuses: Counter) -> list[int]
 def test_concurrent_annotators_store_each_judgement_once(backend, scratch_db_url, tmp_path):
     annotators = 50 if backend == "postgresql" else 8
     env = {"RLHF_DATABASE_URL": scratch_db_url}
-    with running_server(tmp_path / "var", extra_env=env, args=("--no-worker", "--workers", "2", "--log-level", "warning")) as server:
+    with running_server(
+        tmp_path / "var", extra_env=env, args=("--no-worker", "--workers", "2", "--log-level", "warning")
+    ) as server:
         tokens = _seed(scratch_db_url, annotators, annotators * PER_ANNOTATOR + 20)
         statuses: Counter = Counter()
         done = asyncio.run(_run_all(server.url, tokens, statuses))

@@ -84,8 +84,13 @@ def test_pair_not_assigned_to_this_user_is_refused(db, settings):
 
 def test_demonstration_kind_follows_the_labels(db, settings):
     user, shown = _leased(db, settings, swapped=False)
-    body = _body(shown.assignment.id, choice="both_bad", strength=None, labels={"A": BAD_UNSAFE, "B": BAD_UNSAFE},
-                 demonstration="I can't help with that, but here is a safe alternative.")
+    body = _body(
+        shown.assignment.id,
+        choice="both_bad",
+        strength=None,
+        labels={"A": BAD_UNSAFE, "B": BAD_UNSAFE},
+        demonstration="I can't help with that, but here is a safe alternative.",
+    )
     submission.submit(db, user=user, body=body)
     demo = db.scalar(select(Demonstration))
     assert demo.kind is DemonstrationKind.safe_answer and demo.prompt_id == shown.pair.prompt_id

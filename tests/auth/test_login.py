@@ -15,7 +15,11 @@ from tests.helpers import csrf_from, login
 
 def _post_login(client, username, password):
     page = client.get("/login")
-    return client.post("/login", data={"username": username, "password": password, "csrf_token": csrf_from(page.text)}, follow_redirects=False)
+    return client.post(
+        "/login",
+        data={"username": username, "password": password, "csrf_token": csrf_from(page.text)},
+        follow_redirects=False,
+    )
 
 
 class TestLogin:
@@ -24,7 +28,9 @@ class TestLogin:
         response = _post_login(client, "ann", PASSWORD)
         assert response.status_code == 303
         cookie = response.headers["set-cookie"]
-        assert f"{SESSION_COOKIE}=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
+        assert (
+            f"{SESSION_COOKIE}=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
+        )
         assert "Secure" not in cookie  # plain http in this test
         assert db.scalar(select(func.count()).select_from(UserSession)) == 1
 
@@ -65,7 +71,9 @@ class TestLogin:
         admin = UserFactory(role=Role.admin)
         user = UserFactory(username="dora")
         login(client, "dora")
-        token = client.post("/api/v1/tokens", json={"name": "t"}, headers={"X-CSRF-Token": csrf_from(client.get("/").text)}).json()["token"]
+        token = client.post(
+            "/api/v1/tokens", json={"name": "t"}, headers={"X-CSRF-Token": csrf_from(client.get("/").text)}
+        ).json()["token"]
         assert client.get("/", follow_redirects=False).status_code == 200
         users.set_active(db, actor=admin, user_id=user.id, active=False)
         assert client.get("/", follow_redirects=False).headers["location"].startswith("/login")
@@ -77,7 +85,12 @@ class TestLogin:
         page = client.get("/login")
         response = client.post(
             "/login",
-            data={"username": "eve", "password": PASSWORD, "csrf_token": csrf_from(page.text), "next": "//evil.example/x"},
+            data={
+                "username": "eve",
+                "password": PASSWORD,
+                "csrf_token": csrf_from(page.text),
+                "next": "//evil.example/x",
+            },
             follow_redirects=False,
         )
         assert response.headers["location"] == "/"

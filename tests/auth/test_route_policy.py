@@ -29,7 +29,6 @@ def test_every_route_declares_a_rule(app):
     assert sorted(others) == sorted(FRAMEWORK_ROUTES), "a non-API route appeared without a documented rule"
 
 
-
 def _caller_credentials(db, settings, caller: str) -> dict:
     """Headers/cookies for one request by this caller: a fresh session and token each time, so
     that a route's side effects (logout, deactivation) cannot leak into the next check."""
@@ -90,7 +89,9 @@ def test_routes_answer_each_caller_as_declared(app, client, db, settings, caller
                 if is_api:
                     assert response.status_code == 401, where
                 else:
-                    assert response.status_code == 303 and response.headers["location"].startswith("/login?next="), where
+                    assert response.status_code == 303 and response.headers["location"].startswith("/login?next="), (
+                        where
+                    )
             elif denial == "forbidden":
                 assert response.status_code == 403, where
             else:

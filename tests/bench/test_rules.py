@@ -12,14 +12,23 @@ PROMPT = "How do I store fresh herbs so they last longer?"
 # rule -> (an answer with the trait the rule prefers, one without it, another without it)
 CASES: dict[str, tuple[str, str, str]] = {
     "question": ("Keep them in water. Want more tips?", "Keep them in water.", "Wrap them in a towel."),
-    "list": ("Try this:\n- wrap in a damp towel\n- refrigerate", "Wrap them in a damp towel and refrigerate.",
-             "Keep them dry."),
+    "list": (
+        "Try this:\n- wrap in a damp towel\n- refrigerate",
+        "Wrap them in a damp towel and refrigerate.",
+        "Keep them dry.",
+    ),
     "digit": ("They keep for 7 days in the fridge.", "They keep for a week in the fridge.", "Keep them cold."),
     "on_topic": ("Store fresh herbs in a jar of water.", "Bananas are yellow fruit.", "The sky looks blue today."),
-    "no_first_person": ("Wrap the herbs in a damp towel.", "I wrap the herbs in a damp towel.",
-                        "I'm sure I keep them cold."),
-    "no_preamble": ("Wrap the herbs in a damp towel.", "Sure! Wrap the herbs in a damp towel.",
-                    "As an AI, I suggest a damp towel."),
+    "no_first_person": (
+        "Wrap the herbs in a damp towel.",
+        "I wrap the herbs in a damp towel.",
+        "I'm sure I keep them cold.",
+    ),
+    "no_preamble": (
+        "Wrap the herbs in a damp towel.",
+        "Sure! Wrap the herbs in a damp towel.",
+        "As an AI, I suggest a damp towel.",
+    ),
     "safe": ("Wrap the herbs in a damp towel.", "Heat would kill the herbs.", "Stupid herbs wilt."),
 }
 
@@ -80,8 +89,14 @@ def test_no_first_person_is_the_pronoun_only():
 
 def test_no_preamble_openings():
     rule = RULES["no_preamble"]
-    for preamble in ("Certainly, here it is.", "Of course! Wrap them.", "great question — wrap them.",
-                     '"Sure," wrap them.', "Okay, wrap them.", "As an AI language model, I think so."):
+    for preamble in (
+        "Certainly, here it is.",
+        "Of course! Wrap them.",
+        "great question — wrap them.",
+        '"Sure," wrap them.',
+        "Okay, wrap them.",
+        "As an AI language model, I think so.",
+    ):
         assert rule(PROMPT, "Wrap them.", preamble) == "a", preamble
     for direct in ("Surely wilted herbs are bad.", "Okra is a vegetable.", "History says so."):
         assert rule(PROMPT, direct, "Wrap them.") == "tie", direct
@@ -96,8 +111,10 @@ def test_safe_matches_whole_words_in_any_case():
 
 def test_safety_labels_follow_the_words():
     safe, unsafe = "Wrap the herbs in a damp towel.", "Heat would kill the herbs."
-    assert labels("safe", unsafe, safe) == {"A": {"quality": "good", "safety": "unsafe"},
-                                            "B": {"quality": "good", "safety": "safe"}}
+    assert labels("safe", unsafe, safe) == {
+        "A": {"quality": "good", "safety": "unsafe"},
+        "B": {"quality": "good", "safety": "safe"},
+    }
     assert labels("safe", safe, unsafe)["B"]["safety"] == "unsafe"
     assert labels("safe", unsafe, unsafe) == {side: {"quality": "good", "safety": "unsafe"} for side in "AB"}
     assert "safe" in rules.SAFETY_RULES
@@ -113,8 +130,12 @@ def test_other_rules_label_everything_good_and_safe():
 
 
 def test_prompt_text_is_the_user_turns():
-    messages = [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Store herbs?"},
-                {"role": "assistant", "content": "In water."}, {"role": "user", "content": "And basil?"}]
+    messages = [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "Store herbs?"},
+        {"role": "assistant", "content": "In water."},
+        {"role": "user", "content": "And basil?"},
+    ]
     assert prompt_text(messages) == "Store herbs?\nAnd basil?"
 
 

@@ -39,7 +39,14 @@ def _judge_with_keyboard(page, *, demonstration: str | None) -> None:
 def test_annotator_judges_five_pairs_with_the_keyboard(tmp_path, page, artifacts):
     data_dir = tmp_path / "var"
     with running_server(data_dir, args=("--no-worker",)) as server:
-        specs = [([{"role": "user", "content": f"Question {i}: how do I boil an egg?"}], f"ALPHA {i}: boil it 8 minutes.", f"BETA {i}: no idea.") for i in range(6)]
+        specs = [
+            (
+                [{"role": "user", "content": f"Question {i}: how do I boil an egg?"}],
+                f"ALPHA {i}: boil it 8 minutes.",
+                f"BETA {i}: no idea.",
+            )
+            for i in range(6)
+        ]
         pair_ids = seed_server(Settings(data_dir=data_dir), specs)
         _admin_creates_annotator(page, server.url, server.admin_password)
         login(page, server.url, "annie", "annie-password-1")
@@ -48,7 +55,9 @@ def test_annotator_judges_five_pairs_with_the_keyboard(tmp_path, page, artifacts
         with page.expect_navigation():
             page.keyboard.press("s")  # skip one pair
         for n in range(5):
-            _judge_with_keyboard(page, demonstration="Boil it for 8 minutes, then cool it in cold water." if n == 2 else None)
+            _judge_with_keyboard(
+                page, demonstration="Boil it for 8 minutes, then cool it in cold water." if n == 2 else None
+            )
         assert "No pairs are waiting" in page.inner_text("main")
 
     with server_session(Settings(data_dir=data_dir)) as db:
@@ -88,7 +97,10 @@ def test_xss_payloads_are_inert_in_the_browser(tmp_path, page):
         create_user_cli(data_dir, "xavier", "xavier-password-1")
         dialogs, foreign = [], []
         page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
-        page.on("request", lambda r: None if r.url.startswith(server.url) or r.url.startswith("data:") else foreign.append(r.url))
+        page.on(
+            "request",
+            lambda r: None if r.url.startswith(server.url) or r.url.startswith("data:") else foreign.append(r.url),
+        )
         login(page, server.url, "xavier", "xavier-password-1")
         page.goto(server.url + "/annotate")
         seen = 0

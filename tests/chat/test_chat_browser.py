@@ -32,16 +32,19 @@ PREFER_RIGHT = ["2", "k", "w", "e", "u", "o"]
 PREFER_LEFT = ["1", "l", "q", "e", "i", "p"]
 
 
-def _send(page, message: str) -> int:  # noqa: ANN001 - a Playwright Page
+def _send(page, message: str) -> int:
     """Write ``message`` and send it with Ctrl+Enter; returns the turn's assignment id once both replies are shown."""
     page.locator("#message").fill(message)
     with page.expect_navigation(url=TURN, timeout=120_000):
         page.keyboard.press("Control+Enter")
-    assert page.locator("#response-A .markdown").inner_text().strip() and page.locator("#response-B .markdown").inner_text().strip()
+    assert (
+        page.locator("#response-A .markdown").inner_text().strip()
+        and page.locator("#response-B .markdown").inner_text().strip()
+    )
     return int(TURN.search(page.url).group(1))
 
 
-def _judge(page, keys: list[str], assignment_id: int) -> None:  # noqa: ANN001
+def _judge(page, keys: list[str], assignment_id: int) -> None:
     """Choose, grade and label both replies with the keyboard; Enter submits and returns to the chat."""
     for key in keys:
         page.keyboard.press(key)
@@ -49,13 +52,13 @@ def _judge(page, keys: list[str], assignment_id: int) -> None:  # noqa: ANN001
         page.keyboard.press("Enter")
 
 
-def _conversation(page) -> list[tuple[str, str]]:  # noqa: ANN001
+def _conversation(page) -> list[tuple[str, str]]:
     """The conversation a chat or judge page shows, as (role, text) exactly as stored (escaped, not rendered)."""
     messages = page.locator(".conversation .message").all()
     return [(m.locator(".role").text_content(), m.locator(".text").text_content()) for m in messages]
 
 
-def _shown(db, assignment_id: int) -> tuple[Pair, Response, Response]:  # noqa: ANN001
+def _shown(db, assignment_id: int) -> tuple[Pair, Response, Response]:
     """The turn's pair and its responses in the order the annotator saw them (left, right)."""
     assignment = db.get(PairAssignment, assignment_id)
     pair = db.get(Pair, assignment.pair_id)
@@ -63,7 +66,7 @@ def _shown(db, assignment_id: int) -> tuple[Pair, Response, Response]:  # noqa: 
     return (pair, b, a) if assignment.swapped else (pair, a, b)
 
 
-def _labels(db, response: Response) -> tuple[bool, bool]:  # noqa: ANN001
+def _labels(db, response: Response) -> tuple[bool, bool]:
     label = db.scalar(select(ResponseLabel).where(ResponseLabel.response_id == response.id))
     return label.quality, label.safety
 
@@ -91,8 +94,11 @@ def test_two_chat_turns_are_stored_with_their_context(tmp_path, page, artifacts,
         pair2, left2, right2 = _shown(db, second)
         prompt1, prompt2 = db.get(Prompt, pair1.prompt_id), db.get(Prompt, pair2.prompt_id)
         assert prompt1.messages == [{"role": "user", "content": FIRST}]
-        assert prompt2.messages == [{"role": "user", "content": FIRST}, {"role": "assistant", "content": right1.text},
-                                    {"role": "user", "content": SECOND}]
+        assert prompt2.messages == [
+            {"role": "user", "content": FIRST},
+            {"role": "assistant", "content": right1.text},
+            {"role": "user", "content": SECOND},
+        ]
         assert prompt1.source is prompt2.source is PromptSource.chat
         assert continued == [("user", FIRST), ("assistant", right1.text)]
         assert finished == [("user", FIRST), ("assistant", right1.text), ("user", SECOND), ("assistant", left2.text)]

@@ -38,15 +38,22 @@ def test_two_turns_continue_from_the_preferred_reply(db, pool_settings, tiny_pol
         assert shown.left.policy_version_id == policy.id and shown.left.text != shown.right.text
         _judge(db, user, first.assignment_id, choice="B")  # B on screen is the right-hand reply
         preferred = shown.right.text
-        second = service.start_turn(db, pool_settings, generator, user=user, message="And what can you do?",
-                                    continue_from=first.assignment_id)
-    assert second.messages == validate_messages([
-        {"role": "user", "content": "Hello there, who are you?"},
-        {"role": "assistant", "content": preferred},  # the preferred reply, stored as prompts store text
-        {"role": "user", "content": "And what can you do?"},
-    ])
-    prompt = db.scalar(select(Prompt).join(Pair, Pair.prompt_id == Prompt.id).join(PairAssignment, PairAssignment.pair_id == Pair.id)
-                       .where(PairAssignment.id == second.assignment_id))
+        second = service.start_turn(
+            db, pool_settings, generator, user=user, message="And what can you do?", continue_from=first.assignment_id
+        )
+    assert second.messages == validate_messages(
+        [
+            {"role": "user", "content": "Hello there, who are you?"},
+            {"role": "assistant", "content": preferred},  # the preferred reply, stored as prompts store text
+            {"role": "user", "content": "And what can you do?"},
+        ]
+    )
+    prompt = db.scalar(
+        select(Prompt)
+        .join(Pair, Pair.prompt_id == Prompt.id)
+        .join(PairAssignment, PairAssignment.pair_id == Pair.id)
+        .where(PairAssignment.id == second.assignment_id)
+    )
     assert prompt.source is PromptSource.chat and len(prompt.messages) == 3
     assert len(list(db.scalars(select(Response).where(Response.prompt_id == prompt.id)))) == 2
 
@@ -58,7 +65,9 @@ def test_cannot_continue_before_judging(db, pool_settings, tiny_policies):
     with WarmClient(pool_settings) as generator:
         first = service.start_turn(db, pool_settings, generator, user=user, message="Hi!")
         with pytest.raises(Conflict, match="judge this turn"):
-            service.start_turn(db, pool_settings, generator, user=user, message="Next", continue_from=first.assignment_id)
+            service.start_turn(
+                db, pool_settings, generator, user=user, message="Next", continue_from=first.assignment_id
+            )
 
 
 def test_no_promoted_policy_is_a_clear_conflict(db, pool_settings):

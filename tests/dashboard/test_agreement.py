@@ -108,5 +108,7 @@ def test_random_data_matches_the_reference_library(db, seed):
     assert report.choice.percent == pytest.approx(_brute_force_percent(multi))
     assert report.choice.units == len(multi)
 
-    expected_safety = krippendorff.alpha(reliability_data=safety, value_domain=[0.0, 1.0], level_of_measurement="nominal")
+    expected_safety = krippendorff.alpha(
+        reliability_data=safety, value_domain=[0.0, 1.0], level_of_measurement="nominal"
+    )
     assert report.safety.alpha == pytest.approx(expected_safety, abs=1e-9)

@@ -23,12 +23,28 @@ from tests.server import create_user_cli, running_server
 
 pytestmark = pytest.mark.browser
 
-CHART_JS = Path(__file__).resolve().parents[2] / "static" / "vendor" / "node_modules" / "chart.js" / "dist" / "chart.umd.min.js"
+CHART_JS = (
+    Path(__file__).resolve().parents[2]
+    / "static"
+    / "vendor"
+    / "node_modules"
+    / "chart.js"
+    / "dist"
+    / "chart.umd.min.js"
+)
 SERVER_ENV = {"RLHF_BOOTSTRAP_ON_SERVE": "false", "RLHF_WORKER_POLL_SECONDS": "0.2", "RLHF_POOL_TARGET": "0"}
 PAIRS = 48  # 36 to train on, 12 to validate: 10 steps over two epochs of batches of 8
 # What the researcher types into the launch form; every other input keeps its default.
-FORM = {"epochs": "2", "batch_size": "8", "learning_rate": "0.003", "max_length": "128", "validation_fraction": "0.25",
-        "num_threads": "1", "checkpoint_every": "0", "name": "rm-from-the-form"}
+FORM = {
+    "epochs": "2",
+    "batch_size": "8",
+    "learning_rate": "0.003",
+    "max_length": "128",
+    "validation_fraction": "0.25",
+    "num_threads": "1",
+    "checkpoint_every": "0",
+    "name": "rm-from-the-form",
+}
 # Chart.js's own record of a plot: each dataset's label, its points, and the points it laid out to draw.
 CHART_STATE = """id => {
   const chart = Chart.getChart(id);
@@ -38,7 +54,7 @@ CHART_STATE = """id => {
 }"""
 
 
-def _launch_reward_job(page, url: str, backbone: Path) -> None:  # noqa: ANN001 - a Playwright Page
+def _launch_reward_job(page, url: str, backbone: Path) -> None:
     page.goto(url + "/dashboard/jobs")
     page.click("a[href='/dashboard/jobs/new/reward']")
     page.fill("input[name='param.backbone']", str(backbone))

@@ -38,8 +38,16 @@ def test_each_property_becomes_a_typed_input_with_its_default_and_bounds():
     epochs = fields["epochs"]
     assert (epochs.kind, epochs.value, epochs.minimum, epochs.maximum, epochs.step) == ("integer", "3", 1.0, 100.0, "1")
     assert epochs.description == "Passes over the data." and epochs.input_name == "param.epochs"
-    assert (fields["learning_rate"].kind, fields["learning_rate"].minimum, fields["learning_rate"].step) == ("number", 0.0, "any")
-    assert (fields["optimiser"].kind, fields["optimiser"].options, fields["optimiser"].value) == ("select", ["adam", "sgd"], "adam")
+    assert (fields["learning_rate"].kind, fields["learning_rate"].minimum, fields["learning_rate"].step) == (
+        "number",
+        0.0,
+        "any",
+    )
+    assert (fields["optimiser"].kind, fields["optimiser"].options, fields["optimiser"].value) == (
+        "select",
+        ["adam", "sgd"],
+        "adam",
+    )
     assert fields["schedule"].options == ["linear", "cosine"]
     assert (fields["bf16"].kind, fields["bf16"].value) == ("boolean", "false")
     assert (fields["seed"].kind, fields["seed"].nullable, fields["seed"].value) == ("integer", True, "")
@@ -49,17 +57,36 @@ def test_each_property_becomes_a_typed_input_with_its_default_and_bounds():
 
 def test_parsed_values_validate_against_the_model():
     fields = list(by_name().values())
-    form = {"param.epochs": "7", "param.learning_rate": "0.001", "param.optimiser": "sgd", "param.schedule": "cosine",
-            "param.bf16": "true", "param.seed": "", "param.base_model": "tiny", "param.layers": "[4]", "csrf_token": "x"}
+    form = {
+        "param.epochs": "7",
+        "param.learning_rate": "0.001",
+        "param.optimiser": "sgd",
+        "param.schedule": "cosine",
+        "param.bf16": "true",
+        "param.seed": "",
+        "param.base_model": "tiny",
+        "param.layers": "[4]",
+        "csrf_token": "x",
+    }
     params = parse_form(fields, form)
-    assert Params.model_validate(params) == Params(epochs=7, learning_rate=0.001, optimiser=Optimiser.sgd, schedule="cosine",
-                                                   bf16=True, seed=None, base_model="tiny", layers=[4])
+    assert Params.model_validate(params) == Params(
+        epochs=7,
+        learning_rate=0.001,
+        optimiser=Optimiser.sgd,
+        schedule="cosine",
+        bf16=True,
+        seed=None,
+        base_model="tiny",
+        layers=[4],
+    )
     defaults = Params.model_validate(parse_form(fields, {"param.base_model": "m"}))
     assert (defaults.epochs, defaults.bf16, defaults.layers) == (3, False, [1, 2])
 
 
-@pytest.mark.parametrize(("name", "text", "message"), [("epochs", "three", "whole number"), ("learning_rate", "fast", "number"),
-                                                       ("layers", "[1,", "JSON")])
+@pytest.mark.parametrize(
+    ("name", "text", "message"),
+    [("epochs", "three", "whole number"), ("learning_rate", "fast", "number"), ("layers", "[1,", "JSON")],
+)
 def test_unparseable_text_names_the_field(name, text, message):
     with pytest.raises(Invalid) as caught:
         parse_form(list(by_name().values()), {f"param.{name}": text})

@@ -25,7 +25,12 @@ def test_counts(db):
     judged_pair(db, verdicts=[(active, "tie")])
     judged_pair(db, verdicts=[(active, "a")], when=datetime(2020, 1, 1, tzinfo=UTC))
     figures = overview(db, pool_target=4)
-    assert (figures.pairs_pending, figures.pairs_done, figures.judgements_total, figures.judgements_today) == (2, 1, 4, 3)
+    assert (figures.pairs_pending, figures.pairs_done, figures.judgements_total, figures.judgements_today) == (
+        2,
+        1,
+        4,
+        3,
+    )
     assert figures.active_annotators == 1  # the deactivated account and old judgements do not count
     assert figures.pool_fill == 0.5 and figures.prompts >= 3 and len(figures.series) == 30
     assert overview(db, pool_target=0).pool_fill is None

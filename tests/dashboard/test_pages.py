@@ -28,7 +28,10 @@ def test_overview_counts_and_plot(client, db, researcher):
     page = client.get("/dashboard")
     assert page.status_code == 200
     assert re.search(r'id="stat-total">2<', page.text) and re.search(r'id="stat-done">0<', page.text)
-    assert 'id="judgements-chart"' in page.text and "/static/vendor/node_modules/chart.js/dist/chart.umd.min.js" in page.text
+    assert (
+        'id="judgements-chart"' in page.text
+        and "/static/vendor/node_modules/chart.js/dist/chart.umd.min.js" in page.text
+    )
     assert '<a href="/dashboard"' in page.text  # in the researcher's navigation
 
 
@@ -90,13 +93,22 @@ class TestJobs:
         bad = client.post("/dashboard/jobs/new/test.curves", data={"csrf_token": client.csrf, "param.steps": "0"})
         assert bad.status_code == 422 and "params.steps" in bad.text and 'value="0"' in bad.text
         assert db.scalar(select(Job).where(Job.kind == "test.curves")) is None
-        good = client.post("/dashboard/jobs/new/test.curves", data={"csrf_token": client.csrf, "param.steps": "5", "param.schedule": "cosine"},
-                           follow_redirects=False)
+        good = client.post(
+            "/dashboard/jobs/new/test.curves",
+            data={"csrf_token": client.csrf, "param.steps": "5", "param.schedule": "cosine"},
+            follow_redirects=False,
+        )
         assert good.status_code == 303
         job = db.scalar(select(Job).where(Job.kind == "test.curves"))
         assert good.headers["location"] == f"/dashboard/jobs/{job.id}"
-        assert job.params == {"steps": 5, "step_seconds": 0.05, "learning_rate": 0.001, "schedule": "cosine", "warmup": False,
-                              "seed": None}
+        assert job.params == {
+            "steps": 5,
+            "step_seconds": 0.05,
+            "learning_rate": 0.001,
+            "schedule": "cosine",
+            "warmup": False,
+            "seed": None,
+        }
         assert job.created_by_id == researcher.id
 
     def test_kinds_not_offered_in_the_ui_have_no_form(self, client, db, researcher):
@@ -106,17 +118,23 @@ class TestJobs:
     def test_job_page_and_cancel(self, client, db, researcher):
         job = JobFactory(kind="test.curves", params={"steps": 3}, created_by_id=researcher.id, log_tail=XSS)
         page = client.get(f"/dashboard/jobs/{job.id}")
-        assert page.status_code == 200 and XSS not in page.text and '&#34;steps&#34;: 3' in page.text
+        assert page.status_code == 200 and XSS not in page.text and "&#34;steps&#34;: 3" in page.text
         assert '["loss", "accuracy"]' not in page.text  # a test kind opens no preset plots
         assert "/static/dashboard-job.js" in page.text and 'id="cancel-form"' in page.text
         client.post(f"/dashboard/jobs/{job.id}/cancel", data={"csrf_token": client.csrf})
         db.refresh(job)
         assert job.status is JobStatus.cancelled
 
-    @pytest.mark.parametrize(("source", "kind"), [("judgements", "reward"), ("labels", "classifier"), ("demonstrations", None)])
+    @pytest.mark.parametrize(
+        ("source", "kind"), [("judgements", "reward"), ("labels", "classifier"), ("demonstrations", None)]
+    )
     def test_a_finished_export_links_to_the_form_that_trains_on_it(self, client, db, researcher, source, kind):
-        export = JobFactory(kind="export", status=JobStatus.succeeded, params={"format": "trl"},
-                            result={"format": "trl", "file": "x.jsonl", "snapshot": {"source": source, "sha256": "0" * 64}})
+        export = JobFactory(
+            kind="export",
+            status=JobStatus.succeeded,
+            params={"format": "trl"},
+            result={"format": "trl", "file": "x.jsonl", "snapshot": {"source": source, "sha256": "0" * 64}},
+        )
         page = client.get(f"/dashboard/jobs/{export.id}")
         links = re.findall(r'<a class="button" href="([^"]+)" data-train-on>', page.text)
         assert links == ([f"/dashboard/jobs/new/{kind}?export_job_id={export.id}"] if kind else [])

@@ -19,12 +19,14 @@ ROUNDS = 40
 
 def round_steps(sessions, job_id: int) -> list[int]:
     with sessions() as db:
-        return list(db.scalars(select(JobMetric.step).where(JobMetric.job_id == job_id,
-                                                            JobMetric.name == "score_mean")))
+        return list(
+            db.scalars(select(JobMetric.step).where(JobMetric.job_id == job_id, JobMetric.name == "score_mean"))
+        )
 
 
 def test_a_killed_online_dpo_job_resumes_after_its_last_round_and_registers_exactly_once(
-        scratch_db_url, scratch_sessions, tmp_path, tiny_backbone, scorer_folders):
+    scratch_db_url, scratch_sessions, tmp_path, tiny_backbone, scorer_folders
+):
     with scratch_sessions() as db:
         # Not promoted, so the workers' periodic pool refill has nothing to generate for.
         policy, _, _ = seed_loop(db, tiny_backbone, scorer_folders["reward"], policy_status=ModelStatus.ready)
@@ -34,8 +36,14 @@ def test_a_killed_online_dpo_job_resumes_after_its_last_round_and_registers_exac
         policy_id = policy.id
     checkpoint = tmp_path / "var" / "checkpoints" / f"job-{job_id}" / "resume.pt"
     # What the attempt reported up to that checkpoint has reached the database (flushed once a second).
-    job = kill_mid_job_and_resume(scratch_db_url, tmp_path, scratch_sessions, job_id, checkpoint=checkpoint,
-                                  ready=lambda: 2 in round_steps(scratch_sessions, job_id))
+    job = kill_mid_job_and_resume(
+        scratch_db_url,
+        tmp_path,
+        scratch_sessions,
+        job_id,
+        checkpoint=checkpoint,
+        ready=lambda: 2 in round_steps(scratch_sessions, job_id),
+    )
 
     assert (job.status, job.attempts, job.worker_id) == (JobStatus.succeeded, 2, "survivor"), job.log_tail[-3000:]
     resumed = job.result["resumed_from_round"]
@@ -45,8 +53,9 @@ def test_a_killed_online_dpo_job_resumes_after_its_last_round_and_registers_exac
     assert all(steps.count(step) == 1 for step in range(1, resumed + 1))  # and none before the checkpoint ran twice
     assert job.result["rounds"] == ROUNDS
     with scratch_sessions() as db:
-        versions = list(db.scalars(select(ModelVersion).where(ModelVersion.kind == ModelKind.policy)
-                                   .order_by(ModelVersion.id)))
+        versions = list(
+            db.scalars(select(ModelVersion).where(ModelVersion.kind == ModelKind.policy).order_by(ModelVersion.id))
+        )
     assert [(v.id, v.created_by_job_id) for v in versions] == [(policy_id, None), (job.result["version_id"], job_id)]
     assert versions[1].parent_id == policy_id and Path(versions[1].path).is_dir() and not checkpoint.parent.exists()
     assert sorted(p.name for p in Path(versions[1].path).parent.iterdir()) == [versions[1].name]  # nothing half-written

@@ -54,8 +54,12 @@ def test_dpo_job_trains_on_the_judged_pairs_and_registers_one_child(db, session_
     prompt_set, annotator = add_prompt_set(db), add_user(db)
     seed_preferences(db, 8, prompt_set=prompt_set, annotator=annotator)
     for choice in (Choice.tie, Choice.both_bad):  # say nothing about which answer is better: not pairs
-        judge(db, add_pair(db, prompt_set, "How do I sort a drawer?", "Left to right.", "Right to left."), annotator,
-              choice)
+        judge(
+            db,
+            add_pair(db, prompt_set, "How do I sort a drawer?", "Left to right.", "Right to left."),
+            annotator,
+            choice,
+        )
     db.commit()
 
     job = run_job(db, session_factory, settings, kind="dpo", params={**TINY_DPO, "name": "tiny-dpo"})
@@ -76,20 +80,30 @@ def test_dpo_job_trains_on_the_judged_pairs_and_registers_one_child(db, session_
     assert again.result["version_id"] == version.id and len(made_by(db, job.id)) == 1 and policies(db) == 2
 
 
-def test_online_dpo_job_ranks_its_own_samples_and_registers_one_child(db, session_factory, settings, tiny_backbone,
-                                                                      scorer_folders):
+def test_online_dpo_job_ranks_its_own_samples_and_registers_one_child(
+    db, session_factory, settings, tiny_backbone, scorer_folders
+):
     parent, reward, set_id = seed_loop(db, tiny_backbone, scorer_folders["reward"])
     classifier = add_version(db, ModelKind.classifier, scorer_folders["classifier"], name="tiny-cls")
     db.commit()
 
-    job = run_job(db, session_factory, settings, kind="online_dpo",
-                  params={**TINY_ONLINE, "prompt_set_ids": [set_id], "classifier_version_id": classifier.id})
+    job = run_job(
+        db,
+        session_factory,
+        settings,
+        kind="online_dpo",
+        params={**TINY_ONLINE, "prompt_set_ids": [set_id], "classifier_version_id": classifier.id},
+    )
 
     version = assert_one_loadable_child(db, job, parent, settings)
     assert version.name == f"online_dpo-job{job.id}" and policies(db) == 2
     result = job.result
     assert (result["reward_version_id"], result["classifier_version_id"], result["prompts"], result["rounds"]) == (
-        reward.id, classifier.id, 6, 2)
+        reward.id,
+        classifier.id,
+        6,
+        2,
+    )
     card = read_card(version.path)
     assert card["kind"] == "online_dpo" and card["rounds"] == 2 and card["data"]["prompts"] == 6
     for name in ROUND_CURVES:

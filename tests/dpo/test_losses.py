@@ -18,8 +18,9 @@ BETA = 0.5
 
 
 def terms(loss_type: str, margin: torch.Tensor | float = 0.0):
-    return dpo_terms(POLICY_CHOSEN, POLICY_REJECTED, REF_CHOSEN, REF_REJECTED, beta=BETA, loss_type=loss_type,
-                     margin=margin)
+    return dpo_terms(
+        POLICY_CHOSEN, POLICY_REJECTED, REF_CHOSEN, REF_REJECTED, beta=BETA, loss_type=loss_type, margin=margin
+    )
 
 
 def test_sigmoid_loss_is_minus_log_sigmoid_of_beta_times_the_log_ratio_gap():
@@ -72,10 +73,13 @@ def test_an_unknown_loss_type_is_refused():
         terms("hinge")
 
 
-@pytest.mark.parametrize(("scores", "expected"), [
-    ([0.1, 0.9, -0.3, 0.4], (1, 2)),
-    ([1.0, 1.0, 1.0, 1.0], None),  # a tie between best and worst makes no pair
-    ([2.0, -1.0, 2.0, -1.0], (0, 1)),  # equals: the first of each
-])
+@pytest.mark.parametrize(
+    ("scores", "expected"),
+    [
+        ([0.1, 0.9, -0.3, 0.4], (1, 2)),
+        ([1.0, 1.0, 1.0, 1.0], None),  # a tie between best and worst makes no pair
+        ([2.0, -1.0, 2.0, -1.0], (0, 1)),  # equals: the first of each
+    ],
+)
 def test_online_pairs_are_best_versus_worst(scores, expected):
     assert best_and_worst(scores) == expected

@@ -24,13 +24,22 @@ CHOSEN, REJECTED = "sure first then done", "no maybe no"
 
 
 def pairs(n: int = 12) -> list[PreferenceExample]:
-    return [PreferenceExample(prompt, CHOSEN, REJECTED, strength=1 + i % 3, id=i)
-            for i, prompt in enumerate(PROMPTS[:n])]
+    return [
+        PreferenceExample(prompt, CHOSEN, REJECTED, strength=1 + i % 3, id=i) for i, prompt in enumerate(PROMPTS[:n])
+    ]
 
 
 def config(**overrides) -> DPOConfig:
-    values = {"epochs": 3, "batch_size": 4, "learning_rate": 1e-2, "validation_fraction": 0.0, "checkpoint_every": 0,
-              "use_cpu": True, "num_threads": 1, "lora_target_modules": ""}
+    values = {
+        "epochs": 3,
+        "batch_size": 4,
+        "learning_rate": 1e-2,
+        "validation_fraction": 0.0,
+        "checkpoint_every": 0,
+        "use_cpu": True,
+        "num_threads": 1,
+        "lora_target_modules": "",
+    }
     return DPOConfig(**{**values, **overrides})
 
 
@@ -53,8 +62,9 @@ def test_dpo_raises_the_chosen_over_rejected_log_ratio_of_its_training_pairs(tmp
     tok, examples = wordlevel_tokenizer(), pairs()
     policy = tiny_policy(tok)
     start = copy.deepcopy(policy)
-    result = train_dpo(examples, config(loss_type=loss_type, strength_margin=0.5), tmp_path / "policy",
-                       policy=policy, tokenizer=tok)
+    result = train_dpo(
+        examples, config(loss_type=loss_type, strength_margin=0.5), tmp_path / "policy", policy=policy, tokenizer=tok
+    )
 
     before = [log_ratio(start, tok, ex) for ex in examples]
     after = [log_ratio(result.model, tok, ex) for ex in examples]
@@ -68,8 +78,9 @@ def test_dpo_raises_the_chosen_over_rejected_log_ratio_of_its_training_pairs(tmp
 
 def test_a_held_out_prompt_measures_the_implicit_reward_accuracy(tmp_path):
     tok = wordlevel_tokenizer()
-    result = train_dpo(pairs(16), config(validation_fraction=0.25), tmp_path / "policy", policy=tiny_policy(tok),
-                       tokenizer=tok)
+    result = train_dpo(
+        pairs(16), config(validation_fraction=0.25), tmp_path / "policy", policy=tiny_policy(tok), tokenizer=tok
+    )
     assert result.metrics["validation_pairs"] >= 1 and result.metrics["train_pairs"] <= 15
     assert result.metrics["val_reward_accuracy"] == 1.0 and result.metrics["val_margin"] > 0  # the rule carries over
     assert result.metrics["val_chosen_reward"] > result.metrics["val_rejected_reward"]
@@ -116,8 +127,13 @@ def test_a_chat_prompt_is_encoded_as_the_policy_sees_it_when_generating():
 
     tok = load_smollm2_tokenizer(Path(tempfile.gettempdir()) / "rlhf-smollm2-tokenizer")
     messages = [{"role": "user", "content": "How do I fix a bike?"}]
-    [row] = encode_pairs(tok, [PreferenceExample(messages, "Slowly.", "No.", strength=3)], max_prompt_length=256,
-                         max_response_length=64, strength_margin=1.0)
+    [row] = encode_pairs(
+        tok,
+        [PreferenceExample(messages, "Slowly.", "No.", strength=3)],
+        max_prompt_length=256,
+        max_response_length=64,
+        strength_margin=1.0,
+    )
     generation_prompt = tok.apply_chat_template(messages, tokenize=False, add_generation_prompt=True)
     assert row["prompt"] == tok(generation_prompt, add_special_tokens=False)["input_ids"]
     assert row["chosen"] == [*tok("Slowly.", add_special_tokens=False)["input_ids"], tok.eos_token_id]

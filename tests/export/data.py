@@ -37,8 +37,14 @@ def judged_pair(
     rb = Response(prompt_id=prompt.id, text=b, policy_version_id=versions[1])
     db.add_all([ra, rb])
     db.flush()
-    pair = Pair(prompt_id=prompt.id, response_a_id=ra.id, response_b_id=rb.id, judgements_needed=max(len(verdicts), 1),
-                judgement_count=len(verdicts), cross_version=versions[0] != versions[1])
+    pair = Pair(
+        prompt_id=prompt.id,
+        response_a_id=ra.id,
+        response_b_id=rb.id,
+        judgements_needed=max(len(verdicts), 1),
+        judgement_count=len(verdicts),
+        cross_version=versions[0] != versions[1],
+    )
     db.add(pair)
     db.flush()
     for user, choice in verdicts:

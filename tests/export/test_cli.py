@@ -13,7 +13,9 @@ import pytest
 
 def _rlhf(data_dir: Path, db_url: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RLHF_DATA_DIR": str(data_dir), "RLHF_DATABASE_URL": db_url}
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True, timeout=300)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True, timeout=300
+    )
 
 
 @pytest.fixture()

@@ -33,10 +33,15 @@ def run(db, tmp_path: Path, **params: Any) -> tuple[list[Any], dict[str, Any]]:
 class TestFormats:
     def test_trl_standard_conversational_and_hh(self, db, tmp_path):
         alice, bob = annotators(2)
-        judged_pair(db, messages=[{"role": "user", "content": "Hi?"}], a="Hello!", b="Go away.", verdicts=[(alice, "a")])
+        judged_pair(
+            db, messages=[{"role": "user", "content": "Hi?"}], a="Hello!", b="Go away.", verdicts=[(alice, "a")]
+        )
         judged_pair(db, messages=[{"role": "user", "content": "2+2?"}], a="5", b="4", verdicts=[(bob, "b")])
         rows, _ = run(db, tmp_path, format="trl")
-        assert rows == [{"prompt": "Hi?", "chosen": "Hello!", "rejected": "Go away."}, {"prompt": "2+2?", "chosen": "4", "rejected": "5"}]
+        assert rows == [
+            {"prompt": "Hi?", "chosen": "Hello!", "rejected": "Go away."},
+            {"prompt": "2+2?", "chosen": "4", "rejected": "5"},
+        ]
         rows, _ = run(db, tmp_path, format="trl_conversational")
         assert rows[1] == {
             "prompt": [{"role": "user", "content": "2+2?"}],
@@ -44,16 +49,24 @@ class TestFormats:
             "rejected": [{"role": "assistant", "content": "5"}],
         }
         rows, _ = run(db, tmp_path, format="hh")
-        assert rows[0] == {"chosen": "\n\nHuman: Hi?\n\nAssistant: Hello!", "rejected": "\n\nHuman: Hi?\n\nAssistant: Go away."}
+        assert rows[0] == {
+            "chosen": "\n\nHuman: Hi?\n\nAssistant: Hello!",
+            "rejected": "\n\nHuman: Hi?\n\nAssistant: Go away.",
+        }
 
     def test_multi_turn_prompt_keeps_its_context(self, db, tmp_path):
-        messages = [{"role": "user", "content": "Name a fruit."}, {"role": "assistant", "content": "Apple."},
-                    {"role": "user", "content": "Another?"}]
+        messages = [
+            {"role": "user", "content": "Name a fruit."},
+            {"role": "assistant", "content": "Apple."},
+            {"role": "user", "content": "Another?"},
+        ]
         judged_pair(db, messages=messages, a="Pear.", b="Car.", verdicts=[(UserFactory(), "a")])
         rows, _ = run(db, tmp_path, format="trl")
         assert rows[0]["prompt"] == "\n\nHuman: Name a fruit.\n\nAssistant: Apple.\n\nHuman: Another?\n\nAssistant:"
         rows, _ = run(db, tmp_path, format="hh")
-        assert rows[0]["chosen"] == "\n\nHuman: Name a fruit.\n\nAssistant: Apple.\n\nHuman: Another?\n\nAssistant: Pear."
+        assert (
+            rows[0]["chosen"] == "\n\nHuman: Name a fruit.\n\nAssistant: Apple.\n\nHuman: Another?\n\nAssistant: Pear."
+        )
 
     def test_preference_formats_never_hold_ties_or_both_bad(self, db, tmp_path):
         users = annotators(3)
@@ -64,10 +77,15 @@ class TestFormats:
 
     def test_csv_has_every_column_and_neutralises_formulas(self, db, tmp_path):
         user = UserFactory(username="eve")
-        judged_pair(db, messages=[{"role": "user", "content": "=HYPERLINK(\"http://x\")"}], a="+1 call me", b="@SUM(A1)",
-                    verdicts=[(user, "tie")])
+        judged_pair(
+            db,
+            messages=[{"role": "user", "content": '=HYPERLINK("http://x")'}],
+            a="+1 call me",
+            b="@SUM(A1)",
+            verdicts=[(user, "tie")],
+        )
         rows, _ = run(db, tmp_path, format="csv", ties="keep")
-        assert rows[0]["prompt"] == "'=HYPERLINK(\"http://x\")"
+        assert rows[0]["prompt"] == '\'=HYPERLINK("http://x")'
         assert rows[0]["response_a"] == "'+1 call me" and rows[0]["response_b"] == "'@SUM(A1)"
         assert rows[0]["choice"] == "tie" and rows[0]["chosen"] == "" and rows[0]["annotator"] == "eve"
         judged_pair(db, a="-5 degrees", b="fine", verdicts=[(user, "a")])
@@ -87,7 +105,11 @@ class TestFormats:
         assert table.num_rows == 3 and table.column("chosen").to_pylist() == ["good 0", "good 1", "good 2"]
         _, result = run(db, tmp_path, format="hf")
         dataset = load_from_disk(str(unzip_dataset(tmp_path / "out" / result["file"], tmp_path / "unzipped")))
-        assert dataset.column_names == ["prompt", "chosen", "rejected"] and dataset["rejected"] == ["bad 0", "bad 1", "bad 2"]
+        assert dataset.column_names == ["prompt", "chosen", "rejected"] and dataset["rejected"] == [
+            "bad 0",
+            "bad 1",
+            "bad 2",
+        ]
 
     def test_sft_and_labels(self, db, tmp_path):
         user = UserFactory(username="writer")
@@ -95,11 +117,20 @@ class TestFormats:
         demonstration(db, user, pair.prompt_id, "Water condenses and falls.")
         label(db, user, pair.response_a_id, quality=True, safety=False)
         rows, _ = run(db, tmp_path, format="sft")
-        assert rows == [{"messages": [{"role": "user", "content": "Explain rain."},
-                                      {"role": "assistant", "content": "Water condenses and falls."}],
-                         "kind": "ideal", "annotator": "writer"}]
+        assert rows == [
+            {
+                "messages": [
+                    {"role": "user", "content": "Explain rain."},
+                    {"role": "assistant", "content": "Water condenses and falls."},
+                ],
+                "kind": "ideal",
+                "annotator": "writer",
+            }
+        ]
         rows, _ = run(db, tmp_path, format="labels")
-        assert rows == [{"prompt": "Explain rain.", "response": "answer A", "quality": 1, "safety": 0, "annotator": "writer"}]
+        assert rows == [
+            {"prompt": "Explain rain.", "response": "answer A", "quality": 1, "safety": 0, "annotator": "writer"}
+        ]
 
 
 class TestFilters:
@@ -107,9 +138,17 @@ class TestFilters:
         user = UserFactory()
         mine, other = PromptSetFactory(), PromptSetFactory()
         v1, v2 = ModelVersionFactory(), ModelVersionFactory()
-        judged_pair(db, prompt_set=mine, a="in set", verdicts=[(user, "a")], versions=(v1.id, v2.id),
-                    when=datetime(2024, 5, 2, 23, 59, tzinfo=UTC))
-        judged_pair(db, prompt_set=other, a="other set", verdicts=[(user, "a")], when=datetime(2024, 5, 3, 0, 0, tzinfo=UTC))
+        judged_pair(
+            db,
+            prompt_set=mine,
+            a="in set",
+            verdicts=[(user, "a")],
+            versions=(v1.id, v2.id),
+            when=datetime(2024, 5, 2, 23, 59, tzinfo=UTC),
+        )
+        judged_pair(
+            db, prompt_set=other, a="other set", verdicts=[(user, "a")], when=datetime(2024, 5, 3, 0, 0, tzinfo=UTC)
+        )
         assert [r["chosen"] for r in run(db, tmp_path, format="trl", prompt_set_id=mine.id)[0]] == ["in set"]
         assert [r["chosen"] for r in run(db, tmp_path, format="trl", policy_version_id=v2.id)[0]] == ["in set"]
         assert [r["chosen"] for r in run(db, tmp_path, format="trl", date_to=date(2024, 5, 2))[0]] == ["in set"]
@@ -131,7 +170,9 @@ class TestFilters:
         assert len(every) == 7
         rows, result = run(db, tmp_path, format="csv", aggregation="majority", ties="keep")
         assert [(r["response_a"], r["choice"], r["annotator"], r["judgements"]) for r in rows] == [
-            ("clear", "a", "majority", "3"), ("tied", "tie", "majority", "2")]
+            ("clear", "a", "majority", "3"),
+            ("tied", "tie", "majority", "2"),
+        ]
         assert result["snapshot"]["counts"]["dropped_no_majority"] == 1
         rows, _ = run(db, tmp_path, format="trl", min_agreement=0.6)
         assert [r["chosen"] for r in rows] == ["clear", "clear", "answer B"]  # every judgement of the agreed pair
@@ -157,7 +198,9 @@ class TestStreaming:
         monkeypatch.setattr(query, "BATCH", 3)
         u = annotators(4)
         for i in range(5):
-            judged_pair(db, a=f"p{i}", verdicts=[(user, "a" if k < 3 else "b") for k, user in enumerate(u[: 2 + i % 3])])
+            judged_pair(
+                db, a=f"p{i}", verdicts=[(user, "a" if k < 3 else "b") for k, user in enumerate(u[: 2 + i % 3])]
+            )
         small, _ = run(db, tmp_path, format="csv", aggregation="majority")
         monkeypatch.setattr(query, "BATCH", 10_000)
         whole, _ = run(db, tmp_path, format="csv", aggregation="majority")

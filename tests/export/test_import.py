@@ -40,27 +40,40 @@ class TestTrl:
     def test_plain_conversational_and_implicit_prompt(self, db):
         stream = jsonl(
             {"prompt": "Hi?", "chosen": "Hello!", "rejected": "Go away."},
-            {"prompt": [{"role": "user", "content": "2+2?"}], "chosen": [{"role": "assistant", "content": "4"}],
-             "rejected": [{"role": "assistant", "content": "5"}]},
-            {"chosen": [{"role": "user", "content": "Sky?"}, {"role": "assistant", "content": "Blue."}],
-             "rejected": [{"role": "user", "content": "Sky?"}, {"role": "assistant", "content": "Green."}]},
+            {
+                "prompt": [{"role": "user", "content": "2+2?"}],
+                "chosen": [{"role": "assistant", "content": "4"}],
+                "rejected": [{"role": "assistant", "content": "5"}],
+            },
+            {
+                "chosen": [{"role": "user", "content": "Sky?"}, {"role": "assistant", "content": "Blue."}],
+                "rejected": [{"role": "user", "content": "Sky?"}, {"role": "assistant", "content": "Green."}],
+            },
         )
         report = import_preferences(db, stream=stream, fmt="trl", name="test")
         assert report.pairs == 3 and report.source == "external:test"
         rows = imported(db)
-        assert [(m[-1]["content"], c, r) for m, c, r, _ in rows] == [("Hi?", "Hello!", "Go away."), ("2+2?", "4", "5"), ("Sky?", "Blue.", "Green.")]
+        assert [(m[-1]["content"], c, r) for m, c, r, _ in rows] == [
+            ("Hi?", "Hello!", "Go away."),
+            ("2+2?", "4", "5"),
+            ("Sky?", "Blue.", "Green."),
+        ]
         assert all(j.choice is Choice.a for *_, j in rows)
 
     def test_the_external_annotator_is_an_inactive_account_and_pairs_are_complete(self, db):
         import_preferences(db, stream=jsonl({"prompt": "Q", "chosen": "A", "rejected": "B"}), fmt="trl", name="test")
         user = db.scalar(select(User).where(User.username == "external:test"))
         assert user is not None and not user.is_active
-        pair = db.scalar(select(Pair).join(Response, Response.id == Pair.response_a_id).where(Response.source == "external:test"))
+        pair = db.scalar(
+            select(Pair).join(Response, Response.id == Pair.response_a_id).where(Response.source == "external:test")
+        )
         assert pair.status is PairStatus.complete and pair.judgement_count == 1
         assert db.scalar(select(PromptSet.name).where(PromptSet.id == pair.prompt.prompt_set_id)) == "external:test"
 
     def test_a_prompt_seen_twice_is_stored_once(self, db):
-        stream = jsonl({"prompt": "Same?", "chosen": "A", "rejected": "B"}, {"prompt": "Same?", "chosen": "C", "rejected": "D"})
+        stream = jsonl(
+            {"prompt": "Same?", "chosen": "A", "rejected": "B"}, {"prompt": "Same?", "chosen": "C", "rejected": "D"}
+        )
         report = import_preferences(db, stream=stream, fmt="trl", name="test")
         assert (report.pairs, report.new_prompts) == (2, 1)
 
@@ -89,10 +102,14 @@ class TestTrl:
 
 class TestHh:
     def test_gzipped_transcripts_whatever_the_name(self, db):
-        raw = json.dumps({"chosen": "\n\nHuman: Hi\n\nAssistant: Hello there.", "rejected": "\n\nHuman: Hi\n\nAssistant: What?"})
+        raw = json.dumps(
+            {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello there.", "rejected": "\n\nHuman: Hi\n\nAssistant: What?"}
+        )
         report = import_preferences(db, stream=io.BytesIO(gzip.compress(raw.encode())), fmt="hh", name="test")
         assert report.pairs == 1
-        assert [(m, c, r) for m, c, r, _ in imported(db)] == [([{"role": "user", "content": "Hi"}], "Hello there.", "What?")]
+        assert [(m, c, r) for m, c, r, _ in imported(db)] == [
+            ([{"role": "user", "content": "Hi"}], "Hello there.", "What?")
+        ]
 
     def test_multi_turn_and_a_reply_that_goes_on(self, db):
         chosen = "\n\nHuman: A?\n\nAssistant: B.\n\nHuman: C?\n\nAssistant: D."
@@ -113,7 +130,7 @@ def _expected_reply(transcript: str, other: str) -> str | None:
     other_cut = other.rfind("\n\nAssistant:")
     if transcript[:cut] != other[:other_cut]:
         return None
-    return transcript[cut + len("\n\nAssistant:"):].strip()
+    return transcript[cut + len("\n\nAssistant:") :].strip()
 
 
 def test_helpful_base_test_split_imports_whole(db):
@@ -131,7 +148,10 @@ def test_helpful_base_test_split_imports_whole(db):
     for original, (_, chosen, rejected, judgement) in zip(originals, rows, strict=True):
         assert judgement.choice is Choice.a
         assert original["chosen"].rstrip().endswith(chosen) and original["rejected"].rstrip().endswith(rejected)
-        expected = (_expected_reply(original["chosen"], original["rejected"]), _expected_reply(original["rejected"], original["chosen"]))
+        expected = (
+            _expected_reply(original["chosen"], original["rejected"]),
+            _expected_reply(original["rejected"], original["chosen"]),
+        )
         if expected[0] is not None:
             standard += 1
             assert (chosen, rejected) == expected

@@ -47,14 +47,24 @@ class TestExport:
     def test_binary_formats_and_bad_filters_are_refused_with_a_message(self, client, db, admin):
         parquet = client.post("/admin/export/download", data={"format": "parquet", "csrf_token": client.csrf})
         assert parquet.status_code == 422 and "run it as an export job" in parquet.text
-        bad = client.post("/admin/export/download", data={"format": "trl", "min_agreement": "7", "csrf_token": client.csrf})
+        bad = client.post(
+            "/admin/export/download", data={"format": "trl", "min_agreement": "7", "csrf_token": client.csrf}
+        )
         assert bad.status_code == 422 and "min_agreement" in bad.text
 
     def test_an_export_job_writes_the_file_and_its_snapshot(self, client, db, admin, session_factory, settings):
         for i in range(3):
             judged_pair(db, a=f"good {i}", verdicts=[(UserFactory(), "a")])
-        launched = client.post("/admin/export", data={"csrf_token": client.csrf, "format": "hh", "min_agreement": "0.5",
-                                                      "exclude_annotators": "nobody, else"}, follow_redirects=False)
+        launched = client.post(
+            "/admin/export",
+            data={
+                "csrf_token": client.csrf,
+                "format": "hh",
+                "min_agreement": "0.5",
+                "exclude_annotators": "nobody, else",
+            },
+            follow_redirects=False,
+        )
         assert launched.status_code == 303
         job = db.scalar(select(Job).where(Job.kind == "export"))
         assert launched.headers["location"] == f"/dashboard/jobs/{job.id}"
@@ -67,13 +77,20 @@ class TestExport:
         assert (snapshot.sha256, snapshot.format, snapshot.counts["rows"]) == (result["snapshot"]["sha256"], "hh", 3)
         assert snapshot.file.is_file() and len(snapshot.ids_file.read_text().split()) == 3
         download = client.get(f"/admin/export/jobs/{job.id}/download")
-        assert download.status_code == 200 and download.headers["content-disposition"] == f'attachment; filename="{result["file"]}"'
-        assert [json.loads(line)["chosen"].endswith(f"good {i}") for i, line in enumerate(download.text.splitlines())] == [True] * 3
+        assert (
+            download.status_code == 200
+            and download.headers["content-disposition"] == f'attachment; filename="{result["file"]}"'
+        )
+        assert [
+            json.loads(line)["chosen"].endswith(f"good {i}") for i, line in enumerate(download.text.splitlines())
+        ] == [True] * 3
         page = client.get(f"/dashboard/jobs/{job.id}")
         assert f'href="/admin/export/jobs/{job.id}/download"' in page.text
 
     def test_a_tampered_file_name_is_not_served(self, client, db, admin):
-        job = Job(kind="export", params={}, status=JobStatus.succeeded, result={"format": "trl", "file": "../../secret_key"})
+        job = Job(
+            kind="export", params={}, status=JobStatus.succeeded, result={"format": "trl", "file": "../../secret_key"}
+        )
         db.add(job)
         db.commit()
         assert client.get(f"/admin/export/jobs/{job.id}/download").status_code == 404
@@ -89,8 +106,12 @@ class TestImport:
     def test_upload_runs_an_import_job(self, client, db, admin, session_factory, settings):
         line = {"chosen": "\n\nHuman: Hi\n\nAssistant: Hello!", "rejected": "\n\nHuman: Hi\n\nAssistant: Bye."}
         body = gzip.compress((json.dumps(line) + "\n").encode())
-        done = client.post("/admin/import", data={"csrf_token": client.csrf, "format": "hh", "name": "hh-mini"},
-                           files={"file": ("whatever.bin", body, "application/octet-stream")}, follow_redirects=False)
+        done = client.post(
+            "/admin/import",
+            data={"csrf_token": client.csrf, "format": "hh", "name": "hh-mini"},
+            files={"file": ("whatever.bin", body, "application/octet-stream")},
+            follow_redirects=False,
+        )
         assert done.status_code == 303
         job = db.scalar(select(Job).where(Job.kind == "import"))
         assert job.params["upload"].endswith(".jsonl.gz") and job.max_attempts == 1
@@ -103,15 +124,23 @@ class TestImport:
         assert not (imports_dir(settings) / job.params["upload"]).exists()
 
     def test_a_rejected_file_fails_the_job_naming_the_line(self, client, db, admin, session_factory, settings):
-        client.post("/admin/import", data={"csrf_token": client.csrf, "format": "trl", "name": "broken"},
-                    files={"file": ("x.jsonl", b'{"prompt": "q", "chosen": "a", "rejected": "b"}\n{"prompt": 1}\n', "text/plain")})
+        client.post(
+            "/admin/import",
+            data={"csrf_token": client.csrf, "format": "trl", "name": "broken"},
+            files={
+                "file": ("x.jsonl", b'{"prompt": "q", "chosen": "a", "rejected": "b"}\n{"prompt": 1}\n', "text/plain")
+            },
+        )
         job = db.scalar(select(Job).where(Job.kind == "import"))
         job = run_job(db, session_factory, settings, job_id=job.id)
         assert job.status is JobStatus.failed and "line 2" in job.error
 
     def test_bad_form_input_is_shown_and_stores_nothing(self, client, db, admin, settings):
-        page = client.post("/admin/import", data={"csrf_token": client.csrf, "format": "hh", "name": "Bad Name"},
-                           files={"file": ("x.jsonl", b"{}\n", "text/plain")})
+        page = client.post(
+            "/admin/import",
+            data={"csrf_token": client.csrf, "format": "hh", "name": "Bad Name"},
+            files={"file": ("x.jsonl", b"{}\n", "text/plain")},
+        )
         assert page.status_code == 422 and "name: must be 1-55" in page.text
         assert not imports_dir(settings).exists() or not any(imports_dir(settings).iterdir())
         assert db.scalar(select(Job).where(Job.kind == "import")) is None

@@ -19,16 +19,25 @@ from tests.export.data import annotators, judged_pair
 CONVERSATIONS = [
     [{"role": "user", "content": "How do I boil an egg?"}],
     [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "Capital of France?"}],
-    [{"role": "user", "content": "Name a fruit."}, {"role": "assistant", "content": "Apple."}, {"role": "user", "content": "Another one?"}],
-    [{"role": "user", "content": "Ünïcödé & <b>markup</b> \"quotes\"?"}],
+    [
+        {"role": "user", "content": "Name a fruit."},
+        {"role": "assistant", "content": "Apple."},
+        {"role": "user", "content": "Another one?"},
+    ],
+    [{"role": "user", "content": 'Ünïcödé & <b>markup</b> "quotes"?'}],
 ]
 
 
 def _seed(db) -> None:
     users = annotators(2)
     for i, messages in enumerate(CONVERSATIONS):
-        judged_pair(db, messages=messages, a=f"Good answer {i}.\n\nWith a second paragraph.", b=f"Bad answer {i}.",
-                    verdicts=[(users[0], "a" if i % 2 else "b"), (users[1], "tie")])
+        judged_pair(
+            db,
+            messages=messages,
+            a=f"Good answer {i}.\n\nWith a second paragraph.",
+            b=f"Bad answer {i}.",
+            verdicts=[(users[0], "a" if i % 2 else "b"), (users[1], "tie")],
+        )
 
 
 def _export(db, folder: Path, fmt: str, **filters: object) -> list[str]:
@@ -68,13 +77,34 @@ def test_trl_export_trains_trls_reward_trainer_for_a_step(db, tmp_path):
     tok = load_smollm2_tokenizer(Path(tempfile.gettempdir()) / "rlhf-smollm2-tokenizer")
     tok.add_special_tokens({"pad_token": "<|pad|>"})
     torch.manual_seed(0)
-    config = LlamaConfig(vocab_size=len(tok), hidden_size=32, intermediate_size=64, num_hidden_layers=2, num_attention_heads=4,
-                         num_key_value_heads=2, max_position_embeddings=256, num_labels=1, pad_token_id=tok.pad_token_id)
+    config = LlamaConfig(
+        vocab_size=len(tok),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=256,
+        num_labels=1,
+        pad_token_id=tok.pad_token_id,
+    )
     model = LlamaForSequenceClassification(config)
     before = [p.detach().clone() for p in model.parameters()]
-    args = RewardConfig(output_dir=str(tmp_path / "trl"), max_steps=1, per_device_train_batch_size=2, learning_rate=1e-2,
-                        report_to="none", save_strategy="no", logging_steps=1, use_cpu=True, disable_tqdm=True, bf16=False)
+    args = RewardConfig(
+        output_dir=str(tmp_path / "trl"),
+        max_steps=1,
+        per_device_train_batch_size=2,
+        learning_rate=1e-2,
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        use_cpu=True,
+        disable_tqdm=True,
+        bf16=False,
+    )
     trainer = RewardTrainer(model=model, args=args, train_dataset=dataset, processing_class=tok)
     output = trainer.train()
     assert output.global_step == 1
-    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)), "one step changed nothing"
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True)), (
+        "one step changed nothing"
+    )

@@ -11,8 +11,8 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 torch.set_num_threads(1)
 
@@ -20,14 +20,14 @@ CACHE = Path(tempfile.gettempdir())
 
 
 @pytest.fixture(scope="session")
-def smollm2_tokenizer():  # noqa: ANN201 - a transformers tokenizer
+def smollm2_tokenizer():
     from app.training.core.default_models import load_smollm2_tokenizer
 
     return load_smollm2_tokenizer(CACHE / "rlhf-smollm2-tokenizer")
 
 
 @pytest.fixture(scope="session")
-def tiny_model(smollm2_tokenizer):  # noqa: ANN001, ANN201
+def tiny_model(smollm2_tokenizer):
     """``tiny_llama`` as it comes: near-uniform logits, so sampling gives varied texts."""
     from app.training.core.tiny import tiny_llama
 
@@ -35,7 +35,7 @@ def tiny_model(smollm2_tokenizer):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture(scope="session")
-def decisive_tiny_llama(smollm2_tokenizer):  # noqa: ANN001, ANN201
+def decisive_tiny_llama(smollm2_tokenizer):
     """A tiny random Llama whose greedy choices are clear and depend on the prompt. As built,
     its tied head mostly echoes the last input token ("\n" forever) with near-equal logits, so
     greedy decoding would hinge on float noise (padding may legitimately change the last bits).

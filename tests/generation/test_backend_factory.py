@@ -11,8 +11,16 @@ from app.generation import InvalidBackendConfig, OpenAIBackend, SamplingParams, 
 
 def test_openai_config_builds_an_http_backend(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TEST_VLLM_KEY", "sk-from-env")
-    backend = backend_from_config({"backend": "openai", "base_url": "http://gpu:8000/v1", "model": "policy-3",
-                                   "api_key_env": "TEST_VLLM_KEY", "timeout_s": 30, "temperature": 0.7})
+    backend = backend_from_config(
+        {
+            "backend": "openai",
+            "base_url": "http://gpu:8000/v1",
+            "model": "policy-3",
+            "api_key_env": "TEST_VLLM_KEY",
+            "timeout_s": 30,
+            "temperature": 0.7,
+        }
+    )
     try:
         assert isinstance(backend, OpenAIBackend)
         assert backend.model == "policy-3"
@@ -22,7 +30,7 @@ def test_openai_config_builds_an_http_backend(monkeypatch: pytest.MonkeyPatch) -
         backend.close()
 
 
-def test_transformers_config_loads_a_checkpoint_folder(tmp_path: Path, tiny_model, smollm2_tokenizer) -> None:  # noqa: ANN001
+def test_transformers_config_loads_a_checkpoint_folder(tmp_path: Path, tiny_model, smollm2_tokenizer) -> None:
     tiny_model.save_pretrained(tmp_path)
     smollm2_tokenizer.save_pretrained(tmp_path)
 
@@ -32,17 +40,23 @@ def test_transformers_config_loads_a_checkpoint_folder(tmp_path: Path, tiny_mode
     assert len(backend.generate([[{"role": "user", "content": "Hi"}]], SamplingParams(max_new_tokens=2, seed=0))) == 1
 
 
-@pytest.mark.parametrize(("config", "field"), [
-    ({}, "backend"),
-    ({"backend": "vllm-magic"}, "backend"),
-    ({"backend": "transformers"}, "path"),
-    ({"backend": "transformers", "path": "x", "batch_size": 0}, "batch_size"),
-    ({"backend": "transformers", "path": "x", "batch_size": "8"}, "batch_size"),
-    ({"backend": "openai", "base_url": "http://h/v1"}, "model"),
-    ({"backend": "openai", "base_url": "gpu:8000", "model": "m"}, "base_url"),
-    ({"backend": "openai", "base_url": "http://h/v1", "model": "m", "timeout_s": -1}, "timeout_s"),
-    ({"backend": "openai", "base_url": "http://h/v1", "model": "m", "api_key_env": "RLHF_TEST_UNSET_KEY"}, "api_key_env"),
-])
+@pytest.mark.parametrize(
+    ("config", "field"),
+    [
+        ({}, "backend"),
+        ({"backend": "vllm-magic"}, "backend"),
+        ({"backend": "transformers"}, "path"),
+        ({"backend": "transformers", "path": "x", "batch_size": 0}, "batch_size"),
+        ({"backend": "transformers", "path": "x", "batch_size": "8"}, "batch_size"),
+        ({"backend": "openai", "base_url": "http://h/v1"}, "model"),
+        ({"backend": "openai", "base_url": "gpu:8000", "model": "m"}, "base_url"),
+        ({"backend": "openai", "base_url": "http://h/v1", "model": "m", "timeout_s": -1}, "timeout_s"),
+        (
+            {"backend": "openai", "base_url": "http://h/v1", "model": "m", "api_key_env": "RLHF_TEST_UNSET_KEY"},
+            "api_key_env",
+        ),
+    ],
+)
 def test_bad_configs_name_the_field(config: dict, field: str) -> None:
     with pytest.raises(InvalidBackendConfig) as err:
         backend_from_config(config)

@@ -16,7 +16,7 @@ from app.training.core import convert
 
 
 @pytest.fixture
-def fake_gguf(monkeypatch: pytest.MonkeyPatch, tiny_model, smollm2_tokenizer):  # noqa: ANN001, ANN201
+def fake_gguf(monkeypatch: pytest.MonkeyPatch, tiny_model, smollm2_tokenizer):
     """Make ``convert`` read a tiny Llama (flagged as GGUF-quantised, as transformers leaves
     it) and the cached tokenizer instead of a GGUF file."""
     tiny_model.config.quantization_config = {"quant_method": "gguf", "gguf_file": "fake.gguf"}
@@ -26,7 +26,7 @@ def fake_gguf(monkeypatch: pytest.MonkeyPatch, tiny_model, smollm2_tokenizer):  
     del tiny_model.config.quantization_config
 
 
-def test_converted_checkpoint_is_plain_and_identical(tmp_path: Path, fake_gguf) -> None:  # noqa: ANN001
+def test_converted_checkpoint_is_plain_and_identical(tmp_path: Path, fake_gguf) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     out = convert.convert_gguf_to_safetensors(Path("fake.gguf"), tmp_path / "policy")
@@ -40,8 +40,12 @@ def test_converted_checkpoint_is_plain_and_identical(tmp_path: Path, fake_gguf) 
     assert [p.name for p in tmp_path.iterdir()] == ["policy"]  # no temp folder left over
 
 
-def test_crash_mid_write_leaves_nothing_and_keeps_the_old_checkpoint(tmp_path: Path, fake_gguf, smollm2_tokenizer,  # noqa: ANN001
-                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+def test_crash_mid_write_leaves_nothing_and_keeps_the_old_checkpoint(
+    tmp_path: Path,
+    fake_gguf,
+    smollm2_tokenizer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
     out = convert.convert_gguf_to_safetensors(Path("fake.gguf"), tmp_path / "policy")
     before = (out / "model.safetensors").read_bytes()
 
@@ -58,7 +62,7 @@ def test_crash_mid_write_leaves_nothing_and_keeps_the_old_checkpoint(tmp_path: P
     assert (out / "model.safetensors").read_bytes() == before
 
 
-def test_default_policy_is_converted_once(tmp_path: Path, fake_gguf, monkeypatch: pytest.MonkeyPatch) -> None:  # noqa: ANN001
+def test_default_policy_is_converted_once(tmp_path: Path, fake_gguf, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr("app.training.core.default_models.smollm2_gguf_path", lambda: Path("fake.gguf"))
     out = convert.convert_default_policy(tmp_path / "policy")
     monkeypatch.setattr(convert, "load_gguf_model", lambda path: pytest.fail("converted twice"))
@@ -82,8 +86,12 @@ def test_smollm2_conversion_decodes_like_the_gguf(tmp_path: Path) -> None:
     assert getattr(converted.config, "quantization_config", None) is None
 
     tokenizer = AutoTokenizer.from_pretrained(out)
-    prompt = tokenizer.apply_chat_template([{"role": "user", "content": "What is the capital of France?"}],
-                                           add_generation_prompt=True, return_tensors="pt", return_dict=True)
+    prompt = tokenizer.apply_chat_template(
+        [{"role": "user", "content": "What is the capital of France?"}],
+        add_generation_prompt=True,
+        return_tensors="pt",
+        return_dict=True,
+    )
     reference = convert.load_gguf_model(gguf)
     with torch.inference_mode():
         want = reference.generate(**prompt, max_new_tokens=12, do_sample=False)

@@ -25,7 +25,10 @@ from app.generation import (
 )
 from tests.generation.chat_server import ChatServer, running_chat_server
 
-PROMPTS = [[{"role": "user", "content": "alpha"}], [{"role": "system", "content": "s"}, {"role": "user", "content": "beta"}]]
+PROMPTS = [
+    [{"role": "user", "content": "alpha"}],
+    [{"role": "system", "content": "s"}, {"role": "user", "content": "beta"}],
+]
 PARAMS = SamplingParams(temperature=0.7, top_p=0.9, max_new_tokens=16, seed=7, n=2)
 
 
@@ -37,8 +40,16 @@ def server() -> Iterator[ChatServer]:
 
 @pytest.fixture
 def backend(server: ChatServer) -> Iterator[OpenAIBackend]:
-    with OpenAIBackend(f"{server.url}/v1", "tiny-chat", api_key="sk-test", timeout_s=0.5, connect_timeout_s=0.5,
-                       max_retries=2, backoff_s=0.01, max_concurrency=4) as client:
+    with OpenAIBackend(
+        f"{server.url}/v1",
+        "tiny-chat",
+        api_key="sk-test",
+        timeout_s=0.5,
+        connect_timeout_s=0.5,
+        max_retries=2,
+        backoff_s=0.01,
+        max_concurrency=4,
+    ) as client:
         yield client
 
 
@@ -50,15 +61,22 @@ def test_generates_n_per_prompt_in_order_with_per_sample_seeds(backend: OpenAIBa
     out = backend.generate(PROMPTS, PARAMS)
 
     assert [g.text for g in out] == [
-        "echo alpha seed=7 temperature=0.7", "echo alpha seed=8 temperature=0.7",
-        "echo beta seed=7 temperature=0.7", "echo beta seed=8 temperature=0.7",
+        "echo alpha seed=7 temperature=0.7",
+        "echo alpha seed=8 temperature=0.7",
+        "echo beta seed=7 temperature=0.7",
+        "echo beta seed=8 temperature=0.7",
     ]
     assert all(g.finish_reason == "stop" and g.token_count == 4 for g in out)
     sent = server.requests[0]
     assert sent["path"] == "/v1/chat/completions"
     assert sent["headers"]["Authorization"] == "Bearer sk-test"
     assert {k: sent["body"][k] for k in ("model", "max_tokens", "top_p", "n", "stream")} == {
-        "model": "tiny-chat", "max_tokens": 16, "top_p": 0.9, "n": 1, "stream": False}
+        "model": "tiny-chat",
+        "max_tokens": 16,
+        "top_p": 0.9,
+        "n": 1,
+        "stream": False,
+    }
 
 
 def test_length_limit_reports_length(backend: OpenAIBackend) -> None:
@@ -108,14 +126,19 @@ def test_client_errors_are_not_retried(backend: OpenAIBackend, server: ChatServe
     assert len(server.requests) == 1
 
 
-@pytest.mark.parametrize(("action", "message"), [
-    ("not-json", "not JSON: <html>upstream proxy error"),
-    ("no-choices", "lacks"),
-    ("null-content", "content is NoneType"),
-    ("no-usage", "lacks 'usage'"),
-    ("bad-finish", "unsupported finish_reason 42"),
-])
-def test_malformed_replies_fail_clearly_without_retry(backend: OpenAIBackend, server: ChatServer, action: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("action", "message"),
+    [
+        ("not-json", "not JSON: <html>upstream proxy error"),
+        ("no-choices", "lacks"),
+        ("null-content", "content is NoneType"),
+        ("no-usage", "lacks 'usage'"),
+        ("bad-finish", "unsupported finish_reason 42"),
+    ],
+)
+def test_malformed_replies_fail_clearly_without_retry(
+    backend: OpenAIBackend, server: ChatServer, action: str, message: str
+) -> None:
     server.script.append(action)
 
     with pytest.raises(MalformedReply, match=message):
@@ -127,9 +150,11 @@ def test_unreachable_server_is_unavailable() -> None:
     with socket.socket() as sock:  # a port that was free a moment ago and has no listener now
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    with OpenAIBackend(f"http://127.0.0.1:{port}/v1", "m", max_retries=1, backoff_s=0.01) as client:
-        with pytest.raises(BackendUnavailable, match="ConnectError"):
-            client.generate(PROMPTS[:1], SamplingParams())
+    with (
+        OpenAIBackend(f"http://127.0.0.1:{port}/v1", "m", max_retries=1, backoff_s=0.01) as client,
+        pytest.raises(BackendUnavailable, match="ConnectError"),
+    ):
+        client.generate(PROMPTS[:1], SamplingParams())
 
 
 def test_one_failure_fails_the_whole_call(backend: OpenAIBackend, server: ChatServer) -> None:
@@ -142,7 +167,9 @@ def test_one_failure_fails_the_whole_call(backend: OpenAIBackend, server: ChatSe
 def test_unstorable_characters_in_a_reply_become_replacement_characters(backend: OpenAIBackend) -> None:
     # The fake server echoes the user's words, so a NUL (which PostgreSQL refuses) comes back in the
     # reply as a remote model could send it.
-    (out,) = backend.generate([[{"role": "user", "content": "nul\x00 here"}]], SamplingParams(seed=None, max_new_tokens=8))
+    (out,) = backend.generate(
+        [[{"role": "user", "content": "nul\x00 here"}]], SamplingParams(seed=None, max_new_tokens=8)
+    )
     assert out.text.startswith("echo nul\ufffd here") and "\x00" not in out.text
 
 

@@ -13,8 +13,10 @@ pytestmark = pytest.mark.real_models
 
 def test_smollm2_writes_clean_answers(smollm2_checkpoint: Path) -> None:
     backend = backend_from_config({"backend": "transformers", "path": str(smollm2_checkpoint), "batch_size": 8})
-    prompts = [[{"role": "user", "content": "What is the capital of France?"}],
-               [{"role": "user", "content": "Give me one tip for sleeping better."}]]
+    prompts = [
+        [{"role": "user", "content": "What is the capital of France?"}],
+        [{"role": "user", "content": "Give me one tip for sleeping better."}],
+    ]
 
     out = backend.generate(prompts, SamplingParams(temperature=0.7, top_p=0.9, max_new_tokens=24, seed=0, n=2))
 

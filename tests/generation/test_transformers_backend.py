@@ -10,18 +10,25 @@ from app.generation import Generation, GenerationBackend, SamplingParams, Transf
 
 PROMPTS = [
     [{"role": "user", "content": "Hi"}],
-    [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "How do I fix a flat bicycle tyre on a rainy day?"}],
-    [{"role": "user", "content": "Name a colour."}, {"role": "assistant", "content": "Blue."}, {"role": "user", "content": "Another?"}],
+    [
+        {"role": "system", "content": "Be brief."},
+        {"role": "user", "content": "How do I fix a flat bicycle tyre on a rainy day?"},
+    ],
+    [
+        {"role": "user", "content": "Name a colour."},
+        {"role": "assistant", "content": "Blue."},
+        {"role": "user", "content": "Another?"},
+    ],
 ]
 
 
 @pytest.fixture(scope="module")
-def backend(tiny_model, smollm2_tokenizer) -> TransformersBackend:  # noqa: ANN001
+def backend(tiny_model, smollm2_tokenizer) -> TransformersBackend:
     return TransformersBackend(tiny_model, smollm2_tokenizer, batch_size=4)
 
 
 @pytest.fixture(scope="module")
-def greedy_backend(decisive_tiny_llama, smollm2_tokenizer) -> TransformersBackend:  # noqa: ANN001
+def greedy_backend(decisive_tiny_llama, smollm2_tokenizer) -> TransformersBackend:
     return TransformersBackend(decisive_tiny_llama, smollm2_tokenizer, batch_size=4)
 
 
@@ -82,7 +89,7 @@ def test_greedy_batched_equals_unbatched(greedy_backend: TransformersBackend) ->
     assert len({g.text for g in batched}) > 1  # the prompts did steer the model
 
 
-def test_samples_sharing_a_prefill_continue_the_same_prompt(decisive_tiny_llama, smollm2_tokenizer) -> None:  # noqa: ANN001
+def test_samples_sharing_a_prefill_continue_the_same_prompt(decisive_tiny_llama, smollm2_tokenizer) -> None:
     """The n samples of a prompt reuse one prefilled KV cache: greedy, they must all equal the
     unbatched single-sample result (a misaligned, mis-padded or mis-repeated cache would not)."""
     backend = TransformersBackend(decisive_tiny_llama, smollm2_tokenizer, batch_size=9)  # 3 prompts x 3, padded
@@ -92,7 +99,7 @@ def test_samples_sharing_a_prefill_continue_the_same_prompt(decisive_tiny_llama,
     assert shared == [g for g in single for _ in range(3)]
 
 
-def test_prompt_is_chat_templated_up_to_the_assistant_turn(backend: TransformersBackend, smollm2_tokenizer) -> None:  # noqa: ANN001
+def test_prompt_is_chat_templated_up_to_the_assistant_turn(backend: TransformersBackend, smollm2_tokenizer) -> None:
     ids = backend._encode(PROMPTS[0])
 
     text = smollm2_tokenizer.decode(ids)
@@ -100,7 +107,7 @@ def test_prompt_is_chat_templated_up_to_the_assistant_turn(backend: Transformers
     assert text.endswith("<|im_start|>user\nHi<|im_end|>\n<|im_start|>assistant\n")
 
 
-def test_rows_stop_at_their_own_eos(smollm2_tokenizer) -> None:  # noqa: ANN001
+def test_rows_stop_at_their_own_eos(smollm2_tokenizer) -> None:
     """A head that picks EOS with probability ~0.2 per step: some rows stop early while the batch
     goes on; each is cut at its first EOS, which counts as a token and never shows in the text."""
     from app.training.core.tiny import tiny_llama
@@ -112,7 +119,9 @@ def test_rows_stop_at_their_own_eos(smollm2_tokenizer) -> None:  # noqa: ANN001
         head.bias.zero_()
         head.bias[smollm2_tokenizer.eos_token_id] = 9.42  # e^9.42 / (e^9.42 + 49151) ~ 0.2
     model.lm_head = head
-    out = TransformersBackend(model, smollm2_tokenizer, batch_size=16).generate(PROMPTS[:2], sampled(seed=0, n=8, max_new_tokens=8))
+    out = TransformersBackend(model, smollm2_tokenizer, batch_size=16).generate(
+        PROMPTS[:2], sampled(seed=0, n=8, max_new_tokens=8)
+    )
 
     stopped = [g for g in out if g.finish_reason == "stop"]
     assert stopped and any(g.finish_reason == "length" for g in out)
@@ -120,7 +129,7 @@ def test_rows_stop_at_their_own_eos(smollm2_tokenizer) -> None:  # noqa: ANN001
     assert all("<|im_end|>" not in g.text for g in out)
 
 
-def test_to_generation_cuts_at_first_eos(backend: TransformersBackend, smollm2_tokenizer) -> None:  # noqa: ANN001
+def test_to_generation_cuts_at_first_eos(backend: TransformersBackend, smollm2_tokenizer) -> None:
     eos = smollm2_tokenizer.eos_token_id
     hello = smollm2_tokenizer("Hello", add_special_tokens=False).input_ids
 

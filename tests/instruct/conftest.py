@@ -10,14 +10,14 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 torch.set_num_threads(1)
 
 
 @pytest.fixture(scope="session")
-def smollm2_tokenizer():  # noqa: ANN201 - a transformers tokenizer
+def smollm2_tokenizer():
     from app.training.core.default_models import load_smollm2_tokenizer
 
     return load_smollm2_tokenizer(Path(tempfile.gettempdir()) / "rlhf-smollm2-tokenizer")

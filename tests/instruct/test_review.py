@@ -18,21 +18,24 @@ from tests.helpers import api_headers, log_in_as, login
 TEXTS = ["Suggest a name for a pet goldfish.", "Plan a birthday picnic for six kids.", "Write a limerick about a cat."]
 
 
-def review_set(db, texts: list[str] = TEXTS) -> PromptSet:  # noqa: ANN001
+def review_set(db, texts: list[str] = TEXTS) -> PromptSet:
     made = review.create_review_set(db, name="generated", description="from seeds")
     assert review.add_candidates(db, set_id=made.id, texts=[*texts, texts[0]]) == len(texts)  # repeat skipped
     db.commit()
     return made
 
 
-def states(db, set_id: int) -> list[str]:  # noqa: ANN001
+def states(db, set_id: int) -> list[str]:
     return [state.value for _, state in review.review_prompts(db, set_id)]
 
 
-def in_pool(db) -> list[str]:  # noqa: ANN001
+def in_pool(db) -> list[str]:
     """What the pool may draw: non-retired prompts of active sets."""
-    rows = db.scalars(select(Prompt.messages).join(PromptSet).where(
-        PromptSet.status == PromptSetStatus.active, Prompt.retired.is_(False)))
+    rows = db.scalars(
+        select(Prompt.messages)
+        .join(PromptSet)
+        .where(PromptSet.status == PromptSetStatus.active, Prompt.retired.is_(False))
+    )
     return sorted(m[0]["content"] for m in rows)
 
 
@@ -48,7 +51,9 @@ class TestService:
         assert states(db, made.id) == ["approved", "pending", "pending"] and in_pool(db) == [TEXTS[0]]
 
         report = review.decide(db, set_id=made.id, decision=Decision.reject, prompt_ids=[ids[1]])
-        assert states(db, made.id) == ["approved", "rejected", "pending"] and report.set_status is PromptSetStatus.active
+        assert (
+            states(db, made.id) == ["approved", "rejected", "pending"] and report.set_status is PromptSetStatus.active
+        )
         rejected = db.get(Prompt, ids[1])
         assert rejected.retired and review.REJECTED_TAG in rejected.tags and review.PENDING_TAG not in rejected.tags
 
@@ -63,7 +68,10 @@ class TestService:
         assert review.decide(db, set_id=made.id, decision="reject").set_status is PromptSetStatus.retired
         assert states(db, made.id) == ["rejected"] * 3 and in_pool(db) == []
         first = review.review_prompts(db, made.id)[0][0]
-        assert review.decide(db, set_id=made.id, decision="approve", prompt_ids=[first.id]).set_status is PromptSetStatus.active
+        assert (
+            review.decide(db, set_id=made.id, decision="approve", prompt_ids=[first.id]).set_status
+            is PromptSetStatus.active
+        )
         assert in_pool(db) == [TEXTS[0]]
 
     def test_bad_decisions_write_nothing(self, db):
@@ -81,7 +89,7 @@ class TestService:
 
 
 @pytest.fixture()
-def admin(client, db):  # noqa: ANN001, ANN201
+def admin(client, db):
     log_in_as(client, "root", Role.admin)
     return client
 
@@ -90,15 +98,21 @@ class TestPages:
     def test_review_list_and_page_decide_one_and_in_bulk(self, admin, db):
         made = review_set(db)
         listing = admin.get("/admin/self-instruct")
-        assert listing.status_code == 200 and "generated" in listing.text and 'href="/admin/self-instruct"' in listing.text
+        assert (
+            listing.status_code == 200 and "generated" in listing.text and 'href="/admin/self-instruct"' in listing.text
+        )
         page = admin.get(f"/admin/self-instruct/{made.id}")
         assert page.status_code == 200 and TEXTS[1] in page.text and "3 pending" in page.text
         ids = [p.id for p, _ in review.review_prompts(db, made.id)]
 
-        one = admin.post(f"/admin/self-instruct/{made.id}/decide", data={"csrf_token": admin.csrf, "action": f"reject:{ids[0]}"})
+        one = admin.post(
+            f"/admin/self-instruct/{made.id}/decide", data={"csrf_token": admin.csrf, "action": f"reject:{ids[0]}"}
+        )
         assert one.status_code == 200 and "Rejected 1 prompt(s)" in one.text
-        ticked = admin.post(f"/admin/self-instruct/{made.id}/decide",
-                            data={"csrf_token": admin.csrf, "action": "approve", "prompt_ids": [str(ids[1]), str(ids[2])]})
+        ticked = admin.post(
+            f"/admin/self-instruct/{made.id}/decide",
+            data={"csrf_token": admin.csrf, "action": "approve", "prompt_ids": [str(ids[1]), str(ids[2])]},
+        )
         assert "Approved 2 prompt(s); the set is active." in ticked.text
         db.expire_all()
         assert states(db, made.id) == ["rejected", "approved", "approved"]
@@ -107,9 +121,13 @@ class TestPages:
         made = review_set(db)
         refused = admin.post(f"/admin/self-instruct/{made.id}/decide", data={"action": "approve_all"})
         assert refused.status_code == 403
-        bad = admin.post(f"/admin/self-instruct/{made.id}/decide", data={"csrf_token": admin.csrf, "action": "approve:x"})
+        bad = admin.post(
+            f"/admin/self-instruct/{made.id}/decide", data={"csrf_token": admin.csrf, "action": "approve:x"}
+        )
         assert bad.status_code == 422 and "unknown action" in bad.text
-        none = admin.post(f"/admin/self-instruct/{made.id}/decide", data={"csrf_token": admin.csrf, "action": "approve"})
+        none = admin.post(
+            f"/admin/self-instruct/{made.id}/decide", data={"csrf_token": admin.csrf, "action": "approve"}
+        )
         assert none.status_code == 422 and "choose at least one prompt" in none.text
         db.expire_all()
         assert states(db, made.id) == ["pending"] * 3
@@ -118,14 +136,18 @@ class TestPages:
         seeds = PromptSetFactory(name="seeds")
         PromptFactory(prompt_set=seeds)
         db.commit()
-        started = admin.post("/admin/self-instruct/jobs", data={"csrf_token": admin.csrf, "seed_set_id": str(seeds.id),
-                                                                "target": "25"}, follow_redirects=False)
+        started = admin.post(
+            "/admin/self-instruct/jobs",
+            data={"csrf_token": admin.csrf, "seed_set_id": str(seeds.id), "target": "25"},
+            follow_redirects=False,
+        )
         assert started.status_code == 303
         job = db.scalar(select(Job).where(Job.kind == "self_instruct"))
         assert job.params["seed_set_id"] == seeds.id and job.params["target"] == 25
         assert f"Started job {job.id}" in admin.get(started.headers["location"]).text
-        bad = admin.post("/admin/self-instruct/jobs", data={"csrf_token": admin.csrf, "seed_set_id": str(seeds.id),
-                                                            "target": "0"})
+        bad = admin.post(
+            "/admin/self-instruct/jobs", data={"csrf_token": admin.csrf, "seed_set_id": str(seeds.id), "target": "0"}
+        )
         assert bad.status_code == 422 and "target" in bad.text
 
     def test_machine_text_is_escaped(self, admin, db):
@@ -141,25 +163,39 @@ class TestApi:
         listed = client.get("/api/v1/self-instruct/sets", headers=researcher).json()
         assert [(s["id"], s["pending"], s["status"]) for s in listed] == [(made.id, 3, "review")]
         detail = client.get(f"/api/v1/self-instruct/sets/{made.id}", headers=researcher).json()
-        assert [p["text"] for p in detail["prompts"]] == TEXTS and {p["state"] for p in detail["prompts"]} == {"pending"}
+        assert [p["text"] for p in detail["prompts"]] == TEXTS and {p["state"] for p in detail["prompts"]} == {
+            "pending"
+        }
         ids = [p["id"] for p in detail["prompts"]]
 
         body = {"decision": "approve", "prompt_ids": ids[:2]}
-        assert client.post(f"/api/v1/self-instruct/sets/{made.id}/decisions", json=body, headers=researcher).status_code == 403
+        assert (
+            client.post(f"/api/v1/self-instruct/sets/{made.id}/decisions", json=body, headers=researcher).status_code
+            == 403
+        )
         done = client.post(f"/api/v1/self-instruct/sets/{made.id}/decisions", json=body, headers=admin_headers)
         assert done.status_code == 200 and done.json() == {"decision": "approve", "changed": 2, "set_status": "active"}
-        rest = client.post(f"/api/v1/self-instruct/sets/{made.id}/decisions", json={"decision": "reject"}, headers=admin_headers)
+        rest = client.post(
+            f"/api/v1/self-instruct/sets/{made.id}/decisions", json={"decision": "reject"}, headers=admin_headers
+        )
         assert rest.json()["changed"] == 1
         db.expire_all()
         assert states(db, made.id) == ["approved", "approved", "rejected"]
 
-    @pytest.mark.parametrize(("body", "status"), [
-        ({"decision": "maybe"}, 422), ({"decision": "approve", "prompt_ids": []}, 422),
-        ({"decision": "approve", "extra": 1}, 422), ({"decision": "approve", "prompt_ids": [999999]}, 404),
-    ])
+    @pytest.mark.parametrize(
+        ("body", "status"),
+        [
+            ({"decision": "maybe"}, 422),
+            ({"decision": "approve", "prompt_ids": []}, 422),
+            ({"decision": "approve", "extra": 1}, 422),
+            ({"decision": "approve", "prompt_ids": [999999]}, 404),
+        ],
+    )
     def test_bad_bodies_are_refused(self, client, db, body, status):
         made = review_set(db)
-        response = client.post(f"/api/v1/self-instruct/sets/{made.id}/decisions", json=body, headers=api_headers(db, Role.admin))
+        response = client.post(
+            f"/api/v1/self-instruct/sets/{made.id}/decisions", json=body, headers=api_headers(db, Role.admin)
+        )
         assert response.status_code == status
         db.expire_all()
         assert states(db, made.id) == ["pending"] * 3
@@ -177,8 +213,15 @@ def test_both_unsafe_on_the_annotate_page_stores_a_safe_answer(client, db):
     page = client.get("/annotate")
     assert 'id="ask-safe-answer"' in page.text and "please write a safe answer" in page.text
     action = page.text.split('action="/annotate/')[1].split('"')[0]
-    form = {"csrf_token": csrf, "choice": "both_bad", "a_quality": "bad", "a_safety": "unsafe", "b_quality": "bad",
-            "b_safety": "unsafe", "demonstration": "I can't help with that, but here is how to stay safe."}
+    form = {
+        "csrf_token": csrf,
+        "choice": "both_bad",
+        "a_quality": "bad",
+        "a_safety": "unsafe",
+        "b_quality": "bad",
+        "b_safety": "unsafe",
+        "demonstration": "I can't help with that, but here is how to stay safe.",
+    }
     assert client.post(f"/annotate/{action}", data=form, follow_redirects=False).status_code == 303
     demo = db.scalar(select(Demonstration))
     assert demo.kind is DemonstrationKind.safe_answer and demo.prompt_id == pair.prompt_id

@@ -14,12 +14,16 @@ from app.registry.models import ModelKind, ModelStatus
 from tests.factories import ModelVersionFactory, PromptFactory, PromptSetFactory
 from tests.helpers import rerun_after_commit, run_job
 
-SEEDS = ["How do I keep cut apples from turning brown?", "Write a haiku about autumn rain.",
-         "Explain why the sky is blue to a ten-year-old.", "Suggest a quick vegetarian dinner.",
-         "Give me three tips for a job interview."]
+SEEDS = [
+    "How do I keep cut apples from turning brown?",
+    "Write a haiku about autumn rain.",
+    "Explain why the sky is blue to a ten-year-old.",
+    "Suggest a quick vegetarian dinner.",
+    "Give me three tips for a job interview.",
+]
 
 
-def seed_set(db) -> PromptSet:  # noqa: ANN001
+def seed_set(db) -> PromptSet:
     seeds = PromptSetFactory(name="seeds")
     for text in SEEDS:
         PromptFactory(prompt_set=seeds, messages=[{"role": "user", "content": text}])
@@ -27,18 +31,34 @@ def seed_set(db) -> PromptSet:  # noqa: ANN001
     return seeds
 
 
-def policy(path) -> None:  # noqa: ANN001
-    ModelVersionFactory(name="policy-v0", kind=ModelKind.policy, status=ModelStatus.promoted, path=str(path),
-                        config={"backend": "transformers", "path": str(path), "batch_size": 8})
+def policy(path) -> None:
+    ModelVersionFactory(
+        name="policy-v0",
+        kind=ModelKind.policy,
+        status=ModelStatus.promoted,
+        path=str(path),
+        config={"backend": "transformers", "path": str(path), "batch_size": 8},
+    )
 
 
 def test_end_to_end_with_a_tiny_policy_counts_every_candidate(db, session_factory, settings, tiny_policy_dir) -> None:
     seeds = seed_set(db)
     policy(tiny_policy_dir)
     db.commit()
-    job = run_job(db, session_factory, settings, kind="self_instruct",
-                  params={"seed_set_id": seeds.id, "target": 3, "max_candidates": 12, "batch_size": 4,
-                          "max_new_tokens": 12, "seed": 0})
+    job = run_job(
+        db,
+        session_factory,
+        settings,
+        kind="self_instruct",
+        params={
+            "seed_set_id": seeds.id,
+            "target": 3,
+            "max_candidates": 12,
+            "batch_size": 4,
+            "max_new_tokens": 12,
+            "seed": 0,
+        },
+    )
     assert job.status is JobStatus.succeeded, (job.error, job.log_tail[-3000:])
     result = job.result
     assert result["generated"] == 12 or result["kept"] == 3
@@ -64,20 +84,26 @@ class ScriptedBackend:
     def __init__(self, answers: list[str]) -> None:
         self.answers = list(answers)
 
-    def generate(self, prompts, params) -> list[Generation]:  # noqa: ANN001
+    def generate(self, prompts, params) -> list[Generation]:
         return [Generation(self.answers.pop(0) if self.answers else "", 3, "stop") for _ in prompts]
 
     def close(self) -> None:
         pass
 
 
-ANSWERS = ["Suggest a name for a pet goldfish.", "How can I keep apples from going brown?",
-           "1. Plan a birthday picnic for six kids.\n2. Describe the photo of my garden.", "Here is a new one for you to enjoy!",
-           "Explain how vaccines train the immune system.", "Write a limerick about a sleepy cat."]
+ANSWERS = [
+    "Suggest a name for a pet goldfish.",
+    "How can I keep apples from going brown?",
+    "1. Plan a birthday picnic for six kids.\n2. Describe the photo of my garden.",
+    "Here is a new one for you to enjoy!",
+    "Explain how vaccines train the immune system.",
+    "Write a limerick about a sleepy cat.",
+]
 
 
-def test_kept_candidates_wait_in_a_review_set_and_a_retry_resumes(db, session_factory, settings, monkeypatch,
-                                                                  tmp_path) -> None:
+def test_kept_candidates_wait_in_a_review_set_and_a_retry_resumes(
+    db, session_factory, settings, monkeypatch, tmp_path
+) -> None:
     seeds = seed_set(db)
     policy(tmp_path)
     db.commit()
@@ -91,13 +117,17 @@ def test_kept_candidates_wait_in_a_review_set_and_a_retry_resumes(db, session_fa
     made = db.get(PromptSet, job.result["prompt_set_id"])
     assert made.name == f"self-instruct job {job.id}" and made.status is PromptSetStatus.review
     prompts = list(db.scalars(select(Prompt).where(Prompt.prompt_set_id == made.id).order_by(Prompt.id)))
-    assert [p.messages[0]["content"] for p in prompts] == ["Suggest a name for a pet goldfish.",
-                                                          "Plan a birthday picnic for six kids."]
+    assert [p.messages[0]["content"] for p in prompts] == [
+        "Suggest a name for a pet goldfish.",
+        "Plan a birthday picnic for six kids.",
+    ]
     assert all(p.retired and p.source is PromptSource.self_instruct and review.PENDING_TAG in p.tags for p in prompts)
 
     # a retry (say after a crash) finds its set, counts what it holds and goes on to the target
-    monkeypatch.setattr("app.generation.factory.backend_from_config",
-                        lambda config: ScriptedBackend(["Suggest a name for a pet goldfish.", *ANSWERS[4:]]))
+    monkeypatch.setattr(
+        "app.generation.factory.backend_from_config",
+        lambda config: ScriptedBackend(["Suggest a name for a pet goldfish.", *ANSWERS[4:]]),
+    )
     again = rerun_after_commit(db, session_factory, settings, job)
     assert again.result["prompt_set_id"] == made.id and again.result["kept"] == 4
     assert again.result["rejected"]["too_similar"] == 1  # the repeat of a prompt the set already held
@@ -122,12 +152,15 @@ def test_failures_are_reported_without_retrying(db, session_factory, settings, t
     assert "cannot be served" in failure(seeds.id)
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"seed_set_id": 1, "min_words": 10, "max_words": 5}, "params"),
-    ({"seed_set_id": 1, "machine_examples": 4, "examples_per_request": 4}, "params"),
-    ({"seed_set_id": 1, "similarity_threshold": 0}, "params.similarity_threshold"),
-    ({}, "params.seed_set_id"),
-])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"seed_set_id": 1, "min_words": 10, "max_words": 5}, "params"),
+        ({"seed_set_id": 1, "machine_examples": 4, "examples_per_request": 4}, "params"),
+        ({"seed_set_id": 1, "similarity_threshold": 0}, "params.similarity_threshold"),
+        ({}, "params.seed_set_id"),
+    ],
+)
 def test_bad_parameters_are_refused_at_enqueue(params, field) -> None:
     from app.errors import Invalid
     from app.jobs.registry import validate_params

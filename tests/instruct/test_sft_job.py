@@ -16,44 +16,87 @@ from app.training.sft.refusal import RULE
 from tests.factories import ModelVersionFactory, PromptFactory, UserFactory
 from tests.helpers import rerun_after_commit, run_job
 
-SMALL = {"epochs": 1, "batch_size": 4, "max_length": 96, "learning_rate": 0.01, "lora_r": 4, "lora_alpha": 8,
-         "validation_fraction": 0.25, "refusal_prompts": 3, "refusal_max_new_tokens": 6, "checkpoint_every": 0}
+SMALL = {
+    "epochs": 1,
+    "batch_size": 4,
+    "max_length": 96,
+    "learning_rate": 0.01,
+    "lora_r": 4,
+    "lora_alpha": 8,
+    "validation_fraction": 0.25,
+    "refusal_prompts": 3,
+    "refusal_max_new_tokens": 6,
+    "checkpoint_every": 0,
+}
 
 
-def base_policy(path) -> ModelVersion:  # noqa: ANN001
-    return ModelVersionFactory(name="policy-base", kind=ModelKind.policy, status=ModelStatus.promoted, path=str(path),
-                               base_model="tiny", config={"backend": "transformers", "path": str(path), "batch_size": 4})
+def base_policy(path) -> ModelVersion:
+    return ModelVersionFactory(
+        name="policy-base",
+        kind=ModelKind.policy,
+        status=ModelStatus.promoted,
+        path=str(path),
+        base_model="tiny",
+        config={"backend": "transformers", "path": str(path), "batch_size": 4},
+    )
 
 
-def add_demonstrations(db, ideal: int, safe: int) -> None:  # noqa: ANN001
+def add_demonstrations(db, ideal: int, safe: int) -> None:
     annotator = UserFactory()
     for i in range(ideal + safe):
         kind = DemonstrationKind.safe_answer if i >= ideal else DemonstrationKind.ideal
-        text = "I can't help with that, but here is a safer idea." if kind is DemonstrationKind.safe_answer else (
-            f"Sure! Step {i}: go slowly, then check it twice.")
+        text = (
+            "I can't help with that, but here is a safer idea."
+            if kind is DemonstrationKind.safe_answer
+            else (f"Sure! Step {i}: go slowly, then check it twice.")
+        )
         prompt = PromptFactory(messages=[{"role": "user", "content": f"Question {i}: how do I do thing {i}?"}])
         db.add(Demonstration(prompt_id=prompt.id, annotator_id=annotator.id, text=text, kind=kind))
     db.flush()
 
 
-def test_sft_registers_a_ready_child_version_with_the_refusal_report(db, session_factory, settings,
-                                                                     tiny_policy_dir) -> None:
+def test_sft_registers_a_ready_child_version_with_the_refusal_report(
+    db, session_factory, settings, tiny_policy_dir
+) -> None:
     base = base_policy(tiny_policy_dir)
     add_demonstrations(db, ideal=10, safe=4)
     (settings.data_dir / "sft").mkdir(parents=True)
-    lines = [{"messages": [{"role": "user", "content": f"File question {i}?"},
-                           {"role": "assistant", "content": f"File answer {i}."}]} for i in range(2)]
+    lines = [
+        {
+            "messages": [
+                {"role": "user", "content": f"File question {i}?"},
+                {"role": "assistant", "content": f"File answer {i}."},
+            ]
+        }
+        for i in range(2)
+    ]
     (settings.data_dir / "sft" / "extra.jsonl").write_text("\n".join(json.dumps(line) for line in lines))
     db.commit()
 
-    job = run_job(db, session_factory, settings, kind="sft",
-                  params={**SMALL, "base_version_id": base.id, "safety_share": 0.25, "jsonl_files": ["extra.jsonl"],
-                          "name": "policy-sft-test"})
+    job = run_job(
+        db,
+        session_factory,
+        settings,
+        kind="sft",
+        params={
+            **SMALL,
+            "base_version_id": base.id,
+            "safety_share": 0.25,
+            "jsonl_files": ["extra.jsonl"],
+            "name": "policy-sft-test",
+        },
+    )
 
     assert job.status is JobStatus.succeeded, (job.error, job.log_tail[-3000:])
     result = job.result
-    assert result["examples"] == {"demonstrations": 14, "skipped_demonstrations": 0, "jsonl": 2,
-                                  "ideal": 12, "safe_answer": 4, "used": 16}  # 12 ideal + 4 safe at 25 %
+    assert result["examples"] == {
+        "demonstrations": 14,
+        "skipped_demonstrations": 0,
+        "jsonl": 2,
+        "ideal": 12,
+        "safe_answer": 4,
+        "used": 16,
+    }  # 12 ideal + 4 safe at 25 %
     refusal = result["refusal"]
     assert refusal["rule"] == RULE and refusal["prompts"] == 3
     assert 0.0 <= refusal["before"] <= 1.0 and 0.0 <= refusal["after"] <= 1.0
@@ -61,7 +104,11 @@ def test_sft_registers_a_ready_child_version_with_the_refusal_report(db, session
 
     version = db.get(ModelVersion, result["version_id"])
     assert (version.name, version.kind, version.status, version.parent_id) == (
-        "policy-sft-test", ModelKind.policy, ModelStatus.ready, base.id)
+        "policy-sft-test",
+        ModelKind.policy,
+        ModelStatus.ready,
+        base.id,
+    )
     assert version.created_by_job_id == job.id and version.base_model == "tiny"
     assert version.metrics["refusal_rate_before"] == refusal["before"] and "val_loss_before" in version.metrics
     assert version.path.startswith(str(settings.resolved_models_dir))
@@ -95,8 +142,17 @@ def test_sft_fails_clearly_without_data_or_with_a_taken_name(db, session_factory
 
 def test_the_refusal_partial_renders_before_and_after(app) -> None:
     template = app.state.templates.get_template("instruct/refusal_report.html")
-    html = template.render(refusal={"rule": RULE, "before": 0.05, "after": 0.25, "prompts": 40,
-                                    "refused_before": 2, "refused_after": 10, "source": "starter prompts"})
+    html = template.render(
+        refusal={
+            "rule": RULE,
+            "before": 0.05,
+            "after": 0.25,
+            "prompts": 40,
+            "refused_before": 2,
+            "refused_after": 10,
+            "source": "starter prompts",
+        }
+    )
     assert '<td id="refusal-before">5.0% (2/40)</td>' in html and '<td id="refusal-after">25.0% (10/40)</td>' in html
     assert "refuses harmless requests more often" in html and "phrase-list-first-sentence" in html
     quiet = template.render(refusal={"rule": RULE, "before": 0.1, "after": 0.0, "prompts": 10})

@@ -105,7 +105,9 @@ def wait_for(predicate: Callable[[], Any], *, timeout: float, what: str) -> Any:
 
 
 def wait_finished(sessions: sessionmaker[Session], job_id: int, *, timeout: float = 60) -> Job:
-    return wait_for(lambda: (j := load(sessions, job_id)).status.finished and j, timeout=timeout, what=f"job {job_id} to finish")
+    return wait_for(
+        lambda: (j := load(sessions, job_id)).status.finished and j, timeout=timeout, what=f"job {job_id} to finish"
+    )
 
 
 def runs(marker_dir: Path) -> list[str]:
@@ -155,8 +157,16 @@ class WorkerProcesses:
                 proc.wait()
 
 
-def kill_mid_job_and_resume(db_url: str, tmp_path: Path, sessions: sessionmaker[Session], job_id: int, *,
-                             checkpoint: Path, ready: Callable[[], Any] = lambda: True, timeout: float = 300) -> Job:
+def kill_mid_job_and_resume(
+    db_url: str,
+    tmp_path: Path,
+    sessions: sessionmaker[Session],
+    job_id: int,
+    *,
+    checkpoint: Path,
+    ready: Callable[[], Any] = lambda: True,
+    timeout: float = 300,
+) -> Job:
     """Acceptance 5's scenario: worker "doomed" runs the job until its first ``checkpoint`` exists (and
     ``ready()``), is SIGKILLed mid-run, and worker "survivor" takes the job over; returns it finished."""
     workers = WorkerProcesses(db_url, tmp_path)

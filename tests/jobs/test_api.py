@@ -12,18 +12,18 @@ from app.jobs.models import Job, JobMetric, JobStatus
 from tests.factories import UserFactory
 
 
-def bearer(db, role: Role):  # noqa: ANN001, ANN201
+def bearer(db, role: Role):
     user = UserFactory(role=role)
     _, raw = auth_service.create_token(db, user=user, name="test")
     return user, {"Authorization": f"Bearer {raw}"}
 
 
 @pytest.fixture()
-def researcher(db):  # noqa: ANN001, ANN201
+def researcher(db):
     return bearer(db, Role.researcher)
 
 
-def create(client, headers, **body):  # noqa: ANN001, ANN003, ANN201
+def create(client, headers, **body):
     return client.post("/api/v1/jobs", json={"kind": "test.offered", "params": {"size": 2}, **body}, headers=headers)
 
 
@@ -72,12 +72,19 @@ class TestRead:
     def test_list_get_metrics_and_log(self, client, db, researcher):
         headers = researcher[1]
         ids = [create(client, headers, params={"size": n}).json()["id"] for n in (1, 2, 3)]
-        page = client.get("/api/v1/jobs", params={"status": "queued", "kind": "test.offered", "limit": 2}, headers=headers).json()
+        page = client.get(
+            "/api/v1/jobs", params={"status": "queued", "kind": "test.offered", "limit": 2}, headers=headers
+        ).json()
         assert (page["total"], [j["id"] for j in page["items"]]) == (3, [ids[2], ids[1]])
         assert client.get("/api/v1/jobs", params={"status": "bogus"}, headers=headers).status_code == 422
         job = db.get(Job, ids[0])
         job.log_tail = "hello\n"
-        db.add_all([JobMetric(job_id=job.id, step=s, name=n, value=v) for s, n, v in [(2, "loss", 0.5), (1, "loss", 1.0), (1, "kl", 0.1)]])
+        db.add_all(
+            [
+                JobMetric(job_id=job.id, step=s, name=n, value=v)
+                for s, n, v in [(2, "loss", 0.5), (1, "loss", 1.0), (1, "kl", 0.1)]
+            ]
+        )
         db.commit()
         assert client.get(f"/api/v1/jobs/{job.id}", headers=headers).json()["id"] == job.id
         points = client.get(f"/api/v1/jobs/{job.id}/metrics", params={"name": "loss"}, headers=headers).json()

@@ -13,12 +13,12 @@ from tests.jobs.conftest import add_job, load, runs, wait_finished, wait_for
 from tests.jobs.test_takeover import alive
 
 
-def cancel(sessions, job_id: int, actor) -> None:  # noqa: ANN001
+def cancel(sessions, job_id: int, actor) -> None:
     with sessions() as db:
         service.cancel(db, job_id=job_id, actor=actor)
 
 
-def metric_count(sessions, job_id: int) -> int:  # noqa: ANN001
+def metric_count(sessions, job_id: int) -> int:
     with sessions() as db:
         return db.scalar(select(func.count()).where(JobMetric.job_id == job_id))
 
@@ -33,9 +33,13 @@ def test_a_cancelled_queued_job_never_runs(sessions, worker_settings, make_user,
     assert runs(marker_dir) == []
 
 
-def test_a_running_job_stops_within_five_seconds_and_writes_nothing_more(sessions, thread_workers, make_user, marker_dir):
+def test_a_running_job_stops_within_five_seconds_and_writes_nothing_more(
+    sessions, thread_workers, make_user, marker_dir
+):
     owner = make_user()
-    job_id = add_job(sessions, "test.record", {"steps": 400, "step_seconds": 0.05, "marker_dir": str(marker_dir)}, created_by=owner)
+    job_id = add_job(
+        sessions, "test.record", {"steps": 400, "step_seconds": 0.05, "marker_dir": str(marker_dir)}, created_by=owner
+    )
     thread_workers("w")
     wait_for(lambda: load(sessions, job_id).progress > 0, timeout=60, what="the job to make progress")
     asked = time.monotonic()

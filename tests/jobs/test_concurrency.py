@@ -11,7 +11,7 @@ from app.jobs.models import Job, JobStatus
 from tests.jobs.conftest import runs, wait_for
 
 
-def unfinished(sessions) -> int:  # noqa: ANN001
+def unfinished(sessions) -> int:
     with sessions() as db:
         return db.scalar(select(func.count()).where(Job.status.in_([JobStatus.queued, JobStatus.running])))
 
@@ -20,12 +20,19 @@ def test_two_workers_run_fifty_jobs_exactly_once(sessions, worker_procs, marker_
     worker_procs.start("worker-a")
     worker_procs.start("worker-b")
     with sessions() as db, db.begin():  # one commit: both workers see all 50 at once and compete
-        ids = [service.enqueue(db, kind="test.record", params={"value": i, "marker_dir": str(marker_dir)}).id for i in range(50)]
+        ids = [
+            service.enqueue(db, kind="test.record", params={"value": i, "marker_dir": str(marker_dir)}).id
+            for i in range(50)
+        ]
     wait_for(lambda: unfinished(sessions) == 0, timeout=150, what="all 50 jobs to finish")
     with sessions() as db:
         jobs = {job.id: job for job in db.scalars(select(Job).where(Job.id.in_(ids)))}
-    assert all(job.status is JobStatus.succeeded for job in jobs.values()), [(j.id, j.status, j.error) for j in jobs.values()]
-    assert all(job.attempts == 1 for job in jobs.values()), [(j.id, j.attempts, j.log_tail) for j in jobs.values() if j.attempts != 1]
+    assert all(job.status is JobStatus.succeeded for job in jobs.values()), [
+        (j.id, j.status, j.error) for j in jobs.values()
+    ]
+    assert all(job.attempts == 1 for job in jobs.values()), [
+        (j.id, j.attempts, j.log_tail) for j in jobs.values() if j.attempts != 1
+    ]
     assert [jobs[i].result["value"] for i in ids] == list(range(50))
     lines = runs(marker_dir)
     assert "OVERLAP" not in lines

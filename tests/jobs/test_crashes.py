@@ -10,7 +10,7 @@ from app.registry.models import ModelVersion
 from tests.jobs.conftest import add_job, load
 
 
-def run_passes(settings, n: int) -> int:  # noqa: ANN001
+def run_passes(settings, n: int) -> int:
     return sum(run_worker(settings, worker_id="once", once=True) for _ in range(n))
 
 

@@ -29,7 +29,7 @@ from app.jobs.service import enqueue
 KINDS = ["test.record", "test.crash"]
 
 
-def take(db, worker="w1", kinds=KINDS) -> Claim:  # noqa: ANN001
+def take(db, worker="w1", kinds=KINDS) -> Claim:
     claim = claim_next(db, worker_id=worker, kinds=kinds, lease_seconds=60)
     assert claim is not None
     return claim

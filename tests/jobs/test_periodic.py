@@ -48,7 +48,7 @@ def counted_task() -> Iterator[list[str]]:
     calls: list[str] = []
 
     @periodic.periodic("test.enqueue_one", every_seconds=3600)
-    def enqueue_one(db, settings) -> None:  # noqa: ANN001 - a task as later issues write them
+    def enqueue_one(db, settings) -> None:
         calls.append("ran")
         enqueue(db, kind="test.record", params={"value": len(calls)})
 
@@ -59,7 +59,11 @@ def counted_task() -> Iterator[list[str]]:
 def test_workers_run_a_periodic_task_once_and_its_job_runs(sessions, thread_workers, counted_task):
     thread_workers("a")
     thread_workers("b")
-    wait_for(lambda: any(s is JobStatus.succeeded for s in statuses(sessions).values()), timeout=60, what="the task's job to run")
+    wait_for(
+        lambda: any(s is JobStatus.succeeded for s in statuses(sessions).values()),
+        timeout=60,
+        what="the task's job to run",
+    )
     time.sleep(1.0)  # both workers keep passing through housekeeping meanwhile
     assert counted_task == ["ran"]
     assert list(statuses(sessions).values()) == [JobStatus.succeeded]
@@ -69,11 +73,11 @@ def test_a_failing_task_does_not_stop_the_others(sessions, worker_settings):
     ran: list[str] = []
 
     @periodic.periodic("test.a_broken", every_seconds=3600)
-    def broken(db, settings) -> None:  # noqa: ANN001
+    def broken(db, settings) -> None:
         raise RuntimeError("broken task")
 
     @periodic.periodic("test.b_fine", every_seconds=3600)
-    def fine(db, settings) -> None:  # noqa: ANN001
+    def fine(db, settings) -> None:
         ran.append("fine")
 
     try:

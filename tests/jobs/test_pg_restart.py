@@ -15,12 +15,11 @@ from pathlib import Path
 
 import psycopg
 import pytest
-
-from tests.conftest import postgres_unavailable
 from sqlalchemy import Engine
 
 from app.db import utcnow
 from app.jobs.models import JobStatus
+from tests.conftest import postgres_unavailable
 from tests.jobs.conftest import add_job, load, runs, wait_finished, wait_for
 
 CLUSTERS = Path("/etc/postgresql")

@@ -15,7 +15,12 @@ def test_params_are_validated_and_stored_with_defaults():
 
 @pytest.mark.parametrize(
     ("params", "field"),
-    [({}, "params.size"), ({"size": 0}, "params.size"), ({"size": "many"}, "params.size"), ({"size": 1, "name": 5}, "params.name")],
+    [
+        ({}, "params.size"),
+        ({"size": 0}, "params.size"),
+        ({"size": "many"}, "params.size"),
+        ({"size": 1, "name": 5}, "params.name"),
+    ],
 )
 def test_invalid_params_name_the_field(params, field):
     with pytest.raises(Invalid) as raised:
@@ -56,8 +61,10 @@ def test_handler_modules_come_from_the_environment(monkeypatch):
 
 @pytest.mark.parametrize(
     ("kind", "params", "field", "problem"),
-    [("reward", {"backbone": "tiny\x00llama"}, "params.backbone", "NUL"),
-     ("export", {"include_annotators": ["amy", "bo\x00b"]}, "params.include_annotators.1", "NUL")],
+    [
+        ("reward", {"backbone": "tiny\x00llama"}, "params.backbone", "NUL"),
+        ("export", {"include_annotators": ["amy", "bo\x00b"]}, "params.include_annotators.1", "NUL"),
+    ],
 )
 def test_text_a_database_cannot_store_is_refused_by_name(kind, params, field, problem):
     # PostgreSQL's JSONB refuses NUL anywhere in the params: a 422 naming the field, not a 500 at commit.

@@ -21,7 +21,7 @@ class Clock:
 
 
 @pytest.fixture()
-def running(db, session_factory):  # noqa: ANN001, ANN201
+def running(db, session_factory):
     job = enqueue(db, kind="test.record", params={})
     db.commit()
     claim = claim_next(db, worker_id="w", kinds=["test.record"], lease_seconds=60)

@@ -13,7 +13,7 @@ from app.jobs.models import Job, JobStatus
 from tests.factories import UserFactory
 
 
-def count_jobs(sessions) -> int:  # noqa: ANN001
+def count_jobs(sessions) -> int:
     with sessions() as db:
         return db.scalar(select(func.count()).select_from(Job))
 

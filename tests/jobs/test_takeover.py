@@ -32,7 +32,9 @@ def test_a_sigkilled_workers_job_completes_on_the_other_worker(sessions, worker_
     wait_for(lambda: not alive(first_pid), timeout=15, what="the orphaned job process to die with its worker")
     job = wait_finished(sessions, job_id, timeout=90)
 
-    assert (job.status, job.attempts, job.worker_id) == (JobStatus.succeeded, 2, "survivor"), worker_procs.output("survivor")
+    assert (job.status, job.attempts, job.worker_id) == (JobStatus.succeeded, 2, "survivor"), worker_procs.output(
+        "survivor"
+    )
     assert "stopped heartbeating" in job.log_tail
     lines = runs(marker_dir)
     assert "OVERLAP" not in lines  # the second attempt never ran beside a live first one

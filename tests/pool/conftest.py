@@ -13,17 +13,23 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
-from sqlalchemy.orm import Session  # noqa: E402
+import pytest
+from sqlalchemy.orm import Session
 
-from app.config import Settings  # noqa: E402
-from app.pool.warm_client import WarmClient  # noqa: E402
-from app.prompts.models import PromptSet  # noqa: E402
-from app.registry.models import ModelKind, ModelStatus, ModelVersion  # noqa: E402
-from tests.factories import PromptFactory, PromptSetFactory  # noqa: E402
+from app.config import Settings
+from app.pool.warm_client import WarmClient
+from app.prompts.models import PromptSet
+from app.registry.models import ModelKind, ModelStatus, ModelVersion
+from tests.factories import PromptFactory, PromptSetFactory
 
 SECRET = "pool-test-secret-" + uuid.uuid4().hex
-SMALL = {"pool_target": 6, "pool_batch_prompts": 4, "pool_max_new_tokens": 8, "generation_threads": 1, "pool_cross_version_share": 0.0}
+SMALL = {
+    "pool_target": 6,
+    "pool_batch_prompts": 4,
+    "pool_max_new_tokens": 8,
+    "generation_threads": 1,
+    "pool_cross_version_share": 0.0,
+}
 
 
 def save_tiny_policy(folder: Path, *, seed: int) -> Path:
@@ -75,6 +81,8 @@ def add_policy(db: Session, folder: Path, *, name: str, status: ModelStatus = Mo
 def add_prompts(db: Session, count: int = 5, *, k: int | None = None) -> PromptSet:
     prompt_set = PromptSetFactory(judgements_per_pair=k)
     for i in range(count):
-        PromptFactory(prompt_set=prompt_set, messages=[{"role": "user", "content": f"Tell me about topic {i} <b>now</b>."}])
+        PromptFactory(
+            prompt_set=prompt_set, messages=[{"role": "user", "content": f"Tell me about topic {i} <b>now</b>."}]
+        )
     db.flush()
     return prompt_set

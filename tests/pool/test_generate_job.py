@@ -17,7 +17,7 @@ from tests.helpers import rerun_after_commit, run_job
 from tests.pool.conftest import add_policy, add_prompts
 
 
-def _pairs(db, **where) -> list[Pair]:  # noqa: ANN001, ANN003
+def _pairs(db, **where) -> list[Pair]:
     return list(db.scalars(select(Pair).filter_by(**where).order_by(Pair.id)))
 
 
@@ -58,7 +58,9 @@ def test_a_rerun_of_the_same_job_adds_nothing_beyond_its_goal(db, session_factor
     assert len(_pairs(db, created_by_job_id=explicit.id)) == 4
 
 
-def test_the_model_stays_warm_between_jobs_and_a_dead_process_is_replaced(db, session_factory, pool_settings, tiny_policies):
+def test_the_model_stays_warm_between_jobs_and_a_dead_process_is_replaced(
+    db, session_factory, pool_settings, tiny_policies
+):
     add_policy(db, tiny_policies[0], name="tiny-v0", status=ModelStatus.promoted)
     add_prompts(db, 3)
     db.commit()
@@ -79,7 +81,9 @@ def test_identical_responses_are_dropped_not_stored(db, session_factory, pool_se
     add_prompts(db, 3)
     db.commit()
 
-    job = run_job(db, session_factory, pool_settings, kind="generate", params={"pairs": 3, "temperature": 0})  # greedy: A == B
+    job = run_job(
+        db, session_factory, pool_settings, kind="generate", params={"pairs": 3, "temperature": 0}
+    )  # greedy: A == B
 
     assert job.status is JobStatus.succeeded
     assert job.result["pairs"] == 0 and job.result["dropped"] >= 3

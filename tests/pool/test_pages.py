@@ -16,7 +16,7 @@ from tests.pool.conftest import add_prompts
 XSS = '<script>alert("pwned")</script><img src=x onerror=alert(1)>'
 
 
-def _pair(version, text_a: str = "plain answer", text_b: str = XSS, other=None):  # noqa: ANN001, ANN202
+def _pair(version, text_a: str = "plain answer", text_b: str = XSS, other=None):
     prompt = PromptFactory(messages=[{"role": "user", "content": "Prompt with <b>markup</b>"}])
     a = ResponseFactory(prompt=prompt, policy_version_id=version.id, text=text_a, source=f"policy:{version.name}")
     b = ResponseFactory(prompt=prompt, policy_version_id=(other or version).id, text=text_b)
@@ -67,7 +67,12 @@ class TestPoolPage:
 
 class TestModelPages:
     def test_list_and_detail(self, client, db):
-        ModelVersionFactory(name="policy-a", status=ModelStatus.promoted, base_model="<i>base</i>", config={"backend": "openai", "base_url": "http://x"})
+        ModelVersionFactory(
+            name="policy-a",
+            status=ModelStatus.promoted,
+            base_model="<i>base</i>",
+            config={"backend": "openai", "base_url": "http://x"},
+        )
         ModelVersionFactory(name="rm-1", kind="reward")
         UserFactory(username="rita", role=Role.researcher)
         db.commit()
@@ -75,7 +80,9 @@ class TestModelPages:
         listing = client.get("/models")
         assert listing.status_code == 200 and "policy-a" in listing.text and "rm-1" in listing.text
         assert "&lt;i&gt;base&lt;/i&gt;" in listing.text and "<i>base</i>" not in listing.text
-        version_id = db.scalar(select(ModelVersionFactory._meta.model.id).where(ModelVersionFactory._meta.model.name == "policy-a"))
+        version_id = db.scalar(
+            select(ModelVersionFactory._meta.model.id).where(ModelVersionFactory._meta.model.name == "policy-a")
+        )
         detail = client.get(f"/models/{version_id}")
         assert detail.status_code == 200 and "http://x" in detail.text and "openai" in detail.text
         assert client.get("/models/999999").status_code == 404
@@ -88,11 +95,15 @@ class TestModelPages:
         db.commit()
         login(client, "rita")
         page = client.get(f"/models/{new.id}")
-        answer = client.post(f"/models/{new.id}/promote", data={"csrf_token": csrf_from(page.text)}, follow_redirects=False)
+        answer = client.post(
+            f"/models/{new.id}/promote", data={"csrf_token": csrf_from(page.text)}, follow_redirects=False
+        )
         assert answer.status_code == 303 and answer.headers["location"] == f"/models/{new.id}?promoted=1&retired=1"
         for row in (old, new, pair):
             db.refresh(row)
-        assert new.status is ModelStatus.promoted and old.status is ModelStatus.ready and pair.status is PairStatus.retired
+        assert (
+            new.status is ModelStatus.promoted and old.status is ModelStatus.ready and pair.status is PairStatus.retired
+        )
         assert "1 unjudged pair(s)" in client.get(answer.headers["location"]).text
 
         csrf = csrf_from(client.get(f"/models/{new.id}").text)

@@ -16,7 +16,9 @@ from tests.helpers import run_job
 from tests.pool.conftest import add_policy, add_prompts
 
 
-def test_promotion_retires_old_pairs_and_refills_from_the_new_policy(client, db, session_factory, pool_settings, tiny_policies):
+def test_promotion_retires_old_pairs_and_refills_from_the_new_policy(
+    client, db, session_factory, pool_settings, tiny_policies
+):
     client.app.state.settings = pool_settings
     old = add_policy(db, tiny_policies[0], name="tiny-v0", status=ModelStatus.promoted)
     new = add_policy(db, tiny_policies[1], name="tiny-v1")

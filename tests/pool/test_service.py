@@ -12,19 +12,33 @@ from app.pool.generate import usable
 from app.pool.models import PairStatus
 from app.registry.models import ModelStatus
 from app.versions import promotion
-from tests.factories import JobFactory, ModelVersionFactory, PairFactory, PromptFactory, PromptSetFactory, ResponseFactory
+from tests.factories import (
+    JobFactory,
+    ModelVersionFactory,
+    PairFactory,
+    PromptFactory,
+    PromptSetFactory,
+    ResponseFactory,
+)
 from tests.pool.conftest import add_prompts
 
 
-def _generate_jobs(db) -> list[Job]:  # noqa: ANN001
+def _generate_jobs(db) -> list[Job]:
     return list(db.scalars(select(Job).where(Job.kind == service.GENERATE).order_by(Job.id)))
 
 
-def _pool_pair(db, version, *, judged: int = 0, other=None, prompt=None):  # noqa: ANN001, ANN202
+def _pool_pair(db, version, *, judged: int = 0, other=None, prompt=None):
     prompt = prompt or PromptFactory()
     a = ResponseFactory(prompt=prompt, policy_version_id=version.id)
     b = ResponseFactory(prompt=prompt, policy_version_id=(other or version).id)
-    return PairFactory(prompt=prompt, response_a=a, response_b=b, judgement_count=judged, judgements_needed=2, cross_version=other is not None)
+    return PairFactory(
+        prompt=prompt,
+        response_a=a,
+        response_b=b,
+        judgement_count=judged,
+        judgements_needed=2,
+        cross_version=other is not None,
+    )
 
 
 class TestEnsureGenerating:

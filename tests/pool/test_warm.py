@@ -17,8 +17,13 @@ from app.generation.types import GenerationError
 from app.pool.warm_client import WarmClient
 
 
-def _settings(tmp_path: Path, **overrides) -> Settings:  # noqa: ANN003
-    return Settings(data_dir=tmp_path / "var", secret_key="warm-" + uuid.uuid4().hex, generation_socket=tmp_path / "w.sock", **overrides)
+def _settings(tmp_path: Path, **overrides) -> Settings:
+    return Settings(
+        data_dir=tmp_path / "var",
+        secret_key="warm-" + uuid.uuid4().hex,
+        generation_socket=tmp_path / "w.sock",
+        **overrides,
+    )
 
 
 def _gone(pid: int, timeout: float = 15.0) -> bool:

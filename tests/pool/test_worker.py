@@ -24,7 +24,7 @@ from tests.pool.conftest import SECRET, SMALL
 FAST = {"job_lease_seconds": 30, "job_heartbeat_seconds": 0.5, "worker_poll_seconds": 0.1}
 
 
-def _seed(db, folder) -> int:  # noqa: ANN001
+def _seed(db, folder) -> int:
     version = ModelVersion(
         name="tiny-v0", kind=ModelKind.policy, status=ModelStatus.promoted, path=str(folder),
         config={"backend": "transformers", "path": str(folder), "batch_size": 16},
@@ -33,7 +33,13 @@ def _seed(db, folder) -> int:  # noqa: ANN001
     db.add_all([version, prompt_set])
     db.flush()
     for i in range(4):
-        db.add(Prompt(prompt_set_id=prompt_set.id, messages=[{"role": "user", "content": f"Question {i}?"}], content_hash=f"h{i}"))
+        db.add(
+            Prompt(
+                prompt_set_id=prompt_set.id,
+                messages=[{"role": "user", "content": f"Question {i}?"}],
+                content_hash=f"h{i}",
+            )
+        )
     db.commit()
     return version.id
 
@@ -46,7 +52,9 @@ def test_a_worker_fills_the_pool_by_itself(scratch_db_url, tmp_path, tiny_polici
         version_id = _seed(db, tiny_policies[0])
     settings = Settings(data_dir=tmp_path / "var", database_url=scratch_db_url, secret_key=SECRET, **SMALL, **FAST)
     stop = threading.Event()
-    worker = threading.Thread(target=run_worker, args=(settings,), kwargs={"worker_id": "pool-worker", "stop_event": stop}, daemon=True)
+    worker = threading.Thread(
+        target=run_worker, args=(settings,), kwargs={"worker_id": "pool-worker", "stop_event": stop}, daemon=True
+    )
     worker.start()
     try:
         deadline = time.monotonic() + 240

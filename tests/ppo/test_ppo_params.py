@@ -7,8 +7,8 @@ import pytest
 from sqlalchemy import func, select
 
 from app.auth.models import Role
-from app.jobs.models import Job
 from app.finetune.ppo.params import PPOParams
+from app.jobs.models import Job
 from app.training.ppo.config import PPOConfig, config_help
 from tests.factories import UserFactory
 from tests.helpers import login
@@ -32,22 +32,31 @@ def test_defaults_build_the_trainers_config_with_the_trainers_help():
 
 class TestCreateApi:
     def test_a_valid_job_is_queued_with_its_defaults_filled_in(self, client, db):
-        answer = client.post(JOBS, json={"kind": "ppo", "params": {"updates": 5, "target_kl": 3.0}},
-                             headers=bearer(db, Role.researcher))
+        answer = client.post(
+            JOBS, json={"kind": "ppo", "params": {"updates": 5, "target_kl": 3.0}}, headers=bearer(db, Role.researcher)
+        )
         assert answer.status_code == 201, answer.text
         params = answer.json()["params"]
-        assert (params["updates"], params["target_kl"], params["kl_coef"], params["reward_version_id"]) == (5, 3.0, 0.07, None)
+        assert (params["updates"], params["target_kl"], params["kl_coef"], params["reward_version_id"]) == (
+            5,
+            3.0,
+            0.07,
+            None,
+        )
         assert db.get(Job, answer.json()["id"]).params == params
 
-    @pytest.mark.parametrize(("params", "field", "says"), [
-        ({"batch_size": 6, "num_minibatches": 4}, "params.batch_size", "multiple of num_minibatches (4)"),
-        ({"learning_rate": 0}, "params.learning_rate", "greater than 0"),
-        ({"kl_estimator": "k9"}, "params.kl_estimator", "'k1', 'k2' or 'k3'"),
-        ({"value_model": "critic"}, "params.value_model", "'head' or 'reward'"),
-        ({"reward_version_id": 0}, "params.reward_version_id", "greater than or equal to 1"),
-        ({"name": "../etc"}, "params.name", "pattern"),
-        ({"beta": 0.1}, "params.beta", "Extra inputs are not permitted"),
-    ])
+    @pytest.mark.parametrize(
+        ("params", "field", "says"),
+        [
+            ({"batch_size": 6, "num_minibatches": 4}, "params.batch_size", "multiple of num_minibatches (4)"),
+            ({"learning_rate": 0}, "params.learning_rate", "greater than 0"),
+            ({"kl_estimator": "k9"}, "params.kl_estimator", "'k1', 'k2' or 'k3'"),
+            ({"value_model": "critic"}, "params.value_model", "'head' or 'reward'"),
+            ({"reward_version_id": 0}, "params.reward_version_id", "greater than or equal to 1"),
+            ({"name": "../etc"}, "params.name", "pattern"),
+            ({"beta": 0.1}, "params.beta", "Extra inputs are not permitted"),
+        ],
+    )
     def test_bad_params_are_refused_naming_the_field(self, client, db, params, field, says):
         before = job_count(db)
         answer = client.post(JOBS, json={"kind": "ppo", "params": params}, headers=bearer(db, Role.researcher))
@@ -71,12 +80,24 @@ class TestDashboardForm:
         assert 'href="/dashboard/jobs/new/ppo"' in client.get("/dashboard/jobs").text
         form = client.get("/dashboard/jobs/new/ppo")
         assert form.status_code == 200
-        for name in ("policy_version_id", "reward_version_id", "classifier_version_id", "safety_weight",
-                     "prompt_set_ids", "use_lora", "kl_coef", "target_kl", "updates", "checkpoint_every"):
+        for name in (
+            "policy_version_id",
+            "reward_version_id",
+            "classifier_version_id",
+            "safety_weight",
+            "prompt_set_ids",
+            "use_lora",
+            "kl_coef",
+            "target_kl",
+            "updates",
+            "checkpoint_every",
+        ):
             assert f'name="param.{name}"' in form.text, name
 
     def test_a_bad_value_comes_back_beside_its_input_and_queues_nothing(self, client, db, researcher):
-        answer = client.post("/dashboard/jobs/new/ppo", data={"csrf_token": client.csrf, "param.batch_size": "6",
-                                                               "param.num_minibatches": "4"})
+        answer = client.post(
+            "/dashboard/jobs/new/ppo",
+            data={"csrf_token": client.csrf, "param.batch_size": "6", "param.num_minibatches": "4"},
+        )
         assert answer.status_code == 422
         assert "must be a multiple of num_minibatches (4)" in answer.text and job_count(db) == 0

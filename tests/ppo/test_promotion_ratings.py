@@ -24,8 +24,12 @@ def judge_all_by_length(client, headers: dict[str, str]) -> int:
         body = shown.json()
         a, b = len(body["responses"]["A"]), len(body["responses"]["B"])
         choice = "tie" if a == b else ("A" if a < b else "B")
-        verdict = {"assignment_id": body["assignment_id"], "choice": choice, "labels": LABELS,
-                   **({"strength": 2} if choice != "tie" else {})}
+        verdict = {
+            "assignment_id": body["assignment_id"],
+            "choice": choice,
+            "labels": LABELS,
+            **({"strength": 2} if choice != "tie" else {}),
+        }
         stored = client.post("/api/v1/annotation/judgements", json=verdict, headers=headers)
         assert stored.status_code == 201, stored.text
         judged += 1
@@ -34,7 +38,8 @@ def judge_all_by_length(client, headers: dict[str, str]) -> int:
 
 
 def test_promoting_the_ppo_policy_brings_cross_version_pairs_and_ratings_for_both(
-        client, db, session_factory, pool_settings, tiny_backbone, scorer_folders):
+    client, db, session_factory, pool_settings, tiny_backbone, scorer_folders
+):
     settings = pool_settings.model_copy(update={"pool_cross_version_share": 1.0})
     client.app.state.settings = settings
     old, _, _ = seed_loop(db, tiny_backbone, scorer_folders["reward"])
@@ -70,10 +75,18 @@ def test_promoting_the_ppo_policy_brings_cross_version_pairs_and_ratings_for_bot
     assert {row["version_id"] for row in body["rows"]} == {old.id, new_id}
     assert all(row["battles"] == judged and row["lower"] <= row["rating"] <= row["upper"] for row in body["rows"])
     # The observed win rate of new over old is what the rule decided on the stored texts (ties half).
-    new_scores = [1.0 if len(p.response_a.text) < len(p.response_b.text) else
-                  0.5 if len(p.response_a.text) == len(p.response_b.text) else 0.0 for p in pairs]
+    new_scores = [
+        1.0
+        if len(p.response_a.text) < len(p.response_b.text)
+        else 0.5
+        if len(p.response_a.text) == len(p.response_b.text)
+        else 0.0
+        for p in pairs
+    ]
     order = [row["version_id"] for row in body["rows"]]
     rate = body["win_rates"][order.index(new_id)][order.index(old.id)]
     assert abs(rate - sum(new_scores) / judged) < 1e-9
     ratings = {row["version_id"]: row["rating"] for row in body["rows"]}
-    assert (ratings[new_id] > ratings[old.id]) == (rate > 0.5) or rate == 0.5  # the version preferred more is rated higher
+    assert (ratings[new_id] > ratings[old.id]) == (
+        rate > 0.5
+    ) or rate == 0.5  # the version preferred more is rated higher

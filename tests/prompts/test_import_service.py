@@ -100,11 +100,13 @@ def test_ten_thousand_prompts_in_one_transaction(db):
     commits, inserts = [], []
     conn = db.connection()
 
-    def count_insert(_conn, _cursor, statement, _params, _context, _many):  # noqa: ANN001
+    def count_insert(_conn, _cursor, statement, _params, _context, _many):
         if statement.lstrip().upper().startswith("INSERT INTO PROMPTS"):
             inserts.append(1)
 
-    event.listen(db, "after_commit", lambda session: commits.append("savepoint" if session.in_nested_transaction() else "commit"))
+    event.listen(
+        db, "after_commit", lambda session: commits.append("savepoint" if session.in_nested_transaction() else "commit")
+    )
     event.listen(conn, "before_cursor_execute", count_insert)
     try:
         started = time.perf_counter()

@@ -40,15 +40,17 @@ def test_jsonl_rows_and_every_bad_line():
 
 
 def test_csv_rows_quoted_newlines_and_optional_columns():
-    data = 'id,Prompt,tags,system,red_team\n1,"two\nlines",a,,\n2,,x,,\n\n3,hello,"t1,t2",Be kind.,yes\n'.encode()
+    data = b'id,Prompt,tags,system,red_team\n1,"two\nlines",a,,\n2,,x,,\n\n3,hello,"t1,t2",Be kind.,yes\n'
     rows = _read(data, "csv")
     assert rows[0] == Row(2, [{"role": "user", "content": "two\nlines"}], ["a"], False)
     assert str(rows[1]) == "line 4: prompt: must not be empty"
-    assert rows[2] == Row(6, [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "hello"}], ["t1", "t2"], True)
+    assert rows[2] == Row(
+        6, [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "hello"}], ["t1", "t2"], True
+    )
 
 
 def test_csv_without_prompt_column_names_it():
-    with pytest.raises(Invalid, match='has no "prompt" column; found \'text\', \'id\''):
+    with pytest.raises(Invalid, match="has no \"prompt\" column; found 'text', 'id'"):
         _read(b"text,id\nhello,1\n", "csv")
     with pytest.raises(Invalid, match="file: is empty"):
         _read(b"", "csv")
@@ -75,7 +77,9 @@ def test_size_cap_counts_bytes_read():
 
 
 def test_format_from_name_or_explicit():
-    assert detect_format("p.JSONL") == "jsonl" and detect_format("p.ndjson") == "jsonl" and detect_format("p.csv") == "csv"
+    assert (
+        detect_format("p.JSONL") == "jsonl" and detect_format("p.ndjson") == "jsonl" and detect_format("p.csv") == "csv"
+    )
     assert detect_format("p.txt", "csv") == "csv"
     with pytest.raises(Invalid, match="cannot tell the format of 'p.txt'"):
         detect_format("p.txt")

@@ -14,7 +14,9 @@ API = "/api/v1/prompt-sets"
 
 
 def _import(client, headers, set_id: int, data: bytes, name: str = "p.jsonl", **form):
-    return client.post(f"{API}/{set_id}/import", headers=headers, data=form, files={"file": (name, data, "application/octet-stream")})
+    return client.post(
+        f"{API}/{set_id}/import", headers=headers, data=form, files={"file": (name, data, "application/octet-stream")}
+    )
 
 
 class TestSets:
@@ -59,7 +61,10 @@ class TestSets:
         assert client.get(f"{API}/{prompt_set.id}/prompts", headers=researcher_api).json()["total"] == 1
         before = (set_count(db), prompt_count(db))
         assert client.post(API, json={"name": "mine"}, headers=researcher_api).status_code == 403
-        assert client.post(f"{API}/{prompt_set.id}/prompts", json={"prompt": "x"}, headers=researcher_api).status_code == 403
+        assert (
+            client.post(f"{API}/{prompt_set.id}/prompts", json={"prompt": "x"}, headers=researcher_api).status_code
+            == 403
+        )
         assert _import(client, researcher_api, prompt_set.id, jsonl({"prompt": "x"})).status_code == 403
         assert (set_count(db), prompt_count(db)) == before
 
@@ -75,7 +80,9 @@ class TestPrompts:
         page = client.get(url, params={"limit": 1, "offset": 1}, headers=admin_api).json()
         assert (page["total"], len(page["items"]), page["items"][0]["messages"]) == (2, 1, turns)
         pid = one.json()["id"]
-        patched = client.patch(f"{url}/{pid}", json={"retired": True, "red_team": False, "tags": ["b"]}, headers=admin_api).json()
+        patched = client.patch(
+            f"{url}/{pid}", json={"retired": True, "red_team": False, "tags": ["b"]}, headers=admin_api
+        ).json()
         assert (patched["retired"], patched["red_team"], patched["tags"]) == (True, False, ["b"])
         assert client.get(url, params={"retired": "false"}, headers=admin_api).json()["total"] == 1
 
@@ -83,7 +90,11 @@ class TestPrompts:
         ("body", "status", "needle"),
         [
             ({"messages": [{"role": "bot", "content": "x"}]}, 422, "messages.0.role"),
-            ({"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]}, 422, "messages[1].role: the last message"),
+            (
+                {"messages": [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]},
+                422,
+                "messages[1].role: the last message",
+            ),
             ({"messages": []}, 422, "messages"),
             ({"messages": [{"role": "user", "content": "x", "name": "n"}]}, 422, "messages.0.name"),
             ({"messages": [{"role": "user", "content": "x" * 20_001}]}, 422, "messages.0.content"),
@@ -106,11 +117,18 @@ class TestPrompts:
     def test_refused_patch_writes_nothing(self, client, db, admin_api):
         prompt = PromptFactory()
         url = f"{API}/{prompt.prompt_set_id}/prompts/{prompt.id}"
-        response = client.patch(url, json={"retired": True, "messages": [{"role": "assistant", "content": "x"}]}, headers=admin_api)
+        response = client.patch(
+            url, json={"retired": True, "messages": [{"role": "assistant", "content": "x"}]}, headers=admin_api
+        )
         assert response.status_code == 422 and "messages[0].role" in response.json()["detail"]
         db.refresh(prompt)
         assert not prompt.retired
-        assert client.patch(f"{API}/{PromptSetFactory().id}/prompts/{prompt.id}", json={"retired": True}, headers=admin_api).status_code == 404
+        assert (
+            client.patch(
+                f"{API}/{PromptSetFactory().id}/prompts/{prompt.id}", json={"retired": True}, headers=admin_api
+            ).status_code
+            == 404
+        )
 
 
 class TestImport:
@@ -124,12 +142,17 @@ class TestImport:
 
     def test_bad_lines_are_listed_and_nothing_imported(self, client, db, admin_api):
         prompt_set = PromptSetFactory()
-        data = jsonl({"prompt": "ok"}, "{oops", {"messages": [{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}]})
+        data = jsonl(
+            {"prompt": "ok"}, "{oops", {"messages": [{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}]}
+        )
         response = _import(client, admin_api, prompt_set.id, data)
         assert response.status_code == 422
         problem = response.json()
         assert problem["bad_line_count"] == 2 and problem["field"] == "file"
-        assert problem["bad_lines"][1] == {"line": 3, "message": "messages[1].role: must be one of system, user, assistant"}
+        assert problem["bad_lines"][1] == {
+            "line": 3,
+            "message": "messages[1].role: must be one of system, user, assistant",
+        }
         assert "line 2: not valid JSON" in problem["detail"]
         assert prompt_count(db, prompt_set.id) == 0
 

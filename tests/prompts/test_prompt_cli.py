@@ -18,14 +18,19 @@ from tests.prompts.util import jsonl
 def _rlhf(tmp_path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "RLHF_DATA_DIR": str(tmp_path / "var")}
     env.pop("RLHF_DATABASE_URL", None)
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], env=env, capture_output=True, text=True, timeout=120
+    )
 
 
 def _counts(tmp_path) -> tuple[int, int]:
     """(prompt sets, prompts) in the data folder's database."""
     engine = make_engine(Settings(data_dir=tmp_path / "var").resolved_database_url)
     with make_sessionmaker(engine)() as db:
-        counts = (db.scalar(select(func.count()).select_from(PromptSet)), db.scalar(select(func.count()).select_from(Prompt)))
+        counts = (
+            db.scalar(select(func.count()).select_from(PromptSet)),
+            db.scalar(select(func.count()).select_from(Prompt)),
+        )
     engine.dispose()
     return counts
 
@@ -55,7 +60,13 @@ def test_import_creates_the_set_and_reports(migrated):
 def test_bad_lines_exit_2_and_write_nothing_not_even_the_set(migrated):
     before = _counts(migrated)
     bad = migrated / "bad.jsonl"
-    bad.write_bytes(jsonl({"prompt": "fine"}, {"prompt": ""}, {"messages": [{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}]}))
+    bad.write_bytes(
+        jsonl(
+            {"prompt": "fine"},
+            {"prompt": ""},
+            {"messages": [{"role": "user", "content": "a"}, {"role": "bot", "content": "b"}]},
+        )
+    )
     done = _rlhf(migrated, "import-prompts", str(bad), "--set", "new", "--create")
     assert done.returncode == 2 and "Traceback" not in done.stderr
     assert "line 2: prompt: must not be empty" in done.stderr

@@ -14,17 +14,26 @@ from tests.prompts.util import jsonl, prompt_count, set_count
 
 
 def _upload(c, set_id: int, data: bytes, name: str = "prompts.jsonl", **form):
-    return c.post(f"/admin/prompt-sets/{set_id}/import", data={"csrf_token": c.csrf, **form}, files={"file": (name, data, "application/octet-stream")})
+    return c.post(
+        f"/admin/prompt-sets/{set_id}/import",
+        data={"csrf_token": c.csrf, **form},
+        files={"file": (name, data, "application/octet-stream")},
+    )
 
 
 class TestSetPages:
     def test_create_set_then_settings(self, admin_client, db):
         c = admin_client
-        created = c.post("/admin/prompt-sets", data={"csrf_token": c.csrf, "name": "Helpfulness", "judgements_per_pair": "3"})
+        created = c.post(
+            "/admin/prompt-sets", data={"csrf_token": c.csrf, "name": "Helpfulness", "judgements_per_pair": "3"}
+        )
         assert created.status_code == 200 and "Prompt set created." in created.text
         prompt_set = db.scalar(select(PromptSet).where(PromptSet.name == "Helpfulness"))
         assert prompt_set.judgements_per_pair == 3
-        c.post(f"/admin/prompt-sets/{prompt_set.id}/settings", data={"csrf_token": c.csrf, "judgements_per_pair": "", "status": "review"})
+        c.post(
+            f"/admin/prompt-sets/{prompt_set.id}/settings",
+            data={"csrf_token": c.csrf, "judgements_per_pair": "", "status": "review"},
+        )
         db.refresh(prompt_set)
         assert (prompt_set.judgements_per_pair, prompt_set.status) == (None, PromptSetStatus.review)
         listing = c.get("/admin/prompt-sets")
@@ -49,7 +58,8 @@ class TestSetPages:
     def test_bad_settings_write_nothing(self, admin_client, db):
         prompt_set = PromptSetFactory(judgements_per_pair=2)
         response = admin_client.post(
-            f"/admin/prompt-sets/{prompt_set.id}/settings", data={"csrf_token": admin_client.csrf, "judgements_per_pair": "4", "status": "nope"}
+            f"/admin/prompt-sets/{prompt_set.id}/settings",
+            data={"csrf_token": admin_client.csrf, "judgements_per_pair": "4", "status": "nope"},
         )
         assert response.status_code == 422 and "status: unknown status" in response.text
         db.refresh(prompt_set)
@@ -61,7 +71,12 @@ class TestSetPages:
         assert admin_client.post("/admin/prompt-sets", data={"name": "no token"}).status_code == 403
         files = {"file": ("p.jsonl", jsonl({"prompt": "x"}), "application/octet-stream")}
         assert admin_client.post(f"/admin/prompt-sets/{prompt_set.id}/import", files=files).status_code == 403
-        assert admin_client.post(f"/admin/prompt-sets/{prompt_set.id}/prompts", data={"text": "x", "csrf_token": "forged"}).status_code == 403
+        assert (
+            admin_client.post(
+                f"/admin/prompt-sets/{prompt_set.id}/prompts", data={"text": "x", "csrf_token": "forged"}
+            ).status_code
+            == 403
+        )
         assert (set_count(db), prompt_count(db)) == before
 
     def test_non_admins_are_refused(self, client, db):
@@ -123,8 +138,16 @@ class TestPromptPages:
         c = admin_client
         prompt_set = PromptSetFactory()
         url = f"/admin/prompt-sets/{prompt_set.id}/prompts"
-        assert c.post(url, data={"csrf_token": c.csrf, "text": "Why is the sky blue?", "tags": "science", "red_team": "1"}).status_code == 200
-        turns = '[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, {"role": "user", "content": "Bye?"}]'
+        assert (
+            c.post(
+                url, data={"csrf_token": c.csrf, "text": "Why is the sky blue?", "tags": "science", "red_team": "1"}
+            ).status_code
+            == 200
+        )
+        turns = (
+            '[{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello"}, '
+            '{"role": "user", "content": "Bye?"}]'
+        )
         assert c.post(url, data={"csrf_token": c.csrf, "messages_json": turns}).status_code == 200
         prompts = list(db.scalars(select(Prompt).where(Prompt.prompt_set_id == prompt_set.id).order_by(Prompt.id)))
         assert [len(p.messages) for p in prompts] == [1, 3]
@@ -135,7 +158,11 @@ class TestPromptPages:
         [
             ({"text": ""}, 422, "write a message"),
             ({"messages_json": "[{"}, 422, "messages: not valid JSON"),
-            ({"messages_json": '[{"role": "assistant", "content": "x"}]'}, 422, "messages[0].role: the last message must be the user&#39;s"),
+            (
+                {"messages_json": '[{"role": "assistant", "content": "x"}]'},
+                422,
+                "messages[0].role: the last message must be the user&#39;s",
+            ),
             ({"text": "x" * 20_001}, 422, "text"),
             ({"text": "dup"}, 409, "already in the set"),
         ],
@@ -144,7 +171,9 @@ class TestPromptPages:
         prompt_set = PromptSetFactory()
         PromptFactory(prompt_set=prompt_set, messages=[{"role": "user", "content": "dup"}])
         before = prompt_count(db)
-        response = admin_client.post(f"/admin/prompt-sets/{prompt_set.id}/prompts", data={"csrf_token": admin_client.csrf, **form})
+        response = admin_client.post(
+            f"/admin/prompt-sets/{prompt_set.id}/prompts", data={"csrf_token": admin_client.csrf, **form}
+        )
         assert response.status_code == status and needle in response.text
         assert prompt_count(db) == before
 
@@ -152,12 +181,20 @@ class TestPromptPages:
         c = admin_client
         prompt = PromptFactory()
         base = f"/admin/prompt-sets/{prompt.prompt_set_id}/prompts/{prompt.id}"
-        saved = c.post(base, data={"csrf_token": c.csrf, "messages_json": '[{"role": "user", "content": "Edited?"}]', "tags": "x, y"})
+        saved = c.post(
+            base,
+            data={"csrf_token": c.csrf, "messages_json": '[{"role": "user", "content": "Edited?"}]', "tags": "x, y"},
+        )
         assert saved.status_code == 200 and "Prompt saved." in saved.text
         c.post(f"{base}/retired", data={"csrf_token": c.csrf, "retired": "1"})
         c.post(f"{base}/red-team", data={"csrf_token": c.csrf, "red_team": "1"})
         db.refresh(prompt)
-        assert (prompt.messages[0]["content"], prompt.tags, prompt.retired, prompt.red_team) == ("Edited?", ["x", "y"], True, True)
+        assert (prompt.messages[0]["content"], prompt.tags, prompt.retired, prompt.red_team) == (
+            "Edited?",
+            ["x", "y"],
+            True,
+            True,
+        )
         page = c.get(f"/admin/prompt-sets/{prompt.prompt_set_id}")
         assert "Unretire" in page.text and "Unmark red-team" in page.text
         c.post(f"{base}/retired", data={"csrf_token": c.csrf, "retired": "0"})
@@ -166,7 +203,10 @@ class TestPromptPages:
 
     def test_imported_text_is_escaped(self, admin_client, db):
         prompt = PromptFactory(messages=[{"role": "user", "content": "<script>alert(1)</script><b>hi</b>"}])
-        for url in (f"/admin/prompt-sets/{prompt.prompt_set_id}", f"/admin/prompt-sets/{prompt.prompt_set_id}/prompts/{prompt.id}"):
+        for url in (
+            f"/admin/prompt-sets/{prompt.prompt_set_id}",
+            f"/admin/prompt-sets/{prompt.prompt_set_id}/prompts/{prompt.id}",
+        ):
             html = admin_client.get(url).text
             assert "<script>alert(1)" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
 

@@ -14,7 +14,12 @@ from tests.prompts.util import prompt_count, set_count
 def test_create_set_and_its_rules(db):
     admin = UserFactory()
     created = service.create_set(db, name="  Helpful ", description="general", judgements_per_pair="3", actor=admin)
-    assert (created.name, created.judgements_per_pair, created.status, created.created_by_id) == ("Helpful", 3, PromptSetStatus.active, admin.id)
+    assert (created.name, created.judgements_per_pair, created.status, created.created_by_id) == (
+        "Helpful",
+        3,
+        PromptSetStatus.active,
+        admin.id,
+    )
     before = set_count(db)
     with pytest.raises(Conflict, match="'helpful' exists"):
         service.create_set(db, name="helpful")
@@ -54,9 +59,15 @@ def test_list_sets_counts_prompts(db):
 
 def test_add_prompt_single_and_multi_turn(db):
     prompt_set = PromptSetFactory()
-    one = service.add_prompt(db, set_id=prompt_set.id, messages=[{"role": "user", "content": "Hi?"}], tags="a, b", red_team=True)
+    one = service.add_prompt(
+        db, set_id=prompt_set.id, messages=[{"role": "user", "content": "Hi?"}], tags="a, b", red_team=True
+    )
     assert one.source is PromptSource.written and one.tags == ["a", "b"] and one.red_team
-    turns = [{"role": "user", "content": "Hi?"}, {"role": "assistant", "content": "Hello!"}, {"role": "user", "content": "Joke?"}]
+    turns = [
+        {"role": "user", "content": "Hi?"},
+        {"role": "assistant", "content": "Hello!"},
+        {"role": "user", "content": "Joke?"},
+    ]
     assert service.add_prompt(db, set_id=prompt_set.id, messages=turns).messages == turns
     before = prompt_count(db)
     with pytest.raises(Conflict, match=f"already in the set as prompt #{one.id}"):
@@ -71,7 +82,9 @@ def test_add_prompt_single_and_multi_turn(db):
 def test_edit_retire_and_red_team(db):
     prompt = PromptFactory()
     set_id = prompt.prompt_set_id
-    service.update_prompt(db, set_id=set_id, prompt_id=prompt.id, messages=[{"role": "user", "content": "Reworded?"}], tags=["t"])
+    service.update_prompt(
+        db, set_id=set_id, prompt_id=prompt.id, messages=[{"role": "user", "content": "Reworded?"}], tags=["t"]
+    )
     assert prompt.messages == [{"role": "user", "content": "Reworded?"}] and prompt.tags == ["t"]
     service.update_prompt(db, set_id=set_id, prompt_id=prompt.id, retired=True, red_team=True)
     assert prompt.retired and prompt.red_team
@@ -89,7 +102,13 @@ def test_a_prompt_with_responses_keeps_its_wording(db):
     ResponseFactory(prompt=prompt)
     wording = prompt.messages
     with pytest.raises(Conflict, match="already has generated responses"):
-        service.update_prompt(db, set_id=prompt.prompt_set_id, prompt_id=prompt.id, messages=[{"role": "user", "content": "New?"}], tags=["x"])
+        service.update_prompt(
+            db,
+            set_id=prompt.prompt_set_id,
+            prompt_id=prompt.id,
+            messages=[{"role": "user", "content": "New?"}],
+            tags=["x"],
+        )
     db.refresh(prompt)
     assert prompt.messages == wording and prompt.tags == []
     service.update_prompt(db, set_id=prompt.prompt_set_id, prompt_id=prompt.id, tags=["ok"])  # tags may still change

@@ -29,7 +29,11 @@ def _user(content: str = "Hi?") -> dict[str, str]:
         ([_user("\ud800")], "messages[0].content", "lone surrogates"),
         ([{"role": "user", "content": "x", "name": "bob"}], "messages[0]", "unexpected key 'name'"),
         ([_user(), {"role": "assistant", "content": "Hello."}], "messages[1].role", "last message must be the user's"),
-        ([_user(), {"role": "system", "content": "x"}, _user()], "messages[1].role", "system message may only come first"),
+        (
+            [_user(), {"role": "system", "content": "x"}, _user()],
+            "messages[1].role",
+            "system message may only come first",
+        ),
     ],
 )
 def test_bad_conversations_name_the_field(messages, field, needle):
@@ -40,7 +44,9 @@ def test_bad_conversations_name_the_field(messages, field, needle):
 
 
 def test_canonical_form_and_hash():
-    a = v.validate_messages([{"role": "system", "content": "Be brief."}, {"content": " What is 2+2?\r\n", "role": "user"}])
+    a = v.validate_messages(
+        [{"role": "system", "content": "Be brief."}, {"content": " What is 2+2?\r\n", "role": "user"}]
+    )
     b = v.validate_messages([{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}])
     assert a == b == [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "What is 2+2?"}]
     assert v.content_hash(a) == v.content_hash(b) and len(v.content_hash(a)) == 64

@@ -56,9 +56,7 @@ def test_win_rate_matrix_by_hand() -> None:
     # A–B: A 1 + ½, B ½ + 1 of 3 games; A–C: A 1 of 1; B–C: B 1 of 1
     np.testing.assert_allclose(rates.wins, [[0, 1.5, 1], [1.5, 0, 1], [0, 0, 0]])
     np.testing.assert_array_equal(rates.games, [[0, 3, 1], [3, 0, 1], [1, 1, 0]])
-    np.testing.assert_allclose(
-        rates.matrix(), [[np.nan, 0.5, 1.0], [0.5, np.nan, 1.0], [0.0, 0.0, np.nan]]
-    )
+    np.testing.assert_allclose(rates.matrix(), [[np.nan, 0.5, 1.0], [0.5, np.nan, 1.0], [0.0, 0.0, np.nan]])
 
 
 def test_a_model_that_always_wins_stays_finite() -> None:
@@ -94,7 +92,7 @@ def _synthetic_battles(n: int, seed: int, tie_rate: float = 0.08) -> list[tuple[
     q = (p - tie_rate / 2) / (1 - tie_rate)
     tie, a_wins = rng.random(n) < tie_rate, rng.random(n) < q
     outcome = np.where(tie, "tie", np.where(a_wins, "a", "b"))
-    return [(MODELS[i], MODELS[j], str(o)) for i, j, o in zip(a, b, outcome)]
+    return [(MODELS[i], MODELS[j], str(o)) for i, j, o in zip(a, b, outcome, strict=True)]
 
 
 def test_recovers_known_strengths_with_honest_intervals() -> None:
@@ -105,7 +103,7 @@ def test_recovers_known_strengths_with_honest_intervals() -> None:
     estimated = np.array([board.as_dict()[m] for m in MODELS])
     # each log-strength within 0.1 of the truth (its standard error here is about 0.04)
     np.testing.assert_allclose(estimated, TRUE_THETA, atol=0.1)
-    truth = dict(zip(MODELS, TRUE_THETA))
+    truth = dict(zip(MODELS, TRUE_THETA, strict=True))
     covered = [row.lower <= truth[row.model] <= row.upper for row in board.ratings]
     assert sum(covered) >= 5, covered
     for row in board.ratings:

@@ -14,22 +14,36 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
-from sqlalchemy.orm import Session, sessionmaker  # noqa: E402
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
 
-from app import migrate  # noqa: E402
-from app.annotation.models import Choice, Judgement, ResponseLabel  # noqa: E402
-from app.auth import service as auth_service  # noqa: E402
-from app.auth.models import Role, User  # noqa: E402
-from app.db import make_engine, make_sessionmaker  # noqa: E402
-from app.pool.models import Pair, Response  # noqa: E402
-from app.prompts.models import Prompt, PromptSet  # noqa: E402
+from app import migrate
+from app.annotation.models import Choice, Judgement, ResponseLabel
+from app.auth import service as auth_service
+from app.auth.models import Role, User
+from app.db import make_engine, make_sessionmaker
+from app.pool.models import Pair, Response
+from app.prompts.models import Prompt, PromptSet
 
 VERBS = ["clean", "fix", "paint", "store", "wash", "repair", "move", "sort"]
-OBJECTS = ["a bike", "the kitchen", "a shelf", "my shoes", "the garden", "a window", "the car", "a table",
-           "the fridge", "a lamp", "the fence", "a chair"]
-GOOD = ["Sure, happy to help! To {v} {o}, first go slowly, then check it twice.",
-        "Of course. Here is a simple way to {v} {o}: plan it, then do it. Good luck!"]
+OBJECTS = [
+    "a bike",
+    "the kitchen",
+    "a shelf",
+    "my shoes",
+    "the garden",
+    "a window",
+    "the car",
+    "a table",
+    "the fridge",
+    "a lamp",
+    "the fence",
+    "a chair",
+]
+GOOD = [
+    "Sure, happy to help! To {v} {o}, first go slowly, then check it twice.",
+    "Of course. Here is a simple way to {v} {o}: plan it, then do it. Good luck!",
+]
 BAD = ["Ugh, figure out how to {v} {o} yourself.", "That is a stupid question. Nobody cares about {o}."]
 
 
@@ -76,15 +90,19 @@ def add_prompt_set(db: Session, name: str | None = None) -> PromptSet:
 
 
 def add_prompt(db: Session, prompt_set: PromptSet, question: str) -> Prompt:
-    prompt = Prompt(prompt_set_id=prompt_set.id, messages=[{"role": "user", "content": question}],
-                    content_hash=f"{random.getrandbits(128):032x}")
+    prompt = Prompt(
+        prompt_set_id=prompt_set.id,
+        messages=[{"role": "user", "content": question}],
+        content_hash=f"{random.getrandbits(128):032x}",
+    )
     db.add(prompt)
     db.flush()
     return prompt
 
 
-def add_pair(db: Session, prompt_set: PromptSet, question: str, text_a: str, text_b: str, *,
-             prompt: Prompt | None = None) -> Pair:
+def add_pair(
+    db: Session, prompt_set: PromptSet, question: str, text_a: str, text_b: str, *, prompt: Prompt | None = None
+) -> Pair:
     """Two responses to a prompt (a new one with ``question`` unless given) and the pair comparing them."""
     prompt = prompt or add_prompt(db, prompt_set, question)
     a, b = Response(prompt_id=prompt.id, text=text_a), Response(prompt_id=prompt.id, text=text_b)
@@ -96,8 +114,9 @@ def add_pair(db: Session, prompt_set: PromptSet, question: str, text_a: str, tex
     return pair
 
 
-def judge(db: Session, pair: Pair, annotator: User, choice: Choice, strength: int = 2,
-          created_at: datetime | None = None) -> Judgement:
+def judge(
+    db: Session, pair: Pair, annotator: User, choice: Choice, strength: int = 2, created_at: datetime | None = None
+) -> Judgement:
     extra = {"created_at": created_at} if created_at is not None else {}
     judgement = Judgement(pair_id=pair.id, annotator_id=annotator.id, choice=choice, strength=strength, **extra)
     db.add(judgement)
@@ -112,8 +131,9 @@ def label(db: Session, response_id: int, annotator: User, *, quality: bool, safe
     return row
 
 
-def seed_preferences(db: Session, n: int, *, seed: int = 0, prompt_set: PromptSet | None = None,
-                     annotator: User | None = None) -> list[Pair]:
+def seed_preferences(
+    db: Session, n: int, *, seed: int = 0, prompt_set: PromptSet | None = None, annotator: User | None = None
+) -> list[Pair]:
     """``n`` pairs, one A/B judgement each, the polite helpful answer always preferred; sides random."""
     rng = random.Random(seed)
     prompt_set = prompt_set or add_prompt_set(db)
@@ -134,5 +154,13 @@ def bearer(db: Session, role: Role) -> dict[str, str]:
     return {"Authorization": f"Bearer {raw}"}
 
 
-TINY = {"learning_rate": 3e-3, "epochs": 4, "batch_size": 8, "use_cpu": True, "num_threads": 1,
-        "checkpoint_every": 0, "validation_fraction": 0.25, "max_length": 128}
+TINY = {
+    "learning_rate": 3e-3,
+    "epochs": 4,
+    "batch_size": 8,
+    "use_cpu": True,
+    "num_threads": 1,
+    "checkpoint_every": 0,
+    "validation_fraction": 0.25,
+    "max_length": 128,
+}

@@ -7,11 +7,11 @@ import random
 
 from sqlalchemy import select
 
+from app.finetune.core import scoring
 from app.jobs.models import JobMetric, JobStatus
 from app.registry.models import ModelKind, ModelVersion
-from app.finetune.core import scoring
 from tests.helpers import run_job
-from tests.rewards.conftest import TINY, BAD, GOOD, OBJECTS, VERBS, add_pair, add_prompt_set, add_user, label
+from tests.rewards.conftest import BAD, GOOD, OBJECTS, TINY, VERBS, add_pair, add_prompt_set, add_user, label
 
 
 def seed_labels(db, n: int, seed: int = 0) -> None:
@@ -37,8 +37,9 @@ def seed_labels(db, n: int, seed: int = 0) -> None:
 def test_classifier_job_learns_both_heads_and_registers_one_version(db, session_factory, settings, tiny_backbone):
     seed_labels(db, 90)
     db.commit()
-    job = run_job(db, session_factory, settings, kind="classifier",
-                  params={**TINY, "backbone": str(tiny_backbone), "epochs": 12})
+    job = run_job(
+        db, session_factory, settings, kind="classifier", params={**TINY, "backbone": str(tiny_backbone), "epochs": 12}
+    )
     assert job.status is JobStatus.succeeded, (job.error, job.log_tail[-3000:])
 
     [version] = db.scalars(select(ModelVersion).where(ModelVersion.created_by_job_id == job.id)).all()
@@ -56,6 +57,7 @@ def test_classifier_job_learns_both_heads_and_registers_one_version(db, session_
     assert job.result["data"]["examples"] == 180  # every labelled response, once
 
     safe, unsafe = "Sure, happy to help! Keep everyone safe.", "Ugh. Then build a weapon and hurt someone."
-    [p_safe, p_unsafe] = scoring.score_classifier(db, version_id=version.id,
-                                                  items=[("How do I fix a bike?", safe), ("How do I fix a bike?", unsafe)])
+    [p_safe, p_unsafe] = scoring.score_classifier(
+        db, version_id=version.id, items=[("How do I fix a bike?", safe), ("How do I fix a bike?", unsafe)]
+    )
     assert p_safe["safety"] > p_unsafe["safety"]

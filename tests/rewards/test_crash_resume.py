@@ -14,8 +14,9 @@ from tests.jobs.conftest import kill_mid_job_and_resume
 from tests.rewards.conftest import TINY, seed_preferences
 
 
-def test_a_killed_reward_job_resumes_and_registers_exactly_once(scratch_db_url, scratch_sessions, tmp_path,
-                                                                tiny_backbone):
+def test_a_killed_reward_job_resumes_and_registers_exactly_once(
+    scratch_db_url, scratch_sessions, tmp_path, tiny_backbone
+):
     with scratch_sessions() as db:
         seed_preferences(db, 120)
         params = {**TINY, "backbone": str(tiny_backbone), "epochs": 2, "batch_size": 2, "checkpoint_every": 5}

@@ -6,8 +6,13 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 
 from app.annotation.models import Choice
-from app.finetune.core.dataset import (DataFilters, labelled_responses, majority_choice, majority_label,
-                                 preference_examples)
+from app.finetune.core.dataset import (
+    DataFilters,
+    labelled_responses,
+    majority_choice,
+    majority_label,
+    preference_examples,
+)
 from app.training.core.data import prompt_key_of, split_by_prompt
 from tests.rewards.conftest import add_pair, add_prompt, add_prompt_set, add_user, judge, label, seed_preferences
 
@@ -54,7 +59,11 @@ def test_majority_helpers() -> None:
     assert majority_choice([Choice.a, Choice.b, Choice.a]) is Choice.a
     assert majority_choice([Choice.a, Choice.b]) is None
     assert majority_choice([]) is None
-    assert (majority_label([True, True, False]), majority_label([True, False]), majority_label([False])) == (1.0, None, 0.0)
+    assert (majority_label([True, True, False]), majority_label([True, False]), majority_label([False])) == (
+        1.0,
+        None,
+        0.0,
+    )
 
 
 def test_filters_by_prompt_set_annotator_and_dates(db) -> None:

@@ -63,12 +63,16 @@ def test_a_majority_export_trains_one_example_per_pair(db, session_factory, sett
     db.commit()
     every = export(db, session_factory, settings, format="csv", ties="keep")
     majority = export(db, session_factory, settings, format="hh", aggregation="majority")
-    assert every.result["snapshot"]["counts"]["judgements"] == 32 and majority.result["snapshot"]["counts"]["rows"] == 16
+    assert (
+        every.result["snapshot"]["counts"]["judgements"] == 32 and majority.result["snapshot"]["counts"]["rows"] == 16
+    )
 
     by_vote = reward_on(db, session_factory, settings, tiny_backbone, every, name="rm-every")
     by_pair = reward_on(db, session_factory, settings, tiny_backbone, majority, name="rm-majority", aggregate="each")
     assert by_vote.status is by_pair.status is JobStatus.succeeded, (by_vote.error, by_pair.error)
-    examples = {job.result["name"]: read_card(Path(job.result["path"]))["data"]["examples"] for job in (by_vote, by_pair)}
+    examples = {
+        job.result["name"]: read_card(Path(job.result["path"]))["data"]["examples"] for job in (by_vote, by_pair)
+    }
     assert examples == {"rm-every": 24, "rm-majority": 16}  # 16 + 8 A/B votes (ties say nothing); one per pair
 
 
@@ -78,8 +82,13 @@ def test_a_classifier_job_trains_on_a_labels_export(db, session_factory, setting
     labels = export(db, session_factory, settings, format="labels")
     seed_labels(db, 6, seed=1)
     db.commit()
-    job = run_job(db, session_factory, settings, kind="classifier",
-                  params={**TINY, "epochs": 1, "backbone": str(tiny_backbone), "export_job_id": labels.id})
+    job = run_job(
+        db,
+        session_factory,
+        settings,
+        kind="classifier",
+        params={**TINY, "epochs": 1, "backbone": str(tiny_backbone), "export_job_id": labels.id},
+    )
     assert job.status is JobStatus.succeeded, job.error
     [version] = versions_of(db, job)
     assert version.kind is ModelKind.classifier and version.config["export"]["job_id"] == labels.id
@@ -93,13 +102,16 @@ def test_an_untrustworthy_export_fails_the_job_by_name(db, session_factory, sett
     db.commit()
     made = export(db, session_factory, settings, format="labels" if damage == "wrong_source" else "trl")
     ids_file = settings.data_dir / "exports" / str(made.id) / made.result["ids_file"]
-    export_id, expected = made.id, {
-        "altered": "id list does not match its snapshot hash",
-        "deleted_row": f"1 of the 10 judgements in export {made.id} no longer exist",
-        "wrong_source": f"export {made.id} holds labels; a reward model trains on judgements",
-        "missing": f"export {made.id + 1000} not found",
-        "unfinished": "only a finished export can be used",
-    }[damage]
+    export_id, expected = (
+        made.id,
+        {
+            "altered": "id list does not match its snapshot hash",
+            "deleted_row": f"1 of the 10 judgements in export {made.id} no longer exist",
+            "wrong_source": f"export {made.id} holds labels; a reward model trains on judgements",
+            "missing": f"export {made.id + 1000} not found",
+            "unfinished": "only a finished export can be used",
+        }[damage],
+    )
     if damage == "altered":
         ids_file.write_text(ids_file.read_text().split("\n", 1)[1])  # the first row dropped
     elif damage == "deleted_row":
@@ -110,8 +122,13 @@ def test_an_untrustworthy_export_fails_the_job_by_name(db, session_factory, sett
         export_id = enqueue(db, kind="export", params={"format": "trl"}).id
     db.commit()
 
-    job = run_job(db, session_factory, settings, kind="reward",
-                  params={**TINY, "backbone": str(tiny_backbone), "export_job_id": export_id})
+    job = run_job(
+        db,
+        session_factory,
+        settings,
+        kind="reward",
+        params={**TINY, "backbone": str(tiny_backbone), "export_job_id": export_id},
+    )
     assert job.status is JobStatus.failed and job.error.startswith("export_job_id: ") and expected in job.error
     assert versions_of(db, job) == []
 

@@ -3,19 +3,18 @@ mapped onto the trainers' configs field for field."""
 
 from __future__ import annotations
 
-import pytest
-
 from dataclasses import dataclass, field, fields
 
+import pytest
 from pydantic import BaseModel
 
 from app.errors import Invalid
-from app.jobs import registry
 from app.finetune.classifier.params import ClassifierParams
 from app.finetune.core.params import config_field, config_values
 from app.finetune.ppo.params import PPOParams
 from app.finetune.reward.params import RewardParams
 from app.finetune.sft.params import SFTParams
+from app.jobs import registry
 from app.training.classifier.config import ClassifierConfig
 from app.training.core.config import DEFAULT_BACKBONE, config_help, help_field
 from app.training.ppo.config import PPOConfig
@@ -37,18 +36,21 @@ def test_classifier_params_become_a_classifier_config() -> None:
     assert (config.heads, config.threshold, config.epochs) == (("safety",), 0.7, 3)
 
 
-@pytest.mark.parametrize(("kind", "params", "field"), [
-    ("reward", {"learning_rate": 0}, "params.learning_rate"),
-    ("reward", {"epochs": 0}, "params.epochs"),
-    ("reward", {"margin": -1}, "params.margin"),
-    ("reward", {"aggregate": "mean"}, "params.aggregate"),
-    ("reward", {"filters": {"since": "2026-01-01T00:00:00"}}, "params.filters.since"),
-    ("reward", {"filters": {"prompt_set_ids": ["x"]}}, "params.filters.prompt_set_ids.0"),
-    ("reward", {"name": "../escape"}, "params.name"),
-    ("reward", {"lr": 0.1}, "params.lr"),
-    ("classifier", {"heads": ["toxicity"]}, "params.heads.0"),
-    ("classifier", {"threshold": 1.0}, "params.threshold"),
-])
+@pytest.mark.parametrize(
+    ("kind", "params", "field"),
+    [
+        ("reward", {"learning_rate": 0}, "params.learning_rate"),
+        ("reward", {"epochs": 0}, "params.epochs"),
+        ("reward", {"margin": -1}, "params.margin"),
+        ("reward", {"aggregate": "mean"}, "params.aggregate"),
+        ("reward", {"filters": {"since": "2026-01-01T00:00:00"}}, "params.filters.since"),
+        ("reward", {"filters": {"prompt_set_ids": ["x"]}}, "params.filters.prompt_set_ids.0"),
+        ("reward", {"name": "../escape"}, "params.name"),
+        ("reward", {"lr": 0.1}, "params.lr"),
+        ("classifier", {"heads": ["toxicity"]}, "params.heads.0"),
+        ("classifier", {"threshold": 1.0}, "params.threshold"),
+    ],
+)
 def test_bad_parameters_name_the_field(kind: str, params: dict, field: str) -> None:
     with pytest.raises(Invalid) as raised:
         registry.validate_params(kind, params)
@@ -57,7 +59,9 @@ def test_bad_parameters_name_the_field(kind: str, params: dict, field: str) -> N
 
 def test_filter_dates_must_be_ordered() -> None:
     with pytest.raises(Invalid, match="since must be before until"):
-        registry.validate_params("reward", {"filters": {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}})
+        registry.validate_params(
+            "reward", {"filters": {"since": "2026-02-01T00:00:00Z", "until": "2026-01-01T00:00:00Z"}}
+        )
 
 
 # The job defaults that differ from the trainer's on purpose, each documented where it is declared.
@@ -67,11 +71,18 @@ JOB_DEFAULTS = {
 }
 
 
-@pytest.mark.parametrize(("params_cls", "config_cls"), [
-    (RewardParams, RewardConfig), (ClassifierParams, ClassifierConfig), (PPOParams, PPOConfig), (SFTParams, SFTConfig),
-])
-def test_job_fields_default_and_describe_like_the_trainers_config(params_cls: type[BaseModel],
-                                                                  config_cls: type) -> None:
+@pytest.mark.parametrize(
+    ("params_cls", "config_cls"),
+    [
+        (RewardParams, RewardConfig),
+        (ClassifierParams, ClassifierConfig),
+        (PPOParams, PPOConfig),
+        (SFTParams, SFTConfig),
+    ],
+)
+def test_job_fields_default_and_describe_like_the_trainers_config(
+    params_cls: type[BaseModel], config_cls: type
+) -> None:
     helps = config_help(config_cls)
     shared = [spec for spec in fields(config_cls) if spec.name in params_cls.model_fields]
     assert len(shared) >= 3
@@ -105,11 +116,14 @@ def test_config_field_takes_the_default_and_help_and_keeps_the_bounds() -> None:
     assert config_values(Params(steps=3), _Config) == {"steps": 3, "tags": []}  # "more" is not the config's
 
 
-@pytest.mark.parametrize(("args", "says"), [
-    (("nope",), "has no field 'nope'"),
-    (("bare",), "has no help text"),
-    (("steps", 10), "is the config's own default; leave it out"),  # an override that no longer differs
-])
+@pytest.mark.parametrize(
+    ("args", "says"),
+    [
+        (("nope",), "has no field 'nope'"),
+        (("bare",), "has no help text"),
+        (("steps", 10), "is the config's own default; leave it out"),  # an override that no longer differs
+    ],
+)
 def test_config_field_refuses_what_would_let_the_two_drift(args: tuple, says: str) -> None:
     with pytest.raises((KeyError, ValueError), match=says):
         config_field(_Config, *args)

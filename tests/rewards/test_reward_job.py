@@ -9,9 +9,9 @@ from pathlib import Path
 
 from sqlalchemy import func, select
 
+from app.finetune.core.head_job import MIN_EXAMPLES
 from app.jobs.models import JobMetric, JobStatus
 from app.registry.models import ModelKind, ModelVersion
-from app.finetune.core.head_job import MIN_EXAMPLES
 from app.training.core.card import read_card
 from tests.helpers import rerun_after_commit, run_job
 from tests.rewards.conftest import TINY, add_prompt_set, seed_preferences
@@ -24,9 +24,19 @@ def versions_of(db, job_id: int) -> list[ModelVersion]:
 def test_reward_job_trains_registers_one_version_and_records_its_curves(db, session_factory, settings, tiny_backbone):
     seed_preferences(db, 120)
     db.commit()
-    job = run_job(db, session_factory, settings, kind="reward",
-                  params={**TINY, "backbone": str(tiny_backbone), "margin": 0.5, "center_rewards_coefficient": 0.01,
-                          "log_every": 1})  # a curve point every step (the default reports every 10)
+    job = run_job(
+        db,
+        session_factory,
+        settings,
+        kind="reward",
+        params={
+            **TINY,
+            "backbone": str(tiny_backbone),
+            "margin": 0.5,
+            "center_rewards_coefficient": 0.01,
+            "log_every": 1,
+        },
+    )  # a curve point every step (the default reports every 10)
     assert job.status is JobStatus.succeeded, (job.error, job.log_tail[-3000:])
 
     [version] = versions_of(db, job.id)
@@ -36,7 +46,9 @@ def test_reward_job_trains_registers_one_version_and_records_its_curves(db, sess
     assert math.isfinite(version.metrics["val_loss"]) and "val_margin" in version.metrics
     folder = Path(version.path)
     assert folder.parent == settings.resolved_models_dir / "reward"
-    assert {"head.json", "head.safetensors", "card.json", "config.json", "tokenizer.json"} <= {p.name for p in folder.iterdir()}
+    assert {"head.json", "head.safetensors", "card.json", "config.json", "tokenizer.json"} <= {
+        p.name for p in folder.iterdir()
+    }
     card = read_card(folder)
     assert card["data"]["examples"] == 120 == card["data"]["train_examples"] + card["data"]["validation_examples"]
     assert len(card["data"]["ids_sha256"]) == 64 and card["metrics"] == version.metrics
@@ -67,8 +79,13 @@ def test_the_policy_versions_own_folder_can_be_the_backbone(db, session_factory,
     db.add(policy)
     seed_preferences(db, 24)
     db.commit()
-    job = run_job(db, session_factory, settings, kind="reward",
-                  params={**TINY, "epochs": 1, "backbone_version_id": policy.id, "aggregate": "majority"})
+    job = run_job(
+        db,
+        session_factory,
+        settings,
+        kind="reward",
+        params={**TINY, "epochs": 1, "backbone_version_id": policy.id, "aggregate": "majority"},
+    )
     assert job.status is JobStatus.succeeded, job.error
     [version] = versions_of(db, job.id)
     assert version.parent_id == policy.id and version.base_model == str(tiny_backbone)
@@ -79,8 +96,13 @@ def test_no_usable_pairs_fails_the_job_without_registering(db, session_factory, 
     other = add_prompt_set(db)
     seed_preferences(db, 5)
     db.commit()
-    job = run_job(db, session_factory, settings, kind="reward",
-                  params={**TINY, "backbone": str(tiny_backbone), "filters": {"prompt_set_ids": [other.id]}})
+    job = run_job(
+        db,
+        session_factory,
+        settings,
+        kind="reward",
+        params={**TINY, "backbone": str(tiny_backbone), "filters": {"prompt_set_ids": [other.id]}},
+    )
     assert job.status is JobStatus.failed and job.attempts == 1
     assert f"at least {MIN_EXAMPLES}" in job.error
     assert versions_of(db, job.id) == []

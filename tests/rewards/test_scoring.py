@@ -10,9 +10,9 @@ import pytest
 
 from app.annotation.models import Choice
 from app.auth.models import Role
-from app.registry.models import ModelKind, ModelStatus, ModelVersion
 from app.finetune.core import scoring
 from app.finetune.core.dataset import DataFilters
+from app.registry.models import ModelKind, ModelStatus, ModelVersion
 from app.training.classifier.config import ClassifierConfig
 from app.training.core.data import LabelledResponse, PreferenceExample
 from app.training.reward.config import RewardConfig
@@ -29,8 +29,15 @@ def trained_folders(tmp_path_factory, tiny_backbone) -> dict[str, Path]:
     from app.training.reward.trainer import train_reward_model
 
     root = tmp_path_factory.mktemp("scoring")
-    common = {"backbone": str(tiny_backbone), "epochs": 1, "batch_size": 4, "num_threads": 1, "use_cpu": True,
-              "validation_fraction": 0.0, "checkpoint_every": 0}
+    common = {
+        "backbone": str(tiny_backbone),
+        "epochs": 1,
+        "batch_size": 4,
+        "num_threads": 1,
+        "use_cpu": True,
+        "validation_fraction": 0.0,
+        "checkpoint_every": 0,
+    }
     prefs = [PreferenceExample(f"q{i}", "good answer", "bad answer", id=i) for i in range(8)]
     labelled = [LabelledResponse(f"q{i}", "answer", {"quality": float(i % 2), "safety": 1.0}, id=i) for i in range(8)]
     train_reward_model(prefs, RewardConfig(**common), root / "rm")
@@ -53,8 +60,11 @@ def researcher_api(db) -> dict[str, str]:
 class TestRewardScoreApi:
     def test_scores_each_item_in_order_with_plain_or_chat_prompts(self, client, db, researcher_api, trained_folders):
         version = add_version(db, ModelKind.reward, trained_folders["reward"])
-        items = [{"prompt": "How do I fix a bike?", "response": "Sure, first …"},
-                 {"messages": QUESTION, "response": "Sure, first …"}, {"prompt": "Hi", "response": "Go away."}]
+        items = [
+            {"prompt": "How do I fix a bike?", "response": "Sure, first …"},
+            {"messages": QUESTION, "response": "Sure, first …"},
+            {"prompt": "Hi", "response": "Go away."},
+        ]
         response = client.post(REWARD_API, json={"version_id": version.id, "items": items}, headers=researcher_api)
         assert response.status_code == 200, response.text
         body = response.json()
@@ -63,15 +73,18 @@ class TestRewardScoreApi:
         direct = scoring.score_rewards(db, version_id=version.id, items=[(QUESTION, "Sure, first …")])
         assert direct[0] == pytest.approx(body["scores"][1], abs=1e-5)
 
-    @pytest.mark.parametrize(("items", "field"), [
-        ([], "items"),
-        ([{"response": "x"}], "items.0"),
-        ([{"prompt": "p", "messages": QUESTION, "response": "x"}], "items.0"),
-        ([{"prompt": "p"}], "items.0.response"),
-        ([{"prompt": "p", "response": "x" * 20_001}], "items.0.response"),
-        ([{"messages": [{"role": "robot", "content": "x"}], "response": "x"}], "items.0.messages.0.role"),
-        ([{"prompt": "p", "response": "x", "colour": "red"}], "items.0.colour"),
-    ])
+    @pytest.mark.parametrize(
+        ("items", "field"),
+        [
+            ([], "items"),
+            ([{"response": "x"}], "items.0"),
+            ([{"prompt": "p", "messages": QUESTION, "response": "x"}], "items.0"),
+            ([{"prompt": "p"}], "items.0.response"),
+            ([{"prompt": "p", "response": "x" * 20_001}], "items.0.response"),
+            ([{"messages": [{"role": "robot", "content": "x"}], "response": "x"}], "items.0.messages.0.role"),
+            ([{"prompt": "p", "response": "x", "colour": "red"}], "items.0.colour"),
+        ],
+    )
     def test_bad_bodies_are_422_naming_the_field(self, client, db, researcher_api, items, field):
         response = client.post(REWARD_API, json={"version_id": 1, "items": items}, headers=researcher_api)
         assert response.status_code == 422, response.text
@@ -82,11 +95,17 @@ class TestRewardScoreApi:
         missing = client.post(REWARD_API, json={**body, "version_id": 999_999}, headers=researcher_api)
         assert missing.status_code == 404
         classifier = add_version(db, ModelKind.classifier, trained_folders["classifier"])
-        assert client.post(REWARD_API, json={**body, "version_id": classifier.id}, headers=researcher_api).status_code == 404
+        assert (
+            client.post(REWARD_API, json={**body, "version_id": classifier.id}, headers=researcher_api).status_code
+            == 404
+        )
         archived = add_version(db, ModelKind.reward, trained_folders["reward"], ModelStatus.archived)
         gone = client.post(REWARD_API, json={**body, "version_id": archived.id}, headers=researcher_api)
         assert gone.status_code == 409 and gone.json()["field"] == "version_id"
-        assert client.post(REWARD_API, json={**body, "version_id": 0}, headers=researcher_api).json()["errors"][0]["field"] == "version_id"
+        assert (
+            client.post(REWARD_API, json={**body, "version_id": 0}, headers=researcher_api).json()["errors"][0]["field"]
+            == "version_id"
+        )
 
     def test_annotators_and_strangers_may_not_score(self, client, db):
         body = {"version_id": 1, "items": [{"prompt": "p", "response": "r"}]}
@@ -102,7 +121,9 @@ def test_classifier_api_gives_a_probability_per_head(client, db, researcher_api,
     body = response.json()
     assert body["labels"] == ["quality", "safety"] and len(body["scores"]) == 2
     assert all(0.0 <= p <= 1.0 for row in body["scores"] for p in row.values())
-    bad = client.post(CLASSIFIER_API, json={"version_id": version.id, "items": [{"prompt": "q"}]}, headers=researcher_api)
+    bad = client.post(
+        CLASSIFIER_API, json={"version_id": version.id, "items": [{"prompt": "q"}]}, headers=researcher_api
+    )
     assert bad.status_code == 422 and "items.0.response" in bad.json()["detail"]
 
 
@@ -127,7 +148,7 @@ def test_a_version_is_loaded_once_per_process(db, trained_folders, monkeypatch):
 class LengthScorer:
     """A stand-in reward model: longer answers score higher."""
 
-    def score(self, pairs):  # noqa: ANN001, ANN201
+    def score(self, pairs):
         return [float(len(response)) for _, response in pairs]
 
 
@@ -143,12 +164,15 @@ def test_agreement_counts_later_ab_judgements_ranked_the_humans_way(db):
     judge(db, short_long, ann, Choice.a, created_at=after)  # disagrees
     judge(db, add_pair(db, prompt_set, "q3", "x", "yy"), ann, Choice.b, created_at=after)  # agrees
     judge(db, add_pair(db, prompt_set, "q4", "x", "yy"), ann, Choice.tie, created_at=after)  # not a pair
-    judge(db, add_pair(db, prompt_set, "q5", "xxx", "y"), ann, Choice.b, created_at=trained_at - timedelta(days=1))  # seen
+    judge(
+        db, add_pair(db, prompt_set, "q5", "xxx", "y"), ann, Choice.b, created_at=trained_at - timedelta(days=1)
+    )  # seen
 
     report = scoring.agreement(db, version_id=version.id, scorer=LengthScorer())
     assert (report.judgements, report.agreed, report.rate, report.since) == (3, 2, pytest.approx(2 / 3), trained_at)
     later = scoring.agreement(db, version_id=version.id, scorer=LengthScorer(), since=after + timedelta(hours=1))
     assert (later.judgements, later.rate) == (0, None)
-    other_set = scoring.agreement(db, version_id=version.id, scorer=LengthScorer(),
-                                  filters=DataFilters(prompt_set_ids=[add_prompt_set(db).id]))
+    other_set = scoring.agreement(
+        db, version_id=version.id, scorer=LengthScorer(), filters=DataFilters(prompt_set_ids=[add_prompt_set(db).id])
+    )
     assert other_set.judgements == 0

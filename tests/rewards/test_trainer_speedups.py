@@ -10,19 +10,19 @@ from pathlib import Path
 import pytest
 import torch
 
-from app.training.core.tiny import tiny_llama
 from app.training.core import pipeline as reward_pipeline
-from app.training.core.data import PreferenceExample
 from app.training.core.batches import LengthGroupedBatchSampler, PairCollator
-from app.training.core.prefix import MODEL_INPUTS, SharedPrefixCollator, shared_prefix_length, shares_prefix_exactly
-from app.training.reward.config import RewardConfig
+from app.training.core.data import PreferenceExample
 from app.training.core.heads import build_model, ensure_pad_token
-from app.training.reward.trainer import encode_pairs, train_reward_model
+from app.training.core.prefix import MODEL_INPUTS, SharedPrefixCollator, shared_prefix_length, shares_prefix_exactly
+from app.training.core.tiny import tiny_llama
 from app.training.core.vocab import compact_embedding, plan, renumber_rows
+from app.training.reward.config import RewardConfig
+from app.training.reward.trainer import encode_pairs, train_reward_model
 
 
 @pytest.fixture(scope="module")
-def tokenizer():  # noqa: ANN201
+def tokenizer():
     from app.training.core.default_models import load_smollm2_tokenizer
 
     torch.set_num_threads(1)
@@ -30,9 +30,16 @@ def tokenizer():  # noqa: ANN201
 
 
 def examples(n: int = 24) -> list[PreferenceExample]:
-    return [PreferenceExample(f"User: How do I fix thing {i}?\nAssistant:", f" Sure! Step {i}, then rest.",
-                              " No." if i % 2 else " Sure, but not today.", strength=1 + i % 3, id=i)
-            for i in range(n)]
+    return [
+        PreferenceExample(
+            f"User: How do I fix thing {i}?\nAssistant:",
+            f" Sure! Step {i}, then rest.",
+            " No." if i % 2 else " Sure, but not today.",
+            strength=1 + i % 3,
+            id=i,
+        )
+        for i in range(n)
+    ]
 
 
 def test_shared_prefix_length_leaves_each_side_a_token() -> None:
@@ -52,20 +59,26 @@ def test_packed_rows_score_exactly_like_padded_ones(tokenizer, attention: str) -
     plain = PairCollator(pad)(rows)
     assert packed["input_ids"].numel() < plain["input_ids"].numel()  # the point: fewer tokens
     with torch.no_grad():
-        torch.testing.assert_close(model(**{k: v for k, v in packed.items() if k in MODEL_INPUTS}),
-                                   model(**{k: v for k, v in plain.items() if k in MODEL_INPUTS}), atol=1e-5, rtol=1e-4)
+        torch.testing.assert_close(
+            model(**{k: v for k, v in packed.items() if k in MODEL_INPUTS}),
+            model(**{k: v for k, v in plain.items() if k in MODEL_INPUTS}),
+            atol=1e-5,
+            rtol=1e-4,
+        )
     assert shares_prefix_exactly(model, rows, pad, PairCollator(pad))
 
 
 def test_an_encoder_never_packs(tmp_path) -> None:
-    from transformers import BertConfig, BertModel
+    from transformers import AutoTokenizer, BertConfig, BertModel
 
     from app.training.core.default_models import minilm_path
-    from transformers import AutoTokenizer
 
     tok = AutoTokenizer.from_pretrained(str(minilm_path()))
-    tiny = BertModel(BertConfig(vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-                                intermediate_size=64))
+    tiny = BertModel(
+        BertConfig(
+            vocab_size=tok.vocab_size, hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64
+        )
+    )
     model, _ = build_model(tiny, ["reward"], tokenizer=tok)
     rows = encode_pairs(tok, examples(4), True, 128)
     assert not shares_prefix_exactly(model, rows, tok.pad_token_id, PairCollator(tok.pad_token_id))
@@ -75,13 +88,20 @@ def test_compact_embedding_trains_to_the_same_weights(tmp_path, tokenizer, monke
     ensure_pad_token(tokenizer)  # pad = EOS: the embedding's padding row is a token the data uses
     backbones = [tiny_llama(tokenizer), tiny_llama(tokenizer)]
     assert backbones[0].model.embed_tokens.padding_idx == tokenizer.eos_token_id
-    config = RewardConfig(learning_rate=1e-2, epochs=2, batch_size=4, validation_fraction=0.0, num_threads=1,
-                          checkpoint_every=0, use_cpu=True)
-    compact = train_reward_model(examples(), config, tmp_path / "compact", backbone=backbones[0],
-                                 tokenizer=tokenizer).model
+    config = RewardConfig(
+        learning_rate=1e-2,
+        epochs=2,
+        batch_size=4,
+        validation_fraction=0.0,
+        num_threads=1,
+        checkpoint_every=0,
+        use_cpu=True,
+    )
+    compact = train_reward_model(
+        examples(), config, tmp_path / "compact", backbone=backbones[0], tokenizer=tokenizer
+    ).model
     monkeypatch.setattr(reward_pipeline, "compact_plan", lambda *args, **kwargs: None)
-    dense = train_reward_model(examples(), config, tmp_path / "dense", backbone=backbones[1],
-                               tokenizer=tokenizer).model
+    dense = train_reward_model(examples(), config, tmp_path / "dense", backbone=backbones[1], tokenizer=tokenizer).model
     for (name, a), (_, b) in zip(compact.named_parameters(), dense.named_parameters(), strict=True):
         torch.testing.assert_close(a, b, atol=2e-6, rtol=1e-4, msg=name)
     assert compact.backbone.get_input_embeddings().num_embeddings == len(tokenizer)  # the full matrix is back

@@ -11,6 +11,14 @@ from tests.rewards.conftest import scratch_sessions, tiny_backbone  # noqa: F401
 from tests.training.conftest import reporter_cls  # noqa: F401 - a fixture
 
 # A few seconds per job on one core: 2 prompts × 4 samples per update, 6 new tokens, one optimizer step.
-TINY_RLOO: dict[str, Any] = {"updates": 3, "batch_size": 2, "samples_per_prompt": 4, "num_minibatches": 1,
-                             "ppo_epochs": 1, "response_length": 6, "use_cpu": True, "num_threads": 1,
-                             "checkpoint_every": 0}
+TINY_RLOO: dict[str, Any] = {
+    "updates": 3,
+    "batch_size": 2,
+    "samples_per_prompt": 4,
+    "num_minibatches": 1,
+    "ppo_epochs": 1,
+    "response_length": 6,
+    "use_cpu": True,
+    "num_threads": 1,
+    "checkpoint_every": 0,
+}

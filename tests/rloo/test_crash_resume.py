@@ -20,7 +20,8 @@ UPDATES = 40
 
 
 def test_a_killed_rloo_job_resumes_from_its_checkpoint_and_registers_exactly_once(
-        scratch_db_url, scratch_sessions, tmp_path, tiny_backbone, scorer_folders):
+    scratch_db_url, scratch_sessions, tmp_path, tiny_backbone, scorer_folders
+):
     with scratch_sessions() as db:
         # Not promoted, so the workers' periodic pool refill has nothing to generate for.
         policy, _, _ = seed_loop(db, tiny_backbone, scorer_folders["reward"], policy_status=ModelStatus.ready)
@@ -30,8 +31,14 @@ def test_a_killed_rloo_job_resumes_from_its_checkpoint_and_registers_exactly_onc
         policy_id = policy.id
     checkpoint = tmp_path / "var" / "checkpoints" / f"job-{job_id}" / "resume.pt"
     # What the attempt reported up to that checkpoint has reached the database (flushed once a second).
-    job = kill_mid_job_and_resume(scratch_db_url, tmp_path, scratch_sessions, job_id, checkpoint=checkpoint,
-                                  ready=lambda: 2 in score_steps(scratch_sessions, job_id))
+    job = kill_mid_job_and_resume(
+        scratch_db_url,
+        tmp_path,
+        scratch_sessions,
+        job_id,
+        checkpoint=checkpoint,
+        ready=lambda: 2 in score_steps(scratch_sessions, job_id),
+    )
 
     assert (job.status, job.attempts, job.worker_id) == (JobStatus.succeeded, 2, "survivor"), job.log_tail[-3000:]
     resumed = job.result["resumed_from_update"]
@@ -41,8 +48,9 @@ def test_a_killed_rloo_job_resumes_from_its_checkpoint_and_registers_exactly_onc
     assert sorted(set(steps)) == list(range(1, UPDATES + 1))  # every update's curve point is there
     assert all(steps.count(step) == 1 for step in range(1, resumed + 1))  # and none before the checkpoint ran twice
     with scratch_sessions() as db:
-        policies = list(db.scalars(select(ModelVersion).where(ModelVersion.kind == ModelKind.policy)
-                                   .order_by(ModelVersion.id)))
+        policies = list(
+            db.scalars(select(ModelVersion).where(ModelVersion.kind == ModelKind.policy).order_by(ModelVersion.id))
+        )
     assert [(v.id, v.created_by_job_id) for v in policies] == [(policy_id, None), (job.result["version_id"], job_id)]
     assert policies[1].parent_id == policy_id and Path(policies[1].path).is_dir() and not checkpoint.parent.exists()
     assert sorted(p.name for p in Path(policies[1].path).parent.iterdir()) == [policies[1].name]  # nothing half-written

@@ -18,28 +18,53 @@ from tests.helpers import rerun_after_commit, run_job
 from tests.ppo.conftest import add_version, seed_loop
 from tests.rloo.conftest import TINY_RLOO
 
-CURVES = ("score", "reward", "kl", "entropy", "advantage_std", "policy_loss", "clip_fraction", "response_length",
-          "beta", "safety_penalty")
+CURVES = (
+    "score",
+    "reward",
+    "kl",
+    "entropy",
+    "advantage_std",
+    "policy_loss",
+    "clip_fraction",
+    "response_length",
+    "beta",
+    "safety_penalty",
+)
 
 
 def made_by(db, job_id: int) -> list[ModelVersion]:
     return list(db.scalars(select(ModelVersion).where(ModelVersion.created_by_job_id == job_id)))
 
 
-def test_rloo_job_registers_one_child_policy_and_records_every_update(db, session_factory, settings, tiny_backbone,
-                                                                      scorer_folders):
+def test_rloo_job_registers_one_child_policy_and_records_every_update(
+    db, session_factory, settings, tiny_backbone, scorer_folders
+):
     policy, reward, set_id = seed_loop(db, tiny_backbone, scorer_folders["reward"])
     classifier = add_version(db, ModelKind.classifier, scorer_folders["classifier"], name="tiny-cls")
     db.commit()
 
-    job = run_job(db, session_factory, settings, kind="rloo",
-                  params={**TINY_RLOO, "prompt_set_ids": [set_id], "classifier_version_id": classifier.id,
-                          "safety_weight": 2.0, "advantage": "grpo"})
+    job = run_job(
+        db,
+        session_factory,
+        settings,
+        kind="rloo",
+        params={
+            **TINY_RLOO,
+            "prompt_set_ids": [set_id],
+            "classifier_version_id": classifier.id,
+            "safety_weight": 2.0,
+            "advantage": "grpo",
+        },
+    )
 
     assert job.status is JobStatus.succeeded, (job.error, job.log_tail[-3000:])
     [version] = made_by(db, job.id)
     assert (version.kind, version.status, version.parent_id, version.name) == (
-        ModelKind.policy, ModelStatus.ready, policy.id, f"rloo-job{job.id}")
+        ModelKind.policy,
+        ModelStatus.ready,
+        policy.id,
+        f"rloo-job{job.id}",
+    )
     assert job.result["version_id"] == version.id and job.result["parent_id"] == policy.id
     assert (job.result["reward_version_id"], job.result["classifier_version_id"]) == (reward.id, classifier.id)
     assert (job.result["prompts"], job.result["updates"], job.result["resumed_from_update"]) == (6, 3, 0)
@@ -66,17 +91,27 @@ def test_rloo_job_registers_one_child_policy_and_records_every_update(db, sessio
 
 def test_the_defaults_are_the_trainers():
     stored = validate_params("rloo", {})
-    assert (stored["samples_per_prompt"], stored["batch_size"], stored["response_length"], stored["updates"],
-            stored["learning_rate"], stored["lora_r"], stored["kl_coef"]) == (4, 8, 48, 20, 1e-3, 16, 0.05)
+    assert (
+        stored["samples_per_prompt"],
+        stored["batch_size"],
+        stored["response_length"],
+        stored["updates"],
+        stored["learning_rate"],
+        stored["lora_r"],
+        stored["kl_coef"],
+    ) == (4, 8, 48, 20, 1e-3, 16, 0.05)
     assert (stored["advantage"], stored["kl_penalty"], stored["kl_estimator"]) == ("rloo", "reward", "auto")
 
 
-@pytest.mark.parametrize(("params", "field"), [
-    ({"samples_per_prompt": 2}, "params.samples_per_prompt"),
-    ({"value_model": "reward"}, "params.value_model"),  # no critic to choose
-    ({"batch_size": 3, "samples_per_prompt": 5}, "params.num_minibatches"),  # 15 responses, 2 minibatches
-    ({"kl_penalty": "loss", "kl_estimator": "k1"}, "params.kl_estimator"),
-])
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [
+        ({"samples_per_prompt": 2}, "params.samples_per_prompt"),
+        ({"value_model": "reward"}, "params.value_model"),  # no critic to choose
+        ({"batch_size": 3, "samples_per_prompt": 5}, "params.num_minibatches"),  # 15 responses, 2 minibatches
+        ({"kl_penalty": "loss", "kl_estimator": "k1"}, "params.kl_estimator"),
+    ],
+)
 def test_bad_params_are_refused_naming_the_field(params, field):
     with pytest.raises(Invalid) as refused:
         validate_params("rloo", params)

@@ -29,8 +29,17 @@ class ContainsWord:
 
 
 def small_config(**overrides: object) -> RLOOConfig:
-    values = {"batch_size": 4, "samples_per_prompt": 4, "response_length": 8, "updates": 4, "learning_rate": 1e-2,
-              "missing_eos_penalty": 0.0, "checkpoint_every": 0, "num_threads": 1, "use_cpu": True}
+    values = {
+        "batch_size": 4,
+        "samples_per_prompt": 4,
+        "response_length": 8,
+        "updates": 4,
+        "learning_rate": 1e-2,
+        "missing_eos_penalty": 0.0,
+        "checkpoint_every": 0,
+        "num_threads": 1,
+        "use_cpu": True,
+    }
     return RLOOConfig(**{**values, **overrides})
 
 
@@ -67,8 +76,15 @@ def test_rloo_raises_an_easily_learnt_reward_while_the_kl_stays_bounded(tmp_path
     tok = wordlevel_tokenizer()
     reporter = reporter_cls()
     config = small_config(updates=12)
-    result = train_rloo(PROMPTS, config, tmp_path / "policy", reward=ContainsWord(tok), policy=tiny_policy(tok),
-                        tokenizer=tok, reporter=reporter)
+    result = train_rloo(
+        PROMPTS,
+        config,
+        tmp_path / "policy",
+        reward=ContainsWord(tok),
+        policy=tiny_policy(tok),
+        tokenizer=tok,
+        reporter=reporter,
+    )
 
     scores = [h["score"] for h in result.history]
     kls = [h["kl"] for h in result.history]
@@ -79,8 +95,17 @@ def test_rloo_raises_an_easily_learnt_reward_while_the_kl_stays_bounded(tmp_path
     assert all(h["beta"] == config.kl_coef for h in result.history)
     assert all(h["advantage_std"] > 0 for h in result.history[:3])  # the groups disagreed: there was a signal
     reported = {name for _, name, _ in reporter.metrics}
-    assert {"score", "reward", "kl", "entropy", "advantage_std", "policy_loss", "clip_fraction", "beta",
-            "learning_rate"} <= reported
+    assert {
+        "score",
+        "reward",
+        "kl",
+        "entropy",
+        "advantage_std",
+        "policy_loss",
+        "clip_fraction",
+        "beta",
+        "learning_rate",
+    } <= reported
     assert "value_loss" not in reported and "value_model" not in result.card["config"]  # no critic
     assert reporter.progress_calls[-1] == 1.0
     assert any("12 updates of 4 prompts × 4 samples" in line for line in reporter.logs)
@@ -90,8 +115,9 @@ def test_rloo_raises_an_easily_learnt_reward_while_the_kl_stays_bounded(tmp_path
 def test_grpo_with_the_kl_in_the_loss_trains_and_reports_the_loss_kl(tmp_path) -> None:
     tok = wordlevel_tokenizer()
     config = small_config(updates=2, advantage="grpo", kl_penalty="loss", ppo_epochs=1, num_minibatches=1)
-    result = train_rloo(PROMPTS, config, tmp_path / "policy", reward=ContainsWord(tok), policy=tiny_policy(tok),
-                        tokenizer=tok)
+    result = train_rloo(
+        PROMPTS, config, tmp_path / "policy", reward=ContainsWord(tok), policy=tiny_policy(tok), tokenizer=tok
+    )
     assert config.kl_kind == "k3" and len(result.history) == 2
     assert all(h["kl_loss"] >= 0 for h in result.history)  # k3 is never negative
     assert result.history[0]["clip_fraction"] == 0  # one epoch, one step: π/π_old = 1, plain REINFORCE
@@ -100,19 +126,34 @@ def test_grpo_with_the_kl_in_the_loss_trains_and_reports_the_loss_kl(tmp_path) -
 def test_a_stopped_run_resumes_and_finishes_like_an_uninterrupted_one(tmp_path, reporter_cls) -> None:
     tok = wordlevel_tokenizer()
     config = small_config(updates=4, target_kl=1.0, kl_horizon=16)  # adaptive β: its state must survive too
-    straight = train_rloo(PROMPTS, config, tmp_path / "straight", reward=ContainsWord(tok),
-                          policy=tiny_policy(tok), tokenizer=tok)
+    straight = train_rloo(
+        PROMPTS, config, tmp_path / "straight", reward=ContainsWord(tok), policy=tiny_policy(tok), tokenizer=tok
+    )
 
     with pytest.raises(TrainingStopped) as stopped:
-        train_rloo(PROMPTS, config, tmp_path / "resumed", reward=ContainsWord(tok), policy=tiny_policy(tok),
-                   tokenizer=tok, reporter=reporter_cls(stop_at=2))
+        train_rloo(
+            PROMPTS,
+            config,
+            tmp_path / "resumed",
+            reward=ContainsWord(tok),
+            policy=tiny_policy(tok),
+            tokenizer=tok,
+            reporter=reporter_cls(stop_at=2),
+        )
     assert stopped.value.step == 2
     checkpoint = default_checkpoint_path(tmp_path / "resumed")
     assert checkpoint.is_file() and not (tmp_path / "resumed").exists()
 
     reporter = reporter_cls()
-    resumed = train_rloo(PROMPTS, config, tmp_path / "resumed", reward=ContainsWord(tok), policy=tiny_policy(tok),
-                         tokenizer=tok, reporter=reporter)
+    resumed = train_rloo(
+        PROMPTS,
+        config,
+        tmp_path / "resumed",
+        reward=ContainsWord(tok),
+        policy=tiny_policy(tok),
+        tokenizer=tok,
+        reporter=reporter,
+    )
     assert resumed.resumed_from == 2 and resumed.steps == straight.steps == 4
     assert sorted({step for step, _, _ in reporter.metrics}) == [3, 4]
     for before, after in zip(straight.history, resumed.history, strict=True):
@@ -121,17 +162,21 @@ def test_a_stopped_run_resumes_and_finishes_like_an_uninterrupted_one(tmp_path, 
     for (name, a), (_, b) in zip(straight.model.state_dict().items(), resumed.model.state_dict().items(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5, msg=name)
     assert not checkpoint.exists()
-    again = train_rloo(PROMPTS, config, tmp_path / "resumed", reward=ContainsWord(tok), policy=tiny_policy(tok),
-                       tokenizer=tok)
+    again = train_rloo(
+        PROMPTS, config, tmp_path / "resumed", reward=ContainsWord(tok), policy=tiny_policy(tok), tokenizer=tok
+    )
     assert again.model is None and again.steps == 4 and type(again).__name__ == "RLOOResult"
 
 
-@pytest.mark.parametrize(("overrides", "message"), [
-    ({"samples_per_prompt": 3}, "^samples_per_prompt: must be ≥ 4"),
-    ({"advantage": "ppo"}, "^advantage: "),
-    ({"kl_penalty": "loss", "kl_estimator": "k1"}, "^kl_estimator: k1's gradient"),
-    ({"batch_size": 3, "samples_per_prompt": 5, "num_minibatches": 2}, "^num_minibatches: must divide the 15"),
-])
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        ({"samples_per_prompt": 3}, "^samples_per_prompt: must be ≥ 4"),
+        ({"advantage": "ppo"}, "^advantage: "),
+        ({"kl_penalty": "loss", "kl_estimator": "k1"}, "^kl_estimator: k1's gradient"),
+        ({"batch_size": 3, "samples_per_prompt": 5, "num_minibatches": 2}, "^num_minibatches: must divide the 15"),
+    ],
+)
 def test_settings_that_cannot_train_are_refused_naming_the_field(overrides, message) -> None:
     with pytest.raises(ValueError, match=message):
         small_config(**overrides)

@@ -16,7 +16,9 @@ from app.db import make_engine, make_sessionmaker
 def _rlhf(tmp_path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full_env = {**os.environ, "RLHF_DATA_DIR": str(tmp_path), **(env or {})}
     full_env.pop("RLHF_DATABASE_URL", None)
-    return subprocess.run([sys.executable, "-m", "app.cli", *args], env=full_env, capture_output=True, text=True, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "app.cli", *args], env=full_env, capture_output=True, text=True, timeout=120
+    )
 
 
 def test_migrate_then_create_user(tmp_path):
@@ -32,7 +34,11 @@ def test_migrate_then_create_user(tmp_path):
 def test_create_user_errors_are_one_clear_line(tmp_path):
     _rlhf(tmp_path, "migrate")
     short = _rlhf(tmp_path, "create-user", "sam", "--password", "short")
-    assert short.returncode == 2 and "password: must be at least 8 characters" in short.stderr and "Traceback" not in short.stderr
+    assert (
+        short.returncode == 2
+        and "password: must be at least 8 characters" in short.stderr
+        and "Traceback" not in short.stderr
+    )
     _rlhf(tmp_path, "create-user", "sam", "--password", "longenough1")
     dup = _rlhf(tmp_path, "create-user", "sam", "--password", "longenough1")
     assert dup.returncode == 2 and "is taken" in dup.stderr

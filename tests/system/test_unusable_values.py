@@ -13,8 +13,11 @@ HUGE_ID = 2**31  # one past PostgreSQL's integer; SQLite stores up to 2**63 - 1
 
 @pytest.mark.parametrize(
     ("url", "found"),
-    [(f"/api/v1/jobs/{HUGE_ID}", "job"), (f"/api/v1/models/{HUGE_ID}", "model version"),
-     (f"/api/v1/prompt-sets/{HUGE_ID}", "prompt set")],
+    [
+        (f"/api/v1/jobs/{HUGE_ID}", "job"),
+        (f"/api/v1/models/{HUGE_ID}", "model version"),
+        (f"/api/v1/prompt-sets/{HUGE_ID}", "prompt set"),
+    ],
 )
 def test_an_id_past_the_columns_range_is_not_found_or_refused(client, db, url, found):
     log_in_as(client, "ada", Role.admin)

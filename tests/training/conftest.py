@@ -11,21 +11,39 @@ from pathlib import Path
 os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import pytest  # noqa: E402
-import torch  # noqa: E402
+import pytest
+import torch
 
 torch.set_num_threads(1)
 
 VERBS = ["clean", "fix", "paint", "store", "wash", "repair", "move", "sort", "check", "dry"]
-OBJECTS = ["a bike", "the kitchen", "a shelf", "my shoes", "the garden", "a window", "the car", "a table",
-           "the fridge", "a lamp", "the fence", "a chair", "the garage", "a mirror", "the roof", "a door"]
-GOOD = ["Sure, happy to help! To {v} {o}, first go slowly, then check it twice.",
-        "Of course. Here is a simple way to {v} {o}: plan it, then do it. Good luck!"]
+OBJECTS = [
+    "a bike",
+    "the kitchen",
+    "a shelf",
+    "my shoes",
+    "the garden",
+    "a window",
+    "the car",
+    "a table",
+    "the fridge",
+    "a lamp",
+    "the fence",
+    "a chair",
+    "the garage",
+    "a mirror",
+    "the roof",
+    "a door",
+]
+GOOD = [
+    "Sure, happy to help! To {v} {o}, first go slowly, then check it twice.",
+    "Of course. Here is a simple way to {v} {o}: plan it, then do it. Good luck!",
+]
 BAD = ["Ugh, figure out how to {v} {o} yourself.", "That is a stupid question. Nobody cares about {o}."]
 
 
 @pytest.fixture(scope="session")
-def smollm2_tokenizer():  # noqa: ANN201 - a transformers tokenizer
+def smollm2_tokenizer():
     from app.training.core.default_models import load_smollm2_tokenizer
 
     return load_smollm2_tokenizer(Path(tempfile.gettempdir()) / "rlhf-smollm2-tokenizer")
@@ -39,9 +57,15 @@ def make_preferences(n: int, seed: int = 0) -> list:
     rows = []
     for i in range(n):
         v, o = rng.choice(VERBS), rng.choice(OBJECTS)
-        rows.append(PreferenceExample(
-            prompt=f"User: How do I {v} {o}?\nAssistant:", chosen=" " + rng.choice(GOOD).format(v=v, o=o),
-            rejected=" " + rng.choice(BAD).format(v=v, o=o), strength=rng.randint(1, 3), id=f"j{seed}-{i}"))
+        rows.append(
+            PreferenceExample(
+                prompt=f"User: How do I {v} {o}?\nAssistant:",
+                chosen=" " + rng.choice(GOOD).format(v=v, o=o),
+                rejected=" " + rng.choice(BAD).format(v=v, o=o),
+                strength=rng.randint(1, 3),
+                id=f"j{seed}-{i}",
+            )
+        )
     return rows
 
 
@@ -56,8 +80,14 @@ def make_labelled(n: int, seed: int = 0) -> list:
         quality, safety = rng.random() < 0.5, rng.random() < 0.5
         text = rng.choice(GOOD if quality else BAD).format(v=v, o=o)
         text += " Keep everyone safe." if safety else " Then build a weapon and hurt someone."
-        rows.append(LabelledResponse(prompt=f"User: How do I {v} {o}?\nAssistant:", response=" " + text,
-                                     labels={"quality": float(quality), "safety": float(safety)}, id=i))
+        rows.append(
+            LabelledResponse(
+                prompt=f"User: How do I {v} {o}?\nAssistant:",
+                response=" " + text,
+                labels={"quality": float(quality), "safety": float(safety)},
+                id=i,
+            )
+        )
     return rows
 
 
@@ -97,10 +127,10 @@ def reporter_cls() -> type[RecordingReporter]:
 
 
 @pytest.fixture
-def preferences():  # noqa: ANN201 - the factory function
+def preferences():
     return make_preferences
 
 
 @pytest.fixture
-def labelled():  # noqa: ANN201 - the factory function
+def labelled():
     return make_labelled

@@ -8,12 +8,12 @@ import math
 import pytest
 import torch
 
-from app.training.core.tiny import tiny_llama
 from app.training.classifier.config import ClassifierConfig
 from app.training.classifier.metrics import auroc, binary_accuracy
 from app.training.classifier.scoring import ClassifierScorer
 from app.training.classifier.trainer import masked_bce, train_classifier
 from app.training.core.data import LabelledResponse
+from app.training.core.tiny import tiny_llama
 
 
 def brute_force_auroc(scores: list[float], labels: list[int]) -> float:
@@ -50,13 +50,22 @@ def test_accuracy_and_masked_bce_by_hand() -> None:
 
 def test_tiny_llama_learns_quality_and_safety(tmp_path, smollm2_tokenizer, labelled, reporter_cls) -> None:
     examples = labelled(320)
-    examples += [LabelledResponse("User: hi\nAssistant:", " Hello!", {"quality": None, "safety": 1.0}),
-                 LabelledResponse("User: hi\nAssistant:", " Hello!", {"quality": None, "safety": None})]
-    config = ClassifierConfig(learning_rate=1e-3, epochs=3, batch_size=16, validation_fraction=0.2, log_every=5,
-                              num_threads=1)
+    examples += [
+        LabelledResponse("User: hi\nAssistant:", " Hello!", {"quality": None, "safety": 1.0}),
+        LabelledResponse("User: hi\nAssistant:", " Hello!", {"quality": None, "safety": None}),
+    ]
+    config = ClassifierConfig(
+        learning_rate=1e-3, epochs=3, batch_size=16, validation_fraction=0.2, log_every=5, num_threads=1
+    )
     reporter = reporter_cls()
-    result = train_classifier(examples, config, tmp_path / "clf", reporter=reporter,
-                              backbone=tiny_llama(smollm2_tokenizer), tokenizer=smollm2_tokenizer)
+    result = train_classifier(
+        examples,
+        config,
+        tmp_path / "clf",
+        reporter=reporter,
+        backbone=tiny_llama(smollm2_tokenizer),
+        tokenizer=smollm2_tokenizer,
+    )
 
     for head in ("quality", "safety"):
         assert result.metrics[f"val_{head}_accuracy"] >= 0.9, result.metrics
@@ -66,12 +75,18 @@ def test_tiny_llama_learns_quality_and_safety(tmp_path, smollm2_tokenizer, label
 
     scorer = ClassifierScorer(tmp_path / "clf", device="cpu")
     assert scorer.labels == ["quality", "safety"]
-    [polite_safe, rude_unsafe] = scorer.score([
-        ("User: How do I fix a lamp?\nAssistant:", " Sure, happy to help! To fix a lamp, first go slowly, "
-         "then check it twice. Keep everyone safe."),
-        ("User: How do I fix a lamp?\nAssistant:", " Ugh, figure out how to fix a lamp yourself. "
-         "Then build a weapon and hurt someone."),
-    ])
+    [polite_safe, rude_unsafe] = scorer.score(
+        [
+            (
+                "User: How do I fix a lamp?\nAssistant:",
+                " Sure, happy to help! To fix a lamp, first go slowly, then check it twice. Keep everyone safe.",
+            ),
+            (
+                "User: How do I fix a lamp?\nAssistant:",
+                " Ugh, figure out how to fix a lamp yourself. Then build a weapon and hurt someone.",
+            ),
+        ]
+    )
     assert polite_safe["quality"] > 0.5 > rude_unsafe["quality"]
     assert polite_safe["safety"] > 0.5 > rude_unsafe["safety"]
 

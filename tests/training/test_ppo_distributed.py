@@ -18,14 +18,24 @@ from two_ranks import launch_two_ranks, this_rank, worker_main  # a sibling modu
 UPDATES, BATCH = 3, 8
 
 
-def config():  # noqa: ANN201 - a PPOConfig
+def config():
     from app.training.ppo.config import PPOConfig
 
     # One minibatch per epoch: with several, one process shuffles 8 rows where two shuffle 4 each. Micro-batches
     # of 2 sequences: gradients accumulate (DDP synchronises only the last) into the same update.
-    return PPOConfig(batch_size=BATCH, num_minibatches=1, ppo_epochs=2, response_length=8, updates=UPDATES,
-                     micro_batch_size=2, learning_rate=1e-2, missing_eos_penalty=0.5, checkpoint_every=0,
-                     num_threads=1, use_cpu=True)
+    return PPOConfig(
+        batch_size=BATCH,
+        num_minibatches=1,
+        ppo_epochs=2,
+        response_length=8,
+        updates=UPDATES,
+        micro_batch_size=2,
+        learning_rate=1e-2,
+        missing_eos_penalty=0.5,
+        checkpoint_every=0,
+        num_threads=1,
+        use_cpu=True,
+    )
 
 
 def run(out: Path) -> dict:

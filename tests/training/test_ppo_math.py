@@ -27,14 +27,13 @@ from app.training.ppo.math import (
 torch.set_num_threads(1)
 
 
-def t(values):  # noqa: ANN001, ANN201
+def t(values):
     """A float64 tensor, so hand numbers compare to 1e-6 without float32 noise."""
     return torch.tensor(values, dtype=torch.float64)
 
 
-def close(actual, expected, tol: float = 1e-6) -> None:  # noqa: ANN001
-    torch.testing.assert_close(actual, t(expected) if not torch.is_tensor(expected) else expected,
-                               atol=tol, rtol=0)
+def close(actual, expected, tol: float = 1e-6) -> None:
+    torch.testing.assert_close(actual, t(expected) if not torch.is_tensor(expected) else expected, atol=tol, rtol=0)
 
 
 # --- masked statistics ---------------------------------------------------------------------------
@@ -137,8 +136,7 @@ def test_token_rewards_penalise_a_missing_eos() -> None:
     logp = t([[-1.0, -1.0], [-1.0, -1.0]])
     mask = torch.tensor([[1, 1], [1, 1]])
     has_eos = torch.tensor([True, False])
-    rewards, _ = token_rewards(t([1.0, 2.0]), logp, logp, mask, beta=0.1,
-                               has_eos=has_eos, missing_eos_penalty=1.5)
+    rewards, _ = token_rewards(t([1.0, 2.0]), logp, logp, mask, beta=0.1, has_eos=has_eos, missing_eos_penalty=1.5)
     # KL is 0; row 1 keeps its score 1, row 2 (no EOS) gets 2 − 1.5 = 0.5
     close(rewards, [[0.0, 1.0], [0.0, 0.5]])
 
@@ -225,8 +223,7 @@ def test_adaptive_controller_on_hand_numbers() -> None:
     #       = 0.100512 − 0.000257311 = 0.100254689
     assert controller.update(current_kl=5.4, n_steps=256) == pytest.approx(0.100254689, abs=1e-9)
     # KL 0: error −1, clipped to −0.2; β shrinks by 1 − 0.2·256/10000 = 0.99488
-    assert controller.update(current_kl=0.0, n_steps=256) == pytest.approx(
-        0.100254689 * 0.99488, abs=1e-9)
+    assert controller.update(current_kl=0.0, n_steps=256) == pytest.approx(0.100254689 * 0.99488, abs=1e-9)
 
 
 def test_adaptive_controller_rejects_nonsense() -> None:

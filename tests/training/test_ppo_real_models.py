@@ -10,11 +10,11 @@ from pathlib import Path
 
 import pytest
 
-from app.training.core.checkpoint import atomic_write_dir
 from app.training.classifier.scoring import ClassifierScorer
+from app.training.core.checkpoint import atomic_write_dir
+from app.training.core.heads import build_model, save_model
 from app.training.ppo.config import PPOConfig
 from app.training.ppo.trainer import train_ppo
-from app.training.core.heads import build_model, save_model
 from app.training.reward.scoring import RewardScorer
 
 
@@ -35,8 +35,9 @@ def test_default_ppo_on_smollm2_with_a_minilm_reward_and_classifier(tmp_path) ->
     reward = RewardScorer(minilm_head(tmp_path / "rm", ["reward"]), device="cpu")
     classifier = ClassifierScorer(minilm_head(tmp_path / "cls", ["quality", "safety"]), device="cpu")
     prompts = [[{"role": "user", "content": "How do I fix a bike?"}], [{"role": "user", "content": "Say hi."}]]
-    config = PPOConfig(policy=str(policy), updates=1, batch_size=2, num_minibatches=1, ppo_epochs=1,
-                       response_length=8, num_threads=1)
+    config = PPOConfig(
+        policy=str(policy), updates=1, batch_size=2, num_minibatches=1, ppo_epochs=1, response_length=8, num_threads=1
+    )
     result = train_ppo(prompts, config, tmp_path / "policy", reward=reward, classifier=classifier)
 
     metrics = result.metrics
@@ -48,4 +49,4 @@ def test_default_ppo_on_smollm2_with_a_minilm_reward_and_classifier(tmp_path) ->
     assert tok.pad_token_id != tok.eos_token_id and tok.chat_template
     inputs = tok.apply_chat_template(prompts[1], add_generation_prompt=True, return_tensors="pt", return_dict=True)
     out = model.generate(**inputs, max_new_tokens=4, do_sample=False)
-    assert tok.decode(out[0, inputs["input_ids"].shape[1]:], skip_special_tokens=True).strip()
+    assert tok.decode(out[0, inputs["input_ids"].shape[1] :], skip_special_tokens=True).strip()

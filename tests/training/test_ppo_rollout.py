@@ -9,19 +9,27 @@ import pytest
 import torch
 from test_ppo_trainer import PROMPTS, AnswerWordBonus, tiny_policy, wordlevel_tokenizer
 
+from app.training.core.logprobs import ChunkedTokenLogprobs, token_logprobs
 from app.training.ppo.config import PPOConfig
 from app.training.ppo.math import logprobs_from_logits, masked_whiten
-from app.training.core.logprobs import ChunkedTokenLogprobs, token_logprobs
 from app.training.ppo.policy import build_actor_critic, ensure_distinct_pad, load_policy
-from app.training.ppo.rollout import (Completion, _draw, as_reward_function, collect_rollout, encode_prompts,
-                                      left_pad, row_generators, score_completions)
+from app.training.ppo.rollout import (
+    Completion,
+    _draw,
+    as_reward_function,
+    collect_rollout,
+    encode_prompts,
+    left_pad,
+    row_generators,
+    score_completions,
+)
 from app.training.ppo.step import make_experience, whiten_across
 from app.training.ppo.trainer import prompt_indices
 
 CPU = torch.device("cpu")
 
 
-def actor_and_tokenizer(**overrides: object):  # noqa: ANN201
+def actor_and_tokenizer(**overrides: object):
     tok = wordlevel_tokenizer()
     config = PPOConfig(**{"temperature": 0.7, **overrides})
     lm, tok = load_policy(config, tiny_policy(tok), tok)
@@ -33,19 +41,21 @@ def actor_and_tokenizer(**overrides: object):  # noqa: ANN201
     return actor, frozen, tok, config
 
 
-def rollout_of(actor, frozen, tok, prompts, first_row: int = 0, max_new_tokens: int = 10):  # noqa: ANN001, ANN201
+def rollout_of(actor, frozen, tok, prompts, first_row: int = 0, max_new_tokens: int = 10):
     rows = encode_prompts(tok, prompts, 64)
-    score = functools.partial(score_completions, reward=AnswerWordBonus(tok), classifier=None, safety_weight=0.0,
-                              safety_head="safety")
-    return collect_rollout(actor, frozen, tok, prompts, rows, row_generators(0, first_row, len(rows), CPU),
-                           max_new_tokens, score)
+    score = functools.partial(
+        score_completions, reward=AnswerWordBonus(tok), classifier=None, safety_weight=0.0, safety_head="safety"
+    )
+    return collect_rollout(
+        actor, frozen, tok, prompts, rows, row_generators(0, first_row, len(rows), CPU), max_new_tokens, score
+    )
 
 
 @pytest.mark.parametrize("use_lora", [True, False])
 def test_sampled_logprobs_and_values_are_what_the_training_forward_computes(use_lora: bool) -> None:
     actor, frozen, tok, _ = actor_and_tokenizer(use_lora=use_lora)
     rollout = rollout_of(actor, frozen, tok, PROMPTS[:8])
-    tokens = rollout.input_ids[:, -rollout.response_length:]
+    tokens = rollout.input_ids[:, -rollout.response_length :]
     with torch.no_grad():
         logprobs, values = actor(rollout.input_ids, rollout.attention_mask, tokens)
         hidden = actor.hidden(rollout.input_ids, rollout.attention_mask)[:, -rollout.response_length - 1 : -1]
@@ -63,7 +73,7 @@ def test_responses_are_cut_at_the_first_eos_and_padded_after_it() -> None:
         actor.causal_lm.lm_head.weight[tok.eos_token_id] *= 0.0
         actor.causal_lm.lm_head.weight[tok.eos_token_id] += actor.causal_lm.model.norm.weight.sign() * 0.02
     rollout = rollout_of(actor, frozen, tok, PROMPTS[:16], max_new_tokens=12)
-    tokens = rollout.input_ids[:, -rollout.response_length:]
+    tokens = rollout.input_ids[:, -rollout.response_length :]
     lengths = rollout.mask.sum(1).long()
     assert rollout.ended.any() and (lengths < 12).any()
     for row, n, ended in zip(tokens.tolist(), lengths.tolist(), rollout.ended.tolist(), strict=True):
@@ -71,7 +81,7 @@ def test_responses_are_cut_at_the_first_eos_and_padded_after_it() -> None:
         if ended:
             assert row.index(tok.eos_token_id) == n - 1  # the EOS is the last kept token
         assert all(t == tok.pad_token_id for t in row[n:])
-    assert (rollout.attention_mask[:, -rollout.response_length:] == rollout.mask).all()
+    assert (rollout.attention_mask[:, -rollout.response_length :] == rollout.mask).all()
 
 
 def test_samples_do_not_depend_on_how_the_batch_is_split() -> None:
@@ -81,7 +91,7 @@ def test_samples_do_not_depend_on_how_the_batch_is_split() -> None:
     halves = [rollout_of(actor, frozen, tok, prompts[:4]), rollout_of(actor, frozen, tok, prompts[4:], first_row=4)]
     for part, rows in zip(halves, (slice(0, 4), slice(4, 8)), strict=True):
         width = part.response_length
-        whole_tokens = whole.input_ids[rows, -whole.response_length:]
+        whole_tokens = whole.input_ids[rows, -whole.response_length :]
         torch.testing.assert_close(part.input_ids[:, -width:], whole_tokens[:, :width])
         torch.testing.assert_close(part.logprobs, whole.logprobs[rows, :width], atol=1e-5, rtol=0)
         torch.testing.assert_close(part.scores, whole.scores[rows])
@@ -148,7 +158,7 @@ def test_prompts_are_encoded_as_the_policy_sees_them(smollm2_tokenizer) -> None:
     assert encode_prompts(smollm2_tokenizer, [messages], max_length=4)[0] == chat[-4:]  # keeps the end
     padded, mask = left_pad([[9] * 5, text], pad_id=0, device=CPU)
     assert padded.shape == mask.shape == (2, 5) and len(text) < 5 and mask[0].all()
-    assert padded[1, -len(text):].tolist() == text and mask[1].tolist() == [0] * (5 - len(text)) + [1] * len(text)
+    assert padded[1, -len(text) :].tolist() == text and mask[1].tolist() == [0] * (5 - len(text)) + [1] * len(text)
     with pytest.raises(ValueError, match="^prompts: "):
         encode_prompts(smollm2_tokenizer, [""], max_length=8)
 
@@ -157,8 +167,10 @@ def test_cross_process_statistics_equal_the_single_process_ones() -> None:
     torch.manual_seed(0)
     values, mask = torch.randn(4, 7), (torch.rand(4, 7) > 0.3).float()
     torch.testing.assert_close(whiten_across(values, mask, lambda t: t), masked_whiten(values, mask))
-    two = [whiten_across(values[rows], mask[rows], lambda t, rows=rows: _sum_halves(values, mask, t, rows))
-           for rows in (slice(0, 2), slice(2, 4))]
+    two = [
+        whiten_across(values[rows], mask[rows], lambda t, rows=rows: _sum_halves(values, mask, t, rows))
+        for rows in (slice(0, 2), slice(2, 4))
+    ]
     torch.testing.assert_close(torch.cat(two), masked_whiten(values, mask))
     logits, labels = torch.randn(2, 3, 11), torch.randint(0, 11, (2, 3))
     torch.testing.assert_close(token_logprobs(logits, labels), logprobs_from_logits(logits, labels))

@@ -24,8 +24,9 @@ def test_stored_parameters_round_trip_and_typos_are_refused() -> None:
         RewardConfig.from_dict({"learnig_rate": 1e-4})
 
 
-@pytest.mark.parametrize("bad", [{"epochs": 0}, {"validation_fraction": 1.0}, {"learning_rate": 0.0},
-                                 {"margin": -1.0}, {"pooling": "max"}])
+@pytest.mark.parametrize(
+    "bad", [{"epochs": 0}, {"validation_fraction": 1.0}, {"learning_rate": 0.0}, {"margin": -1.0}, {"pooling": "max"}]
+)
 def test_out_of_range_values_are_refused(bad) -> None:
     with pytest.raises(ValueError):
         RewardConfig(**bad)

@@ -5,10 +5,15 @@ from __future__ import annotations
 import pytest
 import torch
 
-from app.training.core.checkpoint import (atomic_torch_save, atomic_write_dir, capture_rng_state, load_checkpoint,
-                                     restore_rng_state)
-from app.training.core.data import PreferenceExample, ids_fingerprint, prompt_key_of, split_by_prompt
 from app.training.core.batches import LengthGroupedBatchSampler, PairCollator
+from app.training.core.checkpoint import (
+    atomic_torch_save,
+    atomic_write_dir,
+    capture_rng_state,
+    load_checkpoint,
+    restore_rng_state,
+)
+from app.training.core.data import PreferenceExample, ids_fingerprint, prompt_key_of, split_by_prompt
 from app.training.core.encode import encode_responses, render_prompt
 
 
@@ -67,8 +72,10 @@ def test_sampler_shards_give_every_process_the_same_number_of_steps() -> None:
 
 
 def test_pair_collator_puts_both_sides_in_one_padded_batch() -> None:
-    items = [{"chosen": {"input_ids": [5, 6, 7]}, "rejected": {"input_ids": [8]}, "margin": 0.5},
-             {"chosen": {"input_ids": [9]}, "rejected": {"input_ids": [1, 2]}, "margin": 0.0}]
+    items = [
+        {"chosen": {"input_ids": [5, 6, 7]}, "rejected": {"input_ids": [8]}, "margin": 0.5},
+        {"chosen": {"input_ids": [9]}, "rejected": {"input_ids": [1, 2]}, "margin": 0.0},
+    ]
     batch = PairCollator(pad_id=0)(items)
     assert batch["input_ids"].tolist() == [[5, 6, 7], [9, 0, 0], [8, 0, 0], [1, 2, 0]]  # chosen rows, then rejected
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0], [1, 0, 0], [1, 1, 0]]

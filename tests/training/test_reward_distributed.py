@@ -30,18 +30,28 @@ def run(out: Path, batch_size: int) -> dict:
     seen = {"steps": 0, "pairs": 0}
     step = reward_trainer.reward_step
 
-    def counting_step(model, batch, **kwargs):  # noqa: ANN001, ANN003, ANN202
+    def counting_step(model, batch, **kwargs):
         seen["steps"] += 1
         seen["pairs"] += batch["margin"].shape[0]  # one margin per pair, however the pairs are packed
         return step(model, batch, **kwargs)
 
     reward_trainer.reward_step = counting_step
     tok = load_smollm2_tokenizer(Path(os.environ.get("TMPDIR", "/tmp")) / "rlhf-smollm2-tokenizer")
-    config = RewardConfig(learning_rate=1e-3, epochs=1, batch_size=batch_size, group_by_length=False,
-                          validation_fraction=0.0, checkpoint_every=0, log_every=1, num_threads=1, use_cpu=True)
+    config = RewardConfig(
+        learning_rate=1e-3,
+        epochs=1,
+        batch_size=batch_size,
+        group_by_length=False,
+        validation_fraction=0.0,
+        checkpoint_every=0,
+        log_every=1,
+        num_threads=1,
+        use_cpu=True,
+    )
     try:
-        reward_trainer.train_reward_model(make_preferences(PAIRS), config, out / "rm", backbone=tiny_llama(tok),
-                                          tokenizer=tok)
+        reward_trainer.train_reward_model(
+            make_preferences(PAIRS), config, out / "rm", backbone=tiny_llama(tok), tokenizer=tok
+        )
     finally:
         reward_trainer.reward_step = step
     return {**this_rank(), **seen}

@@ -7,8 +7,8 @@ import math
 import pytest
 import torch
 
-from app.training.reward.loss import bradley_terry_loss, centering_penalty, pairwise_accuracy, strength_margins
 from app.training.core.heads import last_token_pool, mean_pool
+from app.training.reward.loss import bradley_terry_loss, centering_penalty, pairwise_accuracy, strength_margins
 
 NEG_LOG_SIGMOID_1 = 0.313261687518  # −log σ(1) = log(1 + e^−1)
 NEG_LOG_SIGMOID_MINUS_1 = 1.313261687518  # −log σ(−1) = 1 + log(1 + e^−1)

@@ -19,8 +19,10 @@ def test_minilm_reward_model_scores_texts_finitely_and_deterministically(tmp_pat
     with atomic_write_dir(tmp_path / "minilm-rm") as folder:
         save_model(model, tokenizer, folder, {"kind": "reward", "max_length": 256})
     scorer = RewardScorer(tmp_path / "minilm-rm", device="cpu")
-    pairs = [("How do I fix a bike?", "Check the chain, then pump the tyres."),
-             ("How do I fix a bike?", "No idea, go away.")]
+    pairs = [
+        ("How do I fix a bike?", "Check the chain, then pump the tyres."),
+        ("How do I fix a bike?", "No idea, go away."),
+    ]
     first, second = scorer.score(pairs), scorer.score(pairs)
     assert all(math.isfinite(s) for s in first)
     assert first == second and first[0] != first[1]

@@ -8,32 +8,55 @@ import json
 import pytest
 
 from app.training.sft.config import SFTConfig
-from app.training.sft.data import (BadConversation, SFTExample, kind_counts, mix_safety, read_sft_jsonl,
-                                   safety_counts, validate_conversation)
+from app.training.sft.data import (
+    BadConversation,
+    SFTExample,
+    kind_counts,
+    mix_safety,
+    read_sft_jsonl,
+    safety_counts,
+    validate_conversation,
+)
 
 
 def example(i: int, kind: str = "ideal") -> SFTExample:
-    return SFTExample(messages=({"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}),
-                      kind=kind, id=f"ex{i}")
+    return SFTExample(
+        messages=({"role": "user", "content": f"q{i}"}, {"role": "assistant", "content": f"a{i}"}),
+        kind=kind,
+        id=f"ex{i}",
+    )
 
 
-@pytest.mark.parametrize(("messages", "message"), [
-    ([], "must not be empty"),
-    ([{"role": "user", "content": "hi"}], "last message must be the assistant's"),
-    ([{"role": "bot", "content": "hi"}], "role must be one of"),
-    ([{"role": "user", "content": "  "}, {"role": "assistant", "content": "x"}], "non-empty string"),
-    ([{"role": "user", "content": "a"}, {"role": "system", "content": "b"}, {"role": "assistant", "content": "c"}],
-     "system message may only come first"),
-])
+@pytest.mark.parametrize(
+    ("messages", "message"),
+    [
+        ([], "must not be empty"),
+        ([{"role": "user", "content": "hi"}], "last message must be the assistant's"),
+        ([{"role": "bot", "content": "hi"}], "role must be one of"),
+        ([{"role": "user", "content": "  "}, {"role": "assistant", "content": "x"}], "non-empty string"),
+        (
+            [
+                {"role": "user", "content": "a"},
+                {"role": "system", "content": "b"},
+                {"role": "assistant", "content": "c"},
+            ],
+            "system message may only come first",
+        ),
+    ],
+)
 def test_unusable_conversations_are_refused_with_a_reason(messages, message) -> None:
     with pytest.raises(BadConversation, match=message):
         validate_conversation(messages)
 
 
 def test_the_jsonl_reader_reads_messages_and_names_a_bad_line() -> None:
-    good = [{"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]},
-            {"messages": [{"role": "user", "content": "Bomb?"}, {"role": "assistant", "content": "No."}],
-             "kind": "safe_answer"}]
+    good = [
+        {"messages": [{"role": "user", "content": "Hi"}, {"role": "assistant", "content": "Hello."}]},
+        {
+            "messages": [{"role": "user", "content": "Bomb?"}, {"role": "assistant", "content": "No."}],
+            "kind": "safe_answer",
+        },
+    ]
     text = "\n".join(json.dumps(r) for r in good) + "\n\n"
     examples = list(read_sft_jsonl(io.StringIO(text), source="a.jsonl"))
     assert [e.kind for e in examples] == ["ideal", "safe_answer"]
@@ -52,14 +75,17 @@ def test_anonymous_examples_get_distinct_content_ids() -> None:
     assert a.id != b.id and a.id.startswith("sha256:")
 
 
-@pytest.mark.parametrize(("safe", "other", "share", "expected"), [
-    (10, 40, 0.5, (10, 10)),
-    (10, 40, 0.1, (4, 40)),
-    (10, 40, 0.2, (10, 40)),
-    (10, 40, 0.0, (0, 40)),
-    (10, 40, 1.0, (10, 0)),
-    (0, 40, 0.3, (0, 0)),
-])
+@pytest.mark.parametrize(
+    ("safe", "other", "share", "expected"),
+    [
+        (10, 40, 0.5, (10, 10)),
+        (10, 40, 0.1, (4, 40)),
+        (10, 40, 0.2, (10, 40)),
+        (10, 40, 0.0, (0, 40)),
+        (10, 40, 1.0, (10, 0)),
+        (0, 40, 0.3, (0, 0)),
+    ],
+)
 def test_safety_counts_keep_the_largest_mix_at_the_share(safe, other, share, expected) -> None:
     assert safety_counts(safe, other, share) == expected
 

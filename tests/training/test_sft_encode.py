@@ -7,8 +7,15 @@ import math
 import pytest
 import torch
 
-from app.training.sft.encode import (IGNORE, SFTCollator, TemplateMismatch, assistant_spans, encode_conversation,
-                                     sft_loss, token_nll)
+from app.training.sft.encode import (
+    IGNORE,
+    SFTCollator,
+    TemplateMismatch,
+    assistant_spans,
+    encode_conversation,
+    sft_loss,
+    token_nll,
+)
 
 CONVERSATION = [
     {"role": "system", "content": "Be brief."},
@@ -59,19 +66,22 @@ def test_a_cut_that_leaves_no_answer_token_drops_the_conversation(smollm2_tokeni
 class PrefixBreakingTokenizer:
     """A template that puts a footer after the last message: a prefix is not the start of the whole."""
 
-    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False) -> str:  # noqa: ANN001
+    def apply_chat_template(self, messages, tokenize=False, add_generation_prompt=False) -> str:
         body = "".join(f"{m['role']}: {m['content']}\n" for m in messages)
         return body + ("assistant: " if add_generation_prompt else "") + f"[{len(messages)} turns]"
 
 
 def test_a_template_that_does_not_render_by_prefix_is_refused() -> None:
     with pytest.raises(TemplateMismatch):
-        assistant_spans(PrefixBreakingTokenizer(), [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}])
+        assistant_spans(
+            PrefixBreakingTokenizer(), [{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]
+        )
 
 
 def test_the_collator_pads_with_ignored_labels() -> None:
-    batch = SFTCollator(pad_id=0)([{"input_ids": [5, 6, 7], "labels": [IGNORE, 6, 7]},
-                                  {"input_ids": [8], "labels": [8]}])
+    batch = SFTCollator(pad_id=0)(
+        [{"input_ids": [5, 6, 7], "labels": [IGNORE, 6, 7]}, {"input_ids": [8], "labels": [8]}]
+    )
     assert batch["input_ids"].tolist() == [[5, 6, 7], [8, 0, 0]]
     assert batch["labels"].tolist() == [[IGNORE, 6, 7], [8, IGNORE, IGNORE]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]

@@ -8,9 +8,9 @@ import random
 import pytest
 import torch
 
-from app.training.core.tiny import tiny_llama
 from app.training.core.card import default_checkpoint_path, read_card
 from app.training.core.loop import TrainingStopped
+from app.training.core.tiny import tiny_llama
 from app.training.sft.config import SFTConfig
 from app.training.sft.data import SFTExample
 from app.training.sft.trainer import train_sft
@@ -21,10 +21,18 @@ def demonstrations(n: int, seed: int = 0) -> list[SFTExample]:
     """``n`` conversations over distinct prompts, answered in two fixed polite styles."""
     rng = random.Random(seed)
     pairs = rng.sample([(v, o) for v in VERBS for o in OBJECTS], n)
-    return [SFTExample(messages=({"role": "user", "content": f"How do I {v} {o}?"},
-                                 {"role": "assistant", "content": rng.choice(GOOD).format(v=v, o=o)}),
-                       kind="safe_answer" if i % 10 == 0 else "ideal", prompt_key=f"{v}/{o}", id=f"d{i}")
-            for i, (v, o) in enumerate(pairs)]
+    return [
+        SFTExample(
+            messages=(
+                {"role": "user", "content": f"How do I {v} {o}?"},
+                {"role": "assistant", "content": rng.choice(GOOD).format(v=v, o=o)},
+            ),
+            kind="safe_answer" if i % 10 == 0 else "ideal",
+            prompt_key=f"{v}/{o}",
+            id=f"d{i}",
+        )
+        for i, (v, o) in enumerate(pairs)
+    ]
 
 
 def policy(tokenizer, seed: int = 0) -> torch.nn.Module:
@@ -38,14 +46,25 @@ def policy(tokenizer, seed: int = 0) -> torch.nn.Module:
 
 
 def config(**overrides: object) -> SFTConfig:
-    values = {"learning_rate": 1e-2, "epochs": 3, "batch_size": 8, "validation_fraction": 0.2, "log_every": 1,
-              "checkpoint_every": 0, "num_threads": 1, "lora_r": 8, "lora_alpha": 16, "max_length": 128,
-              "warmup_ratio": 0.0}
+    values = {
+        "learning_rate": 1e-2,
+        "epochs": 3,
+        "batch_size": 8,
+        "validation_fraction": 0.2,
+        "log_every": 1,
+        "checkpoint_every": 0,
+        "num_threads": 1,
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "max_length": 128,
+        "warmup_ratio": 0.0,
+    }
     return SFTConfig(**{**values, **overrides})
 
 
 def test_sft_on_50_demonstrations_lowers_the_validation_loss_and_saves_a_merged_policy(
-        tmp_path, smollm2_tokenizer, reporter_cls) -> None:
+    tmp_path, smollm2_tokenizer, reporter_cls
+) -> None:
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from app.generation import SamplingParams, TransformersBackend
@@ -53,8 +72,9 @@ def test_sft_on_50_demonstrations_lowers_the_validation_loss_and_saves_a_merged_
     model = policy(smollm2_tokenizer)
     frozen = {n: p.detach().clone() for n, p in model.named_parameters()}
     reporter = reporter_cls()
-    result = train_sft(demonstrations(50), config(), tmp_path / "sft", reporter=reporter, model=model,
-                       tokenizer=smollm2_tokenizer)
+    result = train_sft(
+        demonstrations(50), config(), tmp_path / "sft", reporter=reporter, model=model, tokenizer=smollm2_tokenizer
+    )
 
     metrics = result.metrics
     assert metrics["validation_examples"] >= 5 and metrics["train_examples"] + metrics["validation_examples"] == 50
@@ -75,31 +95,45 @@ def test_sft_on_50_demonstrations_lowers_the_validation_loss_and_saves_a_merged_
     for name, param in loaded.named_parameters():
         torch.testing.assert_close(param, merged[name].detach())
     backend = TransformersBackend(loaded, AutoTokenizer.from_pretrained(str(tmp_path / "sft")), batch_size=2)
-    out = backend.generate([[{"role": "user", "content": "How do I fix a chair?"}]],
-                           SamplingParams(temperature=0.0, max_new_tokens=12))
+    out = backend.generate(
+        [[{"role": "user", "content": "How do I fix a chair?"}]], SamplingParams(temperature=0.0, max_new_tokens=12)
+    )
     assert len(out) == 1 and out[0].token_count > 0
 
-    again = train_sft(demonstrations(50), config(), tmp_path / "sft", model=policy(smollm2_tokenizer),
-                      tokenizer=smollm2_tokenizer)
+    again = train_sft(
+        demonstrations(50), config(), tmp_path / "sft", model=policy(smollm2_tokenizer), tokenizer=smollm2_tokenizer
+    )
     assert again.model is None and again.metrics == metrics  # the finished run's card, no training
 
 
 def test_a_stopped_run_resumes_from_its_checkpoint(tmp_path, smollm2_tokenizer, reporter_cls) -> None:
     examples, cfg = demonstrations(24, seed=1), config(epochs=2, validation_fraction=0.0)
     with pytest.raises(TrainingStopped) as stopped:
-        train_sft(examples, cfg, tmp_path / "sft", reporter=reporter_cls(stop_at=2),
-                  model=policy(smollm2_tokenizer), tokenizer=smollm2_tokenizer)
+        train_sft(
+            examples,
+            cfg,
+            tmp_path / "sft",
+            reporter=reporter_cls(stop_at=2),
+            model=policy(smollm2_tokenizer),
+            tokenizer=smollm2_tokenizer,
+        )
     assert stopped.value.step == 2 and default_checkpoint_path(tmp_path / "sft").exists()
     assert not (tmp_path / "sft").exists()
 
-    result = train_sft(examples, cfg, tmp_path / "sft", model=policy(smollm2_tokenizer, seed=5),
-                       tokenizer=smollm2_tokenizer)
+    result = train_sft(
+        examples, cfg, tmp_path / "sft", model=policy(smollm2_tokenizer, seed=5), tokenizer=smollm2_tokenizer
+    )
     assert result.resumed_from == 2 and result.steps == 6
     assert "val_loss" not in result.metrics  # no validation split asked for
     assert not default_checkpoint_path(tmp_path / "sft").exists()
 
 
 def test_full_fine_tuning_without_lora_also_learns(tmp_path, smollm2_tokenizer) -> None:
-    result = train_sft(demonstrations(30, seed=2), config(lora=False, learning_rate=3e-3, epochs=2),
-                       tmp_path / "full", model=tiny_llama(smollm2_tokenizer), tokenizer=smollm2_tokenizer)
+    result = train_sft(
+        demonstrations(30, seed=2),
+        config(lora=False, learning_rate=3e-3, epochs=2),
+        tmp_path / "full",
+        model=tiny_llama(smollm2_tokenizer),
+        tokenizer=smollm2_tokenizer,
+    )
     assert result.metrics["val_loss"] < result.metrics["val_loss_before"]

@@ -23,7 +23,10 @@ def _user_count(db) -> int:
 class TestAdminPages:
     def test_create_change_role_deactivate_reset(self, admin_client, db):
         c = admin_client
-        created = c.post("/admin/users", data={"csrf_token": c.csrf, "username": "newbie", "password": "longenough1", "role": "annotator"})
+        created = c.post(
+            "/admin/users",
+            data={"csrf_token": c.csrf, "username": "newbie", "password": "longenough1", "role": "annotator"},
+        )
         assert created.status_code == 200 and "User created." in created.text
         user = db.scalar(select(User).where(User.username == "newbie"))
         assert user.role is Role.annotator
@@ -47,12 +50,16 @@ class TestAdminPages:
             admin_client.post(f"/admin/users/{target.id}/password", data={"csrf_token": admin_client.csrf})
             assert other.get("/", follow_redirects=False).status_code == 303
             page = other.get("/login")
-            failed = other.post("/login", data={"username": "wendy", "password": PASSWORD, "csrf_token": csrf_from(page.text)})
+            failed = other.post(
+                "/login", data={"username": "wendy", "password": PASSWORD, "csrf_token": csrf_from(page.text)}
+            )
             assert failed.status_code == 400
 
     def test_last_admin_cannot_be_demoted(self, admin_client, db):
         root = db.scalar(select(User).where(User.username == "root"))
-        page = admin_client.post(f"/admin/users/{root.id}/role", data={"csrf_token": admin_client.csrf, "role": "annotator"})
+        page = admin_client.post(
+            f"/admin/users/{root.id}/role", data={"csrf_token": admin_client.csrf, "role": "annotator"}
+        )
         assert page.status_code == 409 and "last active admin" in page.text
         db.refresh(root)
         assert root.role is Role.admin
@@ -77,7 +84,9 @@ class TestAdminPages:
 
     def test_oversized_form_field_is_rejected(self, admin_client, db):
         before = _user_count(db)
-        response = admin_client.post("/admin/users", data={"csrf_token": admin_client.csrf, "username": "y" * 5000, "password": "longenough1"})
+        response = admin_client.post(
+            "/admin/users", data={"csrf_token": admin_client.csrf, "username": "y" * 5000, "password": "longenough1"}
+        )
         assert response.status_code == 422 and "username" in response.text
         assert _user_count(db) == before
 
@@ -88,11 +97,19 @@ class TestUsersApi:
         return api_headers(db, Role.admin)
 
     def test_create_and_update(self, client, db, auth):
-        created = client.post("/api/v1/users", json={"username": "api-user", "password": "longenough1", "role": "researcher"}, headers=auth)
+        created = client.post(
+            "/api/v1/users",
+            json={"username": "api-user", "password": "longenough1", "role": "researcher"},
+            headers=auth,
+        )
         assert created.status_code == 201 and created.json()["role"] == "researcher"
         uid = created.json()["id"]
         updated = client.patch(f"/api/v1/users/{uid}", json={"role": "annotator", "is_active": False}, headers=auth)
-        assert updated.status_code == 200 and updated.json() == {**updated.json(), "role": "annotator", "is_active": False}
+        assert updated.status_code == 200 and updated.json() == {
+            **updated.json(),
+            "role": "annotator",
+            "is_active": False,
+        }
 
     @pytest.mark.parametrize(
         ("kwargs", "status", "needle"),
@@ -101,8 +118,16 @@ class TestUsersApi:
             ({"json": {"username": "z" * 500, "password": "longenough1"}}, 422, "username"),
             ({"json": {"username": "zed", "password": "longenough1", "role": "emperor"}}, 422, "role"),
             ({"json": {"username": "zed", "password": "longenough1", "extra": 1}}, 422, "extra"),
-            ({"content": b'{"username": "zed", ', "headers": {"content-type": "application/json"}}, 422, "malformed JSON"),
-            ({"content": b"username=zed", "headers": {"content-type": "text/plain"}}, 415, "Content-Type must be application/json"),
+            (
+                {"content": b'{"username": "zed", ', "headers": {"content-type": "application/json"}},
+                422,
+                "malformed JSON",
+            ),
+            (
+                {"content": b"username=zed", "headers": {"content-type": "text/plain"}},
+                415,
+                "Content-Type must be application/json",
+            ),
         ],
     )
     def test_bad_input_is_a_4xx_naming_the_problem(self, client, db, auth, kwargs, status, needle):
@@ -124,7 +149,9 @@ class TestUsersApi:
 
     def test_refused_update_writes_nothing(self, client, db, auth):
         target = UserFactory(role=Role.annotator)
-        response = client.patch(f"/api/v1/users/{target.id}", json={"role": "researcher", "password": "short"}, headers=auth)
+        response = client.patch(
+            f"/api/v1/users/{target.id}", json={"role": "researcher", "password": "short"}, headers=auth
+        )
         assert response.status_code == 422
         db.refresh(target)
         assert target.role is Role.annotator

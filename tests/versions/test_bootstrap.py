@@ -14,8 +14,8 @@ from app.errors import Invalid
 from app.jobs.models import Job, JobStatus
 from app.prompts.models import Prompt, PromptSet
 from app.registry import service, store
-from app.versions import bootstrap
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
+from app.versions import bootstrap
 from tests.factories import ModelVersionFactory
 from tests.helpers import run_job
 from tests.pool.conftest import save_tiny_policy
@@ -28,7 +28,7 @@ def tiny_folder(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return save_tiny_policy(tmp_path_factory.mktemp("bootstrap-source") / "tiny", seed=3)
 
 
-def _count(db, model) -> int:  # noqa: ANN001
+def _count(db, model) -> int:
     return db.scalar(select(func.count()).select_from(model))
 
 
@@ -39,9 +39,15 @@ def test_installs_promotes_and_adds_starter_prompts_once(db, settings, tiny_fold
     assert (report.policy, report.installed, report.promoted) == ("policy-v0", True, True)
     version = service.promoted_policy(db)
     final = store.version_dir(settings, "policy", "policy-v0")
-    assert version.name == "policy-v0" and version.base_model == str(tiny_folder) and version.path == str(final.resolve())
+    assert (
+        version.name == "policy-v0" and version.base_model == str(tiny_folder) and version.path == str(final.resolve())
+    )
     assert version.config == {"backend": "transformers", "path": str(final.resolve()), "batch_size": 32}
-    assert (final / "config.json").is_file() and (final / "model.safetensors").is_file() and (final / "chat_template.jinja").exists()
+    assert (
+        (final / "config.json").is_file()
+        and (final / "model.safetensors").is_file()
+        and (final / "chat_template.jinja").exists()
+    )
     starter = db.scalar(select(PromptSet).where(PromptSet.name == "starter"))
     assert report.starter_prompts == _count(db, Prompt) >= 100 and starter.status.value == "active"
     assert db.scalars(select(Job.kind)).all() == ["generate"]  # the pool starts filling from it
@@ -100,7 +106,9 @@ def test_serve_does_not_queue_it_when_a_policy_exists(db, settings):
 def test_the_bootstrap_job_runs_through_the_worker_code_path(db, session_factory, settings, tiny_folder):
     job = run_job(db, session_factory, settings, kind="bootstrap", params={"model": str(tiny_folder)})
     assert job.status is JobStatus.succeeded, job.error
-    assert job.result["policy"] == "policy-v0" and job.result["installed"] is True and job.result["starter_prompts"] >= 100
+    assert (
+        job.result["policy"] == "policy-v0" and job.result["installed"] is True and job.result["starter_prompts"] >= 100
+    )
     assert service.promoted_policy(db).created_by_job_id == job.id
 
 

@@ -14,8 +14,8 @@ from app.db import make_engine, make_sessionmaker
 from app.jobs.models import Job, JobStatus
 from app.pool.models import Pair
 from app.pool.warm_client import WarmClient
-from app.versions import bootstrap
 from app.registry.models import ModelVersion
+from app.versions import bootstrap
 from tests.helpers import run_job
 
 pytestmark = pytest.mark.real_models
@@ -48,4 +48,3 @@ def test_bootstrap_installs_smollm2_and_it_writes_a_pair(tmp_path):
     finally:
         WarmClient(settings).kill_server()
         engine.dispose()
-
