@@ -6,7 +6,6 @@ app imports this module to validate and queue jobs.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -22,20 +21,17 @@ from app.registry.models import ModelKind
 KIND = "classifier"
 
 
+def _labelled(db: Session, params: ClassifierParams, filters: DataFilters, export: ExportSnapshot | None) -> list[Any]:
+    """The examples: the labelled responses, those with a label for at least one of the job's heads."""
+    heads = tuple(params.heads)
+    examples = labelled_responses(db, filters, heads=heads)
+    return [ex for ex in examples if any(ex.labels.get(h) is not None for h in heads)]
+
+
 @register(KIND, ClassifierParams)
 def run_classifier(ctx: JobContext[ClassifierParams]) -> dict[str, Any]:
     """Train and register the quality/safety classifier on the response labels."""
     from app.training.classifier.config import ClassifierConfig
     from app.training.classifier.trainer import train_classifier
 
-    params = ctx.params
-    heads: Sequence[str] = tuple(params.heads)
-
-    def read(db: Session, filters: DataFilters, export: ExportSnapshot | None) -> list[Any]:
-        examples = labelled_responses(db, filters, heads=heads)
-        return [ex for ex in examples if any(ex.labels.get(h) is not None for h in heads)]
-
-    def make_config(backbone: str) -> ClassifierConfig:
-        return ClassifierConfig.from_dict({**params.trainer_values(ClassifierConfig), "backbone": backbone})
-
-    return run_training(ctx, ModelKind.classifier, read, train_classifier, make_config)
+    return run_training(ctx, ModelKind.classifier, _labelled, train_classifier, ClassifierConfig)

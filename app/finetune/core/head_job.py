@@ -14,7 +14,6 @@ from __future__ import annotations
 import shutil
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,17 +24,17 @@ from app.annotation.models import Judgement, ResponseLabel
 from app.errors import DomainError
 from app.export.service import exports_dir
 from app.export.snapshot import ExportSnapshot, load_snapshot, read_ids
+from app.finetune.core.attempt import MIN_EXAMPLES, checkpoint_path, job_cutoff, registered_by
 from app.finetune.core.dataset import DataFilters, missing_ids
 from app.finetune.core.head_params import TrainParams, filters_of
 from app.finetune.core.reporter import TrainerReporter
 from app.jobs.context import JobContext
 from app.jobs.exceptions import JobCancelled, JobFailed
-from app.jobs.models import Job
 from app.registry import service as registry
 from app.registry import store
 from app.registry.models import ModelKind, ModelVersion
+from app.training.core.config import TrainConfig
 
-MIN_EXAMPLES = 2  # fewer cannot be split or trained on; the job fails rather than register nonsense
 EXPORT_AGGREGATE = {"every": "each", "majority": "majority"}  # an export's aggregation as the dataset's
 
 
@@ -49,15 +48,6 @@ class RunPlan:
     examples: list[Any]
     existing: ModelVersion | None  # already registered by this job (a re-run after the commit)
     export: dict[str, Any] | None = None  # the export whose snapshot is the data, when one is named
-
-
-def checkpoint_path(ctx: JobContext[Any]) -> Path:
-    """The resumable checkpoint of this job, under the data folder, the same for every attempt."""
-    return ctx.settings.data_dir / "checkpoints" / f"job-{ctx.job_id}" / "resume.pt"
-
-
-def _cutoff(db: Session, job_id: int) -> datetime | None:
-    return db.scalar(select(Job.created_at).where(Job.id == job_id))
 
 
 def _backbone(db: Session, params: TrainParams) -> tuple[str, int | None]:
@@ -74,7 +64,8 @@ def _backbone(db: Session, params: TrainParams) -> tuple[str, int | None]:
 
 
 SOURCE_OF = {ModelKind.reward: "judgements", ModelKind.classifier: "labels"}  # what an export must hold
-Reader = Callable[[Session, DataFilters, ExportSnapshot | None], list[Any]]
+# (session, the job's parameters, the filters to read with, the export named, if any) → the examples
+Reader = Callable[[Session, Any, DataFilters, ExportSnapshot | None], list[Any]]
 
 
 def _from_export(ctx: JobContext[Any], db: Session, kind: ModelKind) -> tuple[ExportSnapshot, DataFilters]:
@@ -115,15 +106,15 @@ def plan_run(ctx: JobContext[Any], kind: ModelKind, read: Reader) -> RunPlan:
     params: TrainParams = ctx.params
     name = params.name or f"{kind.value}-job{ctx.job_id}"
     with ctx.sessions() as db:
-        existing = db.scalar(select(ModelVersion).where(ModelVersion.created_by_job_id == ctx.job_id))
+        existing = registered_by(db, ctx.job_id)
         taken = db.scalar(select(ModelVersion.id).where(ModelVersion.name == name))
         if existing is None and taken is not None:
             raise JobFailed(f"name: a model version named {name!r} exists already")
         backbone, parent_id = _backbone(db, params)
-        snapshot, filters = None, DataFilters(**filters_of(params)).capped(_cutoff(db, ctx.job_id))
+        snapshot, filters = None, DataFilters(**filters_of(params)).capped(job_cutoff(db, ctx.job_id))
         if params.export_job_id is not None and existing is None:
             snapshot, filters = _from_export(ctx, db, kind)
-        examples = read(db, filters, snapshot) if existing is None else []
+        examples = read(db, params, filters, snapshot) if existing is None else []
     if existing is None and len(examples) < MIN_EXAMPLES:
         where = f"export {params.export_job_id}" if snapshot else "the filters"
         raise JobFailed(f"only {len(examples)} usable examples are in {where}; at least {MIN_EXAMPLES} are needed")
@@ -172,10 +163,11 @@ def describe(version: ModelVersion) -> dict[str, Any]:
 
 
 def run_training(
-    ctx: JobContext[Any], kind: ModelKind, read: Reader, train: Callable[..., Any], make_config: Callable[[str], Any]
+    ctx: JobContext[Any], kind: ModelKind, read: Reader, train: Callable[..., Any], config_cls: type[TrainConfig]
 ) -> dict[str, Any]:
-    """The shared body of both jobs: ``train`` is ``train_reward_model`` or ``train_classifier`` and
-    ``make_config`` builds its config for the resolved backbone."""
+    """The whole of either job: ``read`` gives its examples, ``train`` is ``train_reward_model`` or
+    ``train_classifier`` and ``config_cls`` its config, built from the job's training fields and the
+    resolved backbone."""
     from app.training.core.loop import TrainingStopped
 
     plan = plan_run(ctx, kind, read)
@@ -191,7 +183,7 @@ def run_training(
     try:
         result = train(
             plan.examples,
-            make_config(plan.backbone),
+            config_cls.from_dict({**ctx.params.trainer_values(config_cls), "backbone": plan.backbone}),
             folder,
             reporter=TrainerReporter(ctx.reporter),
             checkpoint_path=checkpoint_path(ctx),

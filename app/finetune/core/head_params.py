@@ -13,10 +13,9 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from app.finetune.core.params import config_field, config_values
+from app.finetune.core.params import MAX_IDS, config_field, config_values, version_name_field
 from app.training.core.config import MixedPrecision, Pooling, TrainConfig
 
-MAX_IDS = 1000  # ids per filter list
 _cfg = partial(config_field, TrainConfig)  # what the reward and classifier configs share; one line a field
 
 
@@ -40,11 +39,7 @@ class TrainParams(BaseModel):
     """What the reward and classifier jobs share: the backbone, optimisation and data settings."""
 
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(
-        None,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
-        description="Name of the registered version; default: <kind>-job<job id>.",
-    )
+    name: str | None = version_name_field("registered version")
     backbone: str = _cfg("backbone", min_length=1, max_length=500)
     backbone_version_id: int | None = Field(
         None,

@@ -6,7 +6,8 @@ default and help text are written (``help_field``). :func:`config_field` reads b
 the API schema, the launch form and the trainer default and describe a field alike, and a job default
 that differs from the trainer's is written as an argument, with a comment saying why, rather than by
 copying a number that then drifts. :func:`config_values` goes the other way: the job's values of the
-fields the config has. Kept free of torch: the web app imports it to validate a job before queueing it.
+fields the config has. :func:`version_name_field` is the ``name`` every training job but ``sft`` takes.
+Kept free of torch: the web app imports it to validate a job before queueing it.
 
     class MyParams(BaseModel):
         epochs: int = config_field(MyConfig, "epochs", ge=1, le=100)  # MyConfig's default and help
@@ -20,6 +21,14 @@ from dataclasses import Field as DataclassField
 from typing import Any
 
 from pydantic import BaseModel, Field
+
+MAX_IDS = 1000  # ids per list parameter (prompt sets, annotators)
+VERSION_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"  # a job's name for the version it registers
+
+
+def version_name_field(what: str) -> Any:
+    """The optional ``name`` of the version a job registers (``what``, e.g. "new policy version")."""
+    return Field(None, pattern=VERSION_NAME, description=f"Name of the {what}; default: <kind>-job<job id>.")
 
 
 def _config_field(config_cls: type, name: str) -> DataclassField[Any]:

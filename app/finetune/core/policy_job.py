@@ -1,36 +1,49 @@
 """What a job that trains a new policy version does around its trainer: the refusals, the one registration.
 
-A policy-training job (DPO, online DPO) ends the same way whatever trained it: the trainer's refusals
-become the job's outcome (a stop asked for by a cancellation, a folder that holds another run, a setting
-the trainer cannot use), and the merged folder the trainer renamed into the model store is registered
-ONCE as a ready child of the version it started from, keyed by the job id, in a fenced transaction, so a
-re-run after a crash at any point returns the same version. torch is imported only inside the functions,
-when the job runs.
+A policy-training job (DPO, online DPO, PPO, RLOO) runs one path whatever trains it
+(:func:`run_policy_job`): return the version an earlier attempt registered, if any → read the attempt's
+inputs in one session → start the run holding no session (log it, load what the trainer takes besides its
+data) → train, the trainer's refusals becoming the job's outcome (a stop asked for by a cancellation, a
+folder that holds another run, a setting the trainer cannot use) → register the merged folder the trainer
+renamed into the model store ONCE as a ready child of the version it started from, keyed by the job id, in
+a fenced transaction, so a re-run after a crash at any point returns the same version. torch is imported
+only inside the functions, when the job runs.
 """
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import Conflict
-from app.finetune.core.head_job import checkpoint_path
+from app.finetune.core.attempt import checkpoint_path, registered_by
+from app.finetune.core.reporter import TrainerReporter
 from app.jobs.context import JobContext
 from app.jobs.exceptions import JobCancelled, JobFailed
 from app.registry import service as registry
+from app.registry import store
 from app.registry.job_inputs import child_serving_config
 from app.registry.models import ModelKind, ModelVersion
 
 
-def registered_by(db: Session, job_id: int) -> ModelVersion | None:
-    """The version an earlier attempt of this job registered before it died, if any."""
-    return db.scalar(select(ModelVersion).where(ModelVersion.created_by_job_id == job_id))
+class PolicyInputs(Protocol):
+    """What a policy job reads before it trains: the new version's name, the policy it starts from."""
+
+    name: str
+    policy: ModelVersion
+    policy_path: Path
+
+    def record(self) -> dict[str, Any]:
+        """What the new version records of the inputs (versions used, how much data)."""
+        ...
+
+
+InputsT = TypeVar("InputsT", bound=PolicyInputs)
 
 
 @contextmanager
@@ -63,6 +76,31 @@ def describe_child(version: ModelVersion, record_key: str) -> dict[str, Any]:
     }
 
 
+def register_child(
+    db: Session,
+    job_id: int,
+    *,
+    parent: ModelVersion,
+    name: str,
+    folder: Path,
+    metrics: dict[str, float],
+    config: dict[str, Any] | None = None,
+) -> ModelVersion:
+    """Register ``folder`` as a ready policy version made by the job, child of ``parent`` and served like it
+    (``config`` added to the serving config). Idempotent per job; a name another version has is a Conflict."""
+    return registry.register(
+        db,
+        name=name,
+        kind=ModelKind.policy,
+        path=str(folder.resolve()),
+        base_model=parent.base_model or parent.name,
+        parent_id=parent.id,
+        metrics=dict(metrics),
+        config={**child_serving_config(parent, folder), **(config or {})},
+        job_id=job_id,
+    )
+
+
 def register_child_policy(
     ctx: JobContext[Any],
     *,
@@ -77,16 +115,8 @@ def register_child_policy(
     under ``config[record_key]``; drop the job's checkpoints and describe the version."""
     try:
         with ctx.transaction() as db:
-            version = registry.register(
-                db,
-                name=name,
-                kind=ModelKind.policy,
-                path=str(folder.resolve()),
-                base_model=parent.base_model or parent.name,
-                parent_id=parent.id,
-                metrics=dict(metrics),
-                config={**child_serving_config(parent, folder), record_key: record},
-                job_id=ctx.job_id,
+            version = register_child(
+                db, ctx.job_id, parent=parent, name=name, folder=folder, metrics=metrics, config={record_key: record}
             )
             outcome = describe_child(version, record_key)
     except Conflict as exc:
@@ -94,3 +124,47 @@ def register_child_policy(
     shutil.rmtree(checkpoint_path(ctx).parent, ignore_errors=True)
     ctx.reporter.progress(1.0, f"registered {name} (parent {parent.name})")
     return outcome
+
+
+def run_policy_job(
+    ctx: JobContext[Any],
+    kind: str,
+    read: Callable[[Session], InputsT],
+    start: Callable[[InputsT], dict[str, Any]],
+    train: Callable[[InputsT, Path, dict[str, Any]], Any],
+) -> dict[str, Any]:
+    """The whole job. ``read`` the inputs in one session; ``start`` the run with no session held (log it,
+    load what the trainer takes besides its data: its keyword arguments); ``train`` calls the trainer with
+    the inputs, the output folder and those arguments (the reporter and the checkpoint path added). The
+    version records ``inputs.record()``, the steps (in the result's unit), the fingerprint and the config
+    under ``config[kind]``."""
+    with ctx.sessions() as db:
+        existing = registered_by(db, ctx.job_id)
+        if existing is not None:  # an earlier attempt registered it, then died before recording the outcome
+            return describe_child(existing, kind)
+        inputs = read(db)
+    trainer_kwargs = start(inputs)
+    folder = store.version_dir(ctx.settings, ModelKind.policy.value, inputs.name)
+    with trainer_refusals():
+        result = train(
+            inputs,
+            folder,
+            {**trainer_kwargs, "reporter": TrainerReporter(ctx.reporter), "checkpoint_path": checkpoint_path(ctx)},
+        )
+    unit = type(result).CARD_UNIT  # "update": the record says "updates" and "resumed_from_update", as the card
+    record = {
+        **inputs.record(),
+        f"{unit}s": result.steps,
+        f"resumed_from_{unit}": result.resumed_from,
+        "fingerprint": result.card.get("fingerprint"),
+        "config": result.card.get("config", {}),
+    }
+    return register_child_policy(
+        ctx,
+        parent=inputs.policy,
+        name=inputs.name,
+        folder=folder,
+        metrics=result.metrics,
+        record_key=kind,
+        record=record,
+    )

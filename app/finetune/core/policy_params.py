@@ -15,10 +15,9 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from app.finetune.core.params import config_field
+from app.finetune.core.params import MAX_IDS, config_field, version_name_field
 from app.training.ppo.config import MixedPrecision, PolicyGradientConfig
 
-MAX_IDS = 1000
 _cfg = partial(config_field, PolicyGradientConfig)  # short, so each field below stays one readable line
 
 
@@ -39,11 +38,7 @@ class PolicyParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     # --- what is trained, against what, on what
-    name: str | None = Field(
-        None,
-        pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$",
-        description="Name of the new policy version; default: <kind>-job<job id>.",
-    )
+    name: str | None = version_name_field("new policy version")
     policy_version_id: int | None = Field(
         None, ge=1, description="Policy version to train; default: the promoted one. The new version's parent."
     )

@@ -11,17 +11,14 @@ policy's own samples (``online_dpo``). Kept free of torch: the web app imports i
 from __future__ import annotations
 
 from functools import partial
-from typing import Literal
+from typing import ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.finetune.core.head_params import FiltersIn
-from app.finetune.core.params import config_field, config_values
+from app.finetune.core.params import MAX_IDS, config_field, config_values, version_name_field
 from app.training.core.config import MixedPrecision
 from app.training.dpo.config import DPOBaseConfig, DPOConfig, LossType, OnlineDPOConfig
-
-MAX_IDS = 1000
-NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"
 
 _base = partial(config_field, DPOBaseConfig)  # short, so each field below stays one readable line
 _dpo = partial(config_field, DPOConfig)
@@ -31,10 +28,10 @@ _online = partial(config_field, OnlineDPOConfig)
 class DPOTrainingParams(BaseModel):
     """What both kinds share: the policy they start from (and keep as the reference), the loss, the optimiser."""
 
+    CONFIG: ClassVar[type[DPOBaseConfig]] = DPOBaseConfig  # each kind names its trainer's config
+
     model_config = ConfigDict(extra="forbid")
-    name: str | None = Field(
-        None, pattern=NAME, description="Name of the new policy version; default: <kind>-job<job id>."
-    )
+    name: str | None = version_name_field("new policy version")
     policy_version_id: int | None = Field(
         None,
         ge=1,
@@ -61,9 +58,15 @@ class DPOTrainingParams(BaseModel):
     use_cpu: bool = _base("use_cpu")
     mixed_precision: MixedPrecision = _base("mixed_precision")
 
+    def trainer_config(self, *, policy: str) -> DPOBaseConfig:
+        """The trainer's config: the training fields and the resolved policy folder."""
+        return self.CONFIG(**{**config_values(self, self.CONFIG), "policy": policy})
+
 
 class DPOParams(DPOTrainingParams):
     """A ``dpo`` job: the policy learns from the judged pairs directly (ties and both-bad are not pairs)."""
+
+    CONFIG: ClassVar[type[DPOBaseConfig]] = DPOConfig
 
     aggregate: Literal["each", "majority"] = Field(
         "each",
@@ -77,13 +80,11 @@ class DPOParams(DPOTrainingParams):
     eval_batch_size: int = _dpo("eval_batch_size", ge=1, le=4096)
     checkpoint_every: int = _dpo("checkpoint_every", ge=0, le=1_000_000)
 
-    def dpo_config(self, policy: str) -> DPOConfig:
-        """The trainer's config: the training fields and the resolved policy folder."""
-        return DPOConfig(**{**config_values(self, DPOConfig), "policy": policy})
-
 
 class OnlineDPOParams(DPOTrainingParams):
     """An ``online_dpo`` job: rounds of the policy's own samples, ranked by a reward version, best vs worst."""
+
+    CONFIG: ClassVar[type[DPOBaseConfig]] = OnlineDPOConfig
 
     reward_version_id: int | None = Field(
         None, ge=1, description="Reward version that ranks the samples; default: the latest ready one."
@@ -105,7 +106,3 @@ class OnlineDPOParams(DPOTrainingParams):
     temperature: float = _online("temperature", gt=0, le=10)
     safety_weight: float = _online("safety_weight", ge=0, le=100)
     safety_head: str = _online("safety_head", min_length=1, max_length=100)
-
-    def online_config(self, policy: str) -> OnlineDPOConfig:
-        """The trainer's config: the training fields and the resolved policy folder."""
-        return OnlineDPOConfig(**{**config_values(self, OnlineDPOConfig), "policy": policy})

@@ -9,37 +9,32 @@ the model store → register it as a ready policy version whose parent is the tr
 transaction keyed by the job id. A crash at any point is safe to retry: before the rename the re-run
 resumes from the last checkpoint; after it the trainer finds its own finished folder (same fingerprint)
 and only the registration runs; after registering, the re-run returns the version it already made.
-These steps are :func:`~app.finetune.ppo.reward_job.run_reward_job`, which the ``rloo`` job shares; only
-the trainer is PPO's.
+These steps are :func:`~app.finetune.core.rl_job.run_rl_job`, which the ``rloo`` and ``online_dpo`` jobs
+share; only the trainer and its value model are PPO's.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from app.finetune.ppo.inputs import PPOInputs
+from app.finetune.core.rl_inputs import RLInputs
+from app.finetune.core.rl_job import run_rl_job
 from app.finetune.ppo.params import PPOParams
-from app.finetune.ppo.reward_job import run_reward_job
 from app.jobs.context import JobContext
 from app.jobs.registry import register
 
-if TYPE_CHECKING:
-    from app.training.ppo.trainer import PPOResult  # the trainer loads torch: imported where the job runs
-
 KIND = "ppo"
+
+
+def _value_model(params: PPOParams, inputs: RLInputs) -> dict[str, Any]:
+    """The config's value model: a folder to initialise it from (the reward version's, when asked for), or
+    "" for a value head on the policy."""
+    return {"value_model": inputs.reward.path if params.value_model == "reward" else ""}
 
 
 @register(KIND, PPOParams)
 def run_ppo(ctx: JobContext[PPOParams]) -> dict[str, Any]:
     """Train the policy with PPO against the reward version and register the result once."""
-    return run_reward_job(ctx, KIND, "PPO", _train)
-
-
-def _train(ctx: JobContext[PPOParams], inputs: PPOInputs, folder: Path, trainer_kwargs: dict[str, Any]) -> PPOResult:
-    """PPO's config (a value model from the reward version's folder when asked for) and the trainer's run."""
     from app.training.ppo.trainer import train_ppo
 
-    value_model = inputs.reward.path if ctx.params.value_model == "reward" else ""
-    config = ctx.params.ppo_config(policy=str(inputs.policy_path), value_model=value_model)
-    return train_ppo(inputs.prompts, config, folder, **trainer_kwargs)
+    return run_rl_job(ctx, KIND, "PPO", train_ppo, _value_model)

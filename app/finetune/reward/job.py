@@ -21,19 +21,16 @@ from app.registry.models import ModelKind
 KIND = "reward"
 
 
+def _judged_pairs(db: Session, params: RewardParams, filters: DataFilters, export: ExportSnapshot | None) -> list[Any]:
+    """The examples: one per A/B judgement, or per pair by majority (an export's own aggregation wins)."""
+    aggregate = params.aggregate if export is None else EXPORT_AGGREGATE[export.params.get("aggregation", "every")]
+    return preference_examples(db, filters, aggregate=aggregate)
+
+
 @register(KIND, RewardParams)
 def run_reward(ctx: JobContext[RewardParams]) -> dict[str, Any]:
     """Train and register a reward model on the judged pairs."""
     from app.training.reward.config import RewardConfig
     from app.training.reward.trainer import train_reward_model
 
-    params = ctx.params
-
-    def read(db: Session, filters: DataFilters, export: ExportSnapshot | None) -> list[Any]:
-        aggregate = params.aggregate if export is None else EXPORT_AGGREGATE[export.params.get("aggregation", "every")]
-        return preference_examples(db, filters, aggregate=aggregate)
-
-    def make_config(backbone: str) -> RewardConfig:
-        return RewardConfig.from_dict({**params.trainer_values(RewardConfig), "backbone": backbone})
-
-    return run_training(ctx, ModelKind.reward, read, train_reward_model, make_config)
+    return run_training(ctx, ModelKind.reward, _judged_pairs, train_reward_model, RewardConfig)

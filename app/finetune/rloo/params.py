@@ -12,7 +12,7 @@ Checks that involve two fields (num_minibatches vs batch_size × samples_per_pro
 from __future__ import annotations
 
 from functools import partial
-from typing import ClassVar, cast
+from typing import ClassVar
 
 from app.finetune.core.params import config_field
 from app.finetune.core.policy_params import PolicyParams
@@ -39,7 +39,3 @@ class RLOOParams(PolicyParams):
     advantage: AdvantageKind = _cfg("advantage")
     kl_penalty: KLPenalty = _cfg("kl_penalty")
     kl_estimator: KLChoice = _cfg("kl_estimator")
-
-    def rloo_config(self, *, policy: str) -> RLOOConfig:
-        """The trainer's config for the resolved policy folder."""
-        return cast(RLOOConfig, self.trainer_config(policy=policy))  # CONFIG builds it

@@ -122,30 +122,18 @@ def _register(
 ) -> int:
     """The new ready policy version, child of the base; registered once per job, however often it runs."""
     from app.errors import Conflict
-    from app.registry import service as registry
-    from app.registry.job_inputs import child_serving_config
-    from app.registry.models import ModelKind
+    from app.finetune.core.policy_job import register_child
 
-    base = inputs.base
     metrics = {
         **trained.metrics,
         "refusal_rate_before": refusal["before"],
         "refusal_rate_after": refusal["after"],
         "refusal_prompts": refusal["prompts"],
     }
-    config = child_serving_config(base, trained.output_dir)
     try:
         with ctx.transaction() as db:
-            version = registry.register(
-                db,
-                name=name,
-                kind=ModelKind.policy,
-                path=str(trained.output_dir.resolve()),
-                base_model=base.base_model or base.name,
-                parent_id=base.id,
-                metrics=metrics,
-                config=config,
-                job_id=ctx.job_id,
+            version = register_child(
+                db, ctx.job_id, parent=inputs.base, name=name, folder=trained.output_dir, metrics=metrics
             )
             return version.id
     except Conflict as exc:

@@ -1,4 +1,5 @@
-"""What a ``ppo`` job reads from the database before it trains: the versions and the prompts.
+"""What a job that trains a policy against a reward version (``ppo``, ``rloo``, ``online_dpo``) reads from
+the database before it trains: the versions and the prompts.
 
 Read once per attempt, as a snapshot that a retried attempt reads identically (prompts created after
 the job was queued are left out), because the trainer resumes a checkpoint only into the run that
@@ -10,24 +11,34 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.errors import DomainError
-from app.finetune.core.policy_params import PolicyParams
+from app.finetune.core.attempt import free_version_name, job_cutoff
 from app.finetune.core.scoring import usable_version
 from app.jobs.exceptions import JobFailed
-from app.jobs.models import Job
 from app.prompts.models import Prompt, PromptSet, PromptSetStatus
 from app.registry import service as registry
-from app.registry.job_inputs import check_name_free, local_policy
+from app.registry.job_inputs import local_policy
 from app.registry.models import ModelKind, ModelVersion
 
 
+class RLParams(Protocol):
+    """The fields of such a job that say what is trained, against what, on what (``PolicyParams``' and
+    ``OnlineDPOParams``')."""
+
+    name: str | None
+    policy_version_id: int | None
+    reward_version_id: int | None
+    classifier_version_id: int | None
+    prompt_set_ids: list[int] | None
+
+
 @dataclass
-class PPOInputs:
+class RLInputs:
     """The resolved versions and the prompt snapshot of one attempt."""
 
     name: str
@@ -37,6 +48,14 @@ class PPOInputs:
     classifier: ModelVersion | None
     prompts: list[list[dict[str, Any]]]  # chat messages, in id order
     prompt_ids: list[int]
+
+    def record(self) -> dict[str, Any]:
+        """What the new version records of them."""
+        return {
+            "reward_version_id": self.reward.id,
+            "classifier_version_id": self.classifier.id if self.classifier else None,
+            "prompts": len(self.prompts),
+        }
 
 
 def scoring_version(db: Session, version_id: int | None, kind: ModelKind, *, field: str) -> ModelVersion:
@@ -72,13 +91,10 @@ def prompt_snapshot(
     return [(pid, list(messages)) for pid, messages in db.execute(query.order_by(Prompt.id))]
 
 
-def read_inputs(db: Session, params: PolicyParams, job_id: int, kind: str = "ppo") -> PPOInputs:
+def read_rl_inputs(db: Session, params: RLParams, job_id: int, kind: str) -> RLInputs:
     """Everything the run needs from the database; a missing piece fails the job naming its parameter.
-
-    Any policy-training job whose parameters are :class:`PolicyParams` reads the same (``rloo`` too); its
     ``kind`` names the default version name."""
-    name = params.name or f"{kind}-job{job_id}"
-    check_name_free(db, name, job_id)
+    name = free_version_name(db, params.name, kind, job_id)
     policy, path = local_policy(db, params.policy_version_id, field="policy_version_id")
     reward = scoring_version(db, params.reward_version_id, ModelKind.reward, field="reward_version_id")
     classifier = None
@@ -86,10 +102,9 @@ def read_inputs(db: Session, params: PolicyParams, job_id: int, kind: str = "ppo
         classifier = scoring_version(
             db, params.classifier_version_id, ModelKind.classifier, field="classifier_version_id"
         )
-    cutoff = db.scalar(select(Job.created_at).where(Job.id == job_id))
-    rows = prompt_snapshot(db, params.prompt_set_ids, cutoff)
+    rows = prompt_snapshot(db, params.prompt_set_ids, job_cutoff(db, job_id))
     if not rows:
         raise JobFailed("prompt_set_ids: the chosen prompt sets hold no usable prompt")
-    return PPOInputs(
+    return RLInputs(
         name, policy, path, reward, classifier, [messages for _, messages in rows], [pid for pid, _ in rows]
     )
