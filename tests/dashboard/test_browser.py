@@ -43,6 +43,7 @@ FORM = {
     "validation_fraction": "0.25",
     "num_threads": "1",
     "checkpoint_every": "0",
+    "log_every": "1",  # a curve point per step (the job default reports every 10)
     "name": "rm-from-the-form",
 }
 # Chart.js's own record of a plot: each dataset's label, its points, and the points it laid out to draw.
