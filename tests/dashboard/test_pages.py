@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import re
+from html.parser import HTMLParser
 
 import pytest
 from sqlalchemy import select
 
 import tests.dashboard.handlers  # noqa: F401 - registers test.curves, a kind the dashboard offers
 from app.auth.models import Role
+from app.jobs import registry
 from app.jobs.models import Job, JobStatus
 from app.registry.models import ModelKind, ModelStatus
 from tests.export.data import judged_pair
@@ -78,6 +80,44 @@ def test_promote_and_archive_through_the_single_call_site(client, db, researcher
     assert client.post(f"/dashboard/models/{v2.id}/promote", data={}).status_code == 403  # no CSRF token
 
 
+class _FormValues(HTMLParser):
+    """The values a browser would submit for a launch form's ``param.*`` controls, as rendered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.values: dict[str, str] = {}
+        self._select: str | None = None
+        self._text: str | None = None
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        a = dict(attrs)
+        name = a.get("name") or ""
+        if tag == "input" and name.startswith("param."):
+            if a.get("type") != "checkbox" or "checked" in a:
+                self.values[name] = a.get("value") or ""
+        elif tag == "select" and name.startswith("param."):
+            self._select = name
+        elif tag == "option" and self._select and "selected" in a:
+            self.values[self._select] = a.get("value") or ""
+        elif tag == "textarea" and name.startswith("param."):
+            self._text = name
+            self.values[name] = ""
+
+    def handle_endtag(self, tag: str) -> None:
+        self._select = None if tag == "select" else self._select
+        self._text = None if tag == "textarea" else self._text
+
+    def handle_data(self, data: str) -> None:
+        if self._text:
+            self.values[self._text] += data
+
+
+def _form_values(page: str) -> dict[str, str]:
+    parser = _FormValues()
+    parser.feed(page)
+    return parser.values
+
+
 class TestJobs:
     def test_the_list_shows_progress_bars_and_the_launch_links(self, client, db, researcher):
         JobFactory(kind="test.curves", status=JobStatus.running, progress=0.25, progress_message=XSS)
@@ -110,6 +150,17 @@ class TestJobs:
             "seed": None,
         }
         assert job.created_by_id == researcher.id
+
+    @pytest.mark.parametrize("kind", ["ppo", "rloo", "dpo", "online_dpo"])
+    def test_every_policy_method_launches_from_its_form_with_its_defaults(self, client, db, researcher, kind):
+        form = client.get(f"/dashboard/jobs/new/{kind}")
+        assert form.status_code == 200 and 'name="param.learning_rate"' in form.text
+        data = {"csrf_token": client.csrf, **_form_values(form.text)}  # what a browser sends, untouched
+        sent = client.post(f"/dashboard/jobs/new/{kind}", data=data, follow_redirects=False)
+        assert sent.status_code == 303, sent.text
+        job = db.scalar(select(Job).where(Job.kind == kind))
+        assert job is not None and sent.headers["location"] == f"/dashboard/jobs/{job.id}"
+        assert job.params == registry.validate_params(kind, {})  # exactly the kind's defaults
 
     def test_kinds_not_offered_in_the_ui_have_no_form(self, client, db, researcher):
         assert client.get("/dashboard/jobs/new/export").status_code == 404
