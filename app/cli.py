@@ -275,23 +275,10 @@ def _add_models_commands(sub: argparse._SubParsersAction) -> None:
 
 def cmd_export(args: argparse.Namespace) -> None:
     """Write an export file (and its snapshot) from the command line; same filters as the page."""
-    from app.export.filters import params_from_strings
+    from app.export.filters import FORM_FIELDS, NAME_FIELDS, params_from_strings
     from app.export.service import export_to_folder
 
-    fields = (
-        "format",
-        "prompt_set_id",
-        "date_from",
-        "date_to",
-        "policy_version_id",
-        "min_agreement",
-        "ties",
-        "both_bad",
-        "aggregation",
-        "include_annotators",
-        "exclude_annotators",
-    )
-    raw = {name: str(getattr(args, name)) for name in fields if getattr(args, name) is not None}
+    raw = {name: str(getattr(args, name)) for name in (*FORM_FIELDS, *NAME_FIELDS) if getattr(args, name) is not None}
     out = Path(args.out)
     with _session(_settings()) as db:
         params = params_from_strings(raw)

@@ -133,6 +133,7 @@ FORM_FIELDS = (
     "both_bad",
     "aggregation",
 )
+NAME_FIELDS = ("include_annotators", "exclude_annotators")  # usernames, comma- or space-separated
 
 
 def params_from_strings(data: Any) -> ExportParams:
@@ -142,6 +143,6 @@ def params_from_strings(data: Any) -> ExportParams:
         value = data.get(name)
         if isinstance(value, str) and value.strip():
             raw[name] = value.strip()
-    raw["include_annotators"] = split_names(data.get("include_annotators"))
-    raw["exclude_annotators"] = split_names(data.get("exclude_annotators"))
+    for name in NAME_FIELDS:
+        raw[name] = split_names(data.get(name))
     return parse_params(raw)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import re
 import secrets
 import shutil
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, BinaryIO, Literal
 
@@ -81,9 +82,4 @@ def import_job(ctx: JobContext[ImportParams]) -> dict[str, Any]:
     path.unlink(missing_ok=True)
     ctx.reporter.log(str(report))
     ctx.reporter.progress(1.0, str(report))
-    return {
-        "source": report.source,
-        "prompt_set_id": report.prompt_set_id,
-        "pairs": report.pairs,
-        "new_prompts": report.new_prompts,
-    }
+    return asdict(report)

@@ -14,13 +14,11 @@ savepoint is rolled back, so a rejected file writes nothing.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, BinaryIO
 
-from sqlalchemy import func, insert, select
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 import app.all_models  # noqa: F401 - every mapper, for the joins across domains
@@ -30,17 +28,14 @@ from app.db import utcnow
 from app.errors import Invalid
 from app.importing.parsers import PreferenceRow, read_preferences
 from app.pool.models import Pair, PairStatus, Response
-from app.prompts.importers import LineError
-from app.prompts.importing import MAX_LISTED, ImportRejected
+from app.prompts.importing import insert_new_prompts, load_in_chunks
 from app.prompts.models import Prompt, PromptSet, PromptSource
-from app.prompts.service import create_set, find_set, lock_set
+from app.prompts.service import count_prompts, create_set, find_set, lock_set
 from app.prompts.validation import content_hash
 
 CHUNK = 1_000
 SOURCE_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,54}$")  # "external:" + name fits users.username (64)
 UNUSABLE_PASSWORD = "!external"  # not an argon2 hash: no password ever verifies against it
-_INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
-Progress = Callable[[int], None]
 
 
 @dataclass(frozen=True)
@@ -82,16 +77,14 @@ def _target_set(db: Session, set_name: str, actor: User | None) -> PromptSet:
     return prompt_set
 
 
-@dataclass
+@dataclass(frozen=True)
 class _Load:
+    """Where the rows go: the prompt set, the external annotator's judgements, the responses' source."""
+
     set_id: int
     annotator_id: int
     source: str
     now: datetime
-    pairs: int = 0
-    bad: int = 0
-    errors: list[LineError] | None = None
-    pending: list[PreferenceRow] | None = None
 
 
 def import_preferences(
@@ -104,7 +97,6 @@ def import_preferences(
     actor: User | None = None,
     max_bytes: int | None = None,
     commit: bool = True,
-    on_progress: Progress | None = None,
 ) -> PreferenceImportReport:
     """Import a TRL or HH JSONL stream (optionally gzipped); ``ImportRejected`` (nothing written) on bad lines."""
     source = source_label(name)
@@ -112,46 +104,17 @@ def import_preferences(
     with db.begin_nested():  # a rejected file rolls back everything below, the set and account included
         prompt_set = _target_set(db, set_name or source, actor)
         annotator = external_annotator(db, source)
-        before = _prompt_count(db, prompt_set.id)
-        load = _Load(prompt_set.id, annotator.id, source, utcnow(), errors=[], pending=[])
-        _consume(db, rows, load, on_progress)
-        if load.bad:
-            raise ImportRejected(load.errors or [], load.bad)
-        new_prompts = _prompt_count(db, prompt_set.id) - before
+        before = count_prompts(db, prompt_set.id)
+        load = _Load(prompt_set.id, annotator.id, source, utcnow())
+        pairs = load_in_chunks(rows, lambda chunk: _flush(db, load, chunk), chunk=CHUNK)
+        new_prompts = count_prompts(db, prompt_set.id) - before
     if commit:
         db.commit()
-    return PreferenceImportReport(source, prompt_set.id, load.pairs, new_prompts)
-
-
-def _consume(db: Session, rows: Iterable[PreferenceRow | LineError], load: _Load, on_progress: Progress | None) -> None:
-    assert load.errors is not None and load.pending is not None
-    for item in rows:
-        if isinstance(item, LineError):
-            load.bad += 1
-            if len(load.errors) < MAX_LISTED:
-                load.errors.append(item)
-            load.pending.clear()
-            continue
-        if load.bad:
-            continue  # the import is lost already: read on only to list the bad lines
-        load.pending.append(item)
-        if len(load.pending) >= CHUNK:
-            _flush(db, load)
-            if on_progress is not None:
-                on_progress(load.pairs)
-    if not load.bad:
-        _flush(db, load)
-
-
-def _prompt_count(db: Session, set_id: int) -> int:
-    return db.scalar(select(func.count()).select_from(Prompt).where(Prompt.prompt_set_id == set_id)) or 0
+    return PreferenceImportReport(source, prompt_set.id, pairs, new_prompts)
 
 
 def _prompt_ids(db: Session, load: _Load, rows: list[PreferenceRow]) -> list[int]:
     """Insert the chunk's new prompts (a conversation the set holds already is reused); their ids in row order."""
-    dialect = db.get_bind().dialect.name
-    if dialect not in _INSERTS:
-        raise NotImplementedError(f"preference import supports PostgreSQL and SQLite, not {dialect}")
     hashes = [content_hash(row.messages) for row in rows]
     values = {
         digest: {
@@ -166,8 +129,7 @@ def _prompt_ids(db: Session, load: _Load, rows: list[PreferenceRow]) -> list[int
         }
         for digest, row in zip(hashes, rows, strict=True)
     }
-    statement = _INSERTS[dialect](Prompt).on_conflict_do_nothing(index_elements=["prompt_set_id", "content_hash"])
-    db.execute(statement, list(values.values()))
+    insert_new_prompts(db, list(values.values()))
     query = select(Prompt.content_hash, Prompt.id).where(
         Prompt.prompt_set_id == load.set_id, Prompt.content_hash.in_(list(values))
     )
@@ -180,11 +142,8 @@ def _inserted_ids(db: Session, model: Any, values: list[dict[str, Any]]) -> list
     return list(db.scalars(statement, values))
 
 
-def _flush(db: Session, load: _Load) -> None:
-    """Write the pending rows: prompts, then responses, pairs and judgements, each as one batch."""
-    rows = load.pending or []
-    if not rows:
-        return
+def _flush(db: Session, load: _Load, rows: list[PreferenceRow]) -> None:
+    """Write a chunk of rows: prompts, then responses, pairs and judgements, each as one batch."""
     prompt_ids = _prompt_ids(db, load, rows)
     texts = [text for row in rows for text in (row.chosen, row.rejected)]
     response_ids = _inserted_ids(
@@ -234,5 +193,3 @@ def _flush(db: Session, load: _Load) -> None:
             for pair_id in pair_ids
         ],
     )
-    load.pairs += len(rows)
-    rows.clear()

@@ -13,26 +13,26 @@ and the savepoint around the inserts is rolled back.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeVar
 
-from sqlalchemy import func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
 from app.db import utcnow
 from app.errors import Invalid, NotFound
-from app.prompts.importers import MAX_UPLOAD_BYTES, LineError, Parsed, Row, detect_format, read_rows
+from app.prompts.importers import MAX_UPLOAD_BYTES, LineError, Row, detect_format, read_rows
 from app.prompts.models import Prompt, PromptSet, PromptSource
-from app.prompts.service import create_set, find_set, lock_set
+from app.prompts.service import count_prompts, create_set, find_set, lock_set
 from app.prompts.validation import content_hash
 
 CHUNK = 1_000  # rows per INSERT: large enough to amortise round trips, small enough for any driver
 MAX_LISTED = 100  # bad lines named in the report; the rest are counted
 _INSERTS = {"postgresql": postgresql.insert, "sqlite": sqlite.insert}
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -57,14 +57,6 @@ class ImportRejected(Invalid):
         super().__init__("file", f"{total} bad line(s), nothing imported: {listed}{more}")
 
 
-@dataclass
-class _Progress:
-    read: int = 0
-    bad: int = 0
-    errors: list[LineError] = field(default_factory=list)
-    pending: list[dict[str, Any]] = field(default_factory=list)
-
-
 def import_prompts(
     db: Session,
     *,
@@ -80,39 +72,57 @@ def import_prompts(
     ``commit=False`` leaves the commit to the caller, e.g. the CLI creating the set in the same
     transaction so that a rejected file leaves no empty set behind."""
     lock_set(db, set_id)
-    progress = _Progress()
-    before = _count(db, set_id)
+    before = count_prompts(db, set_id)
+    now = utcnow()
+
+    def flush(rows: list[Row]) -> None:
+        insert_new_prompts(db, [_values(set_id, row, actor, now) for row in rows])
+
     with db.begin_nested():  # a failure rolls back the inserts, and nothing the caller did before
-        _load(db, set_id, read_rows(stream, fmt, max_bytes=max_bytes), actor, progress)
-        if progress.bad:
-            raise ImportRejected(progress.errors, progress.bad)
-    imported = _count(db, set_id) - before
+        read = load_in_chunks(read_rows(stream, fmt, max_bytes=max_bytes), flush, chunk=CHUNK)
+    imported = count_prompts(db, set_id) - before
     if commit:
         db.commit()
-    return ImportReport(set_id, progress.read, imported, progress.read - imported)
+    return ImportReport(set_id, read, imported, read - imported)
 
 
-def _count(db: Session, set_id: int) -> int:
-    return db.scalar(select(func.count()).select_from(Prompt).where(Prompt.prompt_set_id == set_id)) or 0
+def load_in_chunks(items: Iterable[T | LineError], flush: Callable[[list[T]], None], *, chunk: int) -> int:
+    """Hand the good rows of a file to ``flush``, ``chunk`` at a time; returns how many good rows were read.
 
-
-def _load(db: Session, set_id: int, rows: Iterable[Parsed], actor: User | None, progress: _Progress) -> None:
-    now = utcnow()
-    for item in rows:
+    The first bad line stops the flushing; reading goes on only to list every bad line, and then
+    ``ImportRejected`` names them, for the caller's savepoint to roll back what was flushed before."""
+    good = bad = 0
+    errors: list[LineError] = []
+    pending: list[T] = []
+    for item in items:
         if isinstance(item, LineError):
-            progress.bad += 1
-            if len(progress.errors) < MAX_LISTED:
-                progress.errors.append(item)
-            progress.pending.clear()
+            bad += 1
+            if len(errors) < MAX_LISTED:
+                errors.append(item)
+            pending.clear()
             continue
-        progress.read += 1
-        if progress.bad:
+        good += 1
+        if bad:
             continue  # the import is lost already; keep reading only to list the bad lines
-        progress.pending.append(_values(set_id, item, actor, now))
-        if len(progress.pending) >= CHUNK:
-            _flush(db, progress)
-    if not progress.bad:
-        _flush(db, progress)
+        pending.append(item)
+        if len(pending) >= chunk:
+            flush(pending)
+            pending = []
+    if bad:
+        raise ImportRejected(errors, bad)
+    if pending:
+        flush(pending)
+    return good
+
+
+def insert_new_prompts(db: Session, values: list[dict[str, Any]]) -> None:
+    """Insert prompt rows in one executemany; a row whose conversation its set holds already is skipped."""
+    dialect = db.get_bind().dialect.name
+    insert = _INSERTS.get(dialect)
+    if insert is None:
+        raise NotImplementedError(f"prompt import supports PostgreSQL and SQLite, not {dialect}")
+    statement = insert(Prompt).on_conflict_do_nothing(index_elements=["prompt_set_id", "content_hash"])
+    db.execute(statement, values)
 
 
 def _values(set_id: int, row: Row, actor: User | None, now: Any) -> dict[str, Any]:
@@ -127,19 +137,6 @@ def _values(set_id: int, row: Row, actor: User | None, now: Any) -> dict[str, An
         "created_by_id": actor.id if actor else None,
         "created_at": now,
     }
-
-
-def _flush(db: Session, progress: _Progress) -> None:
-    """Insert the pending rows; a row whose conversation the set holds already is skipped."""
-    if not progress.pending:
-        return
-    dialect = db.get_bind().dialect.name
-    insert = _INSERTS.get(dialect)
-    if insert is None:
-        raise NotImplementedError(f"prompt import supports PostgreSQL and SQLite, not {dialect}")
-    statement = insert(Prompt).on_conflict_do_nothing(index_elements=["prompt_set_id", "content_hash"])
-    db.execute(statement, progress.pending)
-    progress.pending.clear()
 
 
 def import_path(

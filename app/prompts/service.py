@@ -139,6 +139,11 @@ def update_set(
     return prompt_set
 
 
+def count_prompts(db: Session, set_id: int) -> int:
+    """Every prompt of the set, retired ones too."""
+    return db.scalar(select(func.count()).select_from(Prompt).where(Prompt.prompt_set_id == set_id)) or 0
+
+
 def list_prompts(
     db: Session, *, set_id: int, retired: bool | None = None, limit: int = PAGE_SIZE, offset: int = 0
 ) -> tuple[list[Prompt], int]:

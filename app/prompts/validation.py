@@ -11,6 +11,7 @@ import hashlib
 import json
 from typing import Any
 
+from app.choices import parse_choice
 from app.errors import Invalid
 from app.prompts.models import PromptSetStatus
 from app.text import storable_text
@@ -143,8 +144,4 @@ def validate_k(value: int | str | None) -> int | None:
 
 
 def parse_status(value: str | PromptSetStatus) -> PromptSetStatus:
-    try:
-        return PromptSetStatus(value)
-    except ValueError:
-        choices = ", ".join(s.value for s in PromptSetStatus)
-        raise Invalid("status", f"unknown status {str(value)[:40]!r}; use one of: {choices}") from None
+    return parse_choice(PromptSetStatus, value, "status")

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from app.auth import service as auth_service
 from app.auth.models import Role, User
 from app.auth.passwords import hash_password
+from app.choices import parse_choice
 from app.errors import Conflict, Invalid
 from app.lookup import get_or_404
 
@@ -40,12 +41,7 @@ def validate_password(password: str) -> str:
 
 
 def parse_role(value: str | Role) -> Role:
-    try:
-        return Role(value)
-    except ValueError:
-        raise Invalid(
-            "role", f"unknown role {str(value)[:40]!r}; use one of: {', '.join(r.value for r in Role)}"
-        ) from None
+    return parse_choice(Role, value, "role")
 
 
 def create_user(db: Session, *, username: str, password: str, role: str | Role, commit: bool = True) -> User:

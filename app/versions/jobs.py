@@ -6,6 +6,7 @@ model is loaded only inside the job process, when the handler runs.
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from typing import Any
 
 from pydantic import BaseModel, Field
@@ -30,9 +31,4 @@ def run_bootstrap(ctx: JobContext[BootstrapParams]) -> dict[str, Any]:
     with ctx.sessions() as db:
         report = bootstrap.bootstrap(db, ctx.settings, model=ctx.params.model, job_id=ctx.job_id, say=say)
     ctx.reporter.progress(1.0, str(report))
-    return {
-        "policy": report.policy,
-        "installed": report.installed,
-        "promoted": report.promoted,
-        "starter_prompts": report.starter_prompts,
-    }
+    return asdict(report)
