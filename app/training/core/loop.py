@@ -26,7 +26,7 @@ from torch import nn
 
 from app.training.core.batches import LengthGroupedBatchSampler
 from app.training.core.checkpoint import atomic_torch_save, capture_rng_state, load_checkpoint, restore_rng_state
-from app.training.core.config import TrainConfig
+from app.training.core.config import RuntimeSettings, TrainConfig
 
 logger = logging.getLogger(__name__)
 
@@ -111,7 +111,7 @@ class LinearSchedule:
         return max(0.0, (self.total - step) / max(self.total - self.warmup, 1))
 
 
-def make_accelerator(config: TrainConfig) -> Any:
+def make_accelerator(config: RuntimeSettings) -> Any:
     """An ``accelerate.Accelerator`` for ``config``, with a sane CPU thread count."""
     from accelerate import Accelerator
     from accelerate.state import AcceleratorState
@@ -124,6 +124,16 @@ def make_accelerator(config: TrainConfig) -> Any:
     if accelerator.device.type == "cpu":
         torch.set_num_threads(cpu_threads(config.num_threads, accelerator.state.num_processes))
     return accelerator
+
+
+def setup_accelerator(config: RuntimeSettings, reporter: Reporter | None) -> tuple[Any, Reporter]:
+    """(:func:`make_accelerator`, the reporter this process speaks through): ``reporter`` (or a
+    :class:`NullReporter`) on the main process, a silent one elsewhere, since one process speaks for all
+    (each still trains its shard)."""
+    accelerator = make_accelerator(config)
+    if not accelerator.is_main_process:
+        return accelerator, NullReporter()
+    return accelerator, reporter or NullReporter()
 
 
 def cpu_threads(requested: int, processes: int = 1) -> int:

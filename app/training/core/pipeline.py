@@ -11,27 +11,28 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, TypedDict
+from typing import Any, TypedDict, Unpack
 
 import torch
 from torch import nn
 
-from app.training.core.card import (
-    build_card,
-    data_snapshot,
-    default_checkpoint_path,
-    finished_card,
-    run_fingerprint,
-    write_card,
-)
-from app.training.core.checkpoint import atomic_write_dir
+from app.training.core.card import data_snapshot
 from app.training.core.config import TrainConfig
 from app.training.core.data import split_by_prompt
 from app.training.core.encode import pad_token_id
 from app.training.core.heads import PooledHeadModel, build_model, disable_dropout, save_model
-from app.training.core.loop import LoopResult, LoopTask, LossFn, NullReporter, Reporter, make_accelerator, run_loop
+from app.training.core.loop import (
+    LoopResult,
+    LoopTask,
+    LossFn,
+    NullReporter,
+    Reporter,
+    run_loop,
+    setup_accelerator,
+)
 from app.training.core.prefix import needs_additive_mask, shares_prefix_exactly
 from app.training.core.result import TrainResult
+from app.training.core.run import RunTarget, model_label, save_run
 from app.training.core.vocab import compact_embedding, renumber_rows
 from app.training.core.vocab import plan as compact_plan
 
@@ -80,44 +81,24 @@ def prepare_backbone(model: PooledHeadModel, config: TrainConfig) -> int:
     return min(config.max_length, positions)
 
 
-def backbone_label(config: TrainConfig, backbone: nn.Module | None) -> str:
-    """How the card names the backbone: the configured name, or the in-memory model's type."""
-    if backbone is None:
-        return config.backbone
-    return f"in-memory:{getattr(getattr(backbone, 'config', None), 'model_type', type(backbone).__name__)}"
-
-
 def train_head_model(
-    job: HeadJob,
-    examples: Sequence[Any],
-    config: TrainConfig,
-    output_dir: Path | str,
-    *,
-    reporter: Reporter | None = None,
-    checkpoint_path: Path | str | None = None,
-    backbone: nn.Module | None = None,
-    tokenizer: Any = None,
+    job: HeadJob, examples: Sequence[Any], config: TrainConfig, output_dir: Path | str, **options: Unpack[RunOptions]
 ) -> TrainResult[PooledHeadModel]:
     """Train ``job`` on ``examples`` and save it to ``output_dir``; see ``train_reward_model`` for the contract."""
-    reporter = reporter or NullReporter()
-    output_dir = Path(output_dir)
-    checkpoint = Path(checkpoint_path) if checkpoint_path else default_checkpoint_path(output_dir)
-    label = backbone_label(config, backbone)
-    fingerprint = run_fingerprint(examples, config, label)
-    if (card := finished_card(output_dir, fingerprint)) is not None:
-        reporter.log(f"{output_dir} already holds this run; returning its card")
-        return TrainResult.from_card(output_dir, card)
+    backbone, reporter = options.get("backbone"), options.get("reporter") or NullReporter()
+    label = model_label(config.backbone, backbone)
+    target = RunTarget.on_examples(examples, config, label, output_dir, options.get("checkpoint_path"))
+    if (finished := target.finished(TrainResult, reporter)) is not None:
+        return finished
     train, validation = split_by_prompt(examples, config.validation_fraction, config.seed)
     if not train:
         raise ValueError(f"no training examples for the {job.kind} model")
-    accelerator = make_accelerator(config)
-    if not accelerator.is_main_process:  # one process speaks for all; each still trains its shard
-        reporter = NullReporter()
+    accelerator, reporter = setup_accelerator(config, reporter)
     model, tokenizer = build_model(
         backbone if backbone is not None else config.backbone,
         job.labels,
         pooling=config.pooling,
-        tokenizer=tokenizer,
+        tokenizer=options.get("tokenizer"),
         seed=config.seed,
     )
     max_length = prepare_backbone(model, config)
@@ -126,23 +107,13 @@ def train_head_model(
         f"{job.kind} model: {len(train)} train / {len(validation)} validation examples, backbone "
         f"{label}, {sum(p.numel() for p in model.parameters()):,} parameters on {accelerator.device}"
     )
-    result = _train(job, config, model, rows, pad_id, fingerprint, accelerator, checkpoint, reporter)
+    result = _train(job, config, model, rows, pad_id, target, accelerator, reporter)
     val_rows = job.encode(tokenizer, validation, model.encoder, max_length) if validation else []
     evaluated = job.evaluate(result.model, val_rows, pad_id, config.eval_batch_size, accelerator.device)
     metrics = {f"val_{name}": value for name, value in evaluated.items()}
-    card = build_card(
-        kind=job.kind,
-        backbone=label,
-        labels=job.labels,
-        config=config,
-        data=data_snapshot(examples, train, validation),
-        fingerprint=fingerprint,
-        metrics=metrics,
-        steps=result.steps,
-        resumed_from=result.resumed_from,
-    )
-    _finish(accelerator, reporter, result.model, tokenizer, output_dir, checkpoint, card, max_length)
-    return TrainResult(output_dir, metrics, result.steps, result.resumed_from, card, result.model)
+    card = target.card(job.kind, config, data_snapshot(examples, train, validation), metrics, result, job.labels)
+    _finish(accelerator, reporter, result.model, tokenizer, target, card, max_length)
+    return TrainResult(target.output_dir, metrics, result.steps, result.resumed_from, card, result.model)
 
 
 def _train(
@@ -151,9 +122,8 @@ def _train(
     model: PooledHeadModel,
     rows: Rows,
     pad_id: int,
-    fingerprint: str,
+    target: RunTarget,
     accelerator: Any,
-    checkpoint: Path,
     reporter: Reporter,
 ) -> LoopResult:
     """Run the loop on the embedding rows the data uses (see ``vocab_compact``); the full matrix is
@@ -167,8 +137,8 @@ def _train(
         if job.packed is not None and shares_prefix_exactly(model, rows, pad_id, collate):
             length, collate = job.packed.length, job.packed.collate(pad_id, additive=needs_additive_mask(model))
             reporter.log("decoder backbone: each pair's shared prefix is computed once (packed rows)")
-        task = LoopTask(model, rows, [length(row) for row in rows], collate, job.loss, fingerprint)
-        return run_loop(task, config, accelerator, checkpoint, reporter)
+        task = LoopTask(model, rows, [length(row) for row in rows], collate, job.loss, target.fingerprint)
+        return run_loop(task, config, accelerator, target.checkpoint, reporter)
 
 
 def _finish(
@@ -176,20 +146,19 @@ def _finish(
     reporter: Reporter,
     model: PooledHeadModel,
     tokenizer: Any,
-    output_dir: Path,
-    checkpoint: Path,
+    target: RunTarget,
     card: dict[str, Any],
     max_length: int,
 ) -> None:
     """Report the validation metrics, write the folder atomically (main process), drop the checkpoint."""
-    if accelerator.is_main_process:
-        for name, value in card["metrics"].items():
-            reporter.metric(card["steps"], name, value)
-        with atomic_write_dir(output_dir) as tmp:
-            save_model(model, tokenizer, tmp, {"kind": card["kind"], "max_length": max_length})
-            write_card(tmp, card)
-        checkpoint.unlink(missing_ok=True)
-        summary = ", ".join(f"{k} {v:.4f}" for k, v in card["metrics"].items()) or "no validation split"
-        reporter.log(f"saved {output_dir} after {card['steps']} steps: {summary}")
-        reporter.progress(1.0, "done")
-    accelerator.wait_for_everyone()
+    for name, value in card["metrics"].items():  # a silent reporter but on the main process
+        reporter.metric(card["steps"], name, value)
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in card["metrics"].items()) or "no validation split"
+    save_run(
+        accelerator,
+        reporter,
+        target,
+        card,
+        lambda folder: save_model(model, tokenizer, folder, {"kind": card["kind"], "max_length": max_length}),
+        f"saved {target.output_dir} after {card['steps']} steps: {summary}",
+    )

@@ -1,10 +1,11 @@
-"""What a training run hands back: one shape for the reward, classifier, SFT and PPO trainers.
+"""What a training run hands back: one shape for the reward, classifier, SFT, DPO, PPO and RLOO trainers.
 
 Every trainer ends the same way: a folder written atomically with a card beside the weights, the
 numbers the card records, how far the run got and where it resumed, and — when it trained in this
 process — the model in memory. A job handler registers a version from exactly these, whichever
-trainer ran, so they are declared once here; a trainer with more to say subclasses it (PPO adds its
-per-update history). Kept free of torch, so code that only reads results need not load it.
+trainer ran, so they are declared once here; a trainer with more to say subclasses it (the trainers
+that sample from their policy add every iteration's metrics). Kept free of torch, so code that only
+reads results need not load it.
 
     result = train_reward_model(pairs, RewardConfig(), "var/models/reward/rm-3")
     result.metrics["val_accuracy"], result.steps, result.card["fingerprint"]

@@ -17,7 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from app.training.core.config import MixedPrecision, StoredConfig, require
+from app.training.core.config import LoRASettings, OptimizerSettings, RuntimeSettings, StoredConfig, require
 from app.training.core.config import help_field as _f  # short, so each field stays one readable line
 
 LossType = Literal["sigmoid", "ipo"]
@@ -25,7 +25,7 @@ LOSS_TYPES: tuple[LossType, ...] = ("sigmoid", "ipo")
 
 
 @dataclass
-class DPOBaseConfig(StoredConfig):
+class DPOBaseConfig(StoredConfig, RuntimeSettings, OptimizerSettings, LoRASettings):
     """What offline and online DPO share: the policy and its adapters, the loss, the optimisation."""
 
     # --- models
@@ -39,15 +39,7 @@ class DPOBaseConfig(StoredConfig):
         "Train LoRA adapters; the reference is the same weights with the adapters disabled, "
         "so no second copy exists. False fine-tunes every weight against a frozen copy.",
     )
-    lora_r: int = _f(16, "LoRA rank: the inner dimension of each adapter (more = more capacity, more memory).")
-    lora_alpha: int = _f(32, "LoRA scaling numerator (the update is scaled by alpha / r).")
     lora_dropout: float = _f(0.0, "Dropout on the LoRA input. Keep 0: dropout makes log π noisy against π_ref.")
-    lora_target_modules: str = _f(
-        "all-linear",
-        "Modules that get adapters: 'all-linear' (every linear layer but "
-        "the output head), '' (peft's default for the architecture) or a comma-separated "
-        "list of names.",
-    )
     pad_token: str = _f("<|pad|>", "Added as the pad token when the tokenizer has none distinct from EOS.")
     # --- loss
     loss_type: LossType = _f(
@@ -68,16 +60,11 @@ class DPOBaseConfig(StoredConfig):
     )
     epochs: int = _f(1, "Passes over the pairs (online: over each round's pairs).")
     batch_size: int = _f(8, "Pairs per optimizer step and process.")
-    weight_decay: float = _f(0.0, "AdamW weight decay.")
     warmup_ratio: float = _f(0.0, "Fraction of the steps over which the learning rate ramps up from 0.")
-    max_grad_norm: float = _f(1.0, "Gradients are clipped to this global norm; 0 disables clipping.")
     group_by_length: bool = _f(True, "Batch pairs of similar length together so less padding is computed.")
     # --- runtime
     seed: int = _f(0, "Seeds the adapters' init, the data order, the validation split and (online) the sampling.")
     log_every: int = _f(1, "Report the training metrics (averaged over the window) every this many steps.")
-    num_threads: int = _f(0, "torch intra-op threads on CPU; 0 = half the available cores.")
-    use_cpu: bool = _f(False, "Train on the CPU even when an accelerator is present.")
-    mixed_precision: MixedPrecision = _f("no", "Passed to accelerate: 'bf16' or 'fp16' autocast on GPUs.")
 
     def validate(self) -> None:
         """Raise ``ValueError("<field>: <why>")`` for the first setting that cannot train."""

@@ -17,70 +17,46 @@ the adapters are merged and the policy saved atomically, like the offline traine
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Unpack, cast
 
 import torch
 from accelerate.utils import gather_object
 from torch import nn
 
-from app.generation.transformers_backend import left_pad
 from app.training.core.batches import LengthGroupedBatchSampler
-from app.training.core.card import build_card, default_checkpoint_path, finished_card
-from app.training.core.checkpoint import atomic_torch_save, capture_rng_state, load_checkpoint, restore_rng_state
-from app.training.core.loop import (
-    LinearSchedule,
-    NullReporter,
-    Reporter,
-    TrainingStopped,
-    make_accelerator,
-    make_optimizer,
-)
-from app.training.core.result import TrainResult
+from app.training.core.card import build_card
+from app.training.core.loop import LinearSchedule, TrainingStopped
 from app.training.dpo.config import OnlineDPOConfig
 from app.training.dpo.data import DPOCollator, PairRow, add_reference_logprobs, pair_row, row_length
-from app.training.dpo.policy import build_policy
+from app.training.dpo.policy import DPOPolicy, build_policy
 from app.training.dpo.step import dpo_step
-from app.training.dpo.trainer import policy_label, save_merged_policy
-from app.training.ppo.rollout import (
-    Completion,
-    PromptInput,
-    as_reward_function,
-    decode_completions,
-    encode_prompts,
-    row_generators,
-    sample_responses,
-    score_completions,
+from app.training.ppo.rollout import Completion, PromptInput, decode_completions, sample_batch
+from app.training.ppo.trainer import (
+    Iterations,
+    PromptDraw,
+    SamplingOptions,
+    SamplingResult,
+    SamplingRun,
+    split_across,
+    train_sampling,
 )
-from app.training.ppo.trainer import prompt_indices, run_fingerprint
 
 __all__ = ["OnlineDPOResult", "TrainingStopped", "best_and_worst", "train_online_dpo"]
 
 
 @dataclass
-class OnlineDPOResult(TrainResult[nn.Module]):
+class OnlineDPOResult(SamplingResult):
     """``steps`` counts rounds; ``metrics`` are the last round's; plus every round's, which the card does not keep."""
 
     CARD_UNIT: ClassVar[str] = "round"  # the card says "rounds" and "resumed_from_round"
 
-    history: list[dict[str, float]] = field(default_factory=list)  # [] for a run whose card was returned
-
 
 def train_online_dpo(
-    prompts: Sequence[PromptInput],
-    config: OnlineDPOConfig,
-    output_dir: Path | str,
-    *,
-    reward: Any,
-    classifier: Any = None,
-    policy: nn.Module | None = None,
-    tokenizer: Any = None,
-    reporter: Reporter | None = None,
-    checkpoint_path: Path | str | None = None,
+    prompts: Sequence[PromptInput], config: OnlineDPOConfig, output_dir: Path | str, **options: Unpack[SamplingOptions]
 ) -> OnlineDPOResult:
     """Run the rounds and save the merged policy to ``output_dir`` (which must not exist yet, unless it holds
     this very run).
@@ -89,26 +65,7 @@ def train_online_dpo(
     :class:`~app.training.ppo.rollout.Completion` lists, or a scorer with ``score([(prompt, response)])``.
     ``classifier``: optional ClassifierScorer-like (``labels``, ``probabilities(pairs)``) for the safety
     penalty. Raises :class:`TrainingStopped` after a checkpoint when the reporter asked to stop."""
-    if not prompts:
-        raise ValueError("prompts: at least one prompt is required")
-    output_dir = Path(output_dir)
-    label = policy_label(config, policy)
-    fingerprint = run_fingerprint(prompts, config, label)  # type: ignore[arg-type] - duck-typed config
-    if (card := finished_card(output_dir, fingerprint)) is not None:
-        return OnlineDPOResult.from_card(output_dir, card)
-    run = _OnlineRun(
-        prompts,
-        config,
-        reward,
-        classifier,
-        policy,
-        tokenizer,
-        reporter or NullReporter(),
-        Path(checkpoint_path) if checkpoint_path else default_checkpoint_path(output_dir),
-        fingerprint,
-    )
-    resumed_from = run.train()
-    return run.finish(output_dir, label, resumed_from)
+    return cast(OnlineDPOResult, train_sampling(_OnlineRun, prompts, config, output_dir, **options))
 
 
 def best_and_worst(scores: Sequence[float]) -> tuple[int, int] | None:
@@ -118,78 +75,61 @@ def best_and_worst(scores: Sequence[float]) -> tuple[int, int] | None:
     return None if scores[best] <= scores[worst] else (best, worst)
 
 
-class _OnlineRun:
-    """One run; the state lives on the instance so each phase of a round reads as a short method."""
+class _OnlineRun(SamplingRun):
+    """One online DPO run: PPO's sampling run whose iteration is a round of sample → rank → pair → DPO."""
 
-    def __init__(
-        self,
-        prompts: Sequence[PromptInput],
-        config: OnlineDPOConfig,
-        reward: Any,
-        classifier: Any,
-        policy: nn.Module | None,
-        tokenizer: Any,
-        reporter: Reporter,
-        checkpoint_path: Path,
-        fingerprint: str,
-    ) -> None:
-        from accelerate.utils import set_seed
+    LABEL: ClassVar[str] = "online DPO"
+    RESULT: ClassVar[type[SamplingResult]] = OnlineDPOResult
+    CHECKPOINT_AT: ClassVar[str] = "after"  # a round's checkpoint is written once it is over
+    SUMMARY: ClassVar[tuple[str, ...]] = ("score_mean", "score_best", "pairs", "train_reward_accuracy")
+    config: OnlineDPOConfig
+    policy: DPOPolicy
 
-        self.config, self.checkpoint_path, self.fingerprint = config, checkpoint_path, fingerprint
-        self.accelerator = make_accelerator(config)  # type: ignore[arg-type] - reads the runtime fields only
-        self.reporter = reporter if self.accelerator.is_main_process else NullReporter()
-        processes = self.accelerator.num_processes
-        if config.prompts_per_round % processes:
-            raise ValueError(
-                f"prompts_per_round: {config.prompts_per_round} does not split across {processes} processes"
-            )
-        self.local_prompts = config.prompts_per_round // processes
-        set_seed(config.seed)
-        self.policy, frozen, self.tokenizer = build_policy(config, policy, tokenizer, temperature=config.temperature)
-        self.policy.to(self.accelerator.device)
-        self.frozen = frozen.to(self.accelerator.device) if frozen is not None else None
-        self.prompts = list(prompts)
-        self.prompt_rows = encode_prompts(self.tokenizer, self.prompts, config.max_prompt_length)
-        self.score = functools.partial(
-            score_completions,
-            reward=as_reward_function(reward),
-            classifier=classifier,
-            safety_weight=config.safety_weight,
-            safety_head=config.safety_head,
-        )
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
         self.collate = DPOCollator(self.tokenizer.pad_token_id)
-        optimizer = make_optimizer(self.policy, config)  # type: ignore[arg-type] - reads lr and weight decay
-        # At most one pair per prompt: the schedule spans the steps a round of no ties takes, every round.
-        total = config.rounds * config.epochs * math.ceil(self.local_prompts / config.batch_size)
-        schedule = LinearSchedule(int(config.warmup_ratio * total), total)
-        self.scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, schedule)
-        self.model, self.optimizer = self.accelerator.prepare(self.policy, optimizer)
-        self.round, self.step, self.history = 0, 0, []
-        self.resumed_step = 0
+        self.step = self.resumed_step = 0  # optimizer steps, over all rounds
 
-    def train(self) -> int:
-        """Run the remaining rounds; returns the round the run resumed from."""
-        resumed_from = self._resume()
-        n_params = sum(p.numel() for p in self.policy.parameters() if p.requires_grad)
-        self.reporter.log(
-            f"online DPO: {len(self.prompts)} prompts, {self.config.rounds} rounds of "
-            f"{self.config.prompts_per_round} prompts × {self.config.samples_per_prompt} samples, "
-            f"{n_params:,} trainable parameters"
-        )
-        while self.round < self.config.rounds:
-            self.history.append(self._one_round(self.round))
-            self.round += 1
-            self._after_round()
-        return resumed_from
+    @classmethod
+    def iterations(cls, config: OnlineDPOConfig) -> Iterations:
+        return Iterations(config.rounds, config.prompts_per_round)  # reported and checkpointed after each
 
-    def _one_round(self, round_index: int) -> dict[str, float]:
+    def local_batch_size(self, processes: int) -> int:
+        return split_across("prompts_per_round", self.config.prompts_per_round, processes)
+
+    def load_models(
+        self, policy: nn.Module | None = None, tokenizer: Any = None
+    ) -> tuple[nn.Module, nn.Module | None, Any]:
+        config = self.config
+        model, frozen, tokenizer = build_policy(config, policy, tokenizer, temperature=config.temperature)
+        return model.to(self.accelerator.device), frozen, tokenizer
+
+    def schedule(self) -> LinearSchedule:
+        """At most one pair per prompt: the schedule spans the steps a round of no ties takes, every round."""
+        config = self.config
+        total = config.rounds * config.epochs * math.ceil(self.local_batch / config.batch_size)
+        return LinearSchedule(int(config.warmup_ratio * total), total)
+
+    @property
+    def batch_description(self) -> str:
+        return f"{self.config.prompts_per_round} prompts × {self.config.samples_per_prompt} samples"
+
+    @property
+    def saved_after(self) -> str:
+        return f"{self.step} steps"
+
+    def extra_state(self) -> dict[str, Any]:
+        return {"step": self.step}
+
+    def load_extra_state(self, checkpoint: dict[str, Any]) -> None:
+        self.step = self.resumed_step = int(checkpoint["step"])
+
+    def _iterate(self, round_index: int) -> dict[str, float]:
         """Sample → rank → pair → DPO; returns the round's statistics over every process."""
         config, learning_rate = self.config, self.scheduler.get_last_lr()[0]
-        indices = prompt_indices(len(self.prompts), config.prompts_per_round, config.seed, round_index)
-        first = self.accelerator.process_index * self.local_prompts
-        local = indices[first : first + self.local_prompts]
-        completions, scores = self._sample(local, round_index * config.prompts_per_round + first)
-        records = self._pairs(local, completions, scores)
+        draw = self.draw(round_index, config.samples_per_prompt)
+        completions, scores = self._sample(draw)
+        records = self._pairs(draw.indices, completions, scores)
         with self.policy.reference(self.frozen) as reference, self.accelerator.autocast():  # as the training forward
             rows = [record["pair"] for record in records if record["pair"] is not None]
             add_reference_logprobs(reference, rows, self.collate, config.batch_size, self.accelerator.device)
@@ -202,26 +142,15 @@ class _OnlineRun:
             "learning_rate": learning_rate,
         }
 
-    def _sample(self, local: list[int], first_row: int) -> tuple[list[Completion], list[float]]:
+    def _sample(self, draw: PromptDraw) -> tuple[list[Completion], list[float]]:
         """k answers to each local prompt from the current policy, and their scores net of the safety penalty."""
-        k, device = self.config.samples_per_prompt, self.accelerator.device
-        prompts = [self.prompts[i] for i in local for _ in range(k)]
-        rows = [self.prompt_rows[i] for i in local for _ in range(k)]
-        generators = row_generators(self.config.seed, first_row * k, len(rows), device)
-        prompt_ids, prompt_mask = left_pad(rows, self.tokenizer.pad_token_id, device)
         self.model.eval()
         with self.accelerator.autocast():
-            sampled = sample_responses(
-                self.policy,
-                prompt_ids,
-                prompt_mask,
-                generators,
-                max_new_tokens=self.config.response_length,
-                eos_id=self.tokenizer.eos_token_id,
-                pad_id=self.tokenizer.pad_token_id,
+            _, _, sampled = sample_batch(
+                self.policy, self.tokenizer, draw.rows, draw.generators, self.config.response_length
             )
         self.model.train()
-        completions = decode_completions(self.tokenizer, prompts, rows, sampled)
+        completions = decode_completions(self.tokenizer, draw.prompts, draw.rows, sampled)
         scores, penalties = self.score(completions)
         return completions, (scores - penalties).tolist()
 
@@ -282,89 +211,23 @@ class _OnlineRun:
                     totals[name] = totals.get(name, 0) + value
         return {name: float(total) / steps for name, total in totals.items()}
 
-    def _after_round(self) -> None:
-        config, done = self.config, self.round
-        self._report(self.history[-1])
-        if self.accelerator.is_main_process and self.reporter.should_stop():
-            self.accelerator.set_trigger()
-        if self.accelerator.check_trigger():  # every process sees the stop, so all leave together
-            self._save()
-            raise TrainingStopped(done)
-        if done < config.rounds:
-            self._save()
-
-    def _report(self, metrics: dict[str, float]) -> None:
-        """The round's statistics as curves over rounds; the ``train_`` ones, already reported at every
-        optimizer step, only as the round's means in the history and the card."""
-        for name, value in metrics.items():
-            if not name.startswith("train_"):
-                self.reporter.metric(self.round, name, value)
-        summary = " ".join(
-            f"{name} {metrics.get(name, float('nan')):.4g}"
-            for name in ("score_mean", "score_best", "pairs", "train_reward_accuracy")
-        )
-        self.reporter.progress(self.round / self.config.rounds, f"round {self.round}/{self.config.rounds} {summary}")
-
-    def _save(self) -> None:
-        if self.accelerator.is_main_process:
-            self.reporter.flush()  # the curves up to this checkpoint first: a resume starts after them
-            atomic_torch_save(
-                {
-                    "trainable": self.policy.trainable_state(),
-                    "optimizer": self.optimizer.state_dict(),
-                    "scheduler": self.scheduler.state_dict(),
-                    "round": self.round,
-                    "step": self.step,
-                    "history": self.history,
-                    "rng": capture_rng_state(),
-                    "fingerprint": self.fingerprint,
-                },
-                self.checkpoint_path,
-            )
-            self.reporter.log(f"checkpoint written after round {self.round}")
-        self.accelerator.wait_for_everyone()
-
-    def _resume(self) -> int:
-        """Load a matching checkpoint into the prepared objects; returns the round it was written after."""
-        checkpoint = load_checkpoint(self.checkpoint_path)
-        if checkpoint is None:
-            return 0
-        if checkpoint.get("fingerprint") != self.fingerprint:
-            self.reporter.log("ignoring a checkpoint written for other prompts or settings; starting afresh")
-            return 0
-        self.policy.load_trainable_state(checkpoint["trainable"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.scheduler.load_state_dict(checkpoint["scheduler"])
-        self.round, self.step = int(checkpoint["round"]), int(checkpoint["step"])
-        self.resumed_step = self.step
-        self.history = list(checkpoint["history"])
-        restore_rng_state(checkpoint["rng"])
-        self.reporter.log(f"resumed from the checkpoint after round {self.round}/{self.config.rounds}")
-        return self.round
-
-    def finish(self, output_dir: Path, label: str, resumed_from: int) -> OnlineDPOResult:
-        """Merge the adapters and save policy + tokenizer + card (main process)."""
-        metrics = self.history[-1] if self.history else {}
+    def card(self, metrics: dict[str, float], resumed_from: int) -> dict[str, Any]:
         data = {"prompts": len(self.prompts), "pairs": int(sum(h.get("pairs", 0) for h in self.history))}
-        card = {
+        return {
             **build_card(
                 kind="online_dpo",
-                backbone=label,
+                backbone=self.target.label,
                 labels=[],
-                config=self.config,  # type: ignore[arg-type]
+                config=self.config,
                 data=data,
-                fingerprint=self.fingerprint,
+                fingerprint=self.target.fingerprint,
                 metrics=metrics,
                 steps=self.step,
                 resumed_from=self.resumed_step,
             ),
-            "rounds": self.round,
+            "rounds": self.done,
             "resumed_from_round": resumed_from,
         }
-        model = save_merged_policy(
-            self.accelerator, self.reporter, self.policy, self.tokenizer, output_dir, self.checkpoint_path, card
-        )
-        return OnlineDPOResult(output_dir, metrics, self.round, resumed_from, card, model, history=self.history)
 
 
 def _round_stats(records: Sequence[dict[str, Any]]) -> dict[str, float]:

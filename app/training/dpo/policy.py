@@ -3,7 +3,8 @@
 DPO needs log π of given response tokens under the policy and under π_ref, and (online) PPO's batched
 KV-cache sampling; ActorCritic already does all three from one trunk (the reference being the very same
 module with its LoRA adapters disabled, so no second copy of the weights exists). What differs: there is
-no value function, and the loss reads the *untempered* policy, while sampling may use a temperature.
+no value function (PPO's critic-free :class:`~app.training.ppo.policy.PolicyModel`), and the loss reads
+the *untempered* policy, while sampling may use a temperature.
 """
 
 from __future__ import annotations
@@ -15,28 +16,17 @@ from torch import nn
 
 from app.training.core.logprobs import sampled_token_logprobs
 from app.training.dpo.config import DPOBaseConfig
-from app.training.ppo.policy import ActorCritic, load_policy, trainable_policy
+from app.training.ppo.policy import PolicyModel, load_policy, trainable_policy
 
 
-class DPOPolicy(ActorCritic):
+class DPOPolicy(PolicyModel):
     """``forward`` gives log π(token) at temperature 1; ``temperature`` is the sampling one only."""
 
     def __init__(self, lm: nn.Module, *, temperature: float = 1.0) -> None:
         super().__init__(lm, temperature=temperature)
-        self.value_head = None  # no critic: nothing to train, save or resume but the policy itself
 
-    def values(self, hidden: torch.Tensor) -> torch.Tensor:
-        """Zeros: the sampler records a value per token, which DPO never reads."""
-        return hidden.new_zeros(hidden.shape[:-1], dtype=torch.float32)
-
-    def forward(
-        self,
-        input_ids: torch.Tensor,
-        attention_mask: torch.Tensor,  # type: ignore[override]
-        tokens: torch.Tensor,
-    ) -> torch.Tensor:
-        """log π(token) [B, T] of the T response ``tokens`` at the end of ``input_ids`` (untempered)."""
-        hidden = self.hidden(input_ids, attention_mask)[:, -tokens.shape[1] - 1 : -1]  # states before each token
+    def loss_logprobs(self, hidden: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """Untempered: the DPO loss compares π itself with π_ref, whatever the sampling temperature."""
         return sampled_token_logprobs(hidden, self.causal_lm.get_output_embeddings(), tokens)
 
 

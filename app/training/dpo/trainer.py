@@ -22,33 +22,24 @@ from typing import Any
 
 from torch import nn
 
-from app.training.core.card import (
-    build_card,
-    data_snapshot,
-    default_checkpoint_path,
-    finished_card,
-    run_fingerprint,
-    write_card,
-)
-from app.training.core.checkpoint import atomic_write_dir
+from app.training.core.card import data_snapshot
 from app.training.core.data import PreferenceExample, split_by_prompt
-from app.training.core.loop import LoopTask, NullReporter, Reporter, TrainingStopped, make_accelerator, run_loop
+from app.training.core.loop import (
+    LoopTask,
+    NullReporter,
+    Reporter,
+    TrainingStopped,
+    run_loop,
+    setup_accelerator,
+)
 from app.training.core.result import TrainResult
-from app.training.dpo.config import DPOBaseConfig, DPOConfig
+from app.training.core.run import RunTarget, model_label, save_merged_policy
+from app.training.dpo.config import DPOConfig
 from app.training.dpo.data import DPOCollator, add_reference_logprobs, encode_pairs, row_length
 from app.training.dpo.policy import DPOPolicy, build_policy
 from app.training.dpo.step import dpo_step, evaluate
-from app.training.ppo.policy import merged_policy
-from app.training.ppo.trainer import save_policy
 
-__all__ = ["TrainingStopped", "policy_label", "save_merged_policy", "train_dpo"]
-
-
-def policy_label(config: DPOBaseConfig, policy: nn.Module | None) -> str:
-    """How the card names the starting policy: its folder, or the in-memory model's type."""
-    if policy is None:
-        return config.policy
-    return f"in-memory:{getattr(getattr(policy, 'config', None), 'model_type', type(policy).__name__)}"
+__all__ = ["TrainingStopped", "train_dpo"]
 
 
 def train_dpo(
@@ -69,18 +60,11 @@ def train_dpo(
     beside ``output_dir``). Raises :class:`TrainingStopped` after a checkpoint when the reporter asked to stop."""
     if not examples:
         raise ValueError("examples: at least one judged pair is required")
-    reporter = reporter or NullReporter()
-    output_dir = Path(output_dir)
-    checkpoint = Path(checkpoint_path) if checkpoint_path else default_checkpoint_path(output_dir)
-    label = policy_label(config, policy)
-    fingerprint = run_fingerprint(examples, config, label)  # type: ignore[arg-type] - duck-typed config
-    if (card := finished_card(output_dir, fingerprint)) is not None:
-        reporter.log(f"{output_dir} already holds this run; returning its card")
-        return TrainResult.from_card(output_dir, card)
+    target = RunTarget.on_examples(examples, config, model_label(config.policy, policy), output_dir, checkpoint_path)
+    if (finished := target.finished(TrainResult, reporter or NullReporter())) is not None:
+        return finished
     train, validation = split_by_prompt(examples, config.validation_fraction, config.seed)
-    accelerator = make_accelerator(config)  # type: ignore[arg-type] - reads the runtime fields only
-    if not accelerator.is_main_process:  # one process speaks for all; each still trains its shard
-        reporter = NullReporter()
+    accelerator, reporter = setup_accelerator(config, reporter)
     model, frozen, tokenizer = build_policy(config, policy, tokenizer)
     model.to(accelerator.device)
     frozen = frozen.to(accelerator.device) if frozen is not None else None
@@ -98,10 +82,10 @@ def train_dpo(
     # Under the autocast the training forward runs in, so that log π − log π_ref is exactly 0 at the start.
     with model.reference(frozen) as reference, accelerator.autocast():
         add_reference_logprobs(reference, rows + val_rows, collate, config.eval_batch_size, accelerator.device)
-    _describe(reporter, model, len(rows), len(val_rows), label, accelerator.device)
+    _describe(reporter, model, len(rows), len(val_rows), target.label, accelerator.device)
     step = functools.partial(dpo_step, beta=config.beta, loss_type=config.loss_type)
-    task = LoopTask(model, rows, [row_length(row) for row in rows], collate, step, fingerprint)
-    result = run_loop(task, config, accelerator, checkpoint, reporter)  # type: ignore[arg-type] - duck-typed
+    task = LoopTask(model, rows, [row_length(row) for row in rows], collate, step, target.fingerprint)
+    result = run_loop(task, config, accelerator, target.checkpoint, reporter)  # type: ignore[arg-type] - duck-typed
     trained: DPOPolicy = result.model  # type: ignore[assignment] - the loop hands back what it was given
     with accelerator.autocast():
         validation_metrics = evaluate(
@@ -118,21 +102,11 @@ def train_dpo(
         "validation_pairs": float(len(val_rows)),
         **{f"val_{name}": value for name, value in validation_metrics.items()},
     }
-    card = build_card(
-        kind="dpo",
-        backbone=label,
-        labels=[],
-        config=config,  # type: ignore[arg-type]
-        data=data_snapshot(examples, train, validation),
-        fingerprint=fingerprint,
-        metrics=metrics,
-        steps=result.steps,
-        resumed_from=result.resumed_from,
-    )
+    card = target.card("dpo", config, data_snapshot(examples, train, validation), metrics, result)
     for name, value in validation_metrics.items():
         reporter.metric(result.steps, f"val_{name}", value)
-    merged = save_merged_policy(accelerator, reporter, trained, tokenizer, output_dir, checkpoint, card)
-    return TrainResult(output_dir, metrics, result.steps, result.resumed_from, card, merged)
+    merged = save_merged_policy(accelerator, reporter, trained.lm, tokenizer, target, card, f"{result.steps} steps")
+    return TrainResult(target.output_dir, metrics, result.steps, result.resumed_from, card, merged)
 
 
 def _describe(reporter: Reporter, model: nn.Module, pairs: int, held_out: int, label: str, device: Any) -> None:
@@ -141,28 +115,3 @@ def _describe(reporter: Reporter, model: nn.Module, pairs: int, held_out: int, l
         f"DPO: {pairs} training / {held_out} validation pairs, policy {label}, "
         f"{trainable:,} trainable parameters on {device}"
     )
-
-
-def save_merged_policy(
-    accelerator: Any,
-    reporter: Reporter,
-    policy: DPOPolicy,
-    tokenizer: Any,
-    output_dir: Path,
-    checkpoint: Path,
-    card: dict[str, Any],
-) -> nn.Module | None:
-    """Merge the adapters and write policy + tokenizer + card atomically (main process); drop the checkpoint.
-
-    Returns the merged policy on the main process, None elsewhere."""
-    model = None
-    if accelerator.is_main_process:
-        model = merged_policy(policy)
-        with atomic_write_dir(output_dir) as tmp:
-            save_policy(model, tokenizer, tmp)
-            write_card(tmp, card)
-        checkpoint.unlink(missing_ok=True)
-        reporter.log(f"saved the new policy to {output_dir} after {card['steps']} steps")
-        reporter.progress(1.0, "done")
-    accelerator.wait_for_everyone()
-    return model

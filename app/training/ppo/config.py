@@ -17,15 +17,23 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-# config_help is re-exported: forms read a trainer's help from its config module.
-from app.training.core.config import MixedPrecision, StoredConfig, config_help, require  # noqa: F401
+# config_help and MixedPrecision are re-exported: forms read a trainer's help and types from its config module.
+from app.training.core.config import (  # noqa: F401
+    LoRASettings,
+    MixedPrecision,
+    OptimizerSettings,
+    RuntimeSettings,
+    StoredConfig,
+    config_help,
+    require,
+)
 from app.training.core.config import help_field as _f  # short, so each field stays one readable line
 
 KLKind = Literal["k1", "k2", "k3"]
 
 
 @dataclass
-class PolicyGradientConfig(StoredConfig):
+class PolicyGradientConfig(StoredConfig, RuntimeSettings, OptimizerSettings, LoRASettings):
     """π_θ, a causal-LM policy, sampled and optimised against a reward near a frozen π_ref (PPO, RLOO)."""
 
     # --- models
@@ -39,8 +47,6 @@ class PolicyGradientConfig(StoredConfig):
         "Train LoRA adapters (the reference is the same weights with the adapters "
         "disabled); False fine-tunes every weight against a frozen copy.",
     )
-    lora_r: int = _f(16, "LoRA rank: the inner dimension of each adapter (more = more capacity, more memory).")
-    lora_alpha: int = _f(32, "LoRA scaling numerator (the update is scaled by alpha / r).")
     lora_dropout: float = _f(0.0, "Dropout on the LoRA input. Keep 0: dropout makes π/π_old noisy.")
     lora_target_modules: str = _f(
         "",
@@ -79,16 +85,11 @@ class PolicyGradientConfig(StoredConfig):
     learning_rate: float = _f(
         1e-4, "Peak AdamW learning rate, decayed linearly to 0 over the updates (~1e-5 suits full fine-tuning)."
     )
-    weight_decay: float = _f(0.0, "AdamW weight decay.")
-    max_grad_norm: float = _f(1.0, "Gradients are clipped to this global norm; 0 disables clipping.")
     clip_range: float = _f(0.2, "ε of the clipped surrogate: ρ = π/π_old is clipped to [1 − ε, 1 + ε].")
     # --- runtime
     seed: int = _f(0, "Seeds the adapters' (and a value head's) init, the prompt order and the sampling.")
     log_every: int = _f(1, "Report metrics every this many updates.")
     checkpoint_every: int = _f(10, "Write a resumable checkpoint every this many updates; 0 only on stop.")
-    num_threads: int = _f(0, "torch intra-op threads on CPU; 0 = half the available cores.")
-    use_cpu: bool = _f(False, "Train on the CPU even when an accelerator is present.")
-    mixed_precision: MixedPrecision = _f("no", "Passed to accelerate: 'bf16' or 'fp16' autocast on GPUs.")
 
     def validate(self) -> None:
         """Raise ``ValueError("<field>: <why>")`` for the first invalid shared field."""

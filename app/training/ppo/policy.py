@@ -17,16 +17,15 @@ from __future__ import annotations
 import contextlib
 import copy
 import inspect
-import warnings
 from collections.abc import Iterator
 from typing import Any
 
 import torch
 from torch import nn
 
-from app.training.core.config import lora_targets
 from app.training.core.heads import disable_dropout
 from app.training.core.logprobs import sampled_token_logprobs, token_logprobs
+from app.training.core.lora import add_lora
 from app.training.ppo.config import PolicyGradientConfig, PPOConfig
 
 
@@ -154,6 +153,33 @@ class ActorCritic(nn.Module):
                 params[name].copy_(value)
 
 
+class PolicyModel(ActorCritic):
+    """ActorCritic without its critic, for trainers that learn no value function (RLOO, DPO): ``forward``
+    gives log π_θ of response tokens only, so nothing trains, saves or resumes but the policy itself."""
+
+    def __init__(self, lm: nn.Module, *, temperature: float) -> None:
+        super().__init__(lm, temperature=temperature)
+        self.value_head = None  # dropped before any optimizer or checkpoint sees it
+
+    def values(self, hidden: torch.Tensor) -> torch.Tensor:
+        """Zeros: what the shared sampler records as V, which these trainers never read. [..., H] → [...]."""
+        return hidden.new_zeros(hidden.shape[:-1], dtype=torch.float32)
+
+    def forward(
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,  # type: ignore[override]
+        tokens: torch.Tensor,
+    ) -> torch.Tensor:
+        """log π(token) [B, T] for the T response ``tokens`` at the end of ``input_ids`` (``loss_logprobs``)."""
+        hidden = self.hidden(input_ids, attention_mask)[:, -tokens.shape[1] - 1 : -1]  # states before each token
+        return self.loss_logprobs(hidden, tokens)
+
+    def loss_logprobs(self, hidden: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
+        """The log-probs the loss reads: the tempered policy's, the one the responses were sampled from."""
+        return self.token_logprobs(hidden, tokens)
+
+
 def ensure_distinct_pad(tokenizer: Any, lm: nn.Module, pad_token: str) -> Any:
     """A copy of ``tokenizer`` whose pad token differs from EOS (added, embeddings resized, if needed).
 
@@ -187,24 +213,6 @@ def load_policy(config: PolicyGradientConfig, lm: nn.Module | None, tokenizer: A
     tokenizer = ensure_distinct_pad(tokenizer, lm, config.pad_token)
     disable_dropout(lm)
     return lm, tokenizer
-
-
-def add_lora(lm: nn.Module, config: PolicyGradientConfig) -> nn.Module:
-    """Wrap ``lm`` in LoRA adapters (only they train); returns the peft model."""
-    from peft import LoraConfig, get_peft_model
-
-    targets = lora_targets(config.lora_target_modules)
-    lora = LoraConfig(
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=targets,
-        task_type="CAUSAL_LM",
-        bias="none",
-    )
-    with warnings.catch_warnings():  # peft asks transformers a question transformers 5 calls deprecated
-        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        return get_peft_model(lm, lora)
 
 
 def value_model_from(reward_model: nn.Module | str, vocab_size: int) -> ValueModel:
@@ -254,11 +262,3 @@ def build_actor_critic(
     actor = ActorCritic(lm, temperature=config.temperature, value_model=critic)
     actor.train()
     return actor, frozen
-
-
-def merged_policy(actor: ActorCritic) -> nn.Module:
-    """The trained policy as a plain causal LM: LoRA adapters merged into the weights."""
-    lm = actor.lm
-    if hasattr(lm, "merge_and_unload"):
-        lm = lm.merge_and_unload()
-    return lm.eval()

@@ -10,6 +10,7 @@ by (seed, update, global row): the samples do not depend on how the batch is spl
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -48,6 +49,9 @@ def as_reward_function(reward: Any) -> RewardFunction:
     if callable(reward):
         return reward
     raise TypeError("reward must be a callable on completions or have a score(pairs) method")
+
+
+Scorer = Callable[[Sequence[Completion]], tuple[torch.Tensor, torch.Tensor]]  # → (scores [B], penalties [B])
 
 
 def unsafe_probability(classifier: Any, completions: Sequence[Completion], head: str) -> torch.Tensor:
@@ -211,17 +215,26 @@ def score_completions(
     return scores, penalties
 
 
-def collect_rollout(
+def completion_scorer(reward: Any, classifier: Any, safety_weight: float, safety_head: str) -> Scorer:
+    """:func:`score_completions` with a run's reward (a function or a scorer) and safety penalty bound."""
+    return functools.partial(
+        score_completions,
+        reward=as_reward_function(reward),
+        classifier=classifier,
+        safety_weight=safety_weight,
+        safety_head=safety_head,
+    )
+
+
+def sample_batch(
     actor: ActorCritic,
-    frozen_reference: torch.nn.Module | None,
     tokenizer: Any,
-    prompts: Sequence[PromptInput],
     prompt_rows: Sequence[Sequence[int]],
     generators: list[torch.Generator],
     max_new_tokens: int,
-    score: Callable[[Sequence[Completion]], tuple[torch.Tensor, torch.Tensor]],
-) -> Rollout:
-    """Sample, then take log π_ref (and values from a separate value model) and the scores."""
+) -> tuple[torch.Tensor, torch.Tensor, Sampled]:
+    """(prompt ids, prompt mask, what sampling recorded): the prompts left-padded on the actor's device and
+    one response sampled to each from its own stream."""
     device = next(actor.parameters()).device
     prompt_ids, prompt_mask = left_pad(prompt_rows, tokenizer.pad_token_id, device)
     sampled = sample_responses(
@@ -233,6 +246,22 @@ def collect_rollout(
         eos_id=tokenizer.eos_token_id,
         pad_id=tokenizer.pad_token_id,
     )
+    return prompt_ids, prompt_mask, sampled
+
+
+def collect_rollout(
+    actor: ActorCritic,
+    frozen_reference: torch.nn.Module | None,
+    tokenizer: Any,
+    prompts: Sequence[PromptInput],
+    prompt_rows: Sequence[Sequence[int]],
+    generators: list[torch.Generator],
+    max_new_tokens: int,
+    score: Scorer,
+) -> Rollout:
+    """Sample, then take log π_ref (and values from a separate value model) and the scores."""
+    prompt_ids, prompt_mask, sampled = sample_batch(actor, tokenizer, prompt_rows, generators, max_new_tokens)
+    device = prompt_ids.device
     input_ids = torch.cat([prompt_ids, sampled.tokens], dim=1)  # [B, P + T]
     attention_mask = torch.cat([prompt_mask, sampled.mask.long()], dim=1)
     with actor.reference(frozen_reference) as reference:

@@ -22,16 +22,17 @@ import functools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, cast
+from typing import ClassVar, Unpack, cast
 
 from torch import nn
 
-from app.training.core.loop import Reporter, TrainingStopped
+from app.training.core.loop import TrainingStopped
+from app.training.ppo.policy import PolicyModel
 from app.training.ppo.rollout import PromptInput
 from app.training.ppo.stats import update_stats
-from app.training.ppo.trainer import PPOResult, PPORun, train_policy
+from app.training.ppo.trainer import PPOResult, PPORun, SamplingOptions, SamplingResult, split_across, train_sampling
 from app.training.rloo.config import RLOOConfig
-from app.training.rloo.policy import PolicyModel, build_policy
+from app.training.rloo.policy import build_policy
 from app.training.rloo.step import global_std, make_batch, rloo_step_loss
 
 __all__ = ["RLOOResult", "TrainingStopped", "train_rloo"]
@@ -44,51 +45,28 @@ class RLOOResult(PPOResult):
 
 
 def train_rloo(
-    prompts: Sequence[PromptInput],
-    config: RLOOConfig,
-    output_dir: Path | str,
-    *,
-    reward: Any,
-    classifier: Any = None,
-    policy: nn.Module | None = None,
-    tokenizer: Any = None,
-    reporter: Reporter | None = None,
-    checkpoint_path: Path | str | None = None,
+    prompts: Sequence[PromptInput], config: RLOOConfig, output_dir: Path | str, **options: Unpack[SamplingOptions]
 ) -> RLOOResult:
     """Run RLOO and save the new policy to ``output_dir`` (which must not exist yet, unless it holds this run).
 
     The arguments are :func:`~app.training.ppo.trainer.train_ppo`'s, less the value model. Raises
     :class:`TrainingStopped` after a checkpoint when the reporter asked to stop; called again with the same
     arguments, it resumes there."""
-    result = train_policy(
-        _RLOORun,
-        prompts,
-        config,
-        output_dir,
-        reward=reward,
-        classifier=classifier,
-        policy=policy,
-        tokenizer=tokenizer,
-        reporter=reporter,
-        checkpoint_path=checkpoint_path,
-    )
-    return cast(RLOOResult, result)  # train_policy builds _RLOORun.RESULT
+    return cast(RLOOResult, train_sampling(_RLOORun, prompts, config, output_dir, **options))  # _RLOORun.RESULT
 
 
 class _RLOORun(PPORun):
     """PPO's run with RLOO's models (no critic), batch (k samples per prompt) and update."""
 
     LABEL: ClassVar[str] = "RLOO"
-    RESULT: ClassVar[type[PPOResult]] = RLOOResult
+    RESULT: ClassVar[type[SamplingResult]] = RLOOResult
     config: RLOOConfig
-    actor: PolicyModel
+    policy: PolicyModel
 
     def local_batch_size(self, processes: int) -> int:
         """Prompts per process; their k samples each must split evenly into minibatches."""
         config = self.config
-        if config.batch_size % processes:
-            raise ValueError(f"batch_size: {config.batch_size} does not split across {processes} processes")
-        local = config.batch_size // processes
+        local = split_across("batch_size", config.batch_size, processes)
         if (local * config.samples_per_prompt) % config.num_minibatches:
             raise ValueError(
                 f"num_minibatches: {local * config.samples_per_prompt} responses per process do not "
@@ -96,14 +74,17 @@ class _RLOORun(PPORun):
             )
         return local
 
-    def build_models(self, lm: nn.Module, value_model: nn.Module | str | None) -> tuple[nn.Module, nn.Module | None]:
+    def build_models(
+        self, lm: nn.Module, value_model: nn.Module | str | None, vocab_size: int
+    ) -> tuple[nn.Module, nn.Module | None]:
         return build_policy(self.config, lm)
 
     @property
     def batch_description(self) -> str:
-        return f"{self.config.batch_size} prompts × {self.config.samples_per_prompt} samples"
+        config, processes = self.config, self.accelerator.num_processes
+        return f"{config.batch_size} prompts × {config.samples_per_prompt} samples on {processes} process(es)"
 
-    def _one_update(self, update: int) -> dict[str, float]:
+    def _iterate(self, update: int) -> dict[str, float]:
         """k samples per prompt → group advantages → optimisation → β; returns the update's global metrics."""
         config = self.config
         rollout = self._rollout(update, config.samples_per_prompt)

@@ -11,12 +11,19 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from app.training.core.config import MixedPrecision, StoredConfig, config_help, lora_targets
+from app.training.core.config import (
+    LoRASettings,
+    OptimizerSettings,
+    RuntimeSettings,
+    StoredConfig,
+    config_help,
+    lora_targets,
+)
 from app.training.core.config import help_field as _f  # short, so each field stays one readable line
 
 
 @dataclass
-class SFTConfig(StoredConfig):
+class SFTConfig(StoredConfig, RuntimeSettings, OptimizerSettings, LoRASettings):
     """Fine-tune a causal LM on chat demonstrations, the loss on assistant tokens only."""
 
     base_model: str = _f(
@@ -32,7 +39,6 @@ class SFTConfig(StoredConfig):
     )
     lora_r: int = _f(16, "Rank of each adapter.")
     lora_alpha: int = _f(32, "Adapter scale numerator: the update is (alpha / r)·B·A.")
-    lora_dropout: float = _f(0.05, "Dropout on the adapters' input.")
     lora_target_modules: str = _f(
         "all-linear",
         "Modules that get adapters: 'all-linear' (peft's shorthand for "
@@ -49,20 +55,14 @@ class SFTConfig(StoredConfig):
         "Tokens per conversation; longer ones are cut at the end, and one left without an assistant token is dropped.",
     )
     seed: int = _f(0, "Seeds the adapters' init, the data order, the validation split and the safety mix.")
-    weight_decay: float = _f(0.0, "AdamW weight decay.")
     warmup_ratio: float = _f(0.03, "Fraction of the steps over which the learning rate ramps up from 0.")
-    max_grad_norm: float = _f(1.0, "Gradients are clipped to this global norm; 0 disables clipping.")
     validation_fraction: float = _f(
         0.1, "Share of prompts (not conversations) held out to measure the validation loss before and after training."
     )
     gradient_checkpointing: bool = _f(False, "Trade compute for memory; only worth it for large policies.")
     group_by_length: bool = _f(True, "Batch conversations of similar length together so less padding is computed.")
     eval_batch_size: int = _f(16, "Conversations per forward pass during validation.")
-    log_every: int = _f(10, "Report train metrics (averaged over the window) every this many steps.")
     checkpoint_every: int = _f(100, "Write a resumable checkpoint every this many steps; 0 only on stop.")
-    num_threads: int = _f(0, "torch intra-op threads on CPU; 0 = half the available cores.")
-    use_cpu: bool = _f(False, "Train on the CPU even when an accelerator is present.")
-    mixed_precision: MixedPrecision = _f("no", "Passed to accelerate: 'bf16' or 'fp16' autocast on GPUs.")
 
     def validate(self) -> None:
         """Refuse settings that cannot train, naming the field, before any model is loaded."""

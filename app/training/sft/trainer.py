@@ -21,19 +21,13 @@ from typing import Any
 import torch
 from torch import nn
 
-from app.training.core.card import (
-    build_card,
-    data_snapshot,
-    default_checkpoint_path,
-    finished_card,
-    run_fingerprint,
-    write_card,
-)
-from app.training.core.checkpoint import atomic_write_dir
+from app.training.core.card import data_snapshot
 from app.training.core.data import split_by_prompt
 from app.training.core.encode import pad_token_id
-from app.training.core.loop import LoopTask, NullReporter, Reporter, make_accelerator, run_loop
+from app.training.core.loop import LoopTask, NullReporter, Reporter, run_loop, setup_accelerator
+from app.training.core.lora import add_lora, merge_adapters
 from app.training.core.result import TrainResult
+from app.training.core.run import RunTarget, model_label, save_run
 from app.training.sft.config import SFTConfig
 from app.training.sft.data import SFTExample, kind_counts
 from app.training.sft.encode import SFTCollator, encode_examples, sft_step, validation_loss
@@ -53,34 +47,13 @@ def load_policy(path: str | Path) -> tuple[nn.Module, Any]:
     return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32), tokenizer
 
 
-def model_label(config: SFTConfig, model: nn.Module | None) -> str:
-    """How the card names the base model: the configured one, or the in-memory model's type."""
-    if model is None:
-        return config.base_model
-    return f"in-memory:{getattr(getattr(model, 'config', None), 'model_type', type(model).__name__)}"
-
-
-def add_lora(model: nn.Module, config: SFTConfig) -> nn.Module:
+def _with_lora(model: nn.Module, config: SFTConfig) -> nn.Module:
     """Wrap ``model`` with trainable adapters (the base weights frozen); seeded, so runs repeat."""
-    from peft import LoraConfig, get_peft_model
-
     torch.manual_seed(config.seed)
-    lora = LoraConfig(
-        task_type="CAUSAL_LM",
-        r=config.lora_r,
-        lora_alpha=config.lora_alpha,
-        lora_dropout=config.lora_dropout,
-        target_modules=config.target_modules(),
-    )
-    wrapped = get_peft_model(model, lora)
+    wrapped = add_lora(model, config)
     if config.gradient_checkpointing:
         wrapped.enable_input_require_grads()  # checkpointed blocks need an input that requires grad
     return wrapped
-
-
-def merged(model: nn.Module) -> nn.Module:
-    """The plain model with the adapters folded into its weights (W + (α/r)·B·A)."""
-    return model.merge_and_unload() if hasattr(model, "merge_and_unload") else model
 
 
 def train_sft(
@@ -100,18 +73,12 @@ def train_sft(
     resumes from ``checkpoint_path`` (default: a hidden file beside ``output_dir``); when
     ``output_dir`` already holds this very run, its card is returned without training.
     Raises :class:`~app.training.core.loop.TrainingStopped` when the reporter asked to stop."""
-    reporter = reporter or NullReporter()
-    output_dir = Path(output_dir)
-    checkpoint = Path(checkpoint_path) if checkpoint_path else default_checkpoint_path(output_dir)
-    label = model_label(config, model)
-    fingerprint = run_fingerprint(examples, config, label)  # type: ignore[arg-type] - duck-typed config
-    if (card := finished_card(output_dir, fingerprint)) is not None:
-        reporter.log(f"{output_dir} already holds this run; returning its card")
-        return TrainResult.from_card(output_dir, card)
+    label = model_label(config.base_model, model)
+    target = RunTarget.on_examples(examples, config, label, output_dir, checkpoint_path)
+    if (finished := target.finished(TrainResult, reporter or NullReporter())) is not None:
+        return finished
     train, validation = split_by_prompt(examples, config.validation_fraction, config.seed)
-    accelerator = make_accelerator(config)  # type: ignore[arg-type] - reads the loop fields only
-    if not accelerator.is_main_process:  # one process speaks for all; each still trains its shard
-        reporter = NullReporter()
+    accelerator, reporter = setup_accelerator(config, reporter)
     if model is None:
         model, tokenizer = load_policy(config.base_model)
     pad_id = pad_token_id(tokenizer)
@@ -121,27 +88,18 @@ def train_sft(
         raise ValueError("no training conversation keeps an assistant token; nothing to learn from")
     model.to(accelerator.device)
     before = validation_loss(model, val_rows, pad_id, config.eval_batch_size, accelerator.device)
-    trainee = add_lora(model, config) if config.lora else model
+    trainee = _with_lora(model, config) if config.lora else model
     _describe(reporter, trainee, train, validation, dropped + val_dropped, label, accelerator.device)
-    task = LoopTask(trainee, rows, [len(r["input_ids"]) for r in rows], SFTCollator(pad_id), sft_step, fingerprint)
-    result = run_loop(task, config, accelerator, checkpoint, reporter)  # type: ignore[arg-type]
-    final = merged(result.model).eval()
+    lengths = [len(r["input_ids"]) for r in rows]
+    task = LoopTask(trainee, rows, lengths, SFTCollator(pad_id), sft_step, target.fingerprint)
+    result = run_loop(task, config, accelerator, target.checkpoint, reporter)  # type: ignore[arg-type]
+    final = merge_adapters(result.model).eval()
     after = validation_loss(final, val_rows, pad_id, config.eval_batch_size, accelerator.device)
     metrics = _metrics(before, after, train, validation, dropped + val_dropped)
     data = {**data_snapshot(examples, train, validation), "kinds": kind_counts(examples)}
-    card = build_card(
-        kind="sft",
-        backbone=label,
-        labels=[],
-        config=config,
-        data=data,  # type: ignore[arg-type]
-        fingerprint=fingerprint,
-        metrics=metrics,
-        steps=result.steps,
-        resumed_from=result.resumed_from,
-    )
-    _finish(accelerator, reporter, final, tokenizer, output_dir, checkpoint, card)
-    return TrainResult(output_dir, metrics, result.steps, result.resumed_from, card, final)  # the merged policy
+    card = target.card("sft", config, data, metrics, result)
+    _finish(accelerator, reporter, final, tokenizer, target, card)
+    return TrainResult(target.output_dir, metrics, result.steps, result.resumed_from, card, final)  # the merged policy
 
 
 def _metrics(
@@ -185,21 +143,19 @@ def _finish(
     reporter: Reporter,
     model: nn.Module,
     tokenizer: Any,
-    output_dir: Path,
-    checkpoint: Path,
+    target: RunTarget,
     card: dict[str, Any],
 ) -> None:
     """Report the validation metrics, write the folder atomically (main process), drop the checkpoint."""
-    if accelerator.is_main_process:
-        for name, value in card["metrics"].items():
-            if name.startswith("val_"):
-                reporter.metric(card["steps"], name, value)
-        with atomic_write_dir(output_dir) as tmp:
-            model.save_pretrained(str(tmp))
-            tokenizer.save_pretrained(str(tmp))
-            write_card(tmp, card)
-        checkpoint.unlink(missing_ok=True)
-        summary = ", ".join(f"{k} {v:.4f}" for k, v in card["metrics"].items() if k.startswith("val_"))
-        reporter.log(f"saved {output_dir} after {card['steps']} steps: {summary or 'no validation split'}")
-        reporter.progress(1.0, "done")
-    accelerator.wait_for_everyone()
+    validation = {name: value for name, value in card["metrics"].items() if name.startswith("val_")}
+    for name, value in validation.items():  # a silent reporter but on the main process
+        reporter.metric(card["steps"], name, value)
+    summary = ", ".join(f"{k} {v:.4f}" for k, v in validation.items()) or "no validation split"
+
+    def write(folder: Path) -> None:
+        model.save_pretrained(str(folder))
+        tokenizer.save_pretrained(str(folder))
+
+    save_run(
+        accelerator, reporter, target, card, write, f"saved {target.output_dir} after {card['steps']} steps: {summary}"
+    )

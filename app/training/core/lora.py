@@ -1,0 +1,38 @@
+"""LoRA adapters on a causal LM: wrapped for training, merged back for saving (peft).
+
+Every policy trainer (SFT, PPO, RLOO, DPO) trains adapters by default and saves a plain checkpoint with
+them folded into the weights, so any backend loads the result. Kept apart from the configs so that code
+that only reads settings need not import peft or torch.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+from torch import nn
+
+from app.training.core.config import LoRASettings, lora_targets
+
+
+def add_lora(lm: nn.Module, settings: LoRASettings) -> nn.Module:
+    """Wrap ``lm`` in LoRA adapters (only they train; the base weights are frozen); returns the peft model.
+
+    The adapters' init draws from torch's global generator: seed it first for a run that repeats."""
+    from peft import LoraConfig, get_peft_model
+
+    lora = LoraConfig(
+        r=settings.lora_r,
+        lora_alpha=settings.lora_alpha,
+        lora_dropout=settings.lora_dropout,
+        target_modules=lora_targets(settings.lora_target_modules),
+        task_type="CAUSAL_LM",
+        bias="none",
+    )
+    with warnings.catch_warnings():  # peft asks transformers a question transformers 5 calls deprecated
+        warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
+        return get_peft_model(lm, lora)
+
+
+def merge_adapters(lm: nn.Module) -> nn.Module:
+    """The plain model with the adapters folded into its weights (W + (α/r)·B·A); ``lm`` itself without any."""
+    return lm.merge_and_unload() if hasattr(lm, "merge_and_unload") else lm
