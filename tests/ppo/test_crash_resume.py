@@ -25,10 +25,10 @@ def score_steps(sessions, job_id: int) -> list[int]:
 
 def test_a_killed_ppo_job_resumes_from_its_checkpoint_and_registers_exactly_once(
     scratch_db_url,
-    scratch_sessions,
+    scratch_sessions,  # noqa: F811 - the imported fixture, requested by name
     tmp_path,
     tiny_backbone,
-    scorer_folders,  # noqa: F811 - the imported fixture, requested by name
+    scorer_folders,
 ):
     with scratch_sessions() as db:
         # Not promoted, so the workers' periodic pool refill has nothing to generate for.
