@@ -37,9 +37,19 @@ class Settings(BaseSettings):
     cookie_secure: bool | None = Field(
         None, description="Force the Secure cookie flag; default: on when served over https."
     )
-    login_max_failures: int = Field(10, ge=1, description="Failed logins per account or IP before throttling.")
+    login_max_failures: int = Field(
+        10, ge=1, description="Failed logins for one account from one client address before that pair is throttled."
+    )
+    login_max_failures_per_client: int = Field(
+        100, ge=1, description="Failed logins from one client address, over all accounts, before it is throttled."
+    )
     login_window_minutes: int = Field(15, ge=1, description="Window in which failed logins are counted.")
     max_field_length: int = Field(200, ge=8, description="Upper bound for short text fields (usernames, names).")
+    max_body_bytes: int = Field(
+        1024 * 1024,
+        ge=1024,
+        description="Largest request body (JSON, forms), refused with 413 before sign-in; uploads have their own caps.",
+    )
     job_lease_seconds: int = Field(
         60, ge=5, description="A running job whose heartbeat is older than this is re-queued."
     )

@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from app.annotation import api as annotation_api
 from app.annotation import views as annotation_views
+from app.body_limit import BodyLimitMiddleware
 from app.chat import views as chat_views
 from app.config import Settings
 from app.dashboard import api as dashboard_api
@@ -21,6 +22,7 @@ from app.export import views as export_views
 from app.finetune.core import api as rewards_api
 from app.http_errors import install_error_handlers
 from app.importing import views as import_views
+from app.importing.views import UPLOAD_BODY_LIMIT as PREFERENCE_UPLOAD_LIMIT
 from app.instruct import api as instruct_api
 from app.instruct import views as instruct_views
 from app.jobs import api as jobs_api
@@ -28,6 +30,7 @@ from app.pool import api as pool_api
 from app.pool import views as pool_views
 from app.prompts import api as prompts_api
 from app.prompts import views as prompts_views
+from app.prompts.importers import UPLOAD_BODY_LIMIT as PROMPT_UPLOAD_LIMIT
 from app.security_headers import SecurityHeadersMiddleware
 from app.system import router as system_router
 from app.users import api as users_api
@@ -36,6 +39,15 @@ from app.users import views as users_views
 from app.versions import api as registry_api
 from app.versions import views as registry_views
 from app.web import STATIC_DIR, make_templates
+
+# Routes whose bodies may pass the global limit (RLHF_MAX_BODY_BYTES), each with its own cap, enforced
+# while the body is read, before sign-in is checked. Keep in step with the routes' ``max_body_size``.
+PROMPT_BODY_LIMIT = prompts_views.LONG_FORM["max_part_size"] + 1024 * 1024  # a 50-turn conversation
+BODY_LIMIT_OVERRIDES = [
+    (r"/(api/v1|admin)/prompt-sets/\d+/import/?", PROMPT_UPLOAD_LIMIT),
+    (r"/admin/import/?", PREFERENCE_UPLOAD_LIMIT),
+    (r"/(api/v1|admin)/prompt-sets/\d+/prompts(/\d+)?/?", PROMPT_BODY_LIMIT),
+]
 
 
 def create_app(settings: Settings | None = None, *, session_factory: sessionmaker[Session] | None = None) -> FastAPI:
@@ -65,6 +77,8 @@ def create_app(settings: Settings | None = None, *, session_factory: sessionmake
     app.state.settings = settings
     app.state.sessionmaker = session_factory
     app.state.templates = make_templates()
+    # Added first, so it runs inside the security headers (its 413 gets them) and before routing.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, overrides=BODY_LIMIT_OVERRIDES)
     app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
