@@ -9,12 +9,14 @@ duplicate into an IntegrityError that is answered like the first submission.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 from functools import cache
 
-from sqlalchemy import bindparam, case, insert, select, update
+from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from app.annotation.assignment import lease_is_live
 from app.annotation.models import (
     AssignmentStatus,
     Choice,
@@ -132,6 +134,21 @@ _MARK_SUBMITTED = (
 )
 
 
+_LIVE_LEASES_OF_OTHERS = select(func.count()).where(
+    PairAssignment.pair_id == bindparam("pair_id"),
+    PairAssignment.status == AssignmentStatus.active,
+    PairAssignment.leased_until > bindparam("now"),
+    PairAssignment.user_id != bindparam("user_id"),
+)
+
+
+def _slot_taken_by_others(db: Session, *, user: User, pair: Pair, now: datetime) -> bool:
+    """A lapsed lease still counts while the pair has room for it; once others' live leases fill
+    what the pair still needs, its slot went to someone else and this judgement would be one too many."""
+    others = db.scalar(_LIVE_LEASES_OF_OTHERS, {"pair_id": pair.id, "now": now, "user_id": user.id}) or 0
+    return pair.judgement_count + others >= pair.judgements_needed
+
+
 def _store(
     db: Session, user: User, assignment: PairAssignment, pair: Pair, body: JudgementIn, choice: Choice
 ) -> Stored:
@@ -145,6 +162,8 @@ def _store(
     if pair.status is not PairStatus.pending or pair.judgement_count >= pair.judgements_needed:
         raise Conflict("this pair already has all the judgements it needs; ask for the next one")
     now = utcnow()
+    if not lease_is_live(assignment) and _slot_taken_by_others(db, user=user, pair=pair, now=now):
+        raise Conflict("your lease on this pair expired and the pair was given to someone else; ask for the next one")
     seconds = max(0.0, (now - assignment.assigned_at).total_seconds())
     judgement_id = db.execute(
         _INSERT_JUDGEMENT,

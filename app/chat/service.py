@@ -9,6 +9,7 @@ no database transaction is open while it runs (on SQLite that would hold the wri
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass
 from datetime import timedelta
@@ -30,6 +31,8 @@ from app.pool.plan import serving_config
 from app.prompts.models import Prompt, PromptSet, PromptSource
 from app.prompts.validation import content_hash, validate_messages
 from app.registry.service import promoted_policy
+
+log = logging.getLogger(__name__)
 
 CHAT_SET = "chat"
 ATTEMPTS = 3
@@ -97,8 +100,10 @@ def _two_replies(
         )
         try:
             reply = generator.generate(config, [messages], params)
-        except GenerationError as exc:
-            raise Conflict(f"the policy could not answer: {exc}") from None
+        except GenerationError:
+            # The details (backend URL, status, body) are for the operator's log, not the annotator's page.
+            log.exception("chat generation failed for policy config %s", config.get("backend", "?"))
+            raise Conflict("the policy could not answer just now; try again in a moment") from None
         first, second = reply.generations[:2]
         if usable(first, second):
             return first, second, seed

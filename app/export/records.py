@@ -9,6 +9,7 @@ on what this app stores, which the round-trip test pins.
 from __future__ import annotations
 
 import json
+import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,7 +18,8 @@ from app.export.query import JudgedRow
 
 HH_ROLES = {"user": "Human", "assistant": "Assistant", "system": "System"}
 # A spreadsheet runs a cell starting with one of these as a formula (CSV injection): such a cell
-# gets a leading apostrophe, which spreadsheets show as text and do not evaluate.
+# gets a leading apostrophe, which spreadsheets show as text and do not evaluate. Spreadsheets also
+# skip leading whitespace and read full-width forms (＝ ＋ － ＠) as these, so both are looked through.
 FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
 TABLE_COLUMNS = (
     "pair_id",
@@ -121,4 +123,11 @@ def csv_cell(value: Any) -> str:
     if value is None:
         return ""
     text = str(value)
-    return "'" + text if text.startswith(FORMULA_START) else text
+    return "'" + text if _looks_like_formula(text) else text
+
+
+def _looks_like_formula(text: str) -> bool:
+    if text.startswith(FORMULA_START):
+        return True
+    stripped = text.lstrip()  # spaces, newlines, no-break and ideographic spaces
+    return bool(stripped) and unicodedata.normalize("NFKC", stripped[0]).startswith(FORMULA_START)

@@ -37,13 +37,15 @@ def login(
     try:
         new = auth_service.login(db, settings, username=username.strip(), password=password, ip=ip)
     except (auth_service.LoginFailed, TooManyRequests) as exc:
-        status = exc.status_code
-        return render_anonymous_form(
+        page = render_anonymous_form(
             request,
             "auth/login.html",
             {"error": exc.message, "username": username, "next": safe_next(next)},
-            status_code=status,
+            status_code=exc.status_code,
         )
+        if isinstance(exc, TooManyRequests):
+            page.headers["Retry-After"] = str(exc.retry_after)
+        return page
     response = redirect(safe_next(next))
     max_age = int(settings.session_lifetime_hours * 3600)
     cookies.set_session_cookie(

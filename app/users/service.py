@@ -113,7 +113,7 @@ def set_active(db: Session, *, actor: User, user_id: int, active: bool) -> User:
 
 
 def reset_password(db: Session, *, actor: User, user_id: int, password: str | None = None) -> tuple[User, str]:
-    """Sets the given or a random password and ends the user's sessions; returns the password."""
+    """Sets the given or a random password, ends the user's sessions and revokes their tokens; returns it."""
     chosen = password or secrets.token_urlsafe(12)
     return update_user(db, actor=actor, user_id=user_id, password=chosen), chosen
 
@@ -136,8 +136,11 @@ def _apply_active(db: Session, actor: User, user: User, active: bool) -> None:
 
 
 def _apply_password(db: Session, user: User, password: str) -> None:
+    """A new password ends the user's sessions and revokes their API tokens, as deactivation does:
+    whoever learnt the old password may have made a token with it."""
     user.password_hash = hash_password(password)
     auth_service.end_all_sessions(db, user.id)
+    auth_service.revoke_all_tokens(db, user.id)
 
 
 def ensure_first_admin(db: Session, *, password: str | None) -> str | None:

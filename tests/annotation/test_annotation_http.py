@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import func, select
 
-from app.annotation.models import Judgement, ResponseLabel
+from app.annotation.models import Judgement, PairAssignment, ResponseLabel
 from app.auth import service as auth_service
 from tests.factories import PairFactory, UserFactory
 from tests.helpers import login
@@ -38,6 +39,25 @@ class TestAnnotationApi:
         assert first.json()["judgement_id"] == repeat.json()["judgement_id"]
         assert _judgements(db) == 1
         assert client.get("/api/v1/annotation/next", headers=token_headers).status_code == 204
+
+    def test_expired_lease_given_to_another_is_refused_and_the_new_holder_accepted(self, client, db, token_headers):
+        PairFactory(judgements_needed=1)
+        _, raw = auth_service.create_token(db, user=UserFactory(), name="t2")
+        second_headers = {"Authorization": f"Bearer {raw}"}
+        first_id = client.get("/api/v1/annotation/next", headers=token_headers).json()["assignment_id"]
+        lease = db.get(PairAssignment, first_id)
+        lease.leased_until = lease.assigned_at - timedelta(seconds=1)
+        db.commit()
+        second_id = client.get("/api/v1/annotation/next", headers=second_headers).json()["assignment_id"]
+        body = {"choice": "B", "strength": 3, "labels": LABELS}
+        late = client.post(
+            "/api/v1/annotation/judgements", json={**body, "assignment_id": first_id}, headers=token_headers
+        )
+        assert late.status_code == 409 and "given to someone else" in late.json()["detail"]
+        holder = client.post(
+            "/api/v1/annotation/judgements", json={**body, "assignment_id": second_id}, headers=second_headers
+        )
+        assert holder.status_code == 201 and _judgements(db) == 1
 
     @pytest.mark.parametrize(
         ("patch", "status", "needle"),

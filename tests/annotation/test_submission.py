@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 from sqlalchemy import func, select
 
@@ -111,3 +113,38 @@ def test_full_pair_refuses_an_extra_judgement(db, settings):
     with pytest.raises(Conflict, match="already has all the judgements"):
         submission.submit(db, user=late, body=_body(stale.id))
     assert db.scalar(select(func.count()).select_from(Judgement)) == 1
+
+
+def _lapse(db, assignment) -> None:
+    assignment.leased_until = assignment.assigned_at - timedelta(seconds=1)
+    db.commit()
+
+
+def test_lapsed_lease_given_to_someone_else_is_refused_and_the_new_holder_is_accepted(db, settings):
+    PairFactory(judgements_needed=1)
+    first, second = UserFactory(), UserFactory()
+    lapsed = assignments.next_pair(db, settings, user=first).assignment
+    _lapse(db, lapsed)
+    taken = assignments.next_pair(db, settings, user=second).assignment
+    assert taken.pair_id == lapsed.pair_id
+    with pytest.raises(Conflict, match="lease on this pair expired and the pair was given to someone else"):
+        submission.submit(db, user=first, body=_body(lapsed.id))
+    assert _counts(db) == (0, 0, 0)
+    assert submission.submit(db, user=second, body=_body(taken.id)).created
+
+
+def test_lapsed_lease_nobody_took_still_counts(db, settings):
+    PairFactory(judgements_needed=1)
+    user = UserFactory()
+    lapsed = assignments.next_pair(db, settings, user=user).assignment
+    _lapse(db, lapsed)
+    assert submission.submit(db, user=user, body=_body(lapsed.id)).created
+
+
+def test_lapsed_lease_counts_while_the_pair_has_room_beside_the_new_holder(db, settings):
+    PairFactory(judgements_needed=2)
+    first, second = UserFactory(), UserFactory()
+    lapsed = assignments.next_pair(db, settings, user=first).assignment
+    _lapse(db, lapsed)
+    assignments.next_pair(db, settings, user=second)
+    assert submission.submit(db, user=first, body=_body(lapsed.id)).created

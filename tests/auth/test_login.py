@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from fastapi.testclient import TestClient
 from sqlalchemy import func, select
 
 from app.auth.cookies import SESSION_COOKIE
@@ -120,17 +121,35 @@ class TestCsrf:
 
 
 class TestThrottle:
-    def test_ten_failures_for_an_account_then_429(self, client, db):
+    def test_ten_failures_for_an_account_then_429_with_retry_after(self, client, db, settings):
         UserFactory(username="hal")
         for _ in range(10):
             assert _post_login(client, "hal", "wrong-password").status_code == 400
-        blocked = _post_login(client, "hal", PASSWORD)  # even the right password now
+        blocked = _post_login(client, "hal", PASSWORD)  # even the right password now, from this address
         assert blocked.status_code == 429
         assert "Too many failed logins" in blocked.text
+        retry_after = int(blocked.headers["Retry-After"])
+        assert 0 < retry_after <= settings.login_window_minutes * 60
         assert db.scalar(select(func.count()).select_from(LoginFailure)) == 10
 
-    def test_ten_failures_from_one_address_then_429_for_any_account(self, client, db):
+    def test_failures_from_one_address_do_not_lock_the_account_for_other_addresses(self, client, db, app):
+        UserFactory(username="hal")
+        for _ in range(10):
+            _post_login(client, "hal", "wrong-password")
+        assert _post_login(client, "hal", PASSWORD).status_code == 429
+        with TestClient(app, client=("203.0.113.7", 40000)) as owner:
+            assert _post_login(owner, "hal", PASSWORD).status_code == 303
+
+    def test_ten_failures_from_one_address_do_not_lock_other_accounts_from_it(self, client, db):
         UserFactory(username="ivy")
         for i in range(10):
             _post_login(client, f"ghost{i}", "wrong-password")
-        assert _post_login(client, "ivy", PASSWORD).status_code == 429
+        assert _post_login(client, "ivy", PASSWORD).status_code == 303
+
+    def test_one_address_failing_across_accounts_hits_the_per_client_ceiling(self, client, db, settings):
+        UserFactory(username="ivy")
+        settings.login_max_failures_per_client = 12
+        for i in range(12):
+            assert _post_login(client, f"ghost{i}", "wrong-password").status_code == 400
+        blocked = _post_login(client, "ivy", PASSWORD)
+        assert blocked.status_code == 429 and int(blocked.headers["Retry-After"]) > 0

@@ -3,6 +3,8 @@ judged, and the conversation continued from the preferred reply."""
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 from sqlalchemy import select
 
@@ -12,6 +14,7 @@ from app.annotation.models import PairAssignment
 from app.annotation.schemas import JudgementIn
 from app.chat import service
 from app.errors import Conflict
+from app.generation.types import GenerationError
 from app.pool.models import Pair, Response
 from app.pool.warm_client import WarmClient
 from app.prompts.models import Prompt, PromptSource
@@ -74,3 +77,19 @@ def test_no_promoted_policy_is_a_clear_conflict(db, pool_settings):
     user = UserFactory()
     with pytest.raises(Conflict, match="no policy is promoted"):
         service.start_turn(db, pool_settings, generator=None, user=user, message="Hi!")
+
+
+class _FailingGenerator:
+    def generate(self, config, prompts, params):
+        raise GenerationError("POST http://10.0.0.5:8000/v1/chat/completions returned 500: internal error")
+
+
+def test_generation_failure_shows_a_generic_message_and_logs_the_details(db, settings, tmp_path, caplog):
+    add_policy(db, tmp_path, name="chat-policy-3", status=ModelStatus.promoted)
+    user = UserFactory()
+    db.commit()
+    with caplog.at_level(logging.ERROR, logger="app.chat.service"), pytest.raises(Conflict) as caught:
+        service.start_turn(db, settings, _FailingGenerator(), user=user, message="Hi!")
+    assert "could not answer" in caught.value.message
+    assert "10.0.0.5" not in caught.value.message and "http" not in caught.value.message
+    assert "10.0.0.5" in caplog.text

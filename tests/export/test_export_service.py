@@ -92,6 +92,15 @@ class TestFormats:
         rows, _ = run(db, tmp_path, format="csv")
         assert [r["response_a"] for r in rows] == ["'-5 degrees"]
 
+    @pytest.mark.parametrize(
+        "cell",
+        [" =1+1", "\n=1+1", "\u00a0@SUM(A1)", "\u3000=1", "\uff1dHYPERLINK(1)", "\uff0b1", "\uff0d1", "\uff20A1"],
+    )
+    def test_csv_neutralises_formulas_behind_whitespace_or_in_full_width(self, db, tmp_path, cell):
+        judged_pair(db, a=cell, b="plain text", verdicts=[(UserFactory(), "a")])
+        rows, _ = run(db, tmp_path, format="csv")
+        assert rows[0]["response_a"] == "'" + cell and rows[0]["response_b"] == "plain text"
+
     def test_parquet_and_hf_folder_read_back(self, db, tmp_path):
         import pyarrow.parquet as pq
         from datasets import load_from_disk

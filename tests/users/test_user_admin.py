@@ -55,6 +55,16 @@ class TestAdminPages:
             )
             assert failed.status_code == 400
 
+    def test_reset_password_revokes_api_tokens(self, admin_client, db):
+        from app.auth import service as auth_service
+
+        target = UserFactory(username="tokenholder")
+        _, raw = auth_service.create_token(db, user=target, name="cli")
+        token = {"Authorization": f"Bearer {raw}"}
+        assert admin_client.get("/api/v1/annotation/progress", headers=token).status_code == 200
+        admin_client.post(f"/admin/users/{target.id}/password", data={"csrf_token": admin_client.csrf})
+        assert admin_client.get("/api/v1/annotation/progress", headers=token).status_code == 401
+
     def test_last_admin_cannot_be_demoted(self, admin_client, db):
         root = db.scalar(select(User).where(User.username == "root"))
         page = admin_client.post(
@@ -146,6 +156,17 @@ class TestUsersApi:
         response = client.post("/api/v1/users", json={"username": "taken", "password": "longenough1"}, headers=auth)
         assert response.status_code == 409 and "taken" in response.json()["detail"]
         assert _user_count(db) == before
+
+    def test_password_change_over_the_api_revokes_the_users_tokens(self, client, db, auth):
+        from app.auth import service as auth_service
+
+        target = UserFactory(role=Role.annotator)
+        _, raw = auth_service.create_token(db, user=target, name="cli")
+        token = {"Authorization": f"Bearer {raw}"}
+        assert client.get("/api/v1/annotation/progress", headers=token).status_code == 200
+        changed = client.patch(f"/api/v1/users/{target.id}", json={"password": "a-new-password-1"}, headers=auth)
+        assert changed.status_code == 200, changed.text
+        assert client.get("/api/v1/annotation/progress", headers=token).status_code == 401
 
     def test_refused_update_writes_nothing(self, client, db, auth):
         target = UserFactory(role=Role.annotator)
