@@ -7,6 +7,7 @@ is chunked; the import uploads keep their own, larger cap.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
@@ -72,7 +73,10 @@ def _call(app, path: str, headers: list[tuple[bytes, bytes]], receive) -> list[d
         sent.append(message)
 
     scope = {"type": "http", "method": "POST", "path": path, "headers": headers, "query_string": b""}
-    asyncio.run(app(scope, receive, send))
+    # A thread of its own: Playwright's sync API (the browser tests) can leave an event loop running in this one,
+    # where asyncio.run refuses to start another.
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        pool.submit(asyncio.run, app(scope, receive, send)).result()
     return sent
 
 
