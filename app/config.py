@@ -76,6 +76,13 @@ class Settings(BaseSettings):
     )
     pool_top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass of pool responses.")
     pool_max_new_tokens: int = Field(128, ge=1, le=8192, description="Longest pool response, in tokens.")
+    pool_samples_per_prompt: int = Field(
+        4,
+        ge=2,
+        le=16,
+        description="k: responses sampled per prompt; the two that differ most are the pair judged, so a trait "
+        "the policy rarely shows reaches annotators more often (2: the pair is the two samples as drawn).",
+    )
     pool_regenerate_attempts: int = Field(
         2,
         ge=0,

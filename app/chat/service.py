@@ -105,7 +105,7 @@ def _two_replies(
             log.exception("chat generation failed for policy config %s", config.get("backend", "?"))
             raise Conflict("the policy could not answer just now; try again in a moment") from None
         first, second = reply.generations[:2]
-        if usable(first, second):
+        if usable(first.text, second.text):
             return first, second, seed
     raise Conflict("the policy gave the same (or an empty) reply twice; send the message again")
 

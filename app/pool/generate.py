@@ -1,12 +1,14 @@
 """Sampling the two responses of each planned pair, and keeping only pairs worth judging.
 
-All same-version pairs of a batch go to the backend in one call with ``n=2``: the two samples
-of a prompt are adjacent rows of one decoding batch that share the prompt's prefill (see
-``TransformersBackend``), drawn from one seeded call, so they differ yet the batch is reproducible.
+All same-version pairs of a batch go to the backend in one call with ``n=k``
+(``RLHF_POOL_SAMPLES_PER_PROMPT``): the k samples of a prompt are adjacent rows of one decoding batch
+that share the prompt's prefill (see ``TransformersBackend``), drawn from one seeded call, so they differ
+yet the batch is reproducible; the pair kept is the two samples that differ most
+(:mod:`app.pool.diverse`), so a trait the policy rarely shows reaches the annotators more often.
 Cross-version pairs need two models: one ``n=1`` call to the promoted policy for all of them, one to
 each other version. Two responses that are identical (ignoring case and whitespace) or an empty one
-teach an annotator nothing: the prompt is sampled again with a fresh seed, up to ``attempts``
-times, then dropped.
+teach an annotator nothing: a prompt without a usable pair among its k is sampled again with a fresh
+seed, up to ``attempts`` times, then dropped.
 
 Nothing here touches the database: ``Candidate`` rows go to ``app.pool.service.store_pairs``.
 """
@@ -19,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from app.generation.types import Generation, Messages, SamplingParams
+from app.pool.diverse import most_different
 from app.pool.plan import PlannedPair, PolicyRef
 
 
@@ -75,22 +78,30 @@ def normalise(text: str) -> str:
     return " ".join(text.split()).casefold()
 
 
-def usable(a: Generation, b: Generation) -> bool:
+def usable(a: str, b: str) -> bool:
     """Both responses say something, and not the same thing."""
-    return bool(a.text.strip()) and bool(b.text.strip()) and normalise(a.text) != normalise(b.text)
+    return bool(a.strip()) and bool(b.strip()) and normalise(a) != normalise(b)
 
 
 class PairSampler:
     """Samples pairs for planned items from the promoted policy (A) and, for cross pairs, another (B)."""
 
     def __init__(
-        self, generator: Generator, policy: PolicyRef, sampling: Sampling, *, rng: random.Random, attempts: int
+        self,
+        generator: Generator,
+        policy: PolicyRef,
+        sampling: Sampling,
+        *,
+        rng: random.Random,
+        attempts: int,
+        samples_per_prompt: int = 2,
     ) -> None:
         self.generator = generator
         self.policy = policy
         self.sampling = sampling
         self.rng = rng
         self.attempts = attempts
+        self.samples_per_prompt = samples_per_prompt  # k ≥ 2 samples of a same-version pair's prompt
 
     def run(self, items: list[PlannedPair]) -> tuple[list[Candidate], BatchStats]:
         """Candidates for as many items as could be made usable, in the items' order."""
@@ -104,23 +115,27 @@ class PairSampler:
                 stats.regenerated += len(todo)
             sampled = self._sample([item for _, item in todo], stats)
             retry = []
-            for (position, item), (a, b) in zip(todo, sampled, strict=True):
-                if usable(a.generation, b.generation):
-                    done[position] = Candidate(item=item, a=a, b=b, attempt=attempt)
+            for (position, item), pair in zip(todo, sampled, strict=True):
+                if pair is not None:
+                    done[position] = Candidate(item=item, a=pair[0], b=pair[1], attempt=attempt)
                 else:
                     retry.append((position, item))
             todo = retry
         stats.dropped = len(todo)
         return [done[p] for p in sorted(done)], stats
 
-    def _sample(self, items: list[PlannedPair], stats: BatchStats) -> list[tuple[Sample, Sample]]:
-        """(A, B) samples for each item: same-version items in one n=2 call, cross items per version."""
+    def _sample(self, items: list[PlannedPair], stats: BatchStats) -> list[tuple[Sample, Sample] | None]:
+        """(A, B) samples for each item, None where they are not usable: same-version items in one n=k call
+        (the most different usable pair of each prompt's k), cross items one call per version."""
         result: list[tuple[Sample, Sample] | None] = [None] * len(items)
         same = [i for i, item in enumerate(items) if item.other is None]
         if same:
-            samples = self._call(self.policy, [items[i].messages for i in same], n=2, stats=stats)
-            for j, i in enumerate(same):
-                result[i] = (samples[2 * j], samples[2 * j + 1])
+            k = self.samples_per_prompt
+            samples = self._call(self.policy, [items[i].messages for i in same], n=k, stats=stats)
+            groups = [samples[k * j : k * (j + 1)] for j in range(len(same))]
+            picks = most_different([[s.generation.text for s in group] for group in groups], usable)
+            for i, group, pick in zip(same, groups, picks, strict=True):
+                result[i] = None if pick is None else (group[pick[0]], group[pick[1]])
         by_version: dict[int, list[int]] = defaultdict(list)
         for i, item in enumerate(items):
             if item.other is not None:
@@ -131,8 +146,9 @@ class PairSampler:
             a_side = self._call(self.policy, [items[i].messages for i in indices], n=1, stats=stats)
             b_side = self._call(other, [items[i].messages for i in indices], n=1, stats=stats)
             for j, i in enumerate(indices):
-                result[i] = (a_side[j], b_side[j])
-        return [pair for pair in result if pair is not None]
+                a, b = a_side[j], b_side[j]
+                result[i] = (a, b) if usable(a.generation.text, b.generation.text) else None
+        return result
 
     def _call(self, version: PolicyRef, prompts: list[Messages], *, n: int, stats: BatchStats) -> list[Sample]:
         seed = self.rng.getrandbits(31)

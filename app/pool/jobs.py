@@ -33,6 +33,9 @@ class GenerateParams(BaseModel):
     temperature: float | None = Field(None, ge=0, le=5, description="Sampling temperature; 0 is greedy.")
     top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
     max_new_tokens: int | None = Field(None, ge=1, le=8192, description="Longest response, in tokens.")
+    samples_per_prompt: int | None = Field(
+        None, ge=2, le=16, description="Responses sampled per prompt; the two most different are paired."
+    )
     cross_version_share: float | None = Field(
         None, ge=0, le=1, description="Share of pairs with B from another ready version."
     )

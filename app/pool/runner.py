@@ -100,7 +100,15 @@ class Tally:
 def _fill(ctx: JobContext, setup: Setup, client: WarmClient) -> dict[str, Any]:
     seed = ctx.params.seed if ctx.params.seed is not None else secrets.randbits(32)
     rng = random.Random(seed)
-    sampler = PairSampler(client, setup.policy, setup.sampling, rng=rng, attempts=ctx.settings.pool_regenerate_attempts)
+    k = ctx.params.samples_per_prompt or ctx.settings.pool_samples_per_prompt
+    sampler = PairSampler(
+        client,
+        setup.policy,
+        setup.sampling,
+        rng=rng,
+        attempts=ctx.settings.pool_regenerate_attempts,
+        samples_per_prompt=k,
+    )
     tally, start = Tally(), time.perf_counter()
     while tally.pairs < setup.goal and tally.stopped is None:
         ctx.reporter.check()

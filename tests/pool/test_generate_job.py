@@ -39,8 +39,11 @@ def test_fills_the_pool_to_target_with_distinct_responses(db, session_factory, p
         assert pair.prompt.prompt_set_id == prompt_set.id
         assert a.policy_version_id == b.policy_version_id == policy.id
         assert a.text.strip() and b.text.strip() and a.text != b.text
-        assert a.generation_params["seed"] == b.generation_params["seed"]  # one batch: one seeded call, n=2
-        assert {a.generation_params["sample"], b.generation_params["sample"]} == {0, 1}
+        assert a.generation_params["seed"] == b.generation_params["seed"]  # one batch: one seeded call, n=k
+        k = pool_settings.pool_samples_per_prompt
+        assert a.generation_params["n"] == b.generation_params["n"] == k
+        sample_a, sample_b = a.generation_params["sample"], b.generation_params["sample"]
+        assert sample_a != sample_b and {sample_a, sample_b} <= set(range(k))  # the most different two of k
         assert a.generation_params["temperature"] == pool_settings.pool_temperature
         assert a.generation_params["max_new_tokens"] == 8 and 1 <= a.token_count <= 8
 
@@ -138,7 +141,8 @@ def test_a_policy_served_by_an_openai_compatible_endpoint(db, session_factory, p
         job = run_job(db, session_factory, pool_settings, kind="generate", params={"pairs": 2})
 
     assert job.status is JobStatus.succeeded and job.result["pairs"] == 2, job.error
-    assert {r["body"]["model"] for r in server.requests} == {"policy-remote"} and len(server.requests) == 4
+    k = pool_settings.pool_samples_per_prompt  # one request per sample: k per prompt
+    assert {r["body"]["model"] for r in server.requests} == {"policy-remote"} and len(server.requests) == 2 * k
     for pair in _pairs(db, created_by_job_id=job.id):
         a, b = pair.response_a, pair.response_b
         assert a.generation_params["backend"] == "openai" and a.text.startswith("echo Tell me about topic")

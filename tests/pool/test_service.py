@@ -133,14 +133,9 @@ class TestPlanning:
         assert total == round(planned * 0.3)
 
     def test_usable_pairs_differ_and_say_something(self):
-        from app.generation.types import Generation
-
-        def gen(text: str) -> Generation:
-            return Generation(text, 3, "stop")
-
-        assert usable(gen("Yes."), gen("No."))
-        assert not usable(gen("Same  answer"), gen("same answer "))
-        assert not usable(gen("  "), gen("Something"))
+        assert usable("Yes.", "No.")
+        assert not usable("Same  answer", "same answer ")
+        assert not usable("  ", "Something")
 
 
 def test_pool_counts_group_by_response_a_version(db):

@@ -1,0 +1,54 @@
+"""Which two of a prompt's k samples go to the annotators: the two that differ most.
+
+A preference for a trait the policy rarely shows (an answer that ends with a question, a numbered list,
+a number) gives nothing to learn from when both answers of a pair lack it: the pair is a tie. Sampling k
+answers per prompt and judging the two most unlike each other raises the share of pairs where one answer
+has the trait and the other does not, whatever the trait is: nothing here knows any rule.
+
+"Unlike" is the cosine distance between character n-gram TF-IDF vectors, with the document frequencies
+taken over the whole generation batch (every sample of every prompt). An n-gram most answers share
+(the prompt's topic words, "the", "Sure") weighs little; one few answers have (a "?" at the end, "1. ",
+a digit, a line break) weighs much, so the sample that shows a rare trait lies far from its siblings.
+Character n-grams on the raw text (case and whitespace kept) see form and punctuation as well as words.
+scikit-learn's vectoriser does the counting; the pairwise distances of k ≤ 16 vectors are a k×k product.
+
+The selection changes which pairs are judged, not how any answer is made: each answer is still one
+sample of the policy. Cross-version pairs (the evaluation of a new policy against an old) are left as
+they are, one sample from each version, so win rates stay unbiased.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from scipy.sparse import csr_matrix
+from sklearn.feature_extraction.text import TfidfVectorizer
+
+NGRAMS = (1, 4)  # single characters catch punctuation and digits; up to 4 catch short words and markers
+
+
+def most_different(groups: Sequence[Sequence[str]], usable: Callable[[str, str], bool]) -> list[tuple[int, int] | None]:
+    """Per group, the indices (i < j) of the two texts farthest apart among the usable pairs, or None when
+    no pair of the group is usable. Ties go to the lowest (i, j), so a batch's choice is reproducible."""
+    texts = [text for group in groups for text in group]
+    if not any(text.strip() for text in texts):
+        return [None] * len(groups)
+    vectors = _vectorise(texts)
+    chosen: list[tuple[int, int] | None] = []
+    start = 0
+    for group in groups:
+        block = vectors[start : start + len(group)]
+        start += len(group)
+        similarity = (block @ block.T).toarray()  # rows are L2-normalised: the product is the cosine similarity
+        best: tuple[int, int] | None = None
+        for i in range(len(group)):
+            for j in range(i + 1, len(group)):
+                if usable(group[i], group[j]) and (best is None or similarity[i, j] < similarity[best]):
+                    best = (i, j)
+        chosen.append(best)
+    return chosen
+
+
+def _vectorise(texts: list[str]) -> csr_matrix:
+    vectoriser = TfidfVectorizer(analyzer="char", ngram_range=NGRAMS, lowercase=False, sublinear_tf=True)
+    return csr_matrix(vectoriser.fit_transform(texts))

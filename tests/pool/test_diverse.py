@@ -1,0 +1,41 @@
+"""The pool's choice of the two most different samples of a prompt."""
+
+from __future__ import annotations
+
+from app.pool.diverse import most_different
+from app.pool.generate import usable
+
+
+def test_the_sample_with_a_rare_trait_is_paired() -> None:
+    plain = [
+        "The capital of France is Paris, a city on the Seine.",
+        "Paris is the capital of France, on the river Seine.",
+        "The capital of France is Paris, which lies on the Seine.",
+    ]
+    odd = "Paris! Did you know?\n1. Seine\n2. Louvre"
+    for position in range(4):  # wherever the odd one is drawn
+        group = [*plain[:position], odd, *plain[position:]]
+        (pick,) = most_different([group], usable)
+        assert pick is not None and position in pick
+
+
+def test_unusable_pairs_are_never_chosen() -> None:
+    group = ["Same answer.", "same  answer.", "   ", "A different, longer answer with 42 in it?"]
+    (pick,) = most_different([group], usable)
+    assert pick is not None
+    a, b = group[pick[0]], group[pick[1]]
+    assert usable(a, b)
+    assert 3 in pick
+
+
+def test_a_group_without_a_usable_pair_gives_none() -> None:
+    picks = most_different([["Yes.", "yes."], ["", "  "], ["One.", "Two."]], usable)
+    assert picks[0] is None and picks[1] is None
+    assert picks[2] == (0, 1)
+
+
+def test_the_choice_is_reproducible_and_ordered() -> None:
+    groups = [["alpha beta", "beta gamma", "gamma delta", "delta alpha"], ["x y", "x z"]]
+    first = most_different(groups, usable)
+    assert first == most_different(groups, usable)
+    assert all(p is not None and p[0] < p[1] for p in first)
