@@ -285,12 +285,16 @@ class Loop:
 def kl_per_token(api: Api, job_id: int) -> tuple[float | None, float | None, list[dict[str, float]]]:
     """Σ KL / Σ tokens over the last quarter of the updates (the trained policy) and over all of them,
     and per update: KL per response, response length, mean reward-model score and β (how it got there).
+    A job that logs ``kl_per_token`` (online DPO, once per round) is averaged over its rounds as logged.
     None, None, [] when the job logged no ``kl`` and ``response_length`` curves (a kind that has none)."""
 
     def series(name: str) -> dict[int, float]:
         return {m["step"]: m["value"] for m in api.call("GET", f"/jobs/{job_id}/metrics", params={"name": name})}
 
     kl, length, score, beta = series("kl"), series("response_length"), series("score"), series("beta")
+    per_token = series("kl_per_token")  # online DPO logs it per round, over the answers it scored
+    if per_token:
+        kl, length = per_token, dict.fromkeys(per_token, 1.0)
     steps = sorted(set(kl) & set(length))
     if not steps:
         return None, None, []

@@ -4,6 +4,7 @@ loadable, with its curves in job_metrics; a re-run after registering returns the
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 from sqlalchemy import func, select
@@ -112,6 +113,16 @@ def test_online_dpo_job_ranks_its_own_samples_and_registers_one_child(
     train_steps = steps_of(db, job.id, "train_loss")
     assert card["data"]["pairs"] >= 1 and train_steps == list(range(1, card["steps"] + 1)) and train_steps
     assert {"score_mean", "train_loss", "pairs"} <= set(version.metrics)
+    # KL per token of the paired answers to the starting policy: 0 before the first update (LoRA starts at
+    # zero, so π = π_ref), then whatever training moved; finite in every round that made pairs.
+    kl = dict(
+        db.execute(
+            select(JobMetric.step, JobMetric.value).where(JobMetric.job_id == job.id, JobMetric.name == "kl_per_token")
+        ).all()
+    )
+    assert kl and all(math.isfinite(v) for v in kl.values())
+    if 1 in kl:
+        assert abs(kl[1]) < 1e-4, kl
 
 
 def test_online_dpo_without_a_reward_version_fails_naming_it(db, session_factory, settings, tiny_backbone):

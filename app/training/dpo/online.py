@@ -31,7 +31,14 @@ from app.training.core.batches import LengthGroupedBatchSampler
 from app.training.core.card import build_card
 from app.training.core.loop import LinearSchedule, TrainingStopped
 from app.training.dpo.config import OnlineDPOConfig
-from app.training.dpo.data import DPOCollator, PairRow, add_reference_logprobs, pair_row, row_length
+from app.training.dpo.data import (
+    DPOCollator,
+    PairRow,
+    add_reference_logprobs,
+    pair_row,
+    row_length,
+    sequence_logprobs,
+)
 from app.training.dpo.policy import DPOPolicy, build_policy
 from app.training.dpo.step import dpo_step
 from app.training.ppo.rollout import Completion, PromptInput, decode_completions, sample_batch
@@ -133,6 +140,7 @@ class _OnlineRun(SamplingRun):
         with self.policy.reference(self.frozen) as reference, self.accelerator.autocast():  # as the training forward
             rows = [record["pair"] for record in records if record["pair"] is not None]
             add_reference_logprobs(reference, rows, self.collate, config.batch_size, self.accelerator.device)
+        self._add_sampled_kl(records)
         records = gather_object(records)  # every process trains on every process's pairs, its share of batches
         pairs = [record["pair"] for record in records if record["pair"] is not None]
         losses = self._optimise(pairs, round_index) if pairs else {}
@@ -176,6 +184,28 @@ class _OnlineRun(SamplingRun):
                 }
             )
         return records
+
+    @torch.no_grad()
+    def _add_sampled_kl(self, records: list[dict[str, Any]]) -> None:
+        """Each paired record's Σ (log π − log π_ref) over both answers' tokens, and their token count.
+
+        The answers were sampled from the current policy, so the mean of log π − log π_ref over their
+        tokens estimates the KL per token to the starting policy (k1, as PPO reports it), before this
+        round's update; only the paired (best and worst) answers are scored, at no extra reference cost."""
+        paired = [record for record in records if record["pair"] is not None]
+        size, device = self.config.batch_size, self.accelerator.device
+        self.model.eval()
+        with self.accelerator.autocast():
+            for start in range(0, len(paired), size):
+                chunk = paired[start : start + size]
+                batch = {k: v.to(device) for k, v in self.collate([r["pair"] for r in chunk]).items()}
+                chosen, rejected = sequence_logprobs(self.model, batch).float().cpu().split(len(chunk))
+                tokens = batch["mask"].sum(-1).float().cpu().split(len(chunk))
+                for i, record in enumerate(chunk):
+                    pair = record["pair"]
+                    record["kl"] = float(chosen[i] - pair["ref_chosen"] + rejected[i] - pair["ref_rejected"])
+                    record["kl_tokens"] = float(tokens[0][i] + tokens[1][i])
+        self.model.train()
 
     def _optimise(self, pairs: list[PairRow], round_index: int) -> dict[str, float]:
         """``epochs`` passes over the round's pairs, this process's share of each batch order; the means of
@@ -231,12 +261,16 @@ class _OnlineRun(SamplingRun):
 
 
 def _round_stats(records: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Means over the round's prompts of their samples' scores, lengths and EOS share; pairs made and ties."""
+    """Means over the round's prompts of their samples' scores, lengths and EOS share; pairs made and ties;
+    the KL per token to the starting policy over the paired answers (absent in a round of ties only)."""
     n = len(records)
     pairs = sum(record["pair"] is not None for record in records)
     means = {f"score_{key}": sum(r[key] for r in records) / n for key in ("mean", "best", "worst")}
+    kl_tokens = sum(r.get("kl_tokens", 0.0) for r in records)
+    kl = {"kl_per_token": sum(r.get("kl", 0.0) for r in records) / kl_tokens} if kl_tokens else {}
     return {
         **means,
+        **kl,
         "response_length": sum(r["length"] for r in records) / n,
         "eos_fraction": sum(r["ended"] for r in records) / n,
         "pairs": float(pairs),
