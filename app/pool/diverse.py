@@ -9,7 +9,9 @@ has the trait and the other does not, whatever the trait is: nothing here knows 
 taken over the whole generation batch (every sample of every prompt). An n-gram most answers share
 (the prompt's topic words, "the", "Sure") weighs little; one few answers have (a "?" at the end, "1. ",
 a digit, a line break) weighs much, so the sample that shows a rare trait lies far from its siblings.
-Character n-grams on the raw text (case and whitespace kept) see form and punctuation as well as words.
+Character n-grams on the raw text (case and whitespace kept) see form and punctuation as well as words;
+each text is wrapped in start and end marks first, so how an answer opens ("Sure", a number) and how
+it closes (a "?", a cut-off word) are n-grams of their own, as readers notice them.
 scikit-learn's vectoriser does the counting; the pairwise distances of k ≤ 16 vectors are a k×k product.
 
 The selection changes which pairs are judged, not how any answer is made: each answer is still one
@@ -24,6 +26,7 @@ from collections.abc import Callable, Sequence
 from scipy.sparse import csr_matrix
 from sklearn.feature_extraction.text import TfidfVectorizer
 
+START, END = "\x02", "\x03"  # control characters no answer text contains (start / end of text)
 NGRAMS = (1, 4)  # single characters catch punctuation and digits; up to 4 catch short words and markers
 
 
@@ -51,4 +54,4 @@ def most_different(groups: Sequence[Sequence[str]], usable: Callable[[str, str],
 
 def _vectorise(texts: list[str]) -> csr_matrix:
     vectoriser = TfidfVectorizer(analyzer="char", ngram_range=NGRAMS, lowercase=False, sublinear_tf=True)
-    return csr_matrix(vectoriser.fit_transform(texts))
+    return csr_matrix(vectoriser.fit_transform([f"{START}{text.strip()}{END}" for text in texts]))

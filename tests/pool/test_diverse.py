@@ -39,3 +39,16 @@ def test_the_choice_is_reproducible_and_ordered() -> None:
     first = most_different(groups, usable)
     assert first == most_different(groups, usable)
     assert all(p is not None and p[0] < p[1] for p in first)
+
+
+def test_how_an_answer_ends_counts() -> None:
+    """Answers alike but for their close: the one that ends with a question is paired (the end mark makes
+    the close an n-gram of its own)."""
+    group = [
+        "Paris is the capital of France and a lovely city to visit.",
+        "Paris is the capital of France and a lovely place to visit.",
+        "Paris is the capital of France and a lovely town to visit.",
+        "Paris is the capital of France and a lovely city, want to visit?",
+    ]
+    (pick,) = most_different([group], usable)
+    assert pick is not None and 3 in pick
