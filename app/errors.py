@@ -6,10 +6,25 @@ raise and catch them without loading the web stack; :mod:`app.http_errors` maps 
 
 from __future__ import annotations
 
+from typing import Any
+
 
 class DomainError(Exception):
+    """A refusal the asker can act on; its class says which HTTP answer it becomes.
+
+    A subclass names its answer in its class line, ``class Gone(DomainError, status_code=410, title="Gone")``,
+    so that the status and the problem title of every error read as one table.
+    """
+
     status_code = 400
     title = "Bad request"
+
+    def __init_subclass__(cls, *, status_code: int | None = None, title: str | None = None, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if status_code is not None:
+            cls.status_code = status_code
+        if title is not None:
+            cls.title = title
 
     def __init__(self, message: str, *, field: str | None = None) -> None:
         super().__init__(message)
@@ -17,37 +32,31 @@ class DomainError(Exception):
         self.field = field
 
 
-class Invalid(DomainError):
-    status_code = 422
-    title = "Invalid input"
+class Invalid(DomainError, status_code=422, title="Invalid input"):
+    """A value the asker gave is wrong; ``field`` names it, so a form can show the message beside it."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}", field=field)
 
 
-class NotFound(DomainError):
-    status_code = 404
-    title = "Not found"
+class NotFound(DomainError, status_code=404, title="Not found"):
+    """The thing asked for does not exist (or is not the asker's to see)."""
 
 
-class Conflict(DomainError):
-    status_code = 409
-    title = "Conflict"
+class Conflict(DomainError, status_code=409, title="Conflict"):
+    """The request is well-formed but clashes with what is stored (a duplicate, a state that moved on)."""
 
 
-class Forbidden(DomainError):
-    status_code = 403
-    title = "Forbidden"
+class Forbidden(DomainError, status_code=403, title="Forbidden"):
+    """The asker is known but may not do this."""
 
 
-class Unauthenticated(DomainError):
-    status_code = 401
-    title = "Not authenticated"
+class Unauthenticated(DomainError, status_code=401, title="Not authenticated"):
+    """Nobody is logged in, or the credentials sent are no longer valid."""
 
 
-class TooManyRequests(DomainError):
-    status_code = 429
-    title = "Too many requests"
+class TooManyRequests(DomainError, status_code=429, title="Too many requests"):
+    """Throttled; ``retry_after`` (seconds) goes out as the Retry-After header."""
 
     def __init__(self, message: str, *, retry_after: int) -> None:
         super().__init__(message)

@@ -110,6 +110,55 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return _respond(request, 500, "Internal error", "Something went wrong on our side; the error has been logged.")
 
 
+# What every JSON API error answer is (``problem``), as the OpenAPI schema documents it for 4xx answers.
+PROBLEM_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "title": "Problem",
+    "description": "An RFC 9457 problem: what was refused and why; ``field`` or ``errors`` name the input to fix.",
+    "required": ["type", "title", "status", "detail"],
+    "properties": {
+        "type": {"type": "string"},
+        "title": {"type": "string"},
+        "status": {"type": "integer"},
+        "detail": {"type": "string"},
+        "field": {"type": "string"},
+        "errors": {
+            "type": "array",
+            "items": {
+                "type": "object",
+                "required": ["field", "message"],
+                "properties": {"field": {"type": "string"}, "message": {"type": "string"}},
+            },
+        },
+    },
+}
+PROBLEM_RESPONSE = {
+    "description": "Refused: bad input (422), not signed in (401), not allowed (403), not found (404), …",
+    "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
+}
+
+
+def document_problems(app: FastAPI) -> None:
+    """Make the served OpenAPI schema say what the JSON API answers on refusal: a problem body for any
+    4xx, instead of FastAPI's default 422 shape, which these handlers never send. Clients and schema
+    checkers (the schemathesis run in the tests) then hold every answer to its real schema."""
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        schema = generate()  # FastAPI builds it once and caches it on the app
+        if "Problem" not in schema.setdefault("components", {}).setdefault("schemas", {}):
+            schema["components"]["schemas"]["Problem"] = PROBLEM_SCHEMA
+            for path, operations in schema.get("paths", {}).items():
+                if not path.startswith("/api/"):
+                    continue
+                for operation in operations.values():
+                    operation["responses"].pop("422", None)
+                    operation["responses"]["4XX"] = PROBLEM_RESPONSE
+        return schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
+
+
 def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(DomainError, _domain_error)
     app.add_exception_handler(RequestValidationError, _validation_error)

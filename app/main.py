@@ -20,7 +20,7 @@ from app.dashboard import views as dashboard_views
 from app.db import make_engine, make_sessionmaker
 from app.export import views as export_views
 from app.finetune.core import api as rewards_api
-from app.http_errors import install_error_handlers
+from app.http_errors import document_problems, install_error_handlers
 from app.importing import views as import_views
 from app.importing.views import UPLOAD_BODY_LIMIT as PREFERENCE_UPLOAD_LIMIT
 from app.instruct import api as instruct_api
@@ -81,6 +81,7 @@ def create_app(settings: Settings | None = None, *, session_factory: sessionmake
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, overrides=BODY_LIMIT_OVERRIDES)
     app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
+    document_problems(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     routers = [
         annotation_api.router,  # first: the hottest routes are matched before any other router is tried

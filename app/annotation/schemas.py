@@ -6,6 +6,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
+from app.bounds import Id, Int
 from app.text import unstorable
 
 Side = Literal["A", "B"]
@@ -33,9 +34,9 @@ class SideLabels(BaseModel):
 class JudgementIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    assignment_id: int
+    assignment_id: Id
     choice: ScreenChoice
-    strength: Annotated[int, Field(ge=1, le=3)] | None = Field(
+    strength: Annotated[Int, Field(ge=1, le=3)] | None = Field(
         None, description="1 slightly, 2 clearly, 3 much better; only with A or B"
     )
     labels: dict[Side, SideLabels] = Field(description="quality and safety of both responses, as shown")
@@ -45,4 +46,4 @@ class JudgementIn(BaseModel):
 
 class SkipIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
-    assignment_id: int
+    assignment_id: Id

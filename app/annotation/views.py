@@ -6,7 +6,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from app.annotation import assignment as assignments
 from app.annotation import submission
@@ -24,6 +24,47 @@ router = APIRouter(prefix="/annotate", tags=["annotation pages"], dependencies=[
 
 FormText = Annotated[str, Form(max_length=MAX_DEMONSTRATION)]
 FormShort = Annotated[str, Form(max_length=100)]
+NextPath = Annotated[str, Form(max_length=200)]
+
+
+class JudgementFields(BaseModel):
+    """The judgement form as posted: text only, any field may be blank; ``JudgementIn`` says what is wrong.
+
+    Kept apart from ``JudgementIn`` because the page must be able to show a refused form again as typed.
+    """
+
+    choice: FormShort = ""
+    strength: FormShort = ""
+    a_quality: FormShort = ""
+    a_safety: FormShort = ""
+    b_quality: FormShort = ""
+    b_safety: FormShort = ""
+    demonstration: FormText = ""
+    note: Annotated[str, Form(max_length=MAX_NOTE)] = ""
+    next: NextPath = ""  # where to go after submitting (chat mode continues the conversation)
+
+    def as_typed(self) -> dict[str, str]:
+        """The fields to fill the form in again with when it is refused."""
+        return self.model_dump(exclude={"next"})
+
+    def to_body(self, assignment_id: int) -> JudgementIn:
+        """The API's judgement: a side's labels only when either was given, a digit strength as a number."""
+        sides = {"A": (self.a_quality, self.a_safety), "B": (self.b_quality, self.b_safety)}
+        labels = {side: {"quality": q, "safety": s} for side, (q, s) in sides.items() if q or s}
+        strength = self.strength or None
+        return JudgementIn.model_validate(
+            {
+                "assignment_id": assignment_id,
+                "choice": self.choice,
+                "strength": int(strength) if strength and strength.isdigit() else strength,
+                "labels": labels,
+                "demonstration": self.demonstration,
+                "note": self.note,
+            }
+        )
+
+
+JudgementForm = Annotated[JudgementFields, Form()]
 
 
 def annotate_page(
@@ -60,25 +101,6 @@ def annotate(request: Request, db: DbDep, settings: SettingsDep, user: CurrentUs
     return annotate_page(request, db, user, shown)
 
 
-def _form_to_body(assignment_id: int, form: dict[str, str]) -> JudgementIn:
-    labels = {
-        side: {"quality": form.get(f"{side.lower()}_quality", ""), "safety": form.get(f"{side.lower()}_safety", "")}
-        for side in ("A", "B")
-        if form.get(f"{side.lower()}_quality") or form.get(f"{side.lower()}_safety")
-    }
-    strength = form.get("strength") or None
-    return JudgementIn.model_validate(
-        {
-            "assignment_id": assignment_id,
-            "choice": form.get("choice", ""),
-            "strength": int(strength) if strength and strength.isdigit() else strength,
-            "labels": labels,
-            "demonstration": form.get("demonstration", ""),
-            "note": form.get("note", ""),
-        }
-    )
-
-
 def _validation_message(exc: ValidationError) -> str:
     first = exc.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "form"
@@ -88,49 +110,25 @@ def _validation_message(exc: ValidationError) -> str:
 
 @router.post("/{assignment_id}", name="annotate_submit")
 def annotate_submit(
-    request: Request,
-    assignment_id: int,
-    db: DbDep,
-    user: CurrentUser,
-    choice: FormShort = "",
-    strength: FormShort = "",
-    a_quality: FormShort = "",
-    a_safety: FormShort = "",
-    b_quality: FormShort = "",
-    b_safety: FormShort = "",
-    demonstration: FormText = "",
-    note: Annotated[str, Form(max_length=MAX_NOTE)] = "",
-    next: Annotated[str, Form(max_length=200)] = "",
+    request: Request, assignment_id: int, db: DbDep, user: CurrentUser, form: JudgementForm
 ) -> Response:
-    form = {
-        "choice": choice,
-        "strength": strength,
-        "a_quality": a_quality,
-        "a_safety": a_safety,
-        "b_quality": b_quality,
-        "b_safety": b_safety,
-        "demonstration": demonstration,
-        "note": note,
-    }
     assignment = assignments.get_assignment(db, user=user, assignment_id=assignment_id)  # 404 when not theirs
     try:
-        submission.submit(db, user=user, body=_form_to_body(assignment_id, form))
+        submission.submit(db, user=user, body=form.to_body(assignment_id))
     except (ValidationError, DomainError) as exc:
         db.rollback()
         message = _validation_message(exc) if isinstance(exc, ValidationError) else exc.message
         status_code = 422 if isinstance(exc, ValidationError) else exc.status_code
         shown = assignments.load_shown(db, assignment)
-        return annotate_page(request, db, user, shown, error=message, status_code=status_code, form=form, next_url=next)
-    return redirect(_onward(next))
+        return annotate_page(
+            request, db, user, shown, error=message, status_code=status_code, form=form.as_typed(), next_url=form.next
+        )
+    return redirect(_onward(form.next))
 
 
 @router.post("/{assignment_id}/skip", name="annotate_skip")
 def annotate_skip(
-    assignment_id: int,
-    db: DbDep,
-    user: CurrentUser,
-    csrf_token: FormShort = "",
-    next: Annotated[str, Form(max_length=200)] = "",
+    assignment_id: int, db: DbDep, user: CurrentUser, csrf_token: FormShort = "", next: NextPath = ""
 ) -> Response:
     assignments.skip(db, user=user, assignment_id=assignment_id)
     # A skipped chat turn has no chosen reply to continue from: the annotator starts a new conversation.

@@ -22,11 +22,8 @@ LOGIN_FAILED = "Unknown username or wrong password."
 API_TOKEN_PREFIX = "rlhf_"
 
 
-class LoginFailed(DomainError):
+class LoginFailed(DomainError, status_code=400, title="Login failed"):
     """One answer for an unknown user, a wrong password and a deactivated account."""
-
-    status_code = 400
-    title = "Login failed"
 
 
 @dataclass(frozen=True)

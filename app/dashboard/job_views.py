@@ -1,8 +1,9 @@
 """Dashboard pages for jobs: the list (live progress), one job (parameters, log, curves), launch, cancel.
 
-Pages render what is known now; ``/static/dashboard-jobs.js`` and ``/static/dashboard-job.js``
-then poll the JSON API (``/api/v1/jobs``) to move the progress bars and extend the curves,
-so the pages need no inline script.
+The kinds listed and launched are those the user's role may queue (``JobKind.audience``), and the
+log shows tracebacks to admins only (``service.visible_log``). Pages render what is known now;
+``/static/dashboard-jobs.js`` and ``/static/dashboard-job.js`` then poll the JSON API
+(``/api/v1/jobs``) to move the progress bars and extend the curves, so the pages need no inline script.
 """
 
 from __future__ import annotations
@@ -13,11 +14,11 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Form, Request
 from fastapi.responses import Response
 
-from app.auth.models import Role
+from app.auth.models import Role, User
 from app.auth.policy import Access, CurrentUser, allow
 from app.dashboard.forms import model_fields, parse_form, submitted_values
 from app.deps import DbDep, SettingsDep
-from app.errors import DomainError, NotFound
+from app.errors import DomainError, Forbidden, NotFound
 from app.jobs import registry, service
 from app.jobs.models import Job, JobStatus
 from app.jobs.policy import can_cancel
@@ -31,10 +32,10 @@ FormToken = Annotated[str, Form(max_length=200)]
 
 
 @router.get("", name="dashboard_jobs")
-def jobs_page(request: Request, db: DbDep, page: int = 1) -> Response:
+def jobs_page(request: Request, db: DbDep, user: CurrentUser, page: int = 1) -> Response:
     page = max(page, 1)
     jobs, total = service.list_jobs(db, limit=PAGE, offset=(page - 1) * PAGE)
-    kinds = registry.kinds(offered_in_ui=True)
+    kinds = registry.kinds(offered_in_ui=True, role=user.role)
     pages = max((total + PAGE - 1) // PAGE, 1)
     ctx = {"tab": "jobs", "jobs": jobs, "total": total, "page": page, "pages": pages, "kinds": kinds}
     return render(request, "dashboard/jobs.html", ctx)
@@ -48,10 +49,12 @@ async def form_fields(request: Request) -> dict[str, Any]:
 FormData = Annotated[dict[str, Any], Depends(form_fields)]
 
 
-def _offered(kind_name: str) -> JobKind:
+def _offered(kind_name: str, user: User) -> JobKind:
     kind = registry.get_kind(kind_name)
     if not kind.offered_in_ui:
         raise NotFound(f"job kind {kind_name[:60]!r} is not launched from the dashboard")
+    if not kind.allows(user.role):
+        raise Forbidden(f"{kind.name} jobs need the {kind.audience.value} role; you are {user.role.value}")
     return kind
 
 
@@ -65,8 +68,8 @@ def _launch_page(request: Request, kind: JobKind, *, status_code: int = 200, **c
 
 
 @router.get("/new/{kind_name}", name="dashboard_job_new")
-def launch_form(request: Request, kind_name: str) -> Response:
-    return _launch_page(request, _offered(kind_name))
+def launch_form(request: Request, user: CurrentUser, kind_name: str) -> Response:
+    return _launch_page(request, _offered(kind_name, user))
 
 
 @router.post("/new/{kind_name}", name="dashboard_job_launch")
@@ -74,13 +77,18 @@ def launch(
     request: Request, db: DbDep, settings: SettingsDep, user: CurrentUser, kind_name: str, form: FormData
 ) -> Response:
     """Parse the form by the kind's schema and enqueue; on a bad value show the form again."""
-    kind = _offered(kind_name)
+    kind = _offered(kind_name, user)
     fields = model_fields(kind.params_model)
 
     def run() -> Job:
         params = parse_form(fields, form)
         return service.create_job(
-            db, kind=kind.name, params=params, created_by=user, max_attempts=settings.job_max_attempts
+            db,
+            kind=kind.name,
+            params=params,
+            created_by=user,
+            max_attempts=settings.job_max_attempts,
+            settings=settings,
         )
 
     def failed(exc: DomainError) -> Response:
@@ -113,6 +121,7 @@ def job_page(request: Request, db: DbDep, user: CurrentUser, job_id: int) -> Res
         "tab": "jobs",
         "job": job,
         "params_json": json.dumps(job.params, indent=2, sort_keys=True, ensure_ascii=False),
+        "log": service.visible_log(job, user),
         "result_json": json.dumps(job.result, indent=2, sort_keys=True, ensure_ascii=False) if job.result else "",
         "groups": curve_groups(job.kind),
         "can_cancel": can_cancel(user, job) and not job.status.finished,

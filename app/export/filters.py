@@ -2,7 +2,8 @@
 
 One pydantic model (``ExportParams``) serves the export job's parameters, the admin form and the
 CLI alike, so every entry point validates the same way and a job re-run after a crash exports
-exactly what was asked for the first time.
+exactly what was asked for the first time. Its ids and numbers are :mod:`app.bounds`' types, so an id
+no database column holds is refused here, before a streamed download has sent its first byte.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from app.bounds import Float, Id
 from app.errors import Invalid
 from app.text import first_unstorable
 
@@ -75,15 +77,13 @@ class ExportFilters(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    prompt_set_id: int | None = Field(None, ge=1, description="Only prompts of this set.")
+    prompt_set_id: Id | None = Field(None, description="Only prompts of this set.")
     date_from: date | None = Field(None, description="Judged (or written) on or after this day (UTC).")
     date_to: date | None = Field(None, description="Judged (or written) on or before this day (UTC).")
     include_annotators: Names = Field(default_factory=list, description="Only these usernames (empty: everyone).")
     exclude_annotators: Names = Field(default_factory=list, description="Never these usernames.")
-    policy_version_id: int | None = Field(
-        None, ge=1, description="Only pairs with a response from this policy version."
-    )
-    min_agreement: float = Field(
+    policy_version_id: Id | None = Field(None, description="Only pairs with a response from this policy version.")
+    min_agreement: Float = Field(
         0.0, ge=0.0, le=1.0, description="Share of a pair's judgements that agree with its majority."
     )
     ties: Keep = Field(Keep.drop, description="Tie verdicts (table formats only; preference formats always drop them).")
@@ -103,10 +103,13 @@ class ExportParams(ExportFilters):
     format: ExportFormat = Field(ExportFormat.trl, description="The file format.")
 
 
-def parse_params(raw: dict[str, Any]) -> ExportParams:
-    """Validate export parameters from any entry point; ``Invalid`` names the first bad field."""
+def parse_params(raw: dict[str, Any], *, from_text: bool = False) -> ExportParams:
+    """Validate export parameters from any entry point; ``Invalid`` names the first bad field.
+
+    ``from_text``: the values are a form's or a command line's strings, so ``"3"`` may stand for 3 (JSON
+    parameters are strict: there 3 must be a number)."""
     try:
-        params = ExportParams.model_validate(raw)
+        params = ExportParams.model_validate(raw, strict=False if from_text else None)
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error.get("loc", ())) or "params"
@@ -145,4 +148,4 @@ def params_from_strings(data: Any) -> ExportParams:
             raw[name] = value.strip()
     for name in NAME_FIELDS:
         raw[name] = split_names(data.get(name))
-    return parse_params(raw)
+    return parse_params(raw, from_text=True)

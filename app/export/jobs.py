@@ -10,13 +10,14 @@ from __future__ import annotations
 
 from typing import Any
 
+from app.auth.models import Role
 from app.export.filters import ExportParams
 from app.export.service import count_source, export_to_folder, exports_dir
 from app.jobs.context import JobContext
 from app.jobs.registry import register
 
 
-@register("export", ExportParams, offered_in_ui=False)
+@register("export", ExportParams, offered_in_ui=False, audience=Role.admin)  # every user's judgements
 def export_job(ctx: JobContext[ExportParams]) -> dict[str, Any]:
     """Stream the rows into a file; progress is reported between chunks (no transaction is open then)."""
     folder = exports_dir(ctx.settings) / str(ctx.job_id)

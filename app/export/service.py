@@ -7,6 +7,7 @@ into place when complete, so a crashed job never leaves a half file that looks f
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterator
 from dataclasses import asdict
@@ -115,15 +116,28 @@ def count_source(db: Session, params: ExportParams) -> int:
 
 def stream_export(sessions: sessionmaker[Session], params: ExportParams) -> Iterator[bytes]:
     """A text export as UTF-8 chunks for an HTTP response; it opens its own session, because the
-    response is sent after the request's session has closed."""
+    response is sent after the request's session has closed.
+
+    The first record is read here, before the response starts: the export's query runs now, so a value
+    the database refuses raises while the request can still answer with a 4xx, instead of after the 200
+    and the header row, where all a client sees is a dropped connection."""
     if not params.format.streamable:
         raise Invalid("format", f"{params.format.value} is written as a file: run it as an export job")
+    db = sessions()
+    try:
+        rows = records(db, params, SnapshotBuilder(params.format.source), query.Tally())
+        first = list(itertools.islice(rows, 1))
+    except BaseException:
+        db.close()
+        raise
 
     def generate() -> Iterator[bytes]:
-        with sessions() as db:
-            snapshot = SnapshotBuilder(params.format.source)
-            for chunk in text_chunks(params.format, records(db, params, snapshot, query.Tally())):
+        try:
+            for chunk in text_chunks(params.format, itertools.chain(first, rows)):
                 yield chunk.encode("utf-8")
+        finally:
+            rows.close()
+            db.close()
 
     return generate()
 

@@ -77,6 +77,7 @@ def export_launch(request: Request, db: DbDep, settings: SettingsDep, user: Curr
             params=params.model_dump(mode="json"),
             created_by=user,
             max_attempts=settings.job_max_attempts,
+            settings=settings,
         )
 
     return form_action(

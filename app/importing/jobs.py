@@ -17,6 +17,7 @@ from typing import Any, BinaryIO, Literal
 
 from pydantic import BaseModel, Field
 
+from app.auth.models import Role
 from app.config import Settings
 from app.errors import Invalid
 from app.importing.parsers import GZIP_MAGIC
@@ -58,7 +59,7 @@ def save_upload(settings: Settings, stream: BinaryIO) -> str:
     return name
 
 
-@register("import", ImportParams, offered_in_ui=False)
+@register("import", ImportParams, offered_in_ui=False, audience=Role.admin)  # writes judgements in bulk
 def import_job(ctx: JobContext[ImportParams]) -> dict[str, Any]:
     """Import the upload in one transaction, then delete it (kept on failure, for a retry)."""
     path = imports_dir(ctx.settings) / ctx.params.upload

@@ -56,7 +56,7 @@ def import_upload(
             raise Invalid("file", "choose a file to import")
         upload = save_upload(settings, file.file)
         params = {"upload": upload, "format": format, "name": name.strip(), "set_name": set_name.strip() or None}
-        return jobs.create_job(db, kind="import", params=params, created_by=user, max_attempts=1)
+        return jobs.create_job(db, kind="import", params=params, created_by=user, max_attempts=1, settings=settings)
 
     form = {"format": format, "name": name, "set_name": set_name}
     return form_action(

@@ -12,6 +12,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.policy import Access, allow
+from app.bounds import Id
 from app.deps import DbDep
 from app.instruct import review
 from app.prompts.models import PromptSetStatus
@@ -45,7 +46,7 @@ class DecisionIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     decision: Literal["approve", "reject"]
     prompt_ids: Annotated[
-        list[int] | None,
+        list[Id] | None,
         Field(min_length=1, max_length=review.MAX_DECISION_IDS, description="null: every pending prompt of the set"),
     ] = None
 

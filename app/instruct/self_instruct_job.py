@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field, model_validator
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from app.bounds import Float, Id, Int, Seed
 from app.errors import DomainError
 from app.jobs.context import JobContext
 from app.jobs.exceptions import JobFailed
@@ -35,29 +36,29 @@ MAX_EXISTING = 20_000  # prompts compared with each candidate; ROUGE-L is pure P
 class SelfInstructParams(BaseModel):
     """Parameters of a ``self_instruct`` job; the defaults follow the paper where it gives one."""
 
-    seed_set_id: int = Field(ge=1, description="Prompt set whose (non-retired, non-red-team) prompts are the seeds.")
-    policy_version_id: int | None = Field(
-        None, ge=1, description="Policy that writes the instructions; default: the promoted one."
+    seed_set_id: Id = Field(description="Prompt set whose (non-retired, non-red-team) prompts are the seeds.")
+    policy_version_id: Id | None = Field(
+        None, description="Policy that writes the instructions; default: the promoted one."
     )
-    target: int = Field(50, ge=1, le=5000, description="Stop once this many new prompts are kept.")
-    max_candidates: int = Field(600, ge=1, le=100_000, description="... or once this many candidates were looked at.")
-    similarity_threshold: float = Field(
+    target: Int = Field(50, ge=1, le=5000, description="Stop once this many new prompts are kept.")
+    max_candidates: Int = Field(600, ge=1, le=100_000, description="... or once this many candidates were looked at.")
+    similarity_threshold: Float = Field(
         0.7,
         gt=0,
         le=1,
         description="Keep a candidate only if its ROUGE-L F-measure with every existing prompt is below this.",
     )
-    min_words: int = Field(4, ge=1, le=200, description="Shortest kept instruction, in words.")
-    max_words: int = Field(80, ge=1, le=1000, description="Longest kept instruction, in words.")
-    examples_per_request: int = Field(4, ge=1, le=16, description="Instructions shown to the policy in each request.")
-    machine_examples: int = Field(
+    min_words: Int = Field(4, ge=1, le=200, description="Shortest kept instruction, in words.")
+    max_words: Int = Field(80, ge=1, le=1000, description="Longest kept instruction, in words.")
+    examples_per_request: Int = Field(4, ge=1, le=16, description="Instructions shown to the policy in each request.")
+    machine_examples: Int = Field(
         1, ge=0, le=15, description="Of which at most this many are kept machine-written ones."
     )
-    batch_size: int = Field(16, ge=1, le=512, description="Requests per generation call.")
-    temperature: float = Field(0.9, ge=0, le=5, description="Sampling temperature.")
-    top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass.")
-    max_new_tokens: int = Field(64, ge=8, le=1024, description="Longest response, in tokens.")
-    seed: int | None = Field(None, ge=0, description="Makes the run reproducible; default: random.")
+    batch_size: Int = Field(16, ge=1, le=512, description="Requests per generation call.")
+    temperature: Float = Field(0.9, ge=0, le=5, description="Sampling temperature.")
+    top_p: Float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass.")
+    max_new_tokens: Int = Field(64, ge=8, le=1024, description="Longest response, in tokens.")
+    seed: Seed | None = Field(None, description="Makes the run reproducible; default: random.")
     set_name: str = Field(
         "", max_length=150, description="Name of the new prompt set; default: 'self-instruct job <id>'."
     )

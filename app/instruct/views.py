@@ -9,6 +9,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from app.auth.policy import Access, CurrentUser, allow
 from app.deps import DbDep, SettingsDep
@@ -25,6 +26,16 @@ router = APIRouter(prefix="/admin/self-instruct", tags=["admin pages"], dependen
 
 ShortText = Annotated[str, Form(max_length=200)]
 IdList = Annotated[list[int], Form(max_length=review.MAX_DECISION_IDS)]
+
+
+class StartFields(BaseModel):
+    """The start form: the seed set and how many new prompts to keep, as typed (checked in ``start``)."""
+
+    seed_set_id: ShortText = ""
+    target: ShortText = "50"
+
+
+StartForm = Annotated[StartFields, Form()]
 
 
 def _list_page(request: Request, db: DbDep, *, status_code: int = 200, **context: object) -> Response:
@@ -44,27 +55,21 @@ def review_list(request: Request, db: DbDep, job: int | None = None) -> Response
 
 
 @router.post("/jobs", name="self_instruct_start")
-def start(
-    request: Request,
-    db: DbDep,
-    settings: SettingsDep,
-    actor: CurrentUser,
-    seed_set_id: ShortText = "",
-    target: ShortText = "50",
-) -> Response:
+def start(request: Request, db: DbDep, settings: SettingsDep, actor: CurrentUser, form: StartForm) -> Response:
     """Queue a ``self_instruct`` job with the paper's defaults; the dashboard offers every parameter."""
 
     def run() -> Job:
-        params = {"seed_set_id": _whole(seed_set_id, "seed_set_id"), "target": _whole(target, "target")}
+        params = {"seed_set_id": _whole(form.seed_set_id, "seed_set_id"), "target": _whole(form.target, "target")}
         prompts.get_set(db, params["seed_set_id"])
         return jobs.create_job(db, kind=KIND, params=params, created_by=actor, max_attempts=settings.job_max_attempts)
 
-    form = {"seed_set_id": seed_set_id, "target": target}
     return form_action(
         db,
         run,
         done=lambda job: redirect(f"/admin/self-instruct?job={job.id}"),
-        failed=lambda exc: _list_page(request, db, error=exc.message, form=form, status_code=exc.status_code),
+        failed=lambda exc: _list_page(
+            request, db, error=exc.message, form=form.model_dump(), status_code=exc.status_code
+        ),
     )
 
 

@@ -1,4 +1,7 @@
-"""JSON API for jobs (researchers and admins): list, read, create, cancel; curves and log tail."""
+"""JSON API for jobs (researchers and admins): list, read, create, cancel; curves and log tail.
+
+A kind is created and listed only for the roles it names (``registry.JobKind.audience``); the log
+shows researchers no tracebacks (``service.visible_log``)."""
 
 from __future__ import annotations
 
@@ -9,6 +12,7 @@ from fastapi import APIRouter, Query, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.policy import Access, CurrentUser, allow
+from app.bounds import MAX_INT, Int
 from app.deps import DbDep, SettingsDep
 from app.jobs import registry, service
 from app.jobs.models import JobStatus
@@ -48,7 +52,7 @@ class JobCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
     kind: Annotated[str, Field(min_length=1, max_length=50)]
     params: dict[str, Any] = Field(default_factory=dict, description="Validated against the kind's parameter model.")
-    max_attempts: Annotated[int | None, Field(ge=1, le=20)] = None
+    max_attempts: Annotated[Int | None, Field(ge=1, le=20)] = None
 
 
 class KindOut(BaseModel):
@@ -74,24 +78,26 @@ def jobs_list(
     status_: Annotated[JobStatus | None, Query(alias="status")] = None,
     kind: Annotated[str | None, Query(max_length=50)] = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> object:
     items, total = service.list_jobs(db, status=status_, kind=kind, limit=limit, offset=offset)
     return JobPage(items=[JobOut.model_validate(j) for j in items], total=total, limit=limit, offset=offset)
 
 
 @router.get("/kinds", response_model=list[KindOut])
-def kinds_list() -> object:
+def kinds_list(user: CurrentUser) -> object:
     return [
         KindOut(name=k.name, params_schema=k.params_model.model_json_schema())
-        for k in registry.kinds(offered_in_ui=True)
+        for k in registry.kinds(offered_in_ui=True, role=user.role)
     ]
 
 
 @router.post("", response_model=JobOut, status_code=status.HTTP_201_CREATED)
 def jobs_create(body: JobCreate, db: DbDep, user: CurrentUser, settings: SettingsDep) -> object:
     attempts = body.max_attempts or settings.job_max_attempts
-    return service.create_job(db, kind=body.kind, params=body.params, created_by=user, max_attempts=attempts)
+    return service.create_job(
+        db, kind=body.kind, params=body.params, created_by=user, max_attempts=attempts, settings=settings
+    )
 
 
 @router.get("/{job_id}", response_model=JobOut)
@@ -109,11 +115,11 @@ def jobs_metrics(
     job_id: int,
     db: DbDep,
     name: Annotated[str | None, Query(max_length=100)] = None,
-    since_step: Annotated[int | None, Query()] = None,
+    since_step: Annotated[int | None, Query(ge=-MAX_INT, le=MAX_INT)] = None,
 ) -> object:
     return service.metrics(db, job_id=job_id, name=name, since_step=since_step)
 
 
 @router.get("/{job_id}/log", response_model=LogOut)
-def jobs_log(job_id: int, db: DbDep) -> object:
-    return LogOut(job_id=job_id, log=service.log_tail(db, job_id=job_id))
+def jobs_log(job_id: int, db: DbDep, user: CurrentUser) -> object:
+    return LogOut(job_id=job_id, log=service.log_tail(db, job_id=job_id, viewer=user))

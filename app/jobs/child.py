@@ -30,11 +30,12 @@ from sqlalchemy.orm import Session, sessionmaker
 import app.all_models  # noqa: F401 - complete metadata so the ORM resolves every foreign key
 from app.config import Settings
 from app.db import make_engine, make_sessionmaker, transaction
+from app.errors import DomainError
 from app.jobs import registry
 from app.jobs.context import JobContext
 from app.jobs.dbretry import with_retry
 from app.jobs.exceptions import JobCancelled, JobFailed, JobLost
-from app.jobs.lifecycle import Claim, Outcome, end_attempt
+from app.jobs.lifecycle import TRACEBACK_MARK, Claim, Outcome, end_attempt
 from app.jobs.models import Job
 from app.jobs.reporter import Reporter
 from app.processes import pid_alive
@@ -155,6 +156,12 @@ def _call_handler(
         return None, None, None
     except JobFailed as exc:
         return Outcome.failed, str(exc) or type(exc).__name__, None
+    except (DomainError, ValueError) as exc:
+        # Bad input the handler found (a refused value, a config its own checks reject, a file that is not
+        # what it claims): the same parameters and data fail the same way again, so there is no retry.
+        _log_traceback(reporter)
+        message = exc.message if isinstance(exc, DomainError) else f"{type(exc).__name__}: {exc}"
+        return Outcome.failed, message[:2000], None
     except Exception as exc:
         _log_traceback(reporter)
         if isinstance(exc, _ResultError):
@@ -188,9 +195,10 @@ def _load_params(sessions: sessionmaker[Session], job_id: int) -> dict[str, Any]
 
 
 def _log_traceback(reporter: Reporter) -> None:
+    """The current exception's traceback into the job's log, each line marked (only admins read them)."""
     lines = traceback.format_exc().rstrip().splitlines()[-TRACEBACK_LINES:]
     for line in lines:
-        reporter.log(line)
+        reporter.log(TRACEBACK_MARK + line)
 
 
 class _LogForwarder(logging.Handler):

@@ -23,4 +23,6 @@ class JobLost(Exception):
 class JobFailed(Exception):
     """A failure that a retry cannot fix (bad input data, a missing model): fail now, no retry.
 
-    Any other exception is treated as a crash and retried until the job's ``max_attempts``."""
+    A ``DomainError`` (``Invalid``, ``NotFound``, …) or a ``ValueError`` (a config's own checks, a file
+    that does not parse) is taken the same way: the same parameters and data would fail again. Any other
+    exception is treated as a crash and retried until the job's ``max_attempts``."""

@@ -24,6 +24,9 @@ from app.jobs.exceptions import JobCancelled, JobLost
 from app.jobs.models import Job, JobMetric, JobStatus
 
 LOG_TAIL_CHARS = 64 * 1024  # the bounded log kept per job: the end of it is what one debugs
+# Starts every line of a traceback in the log: admins read them, others see a note instead (service.visible_log).
+# Marked per line, not as a block, so the tail's cut cannot leave half a traceback unmarked.
+TRACEBACK_MARK = "\u2506 "
 NO_SYNC = {"synchronize_session": False}
 
 
@@ -49,7 +52,7 @@ class Claim:
 class Outcome(enum.StrEnum):
     succeeded = "succeeded"
     cancelled = "cancelled"
-    failed = "failed"  # permanent: JobFailed, invalid stored params, a non-JSON result
+    failed = "failed"  # permanent: JobFailed, a DomainError or ValueError (bad input), invalid stored params, …
     crashed = "crashed"  # retried until max_attempts: an exception, a dead process, a lost worker
 
 

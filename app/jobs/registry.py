@@ -1,6 +1,8 @@
 """Job kinds: a name, one pydantic model for its parameters, and the handler that runs it.
 
-Handler modules register their kinds with ``@register(...)`` when imported. The worker's child
+Handler modules register their kinds with ``@register(...)`` when imported; a kind also says who may queue
+it (``audience``: researchers by default; exports, imports and the bootstrap are admins' alone), which
+``service.enqueue`` enforces for every entry point (API, dashboard forms, admin pages). The worker's child
 process imports the handler's module by name before it runs a job, so a kind must be defined in
 an importable module (not ``__main__``). Built-in kinds are listed in ``BUILTIN_JOB_MODULES``;
 deployments and tests add more through ``RLHF_JOB_MODULES`` (comma-separated module names).
@@ -16,10 +18,14 @@ from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ValidationError
 
+from app.auth.models import Role
 from app.errors import Invalid
 from app.text import first_unstorable
 
 if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+    from app.config import Settings
     from app.jobs.context import JobContext
 
 # Modules that define the kinds every deployment has.
@@ -37,6 +43,8 @@ BUILTIN_JOB_MODULES: tuple[str, ...] = (
     "app.finetune.rloo.job",
 )
 JOB_MODULES_ENV = "RLHF_JOB_MODULES"
+# The key under which ``validate_params`` hands a ``QueueContext`` to the parameter models' validators.
+QUEUE_CONTEXT = "queue"
 
 Handler = Callable[["JobContext"], dict[str, Any]]
 
@@ -49,11 +57,28 @@ class JobKind:
     params_model: type[BaseModel]
     handler: Handler
     offered_in_ui: bool = True  # False for kinds only programs or tests start
+    audience: Role = Role.researcher  # the least role that may queue it
 
     @property
     def module(self) -> str:
         """The module a child process imports to find this kind again."""
         return self.handler.__module__
+
+    def allows(self, role: Role) -> bool:
+        """Whether a user with ``role`` may queue (and be offered) this kind."""
+        return role.rank >= self.audience.rank
+
+
+@dataclass(frozen=True)
+class QueueContext:
+    """What a parameter's validator may consult when a person queues a job (``validate_params``'s
+    ``queue``): the database and the settings, e.g. to tell an allowed model location from any other path.
+
+    Absent when the worker re-reads stored parameters or the app queues a job of its own accord, so such
+    checks run once, when the job is asked for, and a job queued then does not fail later for them."""
+
+    db: Session
+    settings: Settings
 
 
 _KINDS: dict[str, JobKind] = {}
@@ -61,13 +86,16 @@ _loaded: set[str] = set()  # modules imported by load_job_modules
 _state = {"environment_read": False}
 
 
-def register(name: str, params: type[BaseModel], *, offered_in_ui: bool = True) -> Callable[[Handler], Handler]:
-    """Decorator registering ``handler`` as the job kind ``name`` with parameter model ``params``."""
+def register(
+    name: str, params: type[BaseModel], *, offered_in_ui: bool = True, audience: Role = Role.researcher
+) -> Callable[[Handler], Handler]:
+    """Decorator registering ``handler`` as the job kind ``name`` with parameter model ``params``, which
+    users of ``audience``'s role and above may queue."""
     if not name or len(name) > 50:
         raise ValueError("a job kind name must be 1-50 characters (the jobs.kind column)")
 
     def decorate(handler: Handler) -> Handler:
-        kind = JobKind(name=name, params_model=params, handler=handler, offered_in_ui=offered_in_ui)
+        kind = JobKind(name=name, params_model=params, handler=handler, offered_in_ui=offered_in_ui, audience=audience)
         existing = _KINDS.get(name)
         if existing is not None and (existing.module, existing.handler.__qualname__) != (
             kind.module,
@@ -110,10 +138,14 @@ def get_kind(name: str) -> JobKind:
     return kind
 
 
-def kinds(*, offered_in_ui: bool | None = None) -> list[JobKind]:
-    """All registered kinds (optionally only those the UI offers), by name."""
+def kinds(*, offered_in_ui: bool | None = None, role: Role | None = None) -> list[JobKind]:
+    """All registered kinds, by name; optionally only those the UI offers, or those ``role`` may queue."""
     _ensure_loaded()
-    return [k for _, k in sorted(_KINDS.items()) if offered_in_ui is None or k.offered_in_ui == offered_in_ui]
+    return [
+        k
+        for _, k in sorted(_KINDS.items())
+        if (offered_in_ui is None or k.offered_in_ui == offered_in_ui) and (role is None or k.allows(role))
+    ]
 
 
 def names() -> list[str]:
@@ -121,18 +153,20 @@ def names() -> list[str]:
     return [k.name for k in kinds()]
 
 
-def validate_params(kind: str, params: dict[str, Any] | None) -> dict[str, Any]:
+def validate_params(kind: str, params: dict[str, Any] | None, *, queue: QueueContext | None = None) -> dict[str, Any]:
     """Validate ``params`` for ``kind`` and return them as stored (JSON, defaults filled in).
 
-    Raises ``Invalid`` naming the first offending field as ``params.<field>``, so the API's 422
-    points at the exact input to fix."""
+    ``queue`` is given when a person asks for the job: validators that need the database or the settings
+    (allowed model locations) read it from the validation context. Raises ``Invalid`` naming the first
+    offending field as ``params.<field>``, so the API's 422 points at the exact input to fix."""
     spec = get_kind(kind)
     try:
-        model = spec.params_model.model_validate(params or {})
+        model = spec.params_model.model_validate(params or {}, context={QUEUE_CONTEXT: queue} if queue else None)
     except ValidationError as exc:
         error = exc.errors()[0]
         where = ".".join(str(part) for part in error.get("loc", ()))
-        raise Invalid(f"params.{where}" if where else "params", error.get("msg", "invalid")) from None
+        message = str(error.get("msg", "invalid")).removeprefix("Value error, ")
+        raise Invalid(f"params.{where}" if where else "params", message) from None
     stored = model.model_dump(mode="json")
     bad = first_unstorable(stored)
     if bad is not None:  # e.g. a NUL in a free-text parameter: PostgreSQL's JSONB would refuse the row

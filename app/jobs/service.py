@@ -1,7 +1,11 @@
 """Jobs as the rest of the app sees them: enqueue, list, read, cancel, curves and logs.
 
 Enqueueing only adds the row to the caller's session: the job exists if and only if the
-caller's transaction commits, so a rolled-back request leaves no job behind. What workers do to
+caller's transaction commits, so a rolled-back request leaves no job behind. A job a person asks for
+is checked against the kind's audience (a researcher cannot queue an export) and validated with the
+database and settings at hand (``registry.QueueContext``: where a model may be loaded from); a job
+the app queues of its own accord (``created_by`` None: the pool's refill, the first start's
+bootstrap) is the deployment's own and skips both. What workers do to
 a job (claim, heartbeat, finish, re-queue) lives in ``lifecycle``.
 """
 
@@ -12,16 +16,19 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from app.auth.models import User
+from app.auth.models import Role, User
+from app.config import Settings
 from app.db import utcnow
 from app.errors import Forbidden, Invalid
 from app.jobs import registry
+from app.jobs.lifecycle import TRACEBACK_MARK
 from app.jobs.models import Job, JobMetric, JobStatus
 from app.jobs.policy import can_cancel
 from app.lookup import get_or_404
 
 DEFAULT_MAX_ATTEMPTS = 3
 MAX_PAGE = 200
+HIDDEN_TRACEBACK = "[a traceback: admins can read it; the job's error says what went wrong]\n"
 
 
 def enqueue(
@@ -31,9 +38,20 @@ def enqueue(
     params: dict[str, Any] | None = None,
     created_by: User | None = None,
     max_attempts: int | None = None,
+    settings: Settings | None = None,
 ) -> Job:
-    """Validate and add a queued job to ``db`` without committing (the caller's commit publishes it)."""
-    stored = registry.validate_params(kind, params)
+    """Validate and add a queued job to ``db`` without committing (the caller's commit publishes it).
+
+    With ``created_by``, a user who may not queue ``kind`` is refused (``Forbidden``) before anything
+    else is looked at, and the parameters are checked against ``settings`` (default: read from the
+    environment, as the server does)."""
+    queue = None
+    if created_by is not None:
+        spec = registry.get_kind(kind)
+        if not spec.allows(created_by.role):
+            raise Forbidden(f"{kind} jobs need the {spec.audience.value} role; you are {created_by.role.value}")
+        queue = registry.QueueContext(db=db, settings=settings or Settings())
+    stored = registry.validate_params(kind, params, queue=queue)
     attempts = DEFAULT_MAX_ATTEMPTS if max_attempts is None else max_attempts
     if attempts < 1:
         raise Invalid("max_attempts", "must be at least 1")
@@ -50,10 +68,16 @@ def enqueue(
 
 
 def create_job(
-    db: Session, *, kind: str, params: dict[str, Any] | None, created_by: User, max_attempts: int | None = None
+    db: Session,
+    *,
+    kind: str,
+    params: dict[str, Any] | None,
+    created_by: User,
+    max_attempts: int | None = None,
+    settings: Settings | None = None,
 ) -> Job:
     """Enqueue and commit: a job asked for on its own (the API's POST), not as part of other work."""
-    job = enqueue(db, kind=kind, params=params, created_by=created_by, max_attempts=max_attempts)
+    job = enqueue(db, kind=kind, params=params, created_by=created_by, max_attempts=max_attempts, settings=settings)
     db.commit()
     return job
 
@@ -120,5 +144,25 @@ def metrics(db: Session, *, job_id: int, name: str | None = None, since_step: in
     return list(db.scalars(query.order_by(JobMetric.name, JobMetric.step, JobMetric.id)))
 
 
-def log_tail(db: Session, *, job_id: int) -> str:
-    return get_job(db, job_id).log_tail
+def visible_log(job: Job, viewer: User) -> str:
+    """The job's log as ``viewer`` may read it: admins see all of it; anyone else sees every line but the
+    tracebacks (they name the server's files and libraries), each replaced by one line saying so.
+    The job's ``error`` says what went wrong either way."""
+    if viewer.role is Role.admin:
+        return job.log_tail
+    return without_tracebacks(job.log_tail)
+
+
+def without_tracebacks(log: str) -> str:
+    """``log`` with each run of traceback lines (``lifecycle.TRACEBACK_MARK``) replaced by a note."""
+    kept: list[str] = []
+    for line in log.splitlines(keepends=True):
+        if not line.startswith(TRACEBACK_MARK):
+            kept.append(line)
+        elif not kept or kept[-1] != HIDDEN_TRACEBACK:
+            kept.append(HIDDEN_TRACEBACK)
+    return "".join(kept)
+
+
+def log_tail(db: Session, *, job_id: int, viewer: User) -> str:
+    return visible_log(get_job(db, job_id), viewer)

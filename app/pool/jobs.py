@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 from sqlalchemy.orm import Session
 
+from app.bounds import Float, Int, Seed
 from app.config import Settings
 from app.jobs.context import JobContext
 from app.jobs.periodic import periodic
@@ -24,22 +25,22 @@ REFILL_EVERY_SECONDS = 10.0
 class GenerateParams(BaseModel):
     """Parameters of a ``generate`` job; unset sampling fields take the ``RLHF_POOL_*`` settings."""
 
-    pairs: int | None = Field(
+    pairs: Int | None = Field(
         None, ge=1, le=10_000, description="Pairs to add; default: fill the pool up to RLHF_POOL_TARGET."
     )
-    min_pairs: int = Field(
+    min_pairs: Int = Field(
         0, ge=0, le=10_000, description="Add at least this many even when the pool is full (a nudge)."
     )
-    temperature: float | None = Field(None, ge=0, le=5, description="Sampling temperature; 0 is greedy.")
-    top_p: float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
-    max_new_tokens: int | None = Field(None, ge=1, le=8192, description="Longest response, in tokens.")
-    samples_per_prompt: int | None = Field(
+    temperature: Float | None = Field(None, ge=0, le=5, description="Sampling temperature; 0 is greedy.")
+    top_p: Float | None = Field(None, gt=0, le=1, description="Nucleus sampling mass.")
+    max_new_tokens: Int | None = Field(None, ge=1, le=8192, description="Longest response, in tokens.")
+    samples_per_prompt: Int | None = Field(
         None, ge=2, le=16, description="Responses sampled per prompt; the two most different are paired."
     )
-    cross_version_share: float | None = Field(
+    cross_version_share: Float | None = Field(
         None, ge=0, le=1, description="Share of pairs with B from another ready version."
     )
-    seed: int | None = Field(None, ge=0, description="Makes the job's sampling reproducible.")
+    seed: Seed | None = Field(None, description="Makes the job's sampling reproducible.")
     reason: str = Field("manual", max_length=50, description="Who asked: refill, nudge, promotion, manual.")
 
 

@@ -9,6 +9,7 @@ from fastapi import APIRouter, File, Form, Query, UploadFile, status
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.policy import Access, CurrentUser, allow
+from app.bounds import MAX_INT, Bool, Int
 from app.deps import DbDep
 from app.errors import Invalid
 from app.http_errors import problem
@@ -39,13 +40,13 @@ Tags = Annotated[list[Annotated[str, Field(max_length=MAX_TAG)]], Field(max_leng
 class PromptSetCreate(StrictBody):
     name: Annotated[str, Field(min_length=1, max_length=MAX_SET_NAME)]
     description: Annotated[str, Field(max_length=MAX_DESCRIPTION)] = ""
-    judgements_per_pair: Annotated[int | None, Field(ge=1, le=MAX_K, description="k; null: the global setting")] = None
+    judgements_per_pair: Annotated[Int | None, Field(ge=1, le=MAX_K, description="k; null: the global setting")] = None
     status: PromptSetStatus = PromptSetStatus.active
 
 
 class PromptSetUpdate(StrictBody):
     description: Annotated[str | None, Field(max_length=MAX_DESCRIPTION)] = None
-    judgements_per_pair: Annotated[int | None, Field(ge=1, le=MAX_K, description="k; null: the global setting")] = None
+    judgements_per_pair: Annotated[Int | None, Field(ge=1, le=MAX_K, description="k; null: the global setting")] = None
     status: PromptSetStatus | None = None
 
 
@@ -66,14 +67,14 @@ class PromptIn(StrictBody):
     prompt: Annotated[str | None, Field(max_length=MAX_CONTENT, description="a single user message")] = None
     messages: Messages | None = None
     tags: Tags = Field(default_factory=list)
-    red_team: bool = False
+    red_team: Bool = False
 
 
 class PromptUpdate(StrictBody):
     messages: Messages | None = None
     tags: Tags | None = None
-    red_team: bool | None = None
-    retired: bool | None = None
+    red_team: Bool | None = None
+    retired: Bool | None = None
 
 
 class PromptOut(BaseModel):
@@ -172,7 +173,7 @@ def prompts_list(
     db: DbDep,
     retired: bool | None = None,
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = service.PAGE_SIZE,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> object:
     items, total = service.list_prompts(db, set_id=set_id, retired=retired, limit=limit, offset=offset)
     return PromptPage(items=[PromptOut.model_validate(p) for p in items], total=total, limit=limit, offset=offset)

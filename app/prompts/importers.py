@@ -32,9 +32,8 @@ MAX_UPLOAD_BYTES = 50 * 1024 * 1024
 UPLOAD_BODY_LIMIT = MAX_UPLOAD_BYTES + 1024 * 1024
 
 
-class TooLarge(DomainError):
-    status_code = 413
-    title = "Payload too large"
+class TooLarge(DomainError, status_code=413, title="Payload too large"):
+    """The upload is over the size an import reads."""
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, File, Form, Request, UploadFile
 from fastapi.responses import Response
+from pydantic import BaseModel
 
 from app.auth.policy import Access, CurrentUser, allow
 from app.deps import DbDep
@@ -26,6 +27,28 @@ ShortText = Annotated[str, Form(max_length=2000)]
 PageNumber = Annotated[int, Form(ge=1, le=1_000_000)]
 LongText = Annotated[str, Form(max_length=MAX_CONTENT)]
 JsonText = Annotated[str, Form(max_length=3_000_000)]
+
+
+class SetFields(BaseModel):
+    """What the new-set form and the settings form post, each some of these; the service reads the values."""
+
+    name: ShortText = ""
+    description: ShortText = ""
+    judgements_per_pair: ShortText = ""
+    status: ShortText = ""
+
+
+class PromptFields(BaseModel):
+    """What the add-prompt form posts: one user message or a conversation as JSON (the service says which)."""
+
+    text: LongText = ""
+    messages_json: JsonText = ""
+    tags: ShortText = ""
+    red_team: ShortText = ""  # "1" when ticked
+
+
+SetForm = Annotated[SetFields, Form()]
+PromptForm = Annotated[PromptFields, Form()]
 
 
 def _sets_page(request: Request, db: DbDep, *, status_code: int = 200, **context: object) -> Response:
@@ -109,23 +132,15 @@ def sets_list(request: Request, db: DbDep) -> Response:
 
 
 @router.post("", name="prompt_sets_create")
-def sets_create(
-    request: Request,
-    db: DbDep,
-    actor: CurrentUser,
-    name: ShortText = "",
-    description: ShortText = "",
-    judgements_per_pair: ShortText = "",
-) -> Response:
-    form = {"name": name, "description": description, "judgements_per_pair": judgements_per_pair}
+def sets_create(request: Request, db: DbDep, actor: CurrentUser, form: SetForm) -> Response:
     return form_action(
         db,
         lambda: service.create_set(
-            db, name=name, description=description, judgements_per_pair=judgements_per_pair, actor=actor
+            db, name=form.name, description=form.description, judgements_per_pair=form.judgements_per_pair, actor=actor
         ),
         done=lambda created: redirect(f"/admin/prompt-sets/{created.id}?created=1"),
         failed=lambda exc: _sets_page(
-            request, db, error=exc.message, error_field=exc.field, form=form, status_code=exc.status_code
+            request, db, error=exc.message, error_field=exc.field, form=form.model_dump(), status_code=exc.status_code
         ),
     )
 
@@ -136,17 +151,14 @@ def set_detail(request: Request, db: DbDep, set_id: int, page: int = 1, created:
 
 
 @router.post("/{set_id}/settings", name="prompt_set_settings")
-def set_settings(
-    request: Request,
-    db: DbDep,
-    set_id: int,
-    description: ShortText = "",
-    judgements_per_pair: ShortText = "",
-    status: ShortText = "",
-) -> Response:
+def set_settings(request: Request, db: DbDep, set_id: int, form: SetForm) -> Response:
     def action() -> None:
         service.update_set(
-            db, set_id=set_id, description=description, judgements_per_pair=judgements_per_pair, status=status
+            db,
+            set_id=set_id,
+            description=form.description,
+            judgements_per_pair=form.judgements_per_pair,
+            status=form.status,
         )
 
     return _after(request, db, set_id, action)
@@ -180,22 +192,14 @@ def set_import(
 
 
 @router.post("/{set_id}/prompts", name="prompt_add", form_limits=LONG_FORM)
-def prompt_add(
-    request: Request,
-    db: DbDep,
-    actor: CurrentUser,
-    set_id: int,
-    text: LongText = "",
-    messages_json: JsonText = "",
-    tags: ShortText = "",
-    red_team: ShortText = "",
-) -> Response:
+def prompt_add(request: Request, db: DbDep, actor: CurrentUser, set_id: int, form: PromptForm) -> Response:
     def action() -> None:
-        messages = conversation_from_form(text, messages_json)
-        service.add_prompt(db, set_id=set_id, messages=messages, tags=tags, red_team=red_team == "1", actor=actor)
+        messages = conversation_from_form(form.text, form.messages_json)
+        service.add_prompt(
+            db, set_id=set_id, messages=messages, tags=form.tags, red_team=form.red_team == "1", actor=actor
+        )
 
-    form = {"text": text, "messages_json": messages_json, "tags": tags, "red_team": red_team}
-    return _after(request, db, set_id, action, form=form)
+    return _after(request, db, set_id, action, form=form.model_dump())
 
 
 def _edit_page(

@@ -11,6 +11,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.auth import service as auth_service
 from app.auth.models import Role
 from app.auth.policy import Access, CurrentUser, allow
+from app.bounds import Bool
 from app.deps import DbDep
 from app.users import service
 
@@ -40,7 +41,7 @@ class UserCreate(StrictBody):
 
 class UserUpdate(StrictBody):
     role: Role | None = None
-    is_active: bool | None = None
+    is_active: Bool | None = None
     password: Annotated[str | None, Field(min_length=8, max_length=256)] = None
 
 

@@ -11,16 +11,24 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from app.auth.models import Role
 from app.jobs.context import JobContext
 from app.jobs.registry import register
+from app.registry.locations import ModelLocation
 from app.versions import bootstrap
 
 
 class BootstrapParams(BaseModel):
-    model: str = Field("", max_length=500, description="Hugging Face id or local folder; empty: SmolLM2-135M-Instruct.")
+    model: ModelLocation = Field(
+        "",
+        max_length=500,
+        description="Folder under the models folder, or a Hugging Face id where hub access is allowed; "
+        "empty: SmolLM2-135M-Instruct, shipped.",
+    )
 
 
-@register(bootstrap.BOOTSTRAP, BootstrapParams, offered_in_ui=False)
+# Admins only: it installs and promotes the policy every annotator then judges.
+@register(bootstrap.BOOTSTRAP, BootstrapParams, offered_in_ui=False, audience=Role.admin)
 def run_bootstrap(ctx: JobContext[BootstrapParams]) -> dict[str, Any]:
     """Install and promote the first policy and the starter prompt set, unless there are some."""
     ctx.reporter.progress(0.0, "installing the default policy")

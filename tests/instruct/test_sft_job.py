@@ -5,12 +5,15 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from sqlalchemy import func, select
 
 from app.annotation.models import Demonstration, DemonstrationKind
+from app.errors import Invalid
 from app.generation.factory import backend_from_config
 from app.generation.types import SamplingParams
 from app.jobs.models import JobMetric, JobStatus
+from app.jobs.service import enqueue
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
 from app.training.sft.refusal import RULE
 from tests.factories import ModelVersionFactory, PromptFactory, UserFactory
@@ -137,7 +140,9 @@ def test_sft_fails_clearly_without_data_or_with_a_taken_name(db, session_factory
     add_demonstrations(db, ideal=3, safe=0)
     db.commit()
     assert "exists already" in failure({**SMALL, "name": "policy-base"})
-    assert "no SFT file" in failure({**SMALL, "jsonl_files": ["../secrets.jsonl"]})
+    assert "no SFT file 'missing.jsonl'" in failure({**SMALL, "jsonl_files": ["missing.jsonl"]})
+    with pytest.raises(Invalid, match=r"^params\.jsonl_files\.0: "):  # a path, refused when the job is queued
+        enqueue(db, kind="sft", params={**SMALL, "jsonl_files": ["../secrets.jsonl"]})
 
 
 def test_the_refusal_partial_renders_before_and_after(app) -> None:

@@ -18,6 +18,8 @@ from typing import Literal
 from pydantic import BaseModel, Field
 from sqlalchemy import select
 
+from app.auth.models import Role
+from app.errors import Invalid
 from app.jobs.context import JobContext
 from app.jobs.exceptions import JobFailed
 from app.jobs.registry import register
@@ -63,7 +65,7 @@ def record(ctx: JobContext[RecordParams]) -> dict:
 
 
 class CrashParams(BaseModel):
-    mode: Literal["raise", "exit", "kill", "fail", "bad_result"]
+    mode: Literal["raise", "exit", "kill", "fail", "bad_result", "invalid_config", "refused"]
 
 
 @register("test.crash", CrashParams, offered_in_ui=False)
@@ -79,6 +81,10 @@ def crash(ctx: JobContext[CrashParams]) -> dict:
         os.kill(os.getpid(), signal.SIGKILL)  # what the out-of-memory killer does
     if mode == "fail":
         raise JobFailed("no data to train on")
+    if mode == "invalid_config":  # what a trainer config's own checks raise
+        raise ValueError("num_minibatches: must divide batch_size")
+    if mode == "refused":  # what a service raises at a value it will not take
+        raise Invalid("model", "has no chat template")
     return {"when": object()}  # type: ignore[dict-item] - not JSON
 
 
@@ -119,4 +125,10 @@ class OfferedParams(BaseModel):
 @register("test.offered", OfferedParams, offered_in_ui=True)
 def offered(ctx: JobContext[OfferedParams]) -> dict:
     """A kind the API lists, to test parameter validation over HTTP."""
+    return {"size": ctx.params.size}
+
+
+@register("test.admin_only", OfferedParams, offered_in_ui=True, audience=Role.admin)
+def admin_only(ctx: JobContext[OfferedParams]) -> dict:
+    """A kind the dashboard offers to admins alone, to test that its audience is enforced."""
     return {"size": ctx.params.size}

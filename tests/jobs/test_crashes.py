@@ -51,6 +51,20 @@ def test_job_failed_and_a_bad_result_are_not_retried(sessions, worker_settings):
     assert "not JSON" in load(sessions, bad).error
 
 
+def test_bad_input_a_retry_cannot_fix_fails_at_once(sessions, worker_settings):
+    """A ValueError (a config's own checks) or a DomainError (a refused value) would recur on every
+    attempt: the job fails on its first, with the message, and keeps the traceback in its log."""
+    invalid = add_job(sessions, "test.crash", {"mode": "invalid_config"}, max_attempts=3)
+    refused = add_job(sessions, "test.crash", {"mode": "refused"}, max_attempts=3)
+    assert run_passes(worker_settings, 3) == 2  # one attempt each; the third pass finds nothing
+    first, second = load(sessions, invalid), load(sessions, refused)
+    assert (first.status, first.attempts) == (JobStatus.failed, 1)
+    assert first.error == "ValueError: num_minibatches: must divide batch_size"
+    assert "Traceback" in first.log_tail
+    assert (second.status, second.attempts) == (JobStatus.failed, 1)
+    assert second.error == "model: has no chat template"
+
+
 def test_a_rerun_after_a_crash_does_not_register_twice(sessions, worker_settings):
     job_id = add_job(sessions, "test.effect", {"crash_on_first_attempt": True})
     run_passes(worker_settings, 2)

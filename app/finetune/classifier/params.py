@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import model_validator
 
+from app.bounds import Float
 from app.finetune.core.head_params import TrainParams
 from app.finetune.core.params import config_field
 from app.training.classifier.config import DEFAULT_HEADS, ClassifierConfig
@@ -18,7 +19,7 @@ class ClassifierParams(TrainParams):
     heads: list[Literal["quality", "safety"]] = config_field(
         ClassifierConfig, "heads", list(DEFAULT_HEADS), min_length=1, max_length=2
     )
-    threshold: float = config_field(ClassifierConfig, "threshold", gt=0, lt=1)
+    threshold: Float = config_field(ClassifierConfig, "threshold", gt=0, lt=1)
 
     @model_validator(mode="after")
     def _distinct(self) -> ClassifierParams:

@@ -16,6 +16,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from app.auth.policy import Access, allow
+from app.bounds import Id
 from app.deps import DbDep
 from app.finetune.core import scoring
 from app.prompts.validation import MAX_CONTENT, MAX_MESSAGES
@@ -59,7 +60,7 @@ class ScoreItem(StrictBody):
 
 
 class ScoreRequest(StrictBody):
-    version_id: Annotated[int, Field(ge=1, description="The model version to score with.")]
+    version_id: Annotated[Id, Field(description="The model version to score with.")]
     items: Annotated[list[ScoreItem], Field(min_length=1, max_length=MAX_ITEMS)]
 
 

@@ -13,7 +13,9 @@ from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from app.finetune.core.params import MAX_IDS, config_field, config_values, version_name_field
+from app.bounds import Bool, Float, Id, IdList, Int, Seed
+from app.finetune.core.params import config_field, config_values, version_name_field
+from app.registry.locations import ModelLocation
 from app.training.core.config import MixedPrecision, Pooling, TrainConfig
 
 _cfg = partial(config_field, TrainConfig)  # what the reward and classifier configs share; one line a field
@@ -23,8 +25,8 @@ class FiltersIn(BaseModel):
     """Which annotations the run trains on; an empty filter means all."""
 
     model_config = ConfigDict(extra="forbid")
-    prompt_set_ids: list[int] | None = Field(None, max_length=MAX_IDS, description="Only prompts of these sets.")
-    annotator_ids: list[int] | None = Field(None, max_length=MAX_IDS, description="Only these annotators' work.")
+    prompt_set_ids: IdList | None = Field(None, description="Only prompts of these sets.")
+    annotator_ids: IdList | None = Field(None, description="Only these annotators' work.")
     since: AwareDatetime | None = Field(None, description="Only annotations made at or after this time (with zone).")
     until: AwareDatetime | None = Field(None, description="Only annotations made before this time (with zone).")
 
@@ -40,34 +42,32 @@ class TrainParams(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
     name: str | None = version_name_field("registered version")
-    backbone: str = _cfg("backbone", min_length=1, max_length=500)
-    backbone_version_id: int | None = Field(
+    backbone: ModelLocation = _cfg("backbone", min_length=1, max_length=500)
+    backbone_version_id: Id | None = Field(
         None,
-        ge=1,
         description="Use a registered policy version's folder as "
         "the backbone (the policy's own architecture); overrides backbone.",
     )
-    learning_rate: float = _cfg("learning_rate", gt=0, le=1)
-    epochs: int = _cfg("epochs", ge=1, le=100)
-    batch_size: int = _cfg("batch_size", ge=1, le=4096)
-    max_length: int = _cfg("max_length", ge=8, le=32768)
-    seed: int = _cfg("seed", ge=0, le=2**31 - 1)
-    validation_fraction: float = _cfg("validation_fraction", ge=0, lt=1)
+    learning_rate: Float = _cfg("learning_rate", gt=0, le=1)
+    epochs: Int = _cfg("epochs", ge=1, le=100)
+    batch_size: Int = _cfg("batch_size", ge=1, le=4096)
+    max_length: Int = _cfg("max_length", ge=8, le=32768)
+    seed: Seed = _cfg("seed")
+    validation_fraction: Float = _cfg("validation_fraction", ge=0, lt=1)
     pooling: Pooling = _cfg("pooling")
-    weight_decay: float = _cfg("weight_decay", ge=0, le=1)
-    warmup_ratio: float = _cfg("warmup_ratio", ge=0, lt=1)
-    max_grad_norm: float = _cfg("max_grad_norm", ge=0)
-    gradient_checkpointing: bool = _cfg("gradient_checkpointing")
-    group_by_length: bool = _cfg("group_by_length")
-    log_every: int = _cfg("log_every", ge=1, le=10_000)
-    checkpoint_every: int = _cfg("checkpoint_every", ge=0, le=1_000_000)
-    num_threads: int = _cfg("num_threads", ge=0, le=256)
-    use_cpu: bool = _cfg("use_cpu")
+    weight_decay: Float = _cfg("weight_decay", ge=0, le=1)
+    warmup_ratio: Float = _cfg("warmup_ratio", ge=0, lt=1)
+    max_grad_norm: Float = _cfg("max_grad_norm", ge=0, le=1000)
+    gradient_checkpointing: Bool = _cfg("gradient_checkpointing")
+    group_by_length: Bool = _cfg("group_by_length")
+    log_every: Int = _cfg("log_every", ge=1, le=10_000)
+    checkpoint_every: Int = _cfg("checkpoint_every", ge=0, le=1_000_000)
+    num_threads: Int = _cfg("num_threads", ge=0, le=256)
+    use_cpu: Bool = _cfg("use_cpu")
     mixed_precision: MixedPrecision = _cfg("mixed_precision")
     filters: FiltersIn = Field(default_factory=FiltersIn, description="Which annotations to train on.")
-    export_job_id: int | None = Field(
+    export_job_id: Id | None = Field(
         None,
-        ge=1,
         description="Train on exactly the rows of this finished export "
         "(its snapshot: judgements for a reward model, labels for a classifier) "
         "instead of filtering; the export's aggregation applies.",

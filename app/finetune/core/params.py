@@ -10,8 +10,10 @@ fields the config has. :func:`version_name_field` is the ``name`` every training
 Kept free of torch: the web app imports it to validate a job before queueing it.
 
     class MyParams(BaseModel):
-        epochs: int = config_field(MyConfig, "epochs", ge=1, le=100)  # MyConfig's default and help
-        updates: int = config_field(MyConfig, "updates", 20, ge=1)  # the job's own default: …why…
+        epochs: Int = config_field(MyConfig, "epochs", ge=1, le=100)  # MyConfig's default and help
+        updates: Int = config_field(MyConfig, "updates", 20, ge=1, le=1000)  # the job's own default: …why…
+
+The numbers' types are :mod:`app.bounds`' (strict, finite, bounded to what both databases store).
 """
 
 from __future__ import annotations
@@ -22,7 +24,6 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-MAX_IDS = 1000  # ids per list parameter (prompt sets, annotators)
 VERSION_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$"  # a job's name for the version it registers
 
 

@@ -15,7 +15,8 @@ from typing import Any, ClassVar, Self
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
-from app.finetune.core.params import MAX_IDS, config_field, version_name_field
+from app.bounds import Bool, Float, Id, IdList, Int, Seed
+from app.finetune.core.params import config_field, version_name_field
 from app.training.ppo.config import MixedPrecision, PolicyGradientConfig
 
 _cfg = partial(config_field, PolicyGradientConfig)  # short, so each field below stays one readable line
@@ -39,52 +40,50 @@ class PolicyParams(BaseModel):
     model_config = ConfigDict(extra="forbid")
     # --- what is trained, against what, on what
     name: str | None = version_name_field("new policy version")
-    policy_version_id: int | None = Field(
-        None, ge=1, description="Policy version to train; default: the promoted one. The new version's parent."
+    policy_version_id: Id | None = Field(
+        None, description="Policy version to train; default: the promoted one. The new version's parent."
     )
-    reward_version_id: int | None = Field(
-        None, ge=1, description="Reward version whose score is the reward; default: the latest ready one."
+    reward_version_id: Id | None = Field(
+        None, description="Reward version whose score is the reward; default: the latest ready one."
     )
-    classifier_version_id: int | None = Field(
+    classifier_version_id: Id | None = Field(
         None,
-        ge=1,
         description="Classifier version for the safety penalty "
         "(reward − safety_weight × P(unsafe)); empty: no penalty.",
     )
-    prompt_set_ids: list[int] | None = Field(
+    prompt_set_ids: IdList | None = Field(
         None,
-        max_length=MAX_IDS,
         description="Train on the prompts of these sets; default: every active set. Retired prompts are left out.",
     )
     # --- the trainer's settings
-    use_lora: bool = _cfg("use_lora")
-    lora_r: int = _cfg("lora_r", ge=1, le=1024)
-    lora_alpha: int = _cfg("lora_alpha", ge=1, le=4096)
-    lora_dropout: float = _cfg("lora_dropout", ge=0, lt=1)
+    use_lora: Bool = _cfg("use_lora")
+    lora_r: Int = _cfg("lora_r", ge=1, le=1024)
+    lora_alpha: Int = _cfg("lora_alpha", ge=1, le=4096)
+    lora_dropout: Float = _cfg("lora_dropout", ge=0, lt=1)
     lora_target_modules: str = _cfg("lora_target_modules", max_length=500)
-    batch_size: int = _cfg("batch_size", ge=1, le=4096)
-    max_prompt_length: int = _cfg("max_prompt_length", ge=1, le=32768)
-    response_length: int = _cfg("response_length", ge=1, le=8192)
-    temperature: float = _cfg("temperature", gt=0, le=10)
-    missing_eos_penalty: float = _cfg("missing_eos_penalty", ge=0, le=100)
-    safety_weight: float = _cfg("safety_weight", ge=0, le=100)
+    batch_size: Int = _cfg("batch_size", ge=1, le=4096)
+    max_prompt_length: Int = _cfg("max_prompt_length", ge=1, le=32768)
+    response_length: Int = _cfg("response_length", ge=1, le=8192)
+    temperature: Float = _cfg("temperature", gt=0, le=10)
+    missing_eos_penalty: Float = _cfg("missing_eos_penalty", ge=0, le=100)
+    safety_weight: Float = _cfg("safety_weight", ge=0, le=100)
     safety_head: str = _cfg("safety_head", min_length=1, max_length=100)
-    kl_coef: float = _cfg("kl_coef", ge=0, le=100)
-    target_kl: float = _cfg("target_kl", ge=0, le=1000)
-    kl_horizon: int = _cfg("kl_horizon", ge=1, le=10_000_000)
-    updates: int = _cfg("updates", ge=1, le=1_000_000)
-    ppo_epochs: int = _cfg("ppo_epochs", ge=1, le=100)
-    num_minibatches: int = _cfg("num_minibatches", ge=1, le=4096)
-    micro_batch_size: int = _cfg("micro_batch_size", ge=0, le=4096)
-    learning_rate: float = _cfg("learning_rate", gt=0, le=1)
-    weight_decay: float = _cfg("weight_decay", ge=0, le=1)
-    max_grad_norm: float = _cfg("max_grad_norm", ge=0, le=1000)
-    clip_range: float = _cfg("clip_range", gt=0, le=10)
-    seed: int = _cfg("seed", ge=0, le=2**31 - 1)
-    log_every: int = _cfg("log_every", ge=1, le=1_000_000)
-    checkpoint_every: int = _cfg("checkpoint_every", ge=0, le=1_000_000)
-    num_threads: int = _cfg("num_threads", ge=0, le=256)
-    use_cpu: bool = _cfg("use_cpu")
+    kl_coef: Float = _cfg("kl_coef", ge=0, le=100)
+    target_kl: Float = _cfg("target_kl", ge=0, le=1000)
+    kl_horizon: Int = _cfg("kl_horizon", ge=1, le=10_000_000)
+    updates: Int = _cfg("updates", ge=1, le=1_000_000)
+    ppo_epochs: Int = _cfg("ppo_epochs", ge=1, le=100)
+    num_minibatches: Int = _cfg("num_minibatches", ge=1, le=4096)
+    micro_batch_size: Int = _cfg("micro_batch_size", ge=0, le=4096)
+    learning_rate: Float = _cfg("learning_rate", gt=0, le=1)
+    weight_decay: Float = _cfg("weight_decay", ge=0, le=1)
+    max_grad_norm: Float = _cfg("max_grad_norm", ge=0, le=1000)
+    clip_range: Float = _cfg("clip_range", gt=0, le=10)
+    seed: Seed = _cfg("seed")
+    log_every: Int = _cfg("log_every", ge=1, le=1_000_000)
+    checkpoint_every: Int = _cfg("checkpoint_every", ge=0, le=1_000_000)
+    num_threads: Int = _cfg("num_threads", ge=0, le=256)
+    use_cpu: Bool = _cfg("use_cpu")
     mixed_precision: MixedPrecision = _cfg("mixed_precision")
 
     @model_validator(mode="after")

@@ -26,6 +26,7 @@ from typing import ClassVar, Literal, cast
 
 from pydantic import Field
 
+from app.bounds import Bool, Float, Int
 from app.finetune.core.params import config_field
 from app.finetune.core.policy_params import PolicyParams
 from app.training.ppo.config import KLKind, PPOConfig
@@ -49,17 +50,17 @@ class PPOParams(PolicyParams):
         "initialised from the reward version (it must be a causal LM sharing the policy's tokenizer).",
     )
     # --- PolicyParams' fields with the job's own defaults: see the module docstring
-    kl_coef: float = _cfg("kl_coef", 0.07, ge=0, le=100)
-    updates: int = _cfg("updates", 20, ge=1, le=1_000_000)
-    learning_rate: float = _cfg("learning_rate", 1e-3, gt=0, le=1)
-    checkpoint_every: int = _cfg("checkpoint_every", 5, ge=0, le=1_000_000)
+    kl_coef: Float = _cfg("kl_coef", 0.07, ge=0, le=100)
+    updates: Int = _cfg("updates", 20, ge=1, le=1_000_000)
+    learning_rate: Float = _cfg("learning_rate", 1e-3, gt=0, le=1)
+    checkpoint_every: Int = _cfg("checkpoint_every", 5, ge=0, le=1_000_000)
     # --- PPO's own
     kl_estimator: KLKind = _cfg("kl_estimator")
-    value_clip_range: float = _cfg("value_clip_range", gt=0, le=1000)
-    vf_coef: float = _cfg("vf_coef", ge=0, le=100)
-    gamma: float = _cfg("gamma", ge=0, le=1)
-    lam: float = _cfg("lam", ge=0, le=1)
-    whiten_advantages: bool = _cfg("whiten_advantages")
+    value_clip_range: Float = _cfg("value_clip_range", gt=0, le=1000)
+    vf_coef: Float = _cfg("vf_coef", ge=0, le=100)
+    gamma: Float = _cfg("gamma", ge=0, le=1)
+    lam: Float = _cfg("lam", ge=0, le=1)
+    whiten_advantages: Bool = _cfg("whiten_advantages")
 
     def trainer_config(self, *, policy: str, value_model: str = "") -> PPOConfig:
         """The trainer's config: the training fields, the resolved policy folder and value model."""

@@ -6,6 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
+from app.bounds import Float
 from app.finetune.core.head_params import TrainParams
 from app.finetune.core.params import config_field
 from app.training.reward.config import RewardConfig
@@ -20,5 +21,5 @@ class RewardParams(TrainParams):
         "the pair counts once for the side that strictly outvotes every other verdict ('majority'). With "
         "export_job_id, the export's own aggregation applies instead.",
     )
-    margin: float = config_field(RewardConfig, "margin", ge=0, le=20)
-    center_rewards_coefficient: float = config_field(RewardConfig, "center_rewards_coefficient", ge=0, le=10)
+    margin: Float = config_field(RewardConfig, "margin", ge=0, le=20)
+    center_rewards_coefficient: Float = config_field(RewardConfig, "center_rewards_coefficient", ge=0, le=10)

@@ -14,6 +14,7 @@ from __future__ import annotations
 from functools import partial
 from typing import ClassVar
 
+from app.bounds import Float, Int
 from app.finetune.core.params import config_field
 from app.finetune.core.policy_params import PolicyParams
 from app.training.rloo.config import MIN_SAMPLES, AdvantageKind, KLChoice, KLPenalty, RLOOConfig
@@ -27,15 +28,15 @@ class RLOOParams(PolicyParams):
     CONFIG: ClassVar[type[RLOOConfig]] = RLOOConfig
 
     # --- PolicyParams' fields as RLOO defaults or describes them
-    batch_size: int = _cfg("batch_size", ge=1, le=4096)
-    kl_coef: float = _cfg("kl_coef", ge=0, le=100)
-    updates: int = _cfg("updates", ge=1, le=1_000_000)
-    ppo_epochs: int = _cfg("ppo_epochs", ge=1, le=100)
-    num_minibatches: int = _cfg("num_minibatches", ge=1, le=4096)
-    learning_rate: float = _cfg("learning_rate", gt=0, le=1)
-    checkpoint_every: int = _cfg("checkpoint_every", ge=0, le=1_000_000)
+    batch_size: Int = _cfg("batch_size", ge=1, le=4096)
+    kl_coef: Float = _cfg("kl_coef", ge=0, le=100)
+    updates: Int = _cfg("updates", ge=1, le=1_000_000)
+    ppo_epochs: Int = _cfg("ppo_epochs", ge=1, le=100)
+    num_minibatches: Int = _cfg("num_minibatches", ge=1, le=4096)
+    learning_rate: Float = _cfg("learning_rate", gt=0, le=1)
+    checkpoint_every: Int = _cfg("checkpoint_every", ge=0, le=1_000_000)
     # --- RLOO's own
-    samples_per_prompt: int = _cfg("samples_per_prompt", ge=MIN_SAMPLES, le=256)
+    samples_per_prompt: Int = _cfg("samples_per_prompt", ge=MIN_SAMPLES, le=256)
     advantage: AdvantageKind = _cfg("advantage")
     kl_penalty: KLPenalty = _cfg("kl_penalty")
     kl_estimator: KLChoice = _cfg("kl_estimator")

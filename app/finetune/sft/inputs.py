@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from app.annotation.models import Demonstration
 from app.config import Settings
+from app.finetune.sft.params import FILE_NAME as SFT_FILE_NAME
 from app.finetune.sft.params import SFTParams
 from app.jobs.exceptions import JobFailed
 from app.prompts.models import Prompt
@@ -26,7 +27,7 @@ from app.registry.models import ModelVersion
 from app.training.sft.data import BadConversation, SFTExample, demonstration_example, read_sft_jsonl
 
 SFT_FOLDER = "sft"  # JSONL files live in <data_dir>/sft/: a job names them, it never takes a path
-FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.jsonl$")
+FILE_NAME = re.compile(SFT_FILE_NAME)
 HARMLESS_FILE = Path(__file__).resolve().parents[2] / "pool" / "starter_prompts.jsonl"
 
 
@@ -65,7 +66,7 @@ def jsonl_examples(settings: Settings, names: list[str]) -> list[SFTExample]:
     for name in names:
         path = folder / name
         if not FILE_NAME.match(name) or not path.is_file():
-            raise JobFailed(f"no SFT file {name[:200]!r} in {folder}")
+            raise JobFailed(f"no SFT file {name[:200]!r} in the data folder's sft/")  # its path is the server's
         try:
             with path.open(encoding="utf-8") as stream:
                 examples.extend(read_sft_jsonl(stream, source=name))

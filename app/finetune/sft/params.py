@@ -9,13 +9,17 @@ measured. Kept free of torch: the web app imports it to validate a job before qu
 from __future__ import annotations
 
 from functools import partial
+from typing import Annotated
 
 from pydantic import BaseModel, Field
 
+from app.bounds import Bool, Float, Id, Int, Seed
 from app.finetune.core.params import config_field, config_values
 from app.training.sft.config import SFTConfig
 
 NAME_PATTERN = r"^(?:|[A-Za-z0-9][A-Za-z0-9._-]{0,99})$"  # empty: the default name
+# A file in <data_dir>/sft/, by name: checked when the job is queued, so no other path can be named.
+FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.jsonl$"
 
 _cfg = partial(config_field, SFTConfig)  # short, so each field below stays one readable line
 
@@ -24,24 +28,22 @@ class SFTParams(BaseModel):
     """Parameters of an ``sft`` job; the training fields are those of :class:`SFTConfig`."""
 
     # --- what is fine-tuned, on what, and how refusals are measured
-    base_version_id: int | None = Field(
-        None, ge=1, description="Policy version to fine-tune; default: the promoted one."
-    )
+    base_version_id: Id | None = Field(None, description="Policy version to fine-tune; default: the promoted one.")
     name: str = Field(
         "",
         max_length=100,
         pattern=NAME_PATTERN,
         description="Name of the new version (letters, digits, . _ -); default: 'sft-<job id>'.",
     )
-    use_demonstrations: bool = Field(
+    use_demonstrations: Bool = Field(
         True, description="Train on the annotators' demonstrations (ideal and safe answers)."
     )
-    jsonl_files: list[str] = Field(
+    jsonl_files: list[Annotated[str, Field(pattern=FILE_NAME)]] = Field(
         default_factory=list,
         max_length=20,
         description='SFT JSONL files ({"messages": [...]} per line) in <data_dir>/sft/, by name.',
     )
-    safety_share: float | None = Field(
+    safety_share: Float | None = Field(
         None,
         ge=0,
         le=1,
@@ -49,27 +51,27 @@ class SFTParams(BaseModel):
         "in the mix; empty: use the data as it is. Too much teaches the model to "
         "refuse harmless requests.",
     )
-    refusal_prompts: int = Field(
+    refusal_prompts: Int = Field(
         40, ge=0, le=1000, description="Held-out harmless prompts the refusal rate is measured on; 0 skips it."
     )
-    refusal_prompt_set_id: int | None = Field(
-        None, ge=1, description="Take them from this set (non-red-team prompts); default: the shipped starter prompts."
+    refusal_prompt_set_id: Id | None = Field(
+        None, description="Take them from this set (non-red-team prompts); default: the shipped starter prompts."
     )
-    refusal_max_new_tokens: int = Field(
+    refusal_max_new_tokens: Int = Field(
         32, ge=4, le=512, description="Answer length when measuring refusals (only the first sentence is judged)."
     )
     # --- the trainer's settings
-    epochs: int = _cfg("epochs", ge=1, le=100)
-    learning_rate: float = _cfg("learning_rate", gt=0, le=1)
-    batch_size: int = _cfg("batch_size", ge=1, le=1024)
-    max_length: int = _cfg("max_length", ge=16, le=131_072)
-    lora: bool = _cfg("lora")
-    lora_r: int = _cfg("lora_r", ge=1, le=1024)
-    lora_alpha: int = _cfg("lora_alpha", ge=1, le=4096)
-    validation_fraction: float = _cfg("validation_fraction", ge=0, lt=1)
-    seed: int = _cfg("seed", ge=0)
-    checkpoint_every: int = _cfg("checkpoint_every", ge=0)
-    log_every: int = _cfg("log_every", ge=1)
+    epochs: Int = _cfg("epochs", ge=1, le=100)
+    learning_rate: Float = _cfg("learning_rate", gt=0, le=1)
+    batch_size: Int = _cfg("batch_size", ge=1, le=1024)
+    max_length: Int = _cfg("max_length", ge=16, le=131_072)
+    lora: Bool = _cfg("lora")
+    lora_r: Int = _cfg("lora_r", ge=1, le=1024)
+    lora_alpha: Int = _cfg("lora_alpha", ge=1, le=4096)
+    validation_fraction: Float = _cfg("validation_fraction", ge=0, lt=1)
+    seed: Seed = _cfg("seed")
+    checkpoint_every: Int = _cfg("checkpoint_every", ge=0, le=1_000_000)
+    log_every: Int = _cfg("log_every", ge=1, le=1_000_000)
 
     def sft_config(self, base_model: str) -> SFTConfig:
         """The trainer's config: the training fields above, the rest at the config's defaults."""
