@@ -9,7 +9,7 @@ through ``/api/v1`` only:
    job's kind takes no reward version (``dpo`` learns from the judgements themselves);
    under the ``safe`` rule the annotator also labels each answer safe or unsafe, and a ``classifier``
    job (safety head) is trained on those labels;
-3. start the policy job (``--method``: ``ppo`` by default, or ``rloo``, ``dpo``, ``online_dpo``) against
+3. start the policy job (``--method``: the default policy step, ``online_dpo``, or ``ppo``, ``rloo``, ``dpo``) against
    that reward version (and classifier: PPO's safety penalty) on the same (training) prompts;
 4. switch the pool to a held-out prompt set and promote the new policy: the pool retires the old
    policy's pairs and generates cross-version pairs, new vs old;
@@ -60,6 +60,7 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.finetune.policy_step import DEFAULT_POLICY_METHOD, POLICY_METHODS
 from bench.rules import KINDS, RULES, SAFETY_RULES, Rule, labels, prompt_text
 from tests.server import running_server  # the same way the end-to-end tests start the server
 
@@ -68,7 +69,6 @@ ADMIN_PASSWORD = "closed-loop-admin-password"
 ANNOTATOR = ("sim-annotator", "closed-loop-annotator-password")
 CSRF = re.compile(r'name="csrf_token" value="([^"]+)"')
 SCREEN = {"a": "A", "b": "B", "tie": "tie"}  # a rule's verdict → the judgement API's choice (sides as shown)
-METHODS = ("ppo", "rloo", "dpo", "online_dpo")  # policy job kinds; the script passes the name and the parameters
 # The policy job's links to the rest of the run, each sent only when the kind's parameter schema has it.
 LINKS = ("policy_version_id", "reward_version_id", "classifier_version_id", "prompt_set_ids", "seed")
 Z95 = 1.959963984540054  # the standard normal's 97.5 % quantile
@@ -91,8 +91,8 @@ class Profile:
 
 
 def real_profile() -> Profile:
-    """The default SmolLM2 policy, a MiniLM reward model and the ppo job's defaults (LoRA r 16, 20 updates of
-    8 prompts, 48 new tokens, β 0.07); sized to finish within 30 min on 2 cores."""
+    """The default SmolLM2 policy, a MiniLM reward model and the policy job's own defaults (whatever
+    ``--method`` is); sized to finish within 30 min on 2 cores."""
     pool = {
         "RLHF_POOL_TARGET": "64",
         "RLHF_POOL_MAX_PAIRS_PER_JOB": "64",
@@ -111,7 +111,7 @@ def real_profile() -> Profile:
     }
     return Profile(
         name="real", pairs=400, eval_pairs=64, server_env=pool, reward=reward, ppo=cores
-    )  # else the ppo job's defaults
+    )  # else the policy job's defaults
 
 
 def tiny_profile() -> Profile:
@@ -613,9 +613,10 @@ def main() -> None:
     )
     ap.add_argument(
         "--method",
-        choices=METHODS,
-        default="ppo",
-        help="the policy job's kind (default ppo); a kind without reward_version_id skips the reward job",
+        choices=POLICY_METHODS,
+        default=DEFAULT_POLICY_METHOD,
+        help=f"the policy job's kind (default {DEFAULT_POLICY_METHOD}, the dashboard's 'Improve the policy'); "
+        "a kind without reward_version_id skips the reward job",
     )
     ap.add_argument("--pairs", type=int, help="pool pairs judged before training (default 400; tiny 40)")
     ap.add_argument("--eval-pairs", type=int, help="new-vs-old pairs judged on held-out prompts (default 64; tiny 16)")

@@ -19,6 +19,7 @@ from app.auth.policy import Access, CurrentUser, allow
 from app.dashboard.forms import model_fields, parse_form, submitted_values
 from app.deps import DbDep, SettingsDep
 from app.errors import DomainError, Forbidden, NotFound
+from app.finetune.policy_step import DEFAULT_POLICY_METHOD
 from app.jobs import registry, service
 from app.jobs.models import Job, JobStatus
 from app.jobs.policy import can_cancel
@@ -37,7 +38,16 @@ def jobs_page(request: Request, db: DbDep, user: CurrentUser, page: int = 1) -> 
     jobs, total = service.list_jobs(db, limit=PAGE, offset=(page - 1) * PAGE)
     kinds = registry.kinds(offered_in_ui=True, role=user.role)
     pages = max((total + PAGE - 1) // PAGE, 1)
-    ctx = {"tab": "jobs", "jobs": jobs, "total": total, "page": page, "pages": pages, "kinds": kinds}
+    improve = next((k for k in kinds if k.name == DEFAULT_POLICY_METHOD), None)  # the loop's default policy step
+    ctx = {
+        "tab": "jobs",
+        "jobs": jobs,
+        "total": total,
+        "page": page,
+        "pages": pages,
+        "kinds": kinds,
+        "improve": improve,
+    }
     return render(request, "dashboard/jobs.html", ctx)
 
 

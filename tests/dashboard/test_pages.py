@@ -10,6 +10,7 @@ from sqlalchemy import select
 
 import tests.dashboard.handlers  # noqa: F401 - registers test.curves, a kind the dashboard offers
 from app.auth.models import Role
+from app.finetune.policy_step import DEFAULT_POLICY_METHOD, POLICY_METHODS
 from app.jobs import registry
 from app.jobs.models import Job, JobStatus
 from app.registry.models import ModelKind, ModelStatus
@@ -124,6 +125,16 @@ class TestJobs:
         page = client.get("/dashboard/jobs")
         assert page.status_code == 200 and 'value="0.25"' in page.text and XSS not in page.text
         assert 'href="/dashboard/jobs/new/test.curves"' in page.text and "/static/dashboard-jobs.js" in page.text
+
+    def test_improve_the_policy_leads_to_the_default_policy_step(self, client, db, researcher):
+        page = client.get("/dashboard/jobs")
+        link = re.search(
+            r'<a class="button primary" id="improve-policy" href="([^"]+)">Improve the policy</a>', page.text
+        )
+        assert link and link.group(1) == f"/dashboard/jobs/new/{DEFAULT_POLICY_METHOD}", page.text
+        form = client.get(link.group(1))
+        assert form.status_code == 200 and 'name="param.reward_version_id"' in form.text
+        assert DEFAULT_POLICY_METHOD in POLICY_METHODS and POLICY_METHODS[0] == DEFAULT_POLICY_METHOD
 
     def test_launch_form_is_generated_and_validated(self, client, db, researcher):
         form = client.get("/dashboard/jobs/new/test.curves")

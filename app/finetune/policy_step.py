@@ -1,0 +1,17 @@
+"""Which policy job is *the* step that improves the policy: the dashboard's "Improve the policy" action and
+``bench/closed_loop.py``'s default ``--method``.
+
+Chosen by measurement, not per preference (a team brings its own rules, so the default must carry to rules
+nobody tuned it on). ``bench/closed_loop.py --rule R --method M`` on SmolLM2-135M, 400 simulated
+judgements, 64 held-out pairs judged by the same rule (README, "Learning a preference it was not tuned
+on", has the table): on the ``list`` rule, whose trait one answer in five shows, PPO's one sample per
+prompt gave a 50.8 % win rate and online DPO's eight samples ranked by the reward model 75.0 %. Online DPO
+finds a rare trait in 1 − (1 − p)^k of the prompts, PPO in p; RLOO samples k per prompt too but learns
+from a noisy scalar advantage where online DPO trains on the clearest pair of each group.
+"""
+
+from __future__ import annotations
+
+DEFAULT_POLICY_METHOD = "online_dpo"
+# Every job kind that trains a new policy version, the default first (the order the dashboard offers them).
+POLICY_METHODS: tuple[str, ...] = ("online_dpo", "ppo", "rloo", "dpo")
