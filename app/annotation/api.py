@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from app.annotation import assignment as assignments
 from app.annotation import submission
@@ -25,6 +25,9 @@ class PairOut(BaseModel):
     pair_id: int
     messages: list[dict[str, str]]
     responses: dict[str, str]  # {"A": text shown on the left, "B": text shown on the right}
+    cut_off: dict[str, bool] = Field(
+        description="Per side, whether the answer stopped at the length budget (it may end mid-sentence)."
+    )
     lease_expires_at: str
 
 
@@ -43,6 +46,7 @@ def next_pair(db: DbDep, settings: SettingsDep, user: CurrentUser) -> object:
         pair_id=shown.pair.id,
         messages=shown.messages,
         responses={"A": shown.left.text, "B": shown.right.text},
+        cut_off={"A": shown.left.cut_off, "B": shown.right.cut_off},
         lease_expires_at=shown.assignment.leased_until.isoformat(),
     )
 

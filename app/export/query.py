@@ -27,7 +27,7 @@ import app.all_models  # noqa: F401 - every mapper, for the joins across domains
 from app.annotation.models import Choice, Demonstration, Judgement, ResponseLabel
 from app.auth.models import User
 from app.export.filters import Aggregation, ExportFilters, Keep
-from app.pool.models import Pair, Response
+from app.pool.models import Pair, Response, stopped_at_budget
 from app.prompts.models import Prompt
 
 BATCH = 5_000  # rows fetched per chunk (one short transaction each)
@@ -46,6 +46,8 @@ class JudgedRow:
     response_b: str
     policy_a: int | None
     policy_b: int | None
+    cut_off_a: bool  # the answer stopped at the length budget, not at EOS (``Response.cut_off``)
+    cut_off_b: bool
     choice: str  # a | b | tie | both_bad
     strength: int | None
     annotator: str  # username, or "majority"
@@ -123,6 +125,8 @@ def judgements_query(filters: ExportFilters) -> Select[Any]:
             rb.text.label("text_b"),
             ra.policy_version_id.label("policy_a"),
             rb.policy_version_id.label("policy_b"),
+            ra.generation_params.label("params_a"),
+            rb.generation_params.label("params_b"),
         )
         .join(Pair, Pair.id == Judgement.pair_id)  # keyed on pairs.id: the planner then walks pairs by its index
         .join(Prompt, Prompt.id == Pair.prompt_id)
@@ -163,6 +167,8 @@ def _row(group: list[Any], choice: str, annotator: str, agreement: float, *, one
         response_b=first.text_b,
         policy_a=first.policy_a,
         policy_b=first.policy_b,
+        cut_off_a=stopped_at_budget(first.params_a),
+        cut_off_b=stopped_at_budget(first.params_b),
         choice=choice,
         strength=one.strength if one is not None else None,
         annotator=annotator,

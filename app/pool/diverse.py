@@ -30,25 +30,35 @@ START, END = "\x02", "\x03"  # control characters no answer text contains (start
 NGRAMS = (1, 4)  # single characters catch punctuation and digits; up to 4 catch short words and markers
 
 
-def most_different(groups: Sequence[Sequence[str]], usable: Callable[[str, str], bool]) -> list[tuple[int, int] | None]:
+def most_different(
+    groups: Sequence[Sequence[str]],
+    usable: Callable[[str, str], bool],
+    complete: Sequence[Sequence[bool]] | None = None,
+) -> list[tuple[int, int] | None]:
     """Per group, the indices (i < j) of the two texts farthest apart among the usable pairs, or None when
-    no pair of the group is usable. Ties go to the lowest (i, j), so a batch's choice is reproducible."""
+    no pair of the group is usable. Ties go to the lowest (i, j), so a batch's choice is reproducible.
+
+    ``complete`` (per text: it ended at EOS, not at the token budget) makes a pair of complete answers win
+    over any pair with a cut-off one, and a pair with one over a pair with none: annotators judge whole
+    answers where the samples allow it, and the most different of those."""
     texts = [text for group in groups for text in group]
     if not any(text.strip() for text in texts):
         return [None] * len(groups)
     vectors = _vectorise(texts)
     chosen: list[tuple[int, int] | None] = []
     start = 0
-    for group in groups:
+    for g, group in enumerate(groups):
         block = vectors[start : start + len(group)]
         start += len(group)
         similarity = (block @ block.T).toarray()  # rows are L2-normalised: the product is the cosine similarity
-        best: tuple[int, int] | None = None
-        for i in range(len(group)):
-            for j in range(i + 1, len(group)):
-                if usable(group[i], group[j]) and (best is None or similarity[i, j] < similarity[best]):
-                    best = (i, j)
-        chosen.append(best)
+        whole = complete[g] if complete is not None else [True] * len(group)
+        candidates = [
+            (-(whole[i] + whole[j]), similarity[i, j], i, j)
+            for i in range(len(group))
+            for j in range(i + 1, len(group))
+            if usable(group[i], group[j])
+        ]
+        chosen.append(min(candidates)[2:] if candidates else None)
     return chosen
 
 

@@ -133,7 +133,11 @@ class PairSampler:
             k = self.samples_per_prompt
             samples = self._call(self.policy, [items[i].messages for i in same], n=k, stats=stats)
             groups = [samples[k * j : k * (j + 1)] for j in range(len(same))]
-            picks = most_different([[s.generation.text for s in group] for group in groups], usable)
+            picks = most_different(
+                [[s.generation.text for s in group] for group in groups],
+                usable,
+                [[s.generation.finish_reason == "stop" for s in group] for group in groups],
+            )
             for i, group, pick in zip(same, groups, picks, strict=True):
                 result[i] = None if pick is None else (group[pick[0]], group[pick[1]])
         by_version: dict[int, list[int]] = defaultdict(list)

@@ -14,6 +14,13 @@ from app.db_types import JSONType, str_enum
 from app.prompts.models import Prompt
 
 
+def stopped_at_budget(generation_params: dict[str, Any] | None) -> bool:
+    """Whether generation stopped at the token budget rather than at EOS (``Response.cut_off``): the text
+    may end mid-sentence, so annotators are told (how an answer ends cannot be judged on it) and table
+    exports say so. A response without a finish reason (imported, written) is taken as complete."""
+    return (generation_params or {}).get("finish_reason") == "length"
+
+
 class PairStatus(enum.StrEnum):
     pending = "pending"
     complete = "complete"
@@ -35,6 +42,10 @@ class Response(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
     prompt: Mapped[Prompt] = relationship()
+
+    @property
+    def cut_off(self) -> bool:
+        return stopped_at_budget(self.generation_params)
 
 
 class Pair(Base):

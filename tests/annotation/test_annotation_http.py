@@ -132,6 +132,23 @@ class TestAnnotatePage:
         page = client.post(f"/annotate/{action}", data=form)
         assert page.status_code == 422 and "labels.B" in page.text and _judgements(db) == 0
 
+    def test_a_cut_off_answer_is_marked_on_the_page_and_in_the_api(self, client, db, token_headers):
+        pair = PairFactory(judgements_needed=2)  # two people may hold it: the API's user and the page's
+        pair.response_a.text = "An answer that stops in the middle of a"
+        pair.response_a.generation_params = {"finish_reason": "length", "max_new_tokens": 48}
+        pair.response_b.generation_params = {"finish_reason": "stop", "max_new_tokens": 48}
+        db.commit()
+        shown = client.get("/api/v1/annotation/next", headers=token_headers).json()
+        cut_side = "A" if shown["responses"]["A"] == pair.response_a.text else "B"
+        assert shown["cut_off"] == {cut_side: True, ("B" if cut_side == "A" else "A"): False}
+        UserFactory(username="reader")
+        login(client, "reader")
+        html = client.get("/annotate").text
+        assert html.count('class="cut-off"') == 1, html
+        left, right = html.split('id="response-B"')
+        cut_half = left.split('id="response-A"')[1] if pair.response_a.text in left else right
+        assert pair.response_a.text in cut_half and 'class="cut-off"' in cut_half  # beside the cut-off answer
+
     def test_untrusted_text_is_escaped_on_the_page(self, client, db):
         pair = PairFactory()
         pair.prompt.messages = [{"role": "user", "content": "<script>alert('p')</script>"}]

@@ -92,6 +92,14 @@ class TestFormats:
         rows, _ = run(db, tmp_path, format="csv")
         assert [r["response_a"] for r in rows] == ["'-5 degrees"]
 
+    def test_table_exports_say_which_answer_was_cut_off(self, db, tmp_path):
+        pair = judged_pair(db, a="whole answer.", b="an answer that stops mid", verdicts=[(UserFactory(), "a")])
+        pair.response_a.generation_params = {"finish_reason": "stop"}
+        pair.response_b.generation_params = {"finish_reason": "length"}
+        db.flush()
+        rows, _ = run(db, tmp_path, format="csv")
+        assert (rows[0]["cut_off_a"], rows[0]["cut_off_b"]) == ("False", "True")
+
     @pytest.mark.parametrize(
         "cell",
         [" =1+1", "\n=1+1", "\u00a0@SUM(A1)", "\u3000=1", "\uff1dHYPERLINK(1)", "\uff0b1", "\uff0d1", "\uff20A1"],

@@ -52,3 +52,20 @@ def test_how_an_answer_ends_counts() -> None:
     ]
     (pick,) = most_different([group], usable)
     assert pick is not None and 3 in pick
+
+
+def test_complete_answers_are_preferred_over_cut_off_ones() -> None:
+    """The most different pair has a cut-off answer; a pair of two complete answers wins over it, and with
+    only one complete answer the pair keeps it."""
+    group = [
+        "Paris is the capital of France.",
+        "The capital of France is Paris, on the Seine.",
+        "Well, you see, the thing about capitals is that they can be",
+        "Paris.",
+    ]
+    (unmarked,) = most_different([group], usable)
+    (both,) = most_different([group], usable, [[True, True, False, True]])
+    assert both is not None and 2 not in both
+    assert unmarked is not None and 2 in unmarked  # the cut-off one is the odd one out by text alone
+    (one,) = most_different([group], usable, [[False, True, False, False]])
+    assert one is not None and 1 in one

@@ -1,0 +1,100 @@
+"""How long the default policy's answers are, and which token budget lets them finish.
+
+An answer cut off at the budget shows annotators half a sentence and hides every trait of how an answer
+ends (a closing question, a summary, a sign-off), so the pool's budget (``RLHF_POOL_MAX_NEW_TOKENS``) must
+fit the model: ≥ 90 % of answers should end at EOS. This samples the starter prompts (104, the pool's own
+first prompts) with the pool's sampling settings at a generous budget, once, and reads off the share that
+ends at EOS and the mean length for every smaller budget as well: a row's tokens up to a cut do not depend
+on where the cut is, so one run at the largest budget answers for all of them.
+
+    .venv/bin/python bench/answer_lengths.py [--budget 512] [--samples 1] [--threads 2]
+
+Ends with one JSON line: per budget the EOS share and the mean length in tokens, and the smallest budget
+that reaches the target share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench/generation.py: spinning threads on a busy box
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
+
+from app.config import Settings
+from app.generation import SamplingParams, TransformersBackend
+from app.training.core.convert import convert_default_policy
+from bench.generation import DEFAULT_CHECKPOINT
+
+STARTER = Path(__file__).resolve().parents[1] / "app" / "pool" / "starter_prompts.jsonl"
+BUDGETS = (48, 64, 96, 128, 160, 192, 256, 320, 384, 512)
+TARGET = 0.9
+
+
+def starter_prompts() -> list[list[dict[str, str]]]:
+    lines = STARTER.read_text(encoding="utf-8").splitlines()
+    return [[{"role": "user", "content": json.loads(line)["prompt"]}] for line in lines if line.strip()]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--budget", type=int, default=512, help="the largest budget sampled (tokens)")
+    parser.add_argument("--samples", type=int, default=1, help="answers per prompt")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.set_num_threads(args.threads)
+
+    defaults = Settings()
+    backend = TransformersBackend.from_path(convert_default_policy(DEFAULT_CHECKPOINT), batch_size=args.batch_size)
+    prompts = starter_prompts()
+    params = SamplingParams(
+        temperature=defaults.pool_temperature,
+        top_p=defaults.pool_top_p,
+        max_new_tokens=args.budget,
+        seed=args.seed,
+        n=args.samples,
+    )
+    print(
+        f"{len(prompts)} starter prompts x {args.samples} x up to {args.budget} tokens "
+        f"(temperature {params.temperature}, top_p {params.top_p}), load {os.getloadavg()[0]:.2f}",
+        flush=True,
+    )
+    start = time.perf_counter()
+    answers = backend.generate(prompts, params)
+    seconds = time.perf_counter() - start
+    # A "stop" answer's token_count includes its EOS: it ends at EOS under any budget ≥ that count.
+    ended = [a.token_count if a.finish_reason == "stop" else None for a in answers]
+    rows = []
+    for budget in (b for b in BUDGETS if b <= args.budget):
+        share = sum(1 for n in ended if n is not None and n <= budget) / len(answers)
+        lengths = [min(a.token_count, budget) for a in answers]
+        rows.append({"budget": budget, "eos_share": round(share, 3), "mean_tokens": round(statistics.mean(lengths), 1)})
+        print(f"  budget {budget:4d}: {share:6.1%} end at EOS, mean {statistics.mean(lengths):6.1f} tokens")
+    finished = [n for n in ended if n is not None]
+    fitting = next((r["budget"] for r in rows if r["eos_share"] >= TARGET), None)
+    print(f"{seconds:.0f} s; smallest budget with ≥ {TARGET:.0%} at EOS: {fitting}")
+    summary = {
+        "answers": len(answers),
+        "eos_share_at_max": round(len(finished) / len(answers), 3),
+        "median_finished_tokens": statistics.median(finished) if finished else None,
+        "budgets": rows,
+        "smallest_budget_at_target": fitting,
+        "seconds": round(seconds, 1),
+        "load": round(os.getloadavg()[0], 2),
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    main()
