@@ -62,6 +62,12 @@ class Settings(BaseSettings):
     assignment_lease_minutes: float = Field(
         10.0, gt=0, description="How long a pair stays reserved for the annotator it was shown to."
     )
+    judgement_edit_minutes: float = Field(
+        10.0,
+        ge=0,
+        le=10_080,
+        description="How long an annotator may change a judgement after making it (0: never); history is kept.",
+    )
     chat_temperature: float = Field(0.8, ge=0, le=2, description="Sampling temperature of the two chat-mode replies.")
     chat_max_new_tokens: int = Field(96, ge=1, le=2048, description="Length cap of each chat-mode reply.")
     pool_target: int = Field(50, ge=0, description="Pending pairs the pool keeps for the promoted policy.")

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from typing import Annotated
+
+from fastapi import APIRouter, Path, Response, status
 from pydantic import BaseModel, Field
 
 from app.annotation import assignment as assignments
-from app.annotation import submission
-from app.annotation.schemas import JudgementIn, SkipIn
+from app.annotation import edits, submission
+from app.annotation.schemas import JudgementChange, JudgementIn, SkipIn
 from app.auth.policy import Access, CurrentUser, allow
+from app.bounds import MAX_ID
 from app.deps import DbDep, SettingsDep
 
 router = APIRouter(prefix="/api/v1/annotation", tags=["annotation"], dependencies=[allow(Access.annotator)])
@@ -60,6 +63,54 @@ def submit(body: JudgementIn, db: DbDep, user: CurrentUser, response: Response) 
     stored = submission.submit(db, user=user, body=body)
     response.status_code = status.HTTP_201_CREATED if stored.created else status.HTTP_200_OK
     return StoredOut(judgement_id=stored.judgement_id, created=stored.created)
+
+
+class RecentOut(BaseModel):
+    judgement_id: int
+    assignment_id: int
+    pair_id: int
+    choice: str = Field(description="As shown: A (left), B (right), tie or both_bad.")
+    strength: int | None
+    created_at: str
+    editable_until: str
+    editable: bool
+    edits: int = Field(description="How many times this verdict was changed.")
+
+
+def _recent_out(r: edits.Recent) -> RecentOut:
+    return RecentOut(
+        judgement_id=r.judgement.id,
+        assignment_id=r.assignment.id,
+        pair_id=r.judgement.pair_id,
+        choice=r.choice,
+        strength=r.judgement.strength,
+        created_at=r.judgement.created_at.isoformat(),
+        editable_until=r.editable_until.isoformat(),
+        editable=r.editable,
+        edits=r.edits,
+    )
+
+
+@router.get("/recent", response_model=list[RecentOut])
+def recent(db: DbDep, settings: SettingsDep, user: CurrentUser) -> object:
+    """The caller's latest judgements, newest first, with until when each may be changed."""
+    return [_recent_out(r) for r in edits.recent(db, settings, user=user)]
+
+
+@router.patch("/judgements/{judgement_id}", response_model=RecentOut)
+def change(
+    judgement_id: Annotated[int, Path(ge=1, le=MAX_ID)],
+    body: JudgementChange,
+    db: DbDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+) -> object:
+    """Change one's own verdict within the edit window (``RLHF_JUDGEMENT_EDIT_MINUTES``); the old one is kept
+    in the judgement's history. Later: 409. Another's judgement: 404."""
+    changed = edits.change(
+        db, settings, user=user, judgement_id=judgement_id, choice=body.choice, strength=body.strength
+    )
+    return _recent_out(changed)
 
 
 @router.post("/skip", status_code=status.HTTP_204_NO_CONTENT)

@@ -79,6 +79,24 @@ class Judgement(Base):
     pair: Mapped[Pair] = relationship()
 
 
+class JudgementEdit(Base):
+    """One change an annotator made to their own judgement: what it was and what it became, and when.
+
+    The judgement row holds the verdict in force (exports and training read it); these rows are its
+    history, so a change is never silent and an analysis can still see the first answer."""
+
+    __tablename__ = "judgement_edits"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    judgement_id: Mapped[int] = mapped_column(ForeignKey("judgements.id", ondelete="CASCADE"), index=True)
+    editor_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    old_choice: Mapped[Choice] = mapped_column(str_enum(Choice, "edit_old_choice"))
+    old_strength: Mapped[int | None] = mapped_column(Integer)
+    new_choice: Mapped[Choice] = mapped_column(str_enum(Choice, "edit_new_choice"))
+    new_strength: Mapped[int | None] = mapped_column(Integer)
+    edited_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+
+
 class ResponseLabel(Base):
     __tablename__ = "response_labels"
     __table_args__ = (UniqueConstraint("response_id", "annotator_id", name="uq_response_labels_response_annotator"),)

@@ -44,6 +44,17 @@ class JudgementIn(BaseModel):
     note: Annotated[StorableText, Field(max_length=MAX_NOTE)] = ""
 
 
+class JudgementChange(BaseModel):
+    """A new verdict for one's own judgement, in the screen terms of the pair as it was shown."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    choice: ScreenChoice
+    strength: Annotated[Int, Field(ge=1, le=3)] | None = Field(
+        None, description="1 slightly, 2 clearly, 3 much better; only with A or B"
+    )
+
+
 class SkipIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     assignment_id: Id

@@ -39,7 +39,8 @@ class Stored:
     created: bool  # False when this was a repeat of an earlier identical submission
 
 
-def _real_choice(choice: str, swapped: bool) -> Choice:
+def real_choice(choice: str, swapped: bool) -> Choice:
+    """A choice in screen terms ("A": the left answer) as the stored choice of the real responses."""
     if choice in ("tie", "both_bad"):
         return Choice(choice)
     on_left = choice == "A"
@@ -51,10 +52,15 @@ def validate(body: JudgementIn) -> None:
     if set(body.labels) != {"A", "B"}:
         missing = sorted({"A", "B"} - set(body.labels))
         raise Invalid(f"labels.{missing[0]}", "quality and safety are required for both responses")
-    if body.choice in ("A", "B") and body.strength is None:
+    check_strength(body.choice, body.strength)
+
+
+def check_strength(choice: str, strength: int | None) -> None:
+    """A or B comes with how much better; a tie or both-bad with none (a submission's rule and an edit's)."""
+    if choice in ("A", "B") and strength is None:
         raise Invalid("strength", "say how much better (1 slightly, 2 clearly, 3 much) when A or B is better")
-    if body.choice in ("tie", "both_bad") and body.strength is not None:
-        raise Invalid("strength", f"only given when A or B is better, not with {body.choice!r}")
+    if choice in ("tie", "both_bad") and strength is not None:
+        raise Invalid("strength", f"only given when A or B is better, not with {choice!r}")
 
 
 def _demonstration_kind(choice: str, labels: dict[str, SideLabels]) -> DemonstrationKind:
@@ -100,7 +106,7 @@ def _repeat(db: Session, *, pair_id: int, user_id: int, choice: Choice, strength
 def submit(db: Session, *, user: User, body: JudgementIn) -> Stored:
     validate(body)
     assignment, pair = _locked(db, user=user, assignment_id=body.assignment_id)
-    choice = _real_choice(body.choice, assignment.swapped)
+    choice = real_choice(body.choice, assignment.swapped)
     try:
         return _store(db, user, assignment, pair, body, choice)
     except IntegrityError:

@@ -9,10 +9,10 @@ from fastapi.responses import Response
 from pydantic import BaseModel, ValidationError
 
 from app.annotation import assignment as assignments
-from app.annotation import submission
+from app.annotation import edits, submission
 from app.annotation.assignment import Shown
 from app.annotation.markdown import render_markdown
-from app.annotation.schemas import MAX_DEMONSTRATION, MAX_NOTE, JudgementIn
+from app.annotation.schemas import MAX_DEMONSTRATION, MAX_NOTE, JudgementChange, JudgementIn
 from app.auth.models import User
 from app.auth.policy import Access, CurrentUser, allow
 from app.deps import DbDep, SettingsDep
@@ -25,6 +25,11 @@ router = APIRouter(prefix="/annotate", tags=["annotation pages"], dependencies=[
 FormText = Annotated[str, Form(max_length=MAX_DEMONSTRATION)]
 FormShort = Annotated[str, Form(max_length=100)]
 NextPath = Annotated[str, Form(max_length=200)]
+
+
+def form_strength(text: str) -> int | str | None:
+    """A form's strength: a digit as the number the API takes, blank as none, anything else as typed (refused)."""
+    return int(text) if text.isascii() and text.isdigit() else (text or None)
 
 
 class JudgementFields(BaseModel):
@@ -51,12 +56,11 @@ class JudgementFields(BaseModel):
         """The API's judgement: a side's labels only when either was given, a digit strength as a number."""
         sides = {"A": (self.a_quality, self.a_safety), "B": (self.b_quality, self.b_safety)}
         labels = {side: {"quality": q, "safety": s} for side, (q, s) in sides.items() if q or s}
-        strength = self.strength or None
         return JudgementIn.model_validate(
             {
                 "assignment_id": assignment_id,
                 "choice": self.choice,
-                "strength": int(strength) if strength and strength.isdigit() else strength,
+                "strength": form_strength(self.strength),
                 "labels": labels,
                 "demonstration": self.demonstration,
                 "note": self.note,
@@ -94,11 +98,91 @@ def annotate_page(
 
 @router.get("", name="annotate")
 def annotate(request: Request, db: DbDep, settings: SettingsDep, user: CurrentUser) -> Response:
+    """The next pair, at an address of its own (``/annotate/<assignment>``), so that the browser's Back
+    returns to a pair the annotator has judged (and shows it as judged) instead of loading a new one
+    whose form the browser would fill in with the last verdict."""
     shown = assignments.next_pair(db, settings, user=user)
     if shown is None:
         pool_service.nudge(db, settings)  # nothing to judge: ask the generator now, not at its next round
         return render(request, "annotation/empty.html", {"progress": assignments.progress(db, user=user)})
-    return annotate_page(request, db, user, shown)
+    return redirect(f"/annotate/{shown.assignment.id}")
+
+
+@router.get("/recent", name="annotate_recent")
+def recent_page(request: Request, db: DbDep, settings: SettingsDep, user: CurrentUser) -> Response:
+    """The annotator's latest judgements; those still in the edit window can be changed from here."""
+    context = {"recent": edits.recent(db, settings, user=user), "window": settings.judgement_edit_minutes}
+    return render(request, "annotation/recent.html", context)
+
+
+@router.get("/{assignment_id}", name="annotate_pair")
+def annotate_pair(
+    request: Request, assignment_id: int, db: DbDep, settings: SettingsDep, user: CurrentUser
+) -> Response:
+    """One leased pair: the judging form while the lease is the user's, the verdict (and a way to change
+    it) once they judged it; a pair they skipped or lost is behind them: on to the next."""
+    assignment = assignments.get_assignment(db, user=user, assignment_id=assignment_id)  # 404 when not theirs
+    judged = edits.for_assignment(db, settings, user=user, assignment=assignment)
+    if judged is not None:
+        shown = assignments.load_shown(db, assignment)
+        return judged_page(request, db, user, shown, judged)
+    if not assignments.lease_is_live(assignment):
+        return redirect("/annotate")
+    return annotate_page(request, db, user, assignments.load_shown(db, assignment))
+
+
+def judged_page(
+    request: Request,
+    db: DbDep,
+    user: User,
+    shown: Shown,
+    judged: edits.Recent,
+    *,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    context = {
+        "shown": shown,
+        "judged": judged,
+        "left_html": render_markdown(shown.left.text),
+        "right_html": render_markdown(shown.right.text),
+        "progress": assignments.progress(db, user=user),
+        "error": error,
+    }
+    return render(request, "annotation/judged.html", context, status_code=status_code)
+
+
+class EditFields(BaseModel):
+    """The change form as posted (text); ``edits.change`` says what is wrong with it."""
+
+    choice: FormShort = ""
+    strength: FormShort = ""
+
+
+@router.post("/judgements/{judgement_id}", name="annotate_change")
+def change_judgement(
+    request: Request,
+    judgement_id: int,
+    db: DbDep,
+    settings: SettingsDep,
+    user: CurrentUser,
+    form: Annotated[EditFields, Form()],
+) -> Response:
+    try:
+        body = JudgementChange.model_validate({"choice": form.choice, "strength": form_strength(form.strength)})
+        changed = edits.change(
+            db, settings, user=user, judgement_id=judgement_id, choice=body.choice, strength=body.strength
+        )
+    except (ValidationError, DomainError) as exc:
+        db.rollback()
+        if isinstance(exc, DomainError) and exc.status_code == 404:
+            raise
+        message = _validation_message(exc) if isinstance(exc, ValidationError) else exc.message
+        status_code = 422 if isinstance(exc, ValidationError) else exc.status_code
+        judged = edits.by_id(db, settings, user=user, judgement_id=judgement_id)
+        shown = assignments.load_shown(db, judged.assignment)
+        return judged_page(request, db, user, shown, judged, error=message, status_code=status_code)
+    return redirect(f"/annotate/{changed.assignment.id}?changed=1")
 
 
 def _validation_message(exc: ValidationError) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import select
 
-from app.annotation.models import Choice, Demonstration, Judgement, ResponseLabel
+from app.annotation.models import Choice, Demonstration, Judgement, JudgementEdit, ResponseLabel
 from app.config import Settings
 from app.pool.models import Pair
 from tests.browser_support import create_annotator_and_log_out, login
@@ -112,3 +112,55 @@ def test_xss_payloads_are_inert_in_the_browser(tmp_path, page):
                 page.keyboard.press("s")
         assert seen == len(XSS)
         assert dialogs == [] and foreign == []
+
+
+def test_back_then_enter_stores_nothing_a_change_keeps_its_history_and_a_cut_off_answer_is_marked(
+    tmp_path, page, artifacts
+):
+    """Issue 16: after a submission the browser's Back shows the judged pair (no form that Enter would
+    submit), the verdict can be changed there within the window with its history kept, and an answer
+    that stopped at the token budget carries its mark."""
+    data_dir = tmp_path / "var"
+    with running_server(data_dir, args=("--no-worker",)) as server:
+        specs = [
+            ([{"role": "user", "content": f"Question {i}: how do I boil an egg?"}], f"ALPHA {i}: boil it.", f"BETA {i}")
+            for i in range(3)
+        ]
+        pair_ids = seed_server(Settings(data_dir=data_dir), specs)
+        with server_session(Settings(data_dir=data_dir)) as db:
+            for pair in db.scalars(select(Pair).where(Pair.id.in_(pair_ids))):
+                pair.response_b.generation_params = {"finish_reason": "length", "max_new_tokens": 48}
+            db.commit()
+        _admin_creates_annotator(page, server.url, server.admin_password)
+        login(page, server.url, "annie", "annie-password-1")
+        page.goto(server.url + "/annotate")
+        beta_side = "A" if "BETA" in page.inner_text("#response-A .markdown") else "B"
+        assert page.locator(f"#response-{beta_side} .cut-off").is_visible()
+        assert page.locator("article .cut-off").count() == 1
+        first_url = page.url
+        _judge_with_keyboard(page, demonstration=None)  # ALPHA, clearly better
+        assert page.url != first_url and page.locator("#judge-form").count() == 1
+
+        page.go_back()
+        page.wait_for_selector("#judged")
+        assert page.url == first_url and page.locator("#judge-form").count() == 0
+        page.keyboard.press("Enter")  # what used to judge the next pair unseen
+        page.keyboard.press("1")
+        page.wait_for_timeout(500)
+        assert page.url == first_url
+        page.screenshot(path=str(artifacts / "annotate-judged.png"), full_page=True)
+
+        page.check("#change-form input[name=choice][value=tie]")
+        page.check("#change-form input[name=strength][value='']")
+        with page.expect_navigation():
+            page.click("#save-change")
+        assert "Your change is saved" in page.inner_text("#judged") and "Tie" in page.inner_text("#verdict")
+        page.goto(server.url + "/annotate/recent")
+        assert "Tie" in page.inner_text("#recent") and "change" in page.inner_text("#recent")
+
+    with server_session(Settings(data_dir=data_dir)) as db:
+        (judgement,) = db.scalars(select(Judgement)).all()
+        assert judgement.choice is Choice.tie and judgement.strength is None
+        (edit,) = db.scalars(select(JudgementEdit)).all()
+        assert (edit.old_choice, edit.old_strength, edit.new_choice) == (Choice.a, 2, Choice.tie)
+        assert edit.judgement_id == judgement.id
