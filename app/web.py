@@ -5,9 +5,9 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TypeVar, overload
+from typing import Annotated, Any, TypeVar, overload
 
-from fastapi import Request
+from fastapi import Depends, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.templating import Jinja2Templates
 from sqlalchemy.orm import Session
@@ -20,6 +20,16 @@ T = TypeVar("T")
 
 TEMPLATES_DIR = Path(__file__).resolve().parent.parent / "templates"
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+async def _form_fields(request: Request) -> dict[str, Any]:
+    """The submitted form as a dict (parsed once: the CSRF check has read it already)."""
+    return dict(await request.form())
+
+
+# A form whose fields are not declared one by one (launch forms built from a schema, the export filters,
+# the guidelines' per-label fields); sync handlers take it, so no database call runs on the event loop.
+FormData = Annotated[dict[str, Any], Depends(_form_fields)]
 
 # (label, path, least role) — the navigation shown by role.
 NAVIGATION: list[tuple[str, str, Role]] = [

@@ -2,6 +2,11 @@
 // No inline script anywhere (CSP); this file only toggles inputs that the form already has.
 (function () {
   "use strict";
+  // A "?" beside a label opens the guidelines at that label's definition.
+  const guide = document.getElementById("guidelines");
+  document.querySelectorAll("a.guide-link").forEach((link) => link.addEventListener("click", () => {
+    if (guide) guide.open = true;
+  }));
   const form = document.getElementById("judge-form");
   if (!form) return;
   const skipForm = document.getElementById("skip-form");

@@ -15,9 +15,11 @@ from app.annotation.markdown import render_markdown
 from app.annotation.schemas import MAX_DEMONSTRATION, MAX_NOTE, JudgementChange, JudgementIn
 from app.auth.models import User
 from app.auth.policy import Access, CurrentUser, allow
+from app.bounds import MAX_INT
 from app.deps import DbDep, SettingsDep
 from app.errors import DomainError
 from app.pool import service as pool_service
+from app.prompts import guidelines
 from app.web import redirect, render
 
 router = APIRouter(prefix="/annotate", tags=["annotation pages"], dependencies=[allow(Access.annotator)])
@@ -82,10 +84,13 @@ def annotate_page(
     form: dict | None = None,
     next_url: str = "",
 ) -> Response:
+    rules = guidelines.for_set(shown.pair.prompt.prompt_set)
     context = {
         "shown": shown,
         "left_html": render_markdown(shown.left.text),
         "right_html": render_markdown(shown.right.text),
+        "guidelines": rules,
+        "guidelines_html": render_markdown(rules.text),
         "progress": assignments.progress(db, user=user),
         "error": error,
         "max_demonstration": MAX_DEMONSTRATION,
@@ -128,7 +133,33 @@ def annotate_pair(
         return judged_page(request, db, user, shown, judged)
     if not assignments.lease_is_live(assignment):
         return redirect("/annotate")
-    return annotate_page(request, db, user, assignments.load_shown(db, assignment))
+    shown = assignments.load_shown(db, assignment)
+    prompt_set = shown.pair.prompt.prompt_set
+    if guidelines.needs_confirmation(db, user=user, prompt_set=prompt_set):
+        return guidelines_page(request, guidelines.for_set(prompt_set), after=f"/annotate/{assignment.id}")
+    return annotate_page(request, db, user, shown)
+
+
+def guidelines_page(
+    request: Request, rules: guidelines.Guidelines, *, after: str, error: str | None = None, status_code: int = 200
+) -> Response:
+    """A set's guidelines to read and confirm before its first pair (and after each change of them)."""
+    context = {"guidelines": rules, "guidelines_html": render_markdown(rules.text), "after": after, "error": error}
+    return render(request, "annotation/guidelines.html", context, status_code=status_code)
+
+
+@router.post("/guidelines/{set_id}", name="annotate_confirm_guidelines")
+def confirm_guidelines(
+    db: DbDep,
+    user: CurrentUser,
+    set_id: int,
+    version: Annotated[int, Form(ge=0, le=MAX_INT)],
+    next: NextPath = "",
+    csrf_token: FormShort = "",
+) -> Response:
+    """Record the confirmation and go on to the pair that asked for it (only a local annotate path)."""
+    guidelines.confirm(db, user=user, set_id=set_id, version=version)
+    return redirect(next if next.startswith("/annotate/") else "/annotate")
 
 
 def judged_page(

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Form, Request
+from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response
 
 from app.auth.models import Role, User
@@ -24,7 +24,7 @@ from app.jobs import registry, service
 from app.jobs.models import Job, JobStatus
 from app.jobs.policy import can_cancel
 from app.jobs.registry import JobKind
-from app.web import form_action, redirect, render
+from app.web import FormData, form_action, redirect, render
 
 router = APIRouter(prefix="/dashboard/jobs", tags=["dashboard pages"], dependencies=[allow(Access.researcher)])
 
@@ -49,14 +49,6 @@ def jobs_page(request: Request, db: DbDep, user: CurrentUser, page: int = 1) -> 
         "improve": improve,
     }
     return render(request, "dashboard/jobs.html", ctx)
-
-
-async def form_fields(request: Request) -> dict[str, Any]:
-    """The submitted form as a dict (parsed once; the CSRF check has read it already)."""
-    return dict(await request.form())
-
-
-FormData = Annotated[dict[str, Any], Depends(form_fields)]
 
 
 def _offered(kind_name: str, user: User) -> JobKind:

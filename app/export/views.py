@@ -8,9 +8,9 @@ Downloads always carry a file name we made (never one a user typed) and
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, Response, StreamingResponse
 from sqlalchemy import select
 
@@ -24,16 +24,9 @@ from app.jobs.models import Job
 from app.prompts.models import PromptSet
 from app.registry.models import ModelKind
 from app.registry.service import list_versions
-from app.web import form_action, redirect, render
+from app.web import FormData, form_action, redirect, render
 
 router = APIRouter(prefix="/admin/export", tags=["admin pages"], dependencies=[allow(Access.admin)])
-
-
-async def form_fields(request: Request) -> dict[str, Any]:
-    return dict(await request.form())
-
-
-FormData = Annotated[dict[str, Any], Depends(form_fields)]
 
 
 def attachment(name: str) -> dict[str, str]:

@@ -35,6 +35,12 @@ class PromptSet(Base):
         str_enum(PromptSetStatus, "prompt_set_status"), default=PromptSetStatus.active
     )
     judgements_per_pair: Mapped[int | None] = mapped_column(Integer)  # k; None: the global setting
+    # What annotators read before judging this set's pairs (markdown, sanitised when shown) and the set's own
+    # wording of the labels (``guidelines.LABELS`` keys; the rest keep the defaults). The version counts the
+    # changes to either: an annotator confirms each version once (``GuidelineConfirmation``).
+    guidelines: Mapped[str] = mapped_column(Text, default="")
+    label_definitions: Mapped[dict[str, str] | None] = mapped_column(JSONType)
+    guidelines_version: Mapped[int] = mapped_column(Integer, default=0)
     created_by_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
 
@@ -63,3 +69,16 @@ class Prompt(Base):
     # Named, not imported: the pool's models build on prompts, so prompts may only refer to them by the
     # ORM registry's name. Read-only and never loaded implicitly: it exists for EXISTS queries.
     responses: Mapped[list[Response]] = relationship("Response", viewonly=True, lazy="raise")  # noqa: F821
+
+
+class GuidelineConfirmation(Base):
+    """An annotator's "I have read this set's guidelines", for one version of them."""
+
+    __tablename__ = "guideline_confirmations"
+    __table_args__ = (UniqueConstraint("user_id", "prompt_set_id", "version", name="uq_guideline_confirmations"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    prompt_set_id: Mapped[int] = mapped_column(ForeignKey("prompt_sets.id", ondelete="CASCADE"), index=True)
+    version: Mapped[int] = mapped_column(Integer)
+    confirmed_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)

@@ -1,4 +1,4 @@
-"""Admin pages for prompt sets: create, settings (k, status), upload a file, write and edit prompts."""
+"""Admin pages for prompt sets: create, settings (k, status), guidelines, upload a file, write and edit prompts."""
 
 from __future__ import annotations
 
@@ -13,12 +13,12 @@ from pydantic import BaseModel
 from app.auth.policy import Access, CurrentUser, allow
 from app.deps import DbDep
 from app.errors import DomainError, Invalid
-from app.prompts import importers, service
+from app.prompts import guidelines, importers, service
 from app.prompts.importers import UPLOAD_BODY_LIMIT, check_size, describe_size, detect_format
 from app.prompts.importing import ImportRejected, ImportReport, import_prompts
 from app.prompts.models import PromptSetStatus
 from app.prompts.validation import MAX_CONTENT, single_turn
-from app.web import form_action, redirect, render
+from app.web import FormData, form_action, redirect, render
 
 router = APIRouter(prefix="/admin/prompt-sets", tags=["admin pages"], dependencies=[allow(Access.admin)])
 
@@ -73,6 +73,7 @@ def _set_page(
     ctx = {
         "summary": summary, "prompt_set": summary.prompt_set, "prompts": prompts, "total": total, "page": page,
         "pages": pages, "statuses": list(PromptSetStatus), "max_upload": describe_size(importers.MAX_UPLOAD_BYTES),
+        "guidelines": guidelines.for_set(summary.prompt_set), "max_guidelines": guidelines.MAX_GUIDELINES,
         **context,
     }  # fmt: skip
     return render(request, "prompts/set_detail.html", ctx, status_code=status_code)
@@ -86,12 +87,15 @@ def _after(
     *,
     form: dict[str, str] | None = None,
     page: int = 1,
+    saved: str = "",
 ) -> Response:
-    """Run an admin action and go back to the same page of the set; a refusal is shown on that page."""
+    """Run an admin action and go back to the same page of the set (saying what was ``saved``, if named);
+    a refusal is shown on that page."""
+    query = "&".join(part for part in (f"page={page}" if page > 1 else "", f"saved={saved}" if saved else "") if part)
     return form_action(
         db,
         action,
-        done=lambda _: redirect(f"/admin/prompt-sets/{set_id}" + (f"?page={page}" if page > 1 else "")),
+        done=lambda _: redirect(f"/admin/prompt-sets/{set_id}" + (f"?{query}" if query else "")),
         failed=lambda exc: _set_page(
             request,
             db,
@@ -146,8 +150,10 @@ def sets_create(request: Request, db: DbDep, actor: CurrentUser, form: SetForm) 
 
 
 @router.get("/{set_id}", name="prompt_set")
-def set_detail(request: Request, db: DbDep, set_id: int, page: int = 1, created: bool = False) -> Response:
-    return _set_page(request, db, set_id, page=page, created=created)
+def set_detail(
+    request: Request, db: DbDep, set_id: int, page: int = 1, created: bool = False, saved: str = ""
+) -> Response:
+    return _set_page(request, db, set_id, page=page, created=created, saved=saved)
 
 
 @router.post("/{set_id}/settings", name="prompt_set_settings")
@@ -161,7 +167,19 @@ def set_settings(request: Request, db: DbDep, set_id: int, form: SetForm) -> Res
             status=form.status,
         )
 
-    return _after(request, db, set_id, action)
+    return _after(request, db, set_id, action, saved="settings")
+
+
+@router.post("/{set_id}/guidelines", name="prompt_set_guidelines")
+def set_guidelines(request: Request, db: DbDep, set_id: int, form: FormData) -> Response:
+    """The guidelines and every label's wording in one form (``label.<key>`` fields; blank: the default)."""
+    text = str(form.get("guidelines", ""))
+    definitions = {key: str(form.get(f"label.{key}", "")) for key in guidelines.LABEL_KEYS}
+
+    def action() -> None:
+        guidelines.update(db, set_id=set_id, text=text, definitions=definitions)
+
+    return _after(request, db, set_id, action, saved="guidelines")
 
 
 @router.post("/{set_id}/import", name="prompt_set_import", max_body_size=UPLOAD_BODY_LIMIT)

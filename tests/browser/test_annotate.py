@@ -8,6 +8,7 @@ from sqlalchemy import select
 from app.annotation.models import Choice, Demonstration, Judgement, JudgementEdit, ResponseLabel
 from app.config import Settings
 from app.pool.models import Pair
+from app.prompts import guidelines
 from tests.browser_support import create_annotator_and_log_out, login
 from tests.seed import seed_server, server_session
 from tests.server import running_server
@@ -164,3 +165,27 @@ def test_back_then_enter_stores_nothing_a_change_keeps_its_history_and_a_cut_off
         (edit,) = db.scalars(select(JudgementEdit)).all()
         assert (edit.old_choice, edit.old_strength, edit.new_choice) == (Choice.a, 2, Choice.tie)
         assert edit.judgement_id == judgement.id
+
+
+def test_guidelines_are_confirmed_once_and_a_label_link_opens_them(tmp_path, page):
+    data_dir = tmp_path / "var"
+    with running_server(data_dir, args=("--no-worker",)) as server:
+        specs = [([{"role": "user", "content": f"Q{i}"}], f"ALPHA {i}", f"BETA {i}") for i in range(2)]
+        pair_ids = seed_server(Settings(data_dir=data_dir), specs)
+        with server_session(Settings(data_dir=data_dir)) as db:
+            set_id = db.get(Pair, pair_ids[0]).prompt.prompt_set_id
+            guidelines.update(db, set_id=set_id, text="Prefer the answer that **names a number**.", definitions={})
+        _admin_creates_annotator(page, server.url, server.admin_password)
+        login(page, server.url, "annie", "annie-password-1")
+        page.goto(server.url + "/annotate")
+        assert page.locator("#guidelines").get_attribute("open") is not None
+        assert "names a number" in page.inner_text("#guidelines strong")
+        with page.expect_navigation():
+            page.click("#confirm")
+        assert page.locator("#judge-form").is_visible()
+        assert page.locator("#guidelines").get_attribute("open") is None  # folded away once confirmed
+        page.click("a.guide-link[data-guide='strength_1']")
+        assert page.locator("#guidelines").get_attribute("open") is not None
+        assert page.locator("#guide-strength_1").is_visible()
+        _judge_with_keyboard(page, demonstration=None)
+        assert page.locator("#judge-form").is_visible()  # the next pair of the set: no second confirmation
