@@ -369,6 +369,13 @@ def build_parser() -> argparse.ArgumentParser:
     exp.add_argument(
         "--aggregation", choices=["every", "majority"], help="every judgement (default) or each pair's majority"
     )
+    exp.add_argument(
+        "--include-quarantined",
+        dest="include_quarantined",
+        action="store_const",
+        const="true",
+        help="also the work of quarantined annotators (left out by default)",
+    )
     exp.set_defaults(func=cmd_export)
 
     pref = sub.add_parser(

@@ -1,8 +1,10 @@
 """Annotation quality from the database: agreement per question and a table per annotator.
 
 The per-annotator table is what spots careless or malicious annotators: one who is much faster
-than the rest, ties or rejects both far more often, rarely agrees with the others, or marks
-everything unsafe stands out in one column or another.
+than the rest, ties or rejects both far more often, rarely agrees with the others, picks one side
+of the screen, or marks everything unsafe stands out in one column or another, and the fitted
+reliability (``annotation.reliability``) ranks them. Quarantined annotators' work is left out of
+the agreement figures (``auth.quarantine``).
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from app.annotation.models import Choice, Judgement, ResponseLabel
+from app.annotation import reliability
+from app.annotation.models import Choice, Judgement, PairAssignment, ResponseLabel
+from app.annotation.reliability import Reliability, Vote
 from app.auth.models import User
+from app.auth.quarantine import counted
 from app.dashboard.agreement import Agreement, agreement, leave_one_out_majority
 
 CHOICES = tuple(c.value for c in Choice)
@@ -47,6 +52,8 @@ class AnnotatorStats:
     majority_compared: int = 0  # judgements that had a majority of others to compare with
     labels: int = 0
     unsafe_share: float | None = None  # share of the responses they labelled marked unsafe
+    quarantined: bool = False
+    reliability: Reliability | None = None  # fitted accuracy, position and speed signals, flags, score
     _agreed: int = field(default=0, repr=False)
 
 
@@ -55,14 +62,19 @@ def _value(choice: Any) -> str:
 
 
 def _multi_judged_pairs() -> Any:
-    return select(Judgement.pair_id).group_by(Judgement.pair_id).having(func.count() >= 2)
+    return (
+        select(Judgement.pair_id)
+        .where(counted(Judgement.annotator_id))
+        .group_by(Judgement.pair_id)
+        .having(func.count() >= 2)
+    )
 
 
 def _choice_groups(db: Session) -> Iterator[list[tuple[int, str]]]:
     """(annotator, choice) of every judgement on a pair judged two or more times, pair by pair."""
     query = (
         select(Judgement.pair_id, Judgement.annotator_id, Judgement.choice)
-        .where(Judgement.pair_id.in_(_multi_judged_pairs()))
+        .where(Judgement.pair_id.in_(_multi_judged_pairs()), counted(Judgement.annotator_id))
         .order_by(Judgement.pair_id, Judgement.id)
     )
     for _, rows in groupby(db.execute(query), key=lambda r: r.pair_id):
@@ -70,10 +82,15 @@ def _choice_groups(db: Session) -> Iterator[list[tuple[int, str]]]:
 
 
 def _label_units(db: Session) -> tuple[list[list[bool]], list[list[bool]]]:
-    multi = select(ResponseLabel.response_id).group_by(ResponseLabel.response_id).having(func.count() >= 2)
+    multi = (
+        select(ResponseLabel.response_id)
+        .where(counted(ResponseLabel.annotator_id))
+        .group_by(ResponseLabel.response_id)
+        .having(func.count() >= 2)
+    )
     query = (
         select(ResponseLabel.response_id, ResponseLabel.quality, ResponseLabel.safety)
-        .where(ResponseLabel.response_id.in_(multi))
+        .where(ResponseLabel.response_id.in_(multi), counted(ResponseLabel.annotator_id))
         .order_by(ResponseLabel.response_id, ResponseLabel.id)
     )
     quality, safety = [], []
@@ -148,14 +165,40 @@ def _label_counts(db: Session, table: dict[int, AnnotatorStats]) -> None:
             row.unsafe_share = unsafe[row.user_id] / row.labels
 
 
+def reliability_votes(db: Session) -> list[Vote]:
+    """Every judgement as the reliability model reads it: the side shown on the left comes from the
+    assignment it was made through (none for imported judgements)."""
+    query = (
+        select(Judgement.pair_id, Judgement.annotator_id, Judgement.choice, Judgement.seconds, PairAssignment.swapped)
+        .outerjoin(
+            PairAssignment,
+            (PairAssignment.pair_id == Judgement.pair_id) & (PairAssignment.user_id == Judgement.annotator_id),
+        )
+        .execution_options(yield_per=10_000)
+    )
+    votes = []
+    for pair_id, annotator_id, choice, seconds, swapped in db.execute(query):
+        value = _value(choice)
+        on_left = None if swapped is None or value not in ("a", "b") else (value == "a") != swapped
+        votes.append(Vote(pair_id, annotator_id, value, on_left, seconds))
+    return votes
+
+
 def annotator_table(db: Session) -> list[AnnotatorStats]:
     """Every account that has judged or labelled anything, most judgements first."""
     judged = select(Judgement.annotator_id).distinct()
     labelled = select(ResponseLabel.annotator_id).distinct()
-    users = db.execute(select(User.id, User.username, User.is_active).where(User.id.in_(judged.union(labelled))))
-    table = {uid: AnnotatorStats(user_id=uid, username=name, active=active) for uid, name, active in users}
+    users = db.execute(
+        select(User.id, User.username, User.is_active, User.quarantined_at).where(User.id.in_(judged.union(labelled)))
+    )
+    table = {
+        uid: AnnotatorStats(user_id=uid, username=name, active=active, quarantined=held is not None)
+        for uid, name, active, held in users
+    }
     _judgement_counts(db, table)
     _median_seconds(db, table)
     _majority_agreement(db, table)
     _label_counts(db, table)
+    for annotator_id, row in reliability.fit(reliability_votes(db)).items():
+        table[annotator_id].reliability = row
     return sorted(table.values(), key=lambda row: (-row.judgements, row.username))

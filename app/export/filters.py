@@ -14,7 +14,7 @@ from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from app.bounds import Float, Id
+from app.bounds import Bool, Float, Id
 from app.errors import Invalid
 from app.text import first_unstorable
 
@@ -89,6 +89,9 @@ class ExportFilters(BaseModel):
     ties: Keep = Field(Keep.drop, description="Tie verdicts (table formats only; preference formats always drop them).")
     both_bad: Keep = Field(Keep.drop, description="Both-bad verdicts (table formats only).")
     aggregation: Aggregation = Field(Aggregation.every, description="Every judgement, or each pair's majority.")
+    include_quarantined: Bool = Field(
+        False, description="Also the work of quarantined annotators (left out by default)."
+    )
 
     @model_validator(mode="after")
     def _dates_in_order(self) -> ExportFilters:
@@ -135,6 +138,7 @@ FORM_FIELDS = (
     "ties",
     "both_bad",
     "aggregation",
+    "include_quarantined",
 )
 NAME_FIELDS = ("include_annotators", "exclude_annotators")  # usernames, comma- or space-separated
 

@@ -95,6 +95,8 @@ def _annotator_conditions(filters: ExportFilters) -> list[ColumnElement[bool]]:
         conditions.append(User.username.in_(filters.include_annotators))
     if filters.exclude_annotators:
         conditions.append(User.username.not_in(filters.exclude_annotators))
+    if not filters.include_quarantined:
+        conditions.append(User.quarantined_at.is_(None))  # an outer-joined missing annotator counts
     return conditions
 
 

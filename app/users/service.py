@@ -1,4 +1,4 @@
-"""User administration: create, change role, (de)activate, reset password."""
+"""User administration: create, change role, (de)activate, reset password, quarantine (audit-logged)."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from app.auth import service as auth_service
-from app.auth.models import Role, User
+from app.auth.models import AuditEvent, Role, User
 from app.auth.passwords import hash_password
 from app.choices import parse_choice
+from app.db import utcnow
 from app.errors import Conflict, Invalid
 from app.lookup import get_or_404
+from app.text import storable_text
 
 USERNAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,63}$")
 MIN_PASSWORD = 8
@@ -116,6 +118,36 @@ def reset_password(db: Session, *, actor: User, user_id: int, password: str | No
     """Sets the given or a random password, ends the user's sessions and revokes their tokens; returns it."""
     chosen = password or secrets.token_urlsafe(12)
     return update_user(db, actor=actor, user_id=user_id, password=chosen), chosen
+
+
+MAX_REASON = 2_000
+
+
+def set_quarantine(db: Session, *, actor: User, user_id: int, quarantined: bool, reason: str = "") -> User:
+    """Quarantine an annotator (their work is left out of exports, training and agreement by default:
+    ``auth.quarantine``) or lift it; each change is an ``AuditEvent`` naming who did it and why. Asking
+    for the state the user is already in writes nothing."""
+    user = get_user(db, user_id)
+    reason = storable_text("reason", reason.strip())
+    if len(reason) > MAX_REASON:
+        raise Invalid("reason", f"must be at most {MAX_REASON:,} characters")
+    if quarantined and user.id == actor.id:
+        raise Conflict("you cannot quarantine yourself")
+    if quarantined == (user.quarantined_at is not None):
+        return user
+    user.quarantined_at = utcnow() if quarantined else None
+    action = "quarantine" if quarantined else "release"
+    db.add(AuditEvent(actor_id=actor.id, user_id=user.id, action=action, reason=reason))
+    db.commit()
+    return user
+
+
+def audit_log(db: Session, *, user_id: int | None = None, limit: int = 200) -> list[AuditEvent]:
+    """The newest audit events first, of one user or of everyone."""
+    query = select(AuditEvent).order_by(AuditEvent.id.desc()).limit(limit)
+    if user_id is not None:
+        query = query.where(AuditEvent.user_id == user_id)
+    return list(db.scalars(query))
 
 
 def _apply_role(db: Session, user: User, role: Role) -> None:

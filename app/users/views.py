@@ -56,7 +56,12 @@ def user_detail(request: Request, db: DbDep, user_id: int, created: bool = False
 
 
 def _detail_page(request: Request, db: DbDep, user_id: int, *, status_code: int = 200, **context: object) -> Response:
-    ctx = {"subject": service.get_user(db, user_id), "roles": list(Role), **context}
+    ctx = {
+        "subject": service.get_user(db, user_id),
+        "roles": list(Role),
+        "audit": service.audit_log(db, user_id=user_id),
+        **context,
+    }
     return render(request, "users/detail.html", ctx, status_code=status_code)
 
 
@@ -87,6 +92,23 @@ def user_active(request: Request, db: DbDep, actor: CurrentUser, user_id: int, a
     return _detail_after(
         request, db, user_id, lambda: service.set_active(db, actor=actor, user_id=user_id, active=flag) and None
     )
+
+
+@admin.post("/{user_id}/quarantine", name="user_quarantine")
+def user_quarantine(
+    request: Request,
+    db: DbDep,
+    actor: CurrentUser,
+    user_id: int,
+    quarantined: ShortText = "",
+    reason: Annotated[str, Form(max_length=service.MAX_REASON)] = "",
+) -> Response:
+    flag = quarantined == "1"
+
+    def action() -> None:
+        service.set_quarantine(db, actor=actor, user_id=user_id, quarantined=flag, reason=reason)
+
+    return _detail_after(request, db, user_id, action)
 
 
 @admin.post("/{user_id}/password", name="user_password")

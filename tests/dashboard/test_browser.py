@@ -8,6 +8,7 @@ job imports, trains and registers exactly as it would with the default backbone,
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -74,13 +75,16 @@ def test_researcher_launches_a_reward_job_and_watches_it_train(tmp_path, page, a
     violations: list[str] = []
     page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
     settings = Settings(data_dir=tmp_path / "var")
+    # A job may load a model only from an allowed location (issue 18): a folder under the models folder.
+    backbone = settings.resolved_models_dir / "tiny-backbone"
+    shutil.copytree(tiny_backbone, backbone)
     with running_server(settings.data_dir, extra_env=SERVER_ENV) as server:
         with server_session(settings) as db:
             seed_preferences(db, PAIRS)
             db.commit()
         create_user_cli(settings.data_dir, "rex", "rex-password-1", "researcher")
         login(page, server.url, "rex", "rex-password-1")
-        _launch_reward_job(page, server.url, tiny_backbone)
+        _launch_reward_job(page, server.url, backbone)
         assert "/dashboard/jobs/" in page.url and "reward" in page.inner_text("h1")
 
         # Playwright's assertions poll without eval, which the page's CSP (rightly) forbids.
@@ -94,7 +98,7 @@ def test_researcher_launches_a_reward_job_and_watches_it_train(tmp_path, page, a
         assert accuracy["series"] == {"train_accuracy": [10, 10], "val_accuracy": [1, 1]}
         margin = page.evaluate(CHART_STATE, "chart-margin")  # the reward model's margin: train and val on one plot
         assert margin["series"] == {"train_margin": [10, 10], "val_margin": [1, 1]}
-        assert f"reward job: {PAIRS} examples, backbone {tiny_backbone}" in page.inner_text("#job-log")
+        assert f"reward job: {PAIRS} examples, backbone {backbone}" in page.inner_text("#job-log")
         assert '"name": "rm-from-the-form"' in page.inner_text("#job-result")
         page.screenshot(path=str(artifacts / "dashboard-reward-job.png"), full_page=True)
 
@@ -108,7 +112,7 @@ def test_researcher_launches_a_reward_job_and_watches_it_train(tmp_path, page, a
 
     with server_session(settings) as db:
         job = db.scalar(select(Job).where(Job.kind == "reward"))
-        assert job.status is JobStatus.succeeded and job.params["backbone"] == str(tiny_backbone)
+        assert job.status is JobStatus.succeeded and job.params["backbone"] == str(backbone)
         assert (job.params["epochs"], job.params["batch_size"], job.params["use_cpu"]) == (2, 8, True)
         version = db.scalar(select(ModelVersion).where(ModelVersion.created_by_job_id == job.id))
         assert (version.kind, version.name) == (ModelKind.reward, "rm-from-the-form")

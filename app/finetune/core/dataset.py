@@ -25,6 +25,7 @@ from sqlalchemy import Select, func, select
 from sqlalchemy.orm import Session, aliased
 
 from app.annotation.models import Choice, Judgement, ResponseLabel
+from app.auth.quarantine import counted
 from app.pool.models import Pair, Response
 from app.prompts.models import Prompt
 from app.training.core.data import LabelledResponse, PreferenceExample
@@ -43,6 +44,7 @@ class DataFilters:
     since: datetime | None = None
     until: datetime | None = None
     ids: Sequence[int] | None = None  # exactly these rows (judgement or label ids): an export's snapshot
+    include_quarantined: bool = False  # also quarantined annotators' rows (an export's snapshot is kept as is)
 
     def capped(self, cutoff: datetime | None) -> DataFilters:
         """The same filters, reading nothing created after ``cutoff`` (a list of ids is frozen already)."""
@@ -106,6 +108,8 @@ def _filtered(query: Select[Any], created: Any, annotator: Any, filters: DataFil
         query = query.where(Prompt.prompt_set_id.in_(list(filters.prompt_set_ids)))
     if filters.annotator_ids is not None:
         query = query.where(annotator.in_(list(filters.annotator_ids)))
+    if not filters.include_quarantined and filters.ids is None:
+        query = query.where(counted(annotator))
     if filters.since is not None:
         query = query.where(created >= filters.since)
     if filters.until is not None:
