@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import random
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
 from app.generation.types import Generation, Messages, SamplingParams
@@ -83,25 +83,17 @@ def usable(a: str, b: str) -> bool:
     return bool(a.strip()) and bool(b.strip()) and normalise(a) != normalise(b)
 
 
+@dataclass(eq=False)  # it holds a live generator and an RNG: two samplers are the same only if one object
 class PairSampler:
     """Samples pairs for planned items from the promoted policy (A) and, for cross pairs, another (B)."""
 
-    def __init__(
-        self,
-        generator: Generator,
-        policy: PolicyRef,
-        sampling: Sampling,
-        *,
-        rng: random.Random,
-        attempts: int,
-        samples_per_prompt: int = 2,
-    ) -> None:
-        self.generator = generator
-        self.policy = policy
-        self.sampling = sampling
-        self.rng = rng
-        self.attempts = attempts
-        self.samples_per_prompt = samples_per_prompt  # k ≥ 2 samples of a same-version pair's prompt
+    generator: Generator
+    policy: PolicyRef
+    sampling: Sampling
+    _: KW_ONLY
+    rng: random.Random
+    attempts: int
+    samples_per_prompt: int = 2  # k ≥ 2 samples of a same-version pair's prompt
 
     def run(self, items: list[PlannedPair]) -> tuple[list[Candidate], BatchStats]:
         """Candidates for as many items as could be made usable, in the items' order."""

@@ -24,7 +24,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection
 from pathlib import Path
@@ -76,7 +76,8 @@ class WarmClient:
 
     def generate(self, config: dict[str, Any], prompts: list[Messages], params: SamplingParams) -> Reply:
         """``params.n`` generations per prompt from the model ``config`` describes, prompt-major."""
-        request = {"op": "generate", "config": config, "prompts": prompts, "params": _params(params)}
+        # The sampling parameters travel as their fields; the warm process rebuilds them with SamplingParams(**…).
+        request = {"op": "generate", "config": config, "prompts": prompts, "params": asdict(params)}
         reply = self.call(request)
         generations = [Generation(text, tokens, reason) for text, tokens, reason in reply["generations"]]
         return Reply(generations, float(reply["load_seconds"]), float(reply["seconds"]), int(reply["pid"]))
@@ -205,16 +206,6 @@ class WarmClient:
         with open(self.socket_path.with_suffix(".lock"), "w") as handle:
             fcntl.flock(handle, fcntl.LOCK_EX)
             yield
-
-
-def _params(params: SamplingParams) -> dict[str, Any]:
-    return {
-        "temperature": params.temperature,
-        "top_p": params.top_p,
-        "max_new_tokens": params.max_new_tokens,
-        "seed": params.seed,
-        "n": params.n,
-    }
 
 
 def _checked(reply: dict[str, Any]) -> dict[str, Any]:

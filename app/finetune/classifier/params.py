@@ -19,7 +19,7 @@ class ClassifierParams(TrainParams):
     heads: list[Literal["quality", "safety"]] = config_field(
         ClassifierConfig, "heads", list(DEFAULT_HEADS), min_length=1, max_length=2
     )
-    threshold: Float = config_field(ClassifierConfig, "threshold", gt=0, lt=1)
+    threshold: Float = config_field(ClassifierConfig, "threshold")  # bounds: SETTING_BOUNDS
 
     @model_validator(mode="after")
     def _distinct(self) -> ClassifierParams:

@@ -1,24 +1,21 @@
 """Parameters of the ``reward`` and ``classifier`` jobs, validated when a job is queued.
 
-The training fields' defaults and help come from the trainers' config dataclasses
-(:func:`~app.finetune.core.params.config_field`), so the API schema, the dashboard form and the
-trainer default and describe a field alike. Kept free of torch: the web app imports it to validate a
-job before queueing it.
+The training fields' types, defaults and help come from the trainers' config dataclasses and their
+bounds from ``SETTING_BOUNDS`` (:func:`~app.finetune.core.params.config_params`), so the API schema, the
+dashboard form and the trainer default and describe a field alike. Kept free of torch: the web app
+imports it to validate a job before queueing it.
 """
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Any
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
-from app.bounds import Bool, Float, Id, IdList, Int, Seed
-from app.finetune.core.params import config_field, config_values, version_name_field
+from app.bounds import Id, IdList
+from app.finetune.core.params import config_field, config_params, config_values, version_name_field
 from app.registry.locations import ModelLocation
-from app.training.core.config import MixedPrecision, Pooling, TrainConfig
-
-_cfg = partial(config_field, TrainConfig)  # what the reward and classifier configs share; one line a field
+from app.training.core.config import TrainConfig
 
 
 class FiltersIn(BaseModel):
@@ -37,34 +34,35 @@ class FiltersIn(BaseModel):
         return self
 
 
-class TrainParams(BaseModel):
-    """What the reward and classifier jobs share: the backbone, optimisation and data settings."""
+class TrainJob(BaseModel):
+    """The version's name and the backbone it is trained from: the job's choices before the settings."""
 
     model_config = ConfigDict(extra="forbid")
     name: str | None = version_name_field("registered version")
-    backbone: ModelLocation = _cfg("backbone", min_length=1, max_length=500)
+    backbone: ModelLocation = config_field(TrainConfig, "backbone")
     backbone_version_id: Id | None = Field(
         None,
         description="Use a registered policy version's folder as "
         "the backbone (the policy's own architecture); overrides backbone.",
     )
-    learning_rate: Float = _cfg("learning_rate", gt=0, le=1)
-    epochs: Int = _cfg("epochs", ge=1, le=100)
-    batch_size: Int = _cfg("batch_size", ge=1, le=4096)
-    max_length: Int = _cfg("max_length", ge=8, le=32768)
-    seed: Seed = _cfg("seed")
-    validation_fraction: Float = _cfg("validation_fraction", ge=0, lt=1)
-    pooling: Pooling = _cfg("pooling")
-    weight_decay: Float = _cfg("weight_decay", ge=0, le=1)
-    warmup_ratio: Float = _cfg("warmup_ratio", ge=0, lt=1)
-    max_grad_norm: Float = _cfg("max_grad_norm", ge=0, le=1000)
-    gradient_checkpointing: Bool = _cfg("gradient_checkpointing")
-    group_by_length: Bool = _cfg("group_by_length")
-    log_every: Int = _cfg("log_every", ge=1, le=10_000)
-    checkpoint_every: Int = _cfg("checkpoint_every", ge=0, le=1_000_000)
-    num_threads: Int = _cfg("num_threads", ge=0, le=256)
-    use_cpu: Bool = _cfg("use_cpu")
-    mixed_precision: MixedPrecision = _cfg("mixed_precision")
+
+
+# What the reward and classifier configs share, in the form's order (disable_dropout and eval_batch_size stay
+# at the trainer's defaults). log_every has these jobs' own bound, narrower than the table's; max_length's
+# differ from job to job, so the table has none.
+_TrainSettings = config_params(
+    TrainConfig,
+    ("learning_rate", "epochs", "batch_size", "max_length", "seed", "validation_fraction", "pooling"),
+    ("weight_decay", "warmup_ratio", "max_grad_norm", "gradient_checkpointing", "group_by_length"),
+    ("log_every", "checkpoint_every", "num_threads", "use_cpu", "mixed_precision"),
+    base=TrainJob,
+    bounds={"log_every": {"ge": 1, "le": 10_000}, "max_length": {"ge": 8, "le": 32768}},
+)
+
+
+class TrainParams(_TrainSettings):
+    """What the reward and classifier jobs share: the backbone, optimisation and data settings."""
+
     filters: FiltersIn = Field(default_factory=FiltersIn, description="Which annotations to train on.")
     export_job_id: Id | None = Field(
         None,

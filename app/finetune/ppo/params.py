@@ -3,7 +3,7 @@
 The job's own fields and the settings it shares with the ``rloo`` job are
 :class:`~app.finetune.core.policy_params.PolicyParams`'; the value function's are declared here. All the
 training fields are :class:`~app.training.ppo.config.PPOConfig`'s, defaults and help text taken from it
-(:func:`~app.finetune.core.params.config_field`), so the API schema, the launch form and the trainer
+(:func:`~app.finetune.core.params.config_params`), so the API schema, the launch form and the trainer
 describe a field in the same words. The defaults are the config's except four. Three were
 measured by ``bench/closed_loop.py`` on two CPU cores with the SmolLM2 policy and a MiniLM reward
 model: 20 updates at a LoRA learning rate of 1e-3 (≈ 8 min) move the policy where the reward model
@@ -21,25 +21,21 @@ validate a job before queueing it.
 
 from __future__ import annotations
 
-from functools import partial
 from typing import ClassVar, Literal, cast
 
 from pydantic import Field
 
-from app.bounds import Bool, Float, Int
-from app.finetune.core.params import config_field
+from app.finetune.core.params import config_params
 from app.finetune.core.policy_params import PolicyParams
-from app.training.ppo.config import KLKind, PPOConfig
+from app.training.ppo.config import PPOConfig
 
 # The job's own fields; the rest are PPOConfig's. value_model is here too: the job's "head"/"reward"
 # choice, which ppo_config turns into the config's value_model (a folder, or "").
 JOB_OWN = (*PolicyParams.JOB_OWN, "value_model")
 
-_cfg = partial(config_field, PPOConfig)  # short, so each field below stays one readable line
 
-
-class PPOParams(PolicyParams):
-    """A ``ppo`` job: the policy, the reward it chases, the prompts, and PPO's hyper-parameters."""
+class PPOJob(PolicyParams):
+    """PolicyParams with the ``ppo`` job's own choice of value model, before PPO's settings."""
 
     CONFIG: ClassVar[type[PPOConfig]] = PPOConfig
     JOB_OWN: ClassVar[tuple[str, ...]] = JOB_OWN
@@ -49,18 +45,19 @@ class PPOParams(PolicyParams):
         description="'head': a value head on the policy's hidden states; 'reward': a separate value model "
         "initialised from the reward version (it must be a causal LM sharing the policy's tokenizer).",
     )
-    # --- PolicyParams' fields with the job's own defaults: see the module docstring
-    kl_coef: Float = _cfg("kl_coef", 0.07, ge=0, le=100)
-    updates: Int = _cfg("updates", 20, ge=1, le=1_000_000)
-    learning_rate: Float = _cfg("learning_rate", 1e-3, gt=0, le=1)
-    checkpoint_every: Int = _cfg("checkpoint_every", 5, ge=0, le=1_000_000)
-    # --- PPO's own
-    kl_estimator: KLKind = _cfg("kl_estimator")
-    value_clip_range: Float = _cfg("value_clip_range", gt=0, le=1000)
-    vf_coef: Float = _cfg("vf_coef", ge=0, le=100)
-    gamma: Float = _cfg("gamma", ge=0, le=1)
-    lam: Float = _cfg("lam", ge=0, le=1)
-    whiten_advantages: Bool = _cfg("whiten_advantages")
+
+
+_PPOSettings = config_params(
+    PPOConfig,
+    ("kl_coef", "updates", "learning_rate", "checkpoint_every"),  # PolicyParams', with the job's defaults below
+    ("kl_estimator", "value_clip_range", "vf_coef", "gamma", "lam", "whiten_advantages"),  # PPO's own
+    base=PPOJob,
+    defaults={"kl_coef": 0.07, "updates": 20, "learning_rate": 1e-3, "checkpoint_every": 5},  # see the docstring
+)
+
+
+class PPOParams(_PPOSettings):
+    """A ``ppo`` job: the policy, the reward it chases, the prompts, and PPO's hyper-parameters."""
 
     def trainer_config(self, *, policy: str, value_model: str = "") -> PPOConfig:
         """The trainer's config: the training fields, the resolved policy folder and value model."""

@@ -21,5 +21,5 @@ class RewardParams(TrainParams):
         "the pair counts once for the side that strictly outvotes every other verdict ('majority'). With "
         "export_job_id, the export's own aggregation applies instead.",
     )
-    margin: Float = config_field(RewardConfig, "margin", ge=0, le=20)
-    center_rewards_coefficient: Float = config_field(RewardConfig, "center_rewards_coefficient", ge=0, le=10)
+    margin: Float = config_field(RewardConfig, "margin")  # bounds: SETTING_BOUNDS
+    center_rewards_coefficient: Float = config_field(RewardConfig, "center_rewards_coefficient")

@@ -1,33 +1,30 @@
 """Parameters of the ``sft`` job, validated when the job is queued (API, dashboard form, CLI alike).
 
 The training fields are :class:`~app.training.sft.config.SFTConfig`'s, defaults and help text taken
-from it (:func:`~app.finetune.core.params.config_field`), so the API schema, the launch form and the
-trainer default and describe a field alike; the rest say what to train on and how refusals are
-measured. Kept free of torch: the web app imports it to validate a job before queueing it.
+from it and bounds from ``SETTING_BOUNDS`` (:func:`~app.finetune.core.params.config_params`), so the API
+schema, the launch form and the trainer default and describe a field alike; the rest (:class:`SFTJob`) say
+what to train on and how refusals are measured. Kept free of torch: the web app imports it to validate a
+job before queueing it.
 """
 
 from __future__ import annotations
 
-from functools import partial
 from typing import Annotated
 
 from pydantic import BaseModel, Field
 
-from app.bounds import Bool, Float, Id, Int, Seed
-from app.finetune.core.params import config_field, config_values
+from app.bounds import Bool, Float, Id, Int
+from app.finetune.core.params import config_params, config_values
 from app.training.sft.config import SFTConfig
 
 NAME_PATTERN = r"^(?:|[A-Za-z0-9][A-Za-z0-9._-]{0,99})$"  # empty: the default name
 # A file in <data_dir>/sft/, by name: checked when the job is queued, so no other path can be named.
 FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.jsonl$"
 
-_cfg = partial(config_field, SFTConfig)  # short, so each field below stays one readable line
 
+class SFTJob(BaseModel):
+    """What is fine-tuned, on what, and how refusals are measured: the job's own fields."""
 
-class SFTParams(BaseModel):
-    """Parameters of an ``sft`` job; the training fields are those of :class:`SFTConfig`."""
-
-    # --- what is fine-tuned, on what, and how refusals are measured
     base_version_id: Id | None = Field(None, description="Policy version to fine-tune; default: the promoted one.")
     name: str = Field(
         "",
@@ -60,18 +57,21 @@ class SFTParams(BaseModel):
     refusal_max_new_tokens: Int = Field(
         32, ge=4, le=512, description="Answer length when measuring refusals (only the first sentence is judged)."
     )
-    # --- the trainer's settings
-    epochs: Int = _cfg("epochs", ge=1, le=100)
-    learning_rate: Float = _cfg("learning_rate", gt=0, le=1)
-    batch_size: Int = _cfg("batch_size", ge=1, le=1024)
-    max_length: Int = _cfg("max_length", ge=16, le=131_072)
-    lora: Bool = _cfg("lora")
-    lora_r: Int = _cfg("lora_r", ge=1, le=1024)
-    lora_alpha: Int = _cfg("lora_alpha", ge=1, le=4096)
-    validation_fraction: Float = _cfg("validation_fraction", ge=0, lt=1)
-    seed: Seed = _cfg("seed")
-    checkpoint_every: Int = _cfg("checkpoint_every", ge=0, le=1_000_000)
-    log_every: Int = _cfg("log_every", ge=1, le=1_000_000)
+
+
+# The trainer's settings the job takes, in the form's order; the rest stay at SFTConfig's defaults.
+_SFTSettings = config_params(
+    SFTConfig,
+    ("epochs", "learning_rate", "batch_size", "max_length"),
+    ("lora", "lora_r", "lora_alpha"),
+    ("validation_fraction", "seed", "checkpoint_every", "log_every"),
+    base=SFTJob,
+    bounds={"batch_size": {"ge": 1, "le": 1024}, "max_length": {"ge": 16, "le": 131_072}},
+)
+
+
+class SFTParams(_SFTSettings):
+    """Parameters of an ``sft`` job; the training fields are those of :class:`SFTConfig`."""
 
     def sft_config(self, base_model: str) -> SFTConfig:
         """The trainer's config: the training fields above, the rest at the config's defaults."""

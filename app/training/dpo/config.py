@@ -18,7 +18,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from app.training.core.config import LoRASettings, OptimizerSettings, RuntimeSettings, StoredConfig, require
+from app.training.core.config import OptimizerSettings, PolicySettings, RuntimeSettings, StoredConfig, require
 from app.training.core.config import help_field as _f  # short, so each field stays one readable line
 
 LossType = Literal["sigmoid", "ipo"]
@@ -26,22 +26,16 @@ LOSS_TYPES: tuple[LossType, ...] = ("sigmoid", "ipo")
 
 
 @dataclass
-class DPOBaseConfig(StoredConfig, RuntimeSettings, OptimizerSettings, LoRASettings):
+class DPOBaseConfig(StoredConfig, RuntimeSettings, OptimizerSettings, PolicySettings):
     """What offline and online DPO share: the policy and its adapters, the loss, the optimisation."""
 
-    # --- models
-    policy: str = _f(
-        "",
-        "Folder of the policy checkpoint (Hugging Face format); it is also the reference π_ref. "
-        "The job fills in the chosen version; in-memory models may be passed to the trainer instead.",
-    )
+    # --- models (the policy itself and pad_token: PolicySettings)
     use_lora: bool = _f(
         True,
         "Train LoRA adapters; the reference is the same weights with the adapters disabled, "
         "so no second copy exists. False fine-tunes every weight against a frozen copy.",
     )
     lora_dropout: float = _f(0.0, "Dropout on the LoRA input. Keep 0: dropout makes log π noisy against π_ref.")
-    pad_token: str = _f("<|pad|>", "Added as the pad token when the tokenizer has none distinct from EOS.")
     # --- loss
     loss_type: LossType = _f(
         "sigmoid",

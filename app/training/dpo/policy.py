@@ -36,8 +36,8 @@ def build_policy(
     """(policy, frozen reference or None, tokenizer) from ``config.policy`` unless built objects are given.
 
     With LoRA the reference is ``policy.reference(None)``: the adapters off. Seeds the adapters' init."""
-    lm, tokenizer = load_policy(config, lm, tokenizer)  # type: ignore[arg-type] - reads policy and pad_token
-    lm, frozen = trainable_policy(config, lm)  # type: ignore[arg-type] - reads use_lora, seed and the lora_* fields
+    lm, tokenizer = load_policy(config, lm, tokenizer)
+    lm, frozen = trainable_policy(config, lm, seed=config.seed)
     policy = DPOPolicy(lm, temperature=temperature)
     policy.train()
     return policy, frozen, tokenizer

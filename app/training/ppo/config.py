@@ -19,9 +19,9 @@ from typing import Literal
 
 # config_help and MixedPrecision are re-exported: forms read a trainer's help and types from its config module.
 from app.training.core.config import (  # noqa: F401
-    LoRASettings,
     MixedPrecision,
     OptimizerSettings,
+    PolicySettings,
     RuntimeSettings,
     StoredConfig,
     config_help,
@@ -33,27 +33,16 @@ KLKind = Literal["k1", "k2", "k3"]
 
 
 @dataclass
-class PolicyGradientConfig(StoredConfig, RuntimeSettings, OptimizerSettings, LoRASettings):
+class PolicyGradientConfig(StoredConfig, RuntimeSettings, OptimizerSettings, PolicySettings):
     """π_θ, a causal-LM policy, sampled and optimised against a reward near a frozen π_ref (PPO, RLOO)."""
 
-    # --- models
-    policy: str = _f(
-        "",
-        "Folder of the policy checkpoint (Hugging Face format). The job fills in the "
-        "promoted version; in-memory models may be passed to the trainer instead.",
-    )
-    use_lora: bool = _f(
-        True,
-        "Train LoRA adapters (the reference is the same weights with the adapters "
-        "disabled); False fine-tunes every weight against a frozen copy.",
-    )
+    # --- models (the policy itself, use_lora and pad_token: PolicySettings)
     lora_dropout: float = _f(0.0, "Dropout on the LoRA input. Keep 0: dropout makes π/π_old noisy.")
     lora_target_modules: str = _f(
         "",
         "Comma-separated module names to adapt; '' = peft's default for the "
         "architecture (q_proj,v_proj for Llama); 'all-linear' = every linear layer.",
     )
-    pad_token: str = _f("<|pad|>", "Added as the pad token when the tokenizer has none distinct from EOS.")
     # --- rollouts
     batch_size: int = _f(8, "Prompts per update, across all processes (the global batch).")
     max_prompt_length: int = _f(256, "Prompt tokens kept (from the end) before generating.")

@@ -23,10 +23,11 @@ from typing import Any
 import torch
 from torch import nn
 
+from app.training.core.config import PolicySettings
 from app.training.core.heads import disable_dropout
 from app.training.core.logprobs import sampled_token_logprobs, token_logprobs
 from app.training.core.lora import add_lora
-from app.training.ppo.config import PolicyGradientConfig, PPOConfig
+from app.training.ppo.config import PPOConfig
 
 
 def position_ids(attention_mask: torch.Tensor) -> torch.Tensor:
@@ -198,8 +199,8 @@ def ensure_distinct_pad(tokenizer: Any, lm: nn.Module, pad_token: str) -> Any:
     return tokenizer
 
 
-def load_policy(config: PolicyGradientConfig, lm: nn.Module | None, tokenizer: Any) -> tuple[nn.Module, Any]:
-    """(causal LM, tokenizer) from ``config.policy`` unless already built ones are given."""
+def load_policy(config: PolicySettings, lm: nn.Module | None, tokenizer: Any) -> tuple[nn.Module, Any]:
+    """(causal LM, tokenizer) from ``config.policy`` unless already built ones are given (PPO, RLOO, DPO)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     if lm is None:
@@ -243,10 +244,11 @@ def value_model_from(reward_model: nn.Module | str, vocab_size: int) -> ValueMod
     return ValueModel(backbone, head)
 
 
-def trainable_policy(config: PolicyGradientConfig, lm: nn.Module) -> tuple[nn.Module, nn.Module | None]:
+def trainable_policy(config: PolicySettings, lm: nn.Module, *, seed: int) -> tuple[nn.Module, nn.Module | None]:
     """(the LM to train, frozen reference or None): LoRA-wrapped, so that π_ref is the same weights with
-    the adapters disabled, or a frozen full copy beside it. Seeds the adapters' init with ``config.seed``."""
-    torch.manual_seed(config.seed)
+    the adapters disabled, or a frozen full copy beside it. Seeds the adapters' init with ``seed`` (each
+    trainer's config has its own, seeding more than the adapters)."""
+    torch.manual_seed(seed)
     if config.use_lora:
         return add_lora(lm, config), None
     return lm, copy.deepcopy(lm).eval().requires_grad_(False)
@@ -256,7 +258,7 @@ def build_actor_critic(
     config: PPOConfig, lm: nn.Module, value_model: nn.Module | str | None, vocab_size: int
 ) -> tuple[ActorCritic, nn.Module | None]:
     """(ActorCritic, frozen reference or None). Seeds the adapters' init with ``config.seed``."""
-    lm, frozen = trainable_policy(config, lm)
+    lm, frozen = trainable_policy(config, lm, seed=config.seed)
     source = value_model if value_model is not None else (config.value_model or None)
     critic = value_model_from(source, vocab_size) if source is not None else None
     actor = ActorCritic(lm, temperature=config.temperature, value_model=critic)

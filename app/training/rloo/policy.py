@@ -19,7 +19,7 @@ __all__ = ["PolicyModel", "build_policy"]
 
 def build_policy(config: PolicyGradientConfig, lm: nn.Module) -> tuple[PolicyModel, nn.Module | None]:
     """(policy, frozen reference or None), the adapters' init seeded with ``config.seed``."""
-    lm, frozen = trainable_policy(config, lm)
+    lm, frozen = trainable_policy(config, lm, seed=config.seed)
     policy = PolicyModel(lm, temperature=config.temperature)
     policy.train()
     return policy, frozen
