@@ -7,7 +7,11 @@ first prompts) with the pool's sampling settings at a generous budget, once, and
 ends at EOS and the mean length for every smaller budget as well: a row's tokens up to a cut do not depend
 on where the cut is, so one run at the largest budget answers for all of them.
 
-    .venv/bin/python bench/answer_lengths.py [--budget 512] [--samples 1] [--threads 2]
+    .venv/bin/python bench/answer_lengths.py [--budget 512] [--samples 1] [--threads 2] [--system "Be brief."]
+
+Measured (this 2-core box, load 3-5 from other work, 1,267 s): SmolLM2-135M-Instruct's answers run long —
+median 202 tokens where they end; 9.6 % end at EOS within 48 tokens, 28.8 % within 128 (the pool's default),
+53.8 % within 256, 83.7 % within 512. No budget up to 512 reaches 90 %.
 
 Ends with one JSON line: per budget the EOS share and the mean length in tokens, and the smallest budget
 that reaches the target share.
@@ -40,9 +44,11 @@ BUDGETS = (48, 64, 96, 128, 160, 192, 256, 320, 384, 512)
 TARGET = 0.9
 
 
-def starter_prompts() -> list[list[dict[str, str]]]:
+def starter_prompts(system: str = "") -> list[list[dict[str, str]]]:
+    """The starter prompts as conversations, each opened by ``system`` when one is given."""
     lines = STARTER.read_text(encoding="utf-8").splitlines()
-    return [[{"role": "user", "content": json.loads(line)["prompt"]}] for line in lines if line.strip()]
+    opening = [{"role": "system", "content": system}] if system else []
+    return [[*opening, {"role": "user", "content": json.loads(line)["prompt"]}] for line in lines if line.strip()]
 
 
 def main() -> None:
@@ -52,12 +58,13 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--system", default="", help="a system message before each prompt (e.g. asking for brevity)")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
     defaults = Settings()
     backend = TransformersBackend.from_path(convert_default_policy(DEFAULT_CHECKPOINT), batch_size=args.batch_size)
-    prompts = starter_prompts()
+    prompts = starter_prompts(args.system)
     params = SamplingParams(
         temperature=defaults.pool_temperature,
         top_p=defaults.pool_top_p,
@@ -67,7 +74,8 @@ def main() -> None:
     )
     print(
         f"{len(prompts)} starter prompts x {args.samples} x up to {args.budget} tokens "
-        f"(temperature {params.temperature}, top_p {params.top_p}), load {os.getloadavg()[0]:.2f}",
+        f"(temperature {params.temperature}, top_p {params.top_p}, system {args.system!r}), "
+        f"load {os.getloadavg()[0]:.2f}",
         flush=True,
     )
     start = time.perf_counter()
@@ -88,6 +96,7 @@ def main() -> None:
         "answers": len(answers),
         "eos_share_at_max": round(len(finished) / len(answers), 3),
         "median_finished_tokens": statistics.median(finished) if finished else None,
+        "system": args.system,
         "budgets": rows,
         "smallest_budget_at_target": fitting,
         "seconds": round(seconds, 1),
