@@ -1,14 +1,14 @@
-"""Home page and health check."""
+"""Home page, health check and the favicon."""
 
 from __future__ import annotations
 
 from fastapi import APIRouter, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import text
 
 from app.auth.policy import Access, allow
 from app.deps import DbDep
-from app.web import render
+from app.web import STATIC_DIR, render
 
 router = APIRouter(tags=["system"])
 
@@ -27,3 +27,11 @@ def healthz(db: DbDep) -> Response:
 @router.get("/", name="home", dependencies=[allow(Access.annotator)])
 def home(request: Request) -> Response:
     return render(request, "home.html")
+
+
+@router.get("/favicon.ico", name="favicon", include_in_schema=False, dependencies=[allow(Access.public)])
+def favicon() -> Response:
+    """Browsers and tools ask for /favicon.ico whatever the page links; the one icon is an SVG."""
+    return FileResponse(
+        STATIC_DIR / "favicon.svg", media_type="image/svg+xml", headers={"Cache-Control": "max-age=86400"}
+    )

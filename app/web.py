@@ -42,7 +42,7 @@ NAVIGATION: list[tuple[str, str, Role]] = [
     ("Models", "/models", Role.researcher),
     ("Pool", "/pool", Role.researcher),
     ("Dashboard", "/dashboard", Role.researcher),
-    ("Export", "/admin/export", Role.admin),
+    ("Export", "/admin/export", Role.researcher),
     ("API tokens", "/account/tokens", Role.annotator),
 ]
 

@@ -208,7 +208,7 @@ def change_judgement(
         db.rollback()
         if isinstance(exc, DomainError) and exc.status_code == 404:
             raise
-        message = _validation_message(exc) if isinstance(exc, ValidationError) else exc.message
+        message = page_message(exc)
         status_code = 422 if isinstance(exc, ValidationError) else exc.status_code
         judged = edits.by_id(db, settings, user=user, judgement_id=judgement_id)
         shown = assignments.load_shown(db, judged.assignment)
@@ -216,11 +216,38 @@ def change_judgement(
     return redirect(f"/annotate/{changed.assignment.id}?changed=1")
 
 
-def _validation_message(exc: ValidationError) -> str:
+# What a form field is called on the page: an annotator reads "Response B", not "labels.B".
+FIELD_WORDS = {
+    "choice": "Which is better",
+    "strength": "How much better",
+    "labels.A": "Response A",
+    "labels.B": "Response B",
+    "demonstration": "Your better answer",
+    "note": "Note",
+}
+FIX_WORDS = {"choice": "choose which response is better", "labels": "label its quality and safety"}
+
+
+def _in_words(field: str) -> str:
+    """``labels.B.safety`` as "Response B, safety"; an unknown field as itself."""
+    for key in sorted(FIELD_WORDS, key=len, reverse=True):
+        if field == key or field.startswith(key + "."):
+            rest = field[len(key) + 1 :]
+            return FIELD_WORDS[key] + (f", {rest}" if rest else "")
+    return field
+
+
+def page_message(exc: ValidationError | DomainError) -> str:
+    """A refusal as the annotate page shows it: the field in words, then what to do."""
+    if isinstance(exc, DomainError):
+        field = exc.field
+        if not field:
+            return exc.message
+        why = exc.message.removeprefix(f"{field}: ")
+        return f"{_in_words(field)}: {why}"
     first = exc.errors()[0]
     field = ".".join(str(p) for p in first["loc"]) or "form"
-    names = {"choice": "choose which response is better", "labels": "label quality and safety of both responses"}
-    return f"{field}: {names.get(field.split('.')[0], first['msg'])}"
+    return f"{_in_words(field)}: {FIX_WORDS.get(field.split('.')[0], first['msg'])}"
 
 
 @router.post("/{assignment_id}", name="annotate_submit")
@@ -232,7 +259,7 @@ def annotate_submit(
         submission.submit(db, user=user, body=form.to_body(assignment_id))
     except (ValidationError, DomainError) as exc:
         db.rollback()
-        message = _validation_message(exc) if isinstance(exc, ValidationError) else exc.message
+        message = page_message(exc)
         status_code = 422 if isinstance(exc, ValidationError) else exc.status_code
         shown = assignments.load_shown(db, assignment)
         return annotate_page(

@@ -134,7 +134,7 @@ def job_page(request: Request, db: DbDep, user: CurrentUser, job_id: int) -> Res
 
 
 def _download_link(job: Job, role: Role) -> str | None:
-    if job.kind == "export" and job.status is JobStatus.succeeded and role is Role.admin:
+    if job.kind == "export" and job.status is JobStatus.succeeded and registry.get_kind("export").allows(role):
         return f"/admin/export/jobs/{job.id}/download"
     return None
 

@@ -17,7 +17,8 @@ from app.jobs.context import JobContext
 from app.jobs.registry import register
 
 
-@register("export", ExportParams, offered_in_ui=False, audience=Role.admin)  # every user's judgements
+# Researchers may export: they train on the data, see per-annotator figures, and the pages agree (issue 17).
+@register("export", ExportParams, offered_in_ui=False, audience=Role.researcher)
 def export_job(ctx: JobContext[ExportParams]) -> dict[str, Any]:
     """Stream the rows into a file; progress is reported between chunks (no transaction is open then)."""
     folder = exports_dir(ctx.settings) / str(ctx.job_id)

@@ -26,7 +26,8 @@ from app.registry.models import ModelKind
 from app.registry.service import list_versions
 from app.web import FormData, form_action, redirect, render
 
-router = APIRouter(prefix="/admin/export", tags=["admin pages"], dependencies=[allow(Access.admin)])
+# Researchers and admins: the people who train on the data take it out too (the export job's audience).
+router = APIRouter(prefix="/admin/export", tags=["export pages"], dependencies=[allow(Access.researcher)])
 
 
 def attachment(name: str) -> dict[str, str]:

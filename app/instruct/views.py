@@ -12,6 +12,7 @@ from fastapi.responses import Response
 from pydantic import BaseModel
 
 from app.auth.policy import Access, CurrentUser, allow
+from app.chat.service import CHAT_SET
 from app.deps import DbDep, SettingsDep
 from app.errors import Invalid
 from app.instruct import review
@@ -39,7 +40,11 @@ StartForm = Annotated[StartFields, Form()]
 
 
 def _list_page(request: Request, db: DbDep, *, status_code: int = 200, **context: object) -> Response:
-    seed_sets = [s for s in prompts.list_sets(db) if s.prompt_set.status is PromptSetStatus.active and s.active]
+    seed_sets = [
+        s
+        for s in prompts.list_sets(db)
+        if s.prompt_set.status is PromptSetStatus.active and s.active and s.prompt_set.name != CHAT_SET
+    ]  # chat mode's own set holds whatever annotators typed: not seeds anyone chose
     ctx = {"reviews": review.list_review_sets(db), "seed_sets": seed_sets, **context}
     return render(request, "instruct/review_list.html", ctx, status_code=status_code)
 

@@ -130,7 +130,8 @@ class TestAnnotatePage:
             "b_quality": "bad",
         }
         page = client.post(f"/annotate/{action}", data=form)
-        assert page.status_code == 422 and "labels.B" in page.text and _judgements(db) == 0
+        assert page.status_code == 422 and _judgements(db) == 0
+        assert "Response B, safety: label its quality and safety" in page.text and "labels.B" not in page.text
 
     def test_a_cut_off_answer_is_marked_on_the_page_and_in_the_api(self, client, db, token_headers):
         pair = PairFactory(judgements_needed=2)  # two people may hold it: the API's user and the page's

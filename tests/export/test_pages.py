@@ -95,9 +95,14 @@ class TestExport:
         db.commit()
         assert client.get(f"/admin/export/jobs/{job.id}/download").status_code == 404
 
-    def test_researchers_cannot_export(self, client, db):
+    def test_researchers_export_and_annotators_cannot(self, client, db):
+        """One rule for the pages and the API (issue 17): researchers may export, annotators may not."""
         UserFactory(username="rita", role=Role.researcher)
         csrf = login(client, "rita")
+        assert client.get("/admin/export").status_code == 200
+        assert client.post("/admin/export/download", data={"format": "trl", "csrf_token": csrf}).status_code == 200
+        UserFactory(username="anna", role=Role.annotator)
+        csrf = login(client, "anna")
         assert client.get("/admin/export").status_code == 403
         assert client.post("/admin/export/download", data={"format": "trl", "csrf_token": csrf}).status_code == 403
 

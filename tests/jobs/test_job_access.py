@@ -30,7 +30,6 @@ class TestAudience:
     @pytest.mark.parametrize(
         ("kind", "params"),
         [
-            ("export", {"format": "trl"}),
             ("import", {"upload": UPLOAD, "name": "hh"}),
             ("bootstrap", {"model": "/etc"}),
             ("test.admin_only", {"size": 1}),
@@ -43,6 +42,16 @@ class TestAudience:
         assert response.status_code == 403, response.text
         assert response.json()["detail"] == f"{kind} jobs need the admin role; you are researcher"
         assert jobs_in(db) == 0
+
+    def test_a_researcher_may_export_and_an_annotator_may_not(self, client, db):
+        mine = client.post(
+            "/api/v1/jobs", json={"kind": "export", "params": {"format": "trl"}}, headers=bearer(db, Role.researcher)
+        )
+        assert mine.status_code == 201, mine.text
+        theirs = client.post(
+            "/api/v1/jobs", json={"kind": "export", "params": {"format": "trl"}}, headers=bearer(db, Role.annotator)
+        )
+        assert theirs.status_code == 403 and jobs_in(db) == 1
 
     def test_an_admin_can(self, client, db):
         headers = bearer(db, Role.admin)
