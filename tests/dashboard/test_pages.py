@@ -136,6 +136,12 @@ class TestJobs:
         assert form.status_code == 200 and 'name="param.reward_version_id"' in form.text
         assert DEFAULT_POLICY_METHOD in POLICY_METHODS and POLICY_METHODS[0] == DEFAULT_POLICY_METHOD
 
+    def test_a_finished_job_shows_its_data_check_escaped(self, client, db, researcher):
+        job = JobFactory(kind="reward", status=JobStatus.succeeded, result={"warnings": [XSS, "2 held-out examples"]})
+        page = client.get(f"/dashboard/jobs/{job.id}")
+        assert page.status_code == 200 and 'id="data-warnings"' in page.text and XSS not in page.text
+        assert "<li>2 held-out examples</li>" in page.text
+
     def test_launch_form_is_generated_and_validated(self, client, db, researcher):
         form = client.get("/dashboard/jobs/new/test.curves")
         assert form.status_code == 200

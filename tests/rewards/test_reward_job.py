@@ -43,6 +43,9 @@ def test_reward_job_trains_registers_one_version_and_records_its_curves(db, sess
     result = job.result
     assert (version.kind, version.id, version.name) == (ModelKind.reward, result["version_id"], f"reward-job{job.id}")
     assert version.metrics == result["metrics"] and version.metrics["val_accuracy"] >= 0.8
+    assert result["warnings"][0].startswith("120 judged pairs (A/B verdicts): too few")  # the data check
+    assert "held-out examples: not a reliable figure" in result["warnings"][1]
+    assert "warning: 120 judged pairs" in job.log_tail
     assert math.isfinite(version.metrics["val_loss"]) and "val_margin" in version.metrics
     folder = Path(version.path)
     assert folder.parent == settings.resolved_models_dir / "reward"

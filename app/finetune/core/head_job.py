@@ -25,6 +25,7 @@ from app.errors import DomainError
 from app.export.service import exports_dir
 from app.export.snapshot import ExportSnapshot, load_snapshot, read_ids
 from app.finetune.core.attempt import MIN_EXAMPLES, checkpoint_path, job_cutoff, registered_by
+from app.finetune.core.data_check import warnings_for
 from app.finetune.core.dataset import DataFilters, missing_ids
 from app.finetune.core.head_params import TrainParams, filters_of
 from app.finetune.core.reporter import TrainerReporter
@@ -143,19 +144,23 @@ def register_version(ctx: JobContext[Any], plan: RunPlan, kind: ModelKind, folde
             },
         )
         outcome = describe(version)
+    for warning in outcome["warnings"]:
+        ctx.reporter.log(f"warning: {warning}")
     shutil.rmtree(checkpoint_path(ctx).parent, ignore_errors=True)
     return outcome
 
 
 def describe(version: ModelVersion) -> dict[str, Any]:
-    """The job's result: the registered version, its metrics and its data snapshot."""
+    """The job's result: the registered version, its metrics, its data snapshot and what is thin about it."""
     card = version.config.get("card", {})
+    data = card.get("data", {})
     return {
         "version_id": version.id,
         "name": version.name,
         "path": version.path,
         "metrics": dict(version.metrics),
-        "data": card.get("data", {}),
+        "data": data,
+        "warnings": warnings_for(version.kind.value, data, dict(version.metrics)),
         "export": version.config.get("export"),
         "steps": card.get("steps"),
         "resumed_from_step": card.get("resumed_from_step", 0),
