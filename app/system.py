@@ -1,4 +1,4 @@
-"""Home page, health check and the favicon."""
+"""Home page (the loop as a guide), health check and the favicon."""
 
 from __future__ import annotations
 
@@ -6,7 +6,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import FileResponse, JSONResponse, Response
 from sqlalchemy import text
 
-from app.auth.policy import Access, allow
+from app.annotation import assignment as assignments
+from app.auth.models import Role
+from app.auth.policy import Access, CurrentUser, allow
+from app.dashboard.loop import loop_status
 from app.deps import DbDep
 from app.web import STATIC_DIR, render
 
@@ -25,8 +28,13 @@ def healthz(db: DbDep) -> Response:
 
 
 @router.get("/", name="home", dependencies=[allow(Access.annotator)])
-def home(request: Request) -> Response:
-    return render(request, "home.html")
+def home(request: Request, db: DbDep, user: CurrentUser) -> Response:
+    """Annotators land on their queue and progress; researchers and admins on where the loop stands and
+    the one step that moves it on."""
+    context: dict[str, object] = {"progress": assignments.progress(db, user=user)}
+    if user.role.rank >= Role.researcher.rank:
+        context["loop"] = loop_status(db)
+    return render(request, "home.html", context)
 
 
 @router.get("/favicon.ico", name="favicon", include_in_schema=False, dependencies=[allow(Access.public)])
