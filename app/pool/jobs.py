@@ -17,6 +17,7 @@ from app.jobs.context import JobContext
 from app.jobs.periodic import periodic
 from app.jobs.registry import register
 from app.pool import service
+from app.pool.k_sync import sync_pending_k
 
 # The refill task only looks at the database and maybe enqueues a job, so it can run often.
 REFILL_EVERY_SECONDS = 10.0
@@ -54,5 +55,7 @@ def generate(ctx: JobContext[GenerateParams]) -> dict[str, Any]:
 
 @periodic("pool.refill", every_seconds=REFILL_EVERY_SECONDS)
 def refill_pool(db: Session, settings: Settings) -> None:
-    """Enqueue a generate job when the promoted policy has fewer pending pairs than the target."""
+    """Bring waiting pairs to their set's current k, then enqueue a generate job when the promoted policy
+    has fewer pending pairs than the target (a raised k may have emptied it)."""
+    sync_pending_k(db, settings)
     service.refill(db, settings)
