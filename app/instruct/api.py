@@ -59,15 +59,8 @@ class DecisionOut(BaseModel):
 
 def _set_out(summary: review.ReviewSummary) -> ReviewSetOut:
     s = summary.prompt_set
-    return ReviewSetOut(
-        id=s.id,
-        name=s.name,
-        status=s.status,
-        created_at=s.created_at,
-        pending=summary.pending,
-        approved=summary.approved,
-        rejected=summary.rejected,
-    )
+    counts = {"pending": summary.pending, "approved": summary.approved, "rejected": summary.rejected}
+    return ReviewSetOut(id=s.id, name=s.name, status=s.status, created_at=s.created_at, **counts)
 
 
 @read_router.get("/sets", response_model=list[ReviewSetOut])

@@ -34,12 +34,16 @@ MAX_DECISION_IDS = 1000
 
 
 class ReviewState(enum.StrEnum):
+    """Where a machine-written prompt stands; kept as a tag on the prompt, so review needs no column."""
+
     pending = "pending"
     approved = "approved"
     rejected = "rejected"
 
 
 class Decision(enum.StrEnum):
+    """What a reviewer may do to pending prompts: approval un-retires one, rejection keeps it retired, tagged."""
+
     approve = "approve"
     reject = "reject"
 

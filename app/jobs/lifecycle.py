@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, insert, or_, select, update
+from sqlalchemy import ColumnElement, Update, and_, insert, or_, select, update
 from sqlalchemy.orm import Session
 
 from app.db import utcnow
@@ -81,6 +81,17 @@ def appended(log: str, lines: Sequence[str], limit: int = LOG_TAIL_CHARS) -> str
     return tail[cut + 1 :] if 0 <= cut < len(tail) - 1 else tail
 
 
+def leave_queue(job_id: int, **values: Any) -> Update:
+    """An UPDATE of a job that applies only while the job is still queued: the status is the
+    compare-and-set that lets a worker's claim and a user's cancel race without both winning."""
+    return (
+        update(Job)
+        .where(Job.id == job_id, Job.status == JobStatus.queued)
+        .values(**values)
+        .execution_options(**NO_SYNC)
+    )
+
+
 def claim_next(db: Session, *, worker_id: str, kinds: Collection[str], lease_seconds: int) -> Claim | None:
     """Take the oldest queued job of a kind this worker can run, or None.
 
@@ -99,20 +110,16 @@ def claim_next(db: Session, *, worker_id: str, kinds: Collection[str], lease_sec
     if candidate is None:
         return None
     now = utcnow()
-    row = db.execute(
-        update(Job)
-        .where(Job.id == candidate, Job.status == JobStatus.queued)
-        .values(
-            status=JobStatus.running,
-            worker_id=worker_id,
-            attempts=Job.attempts + 1,
-            heartbeat_at=now,
-            lease_seconds=lease_seconds,
-            started_at=now,
-        )
-        .returning(Job.attempts, Job.kind)
-        .execution_options(**NO_SYNC)
-    ).first()
+    claimed = leave_queue(
+        candidate,
+        status=JobStatus.running,
+        worker_id=worker_id,
+        attempts=Job.attempts + 1,
+        heartbeat_at=now,
+        lease_seconds=lease_seconds,
+        started_at=now,
+    )
+    row = db.execute(claimed.returning(Job.attempts, Job.kind)).first()
     if row is None:
         return None
     return Claim(job_id=candidate, attempt=row.attempts, worker_id=worker_id, kind=row.kind)

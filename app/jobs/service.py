@@ -21,7 +21,7 @@ from app.config import Settings
 from app.db import utcnow
 from app.errors import Forbidden, Invalid
 from app.jobs import registry
-from app.jobs.lifecycle import TRACEBACK_MARK
+from app.jobs.lifecycle import TRACEBACK_MARK, leave_queue
 from app.jobs.models import Job, JobMetric, JobStatus
 from app.jobs.policy import can_cancel
 from app.lookup import get_or_404
@@ -111,15 +111,13 @@ def cancel(db: Session, *, job_id: int, actor: User) -> Job:
     if job.status.finished:
         return job
     done = db.execute(
-        update(Job)
-        .where(Job.id == job_id, Job.status == JobStatus.queued)
-        .values(
+        leave_queue(
+            job_id,
             status=JobStatus.cancelled,
             cancel_requested=True,
             finished_at=utcnow(),
             progress_message="cancelled before it ran",
         )
-        .execution_options(synchronize_session=False)
     )
     if done.rowcount == 0:
         db.execute(

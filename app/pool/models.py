@@ -22,12 +22,17 @@ def stopped_at_budget(generation_params: dict[str, Any] | None) -> bool:
 
 
 class PairStatus(enum.StrEnum):
+    """pending until it has k judgements (complete) or its policy stops being promoted (retired)."""
+
     pending = "pending"
     complete = "complete"
     retired = "retired"
 
 
 class Response(Base):
+    """One answer to a prompt, generated or imported; pairs point at two, so an answer shown in several pairs
+    (k samples, cross-version battles) is stored and labelled once."""
+
     __tablename__ = "responses"
 
     id: Mapped[int] = mapped_column(primary_key=True)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import random
 import secrets
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.orm import Session
@@ -78,16 +78,16 @@ def run_generate(ctx: JobContext) -> dict[str, Any]:
 
 @dataclass
 class Tally:
+    """One fill's running totals: what ends the loop (the goal, ``stopped``) and what the result reports."""
+
+    stats: BatchStats = field(default_factory=BatchStats)  # summed over the batches
     pairs: int = 0
     cross: int = 0
     planned: int = 0
-    barren: int = 0
+    barren: int = 0  # batches in a row that gave no usable pair
     stopped: str | None = None
-    stats: BatchStats | None = None
 
     def add(self, stats: BatchStats) -> None:
-        if self.stats is None:
-            self.stats = BatchStats()
         total = self.stats
         total.dropped += stats.dropped
         total.regenerated += stats.regenerated
@@ -147,7 +147,7 @@ def _batch(ctx: JobContext, setup: Setup, sampler: PairSampler, rng: random.Rand
 
 
 def _result(setup: Setup, tally: Tally, seconds: float) -> dict[str, Any]:
-    stats = tally.stats or BatchStats()
+    stats = tally.stats
     return {
         "pairs": tally.pairs, "cross_version": tally.cross, "goal": setup.goal, "policy": setup.policy.name,
         "policy_version_id": setup.policy.id, "dropped": stats.dropped, "regenerated": stats.regenerated,

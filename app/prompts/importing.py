@@ -58,14 +58,9 @@ class ImportRejected(Invalid):
 
 
 def import_prompts(
-    db: Session,
-    *,
-    set_id: int,
-    stream: BinaryIO,
-    fmt: str,
-    actor: User | None = None,
-    max_bytes: int | None = MAX_UPLOAD_BYTES,
-    commit: bool = True,
+    db: Session, *, set_id: int,
+    stream: BinaryIO, fmt: str, max_bytes: int | None = MAX_UPLOAD_BYTES,  # the upload
+    actor: User | None = None, commit: bool = True,
 ) -> ImportReport:
     """Import a JSONL or CSV stream into the set; raises ImportRejected (nothing written) on bad lines.
 

@@ -19,6 +19,8 @@ class PromptSetStatus(enum.StrEnum):
 
 
 class PromptSource(enum.StrEnum):
+    """Who wrote a prompt set: its source decides review (self-instruct) and visibility (chat is internal)."""
+
     imported = "imported"
     written = "written"
     self_instruct = "self_instruct"
@@ -26,6 +28,9 @@ class PromptSource(enum.StrEnum):
 
 
 class PromptSet(Base):
+    """Prompts that share a purpose, and with it k, guidelines and label definitions; the pool draws from
+    active sets only, so retiring a set stops its pairs without deleting a judgement."""
+
     __tablename__ = "prompt_sets"
 
     id: Mapped[int] = mapped_column(primary_key=True)

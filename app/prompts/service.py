@@ -229,14 +229,9 @@ def _new_messages(db: Session, prompt: Prompt, messages: Any) -> tuple[list[dict
 
 
 def update_prompt(
-    db: Session,
-    *,
-    set_id: int,
-    prompt_id: int,
-    messages: Any = None,
-    tags: Any = None,
-    red_team: bool | None = None,
-    retired: bool | None = None,
+    db: Session, *, set_id: int, prompt_id: int,
+    # the changes; None leaves a field as it is
+    messages: Any = None, tags: Any = None, red_team: bool | None = None, retired: bool | None = None,
 ) -> Prompt:
     """Apply any of the changes together; every one is checked before the first is applied."""
     prompt = get_prompt(db, set_id=set_id, prompt_id=prompt_id)

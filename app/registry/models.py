@@ -14,12 +14,17 @@ from app.db_types import JSONType, str_enum
 
 
 class ModelKind(enum.StrEnum):
+    """What a version is for: only policies generate; reward models and classifiers score."""
+
     policy = "policy"
     reward = "reward"
     classifier = "classifier"
 
 
 class ModelStatus(enum.StrEnum):
+    """training → ready ⇄ promoted (policies only, one at a time: it serves the pool and chat); archived hides
+    a version from the pickers and is refused for the promoted one."""
+
     training = "training"
     ready = "ready"
     promoted = "promoted"

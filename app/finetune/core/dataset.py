@@ -196,16 +196,9 @@ def labelled_responses(
 ) -> list[LabelledResponse]:
     """The classifier's examples: one per labelled response, each head's label its annotators' majority
     (None where they split evenly, so that head skips the response)."""
+    label = (ResponseLabel.id, ResponseLabel.response_id, ResponseLabel.quality, ResponseLabel.safety)
     query = (
-        select(
-            ResponseLabel.id,
-            ResponseLabel.response_id,
-            ResponseLabel.quality,
-            ResponseLabel.safety,
-            Response.text,
-            Response.prompt_id,
-            Prompt.messages,
-        )
+        select(*label, Response.text, Response.prompt_id, Prompt.messages)
         .join(Response, Response.id == ResponseLabel.response_id)
         .join(Prompt, Prompt.id == Response.prompt_id)
         .order_by(ResponseLabel.response_id, ResponseLabel.id)
