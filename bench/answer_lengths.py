@@ -13,8 +13,13 @@ Measured (this 2-core box, load 3-5 from other work, 1,267 s): SmolLM2-135M-Inst
 median 202 tokens where they end; 9.6 % end at EOS within 48 tokens, 28.8 % within 128 (the pool's default),
 53.8 % within 256, 83.7 % within 512. No budget up to 512 reaches 90 %.
 
-Ends with one JSON line: per budget the EOS share and the mean length in tokens, and the smallest budget
-that reaches the target share.
+The budget also decides what a preference can change: for each trait rule of ``bench/rules.py`` it prints
+the share of answers (cut at each budget) that have the preferred trait and the win-rate ceiling that share
+leaves (:func:`bench.rules.win_ceiling`): a trait no cut answer shows cannot be learned, and one nearly every
+answer already shows leaves nothing to win.
+
+Ends with one JSON line: per budget the EOS share, the mean length in tokens and each trait's share and
+ceiling, and the smallest budget that reaches the target share.
 """
 
 from __future__ import annotations
@@ -31,6 +36,7 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see bench/generation.py: 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import torch
+from transformers import AutoTokenizer
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
 
@@ -38,6 +44,7 @@ from app.config import Settings
 from app.generation import SamplingParams, TransformersBackend
 from app.training.core.convert import convert_default_policy
 from bench.generation import DEFAULT_CHECKPOINT
+from bench.rules import TRAITS, win_ceiling
 
 STARTER = Path(__file__).resolve().parents[1] / "app" / "pool" / "starter_prompts.jsonl"
 BUDGETS = (48, 64, 96, 128, 160, 192, 256, 320, 384, 512)
@@ -63,7 +70,8 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     defaults = Settings()
-    backend = TransformersBackend.from_path(convert_default_policy(DEFAULT_CHECKPOINT), batch_size=args.batch_size)
+    folder = convert_default_policy(DEFAULT_CHECKPOINT)
+    backend = TransformersBackend.from_path(folder, batch_size=args.batch_size)
     prompts = starter_prompts(args.system)
     params = SamplingParams(
         temperature=defaults.pool_temperature,
@@ -83,14 +91,31 @@ def main() -> None:
     seconds = time.perf_counter() - start
     # A "stop" answer's token_count includes its EOS: it ends at EOS under any budget ≥ that count.
     ended = [a.token_count if a.finish_reason == "stop" else None for a in answers]
+    tokenizer = AutoTokenizer.from_pretrained(folder)
+    token_ids = [tokenizer(a.text, add_special_tokens=False).input_ids for a in answers]
     rows = []
+    print(f"  {'budget':>6}  {'EOS':>6}  {'tokens':>6}  " + "  ".join(f"{name:>15}" for name in TRAITS))
     for budget in (b for b in BUDGETS if b <= args.budget):
         share = sum(1 for n in ended if n is not None and n <= budget) / len(answers)
         lengths = [min(a.token_count, budget) for a in answers]
-        rows.append({"budget": budget, "eos_share": round(share, 3), "mean_tokens": round(statistics.mean(lengths), 1)})
-        print(f"  budget {budget:4d}: {share:6.1%} end at EOS, mean {statistics.mean(lengths):6.1f} tokens")
+        texts = [
+            tokenizer.decode(ids[:budget]) if len(ids) > budget else a.text
+            for a, ids in zip(answers, token_ids, strict=True)
+        ]
+        traits = {name: sum(map(has, texts)) / len(texts) for name, has in TRAITS.items()}
+        rows.append(
+            {
+                "budget": budget,
+                "eos_share": round(share, 3),
+                "mean_tokens": round(statistics.mean(lengths), 1),
+                "traits": {n: {"share": round(s, 3), "ceiling": round(win_ceiling(s), 3)} for n, s in traits.items()},
+            }
+        )
+        cells = "  ".join(f"{s:6.1%} ≤{win_ceiling(s):6.1%}" for s in traits.values())
+        print(f"  {budget:6d}  {share:6.1%}  {statistics.mean(lengths):6.1f}  {cells}")
     finished = [n for n in ended if n is not None]
     fitting = next((r["budget"] for r in rows if r["eos_share"] >= TARGET), None)
+    print("(trait columns: share of answers with the preferred trait ≤ the win-rate ceiling it leaves)")
     print(f"{seconds:.0f} s; smallest budget with ≥ {TARGET:.0%} at EOS: {fitting}")
     summary = {
         "answers": len(answers),

@@ -60,8 +60,9 @@ import httpx
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from app.config import Settings
 from app.finetune.policy_step import DEFAULT_POLICY_METHOD, POLICY_METHODS
-from bench.rules import KINDS, RULES, SAFETY_RULES, Rule, labels, prompt_text
+from bench.rules import KINDS, RULES, SAFETY_RULES, TRAITS, Rule, labels, prompt_text, win_ceiling
 from tests.server import running_server  # the same way the end-to-end tests start the server
 
 HELDOUT = Path(__file__).with_name("closed_loop_heldout.jsonl")
@@ -193,6 +194,9 @@ class Loop:
     phases: dict[str, float] = field(default_factory=dict)
     unsafe_labels: int = 0  # answers the annotator labelled unsafe, training and evaluation pairs together
     labels_sent: int = 0
+    with_trait: int = 0  # answers with the rule's preferred trait (a trait rule), training pairs only
+    answers_seen: int = 0
+    database_url: str = ""  # the server's database, read once after the evaluation (trait shares by version)
 
     @contextmanager
     def phase(self, name: str) -> Iterator[None]:
@@ -224,8 +228,9 @@ class Loop:
             raise SystemExit(f"this server has no {kind!r} job kind (it has: {', '.join(sorted(kinds))})")
         return set(kinds[kind].get("properties", {}))
 
-    def judge(self, count: int, *, retire_when_enough: int | None = None) -> dict[str, int]:
-        """Judge ``count`` pairs from the pool by the rule, waiting for the generator when it is empty.
+    def judge(self, count: int, *, retire_when_enough: int | None = None, training: bool = False) -> dict[str, int]:
+        """Judge ``count`` pairs from the pool by the rule, waiting for the generator when it is empty;
+        ``training``: the old policy's pairs, whose answers also count towards the trait share.
 
         With ``retire_when_enough`` (a prompt set), that set is retired as soon as the pool holds the pairs
         still to judge, so the generator stops after its current batch instead of refilling the pool."""
@@ -249,6 +254,10 @@ class Loop:
             pair = shown.json()
             prompt, a, b = prompt_text(pair["messages"]), pair["responses"]["A"], pair["responses"]["B"]
             verdict = self.rule(prompt, a, b)
+            if training:
+                trait = TRAITS.get(self.rule_name)
+                self.with_trait += 0 if trait is None else trait(a) + trait(b)
+                self.answers_seen += 2
             sides = labels(self.rule_name, a, b)
             body = {"assignment_id": pair["assignment_id"], "choice": SCREEN[verdict], "labels": sides}
             self.annotator.call(
@@ -367,7 +376,7 @@ def run_loop(
         accepts = loop.kind_fields(method)
         heldout = loop.heldout_set()
     with loop.phase("judge"):
-        verdicts = loop.judge(profile.pairs, retire_when_enough=train_set)
+        verdicts = loop.judge(profile.pairs, retire_when_enough=train_set, training=True)
     unsafe_train = loop.unsafe_labels
     partial.update(verdict_figures(verdicts))
     if verdicts["a"] + verdicts["b"] < 2:
@@ -410,8 +419,10 @@ def run_loop(
         print(f"    promoted {promoted['promoted']['name']}; {promoted['retired_pairs']} old pairs retired", flush=True)
         loop.judge(profile.eval_pairs)
         rate, battles = win_rate(loop.researcher, new_id, old_id)
+    shares = heldout_trait_shares(loop, heldout, {"new": new_id, "old": old_id})
     judged = sum(verdicts.values())
     interval = wilson_interval(rate, battles)
+    trait_share = loop.with_trait / loop.answers_seen if loop.rule_name in TRAITS and loop.answers_seen else None
     metrics = policy["result"].get("metrics", {})
     return {
         "rule": loop.rule_name,
@@ -428,11 +439,47 @@ def run_loop(
         "mean_kl_per_token_all_updates": round_or_none(kl_all),
         "win_rate": round(rate, 4),
         "win_rate_ci95": None if interval is None else [round(x, 4) for x in interval],
+        # The old policy's answers (training pairs) with the preferred trait, and the win rate that leaves
+        # within reach of any policy (bench.rules.win_ceiling); None for the rules that compare.
+        "old_trait_share": round_or_none(trait_share),
+        "win_ceiling": None if trait_share is None else round(win_ceiling(trait_share), 4),
+        # The same share among each version's answers to the held-out prompts: how far the policy moved on
+        # the trait itself, which the win rate compresses when the ceiling is low.
+        "heldout_trait_share": shares,
         "eval_battles": battles,
         "phases_s": loop.phases,
         "policy_params": {k: v for k, v in params.items() if k != "num_threads"},
         "policy_trace": trace,
     }
+
+
+def heldout_trait_shares(loop: Loop, heldout: int, versions: dict[str, int]) -> dict[str, float | None] | None:
+    """Per version (name → id), the share of its stored answers to the held-out prompts that have the rule's
+    preferred trait; None for a rule without one. Read from the server's database after the evaluation (the
+    judging API is blind to versions by design), read-only."""
+    trait = TRAITS.get(loop.rule_name)
+    if trait is None or not loop.database_url:
+        return None
+    from sqlalchemy import create_engine, select
+
+    from app.pool.models import Response
+    from app.prompts.models import Prompt
+
+    engine = create_engine(loop.database_url)
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(
+                select(Response.policy_version_id, Response.text)
+                .join(Prompt, Prompt.id == Response.prompt_id)
+                .where(Prompt.prompt_set_id == heldout, Response.policy_version_id.in_(list(versions.values())))
+            ).all()
+    finally:
+        engine.dispose()
+    shares: dict[str, float | None] = {}
+    for name, version_id in versions.items():
+        texts = [text for vid, text in rows if vid == version_id]
+        shares[name] = round(sum(map(trait, texts)) / len(texts), 4) if texts else None
+    return shares
 
 
 def tiny_policy(folder: Path) -> Path:
@@ -494,6 +541,7 @@ def one_run(
         loop = Loop(
             admin, annotator, rule, RULES[rule], profile, {"server start": round(time.monotonic() - started, 1)}
         )
+        loop.database_url = Settings(data_dir=data_dir / "var", database_url=args.database_url).resolved_database_url
         report = run_loop(loop, seed=seed, method=args.method, user_params=user_params, partial=partial)
     report["total_s"] = round(time.monotonic() - started, 1)
     print(
@@ -503,6 +551,13 @@ def one_run(
         f"{fmt(report['mean_kl_per_token_all_updates'], '.3f')} (all updates)",
         flush=True,
     )
+    if report["heldout_trait_share"]:
+        shares = report["heldout_trait_share"]
+        print(
+            f"    answers with the preferred trait (held-out prompts): old {fmt(shares['old'], '.1%')} → new "
+            f"{fmt(shares['new'], '.1%')}; win-rate ceiling {fmt(report['win_ceiling'], '.1%')}",
+            flush=True,
+        )
     print(
         "    wall time per phase: "
         + ", ".join(f"{k} {v:.0f} s" for k, v in report["phases_s"].items())
@@ -547,6 +602,7 @@ def summarise(rule: str, runs: list[dict[str, Any]]) -> dict[str, Any]:
         "win_rate_sd": round_or_none(sd),
         "tie_share_mean": round_or_none(mean_sd([r["tie_share"] for r in runs if "tie_share" in r])[0]),
         "rm_val_accuracy_mean": mean_of("rm_val_accuracy"),
+        "win_ceiling_mean": mean_of("win_ceiling"),
         "mean_kl_per_token_mean": mean_of("mean_kl_per_token"),
         "minutes": round(sum(r.get("total_s", 0) for r in runs) / 60, 1),
         "runs": runs,
@@ -559,6 +615,9 @@ a/b/tie: the rule's verdicts on the training pairs, as shares: the left answer (
   train nothing. Sides are shuffled, so a ≈ b. RM acc: the reward model's validation accuracy ('-': no reward job).
 win rate: the new policy against the old on held-out pairs under the same rule, ties counted half, with a 95 %
   Wilson score interval over those pairs (evaluation noise only; the spread over seeds shows the training's).
+ceiling: the most any policy could win against the old one under a trait rule, 1 − (the old policy's share of
+  answers with the preferred trait)/2 — against an answer that has it the best answer only ties ('-': a rule
+  that compares). A rule against something the policy rarely does has a ceiling near 50 %.
 KL/tok: mean KL per token to the old policy over the last quarter of training. min: the run's wall time."""
 
 
@@ -567,7 +626,7 @@ def print_table(runs: list[dict[str, Any]], rules: dict[str, dict[str, Any]]) ->
     print("\n" + TABLE_NOTE)
     header = (
         f"{'rule':<16} {'kind':<8} {'seed':>4}  {'a/b/tie %':<11} {'RM acc':>6}  {'win rate [95 % CI]':<24} "
-        f"{'KL/tok':>6} {'min':>5}"
+        f"{'ceiling':>7} {'KL/tok':>6} {'min':>5}"
     )
     print(header + "\n" + "-" * len(header))
     for r in runs:
@@ -582,7 +641,8 @@ def print_table(runs: list[dict[str, Any]], rules: dict[str, dict[str, Any]]) ->
             continue
         print(
             f"{r['rule']:<16} {r['kind']:<8} {r['seed']:>4}  {shares:<11} {fmt(r['rm_val_accuracy'], '.3f'):>6}  "
-            f"{fmt_rate(r):<24} {fmt(r['mean_kl_per_token'], '.3f'):>6} {r['total_s'] / 60:>5.1f}"
+            f"{fmt_rate(r):<24} {fmt(r.get('win_ceiling'), '.1%'):>7} {fmt(r['mean_kl_per_token'], '.3f'):>6} "
+            f"{r['total_s'] / 60:>5.1f}"
         )
     for rule, summary in rules.items():
         if len(summary["seeds"]) > 1 and summary["win_rate_mean"] is not None:

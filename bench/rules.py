@@ -172,20 +172,47 @@ def prefers_shorter(prompt: str, a: str, b: str) -> Verdict:
     return "tie" if len(a) == len(b) else ("a" if len(a) < len(b) else "b")
 
 
+# --- the traits: what a trait rule prefers, one predicate of an answer each
+def ends_with_question(text: str) -> bool:
+    return text.rstrip().endswith("?")
+
+
+def has_list(text: str) -> bool:
+    return bool(_LIST_ITEM.search(text))
+
+
+def has_digit(text: str) -> bool:
+    return any(c in "0123456789" for c in text)
+
+
+def no_first_person(text: str) -> bool:
+    return not _FIRST_PERSON.search(text)
+
+
+def direct_opening(text: str) -> bool:
+    """No preamble of :data:`PREAMBLES` at the start (case and leading punctuation ignored)."""
+    opening = re.sub(r"^[\W_]+", "", text.lower().replace("\u2019", "'"))
+    return not _PREAMBLE.match(opening)
+
+
+def is_safe(text: str) -> bool:
+    return not is_unsafe(text)
+
+
 def prefers_question(prompt: str, a: str, b: str) -> Verdict:
     """form: the answer that ends with a question mark (trailing spaces aside) wins; both or neither tie."""
-    return prefer_trait(a.rstrip().endswith("?"), b.rstrip().endswith("?"))
+    return prefer_trait(ends_with_question(a), ends_with_question(b))
 
 
 def prefers_list(prompt: str, a: str, b: str) -> Verdict:
     """form: the answer with a list wins — a line starting with a bullet (``-``, ``*``, ``+``, ``•``) or a
     number (``1.``, ``2)``) followed by text; both or neither tie."""
-    return prefer_trait(bool(_LIST_ITEM.search(a)), bool(_LIST_ITEM.search(b)))
+    return prefer_trait(has_list(a), has_list(b))
 
 
 def prefers_digit(prompt: str, a: str, b: str) -> Verdict:
     """content: the answer containing a digit 0-9 (a quantity, a time, a step number) wins; both or neither tie."""
-    return prefer_trait(any(c in "0123456789" for c in a), any(c in "0123456789" for c in b))
+    return prefer_trait(has_digit(a), has_digit(b))
 
 
 def prefers_on_topic(prompt: str, a: str, b: str) -> Verdict:
@@ -197,25 +224,20 @@ def prefers_on_topic(prompt: str, a: str, b: str) -> Verdict:
 
 def prefers_no_first_person(prompt: str, a: str, b: str) -> Verdict:
     """style: the answer that never uses the pronoun "I" (nor I'm, I've, …) wins; both or neither use it: tie."""
-    return prefer_trait(not _FIRST_PERSON.search(a), not _FIRST_PERSON.search(b))
+    return prefer_trait(no_first_person(a), no_first_person(b))
 
 
 def prefers_no_preamble(prompt: str, a: str, b: str) -> Verdict:
     """style: the answer that starts with the answer wins over one that opens with a preamble of
     :data:`PREAMBLES` ("Sure", "Certainly", "Of course", "As an AI", "Great question", …; case and
     leading punctuation ignored); both or neither open so: tie."""
-
-    def direct(text: str) -> bool:
-        opening = re.sub(r"^[\W_]+", "", text.lower().replace("\u2019", "'"))
-        return not _PREAMBLE.match(opening)
-
-    return prefer_trait(direct(a), direct(b))
+    return prefer_trait(direct_opening(a), direct_opening(b))
 
 
 def prefers_safe(prompt: str, a: str, b: str) -> Verdict:
     """safety: the answer without any word of :data:`UNSAFE_WORDS` wins over one with such a word; both safe
     or both unsafe tie. The annotator's safety labels say the same (:func:`labels`)."""
-    return prefer_trait(not is_unsafe(a), not is_unsafe(b))
+    return prefer_trait(is_safe(a), is_safe(b))
 
 
 RULES: dict[str, Rule] = {
@@ -238,6 +260,26 @@ KINDS: dict[str, str] = {
     "no_preamble": "style",
     "safe": "safety",
 }
+# The trait each trait rule prefers. A rule that compares (shorter, on_topic) has none: some answer beats
+# nearly any other, so its win rate can approach 100 %.
+TRAITS: dict[str, Callable[[str], bool]] = {
+    "question": ends_with_question,
+    "list": has_list,
+    "digit": has_digit,
+    "no_first_person": no_first_person,
+    "no_preamble": direct_opening,
+    "safe": is_safe,
+}
+
+
+def win_ceiling(trait_share: float) -> float:
+    """The highest win rate (ties half) any policy can reach against one whose answers have the preferred trait
+    this often: against an answer with the trait the best answer only ties, against one without it wins. A
+    rule that prefers the absence of something the policy rarely does ("no preamble" where 3 % of answers
+    open with one) caps every method near 50 %: the policy had almost nothing to improve."""
+    return 1.0 - trait_share / 2.0
+
+
 # Rules whose annotator sends real safety labels: the loop trains a classifier on them for PPO's penalty.
 SAFETY_RULES = frozenset({"safe"})
 SAFE_LABELS: Labels = {side: {"quality": "good", "safety": "safe"} for side in "AB"}

@@ -50,6 +50,24 @@ def test_trait_rule(name):
     assert rule(PROMPT, has, has) == "tie"  # both have it
 
 
+@pytest.mark.parametrize("name", sorted(set(CASES) & set(rules.TRAITS)))
+def test_trait_is_what_the_rule_prefers(name):
+    """TRAITS (what the ceiling counts) must agree with the rule itself on every case."""
+    trait = rules.TRAITS[name]
+    has, lacks, lacks_too = CASES[name]
+    assert (trait(has), trait(lacks), trait(lacks_too)) == (True, False, False)
+
+
+def test_comparing_rules_have_no_trait():
+    assert set(rules.TRAITS) == set(RULES) - {"shorter", "on_topic"}
+
+
+@pytest.mark.parametrize(("share", "ceiling"), [(0.0, 1.0), (1.0, 0.5), (0.03, 0.985), (0.4, 0.8)])
+def test_win_ceiling(share, ceiling):
+    """Old answers without the trait can be beaten (1), with it only tied (½): 1 − share/2."""
+    assert rules.win_ceiling(share) == pytest.approx(ceiling)
+
+
 def test_shorter():
     rule = RULES["shorter"]
     assert rule(PROMPT, "Short.", "A longer answer.") == "a"
