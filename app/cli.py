@@ -182,8 +182,14 @@ def cmd_serve(args: argparse.Namespace) -> None:
 
 def cmd_worker(args: argparse.Namespace) -> None:
     from app.jobs.worker import run_worker
+    from app.lanes import parse_lanes
 
-    run_worker(_settings(), once=args.once)
+    settings = _settings()
+    try:
+        lanes = parse_lanes(args.lanes) if args.lanes is not None else settings.lanes
+    except ValueError as exc:
+        raise CliError(f"--lanes: {exc}") from None
+    run_worker(settings, once=args.once, lanes=lanes)
 
 
 def cmd_create_user(args: argparse.Namespace) -> None:
@@ -315,6 +321,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     worker = sub.add_parser("worker", help="claim and run background jobs")
     worker.add_argument("--once", action="store_true", help="run at most one job, then exit")
+    worker.add_argument(
+        "--lanes",
+        metavar="SPEC",
+        help="job slots per lane, e.g. 'training:2' on a GPU machine or 'generation,short' beside it "
+        "(lanes: generation, training, short; default: RLHF_WORKER_LANES, one slot each)",
+    )
     worker.set_defaults(func=cmd_worker)
 
     mig = sub.add_parser("migrate", help="upgrade the database schema to the latest revision")

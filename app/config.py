@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from app.lanes import DEFAULT_LANES, Lane, parse_lanes
+
 # Values that appear in docs and examples; a deployment that copies one is refused.
 KNOWN_PLACEHOLDER_SECRETS = frozenset({"", "changeme", "change-me", "secret", "dev", "insecure", "please-change-me"})
 
@@ -56,6 +58,11 @@ class Settings(BaseSettings):
     job_heartbeat_seconds: float = Field(3.0, gt=0, description="How often a worker heartbeats its running job.")
     job_max_attempts: int = Field(3, ge=1, description="Default attempts before a crashing job is failed.")
     worker_poll_seconds: float = Field(1.0, gt=0, description="Idle worker's pause between claims.")
+    worker_lanes: str = Field(
+        DEFAULT_LANES,
+        description="Job slots a worker runs per lane (generation, training, short), e.g. 'training:2,short'; "
+        "`rlhf worker --lanes` overrides it per worker.",
+    )
     judgements_per_pair: int = Field(
         1, ge=1, le=50, description="k: judgements each pair needs (prompt sets may override)."
     )
@@ -153,6 +160,16 @@ class Settings(BaseSettings):
         if value is not None and (value.strip().lower() in KNOWN_PLACEHOLDER_SECRETS or len(value) < 16):
             raise ValueError("RLHF_SECRET_KEY is a known placeholder or shorter than 16 characters; set a random value")
         return value
+
+    @field_validator("worker_lanes")
+    @classmethod
+    def _known_lanes(cls, value: str) -> str:
+        parse_lanes(value)  # its ValueError names the bad part
+        return value
+
+    @property
+    def lanes(self) -> dict[Lane, int]:
+        return parse_lanes(self.worker_lanes)
 
     @cached_property
     def resolved_models_dir(self) -> Path:

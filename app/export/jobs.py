@@ -15,10 +15,11 @@ from app.export.filters import ExportParams
 from app.export.service import count_source, export_to_folder, exports_dir
 from app.jobs.context import JobContext
 from app.jobs.registry import register
+from app.lanes import Lane
 
 
 # Researchers may export: they train on the data, see per-annotator figures, and the pages agree (issue 17).
-@register("export", ExportParams, offered_in_ui=False, audience=Role.researcher)
+@register("export", ExportParams, offered_in_ui=False, audience=Role.researcher, lane=Lane.short)
 def export_job(ctx: JobContext[ExportParams]) -> dict[str, Any]:
     """Stream the rows into a file; progress is reported between chunks (no transaction is open then)."""
     folder = exports_dir(ctx.settings) / str(ctx.job_id)

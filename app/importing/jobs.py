@@ -25,6 +25,7 @@ from app.importing.service import import_preferences
 from app.jobs.context import JobContext
 from app.jobs.exceptions import JobFailed
 from app.jobs.registry import register
+from app.lanes import Lane
 
 UPLOAD_NAME = r"^[0-9a-f]{32}\.jsonl(\.gz)?$"
 MAX_IMPORT_BYTES = 4 * 1024**3  # decompressed; the full HH-RLHF train split is about 0.5 GB
@@ -59,7 +60,8 @@ def save_upload(settings: Settings, stream: BinaryIO) -> str:
     return name
 
 
-@register("import", ImportParams, offered_in_ui=False, audience=Role.admin)  # writes judgements in bulk
+# Admins only: it writes judgements in bulk.
+@register("import", ImportParams, offered_in_ui=False, audience=Role.admin, lane=Lane.short)
 def import_job(ctx: JobContext[ImportParams]) -> dict[str, Any]:
     """Import the upload in one transaction, then delete it (kept on failure, for a retry)."""
     path = imports_dir(ctx.settings) / ctx.params.upload

@@ -27,6 +27,7 @@ from app.errors import DomainError
 from app.jobs.context import JobContext
 from app.jobs.exceptions import JobFailed
 from app.jobs.registry import register
+from app.lanes import Lane
 from app.prompts.models import Prompt, PromptSet, PromptSetStatus
 
 KIND = "self_instruct"
@@ -145,7 +146,7 @@ def load_inputs(db: Session, params: SelfInstructParams, job_id: int) -> Inputs:
     return Inputs(seeds, existing, version.name, dict(version.config or {}), name, own.id if own else None, kept)
 
 
-@register(KIND, SelfInstructParams)
+@register(KIND, SelfInstructParams, lane=Lane.generation)
 def run_self_instruct(ctx: JobContext[SelfInstructParams]) -> dict[str, Any]:
     """Generate, filter and store new instructions in a set awaiting review."""
     with ctx.sessions() as db:

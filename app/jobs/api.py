@@ -16,6 +16,7 @@ from app.bounds import MAX_INT, Int
 from app.deps import DbDep, SettingsDep
 from app.jobs import registry, service
 from app.jobs.models import JobStatus
+from app.lanes import Lane
 
 router = APIRouter(prefix="/api/v1/jobs", tags=["jobs"], dependencies=[allow(Access.researcher)])
 
@@ -57,6 +58,7 @@ class JobCreate(BaseModel):
 
 class KindOut(BaseModel):
     name: str
+    lane: Lane = Field(description="the worker lane it runs in: jobs of different lanes run side by side")
     params_schema: dict[str, Any]
 
 
@@ -87,7 +89,7 @@ def jobs_list(
 @router.get("/kinds", response_model=list[KindOut])
 def kinds_list(user: CurrentUser) -> object:
     return [
-        KindOut(name=k.name, params_schema=k.params_model.model_json_schema())
+        KindOut(name=k.name, lane=k.lane, params_schema=k.params_model.model_json_schema())
         for k in registry.kinds(offered_in_ui=True, role=user.role)
     ]
 

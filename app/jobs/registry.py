@@ -2,7 +2,8 @@
 
 Handler modules register their kinds with ``@register(...)`` when imported; a kind also says who may queue
 it (``audience``: researchers by default; exports, imports and the bootstrap are admins' alone), which
-``service.enqueue`` enforces for every entry point (API, dashboard forms, admin pages). The worker's child
+``service.enqueue`` enforces for every entry point (API, dashboard forms, admin pages), and the worker lane
+it runs in (``app.lanes``: generation, training or short; training when unsaid). The worker's child
 process imports the handler's module by name before it runs a job, so a kind must be defined in
 an importable module (not ``__main__``). Built-in kinds are listed in ``BUILTIN_JOB_MODULES``;
 deployments and tests add more through ``RLHF_JOB_MODULES`` (comma-separated module names).
@@ -20,6 +21,7 @@ from pydantic import BaseModel, ValidationError
 
 from app.auth.models import Role
 from app.errors import Invalid
+from app.lanes import Lane
 from app.text import first_unstorable
 
 if TYPE_CHECKING:
@@ -58,6 +60,7 @@ class JobKind:
     handler: Handler
     offered_in_ui: bool = True  # False for kinds only programs or tests start
     audience: Role = Role.researcher  # the least role that may queue it
+    lane: Lane = Lane.training  # which of a worker's job slots may run it
 
     @property
     def module(self) -> str:
@@ -87,15 +90,22 @@ _state = {"environment_read": False}
 
 
 def register(
-    name: str, params: type[BaseModel], *, offered_in_ui: bool = True, audience: Role = Role.researcher
+    name: str,
+    params: type[BaseModel],
+    *,
+    offered_in_ui: bool = True,
+    audience: Role = Role.researcher,
+    lane: Lane = Lane.training,
 ) -> Callable[[Handler], Handler]:
     """Decorator registering ``handler`` as the job kind ``name`` with parameter model ``params``, which
-    users of ``audience``'s role and above may queue."""
+    users of ``audience``'s role and above may queue and workers run in their ``lane`` slots."""
     if not name or len(name) > 50:
         raise ValueError("a job kind name must be 1-50 characters (the jobs.kind column)")
 
     def decorate(handler: Handler) -> Handler:
-        kind = JobKind(name=name, params_model=params, handler=handler, offered_in_ui=offered_in_ui, audience=audience)
+        kind = JobKind(
+            name=name, params_model=params, handler=handler, offered_in_ui=offered_in_ui, audience=audience, lane=lane
+        )
         existing = _KINDS.get(name)
         if existing is not None and (existing.module, existing.handler.__qualname__) != (
             kind.module,
@@ -148,9 +158,10 @@ def kinds(*, offered_in_ui: bool | None = None, role: Role | None = None) -> lis
     ]
 
 
-def names() -> list[str]:
-    """Names of the kinds this process can run: what a worker claims."""
-    return [k.name for k in kinds()]
+def names(lanes: Iterable[Lane] | None = None) -> list[str]:
+    """Names of the kinds this process can run (in ``lanes``, when given): what a worker's slot claims."""
+    wanted = None if lanes is None else set(lanes)
+    return [k.name for k in kinds() if wanted is None or k.lane in wanted]
 
 
 def validate_params(kind: str, params: dict[str, Any] | None, *, queue: QueueContext | None = None) -> dict[str, Any]:

@@ -1,11 +1,15 @@
 """The worker: claims jobs, runs each in a child process, heartbeats it, and cleans up after others.
 
 Run it with ``rlhf worker`` (``rlhf serve`` starts one too); any number of workers on any number
-of machines may share one PostgreSQL. Each loop: re-queue jobs whose worker died, run due periodic
-tasks, claim the oldest queued job, then supervise its child process until it ends — heartbeating,
+of machines may share one PostgreSQL. A worker runs job slots by lane (``app.lanes``: by default one
+each for generation, training and short jobs), each slot a thread with a loop of its own: claim the
+oldest queued job of its lane, then supervise its child process until it ends — heartbeating,
 killing it if the job is cancelled or was taken away, and recording a crash (exit code or signal;
 an out-of-memory kill reads "killed by signal 9"). SIGTERM or SIGINT stops the worker cleanly: a
-running job's process is stopped and the job handed back to the queue.
+running job's process is stopped and the job handed back to the queue. One slot also does the
+housekeeping (re-queue jobs whose worker died, run due periodic tasks), between its claims and during
+its heartbeats. The slots share the worker's id: the worker is the process, and a job's fencing token is
+its attempt, not the slot.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ import signal
 import socket
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Mapping
 from functools import cache, partial
 from multiprocessing.context import BaseContext
 from multiprocessing.process import BaseProcess
@@ -32,6 +36,7 @@ from app.jobs import periodic, registry
 from app.jobs.child import ChildSpec, child_main, warm_up
 from app.jobs.dbretry import first_line, is_transient, with_retry
 from app.jobs.lifecycle import Beat, Claim, Outcome, claim_next, end_attempt, heartbeat, release, requeue_stale
+from app.lanes import Lane
 
 log = logging.getLogger(__name__)
 
@@ -46,22 +51,67 @@ def default_worker_id() -> str:
 
 
 def run_worker(
-    settings: Settings, *, worker_id: str | None = None, once: bool = False, stop_event: threading.Event | None = None
+    settings: Settings,
+    *,
+    worker_id: str | None = None,
+    once: bool = False,
+    stop_event: threading.Event | None = None,
+    lanes: Mapping[Lane, int] | None = None,
 ) -> int:
     """Run a worker until ``stop_event`` is set or SIGTERM/SIGINT arrives; returns jobs run.
 
-    With ``once`` it makes a single pass (housekeeping, claim, run at most one job) and returns.
-    Signal handlers are installed only when called from the main thread."""
+    ``lanes`` (default: the settings' ``worker_lanes``) says how many job slots of each lane it runs.
+    With ``once`` it makes a single pass over all of its lanes' kinds (housekeeping, claim, run at most
+    one job) and returns. Signal handlers are installed only when called from the main thread."""
     stop = stop_event or threading.Event()
     restore = _stop_on_signals(stop)
     registry.load_job_modules()
-    engine = make_engine(settings.resolved_database_url, pool_size=2)
+    lanes = dict(settings.lanes if lanes is None else lanes)
+    slots = [lane for lane, count in lanes.items() for _ in range(count)]
+    engine = make_engine(settings.resolved_database_url, pool_size=len(slots) + 1)
+    sessions = make_sessionmaker(engine)
+    worker_id = worker_id or default_worker_id()
     try:
-        worker = Worker(settings, make_sessionmaker(engine), worker_id=worker_id or default_worker_id(), stop=stop)
-        return worker.run(once=once)
+        if once:
+            return Worker(settings, sessions, worker_id=worker_id, stop=stop, lanes=lanes).run(once=True)
+        workers = [
+            Worker(settings, sessions, worker_id=worker_id, stop=stop, lanes=(lane,), housekeeper=i == 0)
+            for i, lane in enumerate(slots)
+        ]
+        return _run_slots(workers, stop)
     finally:
         engine.dispose()
         restore()
+
+
+def _run_slots(workers: list[Worker], stop: threading.Event) -> int:
+    """Every slot but the first in a thread of its own, the first in this one; the total of jobs run.
+
+    A slot that dies of a bug stops the others too: a worker missing a lane would look alive while that
+    lane's jobs wait forever."""
+    ran = [0] * len(workers)
+
+    def slot(i: int) -> None:
+        try:
+            ran[i] = workers[i].run()
+        except BaseException:
+            log.exception("worker slot %s failed; stopping the worker", workers[i].name)
+            stop.set()
+            raise
+
+    threads = [
+        threading.Thread(target=slot, args=(i,), name=f"worker-{workers[i].name}", daemon=True)
+        for i in range(1, len(workers))
+    ]
+    for thread in threads:
+        thread.start()
+    try:
+        slot(0)
+    finally:
+        stop.set()
+        for thread in threads:
+            thread.join()
+    return sum(ran)
 
 
 @cache
@@ -126,21 +176,35 @@ class Ending(enum.Enum):
 
 
 class Worker:
-    """One worker's loop; ``run_worker`` builds it with an engine of its own."""
+    """One job slot's loop: claims the kinds of its ``lanes`` (all when None), one job at a time;
+    ``run_worker`` builds one per slot. Only a ``housekeeper`` re-queues dead jobs and runs periodic tasks."""
 
     def __init__(
-        self, settings: Settings, sessions: sessionmaker[Session], *, worker_id: str, stop: threading.Event
+        self,
+        settings: Settings,
+        sessions: sessionmaker[Session],
+        *,
+        worker_id: str,
+        stop: threading.Event,
+        lanes: Collection[Lane] | None = None,
+        housekeeper: bool = True,
     ) -> None:
         self.settings = settings
         self.sessions = sessions
         self.worker_id = worker_id
         self.stop = stop
+        self.lanes = None if lanes is None else tuple(lanes)
+        self.housekeeper = housekeeper
+        self.name = "all" if self.lanes is None else "+".join(self.lanes)
         self._healthy_since = time.monotonic()
         self._last_housekeeping = float("-inf")
         self._processes = job_process_context()
 
+    def kinds(self) -> list[str]:
+        return registry.names(self.lanes)
+
     def run(self, *, once: bool = False) -> int:
-        log.info("worker %s started; kinds: %s", self.worker_id, ", ".join(registry.names()) or "none")
+        log.info("worker %s slot %s started; kinds: %s", self.worker_id, self.name, ", ".join(self.kinds()) or "none")
         ran = 0
         while not self.stop.is_set():
             try:
@@ -153,7 +217,7 @@ class Worker:
                 break
             if not worked:
                 self.stop.wait(self.settings.worker_poll_seconds)
-        log.info("worker %s stopped after %d job(s)", self.worker_id, ran)
+        log.info("worker %s slot %s stopped after %d job(s)", self.worker_id, self.name, ran)
         return ran
 
     def step(self) -> bool:
@@ -185,7 +249,7 @@ class Worker:
         After its own database outage the worker waits one lease before judging heartbeats:
         the other workers could not write theirs either, and are not dead for it."""
         now = time.monotonic()
-        if not force and now - self._last_housekeeping < self.settings.job_heartbeat_seconds:
+        if not self.housekeeper or (not force and now - self._last_housekeeping < self.settings.job_heartbeat_seconds):
             return
         self._last_housekeeping = now
         if now - self._healthy_since >= self.settings.job_lease_seconds:
@@ -200,7 +264,7 @@ class Worker:
     def claim(self) -> Claim | None:
         """Take the oldest queued job this worker can run; None when there is none or no database."""
         take = partial(
-            claim_next, worker_id=self.worker_id, kinds=registry.names(), lease_seconds=self.settings.job_lease_seconds
+            claim_next, worker_id=self.worker_id, kinds=self.kinds(), lease_seconds=self.settings.job_lease_seconds
         )
         result = self._db("claim", take)
         return result if isinstance(result, Claim) else None

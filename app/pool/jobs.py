@@ -16,6 +16,7 @@ from app.config import Settings
 from app.jobs.context import JobContext
 from app.jobs.periodic import periodic
 from app.jobs.registry import register
+from app.lanes import Lane
 from app.pool import service
 from app.pool.k_sync import sync_pending_k
 
@@ -45,7 +46,7 @@ class GenerateParams(BaseModel):
     reason: str = Field("manual", max_length=50, description="Who asked: refill, nudge, promotion, manual.")
 
 
-@register(service.GENERATE, GenerateParams)
+@register(service.GENERATE, GenerateParams, lane=Lane.generation)
 def generate(ctx: JobContext[GenerateParams]) -> dict[str, Any]:
     """Sample response pairs from the promoted policy into the pool."""
     from app.pool.runner import run_generate

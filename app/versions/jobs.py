@@ -14,6 +14,7 @@ from pydantic import BaseModel, Field
 from app.auth.models import Role
 from app.jobs.context import JobContext
 from app.jobs.registry import register
+from app.lanes import Lane
 from app.registry.locations import ModelLocation
 from app.versions import bootstrap
 
@@ -28,7 +29,7 @@ class BootstrapParams(BaseModel):
 
 
 # Admins only: it installs and promotes the policy every annotator then judges.
-@register(bootstrap.BOOTSTRAP, BootstrapParams, offered_in_ui=False, audience=Role.admin)
+@register(bootstrap.BOOTSTRAP, BootstrapParams, offered_in_ui=False, audience=Role.admin, lane=Lane.generation)
 def run_bootstrap(ctx: JobContext[BootstrapParams]) -> dict[str, Any]:
     """Install and promote the first policy and the starter prompt set, unless there are some."""
     ctx.reporter.progress(0.0, "installing the default policy")
