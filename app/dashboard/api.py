@@ -1,4 +1,6 @@
-"""JSON for the dashboard's slow figures, fetched by the page after it has rendered."""
+"""JSON for the dashboard's slow figures, fetched by the page after it has rendered.
+
+Nothing here loads a model: a figure that needs one is computed by a job and read from the database."""
 
 from __future__ import annotations
 
@@ -8,17 +10,27 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.concurrency import run_in_threadpool
 
-from app.auth.policy import Access, allow
+from app.auth.policy import Access, CurrentUser, allow
 from app.dashboard import models
 from app.deps import DbDep
+from app.finetune.reward import agreement
 
 router = APIRouter(prefix="/api/v1/dashboard", tags=["dashboard"], dependencies=[allow(Access.researcher)])
 
 
 @router.get("/rewards/{version_id}/agreement")
-async def reward_agreement(version_id: int, db: DbDep) -> dict[str, Any]:
-    """A reward version's agreement with the human judgements made after it was trained (runs the model)."""
-    return await run_in_threadpool(models.human_agreement, db, version_id=version_id)
+def reward_agreement(version_id: int, db: DbDep) -> dict[str, Any]:
+    """A reward version's stored agreement with the human judgements made after it was trained, whether
+    judgements have come since (``stale``) and the scoring job in flight (``job_id``)."""
+    return agreement.figure(db, version_id=version_id)
+
+
+@router.post("/rewards/{version_id}/agreement", status_code=202)
+def score_reward_agreement(version_id: int, db: DbDep, user: CurrentUser) -> dict[str, Any]:
+    """Ask for the figure to be scored again (a ``reward_agreement`` job; the one in flight if there is one)."""
+    agreement.request(db, version_id=version_id, actor=user)
+    db.commit()
+    return agreement.figure(db, version_id=version_id)
 
 
 @router.get("/leaderboard")

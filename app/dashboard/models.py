@@ -16,11 +16,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, aliased
 
 from app.annotation.models import Choice, Judgement
-from app.finetune.core import scoring as reward_scoring
 from app.pool.models import Pair, Response
 from app.ratings.bradley_terry import Battle, leaderboard, win_rate_matrix
 from app.registry.models import ModelKind, ModelVersion
-from app.registry.service import get_version, list_versions
+from app.registry.service import list_versions
 
 BOOTSTRAP_ROUNDS = 200
 LEVEL = 0.95
@@ -105,14 +104,6 @@ def validation_accuracy(version: ModelVersion) -> float | None:
         if isinstance(value, int | float):
             return float(value)
     return None
-
-
-def human_agreement(db: Session, *, version_id: int) -> dict[str, Any]:
-    """{version_id, judgements, rate} of a reward version against later human judgements. It loads and
-    runs the model, so the page does not wait for it: /static/dashboard-models.js fills the column in."""
-    get_version(db, version_id, kind=ModelKind.reward)
-    result = reward_scoring.agreement(db, version_id=version_id)
-    return {"version_id": version_id, "judgements": int(result.judgements), "rate": result.rate}
 
 
 def reward_rows(db: Session) -> list[dict[str, Any]]:

@@ -37,6 +37,7 @@ BUILTIN_JOB_MODULES: tuple[str, ...] = (
     "app.export.jobs",
     "app.importing.jobs",
     "app.finetune.reward.job",
+    "app.finetune.reward.agreement",
     "app.finetune.classifier.job",
     "app.finetune.ppo.job",
     "app.finetune.sft.job",

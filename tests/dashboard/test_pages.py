@@ -16,7 +16,7 @@ from app.jobs.models import Job, JobStatus
 from app.registry.models import ModelKind, ModelStatus
 from tests.export.data import judged_pair
 from tests.factories import JobFactory, ModelVersionFactory, UserFactory
-from tests.helpers import log_in_as, login
+from tests.helpers import log_in_as, login, run_job
 
 XSS = '<img src=x onerror="alert(1)">'
 
@@ -231,23 +231,76 @@ def test_annotators_cannot_see_the_dashboard(client, db):
 
 
 class TestRewardAgreement:
-    def test_the_column_is_filled_from_the_api(self, client, db, researcher, monkeypatch):
-        from types import SimpleNamespace
+    """The column comes from a figure a ``reward_agreement`` job stored: the web process never loads a model."""
 
-        from app.dashboard import models
+    @pytest.fixture()
+    def no_model_here(self, monkeypatch):
+        from app.finetune.core import scoring
 
-        rm = ModelVersionFactory(name="rm-x", kind=ModelKind.reward, metrics={"val_accuracy": 0.8})
-        seen = []
+        def refuse(*args, **kwargs):
+            raise AssertionError("a request loaded or ran a model")
 
-        def fake(db_, *, version_id):  # the reward scorer's agreement(db, *, version_id), which runs the model
-            seen.append(version_id)
-            return SimpleNamespace(judgements=40, agreed=30, rate=0.75)
+        monkeypatch.setattr(scoring, "scorer_of", refuse)
+        monkeypatch.setattr(scoring, "agreement", refuse)
 
-        monkeypatch.setattr(models.reward_scoring, "agreement", fake)
+    def test_the_page_reads_the_stored_figure_and_asks_for_a_job_when_judgements_came_since(
+        self, client, db, researcher, no_model_here
+    ):
+        stored = {"rate": 0.75, "judgements": 2, "scored_at": "2026-12-01T10:00:00+00:00"}
+        rm = ModelVersionFactory(
+            name="rm-x", kind=ModelKind.reward, metrics={"val_accuracy": 0.8, "human_agreement": stored}
+        )
+        for _ in range(2):
+            judged_pair(db, verdicts=[(UserFactory(), "a")])
         page = client.get("/dashboard/models")
         assert f'data-agreement="/api/v1/dashboard/rewards/{rm.id}/agreement"' in page.text
         assert "/static/dashboard-models.js" in page.text
-        answer = client.get(f"/api/v1/dashboard/rewards/{rm.id}/agreement")
-        assert answer.json() == {"version_id": rm.id, "judgements": 40, "rate": 0.75} and seen == [rm.id]
+        url = f"/api/v1/dashboard/rewards/{rm.id}/agreement"
+        answer = client.get(url).json()
+        assert answer == {"version_id": rm.id, **stored, "later_judgements": 2, "stale": False, "job_id": None}
+        judged_pair(db, verdicts=[(UserFactory(), "b")])
+        judged_pair(db, verdicts=[(UserFactory(), "tie")])  # a tie is not compared, so it changes nothing
+        assert client.get(url).json()["later_judgements"] == 3
+        assert client.get(url).json()["stale"] is True
+        assert db.scalar(select(Job).where(Job.kind == "reward_agreement")) is None  # reading queues nothing
+        csrf = {"X-CSRF-Token": client.csrf}
+        queued = client.post(url, headers=csrf)
+        assert queued.status_code == 202
+        job = db.scalar(select(Job).where(Job.kind == "reward_agreement"))
+        assert queued.json()["job_id"] == job.id and job.params == {"version_id": rm.id}
+        assert client.post(url, headers=csrf).json()["job_id"] == job.id  # the one in flight, not a second
+        assert client.post(url).status_code == 403  # a cookie session must send its CSRF token
         policy = ModelVersionFactory()
         assert client.get(f"/api/v1/dashboard/rewards/{policy.id}/agreement").status_code == 404
+        assert client.post(f"/api/v1/dashboard/rewards/{policy.id}/agreement", headers=csrf).status_code == 404
+
+    def test_annotators_may_neither_read_nor_queue_it(self, client, db):
+        rm = ModelVersionFactory(kind=ModelKind.reward)
+        log_in_as(client, "ann", Role.annotator)
+        url = f"/api/v1/dashboard/rewards/{rm.id}/agreement"
+        assert client.get(url).status_code == 403
+        assert client.post(url, headers={"X-CSRF-Token": client.csrf}).status_code == 403
+        assert db.scalar(select(Job).where(Job.kind == "reward_agreement")) is None
+
+    def test_the_job_scores_the_later_judgements_and_stores_the_figure(
+        self, client, db, researcher, session_factory, settings, monkeypatch
+    ):
+        from app.finetune.core import scoring
+
+        class LengthScorer:  # prefers the longer answer: agrees with "a" below, not with "b"
+            def score(self, pairs):
+                return [float(len(text)) for _, text in pairs]
+
+        monkeypatch.setattr(scoring, "reward_scorer", lambda db_, *, version_id: LengthScorer())
+        rm = ModelVersionFactory(kind=ModelKind.reward)
+        for verdict in ("a", "b", "a"):
+            judged_pair(db, a="a longer answer", b="short", verdicts=[(UserFactory(), verdict)])
+        db.commit()
+        job = run_job(db, session_factory, settings, kind="reward_agreement", params={"version_id": rm.id})
+        assert job.status is JobStatus.succeeded, job.error
+        db.refresh(rm)
+        figure = rm.metrics["human_agreement"]
+        assert (figure["rate"], figure["judgements"]) == (pytest.approx(2 / 3), 3)
+        assert job.result["version_id"] == rm.id and job.result["rate"] == figure["rate"]
+        answer = client.get(f"/api/v1/dashboard/rewards/{rm.id}/agreement").json()
+        assert (answer["rate"], answer["judgements"], answer["stale"]) == (pytest.approx(2 / 3), 3, False)

@@ -117,6 +117,21 @@ def _filtered(query: Select[Any], created: Any, annotator: Any, filters: DataFil
     return query
 
 
+def count_judged_pairs(
+    db: Session, filters: DataFilters = DataFilters(), *, choices: Iterable[Choice] = (Choice.a, Choice.b)
+) -> int:
+    """How many rows :func:`judged_pairs` would return, without reading a text: a page's cheap check of
+    whether a stored figure is behind the judgements."""
+    query = (
+        select(func.count(Judgement.id))
+        .join(Pair, Pair.id == Judgement.pair_id)
+        .join(Prompt, Prompt.id == Pair.prompt_id)
+        .where(Judgement.choice.in_(list(choices)))
+    )
+    query = _filtered(query, Judgement.created_at, Judgement.annotator_id, filters)
+    return sum(int(count) for (count,) in _rows(db, query, Judgement.id, filters.ids))
+
+
 def judged_pairs(
     db: Session, filters: DataFilters = DataFilters(), *, choices: Iterable[Choice] = (Choice.a, Choice.b)
 ) -> list[JudgedPair]:
