@@ -9,6 +9,7 @@ from __future__ import annotations
 import secrets
 from functools import cached_property
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -65,6 +66,11 @@ class Settings(BaseSettings):
     )
     judgements_per_pair: int = Field(
         1, ge=1, le=50, description="k: judgements each pair needs (prompt sets may override)."
+    )
+    queue_order: Literal["oldest", "uncertain"] = Field(
+        "oldest",
+        description="Which pending pair an annotator gets next: the oldest, or the one the newest reward model is "
+        "least sure about (and those annotators disagree on) first, as ranked by the rank_pairs job.",
     )
     assignment_lease_minutes: float = Field(
         10.0, gt=0, description="How long a pair stays reserved for the annotator it was shown to."

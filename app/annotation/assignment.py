@@ -77,6 +77,8 @@ AVAILABLE = (
     .order_by(Pair.id)
 )
 """Pairs the user (``user_id``) may be offered at ``now``, oldest first."""
+# The uncertain queue order: the rank_pairs job's priority first (unranked pairs have 0), oldest among equals.
+ORDERS = {"oldest": AVAILABLE, "uncertain": AVAILABLE.order_by(None).order_by(Pair.priority.desc(), Pair.id)}
 
 
 def _with_content(query: Select) -> Select:
@@ -89,8 +91,10 @@ def _with_content(query: Select) -> Select:
     )
 
 
-_NEXT_FREE = _with_content(AVAILABLE).limit(1)
-_NEXT_FREE_LOCKED = _NEXT_FREE.with_for_update(of=Pair, skip_locked=True)  # PostgreSQL
+_NEXT_FREE = {order: _with_content(query).limit(1) for order, query in ORDERS.items()}
+_NEXT_FREE_LOCKED = {  # PostgreSQL
+    order: query.with_for_update(of=Pair, skip_locked=True) for order, query in _NEXT_FREE.items()
+}
 _SHOWN = _with_content(select(Pair)).where(Pair.id == bindparam("pair_id", type_=Integer))
 _HELD = (
     select(PairAssignment)
@@ -126,7 +130,8 @@ def next_pair(db: Session, settings: Settings, *, user: User) -> Shown | None:
 
 
 def _lease_next(db: Session, settings: Settings, user: User, now: datetime) -> Shown | None:
-    query = _NEXT_FREE_LOCKED if db.get_bind().dialect.name == "postgresql" else _NEXT_FREE
+    statements = _NEXT_FREE_LOCKED if db.get_bind().dialect.name == "postgresql" else _NEXT_FREE
+    query = statements[settings.queue_order]
     while True:
         row = db.execute(query, {"user_id": user.id, "now": now}).first()
         if row is None:

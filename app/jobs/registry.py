@@ -38,6 +38,7 @@ BUILTIN_JOB_MODULES: tuple[str, ...] = (
     "app.importing.jobs",
     "app.finetune.reward.job",
     "app.finetune.reward.agreement",
+    "app.finetune.reward.ranking",
     "app.finetune.classifier.job",
     "app.finetune.ppo.job",
     "app.finetune.sft.job",

@@ -82,6 +82,15 @@ def create_job(
     return job
 
 
+def in_flight(db: Session, kind: str, **params: Any) -> Job | None:
+    """The oldest queued or running job of ``kind`` whose parameters include ``params``: what a page or a
+    periodic task checks before asking for a job it needs once (a handful of rows of one kind)."""
+    active = db.scalars(
+        select(Job).where(Job.kind == kind, Job.status.in_([JobStatus.queued, JobStatus.running])).order_by(Job.id)
+    )
+    return next((job for job in active if all((job.params or {}).get(k) == v for k, v in params.items())), None)
+
+
 def get_job(db: Session, job_id: int) -> Job:
     return get_or_404(db, Job, job_id, "job")
 

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Boolean, CheckConstraint, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, UTCDateTime, utcnow
@@ -59,6 +59,7 @@ class Pair(Base):
         CheckConstraint("response_a_id <> response_b_id", name="distinct_responses"),
         CheckConstraint("judgements_needed >= 1", name="needs_positive"),
         Index("ix_pairs_status_id", "status", "id"),
+        Index("ix_pairs_status_priority", "status", "priority"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -71,6 +72,11 @@ class Pair(Base):
     cross_version: Mapped[bool] = mapped_column(Boolean, default=False)
     created_by_job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"), index=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), default=utcnow)
+    # Active learning (RLHF_QUEUE_ORDER=uncertain serves the highest first): how unsure the newest reward
+    # model is which answer wins (1: a coin toss), plus 1 where annotators already disagree; written by the
+    # rank_pairs job, which records the reward version it used so a newer one ranks the pair again.
+    priority: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    ranked_by_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
 
     prompt: Mapped[Prompt] = relationship()
     response_a: Mapped[Response] = relationship(foreign_keys=[response_a_id])

@@ -43,7 +43,7 @@ def test_a_bad_lane_spec_is_refused_naming_the_part(spec, says):
 def test_every_builtin_kind_is_in_the_lane_its_work_belongs_to():
     registry.load_job_modules()
     lanes = {kind.name: kind.lane for kind in registry.kinds() if not kind.name.startswith("test.")}
-    short = {"export", "import", "reward_agreement"}
+    short = {"export", "import", "reward_agreement", "rank_pairs"}
     generation = {"generate", "self_instruct", "bootstrap"}
     assert {n for n, lane in lanes.items() if lane is Lane.short} == short
     assert {n for n, lane in lanes.items() if lane is Lane.generation} == generation

@@ -12,7 +12,6 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from app.auth.models import User
@@ -22,7 +21,7 @@ from app.finetune.core import scoring
 from app.finetune.core.dataset import DataFilters, count_judged_pairs
 from app.jobs import service as jobs
 from app.jobs.context import JobContext
-from app.jobs.models import Job, JobStatus
+from app.jobs.models import Job
 from app.jobs.registry import register
 from app.lanes import Lane
 from app.registry.models import ModelKind, ModelVersion
@@ -54,14 +53,6 @@ def agreement_job(ctx: JobContext[AgreementParams]) -> dict[str, Any]:
     return {"version_id": version_id, **figure}
 
 
-def pending(db: Session, version_id: int) -> Job | None:
-    """The queued or running scoring job of this version, if any (a handful of rows of one kind)."""
-    active = db.scalars(
-        select(Job).where(Job.kind == KIND, Job.status.in_([JobStatus.queued, JobStatus.running])).order_by(Job.id)
-    )
-    return next((job for job in active if (job.params or {}).get("version_id") == version_id), None)
-
-
 def figure(db: Session, *, version_id: int) -> dict[str, Any]:
     """What the page shows, from the database alone: the stored figure (rate and judgements None before
     the first scoring), the judgements made since the version was trained, whether the figure is behind
@@ -69,7 +60,7 @@ def figure(db: Session, *, version_id: int) -> dict[str, Any]:
     version = get_version(db, version_id, kind=ModelKind.reward)
     stored = (version.metrics or {}).get(METRIC) or {}
     later = count_judged_pairs(db, DataFilters(since=version.created_at))
-    job = pending(db, version_id)
+    job = jobs.in_flight(db, KIND, version_id=version_id)
     return {
         "version_id": version_id,
         "rate": stored.get("rate"),
@@ -84,5 +75,5 @@ def figure(db: Session, *, version_id: int) -> dict[str, Any]:
 def request(db: Session, *, version_id: int, actor: User | None) -> Job:
     """The scoring job of this version: the one in flight, else a new one (not committed)."""
     get_version(db, version_id, kind=ModelKind.reward)
-    job = pending(db, version_id)
+    job = jobs.in_flight(db, KIND, version_id=version_id)
     return job or jobs.enqueue(db, kind=KIND, params={"version_id": version_id}, created_by=actor)
