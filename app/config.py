@@ -72,6 +72,16 @@ class Settings(BaseSettings):
         description="Which pending pair an annotator gets next: the oldest, or the one the newest reward model is "
         "least sure about (and those annotators disagree on) first, as ranked by the rank_pairs job.",
     )
+    gold_share: float = Field(
+        0.05,
+        ge=0,
+        le=0.5,
+        description="Share of an annotator's pairs that are gold pairs (a known answer, made from pool answers); "
+        "0 serves none.",
+    )
+    gold_pool: int = Field(
+        40, ge=0, le=10_000, description="Gold pairs kept ready; each annotator judges each one at most once."
+    )
     assignment_lease_minutes: float = Field(
         10.0, gt=0, description="How long a pair stays reserved for the annotator it was shown to."
     )

@@ -85,6 +85,7 @@ def create_app(settings: Settings | None = None, *, session_factory: sessionmake
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     routers = [
         annotation_api.router,  # first: the hottest routes are matched before any other router is tried
+        annotation_api.gold_router,
         system_router,
         auth_views.router,
         users_views.admin,

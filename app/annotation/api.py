@@ -8,13 +8,26 @@ from fastapi import APIRouter, Path, Response, status
 from pydantic import BaseModel, Field
 
 from app.annotation import assignment as assignments
-from app.annotation import edits, submission
+from app.annotation import edits, gold, submission
 from app.annotation.schemas import JudgementChange, JudgementIn, SkipIn
 from app.auth.policy import Access, CurrentUser, allow
-from app.bounds import MAX_ID
+from app.bounds import MAX_ID, Id
 from app.deps import DbDep, SettingsDep
+from app.prompts.validation import MAX_CONTENT
 
 router = APIRouter(prefix="/api/v1/annotation", tags=["annotation"], dependencies=[allow(Access.annotator)])
+gold_router = APIRouter(prefix="/api/v1/annotation/gold-pairs", tags=["annotation"], dependencies=[allow(Access.admin)])
+Answer = Annotated[str, Field(min_length=1, max_length=MAX_CONTENT)]
+
+
+class GoldPairIn(BaseModel):
+    prompt_id: Id
+    better: Answer = Field(description="The answer every careful annotator should prefer.")
+    worse: Answer
+
+
+class GoldPairOut(BaseModel):
+    pair_id: int
 
 
 class ProgressOut(BaseModel):
@@ -122,3 +135,11 @@ def skip(body: SkipIn, db: DbDep, user: CurrentUser) -> Response:
 @router.get("/progress", response_model=ProgressOut)
 def progress(db: DbDep, user: CurrentUser) -> object:
     return assignments.progress(db, user=user)
+
+
+@gold_router.post("", response_model=GoldPairOut, status_code=status.HTTP_201_CREATED)
+def gold_pair_create(body: GoldPairIn, db: DbDep) -> GoldPairOut:
+    """An admin's gold pair: served as a share of every queue like any other, scored for reliability only."""
+    pair = gold.add_written(db, prompt_id=body.prompt_id, better=body.better, worse=body.worse)
+    db.commit()
+    return GoldPairOut(pair_id=pair.id)

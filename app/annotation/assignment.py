@@ -25,6 +25,8 @@ from app.lookup import get_or_404
 from app.pool.models import Pair, PairStatus, Response
 from app.prompts.models import Prompt
 
+_DRAW = secrets.SystemRandom()  # whether the next pair is a gold one: unpredictable, so no pattern to learn
+
 
 @dataclass(frozen=True)
 class Shown:
@@ -91,6 +93,11 @@ def _with_content(query: Select) -> Select:
     )
 
 
+# A gold pair (known answer, app.annotation.gold) this user has not judged, drawn at random: gold pairs take
+# every annotator once, so there is no room to count and no order to keep.
+_NEXT_GOLD = (
+    _with_content(select(Pair).where(Pair.status == PairStatus.gold, ~_DONE_BY_USER)).order_by(func.random()).limit(1)
+)
 _NEXT_FREE = {order: _with_content(query).limit(1) for order, query in ORDERS.items()}
 _NEXT_FREE_LOCKED = {  # PostgreSQL
     order: query.with_for_update(of=Pair, skip_locked=True) for order, query in _NEXT_FREE.items()
@@ -103,7 +110,7 @@ _HELD = (
         PairAssignment.user_id == USER_ID,
         PairAssignment.status == AssignmentStatus.active,
         PairAssignment.leased_until > NOW,
-        Pair.status == PairStatus.pending,
+        Pair.status.in_((PairStatus.pending, PairStatus.gold)),
         Pair.judgement_count < Pair.judgements_needed,
     )
     .order_by(PairAssignment.id)
@@ -130,6 +137,13 @@ def next_pair(db: Session, settings: Settings, *, user: User) -> Shown | None:
 
 
 def _lease_next(db: Session, settings: Settings, user: User, now: datetime) -> Shown | None:
+    if settings.gold_share > 0 and _DRAW.random() < settings.gold_share:
+        row = db.execute(_NEXT_GOLD, {"user_id": user.id}).first()
+        if row is not None:
+            pair, messages, a, b = row
+            assignment = _lease(db, settings, user, pair.id, now)
+            if assignment is not None:
+                return _in_screen_order(assignment, pair, messages, a, b)
     statements = _NEXT_FREE_LOCKED if db.get_bind().dialect.name == "postgresql" else _NEXT_FREE
     query = statements[settings.queue_order]
     while True:

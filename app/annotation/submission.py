@@ -165,7 +165,7 @@ def _store(
             return repeat
         if assignment.status is AssignmentStatus.skipped:
             raise Conflict("you skipped this pair; ask for the next one")
-    if pair.status is not PairStatus.pending or pair.judgement_count >= pair.judgements_needed:
+    if pair.status not in (PairStatus.pending, PairStatus.gold) or pair.judgement_count >= pair.judgements_needed:
         raise Conflict("this pair already has all the judgements it needs; ask for the next one")
     now = utcnow()
     if not lease_is_live(assignment) and _slot_taken_by_others(db, user=user, pair=pair, now=now):

@@ -25,6 +25,7 @@ from app.annotation.reliability import Reliability, Vote
 from app.auth.models import User
 from app.auth.quarantine import counted
 from app.dashboard.agreement import Agreement, agreement, leave_one_out_majority
+from app.pool.models import GOLD_SOURCE_PREFIX, Pair, PairStatus, Response
 
 CHOICES = tuple(c.value for c in Choice)
 BINARY = (False, True)
@@ -62,9 +63,11 @@ def _value(choice: Any) -> str:
 
 
 def _multi_judged_pairs() -> Any:
+    """Pairs two or more counted annotators judged; gold pairs have a known answer, not an agreement to measure."""
     return (
         select(Judgement.pair_id)
-        .where(counted(Judgement.annotator_id))
+        .join(Pair, Pair.id == Judgement.pair_id)
+        .where(counted(Judgement.annotator_id), Pair.status != PairStatus.gold)
         .group_by(Judgement.pair_id)
         .having(func.count() >= 2)
     )
@@ -84,7 +87,8 @@ def _choice_groups(db: Session) -> Iterator[list[tuple[int, str]]]:
 def _label_units(db: Session) -> tuple[list[list[bool]], list[list[bool]]]:
     multi = (
         select(ResponseLabel.response_id)
-        .where(counted(ResponseLabel.annotator_id))
+        .join(Response, Response.id == ResponseLabel.response_id)
+        .where(counted(ResponseLabel.annotator_id), ~Response.source.startswith(GOLD_SOURCE_PREFIX))
         .group_by(ResponseLabel.response_id)
         .having(func.count() >= 2)
     )
@@ -169,7 +173,15 @@ def reliability_votes(db: Session) -> list[Vote]:
     """Every judgement as the reliability model reads it: the side shown on the left comes from the
     assignment it was made through (none for imported judgements)."""
     query = (
-        select(Judgement.pair_id, Judgement.annotator_id, Judgement.choice, Judgement.seconds, PairAssignment.swapped)
+        select(
+            Judgement.pair_id,
+            Judgement.annotator_id,
+            Judgement.choice,
+            Judgement.seconds,
+            PairAssignment.swapped,
+            Pair.gold_answer,
+        )
+        .join(Pair, Pair.id == Judgement.pair_id)
         .outerjoin(
             PairAssignment,
             (PairAssignment.pair_id == Judgement.pair_id) & (PairAssignment.user_id == Judgement.annotator_id),
@@ -177,10 +189,10 @@ def reliability_votes(db: Session) -> list[Vote]:
         .execution_options(yield_per=10_000)
     )
     votes = []
-    for pair_id, annotator_id, choice, seconds, swapped in db.execute(query):
+    for pair_id, annotator_id, choice, seconds, swapped, gold in db.execute(query):
         value = _value(choice)
         on_left = None if swapped is None or value not in ("a", "b") else (value == "a") != swapped
-        votes.append(Vote(pair_id, annotator_id, value, on_left, seconds))
+        votes.append(Vote(pair_id, annotator_id, value, on_left, seconds, gold))
     return votes
 
 

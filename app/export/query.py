@@ -27,7 +27,7 @@ import app.all_models  # noqa: F401 - every mapper, for the joins across domains
 from app.annotation.models import Choice, Demonstration, Judgement, ResponseLabel
 from app.auth.models import User
 from app.export.filters import Aggregation, ExportFilters, Keep
-from app.pool.models import Pair, Response, stopped_at_budget
+from app.pool.models import GOLD_SOURCE_PREFIX, Pair, PairStatus, Response, stopped_at_budget
 from app.prompts.models import Prompt
 
 BATCH = 5_000  # rows fetched per chunk (one short transaction each)
@@ -135,7 +135,7 @@ def judgements_query(filters: ExportFilters) -> Select[Any]:
         .join(ra, ra.id == Pair.response_a_id)
         .join(rb, rb.id == Pair.response_b_id)
         .join(User, User.id == Judgement.annotator_id)
-        .where(*_filter_conditions(Judgement.created_at, filters))
+        .where(*_filter_conditions(Judgement.created_at, filters), Pair.status != PairStatus.gold)  # known answers
     )
     if filters.policy_version_id is not None:
         version = filters.policy_version_id
@@ -274,7 +274,7 @@ def labels_query(filters: ExportFilters) -> Select[Any]:
         .join(Response, Response.id == ResponseLabel.response_id)
         .join(Prompt, Prompt.id == Response.prompt_id)
         .join(User, User.id == ResponseLabel.annotator_id)
-        .where(*_filter_conditions(ResponseLabel.created_at, filters))
+        .where(*_filter_conditions(ResponseLabel.created_at, filters), ~Response.source.startswith(GOLD_SOURCE_PREFIX))
     )
     if filters.policy_version_id is not None:
         query = query.where(Response.policy_version_id == filters.policy_version_id)

@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 # Modules that define the kinds every deployment has.
 BUILTIN_JOB_MODULES: tuple[str, ...] = (
     "app.pool.jobs",
+    "app.annotation.gold",  # no kind: the periodic task that keeps gold pairs ready
     "app.versions.jobs",
     "app.export.jobs",
     "app.importing.jobs",

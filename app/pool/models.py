@@ -21,12 +21,18 @@ def stopped_at_budget(generation_params: dict[str, Any] | None) -> bool:
     return (generation_params or {}).get("finish_reason") == "length"
 
 
+GOLD_SOURCE_PREFIX = "gold:"  # Response.source of a gold pair's made-up answer: label data leaves it out
+
+
 class PairStatus(enum.StrEnum):
-    """pending until it has k judgements (complete) or its policy stops being promoted (retired)."""
+    """pending until it has k judgements (complete) or its policy stops being promoted (retired); a gold
+    pair has a known answer, is served to each annotator at most once among their pending pairs and is never
+    complete, and counts nowhere but in annotator reliability."""
 
     pending = "pending"
     complete = "complete"
     retired = "retired"
+    gold = "gold"
 
 
 class Response(Base):
@@ -76,6 +82,10 @@ class Pair(Base):
     # model is which answer wins (1: a coin toss), plus 1 where annotators already disagree; written by the
     # rank_pairs job, which records the reward version it used so a newer one ranks the pair again.
     priority: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    # A gold pair's known better side ("a" or "b") and how it was made (app.pool.gold: "truncated",
+    # "shuffled", "other_answer", or "written" by an admin); None on every other pair.
+    gold_answer: Mapped[str | None] = mapped_column(String(1))
+    gold_kind: Mapped[str | None] = mapped_column(String(20))
     ranked_by_id: Mapped[int | None] = mapped_column(ForeignKey("model_versions.id", ondelete="SET NULL"))
 
     prompt: Mapped[Prompt] = relationship()

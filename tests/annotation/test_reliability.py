@@ -23,31 +23,45 @@ from tests.export.data import judged_pair
 from tests.factories import UserFactory
 
 HONEST, PER_ANNOTATOR, PAIRS = 50, 40, 400
+GOLD_PAIRS, GOLD_EACH = 40, 4  # gold pair ids follow the others'
 BAD = ("random", "always_left", "flipper", "bot")
 
 
-def _simulate(seed: int) -> tuple[list[Vote], dict[int, str]]:
+def _simulate(seed: int, *, shared: bool = True, gold_each: int = GOLD_EACH) -> tuple[list[Vote], dict[int, str]]:
     """50 honest annotators (85 % right, about 8 s a pair), a random clicker, one who always picks the left
-    answer, one who picks the worse answer 85 % of the time, and a sub-second bot; 40 pairs each."""
-    rng = random.Random(seed)
-    truth = {pair: rng.choice("ab") for pair in range(PAIRS)}
+    answer, one who picks the worse answer 85 % of the time, and a sub-second bot; 40 pairs each, drawn from
+    400 (``shared``) or each their own (no pair judged twice), then ``gold_each`` gold pairs, answered alike
+    (drawn from a random stream of their own, so the other votes are the same with or without gold)."""
+    rng, gold_rng = random.Random(seed), random.Random(seed + 10_000)
     kinds = dict.fromkeys(range(HONEST), "honest") | {HONEST + j: kind for j, kind in enumerate(BAD)}
+    pairs = PAIRS if shared else PER_ANNOTATOR * len(kinds)
+    truth = {pair: rng.choice("ab") for pair in range(pairs)}
+    gold = {pairs + i: gold_rng.choice("ab") for i in range(GOLD_PAIRS)}
     votes = []
+
+    def vote(r: random.Random, pair: int, annotator: int, kind: str, known: str | None) -> Vote:
+        swapped = r.random() < 0.5
+        left = "b" if swapped else "a"  # the real side shown on the left
+        true_side = known or truth[pair]
+        right_side, wrong_side = true_side, "b" if true_side == "a" else "a"
+        if kind == "honest":
+            choice = right_side if r.random() < 0.85 else wrong_side
+        elif kind == "flipper":
+            choice = wrong_side if r.random() < 0.85 else right_side
+        elif kind == "always_left":
+            choice = left
+        else:  # the random clicker and the bot
+            choice = r.choice("ab")
+        seconds = r.uniform(0.2, 0.7) if kind == "bot" else r.lognormvariate(2.0, 0.4)
+        return Vote(pair, annotator, choice, choice == left, seconds, known)
+
     for annotator, kind in kinds.items():
-        for pair in rng.sample(range(PAIRS), PER_ANNOTATOR):
-            swapped = rng.random() < 0.5
-            left = "b" if swapped else "a"  # the real side shown on the left
-            right_side, wrong_side = truth[pair], "b" if truth[pair] == "a" else "a"
-            if kind == "honest":
-                choice = right_side if rng.random() < 0.85 else wrong_side
-            elif kind == "flipper":
-                choice = wrong_side if rng.random() < 0.85 else right_side
-            elif kind == "always_left":
-                choice = left
-            else:  # the random clicker and the bot
-                choice = rng.choice("ab")
-            seconds = rng.uniform(0.2, 0.7) if kind == "bot" else rng.lognormvariate(2.0, 0.4)
-            votes.append(Vote(pair, annotator, choice, choice == left, seconds))
+        own = range(annotator * PER_ANNOTATOR, (annotator + 1) * PER_ANNOTATOR)
+        for pair in rng.sample(range(pairs), PER_ANNOTATOR) if shared else own:
+            votes.append(vote(rng, pair, annotator, kind, None))
+    for annotator, kind in kinds.items():
+        for pair in gold_rng.sample(sorted(gold), gold_each):
+            votes.append(vote(gold_rng, pair, annotator, kind, gold[pair]))
     return votes, kinds
 
 
@@ -70,6 +84,38 @@ def test_the_ranking_puts_every_bad_annotator_below_every_honest_one(seed):
     assert statistics_mean([fitted[a].accuracy for a, k in kinds.items() if k == "honest"]) == pytest.approx(
         0.85, abs=0.05
     )
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_gold_pairs_catch_the_careless_where_no_pair_is_shared(seed):
+    """Every annotator judges pairs nobody else judged, so nothing can be fitted; a calibration batch of 10
+    gold pairs each still ranks the bad annotators below the honest ones (a random clicker right 7 times in
+    10 by luck can pass an unlucky honest one: 10 gold pairs bound how sure this can be) and flags the flipper."""
+    votes, kinds = _simulate(seed, shared=False, gold_each=10)
+    fitted = reliability.fit(votes)
+    assert all(row.accuracy is None for row in fitted.values())  # no shared pair: no fit
+    honest = [fitted[a] for a, k in kinds.items() if k == "honest"]
+    bad = {k: fitted[a] for a, k in kinds.items() if k != "honest"}
+    assert all(r.gold_pairs == 10 for r in fitted.values())
+    assert _auroc([r.score for r in honest], [r.score for r in bad.values()]) >= 0.9
+    assert any(f.startswith("gold:") for f in bad["flipper"].flags)
+    assert bad["flipper"].score < min(r.score for r in honest)
+
+
+def test_a_gold_verdict_is_checked_not_fitted_and_a_tie_on_it_is_wrong():
+    votes = [
+        Vote(1, 7, "a", True, 5.0, "a"),
+        Vote(2, 7, "tie", None, 5.0, "b"),
+        Vote(3, 7, "b", False, 5.0, "a"),
+        Vote(4, 7, "a", True, 5.0, "b"),
+    ]
+    row = reliability.fit(votes)[7]
+    assert (row.gold_pairs, row.gold_accuracy, row.accuracy) == (4, 0.25, None)
+    assert row.flags == []  # 1 of 4 right: the 99 % upper bound is 0.79, bad luck is still possible
+    # Nothing else checks them: the gold accuracy with two pseudo-verdicts at the prior.
+    assert row.score == pytest.approx((1 + 2 * reliability.PRIOR) / 6)
+    all_wrong = [Vote(i, 8, "a", True, 5.0, "b") for i in range(4)]
+    assert reliability.fit(all_wrong)[8].flags == ["gold: 0 of 4 known answers right"]
 
 
 def statistics_mean(values: list[float | None]) -> float:

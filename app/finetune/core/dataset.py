@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, aliased
 
 from app.annotation.models import Choice, Judgement, ResponseLabel
 from app.auth.quarantine import counted
-from app.pool.models import Pair, Response
+from app.pool.models import GOLD_SOURCE_PREFIX, Pair, PairStatus, Response
 from app.prompts.models import Prompt
 from app.training.core.data import LabelledResponse, PreferenceExample
 
@@ -126,7 +126,7 @@ def count_judged_pairs(
         select(func.count(Judgement.id))
         .join(Pair, Pair.id == Judgement.pair_id)
         .join(Prompt, Prompt.id == Pair.prompt_id)
-        .where(Judgement.choice.in_(list(choices)))
+        .where(Judgement.choice.in_(list(choices)), Pair.status != PairStatus.gold)
     )
     query = _filtered(query, Judgement.created_at, Judgement.annotator_id, filters)
     return sum(int(count) for (count,) in _rows(db, query, Judgement.id, filters.ids))
@@ -154,7 +154,7 @@ def judged_pairs(
         .join(Prompt, Prompt.id == Pair.prompt_id)
         .join(resp_a, resp_a.id == Pair.response_a_id)
         .join(resp_b, resp_b.id == Pair.response_b_id)
-        .where(Judgement.choice.in_(list(choices)))
+        .where(Judgement.choice.in_(list(choices)), Pair.status != PairStatus.gold)  # gold: known answers
         .order_by(Judgement.id)
     )
     query = _filtered(query, Judgement.created_at, Judgement.annotator_id, filters)
@@ -216,6 +216,7 @@ def labelled_responses(
         select(*label, Response.text, Response.prompt_id, Prompt.messages)
         .join(Response, Response.id == ResponseLabel.response_id)
         .join(Prompt, Prompt.id == Response.prompt_id)
+        .where(~Response.source.startswith(GOLD_SOURCE_PREFIX))  # a gold pair's made-up answer
         .order_by(ResponseLabel.response_id, ResponseLabel.id)
     )
     query = _filtered(query, ResponseLabel.created_at, ResponseLabel.annotator_id, filters)

@@ -1,0 +1,34 @@
+"""gold pairs: a pair status for pairs with a known answer, the answer and how the pair was made
+
+Revision ID: 0007
+Revises: 0006
+Create Date: 2026-12-04 22:45:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = '0007'
+down_revision: str | None = '0006'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+OLD = sa.Enum('pending', 'complete', 'retired', name='pair_status', native_enum=False, create_constraint=True)
+NEW = sa.Enum('pending', 'complete', 'retired', 'gold', name='pair_status', native_enum=False, create_constraint=True)
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('pairs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('gold_answer', sa.String(length=1), nullable=True))
+        batch_op.add_column(sa.Column('gold_kind', sa.String(length=20), nullable=True))
+        batch_op.alter_column('status', existing_type=OLD, type_=NEW, existing_nullable=False)
+
+
+def downgrade() -> None:
+    op.execute("DELETE FROM pairs WHERE status = 'gold'")
+    with op.batch_alter_table('pairs', schema=None) as batch_op:
+        batch_op.alter_column('status', existing_type=NEW, type_=OLD, existing_nullable=False)
+        batch_op.drop_column('gold_kind')
+        batch_op.drop_column('gold_answer')
