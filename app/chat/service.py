@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -70,10 +71,23 @@ def _chosen_text(db: Session, pair: Pair, judgement: Judgement) -> str | None:
     return demo.text if demo else None
 
 
+ReplyCallback = Callable[[str, str], None]  # (screen side "A" | "B", the reply so far)
+
+
 def start_turn(
-    db: Session, settings: Settings, generator: Generator, *, user: User, message: str, continue_from: int | None = None
+    db: Session,
+    settings: Settings,
+    generator: Generator,
+    *,
+    user: User,
+    message: str,
+    continue_from: int | None = None,
+    on_text: ReplyCallback | None = None,
 ) -> Turn:
-    """Generate two replies to the conversation + ``message`` and lease the new pair to ``user``."""
+    """Generate two replies to the conversation + ``message`` and lease the new pair to ``user``.
+
+    ``on_text`` sees each reply grow, by the side of the screen it will be judged on: the sides are drawn
+    before the model writes, so what streamed on the left stays on the left."""
     context = context_after(db, user=user, assignment_id=continue_from) if continue_from else []
     messages = validate_messages([*context, {"role": "user", "content": message}])
     policy = promoted_policy(db)
@@ -81,13 +95,19 @@ def start_turn(
         raise Conflict("no policy is promoted yet; an admin runs `rlhf models bootstrap`")
     policy_id, config = policy.id, serving_config(policy)
     db.commit()  # no transaction stays open while the model writes
-    first, second, seed = _two_replies(generator, config, messages, settings)
-    assignment = _store_turn(db, settings, user, messages, policy_id, (first, second), seed)
+    swapped = secrets.randbelow(2) == 1
+    on_row = None if on_text is None else lambda row, text: on_text("A" if (row == 0) != swapped else "B", text)
+    first, second, seed = _two_replies(generator, config, messages, settings, on_row)
+    assignment = _store_turn(db, settings, user, messages, policy_id, (first, second), seed, swapped)
     return Turn(assignment_id=assignment.id, messages=messages)
 
 
 def _two_replies(
-    generator: Generator, config: dict[str, Any], messages: Messages, settings: Settings
+    generator: Generator,
+    config: dict[str, Any],
+    messages: Messages,
+    settings: Settings,
+    on_row: Callable[[int, str], None] | None = None,
 ) -> tuple[Generation, Generation, int]:
     for _ in range(ATTEMPTS):
         seed = secrets.randbelow(2**31)
@@ -99,7 +119,8 @@ def _two_replies(
             n=2,
         )
         try:
-            reply = generator.generate(config, [messages], params)
+            stream = {} if on_row is None else {"on_text": on_row}
+            reply = generator.generate(config, [messages], params, **stream)
         except GenerationError:
             # The details (backend URL, status, body) are for the operator's log, not the annotator's page.
             log.exception("chat generation failed for policy config %s", config.get("backend", "?"))
@@ -127,6 +148,7 @@ def _store_turn(
     policy_id: int,
     replies: tuple[Generation, Generation],
     seed: int,
+    swapped: bool,
 ) -> PairAssignment:
     prompt_set = _chat_set(db, user)
     digest = content_hash(messages)
@@ -168,7 +190,7 @@ def _store_turn(
     assignment = PairAssignment(
         pair_id=pair.id,
         user_id=user.id,
-        swapped=secrets.randbelow(2) == 1,
+        swapped=swapped,
         assigned_at=now,
         leased_until=now + timedelta(minutes=settings.assignment_lease_minutes),
     )

@@ -18,7 +18,7 @@ from __future__ import annotations
 import inspect
 import secrets
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -56,7 +56,9 @@ class TransformersBackend:
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device)
         return cls(model, tokenizer, batch_size=batch_size)
 
-    def generate(self, prompts: list[Messages], params: SamplingParams) -> list[Generation]:
+    def generate(
+        self, prompts: list[Messages], params: SamplingParams, *, on_text: TextCallback | None = None
+    ) -> list[Generation]:
         """``params.n`` responses per prompt, prompt-major (see ``GenerationBackend``)."""
         prompt_ids = [self._encode(messages) for messages in prompts]
         order = sorted(range(len(prompts)), key=lambda p: -len(prompt_ids[p]))
@@ -65,7 +67,9 @@ class TransformersBackend:
         with self._lock, torch.inference_mode(), self._seeded(params.seed):
             for start in range(0, len(order), per_batch):
                 chunk = order[start : start + per_batch]
-                batch = self._generate_batch([prompt_ids[p] for p in chunk], params)
+                rows = [p * params.n + s for p in chunk for s in range(params.n)]  # batch row -> output index
+                streamer = None if on_text is None else _RowStreamer(self, rows, on_text)
+                batch = self._generate_batch([prompt_ids[p] for p in chunk], params, streamer)
                 for i, p in enumerate(chunk):
                     results[p] = batch[i * params.n : (i + 1) * params.n]
         return [generation for per_prompt in results for generation in per_prompt]
@@ -79,7 +83,9 @@ class TransformersBackend:
         # The template already writes the special tokens; adding BOS again would shift the prompt.
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
-    def _generate_batch(self, prompt_ids: list[list[int]], params: SamplingParams) -> list[Generation]:
+    def _generate_batch(
+        self, prompt_ids: list[list[int]], params: SamplingParams, streamer: _RowStreamer | None = None
+    ) -> list[Generation]:
         """Decode ``n`` samples of each prompt in one left-padded batch; cut rows at their EOS."""
         input_ids, attention_mask = left_pad(prompt_ids, self.pad_id, self.model.device)  # (prompts, width)
         extra = {}
@@ -89,6 +95,7 @@ class TransformersBackend:
             input_ids=input_ids.repeat_interleave(params.n, dim=0),  # (prompts * n, width)
             attention_mask=attention_mask.repeat_interleave(params.n, dim=0),
             generation_config=self._generation_config(params),
+            streamer=streamer,
             **extra,
         )  # (prompts * n, width + generated)
         return [self._to_generation(row) for row in out[:, input_ids.shape[1] :].tolist()]
@@ -145,6 +152,42 @@ class TransformersBackend:
         with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
             torch.manual_seed(seed if seed is not None else secrets.randbits(63))
             yield
+
+
+TextCallback = Callable[[int, str], None]  # (output index, the text so far)
+
+
+class _RowStreamer:
+    """transformers' streamer protocol for a whole batch: after each decoding step, the text so far of every
+    row that grew (its output index, prompt-major as ``generate`` returns them). transformers' own
+    TextStreamer takes one row; chat streams its two replies at once, so this one keeps a buffer per row.
+    The first ``put`` is the prompt, which is not news; a row stops growing at its first EOS."""
+
+    def __init__(self, backend: TransformersBackend, rows: list[int], on_text: TextCallback) -> None:
+        self.backend, self.rows, self.on_text = backend, rows, on_text
+        self.tokens: list[list[int]] = [[] for _ in rows]
+        self.done = [False] * len(rows)
+        self.shown = [""] * len(rows)
+        self.prompt_seen = False
+
+    def put(self, value: torch.Tensor) -> None:
+        if not self.prompt_seen:
+            self.prompt_seen = True
+            return
+        for i, token in enumerate(value.reshape(len(self.rows), -1)[:, -1].tolist()):
+            if self.done[i]:
+                continue
+            if token in self.backend.eos_ids:
+                self.done[i] = True
+                continue
+            self.tokens[i].append(token)
+            text = self.backend._decode(self.tokens[i])
+            if text != self.shown[i]:
+                self.shown[i] = text
+                self.on_text(self.rows[i], text)
+
+    def end(self) -> None:
+        """Nothing left to flush: every step's text was sent as it came."""
 
 
 def left_pad(

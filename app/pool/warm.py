@@ -28,6 +28,7 @@ import threading
 import time
 import traceback
 from collections import OrderedDict
+from collections.abc import Callable
 from multiprocessing.connection import Connection, Listener
 from pathlib import Path
 from typing import Any
@@ -122,26 +123,29 @@ class WarmServer:
                     request = conn.recv()
                 except (EOFError, OSError):
                     return
-                reply = self._answer(request)
                 try:
+                    reply = self._answer(request, emit=conn.send if request.get("stream") else None)
                     conn.send(reply)
                 except OSError:
                     return
                 if request.get("op") == "shutdown":
                     self._exit(0)
 
-    def _answer(self, request: dict[str, Any]) -> dict[str, Any]:
+    def _answer(self, request: dict[str, Any], emit: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
         with self._state_lock:
             self._busy += 1
         try:
-            return self.handle(request)
+            return self.handle(request, emit)
         finally:
             with self._state_lock:
                 self._busy -= 1
                 self._last_activity = time.monotonic()
 
-    def handle(self, request: dict[str, Any]) -> dict[str, Any]:
-        """One request → one reply; errors are replies too, so the client can tell them from a crash."""
+    def handle(self, request: dict[str, Any], emit: Callable[[dict[str, Any]], None] | None = None) -> dict[str, Any]:
+        """One request → one reply; errors are replies too, so the client can tell them from a crash.
+
+        With ``emit`` (a ``stream`` request), a generation also sends ``{"row", "text"}`` messages with each
+        output's text so far while it decodes, before the reply."""
         op = request.get("op")
         try:
             if op == "ping":
@@ -150,7 +154,7 @@ class WarmServer:
                 return {"ok": True, "pid": os.getpid()}
             if op == "generate":
                 with self._model_lock:
-                    return self._generate(request)
+                    return self._generate(request, emit)
             return {"ok": False, "kind": "request", "error": f"unknown op {op!r}"}
         except Exception as exc:
             from app.generation import InvalidBackendConfig
@@ -159,13 +163,17 @@ class WarmServer:
             log.error("request failed: %s", traceback.format_exc())
             return {"ok": False, "kind": kind, "error": f"{type(exc).__name__}: {exc}"[:2000]}
 
-    def _generate(self, request: dict[str, Any]) -> dict[str, Any]:
-        from app.generation import SamplingParams
+    def _generate(self, request: dict[str, Any], emit: Callable[[dict[str, Any]], None] | None) -> dict[str, Any]:
+        from app.generation import SamplingParams, TransformersBackend
 
         backend, load_seconds = self.backends.get(request["config"])
         params = SamplingParams(**request["params"])
         start = time.perf_counter()
-        generations = backend.generate(request["prompts"], params)
+        if emit is not None and isinstance(backend, TransformersBackend):
+            on_text = lambda row, text: emit({"row": row, "text": text})
+            generations = backend.generate(request["prompts"], params, on_text=on_text)
+        else:  # a backend that cannot stream answers at the end, like the reply
+            generations = backend.generate(request["prompts"], params)
         self.requests += 1
         return {
             "ok": True,

@@ -23,7 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass
 from multiprocessing import AuthenticationError
 from multiprocessing.connection import Client, Connection
@@ -74,30 +74,40 @@ class WarmClient:
         self._key = authkey(settings)
         self._conn: Connection | None = None
 
-    def generate(self, config: dict[str, Any], prompts: list[Messages], params: SamplingParams) -> Reply:
-        """``params.n`` generations per prompt from the model ``config`` describes, prompt-major."""
+    def generate(
+        self,
+        config: dict[str, Any],
+        prompts: list[Messages],
+        params: SamplingParams,
+        *,
+        on_text: Callable[[int, str], None] | None = None,
+    ) -> Reply:
+        """``params.n`` generations per prompt from the model ``config`` describes, prompt-major.
+
+        ``on_text(index, text so far)`` is called while the model writes (chat streams its replies); a request
+        that is sent again after the warm process died starts its texts over."""
         # The sampling parameters travel as their fields; the warm process rebuilds them with SamplingParams(**…).
         request = {"op": "generate", "config": config, "prompts": prompts, "params": asdict(params)}
-        reply = self.call(request)
+        if on_text is not None:
+            request["stream"] = True
+        reply = self.call(request, on_text=on_text)
         generations = [Generation(text, tokens, reason) for text, tokens, reason in reply["generations"]]
         return Reply(generations, float(reply["load_seconds"]), float(reply["seconds"]), int(reply["pid"]))
 
     def ping(self) -> dict[str, Any]:
         return self.call({"op": "ping"})
 
-    def call(self, request: dict[str, Any]) -> dict[str, Any]:
-        """Send one request; a process that died under it is replaced and asked once more."""
+    def call(self, request: dict[str, Any], *, on_text: Callable[[int, str], None] | None = None) -> dict[str, Any]:
+        """Send one request; a process that died under it is replaced and asked once more. Messages with a
+        ``row`` that come before the reply (a stream) go to ``on_text``."""
         for attempt in (1, 2):
             conn = self._connection()
             try:
                 conn.send(request)
-                if not conn.poll(self.settings.generation_timeout_seconds):
-                    self.kill_server()
-                    raise GenerationError(
-                        "no answer from the warm generation process in "
-                        f"{self.settings.generation_timeout_seconds:.0f} s; killed it"
-                    )
-                reply = conn.recv()
+                reply = self._receive(conn)
+                while "row" in reply and on_text is not None:
+                    on_text(int(reply["row"]), str(reply["text"]))
+                    reply = self._receive(conn)
             except (EOFError, OSError) as exc:
                 self._drop()
                 if attempt == 2:
@@ -105,6 +115,15 @@ class WarmClient:
                 continue
             return _checked(reply)
         raise AssertionError("unreachable")
+
+    def _receive(self, conn: Connection) -> dict[str, Any]:
+        if not conn.poll(self.settings.generation_timeout_seconds):
+            self.kill_server()
+            raise GenerationError(
+                "no answer from the warm generation process in "
+                f"{self.settings.generation_timeout_seconds:.0f} s; killed it"
+            )
+        return conn.recv()
 
     def close(self) -> None:
         self._drop()

@@ -35,8 +35,13 @@ PREFER_LEFT = ["1", "l", "q", "e", "i", "p"]
 def _send(page, message: str) -> int:
     """Write ``message`` and send it with Ctrl+Enter; returns the turn's assignment id once both replies are shown."""
     page.locator("#message").fill(message)
-    with page.expect_navigation(url=TURN, timeout=120_000):
+    with (
+        page.expect_navigation(url=TURN, timeout=120_000),
+        page.expect_response(lambda r: r.url.endswith("/chat/stream"), timeout=120_000) as streamed,
+    ):
         page.keyboard.press("Control+Enter")
+    # The replies came as server-sent events (issue 17: first words while the policy writes), not a form post.
+    assert streamed.value.status == 200 and streamed.value.headers["content-type"].startswith("text/event-stream")
     assert (
         page.locator("#response-A .markdown").inner_text().strip()
         and page.locator("#response-B .markdown").inner_text().strip()

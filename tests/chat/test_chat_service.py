@@ -93,3 +93,20 @@ def test_generation_failure_shows_a_generic_message_and_logs_the_details(db, set
     assert "could not answer" in caught.value.message
     assert "10.0.0.5" not in caught.value.message and "http" not in caught.value.message
     assert "10.0.0.5" in caplog.text
+
+
+def test_the_replies_stream_by_the_side_they_are_judged_on(db, pool_settings, tiny_policies):
+    """Issue 17: the warm process sends each reply's text as it grows; the last text of each screen side is
+    the stored reply shown on that side, so what streamed on the left is judged on the left."""
+    add_policy(db, tiny_policies[0], name="chat-policy-stream", status=ModelStatus.promoted)
+    user = UserFactory()
+    db.commit()
+    seen: list[tuple[str, str]] = []
+    with WarmClient(pool_settings) as generator:
+        turn = service.start_turn(
+            db, pool_settings, generator, user=user, message="Tell me a story.", on_text=lambda *e: seen.append(e)
+        )
+    shown = assignments.load_shown(db, db.get(PairAssignment, turn.assignment_id))
+    assert dict(seen) == {"A": shown.left.text, "B": shown.right.text}  # the last text of each side
+    for side in "AB":  # sent as they grew, not once at the end
+        assert len({text for s, text in seen if s == side}) > 1
