@@ -25,6 +25,8 @@ from app.lookup import get_or_404
 from app.pool.models import Pair, PairStatus, Response
 from app.prompts.models import Prompt
 
+# A lease on a pair of these statuses stands: pending pairs, gold pairs and the author's own chat turn.
+LEASED_STATUSES = (PairStatus.pending, PairStatus.gold, PairStatus.chat)
 _DRAW = secrets.SystemRandom()  # whether the next pair is a gold one: unpredictable, so no pattern to learn
 
 
@@ -110,7 +112,7 @@ _HELD = (
         PairAssignment.user_id == USER_ID,
         PairAssignment.status == AssignmentStatus.active,
         PairAssignment.leased_until > NOW,
-        Pair.status.in_((PairStatus.pending, PairStatus.gold)),
+        Pair.status.in_(LEASED_STATUSES),
         Pair.judgement_count < Pair.judgements_needed,
     )
     .order_by(PairAssignment.id)

@@ -16,7 +16,7 @@ from sqlalchemy import bindparam, case, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from app.annotation.assignment import lease_is_live
+from app.annotation.assignment import LEASED_STATUSES, lease_is_live
 from app.annotation.models import (
     AssignmentStatus,
     Choice,
@@ -165,7 +165,7 @@ def _store(
             return repeat
         if assignment.status is AssignmentStatus.skipped:
             raise Conflict("you skipped this pair; ask for the next one")
-    if pair.status not in (PairStatus.pending, PairStatus.gold) or pair.judgement_count >= pair.judgements_needed:
+    if pair.status not in LEASED_STATUSES or pair.judgement_count >= pair.judgements_needed:
         raise Conflict("this pair already has all the judgements it needs; ask for the next one")
     now = utcnow()
     if not lease_is_live(assignment) and _slot_taken_by_others(db, user=user, pair=pair, now=now):

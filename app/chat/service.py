@@ -27,7 +27,7 @@ from app.db import utcnow
 from app.errors import Conflict
 from app.generation.types import Generation, GenerationError, Messages, SamplingParams
 from app.pool.generate import Generator, usable
-from app.pool.models import Pair, Response
+from app.pool.models import Pair, PairStatus, Response
 from app.pool.plan import serving_config
 from app.prompts.models import Prompt, PromptSet, PromptSource
 from app.prompts.validation import content_hash, validate_messages
@@ -183,7 +183,10 @@ def _store_turn(
     )
     db.add_all([a, b])
     db.flush()
-    pair = Pair(prompt_id=prompt.id, response_a_id=a.id, response_b_id=b.id, judgements_needed=1)
+    # Status chat: the queue never offers it, so a turn its author abandons is served to nobody else.
+    pair = Pair(
+        prompt_id=prompt.id, response_a_id=a.id, response_b_id=b.id, judgements_needed=1, status=PairStatus.chat
+    )
     db.add(pair)
     db.flush()
     now = utcnow()

@@ -27,12 +27,14 @@ GOLD_SOURCE_PREFIX = "gold:"  # Response.source of a gold pair's made-up answer:
 class PairStatus(enum.StrEnum):
     """pending until it has k judgements (complete) or its policy stops being promoted (retired); a gold
     pair has a known answer, is served to each annotator at most once among their pending pairs and is never
-    complete, and counts nowhere but in annotator reliability."""
+    complete, and counts nowhere but in annotator reliability; a chat turn waits for its author alone (an
+    abandoned one is never served to anyone else) and is complete once they judge it."""
 
     pending = "pending"
     complete = "complete"
     retired = "retired"
     gold = "gold"
+    chat = "chat"
 
 
 class Response(Base):

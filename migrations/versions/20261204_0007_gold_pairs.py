@@ -1,4 +1,5 @@
-"""gold pairs: a pair status for pairs with a known answer, the answer and how the pair was made
+"""gold pairs and chat turns: pair statuses for pairs with a known answer (with the answer and how the pair
+was made) and for a chat turn that only its author judges
 
 Revision ID: 0007
 Revises: 0006
@@ -16,7 +17,9 @@ branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 OLD = sa.Enum('pending', 'complete', 'retired', name='pair_status', native_enum=False, create_constraint=True)
-NEW = sa.Enum('pending', 'complete', 'retired', 'gold', name='pair_status', native_enum=False, create_constraint=True)
+NEW = sa.Enum(
+    'pending', 'complete', 'retired', 'gold', 'chat', name='pair_status', native_enum=False, create_constraint=True
+)
 
 
 def upgrade() -> None:
@@ -28,6 +31,7 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DELETE FROM pairs WHERE status = 'gold'")
+    op.execute("UPDATE pairs SET status = 'pending' WHERE status = 'chat'")
     with op.batch_alter_table('pairs', schema=None) as batch_op:
         batch_op.alter_column('status', existing_type=NEW, type_=OLD, existing_nullable=False)
         batch_op.drop_column('gold_kind')

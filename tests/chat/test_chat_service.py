@@ -110,3 +110,21 @@ def test_the_replies_stream_by_the_side_they_are_judged_on(db, pool_settings, ti
     assert dict(seen) == {"A": shown.left.text, "B": shown.right.text}  # the last text of each side
     for side in "AB":  # sent as they grew, not once at the end
         assert len({text for s, text in seen if s == side}) > 1
+
+
+def test_an_abandoned_turn_is_never_served_to_anyone_else(db, pool_settings, tiny_policies):
+    """Issue 17: a chat turn waits for its author; once their lease lapses nobody else is offered it, and
+    the author can still judge it from its page."""
+    add_policy(db, tiny_policies[0], name="chat-policy-abandoned", status=ModelStatus.promoted)
+    author, other = UserFactory(), UserFactory()
+    db.commit()
+    with WarmClient(pool_settings) as generator:
+        turn = service.start_turn(db, pool_settings, generator, user=author, message="Anyone there?")
+    assignment = db.get(PairAssignment, turn.assignment_id)
+    assignment.leased_until = assignment.assigned_at  # the author walked away
+    db.commit()
+    assert assignments.next_pair(db, pool_settings.model_copy(update={"gold_share": 0.0}), user=other) is None
+    _judge(db, author, turn.assignment_id)
+    pair = db.get(Pair, assignment.pair_id)
+    db.refresh(pair)
+    assert pair.status.value == "complete" and pair.judgement_count == 1
