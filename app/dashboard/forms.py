@@ -5,6 +5,10 @@ right type with its default, bounds and description. The submitted strings are c
 by the same field descriptions, then the kind's pydantic model validates them (the one source
 of truth): a bad value comes back as ``Invalid('params.<name>')`` and the form shows it beside
 that input, with what the researcher typed kept.
+
+A trainer has 25-40 settings and a researcher decides a handful: what to train from and on, how long,
+its main knob. Those (:data:`ESSENTIAL`, and anything required) come first; the rest, whose defaults
+were chosen by measurement, sit in a collapsed "Advanced" section. Labels are words, not field names.
 """
 
 from __future__ import annotations
@@ -20,6 +24,29 @@ from pydantic_core import to_jsonable_python
 from app.errors import Invalid
 
 PREFIX = "param."  # form names are prefixed, so a parameter can never collide with csrf_token
+# The settings shown up front for every kind: the data and models it starts from, its size, its main knob.
+ESSENTIAL = frozenset(
+    {
+        "name", "backbone", "policy_version_id", "reward_version_id", "classifier_version_id", "backbone_version_id",
+        "base_version_id", "seed_set_id", "prompt_set_ids", "filters", "heads", "use_demonstrations",
+        "refusal_prompt_set_id", "pairs", "epochs", "updates", "rounds", "target", "learning_rate", "beta",
+        "kl_coef", "loss_type", "set_name",
+    }
+)  # fmt: skip
+# Words for the parts of field names that are abbreviations, for labels a person reads.
+WORDS = {
+    "kl": "KL", "coef": "coefficient", "lora": "LoRA", "ppo": "PPO", "dpo": "DPO", "ipo": "IPO", "eos": "EOS",
+    "cpu": "the CPU", "num": "number of", "id": "", "ids": "", "vf": "value-function", "lam": "λ (GAE)",
+    "gamma": "γ (discount)", "sft": "SFT", "jsonl": "JSONL", "rm": "reward model", "r": "rank", "max": "maximum",
+    "min": "minimum", "gae": "GAE",
+}  # fmt: skip
+
+
+def label_for(name: str) -> str:
+    """``kl_coef`` → "KL coefficient", ``use_cpu`` → "Use the CPU", ``prompt_set_ids`` → "Prompt sets"."""
+    words = [WORDS.get(part, part) for part in name.split("_")]
+    text = " ".join(w for w in words if w) + ("s" if name.endswith("_ids") else "")
+    return text[:1].upper() + text[1:] if text[:1].isascii() else text
 
 
 @dataclass(frozen=True)
@@ -36,6 +63,7 @@ class ParamField:
     maximum: float | None = None
     options: list[str] = field(default_factory=list)
     nullable: bool = False
+    essential: bool = True  # shown up front; False: in the collapsed "Advanced" section
 
     @property
     def input_name(self) -> str:
@@ -112,7 +140,7 @@ def fields_for(schema: dict[str, Any], defaults: dict[str, Any] | None = None) -
         fields.append(
             ParamField(
                 name=name,
-                label=str(raw.get("title") or name.replace("_", " ").capitalize()),
+                label=label_for(name),
                 kind=kind,
                 required=name in required,
                 value=_shown(kind, defaults.get(name, raw.get("default", prop.get("default")))),
@@ -121,6 +149,7 @@ def fields_for(schema: dict[str, Any], defaults: dict[str, Any] | None = None) -
                 maximum=_bound(prop, "maximum", "exclusiveMaximum"),
                 options=options,
                 nullable=nullable,
+                essential=name in required or name in ESSENTIAL,
             )
         )
     return fields

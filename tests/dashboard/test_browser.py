@@ -59,6 +59,9 @@ CHART_STATE = """id => {
 def _launch_reward_job(page, url: str, backbone: Path) -> None:
     page.goto(url + "/dashboard/jobs")
     page.click("a[href='/dashboard/jobs/new/reward']")
+    # The settings a researcher decides come first; the rest wait, collapsed, under "Advanced".
+    assert not page.locator("input[name='param.max_length']").is_visible()
+    page.click("#advanced summary")
     page.fill("input[name='param.backbone']", str(backbone))
     for name, value in FORM.items():
         page.fill(f"input[name='param.{name}']", value)

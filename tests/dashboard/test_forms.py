@@ -8,8 +8,10 @@ from typing import Literal
 import pytest
 from pydantic import BaseModel, Field
 
+from app.dashboard import forms
 from app.dashboard.forms import model_fields, parse_form, submitted_values
 from app.errors import Invalid
+from app.jobs import registry
 
 
 class Optimiser(enum.StrEnum):
@@ -97,3 +99,30 @@ def test_what_was_typed_is_shown_again():
     fields = list(by_name().values())
     assert submitted_values(fields, {"param.epochs": "-1", "param.bf16": "true"})["epochs"] == "-1"
     assert submitted_values(fields, {})["bf16"] == "false"
+
+
+@pytest.mark.parametrize(
+    ("name", "label"),
+    [
+        ("kl_coef", "KL coefficient"),
+        ("use_cpu", "Use the CPU"),
+        ("prompt_set_ids", "Prompt sets"),
+        ("policy_version_id", "Policy version"),
+        ("lora_r", "LoRA rank"),
+        ("max_new_tokens", "Maximum new tokens"),
+        ("lam", "λ (GAE)"),
+    ],
+)
+def test_labels_are_words_not_field_names(name, label):
+    assert forms.label_for(name) == label
+
+
+@pytest.mark.parametrize("kind", ["reward", "ppo", "online_dpo", "rloo", "dpo", "classifier"])
+def test_a_trainer_form_puts_a_handful_up_front_and_the_rest_under_advanced(kind):
+    """Issue 17: the reward form had 25 fields and PPO's about 40, all at once."""
+    registry.load_job_modules()
+    fields = forms.model_fields(registry.get_kind(kind).params_model)
+    up_front = [f.name for f in fields if f.essential]
+    assert 2 <= len(up_front) <= 10, up_front
+    assert len(fields) - len(up_front) >= 10  # the tuning knobs wait under "Advanced"
+    assert all(f.essential for f in fields if f.required)
