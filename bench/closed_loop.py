@@ -520,7 +520,14 @@ def one_run(
 ) -> dict[str, Any]:
     """One rule, one seed: a fresh server on ``data_dir``, the five phases, the figures (``partial``: those
     known so far, should the run fail)."""
-    env = {**profile.server_env, "RLHF_ADMIN_PASSWORD": ADMIN_PASSWORD, "RLHF_POOL_CROSS_VERSION_SHARE": "1.0"}
+    # Gold pairs check annotators; this one is a rule and always right, so they would only take judgements
+    # (and evaluation battles) away from the loop being measured.
+    env = {
+        **profile.server_env,
+        "RLHF_ADMIN_PASSWORD": ADMIN_PASSWORD,
+        "RLHF_POOL_CROSS_VERSION_SHARE": "1.0",
+        "RLHF_GOLD_SHARE": "0",
+    }
     if profile.name == "tiny":
         env["RLHF_BOOTSTRAP_MODEL"] = str(tiny_policy(data_dir / "tiny-policy"))
     if args.database_url:
