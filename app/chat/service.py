@@ -75,14 +75,8 @@ ReplyCallback = Callable[[str, str], None]  # (screen side "A" | "B", the reply 
 
 
 def start_turn(
-    db: Session,
-    settings: Settings,
-    generator: Generator,
-    *,
-    user: User,
-    message: str,
-    continue_from: int | None = None,
-    on_text: ReplyCallback | None = None,
+    db: Session, settings: Settings, generator: Generator, *,
+    user: User, message: str, continue_from: int | None = None, on_text: ReplyCallback | None = None,
 ) -> Turn:
     """Generate two replies to the conversation + ``message`` and lease the new pair to ``user``.
 

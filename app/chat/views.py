@@ -12,6 +12,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import Response, StreamingResponse
+from pydantic import BaseModel, Field
 
 from app.annotation import assignment as assignments
 from app.annotation.models import AssignmentStatus
@@ -30,6 +31,20 @@ MAX_MESSAGE = 20_000
 log = logging.getLogger(__name__)
 
 
+class TurnForm(BaseModel):
+    """What the chat form sends, to either endpoint: the message and the judged turn it continues, if any."""
+
+    message: str = Field("", max_length=MAX_MESSAGE)
+    continue_from: str = Field("", max_length=20)
+
+    @property
+    def after(self) -> int | None:
+        return int(self.continue_from) if self.continue_from.isdigit() else None
+
+
+TurnFormDep = Annotated[TurnForm, Form()]
+
+
 @router.get("", name="chat")
 def chat(request: Request, db: DbDep, user: CurrentUser, after: int | None = None) -> Response:
     return _chat_page(request, db, user, after)
@@ -43,15 +58,8 @@ def _chat_page(
 
 
 @router.post("", name="chat_send")
-def chat_send(
-    request: Request,
-    db: DbDep,
-    settings: SettingsDep,
-    user: CurrentUser,
-    message: Annotated[str, Form(max_length=MAX_MESSAGE)] = "",
-    continue_from: Annotated[str, Form(max_length=20)] = "",
-) -> Response:
-    after = int(continue_from) if continue_from.isdigit() else None
+def chat_send(request: Request, db: DbDep, settings: SettingsDep, user: CurrentUser, form: TurnFormDep) -> Response:
+    after, message = form.after, form.message
 
     def run() -> service.Turn:
         # The web process owns its warm generation process: the model stays loaded between turns.
@@ -78,19 +86,12 @@ def chat_turn(request: Request, db: DbDep, user: CurrentUser, assignment_id: int
 
 
 @router.post("/stream", name="chat_stream")
-def chat_stream(
-    request: Request,
-    settings: SettingsDep,
-    user: CurrentUser,
-    message: Annotated[str, Form(max_length=MAX_MESSAGE)] = "",
-    continue_from: Annotated[str, Form(max_length=20)] = "",
-) -> StreamingResponse:
+def chat_stream(request: Request, settings: SettingsDep, user: CurrentUser, form: TurnFormDep) -> StreamingResponse:
     """The turn ``POST /chat`` makes, as server-sent events while the policy writes: ``reply`` events
     ``{"side": "A" | "B", "text": the reply so far}``, then ``done`` ``{"url": the turn's page}`` or ``error``
     ``{"message"}``. chat.js uses it so the first words show within a second; the plain form still works."""
-    after = int(continue_from) if continue_from.isdigit() else None
     events: queue.Queue[tuple[str, dict[str, Any]] | None] = queue.Queue()
-    turn_args = {"message": message, "continue_from": after}
+    turn_args = {"message": form.message, "continue_from": form.after}
     worker = threading.Thread(
         target=_stream_turn,
         args=(request.app.state.sessionmaker, settings, user.id, turn_args, events),
