@@ -8,7 +8,8 @@ lane, each slot claiming only its lane's kinds, so one job per lane (by default)
   (the pool cannot start before it, and so waits for it in the same lane);
 - ``training``: every trainer (reward, classifier, SFT, PPO, RLOO, DPO, online DPO); one at a time on a
   CPU box, where two would only share the cores; more where there are accelerators;
-- ``short``: export, import and bookkeeping: seconds of work that must not queue behind the other two.
+- ``short``: export, import, scoring (a reward model's agreement, the uncertain queue's ranking): seconds to
+  a minute of work that must not queue behind the other two.
 
 A kind that names no lane is a ``training`` kind: unknown work is treated as heavy.
 
