@@ -16,7 +16,16 @@ from fastapi.responses import Response
 
 from app.auth.models import Role, User
 from app.auth.policy import Access, CurrentUser, allow
-from app.dashboard.forms import model_fields, parse_form, submitted_values
+from app.dashboard import launch_data
+from app.dashboard.forms import (
+    PRESETS,
+    ParamField,
+    model_fields,
+    parse_form,
+    preset_values,
+    submitted_values,
+    with_choices,
+)
 from app.deps import DbDep, SettingsDep
 from app.errors import DomainError, Forbidden, NotFound
 from app.finetune.policy_step import DEFAULT_POLICY_METHOD
@@ -60,18 +69,38 @@ def _offered(kind_name: str, user: User) -> JobKind:
     return kind
 
 
-def _launch_page(request: Request, kind: JobKind, *, status_code: int = 200, **context: Any) -> Response:
+def _form_fields(db: DbDep, kind: JobKind) -> list[ParamField]:
+    """The kind's inputs, with pick lists (and their counts) wherever a value is an id of a stored thing."""
     fields = model_fields(kind.params_model)
-    ctx = {"tab": "jobs", "kind": kind, "fields": fields, "values": {}, **context}
+    return with_choices(fields, launch_data.choices(db, [f.name for f in fields]))
+
+
+def _launch_page(request: Request, db: DbDep, kind: JobKind, *, status_code: int = 200, **context: Any) -> Response:
+    fields = _form_fields(db, kind)
+    summary, warnings = launch_data.data_check(db, kind.name)
+    preset = request.query_params.get("preset", "")
+    ctx = {
+        "tab": "jobs",
+        "kind": kind,
+        "fields": fields,
+        "values": {},
+        "presets": [(key, title, why) for key, (title, why, _) in PRESETS.items() if preset_values(fields, key)],
+        "preset": preset,
+        "data_summary": summary,
+        "data_warnings": warnings,
+        "estimate": launch_data.estimate(db, kind.name),
+        **context,
+    }
     if not ctx["values"]:  # a link may fill inputs in (``?export_job_id=7``); the model validates them on submit
         names = {f.name for f in fields}
         ctx["values"] = {key: value for key, value in request.query_params.items() if key in names}
+        ctx["values"].update(preset_values(fields, preset))
     return render(request, "dashboard/launch.html", ctx, status_code=status_code)
 
 
 @router.get("/new/{kind_name}", name="dashboard_job_new")
-def launch_form(request: Request, user: CurrentUser, kind_name: str) -> Response:
-    return _launch_page(request, _offered(kind_name, user))
+def launch_form(request: Request, db: DbDep, user: CurrentUser, kind_name: str) -> Response:
+    return _launch_page(request, db, _offered(kind_name, user))
 
 
 @router.post("/new/{kind_name}", name="dashboard_job_launch")
@@ -80,7 +109,7 @@ def launch(
 ) -> Response:
     """Parse the form by the kind's schema and enqueue; on a bad value show the form again."""
     kind = _offered(kind_name, user)
-    fields = model_fields(kind.params_model)
+    fields = _form_fields(db, kind)
 
     def run() -> Job:
         params = parse_form(fields, form)
@@ -97,7 +126,7 @@ def launch(
         field = (exc.field or "").removeprefix("params.")
         values = submitted_values(fields, form)
         return _launch_page(
-            request, kind, error=exc.message, error_field=field, values=values, status_code=exc.status_code
+            request, db, kind, error=exc.message, error_field=field, values=values, status_code=exc.status_code
         )
 
     return form_action(db, run, done=lambda job: redirect(f"/dashboard/jobs/{job.id}"), failed=failed)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from html.parser import HTMLParser
 
 import pytest
 from sqlalchemy import select
@@ -14,6 +13,7 @@ from app.finetune.policy_step import DEFAULT_POLICY_METHOD, POLICY_METHODS
 from app.jobs import registry
 from app.jobs.models import Job, JobStatus
 from app.registry.models import ModelKind, ModelStatus
+from tests.dashboard.forms_html import form_values
 from tests.export.data import judged_pair
 from tests.factories import JobFactory, ModelVersionFactory, UserFactory
 from tests.helpers import log_in_as, login, run_job
@@ -81,44 +81,6 @@ def test_promote_and_archive_through_the_single_call_site(client, db, researcher
     assert client.post(f"/dashboard/models/{v2.id}/promote", data={}).status_code == 403  # no CSRF token
 
 
-class _FormValues(HTMLParser):
-    """The values a browser would submit for a launch form's ``param.*`` controls, as rendered."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.values: dict[str, str] = {}
-        self._select: str | None = None
-        self._text: str | None = None
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        a = dict(attrs)
-        name = a.get("name") or ""
-        if tag == "input" and name.startswith("param."):
-            if a.get("type") != "checkbox" or "checked" in a:
-                self.values[name] = a.get("value") or ""
-        elif tag == "select" and name.startswith("param."):
-            self._select = name
-        elif tag == "option" and self._select and "selected" in a:
-            self.values[self._select] = a.get("value") or ""
-        elif tag == "textarea" and name.startswith("param."):
-            self._text = name
-            self.values[name] = ""
-
-    def handle_endtag(self, tag: str) -> None:
-        self._select = None if tag == "select" else self._select
-        self._text = None if tag == "textarea" else self._text
-
-    def handle_data(self, data: str) -> None:
-        if self._text:
-            self.values[self._text] += data
-
-
-def _form_values(page: str) -> dict[str, str]:
-    parser = _FormValues()
-    parser.feed(page)
-    return parser.values
-
-
 class TestJobs:
     def test_the_list_shows_progress_bars_and_the_launch_links(self, client, db, researcher):
         JobFactory(kind="test.curves", status=JobStatus.running, progress=0.25, progress_message=XSS)
@@ -172,7 +134,7 @@ class TestJobs:
     def test_every_policy_method_launches_from_its_form_with_its_defaults(self, client, db, researcher, kind):
         form = client.get(f"/dashboard/jobs/new/{kind}")
         assert form.status_code == 200 and 'name="param.learning_rate"' in form.text
-        data = {"csrf_token": client.csrf, **_form_values(form.text)}  # what a browser sends, untouched
+        data = {"csrf_token": client.csrf, **form_values(form.text)}  # what a browser sends, untouched
         sent = client.post(f"/dashboard/jobs/new/{kind}", data=data, follow_redirects=False)
         assert sent.status_code == 303, sent.text
         job = db.scalar(select(Job).where(Job.kind == kind))
@@ -208,7 +170,9 @@ class TestJobs:
         assert links == ([f"/dashboard/jobs/new/{kind}?export_job_id={export.id}"] if kind else [])
         if kind:
             form = client.get(links[0])
-            assert re.search(rf'name="param.export_job_id" value="{export.id}"', form.text)
+            # the export is picked from the list of finished exports, by its number and what it holds
+            picked = re.search(rf'<option value="{export.id}" selected>([^<]+)</option>', form.text)
+            assert picked and picked.group(1).startswith(f"export #{export.id} · {source}")
             typed = client.get(f"/dashboard/jobs/new/{kind}", params={"name": XSS, "no_such_field": "1"}).text
             assert XSS not in typed and 'value="&lt;img src=x onerror=&#34;alert(1)&#34;&gt;"' in typed
 
