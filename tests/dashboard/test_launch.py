@@ -119,7 +119,8 @@ class TestTheRewardForm:
             result={"data": {"examples": 10}},
         )
         page = client.get("/dashboard/jobs/new/reward").text
-        assert "About 10.0 min with the same settings: the last reward job" in page and "on 10 examples (20 now)" in page
+        assert "About 10.0 min with the same settings: the last reward job" in page
+        assert "on 10 examples (20 now)" in page
 
     def test_a_preset_fills_in_the_size(self, client, db, researcher):
         quick = client.get("/dashboard/jobs/new/reward?preset=quick").text
