@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Hashable, Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -91,13 +91,25 @@ class OnlineElo:
         return True
 
 
-def elo_ratings(games: Iterable[Game | tuple[Hashable, Hashable, Choice]], **options: object) -> dict[Hashable, float]:
-    """Replay ``games`` in order through an :class:`OnlineElo` built with ``options``."""
+GameLike = Game | tuple[Hashable, Hashable, Choice]  # a Game or (a, b, choice)
+
+
+def as_game(game: GameLike) -> Game:
+    """A :class:`Game` from a Game or an (a, b, choice) tuple."""
+    return game if isinstance(game, Game) else Game(*game)
+
+
+def replay(games: Iterable[GameLike], **options: object) -> OnlineElo:
+    """An :class:`OnlineElo` built with ``options`` that has played ``games`` in order."""
     elo = OnlineElo(**options)  # type: ignore[arg-type]
-    for game in games:
-        a, b, choice = (game.a, game.b, game.choice) if isinstance(game, Game) else game
-        elo.record(a, b, choice)
-    return dict(elo.ratings)
+    for game in map(as_game, games):
+        elo.record(game.a, game.b, game.choice)
+    return elo
+
+
+def elo_ratings(games: Iterable[GameLike], **options: object) -> dict[Hashable, float]:
+    """Replay ``games`` in order through an :class:`OnlineElo` built with ``options``."""
+    return dict(replay(games, **options).ratings)
 
 
 def normalise_per_prompt(
@@ -129,3 +141,16 @@ def normalise_per_prompt(
         else:
             raise ValueError(f"unknown normalisation {method!r}")
     return rewards
+
+
+def elo_rewards(
+    games: Iterable[GameLike], prompt_of: Callable[[Hashable], Hashable], **options: object
+) -> dict[Hashable, tuple[float, float]]:
+    """(Elo rating, reward) of every response that played: the games replayed in order, then each rating
+    normalised (logistic) against its own prompt's responses, ``prompt_of`` saying whose a response is.
+
+    The one path from judgements to the seed's scalar reward, whatever names the responses: database ids
+    (the prompt page, exports) or (prompt, text) keys (the reward job's ``target: elo``)."""
+    elo = replay(games, **options)
+    rewards = normalise_per_prompt(elo.ratings, {r: prompt_of(r) for r in elo.ratings}, scale=elo.scale)
+    return {r: (rating, rewards[r]) for r, rating in elo.ratings.items()}

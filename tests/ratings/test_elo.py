@@ -111,3 +111,26 @@ def test_normalised_rewards_stay_in_unit_interval() -> None:
     assert min(minmax.values()) == 0.0 and max(minmax.values()) == 1.0
     with pytest.raises(ValueError):
         normalise_per_prompt(elo.ratings, prompt_of, method="zscore")  # type: ignore[arg-type]
+
+
+def test_three_responses_of_one_prompt_by_hand() -> None:
+    """The issue's acceptance example: x beats y, y beats z, x ties z (K 32, scale 400, start 1000)."""
+    ratings = elo_ratings([("x", "y", "a"), ("y", "z", "a"), ("x", "z", "tie")], k=32, scale=400, initial=1000)
+    # 1. x–y at 1000–1000: E_x = ½, Δ = 32·(1 − ½) = 16                 → x 1016, y 984
+    # 2. y–z at 984–1000: E_y = 1 / (1 + 10^(16/400)) = 1 / (1 + 1.0964782) = 0.4769904,
+    #    Δ = 32·(1 − 0.4769904) = 16.7363068                            → y 1000.7363068, z 983.2636932
+    # 3. x–z at 1016–983.2636932, a tie: E_x = 1 / (1 + 10^(−32.7363068/400)) = 1 / (1 + 0.8282458)
+    #    = 0.5469724, Δ = 32·(½ − 0.5469724) = −1.5031171                → x 1014.4968829, z 984.7668103
+    assert ratings["x"] == pytest.approx(1014.4968829, abs=1e-6)
+    assert ratings["y"] == pytest.approx(1000.7363068, abs=1e-6)
+    assert ratings["z"] == pytest.approx(984.7668103, abs=1e-6)
+    assert sum(ratings.values()) == pytest.approx(3000.0)  # zero-sum: the prompt's mean stays 1000
+
+    # per prompt (logistic): the expected score against the prompt's mean, 1000
+    # x: 1 / (1 + 10^(−14.4968829/400)) = 1 / (1 + 0.9199364) = 0.5208506
+    # y: 1 / (1 + 10^(−0.7363068/400)) = 1 / (1 + 0.9957704) = 0.5010596
+    # z: 1 / (1 + 10^(15.2331897/400)) = 1 / (1 + 1.0916489) = 0.4780917
+    rewards = normalise_per_prompt(ratings, {"x": "p", "y": "p", "z": "p"})
+    assert rewards["x"] == pytest.approx(0.5208506, abs=1e-6)
+    assert rewards["y"] == pytest.approx(0.5010596, abs=1e-6)
+    assert rewards["z"] == pytest.approx(0.4780917, abs=1e-6)

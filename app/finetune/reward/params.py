@@ -9,11 +9,11 @@ from pydantic import Field
 from app.bounds import Float
 from app.finetune.core.head_params import TrainParams
 from app.finetune.core.params import config_field
-from app.training.reward.config import RewardConfig
+from app.training.reward.config import RewardConfig, RewardTarget
 
 
 class RewardParams(TrainParams):
-    """A ``reward`` job: Bradley–Terry on the judged pairs."""
+    """A ``reward`` job: Bradley–Terry on the judged pairs, or regression on each response's Elo."""
 
     aggregate: Literal["each", "majority"] = Field(
         "each",
@@ -21,5 +21,6 @@ class RewardParams(TrainParams):
         "the pair counts once for the side that strictly outvotes every other verdict ('majority'). With "
         "export_job_id, the export's own aggregation applies instead.",
     )
+    target: RewardTarget = config_field(RewardConfig, "target")
     margin: Float = config_field(RewardConfig, "margin")  # bounds: SETTING_BOUNDS
     center_rewards_coefficient: Float = config_field(RewardConfig, "center_rewards_coefficient")

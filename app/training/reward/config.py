@@ -7,14 +7,25 @@ job's stored parameters all describe a field the same way (see ``config_base.con
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Literal, get_args
 
-from app.training.core.config import TrainConfig
+from app.training.core.config import TrainConfig, require
 from app.training.core.config import help_field as _f  # short, so each field stays one readable line
+
+RewardTarget = Literal["pairwise", "elo"]
 
 
 @dataclass
 class RewardConfig(TrainConfig):
-    """The reward-model job: Bradley–Terry on (prompt, chosen, rejected) pairs."""
+    """The reward-model job: Bradley–Terry on (prompt, chosen, rejected) pairs, or regression on Elo."""
+
+    target: RewardTarget = _f(
+        "pairwise",
+        "What the reward learns. 'pairwise': the Bradley–Terry loss on each judged pair. 'elo': each "
+        "response's Elo over the training judgements, normalised per prompt to [0, 1], by regression "
+        "(MSE), with a Bradley–Terry head trained beside it on the same pairs so the result compares "
+        "the two on the same held-out pairs (val_accuracy vs val_bt_accuracy). The reward is the Elo head's.",
+    )
 
     margin: float = _f(
         0.0,
@@ -30,5 +41,6 @@ class RewardConfig(TrainConfig):
     def validate(self) -> None:
         """The shared checks, then this job's own."""
         super().validate()
+        require("target", self.target in get_args(RewardTarget), f"must be one of {get_args(RewardTarget)}")
         if self.margin < 0 or self.center_rewards_coefficient < 0:
             raise ValueError("margin and center_rewards_coefficient must be ≥ 0")
