@@ -1,15 +1,16 @@
-"""Dashboard pages for researchers: overview, agreement, and models (with promote / archive)."""
+"""Dashboard pages for researchers: overview, agreement, models (promote, archive), one prompt's rated responses."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from typing import Annotated
 
-from fastapi import APIRouter, Form, Request
+from fastapi import APIRouter, Form, Path, Request
 from fastapi.responses import Response
 
 from app.auth.policy import Access, CurrentUser, allow
-from app.dashboard import actions, models, overview, quality
+from app.bounds import MAX_ID
+from app.dashboard import actions, models, overview, prompt_ratings, quality
 from app.deps import DbDep, SettingsDep
 from app.registry.models import ModelKind, ModelStatus
 from app.registry.service import list_versions
@@ -31,6 +32,12 @@ def dashboard_agreement(request: Request, db: DbDep) -> Response:
     report = quality.agreement_report(db)
     table = quality.annotator_table(db)
     return render(request, "dashboard/agreement.html", {"tab": "agreement", "report": report, "annotators": table})
+
+
+@router.get("/prompts/{prompt_id}", name="dashboard_prompt")
+def dashboard_prompt(request: Request, db: DbDep, prompt_id: Annotated[int, Path(ge=1, le=MAX_ID)]) -> Response:
+    data = prompt_ratings.prompt_ratings(db, prompt_id)
+    return render(request, "dashboard/prompt.html", {"tab": "prompt", "p": data})
 
 
 def _models_page(request: Request, db: DbDep, *, status_code: int = 200, **context: object) -> Response:

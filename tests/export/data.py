@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 from app.annotation.models import Choice, Demonstration, Judgement, ResponseLabel
 from app.auth.models import User
 from app.pool.models import Pair, Response
-from app.prompts.models import PromptSet
+from app.prompts.models import Prompt, PromptSet
 from tests.factories import PromptFactory, PromptSetFactory, UserFactory
 
 Verdict = tuple[User, str]  # (annotator, choice)
@@ -72,3 +72,31 @@ def demonstration(db: Session, user: User, prompt_id: int, text: str) -> Demonst
 
 def annotators(n: int) -> list[User]:
     return [UserFactory() for _ in range(n)]
+
+
+# The hand-worked three-response example (tests/ratings/test_elo.py): x beats y, y beats z, x ties z.
+THREE_GAMES = (("x", "y", "a"), ("y", "z", "a"), ("x", "z", "tie"))
+
+
+def rated_prompt(
+    db: Session, games: Sequence[tuple[str, str, str]] = THREE_GAMES, *, prompt_set: PromptSet | None = None
+) -> tuple[Prompt, dict[str, Response], list[Pair]]:
+    """One prompt, one response per text named in ``games`` and a pair per game (A the first named), each
+    judged once in the order given by one annotator."""
+    prompt = PromptFactory(prompt_set=prompt_set or PromptSetFactory())
+    responses: dict[str, Response] = {}
+    for a, b, _ in games:
+        for text in (a, b):
+            if text not in responses:
+                responses[text] = Response(prompt_id=prompt.id, text=text)
+                db.add(responses[text])
+    db.flush()
+    annotator, pairs = UserFactory(), []
+    for a, b, choice in games:
+        pair = Pair(prompt_id=prompt.id, response_a_id=responses[a].id, response_b_id=responses[b].id)
+        db.add(pair)
+        db.flush()
+        db.add(Judgement(pair_id=pair.id, annotator_id=annotator.id, choice=Choice(choice), strength=2))
+        db.flush()
+        pairs.append(pair)
+    return prompt, responses, pairs
