@@ -35,7 +35,8 @@ ANNOTATORS = 50
 GENERATE = [
     "INSERT INTO users (username, password_hash, role, is_active, created_at) "
     "SELECT 'bench' || g, '!', 'annotator', true, now() FROM generate_series(1, :annotators) g",
-    "INSERT INTO prompt_sets (name, description, status, created_at) VALUES ('bench', '', 'active', now())",
+    "INSERT INTO prompt_sets (name, description, status, guidelines, guidelines_version, created_at) "
+    "VALUES ('bench', '', 'active', '', 0, now())",
     "INSERT INTO prompts (prompt_set_id, messages, content_hash, source, tags, red_team, retired, created_at) "
     "SELECT (SELECT id FROM prompt_sets WHERE name = 'bench'), "
     "jsonb_build_array(jsonb_build_object('role', 'user', 'content', "

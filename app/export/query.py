@@ -41,6 +41,8 @@ class JudgedRow:
     pair_id: int
     judgement_ids: tuple[int, ...]  # the one judgement, or every judgement behind a majority
     prompt_set_id: int
+    response_a_id: int
+    response_b_id: int
     messages: list[dict[str, str]]
     response_a: str
     response_b: str
@@ -109,38 +111,57 @@ def _filter_conditions(created_at: Any, filters: ExportFilters) -> list[ColumnEl
     return conditions
 
 
-def judgements_query(filters: ExportFilters) -> Select[Any]:
-    """Every filtered judgement with its pair's prompt and both responses, ordered by pair."""
-    ra, rb = aliased(Response), aliased(Response)
+_RA, _RB = aliased(Response, name="ra"), aliased(Response, name="rb")  # a pair's response A and B
+
+
+def _judgements(filters: ExportFilters, *columns: Any) -> Select[Any]:
+    """``columns`` of every filtered judgement, joined to its pair, prompt, annotator (``User``) and both
+    responses (``_RA``, ``_RB``)."""
     query = (
-        select(
-            Pair.id.label("pair_id"),
-            Judgement.id,
-            Judgement.choice,
-            Judgement.strength,
-            Judgement.seconds,
-            Judgement.created_at,
-            User.username,
-            Prompt.prompt_set_id,
-            Prompt.messages,
-            ra.text.label("text_a"),
-            rb.text.label("text_b"),
-            ra.policy_version_id.label("policy_a"),
-            rb.policy_version_id.label("policy_b"),
-            ra.generation_params.label("params_a"),
-            rb.generation_params.label("params_b"),
-        )
+        select(*columns)
         .join(Pair, Pair.id == Judgement.pair_id)  # keyed on pairs.id: the planner then walks pairs by its index
         .join(Prompt, Prompt.id == Pair.prompt_id)
-        .join(ra, ra.id == Pair.response_a_id)
-        .join(rb, rb.id == Pair.response_b_id)
+        .join(_RA, _RA.id == Pair.response_a_id)
+        .join(_RB, _RB.id == Pair.response_b_id)
         .join(User, User.id == Judgement.annotator_id)
         .where(*_filter_conditions(Judgement.created_at, filters), Pair.status != PairStatus.gold)  # known answers
     )
     if filters.policy_version_id is not None:
         version = filters.policy_version_id
-        query = query.where(or_(ra.policy_version_id == version, rb.policy_version_id == version))
+        query = query.where(or_(_RA.policy_version_id == version, _RB.policy_version_id == version))
     return query
+
+
+def judgements_query(filters: ExportFilters) -> Select[Any]:
+    """Every filtered judgement with its pair's prompt and both responses, ordered by pair."""
+    return _judgements(
+        filters,
+        Pair.id.label("pair_id"),
+        Judgement.id,
+        Judgement.choice,
+        Judgement.strength,
+        Judgement.seconds,
+        Judgement.created_at,
+        User.username,
+        Prompt.prompt_set_id,
+        Prompt.messages,
+        Pair.response_a_id,
+        Pair.response_b_id,
+        _RA.text.label("text_a"),
+        _RB.text.label("text_b"),
+        _RA.policy_version_id.label("policy_a"),
+        _RB.policy_version_id.label("policy_b"),
+        _RA.generation_params.label("params_a"),
+        _RB.generation_params.label("params_b"),
+    )
+
+
+def games_query(filters: ExportFilters) -> Select[Any]:
+    """(judgement id, prompt, response A, response B, choice) of the same judgements: no text, for the
+    Elo pass (``export.elo``)."""
+    return _judgements(
+        filters, Judgement.id, Pair.prompt_id, Pair.response_a_id, Pair.response_b_id, Judgement.choice
+    )
 
 
 def majority(choices: Iterable[str]) -> tuple[str | None, float]:
@@ -164,6 +185,8 @@ def _row(group: list[Any], choice: str, annotator: str, agreement: float, *, one
         pair_id=first.pair_id,
         judgement_ids=(one.id,) if one is not None else tuple(r.id for r in group),
         prompt_set_id=first.prompt_set_id,
+        response_a_id=first.response_a_id,
+        response_b_id=first.response_b_id,
         messages=list(first.messages),
         response_a=first.text_a,
         response_b=first.text_b,
@@ -288,6 +311,12 @@ def demonstrations(db: Session, filters: ExportFilters) -> Iterator[Any]:
 
 def labels(db: Session, filters: ExportFilters) -> Iterator[Any]:
     for chunk in _chunks(db, labels_query(filters), (ResponseLabel.id,), None):
+        yield from chunk
+
+
+def games(db: Session, filters: ExportFilters) -> Iterator[Any]:
+    """The rows of :func:`games_query` in the order the judgements were made (by id), a chunk per transaction."""
+    for chunk in _chunks(db, games_query(filters), (Judgement.id,), None):
         yield from chunk
 
 

@@ -13,6 +13,7 @@ import unicodedata
 from collections.abc import Sequence
 from typing import Any
 
+from app.export.elo import ResponseElo
 from app.export.filters import ExportFormat
 from app.export.query import JudgedRow
 
@@ -41,6 +42,10 @@ TABLE_COLUMNS = (
     "policy_version_b",
     "judgements",
     "agreement",
+    "elo_a",
+    "elo_b",
+    "elo_reward_a",
+    "elo_reward_b",
 )
 
 
@@ -73,8 +78,14 @@ def preference_record(fmt: ExportFormat, row: JudgedRow) -> dict[str, Any]:
     return {"prompt": prompt_text(row.messages), "chosen": chosen, "rejected": rejected}
 
 
-def table_record(row: JudgedRow) -> dict[str, Any]:
-    """Every column of a verdict, for CSV and Parquet (typed; CSV stringifies)."""
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 6)
+
+
+def table_record(row: JudgedRow, elo: ResponseElo) -> dict[str, Any]:
+    """Every column of a verdict, for CSV and Parquet (typed; CSV stringifies); ``elo`` rates both answers
+    among their prompt's (``export.elo``)."""
+    (elo_a, reward_a), (elo_b, reward_b) = elo.of(row.response_a_id), elo.of(row.response_b_id)
     return {
         "pair_id": row.pair_id,
         "judgement_ids": " ".join(str(i) for i in row.judgement_ids),
@@ -95,6 +106,10 @@ def table_record(row: JudgedRow) -> dict[str, Any]:
         "policy_version_b": row.policy_b,
         "judgements": row.judgements,
         "agreement": round(row.agreement, 6),
+        "elo_a": _rounded(elo_a),
+        "elo_b": _rounded(elo_b),
+        "elo_reward_a": _rounded(reward_a),
+        "elo_reward_b": _rounded(reward_b),
     }
 
 

@@ -22,6 +22,7 @@ from app.db import utcnow
 from app.errors import Invalid, NotFound
 from app.export import query
 from app.export import records as rec
+from app.export.elo import response_elo
 from app.export.filters import ExportFormat, ExportParams
 from app.export.snapshot import IDS_SUFFIX, SNAPSHOT_SUFFIX, SnapshotBuilder, write_snapshot
 from app.export.writers import text_chunks, write_file
@@ -61,9 +62,10 @@ def records(
             snapshot.add((row.id,))
             yield rec.label_record(row)
         return
+    elo = None if fmt.preference else response_elo(db, params)  # the table formats' elo_* columns
     for judged in query.judged_rows(db, params, tally, preference=fmt.preference, on_chunk=on_chunk):
         snapshot.add(judged.judgement_ids)
-        yield rec.preference_record(fmt, judged) if fmt.preference else rec.table_record(judged)
+        yield rec.table_record(judged, elo) if elo is not None else rec.preference_record(fmt, judged)
 
 
 def export_to_folder(

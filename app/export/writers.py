@@ -76,6 +76,10 @@ def _parquet_schema() -> Any:
             ("policy_version_b", pa.int64()),
             ("judgements", pa.int64()),
             ("agreement", pa.float64()),
+            ("elo_a", pa.float64()),
+            ("elo_b", pa.float64()),
+            ("elo_reward_a", pa.float64()),
+            ("elo_reward_b", pa.float64()),
         ]
     )
 
