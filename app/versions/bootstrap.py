@@ -31,6 +31,7 @@ from app.prompts.models import Prompt, PromptSet, PromptSetStatus
 from app.prompts.service import create_set, find_set
 from app.registry import service, store
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
+from app.training.core.model_card import write_model_card
 from app.versions import promotion
 
 BOOTSTRAP = "bootstrap"
@@ -115,6 +116,7 @@ def install_policy(
         say(f"installing {source or DEFAULT_BASE_MODEL} into {final} (once; this takes a while)")
         with store.staged_folder(settings, final) as staging:
             write_checkpoint(source, staging)
+            write_model_card(staging, {"kind": "base", "backbone": source or DEFAULT_BASE_MODEL}, name=VERSION_NAME)
         installed = True
     config = {"backend": "transformers", "path": str(final.resolve()), "batch_size": DEFAULT_BATCH_SIZE}
     version = service.register(

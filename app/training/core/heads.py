@@ -7,7 +7,9 @@ last non-pad token, the only position that has attended to the whole text. A seq
 checkpoint contributes its base model and, when it has the right number of outputs, its head.
 
 A saved folder is an ordinary ``save_pretrained`` backbone plus tokenizer, with the head beside it in
-``head.safetensors`` and what is needed to use it in ``head.json``.
+``head.safetensors`` and what is needed to use it in ``head.json``. Where plain transformers computes the
+same function (a bias-free head read at the last token of a decoder, ``app.training.core.seqcls``) the
+backbone is saved as an ``AutoModelForSequenceClassification`` checkpoint that carries the head too.
 
     model, tokenizer = build_model("all-MiniLM-L6-v2", labels=["reward"])
     model(**batch)  # [N, 1]
@@ -65,7 +67,13 @@ class PooledHeadModel(nn.Module):
     """backbone → pool → Linear(hidden, len(labels)). ``forward`` returns float32 scores [N, K]."""
 
     def __init__(
-        self, backbone: nn.Module, labels: Sequence[str], *, pooling: str = "auto", head: nn.Linear | None = None
+        self,
+        backbone: nn.Module,
+        labels: Sequence[str],
+        *,
+        pooling: str = "auto",
+        head: nn.Linear | None = None,
+        bias: bool = True,
     ) -> None:
         super().__init__()
         self.backbone = backbone
@@ -76,10 +84,11 @@ class PooledHeadModel(nn.Module):
             raise ValueError(f"unknown pooling {pooling!r}")
         hidden = backbone.config.hidden_size
         if head is None:
-            head = nn.Linear(hidden, len(self.labels))
+            head = nn.Linear(hidden, len(self.labels), bias=bias)
             # Small init (std 1/sqrt(H+1)): initial scores near 0, so the first steps do not fight a random bias.
             nn.init.normal_(head.weight, std=1.0 / math.sqrt(hidden + 1))
-            nn.init.zeros_(head.bias)
+            if head.bias is not None:
+                nn.init.zeros_(head.bias)
         if head.out_features != len(self.labels):
             raise ValueError(f"head has {head.out_features} outputs for {len(self.labels)} labels")
         self.head = head.to(next(backbone.parameters()).dtype)
@@ -153,33 +162,52 @@ def ensure_pad_token(tokenizer: Any) -> Any:
     return tokenizer
 
 
+def load_backbone(path: str, num_outputs: int, **kwargs: Any) -> nn.Module:
+    """The HF model at ``path``: a sequence-classification checkpoint with ``num_outputs`` outputs (one of
+    ours, or a reward model from elsewhere) whole, so :func:`split_backbone` can reuse its head; else the
+    bare base model (``AutoModel``)."""
+    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification
+
+    config = AutoConfig.from_pretrained(path)
+    seq_cls = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
+    if seq_cls and getattr(config, "num_labels", None) == num_outputs:
+        return AutoModelForSequenceClassification.from_pretrained(path, **kwargs)
+    return AutoModel.from_pretrained(path, **kwargs)
+
+
 def build_model(
-    backbone: str | nn.Module, labels: Sequence[str], *, pooling: str = "auto", tokenizer: Any = None, seed: int = 0
+    backbone: str | nn.Module,
+    labels: Sequence[str],
+    *,
+    pooling: str = "auto",
+    tokenizer: Any = None,
+    seed: int = 0,
+    bias: bool = True,
 ) -> tuple[PooledHeadModel, Any]:
-    """A fresh head on ``backbone`` (a name/folder, or an already built HF model) and its tokenizer."""
-    from transformers import AutoConfig, AutoModel, AutoModelForSequenceClassification, AutoTokenizer
+    """A fresh head on ``backbone`` (a name/folder, or an already built HF model) and its tokenizer; a
+    head the backbone brings (a sequence-classification checkpoint) is kept, whatever ``bias`` says."""
+    from transformers import AutoTokenizer
 
     if isinstance(backbone, str):
         path = resolve_backbone(backbone)
-        config = AutoConfig.from_pretrained(path)
-        seq_cls = any(a.endswith("ForSequenceClassification") for a in (config.architectures or []))
-        if seq_cls and getattr(config, "num_labels", None) == len(labels):
-            backbone = AutoModelForSequenceClassification.from_pretrained(path)
-        else:
-            backbone = AutoModel.from_pretrained(path)
+        backbone = load_backbone(path, len(labels))
         tokenizer = tokenizer if tokenizer is not None else AutoTokenizer.from_pretrained(path)
     if tokenizer is None:
         raise ValueError("a tokenizer is required with an in-memory backbone")
     base, head = split_backbone(backbone, len(labels))
     torch.manual_seed(seed)  # the head's init is part of the run's seed
-    return PooledHeadModel(base, labels, pooling=pooling, head=head), ensure_pad_token(tokenizer)
+    return PooledHeadModel(base, labels, pooling=pooling, head=head, bias=bias), ensure_pad_token(tokenizer)
 
 
 def save_model(model: PooledHeadModel, tokenizer: Any, folder: Path, extra_meta: dict[str, Any]) -> None:
-    """Backbone, tokenizer and head into ``folder`` (which the caller renames into place)."""
+    """Backbone, tokenizer and head into ``folder`` (which the caller renames into place); as an
+    ``AutoModelForSequenceClassification`` checkpoint where that computes the same scores."""
+    from app.training.core.seqcls import save_sequence_classifier
+
     folder = Path(folder)
-    model.backbone.save_pretrained(str(folder))
-    tokenizer.save_pretrained(str(folder))
+    if not save_sequence_classifier(model, tokenizer, folder):
+        model.backbone.save_pretrained(str(folder))
+        tokenizer.save_pretrained(str(folder))
     head = {k: v.detach().cpu().contiguous() for k, v in model.head.state_dict().items()}
     save_file(head, str(folder / HEAD_WEIGHTS))
     (folder / HEAD_META).write_text(json.dumps({**model.meta(), **extra_meta}, indent=2))
@@ -189,13 +217,13 @@ def load_model(
     folder: Path | str, *, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
 ) -> tuple[PooledHeadModel, Any, dict[str, Any]]:
     """(model in eval mode, tokenizer, head metadata) from a folder written by :func:`save_model`."""
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoTokenizer
 
     folder = Path(folder)
     meta = json.loads((folder / HEAD_META).read_text())
     kwargs = {"dtype": dtype} if dtype is not None else {}
-    backbone = AutoModel.from_pretrained(str(folder), **kwargs)
-    state = load_file(str(folder / HEAD_WEIGHTS))
+    backbone, _ = split_backbone(load_backbone(str(folder), len(meta["labels"]), **kwargs), len(meta["labels"]))
+    state = load_file(str(folder / HEAD_WEIGHTS))  # the head, whichever way the backbone was saved
     head = nn.Linear(state["weight"].shape[1], state["weight"].shape[0], bias="bias" in state)
     head.load_state_dict(state)
     model = PooledHeadModel(backbone, meta["labels"], pooling=meta["pooling"], head=head)

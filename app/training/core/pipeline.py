@@ -70,6 +70,13 @@ class HeadJob:
     evaluate: Callable[[PooledHeadModel, Rows, int, int, torch.device], dict[str, float]]  # model, rows, pad, bs, dev
     packed: PackedBatches | None = None
 
+    @property
+    def head_bias(self) -> bool:
+        """A reward head has no bias: Bradley–Terry sees only differences of scores, so a bias gets no
+        gradient but rounding noise (which Adam turns into drift), and without one a decoder reward model
+        is a plain ``AutoModelForSequenceClassification`` (``core.seqcls``). A classifier needs its bias."""
+        return self.kind != "reward"
+
 
 def prepare_backbone(model: PooledHeadModel, config: TrainConfig) -> int:
     """Apply the dropout and checkpointing settings; return the usable max length."""
@@ -100,6 +107,7 @@ def train_head_model(
         pooling=config.pooling,
         tokenizer=options.get("tokenizer"),
         seed=config.seed,
+        bias=job.head_bias,
     )
     max_length = prepare_backbone(model, config)
     rows, pad_id = job.encode(tokenizer, train, model.encoder, max_length), pad_token_id(tokenizer)

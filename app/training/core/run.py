@@ -30,6 +30,7 @@ from app.training.core.checkpoint import atomic_write_dir
 from app.training.core.config import StoredConfig
 from app.training.core.loop import LoopResult, Reporter
 from app.training.core.lora import merge_adapters
+from app.training.core.model_card import write_model_card
 from app.training.core.result import TrainResult
 
 ResultT = TypeVar("ResultT", bound=TrainResult[Any])
@@ -114,12 +115,14 @@ def save_run(
     write: Callable[[Path], None],
     message: str,
 ) -> None:
-    """On the main process: ``write`` the model into a folder beside ``target.output_dir``, add the card, rename
-    the folder into place, drop the checkpoint and log ``message``; every process then waits for it."""
+    """On the main process: ``write`` the model into a folder beside ``target.output_dir``, add the card (and
+    the Hub's model card, README.md), rename the folder into place, drop the checkpoint and log ``message``;
+    every process then waits for it."""
     if accelerator.is_main_process:
         with atomic_write_dir(target.output_dir) as tmp:
             write(tmp)
             write_card(tmp, card)
+            write_model_card(tmp, card, name=target.output_dir.name)
         target.checkpoint.unlink(missing_ok=True)
         reporter.log(message)
         reporter.progress(1.0, "done")

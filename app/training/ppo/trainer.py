@@ -505,6 +505,7 @@ class PPORun(SamplingRun):
     def card(self, metrics: dict[str, float], resumed_from: int) -> dict[str, Any]:
         return {
             "kind": "policy",
+            "method": self.LABEL.lower(),  # ppo | rloo: the model card's tags
             "base_policy": self.target.label,
             "config": self.config.to_dict(),
             "fingerprint": self.target.fingerprint,
