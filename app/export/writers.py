@@ -17,6 +17,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Any
 
+from app.export.dataset_card import write_dataset_card
 from app.export.filters import ExportFormat
 from app.export.records import TABLE_COLUMNS, csv_cell, json_line
 
@@ -96,7 +97,8 @@ def write_parquet(path: Path, records: Iterable[dict[str, Any]]) -> None:
 
 
 def write_hf_zip(path: Path, records: Iterable[dict[str, Any]]) -> None:
-    """A ``save_to_disk`` folder named ``dataset/`` inside a zip; ``load_from_disk`` reads it back."""
+    """A ``save_to_disk`` folder named ``dataset/`` inside a zip, with its dataset card; ``load_from_disk``
+    reads it back."""
     from datasets import Dataset, Features, Value
 
     features = Features({"prompt": Value("string"), "chosen": Value("string"), "rejected": Value("string")})
@@ -113,6 +115,7 @@ def write_hf_zip(path: Path, records: Iterable[dict[str, Any]]) -> None:
         else:
             dataset = Dataset.from_dict({"prompt": [], "chosen": [], "rejected": []}, features=features)
         dataset.save_to_disk(str(work / "dataset"))
+        write_dataset_card(work / "dataset", dataset)
         del dataset
         _zip_folder(work / "dataset", path)
 
