@@ -1,6 +1,6 @@
 # The image behind docker-compose.yml: the app, its CLI and the default models' packages.
 FROM python:3.11-slim
-# Node's npm installs Chart.js for the dashboard plots (served by the app itself, no CDN).
+# Node's npm installs Chart.js for the dashboard plots and Swagger UI for /docs (served by the app itself, no CDN).
 RUN apt-get update && apt-get install -y --no-install-recommends nodejs npm && rm -rf /var/lib/apt/lists/*
 ENV PIP_NO_CACHE_DIR=1 PYTHONUNBUFFERED=1
 WORKDIR /srv/rlhf

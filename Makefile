@@ -5,8 +5,9 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Chart.js for the dashboard's plots, installed from the npm registry (served from /static/vendor: no CDN).
-VENDOR := static/vendor/node_modules/chart.js/dist/chart.umd.min.js
+# Chart.js for the dashboard's plots and Swagger UI for /docs, installed from the npm registry (served from
+# /static/vendor: no CDN); npm's own record of the installed tree marks it done.
+VENDOR := static/vendor/node_modules/.package-lock.json
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 
 .PHONY: install run worker test lint browser clean

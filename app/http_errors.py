@@ -20,8 +20,14 @@ from app.errors import DomainError, TooManyRequests, Unauthenticated
 log = logging.getLogger(__name__)
 
 
+def is_json_path(path: str) -> bool:
+    """The paths programs call (the JSON API and the health check): their errors are problem bodies, and
+    they are what the OpenAPI document describes (``app.openapi``)."""
+    return path.startswith("/api/") or path == "/healthz"
+
+
 def wants_json(request: Request) -> bool:
-    return request.url.path.startswith("/api/") or request.url.path == "/healthz"
+    return is_json_path(request.url.path)
 
 
 def problem(status: int, title: str, detail: str, **extra: Any) -> JSONResponse:
@@ -110,7 +116,7 @@ async def _unexpected(request: Request, exc: Exception) -> Response:
     return _respond(request, 500, "Internal error", "Something went wrong on our side; the error has been logged.")
 
 
-# What every JSON API error answer is (``problem``), as the OpenAPI schema documents it for 4xx answers.
+# What every JSON API error answer is (``problem``), as the OpenAPI document says it (``app.openapi``).
 PROBLEM_SCHEMA: dict[str, Any] = {
     "type": "object",
     "title": "Problem",
@@ -136,27 +142,6 @@ PROBLEM_RESPONSE = {
     "description": "Refused: bad input (422), not signed in (401), not allowed (403), not found (404), …",
     "content": {"application/problem+json": {"schema": {"$ref": "#/components/schemas/Problem"}}},
 }
-
-
-def document_problems(app: FastAPI) -> None:
-    """Make the served OpenAPI schema say what the JSON API answers on refusal: a problem body for any
-    4xx, instead of FastAPI's default 422 shape, which these handlers never send. Clients and schema
-    checkers (the schemathesis run in the tests) then hold every answer to its real schema."""
-    generate = app.openapi
-
-    def openapi() -> dict[str, Any]:
-        schema = generate()  # FastAPI builds it once and caches it on the app
-        if "Problem" not in schema.setdefault("components", {}).setdefault("schemas", {}):
-            schema["components"]["schemas"]["Problem"] = PROBLEM_SCHEMA
-            for path, operations in schema.get("paths", {}).items():
-                if not path.startswith("/api/"):
-                    continue
-                for operation in operations.values():
-                    operation["responses"].pop("422", None)
-                    operation["responses"]["4XX"] = PROBLEM_RESPONSE
-        return schema
-
-    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def install_error_handlers(app: FastAPI) -> None:

@@ -9,6 +9,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy.orm import Session, sessionmaker
 
+from app import api_docs
 from app.annotation import api as annotation_api
 from app.annotation import views as annotation_views
 from app.body_limit import BodyLimitMiddleware
@@ -20,12 +21,13 @@ from app.dashboard import views as dashboard_views
 from app.db import make_engine, make_sessionmaker
 from app.export import views as export_views
 from app.finetune.core import api as rewards_api
-from app.http_errors import document_problems, install_error_handlers
+from app.http_errors import install_error_handlers
 from app.importing import views as import_views
 from app.importing.views import UPLOAD_BODY_LIMIT as PREFERENCE_UPLOAD_LIMIT
 from app.instruct import api as instruct_api
 from app.instruct import views as instruct_views
 from app.jobs import api as jobs_api
+from app.openapi import install_openapi
 from app.pool import api as pool_api
 from app.pool import views as pool_views
 from app.prompts import api as prompts_api
@@ -70,7 +72,7 @@ def create_app(settings: Settings | None = None, *, session_factory: sessionmake
         title="RLHF Loop",
         version="0.1.0",
         lifespan=lifespan,
-        docs_url=None,  # Swagger UI needs inline script, which our CSP forbids; the schema is served below
+        docs_url=None,  # FastAPI's Swagger UI needs a CDN and inline script; ours is app/api_docs.py
         redoc_url=None,
         openapi_url="/api/v1/openapi.json",
     )
@@ -81,12 +83,13 @@ def create_app(settings: Settings | None = None, *, session_factory: sessionmake
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes, overrides=BODY_LIMIT_OVERRIDES)
     app.add_middleware(SecurityHeadersMiddleware)
     install_error_handlers(app)
-    document_problems(app)
+    install_openapi(app)
     app.mount("/static", StaticFiles(directory=str(STATIC_DIR)), name="static")
     routers = [
         annotation_api.router,  # first: the hottest routes are matched before any other router is tried
         annotation_api.gold_router,
         system_router,
+        api_docs.router,
         auth_views.router,
         users_views.admin,
         users_views.account,

@@ -18,6 +18,7 @@ router = APIRouter(tags=["system"])
 
 @router.get("/healthz", name="healthz", dependencies=[allow(Access.public)])
 def healthz(db: DbDep) -> Response:
+    """Liveness and database reachability, for load balancers and monitors (no sign-in; 503 when down)."""
     try:
         db.execute(text("SELECT 1"))
     except Exception as exc:

@@ -54,6 +54,7 @@ class StoredOut(BaseModel):
 
 @router.get("/next", response_model=PairOut, responses={204: {"description": "no pair is waiting"}})
 def next_pair(db: DbDep, settings: SettingsDep, user: CurrentUser) -> object:
+    """The caller's next pair to judge (sides in the order shown), or 204 when none is waiting."""
     shown = assignments.next_pair(db, settings, user=user)
     if shown is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
@@ -73,6 +74,7 @@ def next_pair(db: DbDep, settings: SettingsDep, user: CurrentUser) -> object:
     responses={200: {"description": "a repeat of an earlier identical submission"}},
 )
 def submit(body: JudgementIn, db: DbDep, user: CurrentUser, response: Response) -> object:
+    """Store a verdict on an assigned pair: 201 the first time, 200 for a repeat of the same submission."""
     stored = submission.submit(db, user=user, body=body)
     response.status_code = status.HTTP_201_CREATED if stored.created else status.HTTP_200_OK
     return StoredOut(judgement_id=stored.judgement_id, created=stored.created)
@@ -128,12 +130,14 @@ def change(
 
 @router.post("/skip", status_code=status.HTTP_204_NO_CONTENT)
 def skip(body: SkipIn, db: DbDep, user: CurrentUser) -> Response:
+    """Pass on an assigned pair that is not judged yet."""
     assignments.skip(db, user=user, assignment_id=body.assignment_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.get("/progress", response_model=ProgressOut)
 def progress(db: DbDep, user: CurrentUser) -> object:
+    """Pairs the caller judged today and in all, and how many are still available to them."""
     return assignments.progress(db, user=user)
 
 

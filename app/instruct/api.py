@@ -71,6 +71,7 @@ def review_sets(db: DbDep) -> object:
 
 @read_router.get("/sets/{set_id}", response_model=ReviewDetailOut)
 def review_set(set_id: int, db: DbDep) -> object:
+    """A SELF-INSTRUCT set's review: its counts and each generated prompt with its state."""
     items = [
         ReviewPromptOut(id=p.id, text=p.messages[-1]["content"], state=state)
         for p, state in review.review_prompts(db, set_id)

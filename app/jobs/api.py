@@ -82,12 +82,14 @@ def jobs_list(
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = 50,
     offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> object:
+    """Jobs, newest first, optionally filtered by status and kind; paged."""
     items, total = service.list_jobs(db, status=status_, kind=kind, limit=limit, offset=offset)
     return JobPage(items=[JobOut.model_validate(j) for j in items], total=total, limit=limit, offset=offset)
 
 
 @router.get("/kinds", response_model=list[KindOut])
 def kinds_list(user: CurrentUser) -> object:
+    """The job kinds the caller may launch, with their lane and the JSON schema of their parameters."""
     return [
         KindOut(name=k.name, lane=k.lane, params_schema=k.params_model.model_json_schema())
         for k in registry.kinds(offered_in_ui=True, role=user.role)
@@ -96,6 +98,7 @@ def kinds_list(user: CurrentUser) -> object:
 
 @router.post("", response_model=JobOut, status_code=status.HTTP_201_CREATED)
 def jobs_create(body: JobCreate, db: DbDep, user: CurrentUser, settings: SettingsDep) -> object:
+    """Queue a job of one of the kinds with its parameters, checked against the kind's schema."""
     attempts = body.max_attempts or settings.job_max_attempts
     return service.create_job(
         db, kind=body.kind, params=body.params, created_by=user, max_attempts=attempts, settings=settings
@@ -104,11 +107,13 @@ def jobs_create(body: JobCreate, db: DbDep, user: CurrentUser, settings: Setting
 
 @router.get("/{job_id}", response_model=JobOut)
 def jobs_get(job_id: int, db: DbDep) -> object:
+    """One job: status, progress, attempts, result or error."""
     return service.get_job(db, job_id)
 
 
 @router.post("/{job_id}/cancel", response_model=JobOut)
 def jobs_cancel(job_id: int, db: DbDep, user: CurrentUser) -> object:
+    """Cancel a job: a queued one never runs, a running one is asked to stop, a finished one is left as is."""
     return service.cancel(db, job_id=job_id, actor=user)
 
 
@@ -119,9 +124,11 @@ def jobs_metrics(
     name: Annotated[str | None, Query(max_length=100)] = None,
     since_step: Annotated[int | None, Query(ge=-MAX_INT, le=MAX_INT)] = None,
 ) -> object:
+    """The curves a job reported (step, name, value), optionally one metric only."""
     return service.metrics(db, job_id=job_id, name=name, since_step=since_step)
 
 
 @router.get("/{job_id}/log", response_model=LogOut)
 def jobs_log(job_id: int, db: DbDep, user: CurrentUser) -> object:
+    """The end of a job's log."""
     return LogOut(job_id=job_id, log=service.log_tail(db, job_id=job_id, viewer=user))

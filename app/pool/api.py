@@ -32,6 +32,7 @@ class PoolOut(BaseModel):
 
 @router.get("", response_model=PoolOut)
 def pool_status(db: DbDep, settings: SettingsDep) -> PoolOut:
+    """The pair pool: its target, the pending pairs (all, the promoted policy's, per version), the generation job."""
     promoted = registry.promoted_policy(db)
     counts = service.pool_counts(db)
     job = service.generation_job(db)

@@ -123,17 +123,20 @@ def _messages(body: PromptIn) -> list[dict[str, Any]]:
 
 @read_router.get("", response_model=list[PromptSetOut])
 def sets_list(db: DbDep) -> object:
+    """Every prompt set with its counts."""
     return [_set_out(s) for s in service.list_sets(db)]
 
 
 @admin_router.post("", response_model=PromptSetOut, status_code=status.HTTP_201_CREATED)
 def sets_create(body: PromptSetCreate, db: DbDep, actor: CurrentUser) -> object:
+    """Create a prompt set."""
     created = service.create_set(db, actor=actor, **body.model_dump())
     return _set_out(service.set_summary(db, created.id))
 
 
 @read_router.get("/{set_id}", response_model=PromptSetOut)
 def sets_get(set_id: int, db: DbDep) -> object:
+    """One prompt set with its counts."""
     return _set_out(service.set_summary(db, set_id))
 
 
@@ -175,17 +178,20 @@ def prompts_list(
     limit: Annotated[int, Query(ge=1, le=service.MAX_PAGE)] = service.PAGE_SIZE,
     offset: Annotated[int, Query(ge=0, le=MAX_INT)] = 0,
 ) -> object:
+    """A set's prompts, paged, optionally only the retired (or active) ones."""
     items, total = service.list_prompts(db, set_id=set_id, retired=retired, limit=limit, offset=offset)
     return PromptPage(items=[PromptOut.model_validate(p) for p in items], total=total, limit=limit, offset=offset)
 
 
 @read_router.get("/{set_id}/prompts/{prompt_id}", response_model=PromptOut)
 def prompts_get(set_id: int, prompt_id: int, db: DbDep) -> object:
+    """One prompt of a set."""
     return service.get_prompt(db, set_id=set_id, prompt_id=prompt_id)
 
 
 @admin_router.post("/{set_id}/prompts", response_model=PromptOut, status_code=status.HTTP_201_CREATED)
 def prompts_add(set_id: int, body: PromptIn, db: DbDep, actor: CurrentUser) -> object:
+    """Add a prompt to a set: one user message (`prompt`) or a conversation (`messages`)."""
     return service.add_prompt(
         db, set_id=set_id, messages=_messages(body), tags=body.tags, red_team=body.red_team, actor=actor
     )
@@ -193,6 +199,7 @@ def prompts_add(set_id: int, body: PromptIn, db: DbDep, actor: CurrentUser) -> o
 
 @admin_router.patch("/{set_id}/prompts/{prompt_id}", response_model=PromptOut)
 def prompts_update(set_id: int, prompt_id: int, body: PromptUpdate, db: DbDep) -> object:
+    """Edit a prompt's messages, tags, red-team flag or retirement."""
     messages = [m.model_dump() for m in body.messages] if body.messages is not None else None
     return service.update_prompt(
         db,

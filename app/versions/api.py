@@ -42,11 +42,13 @@ class PromotionOut(BaseModel):
 
 @router.get("", response_model=list[ModelVersionOut])
 def list_versions(db: DbDep, kind: ModelKind | None = None, include_archived: bool = True) -> list[Any]:
+    """Registered model versions (policies, reward models, classifiers), optionally of one kind."""
     return service.list_versions(db, kind=kind, include_archived=include_archived)
 
 
 @router.get("/{version_id}", response_model=ModelVersionOut)
 def get_version(db: DbDep, version_id: int) -> Any:
+    """One model version."""
     return service.get_version(db, version_id)
 
 
@@ -64,4 +66,5 @@ def promote(db: DbDep, settings: SettingsDep, version_id: int) -> PromotionOut:
 
 @router.post("/{version_id}/archive", response_model=ModelVersionOut)
 def archive(db: DbDep, version_id: int) -> Any:
+    """Archive a version (never the promoted policy); its folder stays where it is."""
     return service.archive(db, version_id=version_id)

@@ -5,7 +5,7 @@ or PostgreSQL, and schemathesis generates requests from ``/api/v1/openapi.json``
 break the schema (a string for a number, a missing field, 2**70 for an id), and sequences that follow one
 answer's ids into the next request. Every answer is checked: never a 5xx (``not_a_server_error``), a
 4xx for every request that breaks the schema (``negative_data_rejection``), the body, content type and
-status code the schema documents (a problem body for any 4xx: ``http_errors.document_problems``).
+status code the schema documents (a problem body for any 4xx: ``app.openapi``).
 
 The example count per operation (``RLHF_FUZZ_EXAMPLES``, default 20) bounds the run to a few minutes on
 two cores for both backends; the seed (``RLHF_FUZZ_SEED``) makes a failure reproducible. The hooks in

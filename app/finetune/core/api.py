@@ -77,12 +77,14 @@ class ClassifierScores(BaseModel):
 
 @reward_router.post("/score", response_model=RewardScores)
 def reward_score(body: ScoreRequest, db: DbDep) -> object:
+    """Score (prompt, response) pairs with a reward model version: one scalar reward each."""
     scores = scoring.score_rewards(db, version_id=body.version_id, items=[item.as_pair() for item in body.items])
     return RewardScores(version_id=body.version_id, scores=scores)
 
 
 @classifier_router.post("/score", response_model=ClassifierScores)
 def classifier_score(body: ScoreRequest, db: DbDep) -> object:
+    """Score (prompt, response) pairs with a classifier version: P(label) per head for each."""
     scorer = scoring.classifier_scorer(db, version_id=body.version_id)
     scores = scorer.score([item.as_pair() for item in body.items])
     return ClassifierScores(version_id=body.version_id, labels=list(scorer.labels), scores=scores)
