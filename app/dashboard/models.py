@@ -12,11 +12,11 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, and_, func, or_, select
 from sqlalchemy.orm import Session, aliased
 
 from app.annotation.models import Choice, Judgement
-from app.pool.models import Pair, Response
+from app.pool.models import Pair, PairStatus, Response
 from app.ratings.bradley_terry import Battle, leaderboard, win_rate_matrix
 from app.registry.models import ModelKind, ModelVersion
 from app.registry.service import list_versions
@@ -47,6 +47,45 @@ class VersionLeaderboard:
 
 def _outcome(choice: Choice) -> str | None:
     return {Choice.a: "a", Choice.b: "b", Choice.tie: "tie"}.get(choice)
+
+
+@dataclass(frozen=True)
+class HeadToHead:
+    """A newer policy against the promoted one in side-by-side (cross-version) pairs."""
+
+    verdicts: int  # judgements of their pairs; both-bad verdicts are left out (they rank neither)
+    newer_score: float  # the newer one's wins plus half its ties
+    pending: int  # their pairs still waiting for judgements
+
+    @property
+    def win_rate(self) -> float | None:
+        return self.newer_score / self.verdicts if self.verdicts else None
+
+
+def head_to_head(db: Session, newer_id: int, promoted_id: int) -> HeadToHead:
+    """How the newer version fared against the promoted one, and how many of their pairs wait."""
+    ra, rb = aliased(Response), aliased(Response)
+    two = or_(
+        and_(ra.policy_version_id == newer_id, rb.policy_version_id == promoted_id),
+        and_(ra.policy_version_id == promoted_id, rb.policy_version_id == newer_id),
+    )
+
+    def sides(query: Select[Any]) -> Select[Any]:
+        return query.join(ra, ra.id == Pair.response_a_id).join(rb, rb.id == Pair.response_b_id).where(two)
+
+    judged = db.execute(
+        sides(select(Judgement.choice, ra.policy_version_id).join(Pair, Pair.id == Judgement.pair_id))
+    ).all()
+    verdicts, score = 0, 0.0
+    for choice, version_a in judged:
+        outcome = _outcome(Choice(choice))
+        if outcome is None:
+            continue
+        verdicts += 1
+        newer_is_a = version_a == newer_id
+        score += 0.5 if outcome == "tie" else float((outcome == "a") == newer_is_a)
+    pending = db.scalar(sides(select(func.count(Pair.id)).where(Pair.status == PairStatus.pending))) or 0
+    return HeadToHead(verdicts, score, pending)
 
 
 def cross_version_battles(db: Session) -> list[Battle]:
