@@ -104,7 +104,14 @@ class Settings(BaseSettings):
         0.8, ge=0, le=5, description="Sampling temperature of pool responses (0 is greedy: both would be identical)."
     )
     pool_top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass of pool responses.")
-    pool_max_new_tokens: int = Field(128, ge=1, le=8192, description="Longest pool response, in tokens.")
+    pool_max_new_tokens: int = Field(
+        256,
+        ge=1,
+        le=8192,
+        description="Longest pool response, in tokens: with the installed policy's instruction to answer in "
+        "two or three sentences and the pool's preference for whole answers among its k samples, this is the "
+        "budget where annotators see whole answers (bench/answer_lengths.py --samples 4).",
+    )
     pool_samples_per_prompt: int = Field(
         4,
         ge=2,
@@ -132,6 +139,14 @@ class Settings(BaseSettings):
         ge=1,
         le=1000,
         description="Pairs a nudge from the empty annotate page asks for, even when the pool is at its target.",
+    )
+    bootstrap_system_prompt: str = Field(
+        "Answer in two or three sentences.",
+        max_length=2000,
+        description="Standing instruction written into the installed policy's chat template (a conversation "
+        "without a system message gets it): SmolLM2 left alone rambles past any budget a CPU affords (22 % of "
+        "its answers end within 128 tokens, 54 % within 256; with this, 81 % within 256), and annotators "
+        "should judge whole answers. Empty keeps the model's own.",
     )
     bootstrap_model: str = Field(
         "",

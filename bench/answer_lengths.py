@@ -42,6 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without
 
 from app.config import Settings
 from app.generation import SamplingParams, TransformersBackend
+from app.pool.diverse import most_different
+from app.pool.generate import usable
 from app.training.core.convert import convert_default_policy
 from bench.generation import DEFAULT_CHECKPOINT
 from bench.rules import TRAITS, win_ceiling
@@ -58,6 +60,21 @@ def starter_prompts(system: str = "") -> list[list[dict[str, str]]]:
     return [[*opening, {"role": "user", "content": json.loads(line)["prompt"]}] for line in lines if line.strip()]
 
 
+def pool_pairs(
+    texts: list[str], ended: list[int | None], lengths: list[int], budget: int, k: int
+) -> tuple[float, float]:
+    """The pool's pick from each prompt's ``k`` samples cut at ``budget`` (``app.pool.diverse``: whole
+    answers first, then the most different): the share of picked answers that end at EOS, and their mean
+    length in tokens."""
+    groups = [texts[i : i + k] for i in range(0, len(texts), k)]
+    whole = [[n is not None and n <= budget for n in ended[i : i + k]] for i in range(0, len(ended), k)]
+    picked = [
+        (g * k + i) for g, pick in enumerate(most_different(groups, usable, whole)) if pick is not None for i in pick
+    ]
+    done = [ended[i] is not None and ended[i] <= budget for i in picked]
+    return sum(done) / len(done), statistics.mean(lengths[i] for i in picked)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--budget", type=int, default=512, help="the largest budget sampled (tokens)")
@@ -65,7 +82,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--system", default="", help="a system message before each prompt (e.g. asking for brevity)")
+    parser.add_argument(
+        "--system",
+        default=Settings().bootstrap_system_prompt,
+        help="the system message before each prompt; default: the one the installed policy's chat template "
+        "carries (RLHF_BOOTSTRAP_SYSTEM_PROMPT); '' for the model's own",
+    )
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
 
@@ -94,7 +116,11 @@ def main() -> None:
     tokenizer = AutoTokenizer.from_pretrained(folder)
     token_ids = [tokenizer(a.text, add_special_tokens=False).input_ids for a in answers]
     rows = []
-    print(f"  {'budget':>6}  {'EOS':>6}  {'tokens':>6}  " + "  ".join(f"{name:>15}" for name in TRAITS))
+    k = args.samples
+    print(
+        f"  {'budget':>6}  {'EOS':>6}  {'tokens':>6}  {'pool EOS':>8}  {'tokens':>6}  "
+        + "  ".join(f"{name:>15}" for name in TRAITS)
+    )
     for budget in (b for b in BUDGETS if b <= args.budget):
         share = sum(1 for n in ended if n is not None and n <= budget) / len(answers)
         lengths = [min(a.token_count, budget) for a in answers]
@@ -103,16 +129,20 @@ def main() -> None:
             for a, ids in zip(answers, token_ids, strict=True)
         ]
         traits = {name: sum(map(has, texts)) / len(texts) for name, has in TRAITS.items()}
+        pool_share, pool_tokens = pool_pairs(texts, ended, lengths, budget, k) if k >= 2 else (None, None)
         rows.append(
             {
                 "budget": budget,
                 "eos_share": round(share, 3),
                 "mean_tokens": round(statistics.mean(lengths), 1),
+                "pool_eos_share": None if pool_share is None else round(pool_share, 3),
+                "pool_mean_tokens": None if pool_tokens is None else round(pool_tokens, 1),
                 "traits": {n: {"share": round(s, 3), "ceiling": round(win_ceiling(s), 3)} for n, s in traits.items()},
             }
         )
         cells = "  ".join(f"{s:6.1%} ≤{win_ceiling(s):6.1%}" for s in traits.values())
-        print(f"  {budget:6d}  {share:6.1%}  {statistics.mean(lengths):6.1f}  {cells}")
+        pool = f"{pool_share:8.1%}  {pool_tokens:6.1f}" if pool_share is not None else f"{'–':>8}  {'–':>6}"
+        print(f"  {budget:6d}  {share:6.1%}  {statistics.mean(lengths):6.1f}  {pool}  {cells}")
     finished = [n for n in ended if n is not None]
     fitting = next((r["budget"] for r in rows if r["eos_share"] >= TARGET), None)
     print("(trait columns: share of answers with the preferred trait ≤ the win-rate ceiling it leaves)")

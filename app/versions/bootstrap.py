@@ -33,6 +33,7 @@ from app.registry import service, store
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
 from app.training.core.model_card import write_model_card
 from app.versions import promotion
+from app.versions.chat_template import with_default_system
 
 BOOTSTRAP = "bootstrap"
 VERSION_NAME = "policy-v0"
@@ -115,7 +116,7 @@ def install_policy(
     if not (final / "config.json").is_file():  # not left complete by an earlier, crashed run
         say(f"installing {source or DEFAULT_BASE_MODEL} into {final} (once; this takes a while)")
         with store.staged_folder(settings, final) as staging:
-            write_checkpoint(source, staging)
+            write_checkpoint(source, staging, system=settings.bootstrap_system_prompt)
             write_model_card(staging, {"kind": "base", "backbone": source or DEFAULT_BASE_MODEL}, name=VERSION_NAME)
         installed = True
     config = {"backend": "transformers", "path": str(final.resolve()), "batch_size": DEFAULT_BATCH_SIZE}
@@ -127,9 +128,10 @@ def install_policy(
     return version, installed
 
 
-def write_checkpoint(source: str, out: Path) -> None:
+def write_checkpoint(source: str, out: Path, *, system: str = "") -> None:
     """Save the policy and its tokenizer into ``out``: the SmolLM2 GGUF when ``source`` is empty,
-    else the Hugging Face id or local folder it names."""
+    else the Hugging Face id or local folder it names; ``system`` (when given) becomes the chat template's
+    default system message (:mod:`app.versions.chat_template`)."""
     if source:
         tokenizer, model = _load_pretrained(source)
     else:
@@ -140,6 +142,7 @@ def write_checkpoint(source: str, out: Path) -> None:
         tokenizer, model = load_gguf_tokenizer(gguf), plain_copy(load_gguf_model(gguf))
     if not getattr(tokenizer, "chat_template", None):
         raise Invalid("model", f"{source or DEFAULT_BASE_MODEL} has no chat template; choose an instruct or chat model")
+    tokenizer.chat_template = with_default_system(tokenizer.chat_template, system)
     model.save_pretrained(str(out))
     tokenizer.save_pretrained(str(out))
 

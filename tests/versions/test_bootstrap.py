@@ -52,6 +52,13 @@ def test_installs_promotes_and_adds_starter_prompts_once(db, settings, tiny_fold
     assert report.starter_prompts == _count(db, Prompt) >= 100 and starter.status.value == "active"
     assert db.scalars(select(Job.kind)).all() == ["generate"]  # the pool starts filling from it
     assert any("installing" in line for line in lines)
+    # the standing instruction is in the installed template: the pool, chat and trainers all render it
+    from transformers import AutoTokenizer
+
+    rendered = AutoTokenizer.from_pretrained(final).apply_chat_template(
+        [{"role": "user", "content": "Hi"}], tokenize=False, add_generation_prompt=True
+    )
+    assert settings.bootstrap_system_prompt and settings.bootstrap_system_prompt in rendered
 
     again = bootstrap.bootstrap(db, settings, model=str(tiny_folder), say=lines.append)
 
