@@ -109,8 +109,8 @@ class Settings(BaseSettings):
         ge=1,
         le=8192,
         description="Longest pool response, in tokens: with the installed policy's instruction to answer in "
-        "two or three sentences and the pool's preference for whole answers among its k samples, this is the "
-        "budget where annotators see whole answers (bench/answer_lengths.py --samples 4).",
+        "two or three sentences and the pool's preference for whole answers among its k samples, 85 % of pool "
+        "answers end at EOS within 256 tokens (61 % within 128; bench/answer_lengths.py --samples 4).",
     )
     pool_samples_per_prompt: int = Field(
         4,
