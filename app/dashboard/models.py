@@ -146,8 +146,19 @@ def validation_accuracy(version: ModelVersion) -> float | None:
 
 
 def reward_rows(db: Session) -> list[dict[str, Any]]:
-    """Reward versions with validation accuracy."""
-    return [{"version": v, "val_accuracy": validation_accuracy(v)} for v in list_versions(db, kind=ModelKind.reward)]
+    """Reward versions with validation accuracy, and for an Elo-target model (``target: elo``) the accuracy of
+    the Bradley–Terry head trained beside it on the same held-out pairs."""
+    rows = []
+    for v in list_versions(db, kind=ModelKind.reward):
+        bt = (v.metrics or {}).get("val_bt_accuracy")
+        rows.append(
+            {"version": v, "val_accuracy": validation_accuracy(v), "bt_accuracy": bt if _number(bt) else None}
+        )
+    return rows
+
+
+def _number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def numeric_metrics(version: ModelVersion) -> list[tuple[str, float]]:

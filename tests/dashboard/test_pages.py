@@ -49,6 +49,7 @@ def test_models_page_shows_the_leaderboard_and_escapes_names(client, db, researc
     v1 = ModelVersionFactory(name=XSS)
     v2 = ModelVersionFactory(name="policy-two", parent_id=v1.id)
     ModelVersionFactory(name="rm-1", kind=ModelKind.reward, metrics={"val_accuracy": 0.75})
+    ModelVersionFactory(name="rm-elo", kind=ModelKind.reward, metrics={"val_accuracy": 0.7, "val_bt_accuracy": 0.8})
     ModelVersionFactory(name="clf-1", kind=ModelKind.classifier, metrics={"quality_accuracy": 0.5, "note": "x"})
     users = [UserFactory() for _ in range(3)]
     for i in range(6):
@@ -59,6 +60,8 @@ def test_models_page_shows_the_leaderboard_and_escapes_names(client, db, researc
     leaderboard = page.text.split('id="leaderboard"')[1].split("</table>")[0]
     assert leaderboard.index("policy-two") < leaderboard.index("&lt;img")  # five wins of six: rated first
     assert "75.0%" in page.text and "quality_accuracy 0.5" in page.text
+    assert page.text.count("data-bt-accuracy") == 1 and "70.0% <span" in page.text
+    assert "(Elo target; Bradley–Terry head 80.0%)" in page.text  # the BT head beside it, same held-out pairs
     assert "83%" in page.text.split('id="win-rates"')[1]  # policy-two won 5 of 6
 
 
