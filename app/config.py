@@ -105,12 +105,13 @@ class Settings(BaseSettings):
     )
     pool_top_p: float = Field(0.95, gt=0, le=1, description="Nucleus sampling mass of pool responses.")
     pool_max_new_tokens: int = Field(
-        256,
+        320,
         ge=1,
         le=8192,
         description="Longest pool response, in tokens: with the installed policy's instruction to answer in "
-        "two or three sentences and the pool's preference for whole answers among its k samples, 85 % of pool "
-        "answers end at EOS within 256 tokens (61 % within 128; bench/answer_lengths.py --samples 4).",
+        "two or three sentences and the pool's preference for whole answers among its k samples, 92.8 % of pool "
+        "answers end at EOS within 320 tokens (86 % within 256, 61 % within 128; bench/answer_lengths.py "
+        "--budget 384 --samples 4).",
     )
     pool_samples_per_prompt: int = Field(
         4,

@@ -15,8 +15,9 @@ median 202 tokens where they end; 9.6 % end at EOS within 48 tokens, 28.8 % with
 
 With the installed policy's instruction ("Answer in two or three sentences.", the default of ``--system``) and
 the pool's own pick (``--samples 4``: of each prompt's four samples, whole answers first, then the most
-different; run alone, load 0.4-3 from a test suite beside it, 1,656 s): 70.9 % of single samples and 85.1 % of
-the pool's picked answers end at EOS within 256 tokens (mean 136 tokens), 61.1 % of the pool's at 128.
+different; ``--budget 384``, alone, load 0.6, 2,089 s): 92.8 % of the pool's picked answers end at EOS within
+320 tokens (mean 152 tokens; 79.3 % of single samples), 86.1 % within 256 and 60.6 % within 128 — so the pool's
+budget is 320. (An earlier run at ``--budget 256``: 85.1 % of the pool's at 256, 70.9 % of single samples.)
 
 The budget also decides what a preference can change: for each trait rule of ``bench/rules.py`` it prints
 the share of answers (cut at each budget) that have the preferred trait and the win-rate ceiling that share
