@@ -79,6 +79,7 @@ def test_a_newer_policy_is_compared_side_by_side_then_promoted(db):
     )
     judge = UserFactory()
     versions = (newer.id, promoted.id)
+
     # newer wins as A, wins as B, ties, loses: 2.5 of 4; both-bad says nothing; one pair still waits
     def judged(choice: str, sides: tuple = versions) -> None:
         judged_pair(db, verdicts=[(judge, choice)], versions=sides).status = PairStatus.complete
