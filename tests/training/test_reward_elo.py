@@ -15,6 +15,7 @@ from app.training.reward.config import RewardConfig
 from app.training.reward.elo_target import elo_targets
 from app.training.reward.scoring import RewardScorer
 from app.training.reward.trainer import train_reward_model
+from tests.training.test_reward_trainer import config as pairwise_config
 
 
 def example(prompt: str, chosen: str, rejected: str) -> PreferenceExample:
@@ -40,17 +41,8 @@ def test_elo_targets_by_hand() -> None:
 
 
 def config(**overrides: object) -> RewardConfig:
-    values = {
-        "target": "elo",
-        "learning_rate": 1e-3,
-        "epochs": 2,
-        "batch_size": 8,
-        "log_every": 5,
-        "checkpoint_every": 0,
-        "validation_fraction": 0.2,
-        "num_threads": 1,
-    }
-    return RewardConfig(**{**values, **overrides})
+    """The reward trainer tests' settings, with the Elo target and no strength margin."""
+    return pairwise_config(**{"target": "elo", "margin": 0.0, **overrides})
 
 
 def test_targets_come_from_the_training_split_only(
