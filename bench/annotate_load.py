@@ -1,16 +1,23 @@
 """Annotation load: C simulated annotators (next pair + submit, no think time) for D seconds.
 
-Runs the shared closed-loop driver of ``../shared/peers/annotate_load.py`` (the same loop that
-measures Label Studio) with an adapter for this server, so both are driven identically.
+Two drivers, one connection per annotator each: ``--driver python`` runs the shared closed-loop driver of
+``../shared/peers/annotate_load.py`` (the same loop that measures Label Studio) with an adapter for this
+server, so both are driven identically; ``--driver wrk`` runs the compiled ``wrk`` (Debian package ``wrk``)
+with the flow ``../shared/peers/wrk/annotate.lua``, whose ceiling is far above the server's on the same
+cores, so the figure is the server's and not the driver's.
 
-    python bench/annotate_load.py --concurrency 64 --duration 30            # starts rlhf serve on PostgreSQL
+    python bench/annotate_load.py -c 64 -d 30 --pairs 60000              # starts rlhf serve on PostgreSQL
+    python bench/annotate_load.py -c 64 -d 30 --driver wrk
     python bench/annotate_load.py --url http://127.0.0.1:8000 --token-file tokens.txt -c 64 -d 30
     python bench/annotate_load.py ... --peer-url http://127.0.0.1:8089 --peer-project-id 2 --peer-tokens-file ls.txt
 
-Without ``--url`` it creates a fresh PostgreSQL database, seeds pairs and one annotator (with an
-API token) per simulated annotator, starts ``rlhf serve`` on it, and checks stored == submitted
-against the database afterwards. With ``--peer-url`` it also drives a running Label Studio with
-the same loop and prints the ratio. The last line of output is one JSON object.
+Without ``--url`` it creates a fresh PostgreSQL database, seeds ``--pairs`` pending pairs and one
+annotator (with an API token) per simulated annotator, starts ``rlhf serve`` on it, and checks
+stored == submitted against the database afterwards. It reports the CPU each judgement (next + submit)
+costs the server's processes and the database's backends (the pids pg_stat_activity lists for the
+bench database, read from /proc: PostgreSQL must run on this machine), and the load average before the
+run. With ``--peer-url`` it also drives a running Label Studio with the same loop and prints the ratio.
+The last line of output is one JSON object.
 """
 
 from __future__ import annotations
@@ -21,18 +28,24 @@ import importlib.util
 import json
 import os
 import random
+import resource
 import secrets
+import shutil
 import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
+from sqlalchemy.pool import NullPool
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER = ROOT.parent / "shared" / "peers" / "annotate_load.py"
+WRK_FLOW = ROOT.parent / "shared" / "peers" / "wrk" / "annotate.lua"
 LABELS = {"A": {"quality": "good", "safety": "safe"}, "B": {"quality": "bad", "safety": "safe"}}
 
 
@@ -73,15 +86,7 @@ class RLHFLoopAdapter(peer.Adapter):
         peer.check(await client.post("/api/v1/annotation/judgements", json=body), ok=(201,))
 
     async def stored_count(self, client: httpx.AsyncClient) -> int | None:
-        if not self.database_url:
-            return None
-        from sqlalchemy import create_engine, text
-
-        engine = create_engine(self.database_url)
-        with engine.connect() as conn:
-            count = conn.scalar(text("SELECT count(*) FROM judgements"))
-        engine.dispose()
-        return int(count)
+        return _stored_judgements(self.database_url)
 
 
 peer.ADAPTERS[RLHFLoopAdapter.name] = RLHFLoopAdapter
@@ -93,7 +98,8 @@ NOOP_PAIR = json.dumps(
         "messages": [{"role": "user", "content": "hi"}],
         "responses": {"A": "a", "B": "b"},
         "lease_expires_at": "2026-01-01T00:00:00+00:00",
-    }
+    },
+    separators=(",", ":"),  # compact, as the server answers: the wrk flow reads "assignment_id":N
 ).encode()
 
 
@@ -122,15 +128,24 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-def _create_database(admin_url: str) -> str:
+def _admin(admin_url: str, statement: str) -> None:
     from sqlalchemy import create_engine, text
 
-    name = f"rlhf_bench_{secrets.token_hex(4)}"
     engine = create_engine(admin_url.replace("postgresql://", "postgresql+psycopg://", 1), isolation_level="AUTOCOMMIT")
     with engine.connect() as conn:
-        conn.execute(text(f'CREATE DATABASE "{name}"'))
+        conn.execute(text(statement))
     engine.dispose()
+
+
+def _create_database(admin_url: str) -> str:
+    name = f"rlhf_bench_{secrets.token_hex(4)}"
+    _admin(admin_url, f'CREATE DATABASE "{name}"')
     return admin_url.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://", 1) + "/" + name
+
+
+def _drop_database(admin_url: str, database_url: str) -> None:
+    """A seeded pool is tens of megabytes: a bench that runs again and again should not pile them up."""
+    _admin(admin_url, f'DROP DATABASE IF EXISTS "{database_url.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def _seed(url: str, annotators: int, pairs: int) -> list[str]:
@@ -255,7 +270,7 @@ def _start(args: list[str], env: dict[str, str], probe: str) -> tuple[subprocess
 
 
 def _process_tree(pid: int) -> list[int]:
-    """The server and its uvicorn worker processes, whose CPU the driver reports."""
+    """The server and its uvicorn worker processes, whose CPU the bench reports."""
     tree, grew = {pid}, True
     while grew:
         grew = False
@@ -269,6 +284,60 @@ def _process_tree(pid: int) -> list[int]:
                     tree.add(int(entry.name))
                     grew = True
     return sorted(tree)
+
+
+def _database_backends(database_url: str) -> Callable[[], list[int]]:
+    """A function listing the database's backends now (pooled connections come and go), its own excepted."""
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url, poolclass=NullPool)
+    query = text("SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()")
+
+    def backends() -> list[int]:
+        with engine.connect() as conn:
+            return list(conn.scalars(query))
+
+    return backends
+
+
+class CpuMeter:
+    """CPU seconds a changing set of processes uses between ``start`` and ``stop``.
+
+    Sampled in a thread every ``interval`` seconds so that processes which appear during the run (a
+    database backend for a new pooled connection) count from birth; one that exits between two samples
+    loses at most an interval of its CPU. A process PostgreSQL runs on another machine is not in /proc:
+    then ``stop`` returns None rather than a wrong zero."""
+
+    def __init__(self, pids: Callable[[], list[int]], interval: float = 0.5) -> None:
+        self.pids, self.interval = pids, interval
+        self.first: dict[int, float] = {}
+        self.last: dict[int, float] = {}
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self, *, at_start: bool) -> None:
+        for pid in self.pids():
+            cpu = peer.proc_cpu_seconds(pid)
+            if cpu is not None:
+                self.first.setdefault(pid, cpu if at_start else 0.0)
+                self.last[pid] = cpu
+
+    def _loop(self) -> None:
+        while not self.done.wait(self.interval):
+            self._sample(at_start=False)
+
+    def start(self) -> CpuMeter:
+        self._sample(at_start=True)
+        self.thread.start()
+        return self
+
+    def stop(self) -> float | None:
+        self.done.set()
+        self.thread.join()
+        self._sample(at_start=False)
+        if not self.last:
+            return None
+        return sum(self.last[pid] - self.first[pid] for pid in self.last)
 
 
 def _driver_args(base_url: str, target: str, args: argparse.Namespace, **extra: object) -> argparse.Namespace:
@@ -300,11 +369,10 @@ def _driver_args(base_url: str, target: str, args: argparse.Namespace, **extra: 
 
 
 def _summary(res: dict) -> dict:
+    """The python driver's result in the report's terms."""
     cpu = res["cpu"]
     return {
         "cpu_load_generator_pct": cpu["loadgen_core_pct"],
-        "cpu_server_pct": round(sum(v or 0 for v in cpu["watched_core_pct"].values()), 1),
-        "cpu_other_pct": cpu["other_core_pct"],
         "cpu_busy_pct_of_all_cores": cpu["system_busy_pct_of_all_cores"],
         "per_s": res["annotations_per_s"],
         "ok": res["ok_submits"],
@@ -319,82 +387,184 @@ def _summary(res: dict) -> dict:
     }
 
 
-def main() -> None:
+def _drive_python(base: str, tokens: list[str], args: argparse.Namespace, database_url: str | None) -> dict:
+    res = asyncio.run(peer.run(_driver_args(base, "rlhf", args, rlhf_tokens=tokens, rlhf_database_url=database_url)))
+    return _summary(res)
+
+
+def _stored_judgements(database_url: str | None) -> int | None:
+    if not database_url:
+        return None
+    from sqlalchemy import create_engine, text
+
+    engine = create_engine(database_url, poolclass=NullPool)
+    with engine.connect() as conn:
+        count = conn.scalar(text("SELECT count(*) FROM judgements"))
+    engine.dispose()
+    return int(count)
+
+
+def _drive_wrk(base: str, tokens: list[str], args: argparse.Namespace, database_url: str | None) -> dict:
+    """wrk with one thread and one connection per annotator, each alternating next and submit (WRK_FLOW)."""
+    if shutil.which("wrk") is None:
+        sys.exit("--driver wrk needs wrk on the PATH (apt-get install -y wrk)")
+    if not WRK_FLOW.exists():
+        sys.exit(f"the shared wrk flow is missing: {WRK_FLOW}")
+    if len(tokens) < args.concurrency:
+        sys.exit(f"--driver wrk needs a token per annotator: {len(tokens)} for -c {args.concurrency}")
+    stored_before = _stored_judgements(database_url)
+    with tempfile.NamedTemporaryFile("w", suffix=".tokens") as token_file:
+        token_file.write("\n".join(tokens[: args.concurrency]) + "\n")
+        token_file.flush()
+        c, seconds = str(args.concurrency), f"{max(1, round(args.duration))}s"
+        command = ["wrk", "-t", c, "-c", c, "-d", seconds, "--timeout", "60s", "-s", str(WRK_FLOW), base]
+        children0 = resource.getrusage(resource.RUSAGE_CHILDREN)
+        done = subprocess.run(
+            command, env={**os.environ, "TOKENS_FILE": token_file.name}, capture_output=True, text=True, check=True
+        )
+        children1 = resource.getrusage(resource.RUSAGE_CHILDREN)
+    res = json.loads([line for line in done.stdout.splitlines() if line.startswith("{")][-1])
+    time.sleep(0.5)  # wrk stops at its deadline without waiting for the requests in flight: let them land
+    stored_after = _stored_judgements(database_url)
+    wrk_cpu = (children1.ru_utime - children0.ru_utime) + (children1.ru_stime - children0.ru_stime)
+    stored = None if stored_before is None else stored_after - stored_before
+    # Each connection has at most one submit in flight when wrk stops, stored but never counted by wrk.
+    in_flight = None if stored is None else stored - res["judgements"]
+    return {
+        "cpu_load_generator_pct": round(100.0 * wrk_cpu / res["duration_s"], 1),
+        "per_s": res["judgements_per_s"],
+        "ok": res["judgements"],
+        "errors": res["errors"],
+        "empty": res["empty"],
+        "request_p50_ms": res["p50_ms"],  # wrk's latency is over every request, next and submit alike
+        "request_p99_ms": res["p99_ms"],
+        "request_max_ms": res["max_ms"],
+        "stored": stored,
+        "stored_equals_submitted": None if in_flight is None else 0 <= in_flight <= args.concurrency,
+    }
+
+
+DRIVERS = {"python": _drive_python, "wrk": _drive_wrk}
+
+
+def _measured(
+    driver: str,
+    base: str,
+    tokens: list[str],
+    args: argparse.Namespace,
+    *,
+    server_pid: int | None,
+    database_url: str | None,
+) -> dict:
+    """One driver's run, with the CPU per judgement of the server's processes and of the database's backends."""
+    server = CpuMeter(lambda: _process_tree(server_pid)).start() if server_pid else None
+    database = CpuMeter(_database_backends(database_url)).start() if database_url else None
+    result = DRIVERS[driver](base, tokens, args, database_url)
+    server_s, database_s = (meter.stop() if meter else None for meter in (server, database))
+    judgements = max(result["ok"], 1)
+    per_judgement = {
+        "server_cpu_ms_per_judgement": None if server_s is None else round(1000 * server_s / judgements, 2),
+        "db_cpu_ms_per_judgement": None if database_s is None else round(1000 * database_s / judgements, 2),
+    }
+    return {"driver": driver, **per_judgement, **result}
+
+
+def _p99(summary: dict) -> float | None:
+    return summary.get("request_p99_ms") or max(summary.get("fetch_p99_ms") or 0, summary.get("submit_p99_ms") or 0)
+
+
+def _calibrate(driver: str, tokens: list[str], args: argparse.Namespace) -> dict:
+    """The same driver against an endpoint that does nothing: how far the generator itself goes here."""
+    noop, noop_base = _start_noop_server()
+    try:
+        ceiling = _measured(driver, noop_base, tokens, args, server_pid=noop.pid, database_url=None)
+    finally:
+        noop.terminate()
+        noop.wait(timeout=30)
+    print(
+        f"load generator alone ({driver}, no-op server, C={args.concurrency}): {ceiling['per_s']:.1f} judgements/s, "
+        f"generator at {ceiling['cpu_load_generator_pct']}% of a core"
+    )
+    return ceiling
+
+
+def _drive_peer(args: argparse.Namespace) -> dict:
+    res = asyncio.run(
+        peer.run(
+            _driver_args(
+                args.peer_url, "labelstudio", args, project_id=args.peer_project_id, tokens_file=args.peer_tokens_file
+            )
+        )
+    )
+    return _summary(res)
+
+
+def _arguments() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("-c", "--concurrency", type=int, default=64)
     ap.add_argument("-d", "--duration", type=float, default=30.0)
+    ap.add_argument("--driver", choices=sorted(DRIVERS), default="python")
+    ap.add_argument("--pairs", type=int, default=60_000, help="pending pairs to seed (the pool the queries face)")
     ap.add_argument("--url", help="drive a running server instead of starting one")
     ap.add_argument("--token-file", help="with --url: one annotator API token per line")
+    ap.add_argument("--server-pid", type=int, help="with --url: the server's pid, to report its CPU")
+    ap.add_argument("--database-url", help="with --url: its database, to report its CPU and check stored counts")
+    ap.add_argument("--keep-db", action="store_true", help="keep the seeded database (to EXPLAIN on it)")
     ap.add_argument("--workers", type=int, default=2, help="uvicorn processes when the bench starts the server")
     ap.add_argument("--pg", default=os.environ.get("RLHF_BENCH_PG", "postgresql://postgres@127.0.0.1:5432/test"))
     ap.add_argument("--peer-url", help="a running Label Studio to drive with the same loop")
     ap.add_argument("--peer-project-id", type=int)
     ap.add_argument("--peer-tokens-file")
     ap.add_argument("--no-calibrate", action="store_true", help="skip measuring the load generator's own ceiling")
-    args = ap.parse_args()
+    return ap.parse_args()
 
+
+def main() -> None:
+    args = _arguments()
     process = None
-    database_url = None
     if args.url:
         if not args.token_file:
             sys.exit("--url needs --token-file")
         with open(args.token_file) as lines:
             tokens = [t.strip() for t in lines if t.strip()]
-        base = args.url
+        base, server_pid = args.url, args.server_pid
+        database_url = args.database_url and args.database_url.replace("postgresql://", "postgresql+psycopg://", 1)
     else:
         database_url = _create_database(args.pg)
-        tokens = _seed(database_url, args.concurrency, pairs=max(5000, int(args.concurrency * args.duration * 10)))
+        tokens = _seed(database_url, args.concurrency, pairs=args.pairs)
         process, base = _start_server(database_url, args.workers)
+        server_pid = process.pid
+    load_average = [round(v, 2) for v in os.getloadavg()]
     try:
-        watch = _process_tree(process.pid) if process is not None else []
-        ours = asyncio.run(
-            peer.run(
-                _driver_args(base, "rlhf", args, rlhf_tokens=tokens, rlhf_database_url=database_url, watch_pid=watch)
-            )
-        )
+        ours = _measured(args.driver, base, tokens, args, server_pid=server_pid, database_url=database_url)
     finally:
         if process is not None:
             process.terminate()
             process.wait(timeout=30)
-    report = {"concurrency": args.concurrency, "duration_s": args.duration, "ours": _summary(ours)}
+            if not args.keep_db:
+                _drop_database(args.pg, database_url)
+    report = {
+        "driver": args.driver,
+        "concurrency": args.concurrency,
+        "duration_s": args.duration,
+        "pairs": None if args.url else args.pairs,
+        "load_average_before": load_average,
+        "ours": ours,
+    }
     if not args.no_calibrate:
-        # The same loop against an endpoint that does nothing: how far the generator itself goes here.
-        noop, noop_base = _start_noop_server()
-        try:
-            ceiling = asyncio.run(
-                peer.run(_driver_args(noop_base, "rlhf", args, rlhf_tokens=tokens, watch_pid=[noop.pid]))
-            )
-        finally:
-            noop.terminate()
-            noop.wait(timeout=30)
-        report["load_generator_ceiling"] = _summary(ceiling)
-        print(
-            f"load generator alone (no-op server, same loop, C={args.concurrency}): "
-            f"{ceiling['annotations_per_s']:.1f} judgements/s, "
-            f"generator at {ceiling['cpu']['loadgen_core_pct']}% of a core"
-        )
+        report["load_generator_ceiling"] = _calibrate(args.driver, tokens, args)
     print(
-        f"rlhf-loop  C={args.concurrency}: {ours['annotations_per_s']:.1f} judgements/s, "
-        f"submit p99 {ours['submit']['p99_ms']} ms, fetch p99 {ours['fetch']['p99_ms']} ms, "
-        f"errors {ours['errors_total']}, "
-        f"stored == submitted: {ours['stored_equals_submitted']}"
+        f"rlhf-loop  {args.driver} C={args.concurrency}: {ours['per_s']:.1f} judgements/s, p99 {_p99(ours)} ms, "
+        f"server {ours['server_cpu_ms_per_judgement']} ms CPU/judgement, "
+        f"database {ours['db_cpu_ms_per_judgement']} ms CPU/judgement, errors {ours['errors']}, "
+        f"stored == submitted: {ours['stored_equals_submitted']}, load average before {load_average}"
     )
     if args.peer_url:
-        theirs = asyncio.run(
-            peer.run(
-                _driver_args(
-                    args.peer_url,
-                    "labelstudio",
-                    args,
-                    project_id=args.peer_project_id,
-                    tokens_file=args.peer_tokens_file,
-                )
-            )
-        )
-        report["peer"] = _summary(theirs)
-        report["ratio"] = round(ours["annotations_per_s"] / max(theirs["annotations_per_s"], 1e-9), 2)
-        print(f"label-studio C={args.concurrency}: {theirs['annotations_per_s']:.1f}/s; ratio {report['ratio']}")
-    report["ours_per_s"] = ours["annotations_per_s"]
+        theirs = _drive_peer(args)
+        report["peer"] = theirs
+        report["ratio"] = round(ours["per_s"] / max(theirs["per_s"], 1e-9), 2)
+        print(f"label-studio C={args.concurrency}: {theirs['per_s']:.1f}/s; ratio {report['ratio']}")
+    report["ours_per_s"] = ours["per_s"]
     if "load_generator_ceiling" in report:
         report["ceiling_per_s"] = report["load_generator_ceiling"]["per_s"]
     print(json.dumps(report))
