@@ -28,6 +28,7 @@ from app.finetune.core.attempt import MIN_EXAMPLES, checkpoint_path, job_cutoff,
 from app.finetune.core.data_check import warnings_for
 from app.finetune.core.dataset import DataFilters, missing_ids
 from app.finetune.core.head_params import TrainParams, filters_of
+from app.finetune.core.processes import call_trainer
 from app.finetune.core.reporter import TrainerReporter
 from app.jobs.context import JobContext
 from app.jobs.exceptions import JobCancelled, JobFailed
@@ -172,7 +173,7 @@ def run_training(
 ) -> dict[str, Any]:
     """The whole of either job: ``read`` gives its examples, ``train`` is ``train_reward_model`` or
     ``train_classifier`` and ``config_cls`` its config, built from the job's training fields and the
-    resolved backbone."""
+    resolved backbone; it runs on the processes the job asks for (:func:`call_trainer`)."""
     from app.training.core.loop import TrainingStopped
 
     plan = plan_run(ctx, kind, read)
@@ -186,7 +187,9 @@ def run_training(
             f"{plan.export['aggregation']}, snapshot {plan.export['sha256'][:12]})"
         )
     try:
-        result = train(
+        result = call_trainer(
+            ctx,
+            train,
             plan.examples,
             config_cls.from_dict({**ctx.params.trainer_values(config_cls), "backbone": plan.backbone}),
             folder,

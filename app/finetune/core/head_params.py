@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
 from app.bounds import Id, IdList
-from app.finetune.core.params import config_field, config_params, config_values, version_name_field
+from app.finetune.core.params import ProcessesParams, config_field, config_params, config_values, version_name_field
 from app.registry.locations import ModelLocation
 from app.training.core.config import TrainConfig
 
@@ -34,7 +34,7 @@ class FiltersIn(BaseModel):
         return self
 
 
-class TrainJob(BaseModel):
+class TrainJob(ProcessesParams):
     """The version's name and the backbone it is trained from: the job's choices before the settings."""
 
     model_config = ConfigDict(extra="forbid")

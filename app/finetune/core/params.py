@@ -10,7 +10,8 @@ copying a number that then drifts. A setting's bounds as a job parameter are wri
 list of a config's settings from those three sources (type from the config's annotation), so a job
 names the settings it exposes instead of declaring each again. :func:`config_values` goes the other way:
 the job's values of the fields the config has. :func:`version_name_field` is the ``name`` every training
-job but ``sft`` takes. Kept free of torch: the web app imports it to validate a job before queueing it.
+job but ``sft`` takes. :class:`ProcessesParams` is how many processes every training job trains on.
+Kept free of torch: the web app imports it to validate a job before queueing it.
 
     class MyJob(BaseModel):  # the job's own fields: what to train on, the version's name, …
         name: str | None = version_name_field("registered version")
@@ -32,9 +33,10 @@ from collections.abc import Iterable, Mapping
 from dataclasses import MISSING, fields
 from dataclasses import Field as DataclassField
 from itertools import chain
+from pathlib import Path
 from typing import Any, Literal, TypeVar, get_origin, get_type_hints
 
-from pydantic import BaseModel, Field, create_model
+from pydantic import BaseModel, Field, create_model, field_validator
 
 from app.bounds import Bool, Float, Int, Seed
 
@@ -101,6 +103,41 @@ SETTING_BOUNDS: dict[str, dict[str, Any]] = {
 _PARAM_TYPES: dict[Any, Any] = {int: Int, float: Float, bool: Bool, str: str}
 _TYPED_BY_NAME: dict[str, Any] = {"seed": Seed}
 _NEEDS_BOUNDS = (Int, Float, str)
+
+
+class ProcessesParams(BaseModel):
+    """How many processes a training job trains on, written once for every kind (the base of each kind's
+    own fields). Above one, or with an accelerate config, the job process keeps the database work and runs
+    the trainer under ``torchrun`` / ``accelerate launch`` (``app.finetune.core.processes``); the result is
+    still one registered version."""
+
+    processes: Int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="Training processes, one per GPU (or CPU share): above 1 the trainer runs under torchrun on "
+        "this worker, each process on its share of every batch (DDP); with accelerate_config, it overrides "
+        "the file's num_processes.",
+    )
+    accelerate_config: str | None = Field(
+        None,
+        min_length=1,
+        max_length=1000,
+        description="Path of an accelerate config file on the worker (from `accelerate config`): the trainer "
+        "runs under `accelerate launch --config_file` with it: DeepSpeed, FSDP, several machines.",
+    )
+
+    @field_validator("accelerate_config")
+    @classmethod
+    def _config_exists(cls, value: str | None) -> str | None:
+        if value is not None and not Path(value).is_file():
+            raise ValueError(f"no accelerate config file at {value}")
+        return value
+
+    @property
+    def launched(self) -> bool:
+        """Whether the trainer runs on processes of its own rather than in the job process."""
+        return self.processes > 1 or self.accelerate_config is not None
 
 
 def version_name_field(what: str) -> Any:

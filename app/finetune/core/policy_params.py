@@ -14,11 +14,11 @@ from __future__ import annotations
 from dataclasses import fields
 from typing import Any, ClassVar, Self
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import ConfigDict, Field, ValidationError, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
 
 from app.bounds import Id, IdList
-from app.finetune.core.params import config_params, version_name_field
+from app.finetune.core.params import ProcessesParams, config_params, version_name_field
 from app.training.core.config import LoRASettings
 from app.training.ppo.config import PolicyGradientConfig
 
@@ -26,7 +26,7 @@ from app.training.ppo.config import PolicyGradientConfig
 ADAPTER_SETTINGS = ("use_lora", *(spec.name for spec in fields(LoRASettings)))
 
 
-class NewPolicyVersionJob(BaseModel):
+class NewPolicyVersionJob(ProcessesParams):
     """A job that trains a policy version into a new one (PPO, RLOO, DPO): the new version's name; a
     field the job does not know is refused rather than ignored."""
 

@@ -21,8 +21,9 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from app.finetune.core.policy_job import run_policy_job
+from app.finetune.core.processes import call_trainer
 from app.finetune.core.rl_inputs import RLInputs, read_rl_inputs
-from app.finetune.core.scoring import scorer_of
+from app.finetune.core.scoring import scorer_recipe
 from app.jobs.context import JobContext
 
 # (prompts, config, output folder, *, reward, classifier, reporter, checkpoint_path) → the trainer's
@@ -43,10 +44,11 @@ def run_rl_job(
 
     def start(inputs: RLInputs) -> dict[str, Any]:
         # Loading takes seconds; no session is held meanwhile (on SQLite every transaction holds the write lock).
+        # The scorers are recipes: loaded here, or by each training process on its own device.
         ctx.reporter.progress(0.0, f"loading {inputs.reward.name} and {inputs.policy.name}")
         scorers = {
-            "reward": scorer_of(inputs.reward),
-            "classifier": scorer_of(inputs.classifier) if inputs.classifier else None,
+            "reward": scorer_recipe(inputs.reward),
+            "classifier": scorer_recipe(inputs.classifier) if inputs.classifier else None,
         }
         ctx.reporter.log(
             f"{label} job: {inputs.policy.name} → {inputs.name} on {len(inputs.prompts)} prompts, reward "
@@ -57,6 +59,6 @@ def run_rl_job(
     def train(inputs: RLInputs, folder: Path, trainer_kwargs: dict[str, Any]) -> Any:
         resolved = resolve(ctx.params, inputs) if resolve else {}
         config = ctx.params.trainer_config(policy=str(inputs.policy_path), **resolved)
-        return trainer(inputs.prompts, config, folder, **trainer_kwargs)
+        return call_trainer(ctx, trainer, inputs.prompts, config, folder, **trainer_kwargs)
 
     return run_policy_job(ctx, kind, read, start, train)

@@ -27,6 +27,7 @@ from app.finetune.core.dataset import DataFilters, JudgedPair, judged_pairs
 from app.registry import service as registry
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
 from app.training.core.data import Prompt
+from app.training.core.rank import OnEachRank
 
 MAX_CACHED = 3  # models per process; a MiniLM scorer holds ~100 MB, a 135M policy backbone ~600 MB
 USABLE = (ModelStatus.ready, ModelStatus.promoted)
@@ -108,6 +109,19 @@ def scorer_of(version: ModelVersion) -> Any:
     else:
         from app.training.classifier.scoring import ClassifierScorer as loader
     return CACHE.get(version, loader)
+
+
+SCORER_CLASSES = {  # what loads a version's folder, by import path: a training process of its own loads it too
+    ModelKind.reward: "app.training.reward.scoring:RewardScorer",
+    ModelKind.classifier: "app.training.classifier.scoring:ClassifierScorer",
+}
+
+
+def scorer_recipe(version: ModelVersion) -> OnEachRank:
+    """The scorer of a usable reward or classifier version as a trainer argument: loaded by the job process
+    when it trains there, else by each training process on its own device (a loaded model does not travel
+    between processes); the job process holds no copy it does not use."""
+    return OnEachRank(SCORER_CLASSES[version.kind], (version.path,))
 
 
 def reward_scorer(db: Session, *, version_id: int) -> Any:

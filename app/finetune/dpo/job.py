@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy.orm import Session
 
 from app.finetune.core.policy_job import run_policy_job
+from app.finetune.core.processes import call_trainer
 from app.finetune.core.rl_job import run_rl_job
 from app.finetune.dpo.params import DPOParams, OnlineDPOParams
 from app.jobs.context import JobContext
@@ -51,7 +52,7 @@ def run_dpo(ctx: JobContext[DPOParams]) -> dict[str, Any]:
 
     def train(inputs: DPOInputs, folder: Path, trainer_kwargs: dict[str, Any]) -> Any:
         config = ctx.params.trainer_config(policy=str(inputs.policy_path))
-        return train_dpo(inputs.examples, config, folder, **trainer_kwargs)
+        return call_trainer(ctx, train_dpo, inputs.examples, config, folder, **trainer_kwargs)
 
     return run_policy_job(ctx, KIND, read, start, train)
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from app.finetune.core.processes import call_trainer
 from app.finetune.core.reporter import TrainerReporter
 from app.finetune.sft.params import SFTParams
 from app.jobs.context import JobContext
@@ -86,14 +87,17 @@ def _train_and_measure(
     model, tokenizer = load_policy(inputs.base_path)
     ctx.reporter.progress(0.02, "measuring refusals of the base policy")
     before = measure_refusals(model, tokenizer, inputs.harmless, max_new_tokens=p.refusal_max_new_tokens)
+    # The loaded policy is handed over in one process; launched processes each load the base folder.
+    loaded = {} if p.launched else {"model": model, "tokenizer": tokenizer}
     try:
-        trained = train_sft(
+        trained = call_trainer(
+            ctx,
+            train_sft,
             examples,
             p.sft_config(str(inputs.base_path)),
             output,
             reporter=TrainerReporter(ctx.reporter, span=(0.1, 0.9)),  # refusals before and after
-            model=model,
-            tokenizer=tokenizer,
+            **loaded,
         )
     except TrainingStopped as exc:
         raise JobCancelled(str(exc)) from None

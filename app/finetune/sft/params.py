@@ -11,10 +11,10 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from app.bounds import Bool, Float, Id, Int
-from app.finetune.core.params import config_params, config_values
+from app.finetune.core.params import ProcessesParams, config_params, config_values
 from app.training.sft.config import SFTConfig
 
 NAME_PATTERN = r"^(?:|[A-Za-z0-9][A-Za-z0-9._-]{0,99})$"  # empty: the default name
@@ -22,7 +22,7 @@ NAME_PATTERN = r"^(?:|[A-Za-z0-9][A-Za-z0-9._-]{0,99})$"  # empty: the default n
 FILE_NAME = r"^[A-Za-z0-9][A-Za-z0-9._-]{0,199}\.jsonl$"
 
 
-class SFTJob(BaseModel):
+class SFTJob(ProcessesParams):
     """What is fine-tuned, on what, and how refusals are measured: the job's own fields."""
 
     base_version_id: Id | None = Field(None, description="Policy version to fine-tune; default: the promoted one.")
