@@ -119,7 +119,7 @@ def test_a_rank_that_crashes_crashes_the_job_and_the_retry_resumes_from_the_chec
     seed_preferences(db, 40)
     db.commit()
     monkeypatch.setenv(rank_probe.CRASH_ENV, "1:3")  # rank 1, after the third step: two checkpoints written
-    params = {**TINY, **TWO, "backbone": str(tiny_backbone), "epochs": 3, "checkpoint_every": 1}
+    params = {**TINY, **TWO, "backbone": str(tiny_backbone), "epochs": 2, "checkpoint_every": 1}
     job = run_job(db, session_factory, settings, kind="reward", params=params)
 
     assert job.status is JobStatus.queued and job.attempts == 1  # a crash: retried
@@ -127,7 +127,7 @@ def test_a_rank_that_crashes_crashes_the_job_and_the_retry_resumes_from_the_chec
     assert "rank 1 of the training processes failed:" in job.log_tail and "Traceback" in job.log_tail
     again = run_job(db, session_factory, settings, job_id=job.id)
     assert again.status is JobStatus.succeeded, (again.error, again.log_tail[-3000:])
-    assert again.result["resumed_from_step"] >= 2 and again.result["steps"] == 6
+    assert again.result["resumed_from_step"] == 2 < 3 < again.result["steps"]  # step 3 died before its checkpoint
     assert len(made_by(db, job.id)) == 1
 
 
