@@ -262,6 +262,30 @@ def cmd_models_list(args: argparse.Namespace) -> None:
         print("  ".join(cell.ljust(width) for cell, width in zip(row, widths, strict=True)).rstrip())
 
 
+def cmd_models_serve(args: argparse.Namespace) -> None:
+    """Point a policy at an OpenAI-compatible server (or, with --in-process, back at the app's own process)."""
+    from sqlalchemy import select
+
+    from app.registry.models import ModelKind, ModelVersion
+    from app.registry.serving import ServerSpec, serve_from, serve_in_process
+
+    with _session(_settings()) as db:
+        version = db.scalar(select(ModelVersion).where(ModelVersion.name == args.version))
+        if version is None or version.kind is not ModelKind.policy:
+            raise CliError(f"version: no policy named {args.version!r}")
+        if args.in_process:
+            serve_in_process(db, version.id)
+        else:
+            if not args.base_url:
+                raise CliError("--base-url: required (or --in-process)")
+            spec = ServerSpec(base_url=args.base_url, load=args.load, model=args.model, api_key_env=args.api_key_env)
+            serve_from(db, version.id, spec)
+        config = dict(version.config)
+        db.commit()
+    where = "in process" if args.in_process else f"by {config['base_url']} as {config['model']!r} ({config['load']})"
+    print(f"{args.version} is served {where}")
+
+
 def _add_models_commands(sub: argparse._SubParsersAction) -> None:
     models = sub.add_parser("models", help="the model registry: install the first policy, list versions")
     msub = models.add_subparsers(dest="models_command", required=True)
@@ -277,6 +301,20 @@ def _add_models_commands(sub: argparse._SubParsersAction) -> None:
     lst = msub.add_parser("list", help="list model versions, newest first")
     lst.add_argument("--kind", choices=["policy", "reward", "classifier"])
     lst.set_defaults(func=cmd_models_list)
+    serve = msub.add_parser("serve", help="serve a policy from an OpenAI-compatible server (vLLM, transformers serve)")
+    serve.add_argument("version", help="the policy version's name")
+    serve.add_argument("--base-url", help="the server's OpenAI API root, e.g. http://gpu-box:8000/v1")
+    serve.add_argument(
+        "--load",
+        choices=["fixed", "by_path", "lora"],
+        default="fixed",
+        help="how the server takes later versions: by_path (loads a model named by its folder), lora (vLLM runtime "
+        "LoRA loading), fixed (one model; later versions are served in process)",
+    )
+    serve.add_argument("--model", help="the model name the server serves (default: the folder, with by_path)")
+    serve.add_argument("--api-key-env", help="the environment variable that holds the server's API key")
+    serve.add_argument("--in-process", action="store_true", help="serve it in the app's own process again")
+    serve.set_defaults(func=cmd_models_serve)
 
 
 def cmd_export(args: argparse.Namespace) -> None:

@@ -106,6 +106,7 @@ def create_app(settings: Settings | None = None, *, session_factory: sessionmake
         instruct_api.admin_router,
         registry_views.router,
         registry_api.router,
+        registry_api.serving_router,
         rewards_api.reward_router,
         rewards_api.classifier_router,
         pool_views.router,

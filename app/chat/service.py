@@ -171,7 +171,7 @@ def _store_turn(
             policy_version_id=policy_id,
             text=g.text,
             token_count=g.token_count,
-            generation_params={**params, "sample": i, "finish_reason": g.finish_reason},
+            generation_params={**params, "sample": i, **g.record()},
         )
         for i, g in enumerate(replies)
     )

@@ -8,9 +8,17 @@ playground do not care whether the policy runs in this process or behind an HTTP
 """
 
 from app.generation.factory import InvalidBackendConfig, backend_from_config
-from app.generation.openai_backend import BackendUnavailable, MalformedReply, OpenAIBackend, RequestRejected
+from app.generation.openai_backend import BackendUnavailable, MalformedReply, OpenAIBackend, RequestRejected, WrongModel
 from app.generation.transformers_backend import TransformersBackend
-from app.generation.types import FinishReason, Generation, GenerationBackend, GenerationError, Messages, SamplingParams
+from app.generation.types import (
+    FinishReason,
+    Generation,
+    GenerationBackend,
+    GenerationError,
+    Messages,
+    SamplingParams,
+    ServingRefused,
+)
 
 __all__ = [
     "BackendUnavailable",
@@ -24,6 +32,8 @@ __all__ = [
     "OpenAIBackend",
     "RequestRejected",
     "SamplingParams",
+    "ServingRefused",
+    "WrongModel",
     "TransformersBackend",
     "backend_from_config",
 ]

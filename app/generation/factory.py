@@ -3,6 +3,8 @@
     {"backend": "transformers", "path": "var/models/policy-3", "batch_size": 32}
     {"backend": "openai", "base_url": "http://gpu-box:8000/v1", "model": "policy-3",
      "api_key_env": "VLLM_API_KEY"}
+    {"backend": "openai", "base_url": "http://gpu-box:8000/v1", "model": "policy-4",
+     "lora_path": "/models/policy-4/adapter"}            # vLLM loads the adapter on first use
 
 The config also carries generation defaults, so keys this factory does not know are ignored.
 An API key may be stored inline (``api_key``) or, better, named by environment variable
@@ -64,6 +66,8 @@ def _openai(config: Mapping[str, Any]) -> GenerationBackend:
         connect_timeout_s=_positive(config, "connect_timeout_s", 5.0, float),
         max_retries=_positive(config, "max_retries", 3, int, allow_zero=True),
         max_concurrency=_positive(config, "max_concurrency", 8, int),
+        expect_model=_flag(config, "expect_model", True),
+        lora_path=_optional_str(config, "lora_path"),
     )
 
 
@@ -80,6 +84,17 @@ def _api_key(config: Mapping[str, Any]) -> str | None:
     if not isinstance(env, str) or env not in os.environ:
         raise InvalidBackendConfig("api_key_env", f"environment variable {env!r} is not set")
     return os.environ[env]
+
+
+def _flag(config: Mapping[str, Any], key: str, default: bool) -> bool:
+    value = config.get(key, default)
+    if not isinstance(value, bool):
+        raise InvalidBackendConfig(key, f"must be true or false, got {value!r}")
+    return value
+
+
+def _optional_str(config: Mapping[str, Any], key: str) -> str | None:
+    return None if config.get(key) is None else _required_str(config, key)
 
 
 def _required_str(config: Mapping[str, Any], key: str) -> str:

@@ -23,6 +23,11 @@ class GenerationError(RuntimeError):
     """A backend could not produce the requested generations."""
 
 
+class ServingRefused(GenerationError):
+    """The serving side refused the call for a reason retrying cannot fix (a 4xx, a server that serves another
+    model): a job should fail with this message instead of being retried."""
+
+
 @dataclass(frozen=True)
 class SamplingParams:
     """How to sample, set per call so one warm backend serves greedy evaluation and sampled
@@ -51,17 +56,24 @@ class SamplingParams:
 
 @dataclass(frozen=True)
 class Generation:
-    """One response: its text (special tokens removed), how many tokens it took, why it ended."""
+    """One response: its text (special tokens removed), how many tokens it took, why it ended, and the model
+    that wrote it as the serving side named it (a server's reply says; None in process, where the loaded
+    folder is the model), so a stored response records what produced it rather than what was asked for."""
 
     text: str
     token_count: int
     finish_reason: FinishReason
+    model: str | None = None
 
     def __post_init__(self) -> None:
         # Model output is untrusted: a sampled byte token can decode to NUL, which PostgreSQL refuses to
         # store, and a remote server's JSON can carry a lone surrogate. Both become U+FFFD here, the one
         # place every backend's text passes, so a pair or a chat turn is never lost to one odd token.
         object.__setattr__(self, "text", storable(self.text))
+
+    def record(self) -> dict[str, str]:
+        """What a stored response keeps of how it ended and, when a server said, which model wrote it."""
+        return {"finish_reason": self.finish_reason, **({"served_model": self.model} if self.model else {})}
 
 
 @runtime_checkable

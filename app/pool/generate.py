@@ -52,7 +52,7 @@ class Sample:
         return {
             "temperature": sampling.temperature, "top_p": sampling.top_p, "max_new_tokens": sampling.max_new_tokens,
             "seed": self.seed, "sample": self.index, "n": self.n, "backend": self.version.backend,
-            "finish_reason": self.generation.finish_reason, "attempt": attempt,
+            "attempt": attempt, **self.generation.record(),
         }  # fmt: skip
 
 

@@ -157,9 +157,9 @@ class WarmServer:
                     return self._generate(request, emit)
             return {"ok": False, "kind": "request", "error": f"unknown op {op!r}"}
         except Exception as exc:
-            from app.generation import InvalidBackendConfig
+            from app.generation import InvalidBackendConfig, ServingRefused
 
-            kind = "config" if isinstance(exc, InvalidBackendConfig) else "generation"
+            kind = "config" if isinstance(exc, (InvalidBackendConfig, ServingRefused)) else "generation"
             log.error("request failed: %s", traceback.format_exc())
             return {"ok": False, "kind": kind, "error": f"{type(exc).__name__}: {exc}"[:2000]}
 
@@ -177,7 +177,7 @@ class WarmServer:
         self.requests += 1
         return {
             "ok": True,
-            "generations": [(g.text, g.token_count, g.finish_reason) for g in generations],
+            "generations": [(g.text, g.token_count, g.finish_reason, g.model) for g in generations],
             "load_seconds": load_seconds,
             "seconds": time.perf_counter() - start,
             "pid": os.getpid(),

@@ -38,7 +38,8 @@ MAX_SOCKET_PATH = 100  # AF_UNIX paths are limited to ~108 bytes
 
 
 class BackendConfigError(GenerationError):
-    """The policy's serving config is unusable (a job should fail, not retry)."""
+    """The policy's serving config is unusable, or its server refused it for good (a 4xx, another model
+    served): a job should fail with the message, not retry."""
 
 
 @dataclass(frozen=True)
@@ -91,7 +92,7 @@ class WarmClient:
         if on_text is not None:
             request["stream"] = True
         reply = self.call(request, on_text=on_text)
-        generations = [Generation(text, tokens, reason) for text, tokens, reason in reply["generations"]]
+        generations = [Generation(*fields) for fields in reply["generations"]]
         return Reply(generations, float(reply["load_seconds"]), float(reply["seconds"]), int(reply["pid"]))
 
     def ping(self) -> dict[str, Any]:

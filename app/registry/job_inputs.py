@@ -9,7 +9,6 @@ message that names the parameter to change.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -48,13 +47,3 @@ def check_name_free(db: Session, name: str, job_id: int) -> None:
     taken = db.scalar(select(ModelVersion).where(ModelVersion.name == name))
     if taken is not None and taken.created_by_job_id != job_id:
         raise JobFailed(f"name: a model version named {name!r} exists already; choose another name")
-
-
-def child_serving_config(parent: ModelVersion, path: Path) -> dict[str, Any]:
-    """How the pool serves a policy trained from ``parent`` into ``path``: in-process from the new folder,
-    with the parent's in-process settings (batch size, device, dtype) when it had them."""
-    inherited = (
-        dict(parent.config or {}) if (parent.config or {}).get("backend", "transformers") == "transformers" else {}
-    )
-    inherited.setdefault("batch_size", 32)
-    return {**inherited, "backend": "transformers", "path": str(path.resolve())}

@@ -3,18 +3,21 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
+from typing import Any, Literal
 
 from fastapi import APIRouter
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.policy import Access, allow
 from app.deps import DbDep, SettingsDep
 from app.registry import service
 from app.registry.models import ModelKind, ModelStatus
+from app.registry.serving import ServerSpec, serve_from, serve_in_process
 from app.versions import promotion
 
 router = APIRouter(prefix="/api/v1/models", tags=["models"], dependencies=[allow(Access.researcher)])
+# Where generation goes is an admin's choice: a server URL and the name of a key variable are operations.
+serving_router = APIRouter(prefix="/api/v1/models", tags=["models"], dependencies=[allow(Access.admin)])
 
 
 class ModelVersionOut(BaseModel):
@@ -68,3 +71,41 @@ def promote(db: DbDep, settings: SettingsDep, version_id: int) -> PromotionOut:
 def archive(db: DbDep, version_id: int) -> Any:
     """Archive a version (never the promoted policy); its folder stays where it is."""
     return service.archive(db, version_id=version_id)
+
+
+class ServingIn(BaseModel):
+    """An OpenAI-compatible server for a policy version (vLLM, SGLang, TGI, llama.cpp, ``transformers serve``)."""
+
+    model_config = ConfigDict(extra="forbid")
+    base_url: str = Field(max_length=2000, description="The server's OpenAI API root, e.g. http://gpu-box:8000/v1")
+    load: Literal["fixed", "by_path", "lora"] = Field(
+        "fixed",
+        description="How the server takes the versions trained from this one: by_path (it loads a model named by "
+        "its folder), lora (vLLM runtime LoRA loading of each child's adapter), fixed (one model; children are "
+        "served in process until pointed at a server).",
+    )
+    model: str | None = Field(
+        None, max_length=1000, description="The model name the server serves; default: the folder (by_path)."
+    )
+    api_key_env: str | None = Field(
+        None, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable with the key."
+    )
+    expect_model: bool = Field(True, description="Refuse replies that name another model (off for TGI).")
+    timeout_s: float = Field(120.0, gt=0, le=3600)
+    max_concurrency: int = Field(8, ge=1, le=256)
+
+
+@serving_router.put("/{version_id}/serving", response_model=ModelVersionOut)
+def set_serving(db: DbDep, version_id: int, body: ServingIn) -> Any:
+    """Serve this policy from an OpenAI-compatible server: the pool, chat and evaluation generate there."""
+    version = serve_from(db, version_id, ServerSpec(**body.model_dump()))
+    db.commit()
+    return version
+
+
+@serving_router.delete("/{version_id}/serving", response_model=ModelVersionOut)
+def clear_serving(db: DbDep, version_id: int) -> Any:
+    """Serve this policy in the app's own warm process again, from its folder."""
+    version = serve_in_process(db, version_id)
+    db.commit()
+    return version

@@ -9,7 +9,11 @@ the next action from ``script`` (default ``"ok"``):
 - ``500``/``503``/``429``/``400``/``401``: that status with a JSON error body;
 - ``slow``: sleep ``slow_s`` seconds, then ``ok`` (a client with a shorter timeout gives up);
 - ``drop``: close the connection without answering;
-- ``not-json``, ``no-choices``, ``null-content``, ``no-usage``, ``bad-finish``: malformed 200s.
+- ``not-json``, ``no-choices``, ``null-content``, ``no-usage``, ``bad-finish``: malformed 200s;
+- ``other-model``: a well-formed completion from another model than the one asked for.
+
+``POST /v1/load_lora_adapter`` answers as vLLM does with runtime LoRA loading: 200 the first time a name is
+loaded (``loaded`` lists them), 400 "already been loaded" after.
 """
 
 from __future__ import annotations
@@ -32,6 +36,7 @@ class ChatServer(ThreadingHTTPServer):
         self.script: deque[str] = deque()
         self.requests: list[dict[str, Any]] = []  # {"path", "headers", "body"} per request received
         self.slow_s = 1.0
+        self.loaded: list[dict[str, Any]] = []  # bodies of the LoRA adapters loaded
 
     @property
     def url(self) -> str:
@@ -52,6 +57,8 @@ class _Handler(BaseHTTPRequestHandler):
         body = json.loads(self.rfile.read(int(self.headers.get("Content-Length", 0))) or b"{}")
         self.server.requests.append({"path": self.path, "headers": dict(self.headers), "body": body})
         action = self.server.script.popleft() if self.server.script else "ok"
+        if self.path == "/v1/load_lora_adapter" and action == "ok":
+            return self._load_adapter(body)
         if self.path != "/v1/chat/completions":
             return self._send(404, {"error": {"message": f"no route {self.path}"}})
         if action == "drop":
@@ -64,6 +71,13 @@ class _Handler(BaseHTTPRequestHandler):
         if action == "not-json":
             return self._send_raw(200, b"<html>upstream proxy error</html>", "text/html")
         return self._send(200, _completion(body, action))
+
+    def _load_adapter(self, body: dict[str, Any]) -> None:
+        if any(done["lora_name"] == body.get("lora_name") for done in self.server.loaded):
+            message = f"The lora adapter '{body['lora_name']}' has already been loaded."
+            return self._send(400, {"error": {"message": message}})
+        self.server.loaded.append(body)
+        return self._send_raw(200, b"Success: LoRA adapter loaded", "text/plain")
 
     def _send(self, status: int, payload: dict[str, Any]) -> None:
         self._send_raw(status, json.dumps(payload).encode(), "application/json")
@@ -91,7 +105,7 @@ def _completion(request: dict[str, Any], action: str) -> dict[str, Any]:
     reply: dict[str, Any] = {
         "id": "chatcmpl-test",
         "object": "chat.completion",
-        "model": request.get("model"),
+        "model": "someone-else" if action == "other-model" else request.get("model"),
         "choices": [] if action == "no-choices" else [choice],
         "usage": {"prompt_tokens": 7, "completion_tokens": len(kept), "total_tokens": 7 + len(kept)},
     }

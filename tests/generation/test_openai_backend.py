@@ -22,6 +22,8 @@ from app.generation import (
     OpenAIBackend,
     RequestRejected,
     SamplingParams,
+    ServingRefused,
+    WrongModel,
 )
 from tests.generation.chat_server import ChatServer, running_chat_server
 
@@ -176,3 +178,53 @@ def test_unstorable_characters_in_a_reply_become_replacement_characters(backend:
 def test_every_generation_is_storable_whatever_made_it() -> None:
     made = Generation("a\x00b\udfffc \U0001f600", 5, "stop")
     assert made.text == "a\ufffdb\ufffdc \U0001f600" and (made.token_count, made.finish_reason) == (5, "stop")
+
+
+def test_each_generation_records_the_model_the_server_named(backend: OpenAIBackend) -> None:
+    out = backend.generate(PROMPTS, PARAMS)
+
+    assert {g.model for g in out} == {"tiny-chat"}
+    assert out[0].record() == {"finish_reason": "stop", "served_model": "tiny-chat"}
+
+
+def test_a_reply_from_another_model_is_refused_not_stored(backend: OpenAIBackend, server: ChatServer) -> None:
+    server.script.append("other-model")
+
+    with pytest.raises(WrongModel, match="answered as model 'someone-else', not 'tiny-chat'") as err:
+        backend.generate(PROMPTS[:1], SamplingParams())
+    assert isinstance(err.value, ServingRefused)  # a job fails on it instead of retrying
+    assert len(server.requests) == 1
+
+
+def test_without_the_model_check_the_servers_name_is_still_recorded(server: ChatServer) -> None:
+    server.script.append("other-model")
+    with OpenAIBackend(f"{server.url}/v1", "tgi", expect_model=False) as client:
+        (out,) = client.generate(PROMPTS[:1], SamplingParams())
+
+    assert out.model == "someone-else"
+
+
+def test_a_lora_child_is_loaded_once_under_its_name_before_it_generates(server: ChatServer) -> None:
+    with OpenAIBackend(f"{server.url}/v1", "policy-4", lora_path="/models/policy-4/adapter") as client:
+        client.generate(PROMPTS[:1], SamplingParams())
+        client.generate(PROMPTS[:1], SamplingParams())
+
+    assert server.loaded == [{"lora_name": "policy-4", "lora_path": "/models/policy-4/adapter"}]
+    assert [r["path"] for r in server.requests] == ["/v1/load_lora_adapter"] + ["/v1/chat/completions"] * 2
+
+
+def test_an_adapter_the_server_already_holds_is_not_an_error(server: ChatServer) -> None:
+    server.loaded.append({"lora_name": "policy-4", "lora_path": "/elsewhere"})  # loaded by another app process
+    with OpenAIBackend(f"{server.url}/v1", "policy-4", lora_path="/models/policy-4/adapter") as client:
+        (out,) = client.generate(PROMPTS[:1], SamplingParams())
+
+    assert out.model == "policy-4"
+
+
+def test_a_server_without_runtime_lora_loading_refuses_clearly(server: ChatServer) -> None:
+    server.script.append("404")  # vLLM without VLLM_ALLOW_RUNTIME_LORA_UPDATING has no such route
+    with (
+        OpenAIBackend(f"{server.url}/v1", "policy-4", lora_path="/a") as client,
+        pytest.raises(RequestRejected, match="loading the LoRA adapter rejected with HTTP 404"),
+    ):
+        client.generate(PROMPTS[:1], SamplingParams())

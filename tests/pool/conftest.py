@@ -42,6 +42,7 @@ def save_tiny_policy(folder: Path, *, seed: int) -> Path:
     torch.set_num_threads(1)
     tokenizer = load_smollm2_tokenizer(Path(tempfile.gettempdir()) / "rlhf-smollm2-tokenizer")
     model = tiny_llama(tokenizer, hidden_size=32, num_layers=2, seed=seed)
+    model.generation_config.do_sample = True  # as the project saves policies (app.training.core.run.save_policy)
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
     return folder

@@ -147,3 +147,17 @@ def test_a_policy_served_by_an_openai_compatible_endpoint(db, session_factory, p
         a, b = pair.response_a, pair.response_b
         assert a.generation_params["backend"] == "openai" and a.text.startswith("echo Tell me about topic")
         assert a.text != b.text  # one request per sample, seed + k
+
+
+def test_a_server_that_answers_for_another_model_fails_the_job_clearly(db, session_factory, pool_settings):
+    with running_chat_server() as server:
+        server.script.append("other-model")
+        config = {"backend": "openai", "base_url": server.url + "/v1", "model": "policy-remote", "max_retries": 0}
+        db.add(ModelVersion(name="remote-v1", kind=ModelKind.policy, status=ModelStatus.promoted, config=config))
+        add_prompts(db, 1)
+        db.commit()
+        job = run_job(db, session_factory, pool_settings, kind="generate", params={"pairs": 1})
+
+    assert job.status is JobStatus.failed  # not retried: the same server would answer the same way
+    assert "answered as model 'someone-else', not 'policy-remote'" in job.error
+    assert _pairs(db, created_by_job_id=job.id) == []

@@ -27,8 +27,8 @@ from app.jobs.context import JobContext
 from app.jobs.exceptions import JobCancelled, JobFailed
 from app.registry import service as registry
 from app.registry import store
-from app.registry.job_inputs import child_serving_config
 from app.registry.models import ModelKind, ModelVersion
+from app.registry.serving import child_serving_config
 
 
 class PolicyInputs(Protocol):
@@ -96,7 +96,7 @@ def register_child(
         base_model=parent.base_model or parent.name,
         parent_id=parent.id,
         metrics=dict(metrics),
-        config={**child_serving_config(parent, folder), **(config or {})},
+        config={**child_serving_config(parent, folder, name), **(config or {})},
         job_id=job_id,
     )
 

@@ -60,6 +60,7 @@ def plain_copy(gguf_model):  # noqa: ANN001, ANN201 - transformers causal LMs
     model = AutoModelForCausalLM.from_config(config, dtype=gguf_model.dtype)
     model.load_state_dict(gguf_model.state_dict(), strict=True)
     model.generation_config = copy.deepcopy(gguf_model.generation_config)
+    model.generation_config.do_sample = True  # a policy samples; see app.training.core.run.save_policy
     return model.eval()
 
 

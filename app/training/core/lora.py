@@ -8,10 +8,14 @@ that only reads settings need not import peft or torch.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Callable
+from pathlib import Path
 
 from torch import nn
 
 from app.training.core.config import LoRASettings, lora_targets
+
+ADAPTER_DIR = "adapter"  # in a policy's folder: its LoRA adapters alone, beside the merged weights
 
 
 def add_lora(lm: nn.Module, settings: LoRASettings) -> nn.Module:
@@ -36,3 +40,23 @@ def add_lora(lm: nn.Module, settings: LoRASettings) -> nn.Module:
 def merge_adapters(lm: nn.Module) -> nn.Module:
     """The plain model with the adapters folded into its weights (W + (α/r)·B·A); ``lm`` itself without any."""
     return lm.merge_and_unload() if hasattr(lm, "merge_and_unload") else lm
+
+
+def adapter_writer(lm: nn.Module) -> Callable[[Path], None] | None:
+    """A writer of ``lm``'s LoRA adapters alone as a peft adapter folder, captured before they are merged
+    (None for a model without adapters). A server that holds the parent (vLLM with runtime LoRA loading)
+    serves the child from this folder without loading a second copy of the weights."""
+    if not hasattr(lm, "peft_config"):
+        return None
+    from peft import get_peft_model_state_dict
+    from safetensors.torch import save_file
+
+    config = lm.peft_config["default"]
+    state = {key: value.detach().clone().contiguous() for key, value in get_peft_model_state_dict(lm).items()}
+
+    def write(folder: Path) -> None:
+        folder.mkdir(parents=True, exist_ok=True)
+        config.save_pretrained(str(folder))
+        save_file(state, str(folder / "adapter_model.safetensors"))
+
+    return write

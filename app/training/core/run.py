@@ -29,7 +29,7 @@ from app.training.core.card import build_card, default_checkpoint_path, finished
 from app.training.core.checkpoint import atomic_write_dir
 from app.training.core.config import StoredConfig
 from app.training.core.loop import LoopResult, Reporter
-from app.training.core.lora import merge_adapters
+from app.training.core.lora import ADAPTER_DIR, adapter_writer, merge_adapters
 from app.training.core.model_card import write_model_card
 from app.training.core.result import TrainResult
 
@@ -131,11 +131,13 @@ def save_run(
 
 def save_policy(model: nn.Module, tokenizer: Any, folder: Path) -> None:
     """An ordinary Hugging Face checkpoint: weights, config, tokenizer and a generation config whose pad
-    and EOS tokens are the tokenizer's."""
+    and EOS tokens are the tokenizer's, and that samples: a server taking its defaults from the checkpoint
+    (``transformers serve``) honours a request's temperature only when ``do_sample`` is on."""
     generation = getattr(model, "generation_config", None)
     if generation is not None:
         generation.pad_token_id = tokenizer.pad_token_id
         generation.eos_token_id = tokenizer.eos_token_id
+        generation.do_sample = True
     model.config.pad_token_id = tokenizer.pad_token_id
     model.save_pretrained(str(folder))
     tokenizer.save_pretrained(str(folder))
@@ -151,15 +153,15 @@ def save_merged_policy(
     after: str,
 ) -> nn.Module | None:
     """Merge the adapters of the trained ``lm`` into its weights and save it with the tokenizer and the card
-    (:func:`save_run`, logging "saved the new policy to … after <after>"). Returns the merged policy on the
-    main process, None elsewhere (where nothing is merged)."""
+    (:func:`save_run`, logging "saved the new policy to … after <after>"), the adapters alone beside it in
+    ``adapter/``. Returns the merged policy on the main process, None elsewhere (where nothing is merged)."""
+    adapter = adapter_writer(lm) if accelerator.is_main_process else None
     model = merge_adapters(lm).eval() if accelerator.is_main_process else None
-    save_run(
-        accelerator,
-        reporter,
-        target,
-        card,
-        lambda folder: save_policy(model, tokenizer, folder),
-        f"saved the new policy to {target.output_dir} after {after}",
-    )
+
+    def write(folder: Path) -> None:
+        save_policy(model, tokenizer, folder)
+        if adapter is not None:
+            adapter(folder / ADAPTER_DIR)
+
+    save_run(accelerator, reporter, target, card, write, f"saved the new policy to {target.output_dir} after {after}")
     return model
