@@ -225,6 +225,15 @@ def test_the_merged_policy_loads_with_auto_model_and_generates(tmp_path, smollm2
         torch.testing.assert_close(model(**inputs).logits, result.model(**inputs).logits)
     card = json.loads((folder / "card.json").read_text())
     assert card["kind"] == "policy" and card["updates"] == 2 and card["metrics"] == result.metrics
+    # The adapters alone, for a server that holds the parent (vLLM runtime LoRA loading): the merged weight is
+    # the parent's plus (alpha / r) · B · A of the saved adapter.
+    from safetensors.torch import load_file
+
+    adapter_config = json.loads((folder / "adapter" / "adapter_config.json").read_text())
+    adapter = load_file(folder / "adapter" / "adapter_model.safetensors")
+    a, b = (adapter[f"base_model.model.model.layers.0.self_attn.q_proj.lora_{ab}.weight"] for ab in "AB")
+    scale = adapter_config["lora_alpha"] / adapter_config["r"]
+    torch.testing.assert_close(model.state_dict()[q], initial[q] + scale * b @ a)
 
 
 def test_full_fine_tuning_against_a_frozen_copy_with_a_separate_value_model(tmp_path) -> None:
