@@ -286,6 +286,30 @@ def cmd_models_serve(args: argparse.Namespace) -> None:
     print(f"{args.version} is served {where}")
 
 
+def cmd_models_push(args: argparse.Namespace) -> None:
+    """Upload a version's folder (weights, tokenizer, model card) to a Hugging Face Hub model repository."""
+    from sqlalchemy import select
+
+    from app.errors import Invalid
+    from app.registry.models import ModelVersion
+    from app.versions.hub import push_folder
+
+    with _session(_settings()) as db:
+        version = db.scalar(select(ModelVersion).where(ModelVersion.name == args.version))
+        if version is None or not version.path:
+            raise CliError(f"version: no version named {args.version!r} with a folder")
+        token = os.environ.get(args.token_env) if args.token_env else None
+        if args.token_env and not token:
+            raise CliError(f"--token-env: environment variable {args.token_env!r} is not set")
+        try:
+            url = push_folder(
+                Path(version.path), args.repo, private=args.private, token=token, message=f"RLHF Loop: {version.name}"
+            )
+        except Invalid as exc:
+            raise CliError(exc.message) from None
+    print(f"{args.version} is at {url}")
+
+
 def _add_models_commands(sub: argparse._SubParsersAction) -> None:
     models = sub.add_parser("models", help="the model registry: install the first policy, list versions")
     msub = models.add_subparsers(dest="models_command", required=True)
@@ -315,6 +339,14 @@ def _add_models_commands(sub: argparse._SubParsersAction) -> None:
     serve.add_argument("--api-key-env", help="the environment variable that holds the server's API key")
     serve.add_argument("--in-process", action="store_true", help="serve it in the app's own process again")
     serve.set_defaults(func=cmd_models_serve)
+    push = msub.add_parser("push", help="upload a version's folder to a Hugging Face Hub model repository")
+    push.add_argument("version", help="the version's name")
+    push.add_argument("--repo", required=True, help="the Hub repository, owner/name (created when missing)")
+    push.add_argument("--private", action="store_true", help="create the repository private")
+    push.add_argument(
+        "--token-env", help="the environment variable holding a Hub write token (default: huggingface_hub's login)"
+    )
+    push.set_defaults(func=cmd_models_push)
 
 
 def cmd_export(args: argparse.Namespace) -> None:
