@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
-from sqlalchemy import Boolean, Integer, Select, bindparam, exists, func, literal, select
+from sqlalchemy import Boolean, Integer, Select, bindparam, func, literal, select
 from sqlalchemy.orm import Session, aliased
 
 from app.annotation.models import AssignmentStatus, Judgement, PairAssignment
@@ -65,17 +65,30 @@ _LIVE_LEASES_OF_OTHERS = (
     .correlate(Pair)
     .scalar_subquery()
 )
-_DONE_BY_USER = exists().where(
-    PairAssignment.pair_id == Pair.id,
-    PairAssignment.user_id == USER_ID,
-    PairAssignment.status.in_((AssignmentStatus.skipped, AssignmentStatus.submitted)),
+# Whether the user judged or skipped the pair, as a scalar subquery (NULL: neither) rather than NOT EXISTS:
+# PostgreSQL turns NOT EXISTS into an anti-join, and for ORDER BY id LIMIT 1 it chose a Merge Anti Join that
+# read every assignment of every user through the (pair_id, user_id) index to find this user's (the cost grew
+# with the table). A scalar subquery stays a per-candidate index probe by pair (one row at most: the pair and
+# user are unique together), and the LIMIT stops the scan at the first pair that passes.
+_DONE_BY_USER = (
+    select(literal(1))
+    .where(
+        PairAssignment.pair_id == Pair.id,
+        PairAssignment.user_id == USER_ID,
+        PairAssignment.status.in_((AssignmentStatus.skipped, AssignmentStatus.submitted)),
+    )
+    .correlate(Pair)
+    .scalar_subquery()
 )
+# Inline rather than a bound parameter: only a literal lets the planner prove the predicate of the partial
+# indexes of servable pairs (app.annotation.models), in PostgreSQL's generic plans and in SQLite alike.
+_PENDING = literal(PairStatus.pending.value, literal_execute=True)
 AVAILABLE = (
     select(Pair)
     .where(
-        Pair.status == PairStatus.pending,
+        Pair.status == _PENDING,
         Pair.judgement_count < Pair.judgements_needed,
-        ~_DONE_BY_USER,
+        _DONE_BY_USER.is_(None),
         Pair.judgement_count + _LIVE_LEASES_OF_OTHERS < Pair.judgements_needed,
     )
     .order_by(Pair.id)
@@ -98,7 +111,9 @@ def _with_content(query: Select) -> Select:
 # A gold pair (known answer, app.annotation.gold) this user has not judged, drawn at random: gold pairs take
 # every annotator once, so there is no room to count and no order to keep.
 _NEXT_GOLD = (
-    _with_content(select(Pair).where(Pair.status == PairStatus.gold, ~_DONE_BY_USER)).order_by(func.random()).limit(1)
+    _with_content(select(Pair).where(Pair.status == PairStatus.gold, _DONE_BY_USER.is_(None)))
+    .order_by(func.random())
+    .limit(1)
 )
 _NEXT_FREE = {order: _with_content(query).limit(1) for order, query in ORDERS.items()}
 _NEXT_FREE_LOCKED = {  # PostgreSQL

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, Text, UniqueConstraint
+from sqlalchemy import Boolean, CheckConstraint, Float, ForeignKey, Index, Integer, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from app.db import Base, UTCDateTime, utcnow
@@ -29,6 +29,27 @@ class AssignmentStatus(enum.StrEnum):
     active = "active"
     skipped = "skipped"
     submitted = "submitted"
+
+
+# The pairs the next-pair statement (app.annotation.assignment.AVAILABLE) walks, one index per queue order:
+# pending pairs only, so a request starts at the first pending pair instead of stepping over every pair judged
+# before it (PostgreSQL, planning with statistics taken while every pair was pending, read the whole judged
+# prefix of the table through the primary key). Oldest first: the id alone, the narrowest index, which
+# PostgreSQL prefers to the primary key even on such statistics (SQLite walks ix_pairs_status_id, as cheap
+# there: it keeps no dead entries).
+# Uncertain first: the status leads although the predicate fixes it, because without statistics SQLite
+# prefers an index with an equality on its first column; in this one the order then needs no sort.
+# Declared here, beside the queries they serve; they index the pool's table.
+SERVABLE = text("status = 'pending'")
+Index("ix_pairs_servable_id", Pair.id, postgresql_where=SERVABLE, sqlite_where=SERVABLE)
+Index(
+    "ix_pairs_servable_priority",
+    Pair.status,
+    Pair.priority.desc(),
+    Pair.id,
+    postgresql_where=SERVABLE,
+    sqlite_where=SERVABLE,
+)
 
 
 class PairAssignment(Base):

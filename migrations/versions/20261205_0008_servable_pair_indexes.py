@@ -1,0 +1,35 @@
+"""servable pair indexes: partial indexes over pending pairs in each queue order, for the next-pair statement
+
+Revision ID: 0008
+Revises: 0007
+Create Date: 2026-12-05 21:30:00.000000
+"""
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = '0008'
+down_revision: str | None = '0007'
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+SERVABLE = sa.text("status = 'pending'")
+
+
+def upgrade() -> None:
+    with op.batch_alter_table('pairs', schema=None) as batch_op:
+        batch_op.create_index(
+            'ix_pairs_servable_id', ['id'], unique=False, postgresql_where=SERVABLE, sqlite_where=SERVABLE
+        )
+        batch_op.create_index(
+            'ix_pairs_servable_priority', ['status', sa.text('priority DESC'), 'id'], unique=False,
+            postgresql_where=SERVABLE, sqlite_where=SERVABLE,
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table('pairs', schema=None) as batch_op:
+        batch_op.drop_index('ix_pairs_servable_priority')
+        batch_op.drop_index('ix_pairs_servable_id')
