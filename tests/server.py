@@ -60,11 +60,17 @@ def running_server(
         _drain_in_background(process, output)
         yield Server(url=url, admin_password=password, process=process, output=output)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        stop(process, timeout=30)
+
+
+def stop(process: subprocess.Popen, *, timeout: float) -> None:
+    """Terminate, and kill what does not exit within ``timeout`` seconds."""
+    process.terminate()
+    try:
+        process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _wait_healthy(url: str) -> None:

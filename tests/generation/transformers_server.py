@@ -18,6 +18,8 @@ from pathlib import Path
 
 import httpx
 
+from tests.server import stop
+
 START_SECONDS = 180.0  # imports and uvicorn on a busy two-core machine
 
 
@@ -41,12 +43,7 @@ def transformers_serve(log: Path) -> Iterator[str]:
         _wait_until_listening(process, url, log)
         yield url
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process, timeout=20)
 
 
 def _wait_until_listening(process: subprocess.Popen[bytes], url: str, log: Path) -> None:

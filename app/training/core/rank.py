@@ -41,6 +41,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from app.processes import pid_alive
+
 SPEC, EVENTS, FLUSHED, RESULT = "spec.pkl", "events.jsonl", "flushed", "result.pkl"
 JOB_PID_ENV = "RLHF_JOB_PID"  # the job process's pid: every rank dies with it
 SETUP_ENV = "RLHF_RANK_SETUP"  # "package.module:function" called on every rank before the trainer
@@ -153,21 +155,11 @@ def die_with(pids: list[int]) -> None:
         except ProcessLookupError:
             pass  # already gone
         except (AttributeError, OSError):
-            while all(_alive(pid) for pid in pids):
+            while all(pid_alive(pid) for pid in pids):
                 time.sleep(0.5)
         os._exit(EXIT_ORPHANED)
 
     threading.Thread(target=watch, daemon=True, name="supervisor-watch").start()
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _use_local_device() -> None:
