@@ -11,14 +11,14 @@ transaction per batch into SQLite) adding N pairs from the starter prompts, afte
 that loads the model, against the naive peer — one model call per response, in-process — on the
 same prompts. The first job's model load is reported apart: the warm process pays it once.
 
-Lower precision is the way past that bound, and this project's CPU machines (AMD EPYC, AVX2) have no bf16
-arithmetic. PyTorch's int8 dynamic quantisation (int8 weights and activations, fbgemm) was tried: its GEMMs ran
-about 4x the fp32 ones at batch 32, but SmolLM2-135M's greedy answers changed at the first token on 12 of 12
-HH-RLHF prompts (per-tensor or per-channel weights, the output layer int8 or fp32), so it is not used.
-
 Beside the figures, the machine's limits: at batch 1 a step streams every weight from memory, so
 bandwidth / weight bytes bounds tokens/s; at a large batch a step is compute, so GEMM FLOP/s / (2 × parameters)
 does (both measured here, a copy of a 512 MiB tensor and a 2048² GEMM).
+
+Lower precision is the way past those bounds, and this project's CPU machines (AMD EPYC, AVX2) have no bf16
+arithmetic. PyTorch's int8 dynamic quantisation (int8 weights and activations, fbgemm) was tried: its GEMMs ran
+about 4x the fp32 ones at batch 32, but SmolLM2-135M's greedy answers changed at the first token on 12 of 12
+HH-RLHF prompts (per-tensor or per-channel weights, the output layer int8 or fp32), so it is not used.
 
 Run::
 
