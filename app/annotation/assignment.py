@@ -54,11 +54,21 @@ USER_ID = bindparam("user_id", type_=Integer)
 NOW = bindparam("now", type_=UTCDateTime())
 _RESPONSE_A, _RESPONSE_B = aliased(Response), aliased(Response)
 
+# Inline rather than bound parameters, so that PostgreSQL's generic plan of each prepared statement (psycopg
+# prepares a statement on its fifth run on a connection) costs what a custom one does and is kept, instead of
+# planning every execution again: with LIMIT $n a generic plan is costed for a tenth of the rows and with
+# status = $n for a third of the table, so PostgreSQL chose a fresh custom plan each time. Only a literal
+# status also lets the planner prove the predicate of the partial indexes of servable pairs
+# (app.annotation.models), in generic plans and in SQLite alike.
+_PENDING = literal(PairStatus.pending.value, literal_execute=True)
+_ACTIVE = literal(AssignmentStatus.active.value, literal_execute=True)
+_ONE = literal(1, literal_execute=True)
+
 _LIVE_LEASES_OF_OTHERS = (
     select(func.count())
     .where(
         PairAssignment.pair_id == Pair.id,
-        PairAssignment.status == AssignmentStatus.active,
+        PairAssignment.status == _ACTIVE,
         PairAssignment.leased_until > NOW,
         PairAssignment.user_id != USER_ID,
     )
@@ -80,9 +90,6 @@ _DONE_BY_USER = (
     .correlate(Pair)
     .scalar_subquery()
 )
-# Inline rather than a bound parameter: only a literal lets the planner prove the predicate of the partial
-# indexes of servable pairs (app.annotation.models), in PostgreSQL's generic plans and in SQLite alike.
-_PENDING = literal(PairStatus.pending.value, literal_execute=True)
 AVAILABLE = (
     select(Pair)
     .where(
@@ -113,9 +120,9 @@ def _with_content(query: Select) -> Select:
 _NEXT_GOLD = (
     _with_content(select(Pair).where(Pair.status == PairStatus.gold, _DONE_BY_USER.is_(None)))
     .order_by(func.random())
-    .limit(1)
+    .limit(_ONE)
 )
-_NEXT_FREE = {order: _with_content(query).limit(1) for order, query in ORDERS.items()}
+_NEXT_FREE = {order: _with_content(query).limit(_ONE) for order, query in ORDERS.items()}
 _NEXT_FREE_LOCKED = {  # PostgreSQL
     order: query.with_for_update(of=Pair, skip_locked=True) for order, query in _NEXT_FREE.items()
 }
@@ -125,13 +132,13 @@ _HELD = (
     .join(Pair, Pair.id == PairAssignment.pair_id)
     .where(
         PairAssignment.user_id == USER_ID,
-        PairAssignment.status == AssignmentStatus.active,
+        PairAssignment.status == _ACTIVE,
         PairAssignment.leased_until > NOW,
         Pair.status.in_(LEASED_STATUSES),
         Pair.judgement_count < Pair.judgements_needed,
     )
-    .order_by(PairAssignment.id)
-    .limit(1)
+    .order_by(PairAssignment.id)  # ix_pair_assignments_user_status_id yields this order: no sort
+    .limit(_ONE)
 )
 
 

@@ -63,7 +63,9 @@ class PairAssignment(Base):
     __table_args__ = (
         UniqueConstraint("pair_id", "user_id", name="uq_pair_assignments_pair_user"),
         Index("ix_pair_assignments_pair_status_until", "pair_id", "status", "leased_until"),
-        Index("ix_pair_assignments_user_status", "user_id", "status"),
+        # A user's live lease, oldest first (assignment._HELD), read in order: with (user_id, status) alone
+        # a generic plan walked every assignment by id to avoid the sort.
+        Index("ix_pair_assignments_user_status_id", "user_id", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
