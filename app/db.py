@@ -50,14 +50,19 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value
 
 
-def make_engine(url: str, *, pool_size: int = 10) -> Engine:
-    """Create an engine with the per-backend settings the app relies on."""
+def make_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = None) -> Engine:
+    """Create an engine with the per-backend settings the app relies on.
+
+    Connections beyond ``pool_size`` (up to ``max_overflow``, default twice the pool) are closed when handed
+    back, so a pool smaller than the callers that use it at once opens a new PostgreSQL backend (a process,
+    cold caches, every statement planned again) for a share of its checkouts: size it to the concurrency."""
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
         event.listen(engine, "connect", _sqlite_pragmas)
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=pool_size * 2, pool_recycle=1800)
+    overflow = pool_size * 2 if max_overflow is None else max_overflow
+    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=overflow, pool_recycle=1800)
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001

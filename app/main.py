@@ -44,6 +44,7 @@ from app.web import STATIC_DIR, make_templates
 
 # Routes whose bodies may pass the global limit (RLHF_MAX_BODY_BYTES), each with its own cap, enforced
 # while the body is read, before sign-in is checked. Keep in step with the routes' ``max_body_size``.
+POOL_OVERFLOW = 10  # connections past the pool for handlers beyond the threadpool (async routes, streams)
 PROMPT_BODY_LIMIT = prompts_views.LONG_FORM["max_part_size"] + 1024 * 1024  # a 50-turn conversation
 BODY_LIMIT_OVERRIDES = [
     (r"/(api/v1|admin)/prompt-sets/\d+/import/?", PROMPT_UPLOAD_LIMIT),
@@ -59,7 +60,9 @@ def create_app(settings: Settings | None = None, *, session_factory: sessionmake
     settings.ensure_secret_key()  # refuse a placeholder secret before serving anything
     engine = None
     if session_factory is None:
-        engine = make_engine(settings.resolved_database_url)
+        engine = make_engine(
+            settings.resolved_database_url, pool_size=settings.database_pool_size, max_overflow=POOL_OVERFLOW
+        )
         session_factory = make_sessionmaker(engine)
 
     @asynccontextmanager
