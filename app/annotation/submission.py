@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import bindparam, case, func, insert, select, update
+from sqlalchemy import Connection, Row, bindparam, case, func, insert, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.util import identity_key
 
-from app.annotation.assignment import LEASED_STATUSES, lease_is_live
+from app.annotation.assignment import LEASED_STATUSES
 from app.annotation.models import (
     AssignmentStatus,
     Choice,
@@ -71,23 +72,41 @@ def _demonstration_kind(choice: str, labels: dict[str, SideLabels]) -> Demonstra
     return DemonstrationKind.ideal
 
 
+_JUDGEMENTS, _PAIRS, _ASSIGNMENTS = Judgement.__table__, Pair.__table__, PairAssignment.__table__
+# What a submission reads of the assignment and its pair, as columns rather than ORM objects: nothing here
+# changes them through the ORM, and loading two entities (with their relationship loaders) cost more CPU
+# than the statement itself. Built once: see assignment.py.
 _LOCKED = (
-    select(PairAssignment, Pair)
-    .join(Pair, Pair.id == PairAssignment.pair_id)
-    .where(PairAssignment.id == bindparam("assignment_id"))
+    select(
+        _ASSIGNMENTS.c.id,
+        _ASSIGNMENTS.c.user_id,
+        _ASSIGNMENTS.c.pair_id,
+        _ASSIGNMENTS.c.swapped,
+        _ASSIGNMENTS.c.status,
+        _ASSIGNMENTS.c.assigned_at,
+        _ASSIGNMENTS.c.leased_until,
+        _PAIRS.c.status.label("pair_status"),
+        _PAIRS.c.judgement_count,
+        _PAIRS.c.judgements_needed,
+        _PAIRS.c.prompt_id,
+        _PAIRS.c.response_a_id,
+        _PAIRS.c.response_b_id,
+    )
+    .join(_PAIRS, _PAIRS.c.id == _ASSIGNMENTS.c.pair_id)
+    .where(_ASSIGNMENTS.c.id == bindparam("assignment_id"))
 )
 _LOCKED_FOR_UPDATE = (
     _LOCKED.with_for_update()
 )  # PostgreSQL: both rows, so a concurrent submission waits, then sees the fresh count
 
 
-def _locked(db: Session, *, user: User, assignment_id: int) -> tuple[PairAssignment, Pair]:
-    """The user's assignment and its pair in one statement (built once: see assignment.py)."""
-    query = _LOCKED_FOR_UPDATE if db.get_bind().dialect.name == "postgresql" else _LOCKED
-    row = db.execute(query, {"assignment_id": assignment_id}, execution_options={"populate_existing": True}).first()
-    if row is None or row[0].user_id != user.id:
+def _locked(conn: Connection, *, user: User, assignment_id: int) -> Row:
+    """The user's assignment and its pair in one statement, locked on PostgreSQL."""
+    query = _LOCKED_FOR_UPDATE if conn.dialect.name == "postgresql" else _LOCKED
+    row = conn.execute(query, {"assignment_id": assignment_id}).first()
+    if row is None or row.user_id != user.id:
         raise NotFound(f"assignment {assignment_id} is not assigned to you")
-    return row[0], row[1]
+    return row
 
 
 def _same_as(existing: Judgement, choice: Choice, strength: int | None) -> bool:
@@ -105,22 +124,24 @@ def _repeat(db: Session, *, pair_id: int, user_id: int, choice: Choice, strength
 
 def submit(db: Session, *, user: User, body: JudgementIn) -> Stored:
     validate(body)
-    assignment, pair = _locked(db, user=user, assignment_id=body.assignment_id)
-    choice = real_choice(body.choice, assignment.swapped)
+    db.flush()  # the statements below go to the connection: earlier ORM changes must be there first
+    conn = db.connection()
+    locked = _locked(conn, user=user, assignment_id=body.assignment_id)
+    choice = real_choice(body.choice, locked.swapped)
     try:
-        return _store(db, user, assignment, pair, body, choice)
+        return _store(db, conn, user, locked, body, choice)
     except IntegrityError:
         db.rollback()  # a concurrent identical request won the race; answer as it was answered
-        found = _repeat(db, pair_id=assignment.pair_id, user_id=user.id, choice=choice, strength=body.strength)
+        found = _repeat(db, pair_id=locked.pair_id, user_id=user.id, choice=choice, strength=body.strength)
         if found is None:
             raise
         db.commit()
         return found
 
 
-# The writes of a judgement as Core statements on the tables, built once: the ORM's unit of work
-# costs several times what these statements do, and nothing here needs objects back.
-_JUDGEMENTS, _PAIRS, _ASSIGNMENTS = Judgement.__table__, Pair.__table__, PairAssignment.__table__
+# The writes of a judgement as Core statements on the tables, built once and run on the session's
+# connection: the ORM's unit of work, and even Session.execute, cost several times what these statements
+# do, and nothing here needs objects back.
 _INSERT_JUDGEMENT = insert(_JUDGEMENTS).returning(_JUDGEMENTS.c.id)
 _COUNT_UP = (
     update(_PAIRS)
@@ -148,90 +169,155 @@ _LIVE_LEASES_OF_OTHERS = select(func.count()).where(
 )
 
 
-def _slot_taken_by_others(db: Session, *, user: User, pair: Pair, now: datetime) -> bool:
+def _slot_taken_by_others(conn: Connection, *, user: User, locked: Row, now: datetime) -> bool:
     """A lapsed lease still counts while the pair has room for it; once others' live leases fill
     what the pair still needs, its slot went to someone else and this judgement would be one too many."""
-    others = db.scalar(_LIVE_LEASES_OF_OTHERS, {"pair_id": pair.id, "now": now, "user_id": user.id}) or 0
-    return pair.judgement_count + others >= pair.judgements_needed
+    others = conn.scalar(_LIVE_LEASES_OF_OTHERS, {"pair_id": locked.pair_id, "now": now, "user_id": user.id}) or 0
+    return locked.judgement_count + others >= locked.judgements_needed
 
 
-def _store(
-    db: Session, user: User, assignment: PairAssignment, pair: Pair, body: JudgementIn, choice: Choice
-) -> Stored:
-    if assignment.status is not AssignmentStatus.active:  # the happy path needs no look-up of an earlier judgement
-        repeat = _repeat(db, pair_id=pair.id, user_id=user.id, choice=choice, strength=body.strength)
+def _store(db: Session, conn: Connection, user: User, locked: Row, body: JudgementIn, choice: Choice) -> Stored:
+    if locked.status is not AssignmentStatus.active:  # the happy path needs no look-up of an earlier judgement
+        repeat = _repeat(db, pair_id=locked.pair_id, user_id=user.id, choice=choice, strength=body.strength)
         if repeat is not None:
             db.commit()
             return repeat
-        if assignment.status is AssignmentStatus.skipped:
+        if locked.status is AssignmentStatus.skipped:
             raise Conflict("you skipped this pair; ask for the next one")
-    if pair.status not in LEASED_STATUSES or pair.judgement_count >= pair.judgements_needed:
+    if locked.pair_status not in LEASED_STATUSES or locked.judgement_count >= locked.judgements_needed:
         raise Conflict("this pair already has all the judgements it needs; ask for the next one")
     now = utcnow()
-    if not lease_is_live(assignment) and _slot_taken_by_others(db, user=user, pair=pair, now=now):
+    live = locked.status is AssignmentStatus.active and locked.leased_until > now  # assignment.lease_is_live
+    if not live and _slot_taken_by_others(conn, user=user, locked=locked, now=now):
         raise Conflict("your lease on this pair expired and the pair was given to someone else; ask for the next one")
-    seconds = max(0.0, (now - assignment.assigned_at).total_seconds())
-    judgement_id = db.execute(
-        _INSERT_JUDGEMENT,
-        {
-            "pair_id": pair.id,
-            "annotator_id": user.id,
-            "choice": choice,
-            "strength": body.strength,
-            "seconds": seconds,
-            "note": body.note.strip(),
-            "created_at": now,
-        },
-    ).scalar_one()
-    _store_labels(db, user, assignment, judgement_id, body.labels, pair)
+    judgement_id = _write(conn, _values(user, locked, body, choice, now))
     if body.demonstration.strip():
         kind = _demonstration_kind(body.choice, body.labels)
         db.add(
             Demonstration(
-                prompt_id=pair.prompt_id,
+                prompt_id=locked.prompt_id,
                 annotator_id=user.id,
                 judgement_id=judgement_id,
                 text=body.demonstration.strip(),
                 kind=kind,
             )
         )
-    db.execute(_COUNT_UP, {"pair_id": pair.id})
-    db.execute(_MARK_SUBMITTED, {"assignment_id": assignment.id})
     db.commit()
-    db.expire(pair)  # changed behind the ORM's back: reload on next use
-    db.expire(assignment)
+    _expire(db, Pair, locked.pair_id)  # changed behind the ORM's back: a loaded copy reloads on next use
+    _expire(db, PairAssignment, locked.id)
     return Stored(judgement_id=judgement_id, created=True)
 
 
-def _store_labels(
-    db: Session, user: User, assignment: PairAssignment, judgement_id: int, labels: dict[str, SideLabels], pair: Pair
-) -> None:
-    """One label row per (response, annotator): a response seen again updates its labels."""
+def _values(user: User, locked: Row, body: JudgementIn, choice: Choice, now: datetime) -> dict:
+    """What the writes bind: the judgement on the real responses, and a label row per response shown."""
     left, right = (
-        (pair.response_b_id, pair.response_a_id) if assignment.swapped else (pair.response_a_id, pair.response_b_id)
+        (locked.response_b_id, locked.response_a_id) if locked.swapped else (locked.response_a_id, locked.response_b_id)
     )
-    rows = [
-        {
-            "response_id": rid,
-            "annotator_id": user.id,
-            "judgement_id": judgement_id,
-            "quality": labels[side].quality == "good",
-            "safety": labels[side].safety == "safe",
-            "created_at": utcnow(),
-        }
-        for side, rid in (("A", left), ("B", right))
-    ]
-    db.execute(_labels_upsert(db.get_bind().dialect.name), rows)
+    values = {
+        "pair_id": locked.pair_id,
+        "annotator_id": user.id,
+        "choice": choice,
+        "strength": body.strength,
+        "seconds": max(0.0, (now - locked.assigned_at).total_seconds()),
+        "note": body.note.strip(),
+        "created_at": now,
+        "assignment_id": locked.id,
+    }
+    for side, response_id in (("A", left), ("B", right)):  # one label row per (response, annotator)
+        values[f"response_{side}"] = response_id
+        values[f"quality_{side}"] = body.labels[side].quality == "good"
+        values[f"safety_{side}"] = body.labels[side].safety == "safe"
+    return values
+
+
+def _expire(db: Session, model: type, pk: int) -> None:
+    loaded = db.identity_map.get(identity_key(model, pk))
+    if loaded is not None:
+        db.expire(loaded)
+
+
+def _write(conn: Connection, values: dict) -> int:
+    """The judgement, both labels, the pair's count and the assignment's status; the judgement's id.
+
+    On PostgreSQL one statement whose data-modifying CTEs all run (to completion, in one snapshot): one
+    round trip and one statement's overhead on both sides instead of four; a duplicate judgement fails the
+    whole statement. SQLite has no data-modifying CTEs: there, the same writes one by one.
+
+    Each statement gets only the values it names: SQLAlchemy turns any other key that matches a column of
+    an INSERT's or UPDATE's table into one more column to set (an UPDATE of pair_assignments given
+    ``pair_id`` would set it), which is also why the single statement's parameters are all ``new_*``."""
+    if conn.dialect.name == "postgresql":
+        return conn.execute(
+            _write_in_one_statement(), {f"new_{key}": value for key, value in values.items()}
+        ).scalar_one()
+    judgement_id = conn.execute(_INSERT_JUDGEMENT, {key: values[key] for key in _JUDGEMENT_COLUMNS}).scalar_one()
+    labels = {key: values[key] for key in _LABEL_KEYS if key != "judgement_id"}
+    conn.execute(_labels_upsert(conn.dialect.name), {**labels, "judgement_id": judgement_id})
+    conn.execute(_COUNT_UP, {"pair_id": values["pair_id"]})
+    conn.execute(_MARK_SUBMITTED, {"assignment_id": values["assignment_id"]})
+    return judgement_id
+
+
+_JUDGEMENT_COLUMNS = ("pair_id", "annotator_id", "choice", "strength", "seconds", "note", "created_at")
+_SHARED_LABEL_COLUMNS = ("annotator_id", "judgement_id", "created_at")
+_SIDE_COLUMNS = {"response_id": "response", "quality": "quality", "safety": "safety"}  # bound as response_A, …
+_LABEL_KEYS = (*_SHARED_LABEL_COLUMNS, *(f"{key}_{side}" for side in "AB" for key in _SIDE_COLUMNS.values()))
+
+
+def _label_binds(prefix: str, side: str) -> dict:
+    """The labels table's columns for one side, as bound parameters named ``{prefix}{response|quality|…}``."""
+    table = ResponseLabel.__table__
+    shared = {name: bindparam(f"{prefix}{name}", type_=table.c[name].type) for name in _SHARED_LABEL_COLUMNS}
+    own = {name: bindparam(f"{prefix}{key}_{side}", type_=table.c[name].type) for name, key in _SIDE_COLUMNS.items()}
+    return {**shared, **own}
+
+
+def _label_upsert_set(statement) -> dict:  # noqa: ANN001 - the dialect's Insert
+    return {name: getattr(statement.excluded, name) for name in ("quality", "safety", "judgement_id")}
 
 
 @cache
-def _labels_upsert(dialect: str):  # noqa: ANN202 - built once per backend; executed with the rows as parameters
-    statement = upsert_insert(dialect, ResponseLabel)
+def _labels_upsert(dialect: str):  # noqa: ANN202 - built once per backend; executed with both sides' values
+    """Both label rows in one statement (a two-row VALUES), not an executemany of two."""
+    table = ResponseLabel.__table__  # the table, not the class: an ORM insert takes the bulk-persistence path
+    statement = upsert_insert(dialect, table).values([_label_binds("", side) for side in "AB"])
     return statement.on_conflict_do_update(
-        index_elements=["response_id", "annotator_id"],
-        set_={
-            "quality": statement.excluded.quality,
-            "safety": statement.excluded.safety,
-            "judgement_id": statement.excluded.judgement_id,
-        },
+        index_elements=["response_id", "annotator_id"], set_=_label_upsert_set(statement)
     )
+
+
+@cache
+def _write_in_one_statement():  # noqa: ANN202 - PostgreSQL's select of the judgement's id, with its writes
+    judgement = (
+        insert(_JUDGEMENTS)
+        .values({name: bindparam(f"new_{name}", type_=_JUDGEMENTS.c[name].type) for name in _JUDGEMENT_COLUMNS})
+        .returning(_JUDGEMENTS.c.id)
+        .cte("judgement")
+    )
+    sides = []
+    for side in "AB":
+        binds = {**_label_binds("new_", side), "judgement_id": judgement.c.id}
+        sides.append(select(*binds.values()).select_from(judgement))
+    table = ResponseLabel.__table__
+    labels = upsert_insert("postgresql", table).from_select(list(_label_binds("", "A")), sides[0].union_all(sides[1]))
+    labels = labels.on_conflict_do_update(
+        index_elements=["response_id", "annotator_id"], set_=_label_upsert_set(labels)
+    )
+    # The updates' constants are written inline (they never come from a request), so the only parameters are new_*.
+    one, complete = literal_column("1"), literal_column(f"'{PairStatus.complete.value}'")
+    count_up = (
+        update(_PAIRS)
+        .where(_PAIRS.c.id == bindparam("new_pair_id"))
+        .values(
+            judgement_count=_PAIRS.c.judgement_count + one,
+            status=case(
+                (_PAIRS.c.judgement_count + one >= _PAIRS.c.judgements_needed, complete), else_=_PAIRS.c.status
+            ),
+        )
+    )
+    submitted = (
+        update(_ASSIGNMENTS)
+        .where(_ASSIGNMENTS.c.id == bindparam("new_assignment_id"))
+        .values(status=literal_column(f"'{AssignmentStatus.submitted.value}'"))
+    )
+    return select(judgement.c.id).add_cte(labels.cte("labels"), count_up.cte("count_up"), submitted.cte("submitted"))
