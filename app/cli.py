@@ -174,6 +174,9 @@ def cmd_serve(args: argparse.Namespace) -> None:
             proxy_headers=True,
             timeout_keep_alive=args.keep_alive,
             log_level=args.log_level,
+            # A line per request only where the level shows it: below it uvicorn would still build each line's
+            # arguments (client address, path) for a logger that drops them.
+            access_log=args.log_level in ("info", "debug"),
         )
     finally:
         if worker is not None:
