@@ -9,6 +9,7 @@ from fastapi import APIRouter
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.auth.policy import Access, allow
+from app.bounds import Bool, Float, Int
 from app.deps import DbDep, SettingsDep
 from app.registry import service
 from app.registry.models import ModelKind, ModelStatus
@@ -90,9 +91,9 @@ class ServingIn(BaseModel):
     api_key_env: str | None = Field(
         None, max_length=200, pattern=r"^[A-Za-z_][A-Za-z0-9_]*$", description="Environment variable with the key."
     )
-    expect_model: bool = Field(True, description="Refuse replies that name another model (off for TGI).")
-    timeout_s: float = Field(120.0, gt=0, le=3600)
-    max_concurrency: int = Field(8, ge=1, le=256)
+    expect_model: Bool = Field(True, description="Refuse replies that name another model (off for TGI).")
+    timeout_s: Float = Field(120.0, gt=0, le=3600, description="Seconds to wait for one completion.")
+    max_concurrency: Int = Field(8, ge=1, le=256, description="Requests in flight to the server at once.")
 
 
 @serving_router.put("/{version_id}/serving", response_model=ModelVersionOut)
