@@ -294,7 +294,9 @@ class Loop:
 def kl_per_token(api: Api, job_id: int) -> tuple[float | None, float | None, list[dict[str, float]]]:
     """Σ KL / Σ tokens over the last quarter of the updates (the trained policy) and over all of them,
     and per update: KL per response, response length, mean reward-model score and β (how it got there).
-    A job that logs ``kl_per_token`` (online DPO, once per round) is averaged over its rounds as logged.
+    A job that logs ``kl_per_token`` (online DPO, once per round) is averaged over its rounds as logged; one
+    that logs ``policy_kl_per_token`` (online DPO under its KL budget: the saved policy's own, measured after its
+    last round, or the kept one's when a round went over budget) gives that as the trained policy's.
     None, None, [] when the job logged no ``kl`` and ``response_length`` curves (a kind that has none)."""
 
     def series(name: str) -> dict[int, float]:
@@ -308,6 +310,7 @@ def kl_per_token(api: Api, job_id: int) -> tuple[float | None, float | None, lis
     if not steps:
         return None, None, []
     last = steps[-max(1, len(steps) // 4) :]
+    saved = series("policy_kl_per_token")
     trace = [
         {
             "update": s,
@@ -319,7 +322,7 @@ def kl_per_token(api: Api, job_id: int) -> tuple[float | None, float | None, lis
         for s in steps
     ]
     return (
-        sum(kl[s] for s in last) / max(sum(length[s] for s in last), 1e-9),
+        saved[max(saved)] if saved else sum(kl[s] for s in last) / max(sum(length[s] for s in last), 1e-9),
         sum(kl[s] for s in steps) / max(sum(length[s] for s in steps), 1e-9),
         trace,
     )

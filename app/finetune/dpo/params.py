@@ -98,9 +98,9 @@ _OnlineDPOSettings = config_params(
     OnlineDPOConfig,
     ("epochs",),  # online DPO's own default: passes over each round's pairs
     ("rounds", "prompts_per_round", "samples_per_prompt", "response_length", "temperature"),
-    ("safety_weight", "safety_head"),
+    ("safety_weight", "safety_head", "max_kl_per_token"),
     base=OnlineDPOJob,
-    bounds={"samples_per_prompt": {"ge": 4, "le": 64}},
+    bounds={"samples_per_prompt": {"ge": 4, "le": 64}, "max_kl_per_token": {"ge": 0, "le": 100}},
 )
 
 

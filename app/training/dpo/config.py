@@ -122,9 +122,16 @@ class OnlineDPOConfig(DPOBaseConfig):
     temperature: float = _f(0.7, "Sampling temperature of the answers (the loss reads the untempered policy).")
     safety_weight: float = _f(1.0, "With a classifier: score = reward − safety_weight × P(unsafe).")
     safety_head: str = _f("safety", "Classifier head whose label 1 means safe; P(unsafe) = 1 − P(head = 1).")
+    max_kl_per_token: float = _f(
+        0.5,
+        "KL budget, nats per response token to the starting policy, as each round's samples measure it "
+        "(and one more sampling pass after the last round): the first round that finds the policy over it "
+        "ends the run and keeps the policy of the round before. 0 turns the check off.",
+    )
 
     def validate(self) -> None:
         super().validate()
+        require("max_kl_per_token", self.max_kl_per_token >= 0, "must be ≥ 0")
         for name in ("rounds", "prompts_per_round", "response_length"):
             require(name, getattr(self, name) >= 1, "must be ≥ 1")
         require("samples_per_prompt", self.samples_per_prompt >= 4, "must be ≥ 4")

@@ -96,6 +96,11 @@ class _OnlineRun(SamplingRun):
         super().__init__(*args, **kwargs)
         self.collate = DPOCollator(self.tokenizer.pad_token_id)
         self.step = self.resumed_step = 0  # optimizer steps, over all rounds
+        # The KL budget: the trainable state before the last round's update and the KL its samples measured,
+        # to go back to when the next measurement finds the policy over budget; and why the run ended early.
+        self.kept: dict[str, torch.Tensor] | None = None
+        self.kept_kl = 0.0
+        self.budget_stop: dict[str, float] = {}
 
     @classmethod
     def iterations(cls, config: OnlineDPOConfig) -> Iterations:
@@ -126,14 +131,52 @@ class _OnlineRun(SamplingRun):
         return f"{self.step} steps"
 
     def extra_state(self) -> dict[str, Any]:
-        return {"step": self.step}
+        return {"step": self.step, "kept": self.kept, "kept_kl": self.kept_kl, "budget_stop": self.budget_stop}
 
     def load_extra_state(self, checkpoint: dict[str, Any]) -> None:
         self.step = self.resumed_step = int(checkpoint["step"])
+        self.kept, self.kept_kl = checkpoint.get("kept"), float(checkpoint.get("kept_kl", 0.0))
+        self.budget_stop = dict(checkpoint.get("budget_stop") or {})
+
+    def ended(self) -> bool:
+        return bool(self.budget_stop)
+
+    @property
+    def rounds_kept(self) -> int:
+        """Rounds whose update the saved policy holds: the one before the measurement over budget undid its own."""
+        return int(self.budget_stop["round"]) - 1 if self.budget_stop else self.done
+
+    def train(self) -> int:
+        """The rounds, then (with a KL budget) one more sampling pass: the last round's update is measured
+        like every other before its policy is saved."""
+        resumed_from = super().train()
+        if self.config.max_kl_per_token and not self.ended():
+            stats = self._measure(self.plan.total)[1]
+            within = self._within_budget(stats, self.plan.total)
+            measured = stats.get("kl_per_token")
+            if measured is not None:  # absent when every prompt tied: nothing was scored
+                self.reporter.metric(self.done + 1, "kl_per_token", measured)
+            kept = measured if within and measured is not None else self.kept_kl
+            self.history[-1]["policy_kl_per_token"] = kept
+            self.reporter.metric(self.done, "policy_kl_per_token", kept)
+        return resumed_from
 
     def _iterate(self, round_index: int) -> dict[str, float]:
         """Sample → rank → pair → DPO; returns the round's statistics over every process."""
         config, learning_rate = self.config, self.scheduler.get_last_lr()[0]
+        records, stats = self._measure(round_index)
+        if not self._within_budget(stats, round_index):
+            return {**stats, "policy_kl_per_token": self.kept_kl, "learning_rate": learning_rate}
+        if config.max_kl_per_token:
+            self.kept, self.kept_kl = self.policy.trainable_state(), stats.get("kl_per_token", 0.0)
+        pairs = [record["pair"] for record in records if record["pair"] is not None]
+        losses = self._optimise(pairs, round_index) if pairs else {}
+        return {**stats, **{f"train_{name}": value for name, value in losses.items()}, "learning_rate": learning_rate}
+
+    def _measure(self, round_index: int) -> tuple[list[dict[str, Any]], dict[str, float]]:
+        """Sample → rank → pair, with the reference's log-probs of the pairs and the KL of the current policy;
+        every process's records (each trains on all of them, its share of the batches) and their statistics."""
+        config = self.config
         draw = self.draw(round_index, config.samples_per_prompt)
         completions, scores = self._sample(draw)
         records = self._pairs(draw.indices, completions, scores)
@@ -141,14 +184,23 @@ class _OnlineRun(SamplingRun):
             rows = [record["pair"] for record in records if record["pair"] is not None]
             add_reference_logprobs(reference, rows, self.collate, config.batch_size, self.accelerator.device)
         self._add_sampled_kl(records)
-        records = gather_object(records)  # every process trains on every process's pairs, its share of batches
-        pairs = [record["pair"] for record in records if record["pair"] is not None]
-        losses = self._optimise(pairs, round_index) if pairs else {}
-        return {
-            **_round_stats(records),
-            **{f"train_{name}": value for name, value in losses.items()},
-            "learning_rate": learning_rate,
-        }
+        records = gather_object(records)
+        return records, _round_stats(records)
+
+    def _within_budget(self, stats: dict[str, float], round_index: int) -> bool:
+        """False (after going back to the kept policy) when this measurement finds the policy over the budget.
+
+        The first round samples the starting policy itself (KL 0), so there is always a policy to keep."""
+        budget, kl = self.config.max_kl_per_token, stats.get("kl_per_token")
+        if not budget or kl is None or kl <= budget or self.kept is None:
+            return True
+        self.policy.load_trainable_state(self.kept)
+        self.budget_stop = {"round": float(round_index), "kl_per_token": kl, "kept_kl_per_token": self.kept_kl}
+        self.reporter.log(
+            f"KL budget: after {round_index} rounds the policy is {kl:.3f} nats per token from the starting one "
+            f"(budget {budget:g}); keeping the policy after {round_index - 1} rounds ({self.kept_kl:.3f}) and stopping"
+        )
+        return False
 
     def _sample(self, draw: PromptDraw) -> tuple[list[Completion], list[float]]:
         """k answers to each local prompt from the current policy, and their scores net of the safety penalty."""
@@ -255,8 +307,9 @@ class _OnlineRun(SamplingRun):
                 steps=self.step,
                 resumed_from=self.resumed_step,
             ),
-            "rounds": self.done,
+            "rounds": self.rounds_kept,
             "resumed_from_round": resumed_from,
+            "kl_budget": {"max_kl_per_token": self.config.max_kl_per_token, **self.budget_stop},
         }
 
 

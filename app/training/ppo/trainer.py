@@ -300,6 +300,10 @@ class SamplingRun:
         """How far the run got, as the log line of the saved policy says."""
         return f"{self.done} {self.unit}s"
 
+    def ended(self) -> bool:
+        """True once the run has decided to stop before its last iteration (online DPO's KL budget)."""
+        return False
+
     def extra_state(self) -> dict[str, Any]:
         """What the subclass adds to the checkpoint."""
         return {}
@@ -326,7 +330,7 @@ class SamplingRun:
             f"{self.LABEL}: {len(self.prompts)} prompts, {self.plan.total} {self.unit}s of {self.batch_description}, "
             f"{n_params:,} trainable parameters"
         )
-        while self.done < self.plan.total:
+        while self.done < self.plan.total and not self.ended():
             self.history.append(self._iterate(self.done))
             self.done += 1
             self._after_iteration()
