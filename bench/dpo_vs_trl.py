@@ -55,41 +55,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
-import statistics
 import sys
 import tempfile
-import time
-import warnings
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TQDM_DISABLE", "1")
-warnings.filterwarnings("ignore")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
+
+from bench import peer_runs  # first: it sets the libraries' quiet, offline environment
+
+# isort: split
 
 import torch
 import torch.nn.functional as F
-from transformers import PrinterCallback
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
 
 from app.training.core.data import PreferenceExample
 from app.training.core.tiny import tiny_llama
 from app.training.dpo.config import DPOConfig
 from app.training.dpo.data import encode_pairs
 from app.training.dpo.trainer import train_dpo
-from bench.reward_vs_trl import (
-    EVAL_OBJECTS,
-    TRAIN_OBJECTS,
-    StepStamps,
-    StepTimer,
-    build_tokenizer,
-    make_pairs,
-    steady_rate,
-)
+from bench.reward_vs_trl import EVAL_OBJECTS, TRAIN_OBJECTS, make_pairs
 
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 MAX_LENGTH = 256  # ours: max_prompt_length and max_response_length; no pair here comes near it
@@ -169,46 +154,30 @@ def run_trl(a: argparse.Namespace, tok: Any, data: dict) -> dict:
 
     model = tiny_llama(tok, hidden_size=a.hidden, num_layers=a.layers, seed=a.seed)
     dataset = Dataset.from_list(data["trl_train"])
-    timer = StepTimer()
+    timer = peer_runs.StepTimer()
     with tempfile.TemporaryDirectory(prefix="trl_dpo_") as scratch:  # TRL wants an output_dir even saving nothing
         args = TrlDPOConfig(
             output_dir=scratch,
             num_train_epochs=a.epochs,
             per_device_train_batch_size=a.batch_pairs,
-            learning_rate=a.lr,
-            lr_scheduler_type="linear",
-            warmup_steps=0,
-            weight_decay=0.0,
-            max_grad_norm=1.0,
             beta=a.beta,
             loss_type=["sigmoid"],
             precompute_ref_log_probs=True,
             precompute_ref_batch_size=16,
             max_length=None,
             disable_dropout=True,
-            gradient_checkpointing=False,
-            bf16=False,
-            use_cpu=True,
-            logging_steps=10**9,
-            save_strategy="no",
-            eval_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            seed=a.seed,
-            data_seed=a.seed,
-            dataloader_num_workers=0,
+            **peer_runs.trl_common_args(a.seed, a.lr),
         )
         lora = LoraConfig(
             r=16, lora_alpha=32, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM", bias="none"
         )
-        start, cpu_start = time.perf_counter(), time.process_time()
-        torch.manual_seed(a.seed)  # the adapters' init, as ours seeds it
-        trainer = DPOTrainer(
-            model=model, args=args, train_dataset=dataset, processing_class=tok, peft_config=lora, callbacks=[timer]
+
+        trainer, seconds, cpu_seconds = peer_runs.trl_train_timed(
+            a.seed,
+            lambda: DPOTrainer(
+                model=model, args=args, train_dataset=dataset, processing_class=tok, peft_config=lora, callbacks=[timer]
+            ),
         )
-        trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict; nothing else changes
-        trainer.train()
-        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     check_same_ids(trainer.train_dataset, data["train"])
     loss, acc = held_out(trainer.model, data["eval"], data["eval_ref"], a.beta)
     return {"train_s": seconds, "cpu_s": cpu_seconds, "loss": loss, "acc": acc, "stamps": timer.stamps}
@@ -249,13 +218,14 @@ def run_ours(a: argparse.Namespace, tok: Any, data: dict) -> dict:
         use_cpu=True,
         seed=a.seed,
     )
-    model, reporter = tiny_llama(tok, hidden_size=a.hidden, num_layers=a.layers, seed=a.seed), StepStamps()
+    model = tiny_llama(tok, hidden_size=a.hidden, num_layers=a.layers, seed=a.seed)
+    reporter = peer_runs.ProgressStamps("step ")
     with tempfile.TemporaryDirectory(prefix="rlhf_dpo_") as scratch:
-        start, cpu_start = time.perf_counter(), time.process_time()
-        result = train_dpo(
-            data["examples"], config, Path(scratch) / "policy", policy=model, tokenizer=tok, reporter=reporter
+        result, seconds, cpu_seconds = peer_runs.timed(
+            lambda: train_dpo(
+                data["examples"], config, Path(scratch) / "policy", policy=model, tokenizer=tok, reporter=reporter
+            )
         )
-        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     assert result.steps == a.epochs * len(data["train"]) // a.batch_pairs, result.steps
     loss, acc = held_out(result.model, data["eval"], data["eval_ref"], a.beta)
     return {"train_s": seconds, "cpu_s": cpu_seconds, "loss": loss, "acc": acc, "stamps": reporter.stamps}
@@ -264,14 +234,9 @@ def run_ours(a: argparse.Namespace, tok: Any, data: dict) -> dict:
 # ---- reporting -----------------------------------------------------------------------------------------------------
 def summary(runs: list[dict], pairs: int, skip: int, batch_pairs: int) -> dict:
     """The median run (by wall time) of one trainer, plus every run's rate and held-out figures."""
-    med = sorted(runs, key=lambda r: r["train_s"])[len(runs) // 2]
-    steady = steady_rate(med["stamps"], skip, batch_pairs)
+    med = peer_runs.median_run(runs)
     return {
-        "pairs_per_s": round(pairs / med["train_s"], 2),
-        "train_s": round(med["train_s"], 3),
-        "pairs_per_s_all": [round(pairs / r["train_s"], 2) for r in runs],
-        "steady_pairs_per_s": round(steady, 2) if steady else None,
-        "cpu_pairs_per_s": round(pairs / statistics.median(r["cpu_s"] for r in runs), 2),
+        **peer_runs.rate_figures(runs, pairs, "pairs", steady=peer_runs.steady_rate(med["stamps"], skip, batch_pairs)),
         "heldout_loss": round(med["loss"], 5),
         "heldout_acc": round(med["acc"], 4),
         "heldout_loss_all": [round(r["loss"], 5) for r in runs],
@@ -281,7 +246,7 @@ def summary(runs: list[dict], pairs: int, skip: int, batch_pairs: int) -> dict:
 
 def prepare(a: argparse.Namespace) -> tuple[Any, dict]:
     """Tokenizer, the pairs in both forms, their ids and the held-out reference log-probs."""
-    tok = build_tokenizer()
+    tok = peer_runs.smollm2_tokenizer("right")
     examples = chat_pairs(a.n_train, TRAIN_OBJECTS, a.seed)
     eval_examples = chat_pairs(a.n_eval, EVAL_OBJECTS, a.seed + 1)
     eval_rows = encoded(tok, eval_examples)
@@ -318,31 +283,21 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> int:
-    import transformers
-    import trl
-
     a = parse_args()
     torch.set_num_threads(a.threads)
     tok, data = prepare(a)
     pairs = a.epochs * a.n_train
     runners = {"trl": run_trl, "ours": run_ours}
-    names = [n.strip() for n in a.trainers.split(",") if n.strip()]
-    load_before = [round(v, 2) for v in os.getloadavg()]
-    print(f"load before: {load_before}", flush=True)
-    runs: dict[str, list[dict]] = {name: [] for name in names}
-    for rep in range(a.repeats):
-        for name in names if rep % 2 == 0 else names[::-1]:
-            load = round(os.getloadavg()[0], 2)
-            r = runners[name](a, tok, data)
-            r["load"] = load
-            runs[name].append(r)
-            print(
-                f"  {name} repeat {rep}: {r['train_s']:.2f}s, {pairs / r['train_s']:.1f} pairs/s, "
-                f"{pairs / r['cpu_s']:.1f} pairs/CPU-s, held-out loss {r['loss']:.4f} acc {r['acc']:.3f} "
-                f"(load {load} → {os.getloadavg()[0]:.2f})",
-                flush=True,
-            )
-    load_after = [round(v, 2) for v in os.getloadavg()]
+    runs, load = peer_runs.loaded_runs(
+        a.trainers,
+        a.repeats,
+        lambda name: runners[name](a, tok, data),
+        lambda name, rep, r: (
+            f"{r['train_s']:.2f}s, {pairs / r['train_s']:.1f} pairs/s, "
+            f"{pairs / r['cpu_s']:.1f} pairs/CPU-s, held-out loss {r['loss']:.4f} acc {r['acc']:.3f} "
+            f"(load {r['load']} → {os.getloadavg()[0]:.2f})"
+        ),
+    )
     results = {name: summary(rs, pairs, a.skip_steps, a.batch_pairs) for name, rs in runs.items()}
     record: dict = {"bench": "dpo_vs_trl"}
     for name, r in results.items():
@@ -353,10 +308,7 @@ def main() -> int:
         )
     if {"trl", "ours"} <= results.keys():
         ours, theirs = results["ours"], results["trl"]
-        ratio = ours["pairs_per_s"] / theirs["pairs_per_s"]
-        steady = (ours["steady_pairs_per_s"] or 0) / (theirs["steady_pairs_per_s"] or float("nan"))
-        cpu = ours["cpu_pairs_per_s"] / theirs["cpu_pairs_per_s"]
-        print(f"ratio ours/trl: {ratio:.2f}x whole call, {steady:.2f}x steady state, {cpu:.2f}x per CPU-second")
+        ratio, steady, cpu = peer_runs.ratios(ours, theirs, "pairs")
         record.update(
             {
                 "ratio": round(ratio, 3),
@@ -370,10 +322,10 @@ def main() -> int:
                 "trl_heldout_acc": theirs["heldout_acc"],
             }
         )
-    print(f"load after: {load_after}")
+    print(f"load after: {load['after']}")
     record.update(
         {
-            "load": {"before": load_before, "after": load_after},
+            "load": load,
             **results,
             "pairs": pairs,
             "train_pairs": a.n_train,
@@ -383,11 +335,7 @@ def main() -> int:
             "lr": a.lr,
             "beta": a.beta,
             "repeats": a.repeats,
-            "trl_version": trl.__version__,
-            "transformers": transformers.__version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "threads": torch.get_num_threads(),
+            **peer_runs.versions(torch.get_num_threads()),
         }
     )
     print(json.dumps(record))

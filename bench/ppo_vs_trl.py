@@ -39,43 +39,26 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import resource
-import statistics
 import subprocess
 import sys
 import tempfile
-import time
-import warnings
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-warnings.filterwarnings("ignore")
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # runnable without installing
+
+from bench import peer_runs  # first: it sets the libraries' quiet, offline environment
+
+# isort: split
+from bench.reward_vs_trl import TRAIN_OBJECTS as OBJECTS
+from bench.reward_vs_trl import VERBS
+
 TRL_DIR = Path(os.environ.get("TRL112_DIR", Path.home() / ".cache" / "trl112"))
 
-VERBS = ["clean", "fix", "paint", "store", "wash", "repair", "move", "sort", "check", "dry", "polish", "measure"]
-OBJECTS = [
-    "a bike",
-    "the kitchen",
-    "a shelf",
-    "my shoes",
-    "the garden",
-    "a window",
-    "the car",
-    "a table",
-    "the fridge",
-    "a lamp",
-    "the fence",
-    "a chair",
-    "the floor",
-    "a door",
-    "the oven",
-    "a sink",
-]
 DIFFERENCES = {
     "ours": [
         "LoRA adapters (r 16, alpha 32, q_proj/v_proj) instead of full fine-tuning; reference = adapters "
@@ -98,40 +81,16 @@ def make_prompts(n: int, seed: int) -> list[str]:
     return [f"User: How do I {v} {o}?\nAssistant:" for v, o in combos[:n]]
 
 
-def build_tokenizer():
-    sys.path.insert(0, str(ROOT))
-    from app.training.core.default_models import load_smollm2_tokenizer
-
-    tok = load_smollm2_tokenizer(Path(tempfile.gettempdir()) / "rlhf-smollm2-tokenizer")
-    tok.add_special_tokens({"pad_token": "<|pad|>"})
-    tok.padding_side = "left"
-    return tok
-
-
-def build_models(tok, a: argparse.Namespace):
+def build_models(tok: Any, a: argparse.Namespace) -> tuple[Any, Any]:
+    """The peer's tiny policy (tied embeddings, seed ``a.seed``) and reward model (seed ``a.seed + 1``)."""
     import torch
-    from transformers import LlamaConfig, LlamaForCausalLM, LlamaForSequenceClassification
-
-    def cfg(**kw):
-        return LlamaConfig(
-            vocab_size=len(tok),
-            hidden_size=a.hidden,
-            intermediate_size=4 * a.hidden,
-            num_hidden_layers=a.layers,
-            num_attention_heads=4,
-            num_key_value_heads=4,
-            max_position_embeddings=512,
-            pad_token_id=tok.pad_token_id,
-            eos_token_id=tok.eos_token_id,
-            bos_token_id=tok.bos_token_id,
-            **kw,
-        )
+    from transformers import LlamaForCausalLM, LlamaForSequenceClassification
 
     torch.manual_seed(a.seed)
-    policy = LlamaForCausalLM(cfg(tie_word_embeddings=True))
+    policy = LlamaForCausalLM(peer_runs.tiny_llama_config(tok, a.hidden, a.layers, tie_word_embeddings=True))
     policy.generation_config.pad_token_id = tok.pad_token_id
     torch.manual_seed(a.seed + 1)
-    return policy, LlamaForSequenceClassification(cfg(num_labels=1))
+    return policy, LlamaForSequenceClassification(peer_runs.tiny_llama_config(tok, a.hidden, a.layers, num_labels=1))
 
 
 def rss_kib() -> int:
@@ -145,20 +104,16 @@ def run_trl(a: argparse.Namespace, tok, prompts: list[str]) -> dict:
     sys.path.insert(0, str(ensure_trl112()))
     import trl
     from datasets import Dataset
-    from transformers import TrainerCallback
     from trl.experimental.ppo import PPOConfig as TrlPPOConfig
     from trl.experimental.ppo import PPOTrainer
 
     assert trl.__version__ == "1.12.0", trl.__file__
 
-    class Stamps(TrainerCallback):
+    class Stamps(peer_runs.StepTimer):
         def __init__(self) -> None:
-            self.t: list[float] = []
+            super().__init__()
             self.scores: list[float] = []
             self.kl: list[float] = []
-
-        def on_step_end(self, args, state, control, **kw) -> None:
-            self.t.append(time.perf_counter())
 
         def on_log(self, args, state, control, logs=None, **kw) -> None:
             if logs and "objective/scores" in logs:
@@ -212,7 +167,7 @@ def run_trl(a: argparse.Namespace, tok, prompts: list[str]) -> dict:
         eval_dataset=ds.select(range(a.batch)),
         callbacks=[stamps],
     )
-    return timed(trainer.train, stamps.t, stamps.scores, stamps.kl)
+    return measured(trainer.train, stamps.stamps, stamps.scores, stamps.kl)
 
 
 def ensure_trl112() -> Path:
@@ -228,19 +183,15 @@ def ensure_trl112() -> Path:
     return TRL_DIR
 
 
-class Stamps:
+class Stamps(peer_runs.ProgressStamps):
     """A reporter that timestamps every update and keeps the scores (less the missing-EOS penalty, as TRL
     reports them) and the KL."""
 
     def __init__(self) -> None:
-        self.t: list[float] = []
+        super().__init__("update ")
         self.scores: list[float] = []
         self.kl: list[float] = []
         self.raw: dict[str, float] = {}
-
-    def progress(self, frac: float, msg: str) -> None:
-        if msg.startswith("update "):
-            self.t.append(time.perf_counter())
 
     def metric(self, step: int, name: str, value: float) -> None:
         self.raw[name] = value
@@ -249,13 +200,8 @@ class Stamps:
         elif name == "eos_fraction":
             self.scores.append(self.raw["score"] - 1.0 * (1.0 - value))
 
-    def log(self, line: str) -> None: ...
-    def flush(self) -> None: ...
-    def should_stop(self) -> bool:
-        return False
 
-
-def rm_reward(reward_model, pad_id: int):
+def rm_reward(reward_model: Any, pad_id: int) -> Callable[[list], list[float]]:
     """The reward model's score of prompt + kept response at its last token, as TRL computes it."""
     import torch
 
@@ -277,7 +223,6 @@ def rm_reward(reward_model, pad_id: int):
 def run_ours(a: argparse.Namespace, tok, prompts: list[str], full: bool) -> dict:
     import copy
 
-    sys.path.insert(0, str(ROOT))
     from app.training.ppo.config import PPOConfig
     from app.training.ppo.trainer import train_ppo
 
@@ -316,14 +261,13 @@ def run_ours(a: argparse.Namespace, tok, prompts: list[str], full: bool) -> dict
             reporter=stamps,
         )
 
-    return timed(train, stamps.t, stamps.scores, stamps.kl)
+    return measured(train, stamps.stamps, stamps.scores, stamps.kl)
 
 
-def timed(train, stamps: list[float], scores: list[float], kl: list[float]) -> dict:
+def measured(train: Callable[[], Any], stamps: list[float], scores: list[float], kl: list[float]) -> dict:
+    """Time ``train()`` and read the child's peak memory; with the updates' timestamps, scores and KL."""
     rss_before = rss_kib()
-    start, cpu_start = time.perf_counter(), time.process_time()
-    train()
-    wall, cpu = time.perf_counter() - start, time.process_time() - cpu_start
+    _, wall, cpu = peer_runs.timed(train)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     steady = (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else None
     return {
@@ -342,7 +286,7 @@ def child(a: argparse.Namespace) -> None:
 
     if a.threads:
         torch.set_num_threads(a.threads)
-    tok, prompts = build_tokenizer(), make_prompts(a.n_prompts, a.seed)
+    tok, prompts = peer_runs.smollm2_tokenizer("left"), make_prompts(a.n_prompts, a.seed)
     if a.child == "trl":
         record = run_trl(a, tok, prompts)
     else:
@@ -360,15 +304,19 @@ def spawn(name: str, a: argparse.Namespace) -> dict:
 
 
 def summary(runs: list[dict], a: argparse.Namespace) -> dict:
-    episodes = a.updates * a.batch
-    med = sorted(runs, key=lambda r: r["wall_s"])[len(runs) // 2]
+    med = peer_runs.median_run(runs, "wall_s")
     steady = med["steady_updates_per_s"]
     return {
-        "episodes_per_s": round(episodes / med["wall_s"], 3),
-        "wall_s": round(med["wall_s"], 2),
-        "episodes_per_s_all": [round(episodes / r["wall_s"], 3) for r in runs],
-        "steady_episodes_per_s": round(steady * a.batch, 3) if steady else None,
-        "episodes_per_cpu_s": round(episodes / statistics.median(r["cpu_s"] for r in runs), 3),
+        **peer_runs.rate_figures(
+            runs,
+            a.updates * a.batch,
+            "episodes",
+            steady=steady * a.batch if steady else None,
+            wall_key="wall_s",
+            cpu_key="episodes_per_cpu_s",
+            rate_digits=3,
+            wall_digits=2,
+        ),
         "peak_rss_mib": round(max(r["peak_rss_mib"] for r in runs), 1),
         "rss_growth_mib": round(max(r["rss_growth_mib"] for r in runs), 1),
         "scores": med["scores"],
@@ -395,33 +343,25 @@ def main() -> int:
     if a.child:
         child(a)
         return 0
-    names = a.trainers.split(",")
-    runs: dict[str, list[dict]] = {name: [] for name in names}
-    for rep in range(a.repeats):  # interleaved, so a neighbour's load on this shared box hits all alike
-        for name in names:
-            r = spawn(name, a)
-            runs[name].append(r)
-            print(
-                f"  {name} repeat {rep}: {r['wall_s']:.2f}s, {a.updates * a.batch / r['wall_s']:.2f} episodes/s, "
-                f"peak RSS {r['peak_rss_mib']:.0f} MiB",
-                flush=True,
-            )
+    runs = peer_runs.interleaved(
+        a.trainers.split(","),
+        a.repeats,
+        lambda name: spawn(name, a),
+        lambda name, rep, r: (
+            f"{r['wall_s']:.2f}s, {a.updates * a.batch / r['wall_s']:.2f} episodes/s, "
+            f"peak RSS {r['peak_rss_mib']:.0f} MiB"
+        ),
+        alternate=False,
+    )
     report({name: summary(rs, a) for name, rs in runs.items()}, a)
     return 0
 
 
 def report(results: dict[str, dict], a: argparse.Namespace) -> None:
-    import torch
-    import transformers
-
     base = results.get("trl")
     record = {
         "bench": "ppo_vs_trl",
-        "trl_version": "1.12.0",
-        "transformers": transformers.__version__,
-        "torch": torch.__version__,
-        "python": platform.python_version(),
-        "threads": a.threads,
+        **peer_runs.versions(a.threads, trl_version="1.12.0"),
         "updates": a.updates,
         "batch": a.batch,
         "response_length": a.response_length,

@@ -44,30 +44,23 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import random
-import statistics
 import sys
 import tempfile
-import time
-import warnings
 from collections.abc import Callable
 from pathlib import Path
-
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-warnings.filterwarnings("ignore")
-
-import torch
-import torch.nn.functional as F
-from transformers import TrainerCallback
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
 
+from bench import peer_runs  # first: it sets the libraries' quiet, offline environment
+
+# isort: split
+
+import torch
+import torch.nn.functional as F
+
 from app.training.core.data import PreferenceExample
-from app.training.core.default_models import load_smollm2_tokenizer
 from app.training.reward.config import RewardConfig
 from app.training.reward.trainer import train_reward_model
 
@@ -144,32 +137,14 @@ def make_pairs(n: int, objects: list[str], seed: int) -> list[dict[str, str]]:
     return rows
 
 
-def build_tokenizer():
-    tok = load_smollm2_tokenizer(Path(tempfile.gettempdir()) / "rlhf-smollm2-tokenizer")
-    tok.add_special_tokens({"pad_token": "<|pad|>"})
-    tok.padding_side = "right"
-    return tok
-
-
-def build_model(tok, hidden: int, layers: int, seed: int):
-    from transformers import LlamaConfig, LlamaForSequenceClassification
+def build_model(tok: Any, hidden: int, layers: int, seed: int) -> Any:
+    """The peer's reward model: a tiny ``LlamaForSequenceClassification(num_labels=1)``, seeded."""
+    from transformers import LlamaForSequenceClassification
 
     torch.manual_seed(seed)
-    cfg = LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=hidden,
-        intermediate_size=4 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=512,
-        num_labels=1,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        bos_token_id=tok.bos_token_id,
-        tie_word_embeddings=False,
+    return LlamaForSequenceClassification(
+        peer_runs.tiny_llama_config(tok, hidden, layers, num_labels=1, tie_word_embeddings=False)
     )
-    return LlamaForSequenceClassification(cfg)
 
 
 ScoreFn = Callable[[dict[str, torch.Tensor]], torch.Tensor]  # tokenised batch -> rewards [N]
@@ -190,91 +165,75 @@ def held_out_encoded(score: ScoreFn, rows: list[dict], pad_id: int, batch: int =
     return (rc > rr).float().mean().item(), -F.logsigmoid(rc - rr).mean().item()
 
 
-def steady_rate(stamps: list[float], skip: int, batch_pairs: int) -> float | None:
-    if len(stamps) <= skip + 1:
-        return None
-    return (len(stamps) - 1 - skip) * batch_pairs / (stamps[-1] - stamps[skip])
-
-
-class StepTimer(TrainerCallback):
-    """Timestamps every optimizer step of a TRL run."""
-
-    def __init__(self) -> None:
-        self.stamps: list[float] = []
-
-    def on_step_end(self, args, state, control, **kw) -> None:
-        self.stamps.append(time.perf_counter())
-
-
-def run_trl(a: argparse.Namespace, tok, train_rows: list, eval_rows: list) -> dict:
-    """One fresh TRL RewardTrainer run with the peer script's settings."""
-    from datasets import Dataset
+def trl_reward_args(scratch: str, seed: int, batch_pairs: int, lr: float, **length: Any) -> Any:
+    """TRL's RewardConfig as both workloads set it: plain AdamW with linear decay, fp32, no checkpointing,
+    no saving, evaluation or logging while timed; ``length`` is ``max_steps`` or ``num_train_epochs``."""
     from trl import RewardConfig as TrlRewardConfig
+
+    return TrlRewardConfig(
+        output_dir=scratch,
+        **length,
+        per_device_train_batch_size=batch_pairs,
+        max_length=None,
+        **peer_runs.trl_common_args(seed, lr),
+    )
+
+
+def trl_run(model: Any, args: Any, data: Any, tok: Any, eval_enc: list, skip: int, batch_pairs: int) -> dict:
+    """Train ``model`` with TRL's RewardTrainer, timed around ``train()``; its figures on ``eval_enc``."""
     from trl import RewardTrainer
 
-    model = build_model(tok, a.hidden, a.layers, a.seed)
-    scratch = tempfile.TemporaryDirectory(prefix="trl_rm_")  # TRL wants an output_dir even when saving nothing
-    args = TrlRewardConfig(
-        output_dir=scratch.name,
-        max_steps=a.steps,
-        per_device_train_batch_size=a.batch_pairs,
-        learning_rate=a.lr,
-        lr_scheduler_type="linear",
-        warmup_steps=0,
-        weight_decay=0.0,
-        max_grad_norm=1.0,
-        logging_steps=10**9,
-        save_strategy="no",
-        eval_strategy="no",
-        report_to="none",
-        disable_tqdm=True,
-        seed=a.seed,
-        data_seed=a.seed,
-        dataloader_num_workers=0,
-        max_length=None,
-        use_cpu=True,
-        gradient_checkpointing=False,
-        bf16=False,
-    )
-    timer = StepTimer()
-    trainer = RewardTrainer(
-        model=model, args=args, train_dataset=Dataset.from_list(train_rows), processing_class=tok, callbacks=[timer]
-    )
-    start, cpu_start = time.perf_counter(), time.process_time()
-    trainer.train()
-    seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
+    timer = peer_runs.StepTimer()
+    trainer = RewardTrainer(model=model, args=args, train_dataset=data, processing_class=tok, callbacks=[timer])
+    _, seconds, cpu_seconds = peer_runs.timed(trainer.train)
     trained = trainer.model.eval()
     acc, loss = held_out_encoded(
-        lambda enc: trained(**enc).logits.squeeze(-1), encode_tiny(tok, eval_rows), tok.pad_token_id
+        lambda enc: trained(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.squeeze(-1),
+        eval_enc,
+        tok.pad_token_id,
     )
-    scratch.cleanup()
     return {
         "train_s": seconds,
         "cpu_s": cpu_seconds,
         "acc": acc,
         "loss": loss,
-        "steady": steady_rate(timer.stamps, a.skip_steps, a.batch_pairs),
+        "steady": peer_runs.steady_rate(timer.stamps, skip, batch_pairs),
     }
 
 
-class StepStamps:
-    """A reporter that timestamps every step (log_every=1) and otherwise stays quiet."""
+def ours_run(examples: list, config: RewardConfig, pad_id: int, eval_enc: list, skip: int, **models: Any) -> dict:
+    """One fresh ``train_reward_model`` call, timed whole (it also tokenises and writes the model folder);
+    its figures on ``eval_enc``. ``models``: an optional ``backbone`` and ``tokenizer``."""
+    reporter = peer_runs.ProgressStamps("step ")
+    with tempfile.TemporaryDirectory(prefix="rlhf_rm_") as scratch:
+        result, seconds, cpu_seconds = peer_runs.timed(
+            lambda: train_reward_model(examples, config, Path(scratch) / "model", reporter=reporter, **models)
+        )
+    trained = result.model.eval()
+    acc, loss = held_out_encoded(lambda enc: trained(**enc)[:, 0], eval_enc, pad_id)
+    return {
+        "train_s": seconds,
+        "cpu_s": cpu_seconds,
+        "acc": acc,
+        "loss": loss,
+        "steady": peer_runs.steady_rate(reporter.stamps, skip, config.batch_size),
+        "steps": result.steps,
+    }
 
-    def __init__(self) -> None:
-        self.stamps: list[float] = []
 
-    def progress(self, frac: float, msg: str) -> None:
-        if msg.startswith("step "):
-            self.stamps.append(time.perf_counter())
+def run_trl(a: argparse.Namespace, tok: Any, train_rows: list, eval_rows: list) -> dict:
+    """One fresh TRL RewardTrainer run with the peer script's settings."""
+    from datasets import Dataset
 
-    def metric(self, step: int, name: str, value: float) -> None: ...
-    def log(self, line: str) -> None: ...
-    def flush(self) -> None: ...
-    def should_stop(self) -> bool:
-        return False
+    model = build_model(tok, a.hidden, a.layers, a.seed)
+    with tempfile.TemporaryDirectory(prefix="trl_rm_") as scratch:  # TRL wants an output_dir even saving nothing
+        args = trl_reward_args(scratch, a.seed, a.batch_pairs, a.lr, max_steps=a.steps)
+        return trl_run(
+            model, args, Dataset.from_list(train_rows), tok, encode_tiny(tok, eval_rows), a.skip_steps, a.batch_pairs
+        )
 
 
-def run_ours(a: argparse.Namespace, tok, train_rows: list, eval_rows: list) -> dict:
+def run_ours(a: argparse.Namespace, tok: Any, train_rows: list, eval_rows: list) -> dict:
     """One fresh run of train_reward_model on the same workload and initial weights."""
     examples = [PreferenceExample(r["prompt"], r["chosen"], r["rejected"], id=i) for i, r in enumerate(train_rows)]
     epochs = a.steps * a.batch_pairs // len(examples)
@@ -290,23 +249,11 @@ def run_ours(a: argparse.Namespace, tok, train_rows: list, eval_rows: list) -> d
         use_cpu=True,
         seed=a.seed,
     )
-    model, reporter = build_model(tok, a.hidden, a.layers, a.seed), StepStamps()
-    with tempfile.TemporaryDirectory(prefix="rlhf_rm_") as scratch:
-        start, cpu_start = time.perf_counter(), time.process_time()
-        result = train_reward_model(
-            examples, config, Path(scratch) / "model", reporter=reporter, backbone=model, tokenizer=tok
-        )
-        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    assert result.steps == a.steps, (result.steps, a.steps)
-    trained = result.model.eval()
-    acc, loss = held_out_encoded(lambda enc: trained(**enc)[:, 0], encode_tiny(tok, eval_rows), tok.pad_token_id)
-    return {
-        "train_s": seconds,
-        "cpu_s": cpu_seconds,
-        "acc": acc,
-        "loss": loss,
-        "steady": steady_rate(reporter.stamps, a.skip_steps, a.batch_pairs),
-    }
+    model = build_model(tok, a.hidden, a.layers, a.seed)
+    eval_enc = encode_tiny(tok, eval_rows)
+    r = ours_run(examples, config, tok.pad_token_id, eval_enc, a.skip_steps, backbone=model, tokenizer=tok)
+    assert r.pop("steps") == a.steps, a.steps
+    return r
 
 
 # ---- the HH-RLHF workload ------------------------------------------------------------------------------------------
@@ -359,12 +306,10 @@ def longer_answer_accuracy(rows: list[dict[str, str]]) -> float:
     return sum(len(r["chosen"]) > len(r["rejected"]) for r in rows) / len(rows)
 
 
-def run_trl_hh(a: argparse.Namespace, tok, train_enc: list, val_enc: list) -> dict:
+def run_trl_hh(a: argparse.Namespace, tok: Any, train_enc: list, val_enc: list) -> dict:
     """TRL's RewardTrainer on the pre-tokenised HH pairs, MiniLM with a sequence-classification head."""
     from datasets import Dataset
     from transformers import AutoModelForSequenceClassification
-    from trl import RewardConfig as TrlRewardConfig
-    from trl import RewardTrainer
 
     from app.training.core.default_models import minilm_path
 
@@ -373,50 +318,12 @@ def run_trl_hh(a: argparse.Namespace, tok, train_enc: list, val_enc: list) -> di
     data = Dataset.from_list(
         [{"chosen_ids": r["chosen"]["input_ids"], "rejected_ids": r["rejected"]["input_ids"]} for r in train_enc]
     )
-    timer = StepTimer()
     with tempfile.TemporaryDirectory(prefix="trl_rm_hh_") as scratch:
-        args = TrlRewardConfig(
-            output_dir=scratch,
-            num_train_epochs=1,
-            per_device_train_batch_size=a.hh_batch_pairs,
-            learning_rate=a.hh_lr,
-            lr_scheduler_type="linear",
-            warmup_steps=0,
-            weight_decay=0.0,
-            max_grad_norm=1.0,
-            logging_steps=10**9,
-            save_strategy="no",
-            eval_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            seed=a.seed,
-            data_seed=a.seed,
-            dataloader_num_workers=0,
-            max_length=None,
-            use_cpu=True,
-            gradient_checkpointing=False,
-            bf16=False,
-        )
-        trainer = RewardTrainer(model=model, args=args, train_dataset=data, processing_class=tok, callbacks=[timer])
-        start, cpu_start = time.perf_counter(), time.process_time()
-        trainer.train()
-        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    trained = trainer.model.eval()
-    acc, loss = held_out_encoded(
-        lambda enc: trained(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"]).logits.squeeze(-1),
-        val_enc,
-        tok.pad_token_id,
-    )
-    return {
-        "train_s": seconds,
-        "cpu_s": cpu_seconds,
-        "acc": acc,
-        "loss": loss,
-        "steady": steady_rate(timer.stamps, a.skip_steps, a.hh_batch_pairs),
-    }
+        args = trl_reward_args(scratch, a.seed, a.hh_batch_pairs, a.hh_lr, num_train_epochs=1)
+        return trl_run(model, args, data, tok, val_enc, a.skip_steps, a.hh_batch_pairs)
 
 
-def run_ours_hh(a: argparse.Namespace, tok, train_rows: list, val_enc: list) -> dict:
+def run_ours_hh(a: argparse.Namespace, tok: Any, train_rows: list, val_enc: list) -> dict:
     """train_reward_model on the same pairs with the default MiniLM backbone and its default batching."""
     examples = [PreferenceExample(r["prompt"], r["chosen"], r["rejected"], id=r["index"]) for r in train_rows]
     config = RewardConfig(
@@ -431,20 +338,9 @@ def run_ours_hh(a: argparse.Namespace, tok, train_rows: list, val_enc: list) -> 
         use_cpu=True,
         seed=a.seed,
     )
-    reporter = StepStamps()
-    with tempfile.TemporaryDirectory(prefix="rlhf_rm_hh_") as scratch:
-        start, cpu_start = time.perf_counter(), time.process_time()
-        result = train_reward_model(examples, config, Path(scratch) / "model", reporter=reporter)
-        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
-    trained = result.model.eval()
-    acc, loss = held_out_encoded(lambda enc: trained(**enc)[:, 0], val_enc, tok.pad_token_id)
-    return {
-        "train_s": seconds,
-        "cpu_s": cpu_seconds,
-        "acc": acc,
-        "loss": loss,
-        "steady": steady_rate(reporter.stamps, a.skip_steps, a.hh_batch_pairs),
-    }
+    r = ours_run(examples, config, tok.pad_token_id, val_enc, a.skip_steps)
+    r.pop("steps")
+    return r
 
 
 def hh_workload(a: argparse.Namespace) -> dict:
@@ -495,13 +391,9 @@ def hh_workload(a: argparse.Namespace) -> dict:
 # ---- reporting -----------------------------------------------------------------------------------------------------
 def summary(runs: list[dict], pairs: int) -> dict:
     """The median run (by wall time) of one trainer, plus every run's rate and accuracy."""
-    med = sorted(runs, key=lambda r: r["train_s"])[len(runs) // 2]
+    med = peer_runs.median_run(runs)
     return {
-        "pairs_per_s": round(pairs / med["train_s"], 2),
-        "train_s": round(med["train_s"], 3),
-        "pairs_per_s_all": [round(pairs / r["train_s"], 2) for r in runs],
-        "steady_pairs_per_s": round(med["steady"], 2) if med["steady"] else None,
-        "cpu_pairs_per_s": round(pairs / statistics.median(r["cpu_s"] for r in runs), 2),
+        **peer_runs.rate_figures(runs, pairs, "pairs", steady=med["steady"]),
         "heldout_acc": round(med["acc"], 4),
         "heldout_loss": round(med["loss"], 5),
         "heldout_acc_all": [round(r["acc"], 4) for r in runs],
@@ -510,9 +402,6 @@ def summary(runs: list[dict], pairs: int) -> dict:
 
 def tiny_record(results: dict[str, dict], a: argparse.Namespace, pairs: int) -> dict:
     """Print both trainers' tiny-workload figures and ratios; return them for the JSON record."""
-    ratio = results["ours"]["pairs_per_s"] / results["trl"]["pairs_per_s"]
-    steady = (results["ours"]["steady_pairs_per_s"] or 0) / (results["trl"]["steady_pairs_per_s"] or float("nan"))
-    cpu = results["ours"]["cpu_pairs_per_s"] / results["trl"]["cpu_pairs_per_s"]
     for name in ("trl", "ours"):
         r = results[name]
         print(
@@ -520,7 +409,7 @@ def tiny_record(results: dict[str, dict], a: argparse.Namespace, pairs: int) -> 
             f"per CPU-second {r['cpu_pairs_per_s']}), held-out acc {r['heldout_acc']:.3f}, "
             f"loss {r['heldout_loss']:.5f}"
         )
-    print(f"ratio ours/trl: {ratio:.2f}x whole call, {steady:.2f}x steady state, {cpu:.2f}x per CPU-second")
+    ratio, steady, cpu = peer_runs.ratios(results["ours"], results["trl"], "pairs")
     return {
         "ratio_pairs_per_s": round(ratio, 3),
         "ratio_steady": round(steady, 3),
@@ -540,19 +429,18 @@ def tiny_workload(a: argparse.Namespace) -> dict:
     """``--repeats`` fresh runs of each trainer, interleaved so a neighbour's load hits both alike."""
     train_rows = make_pairs(a.n_train, TRAIN_OBJECTS, seed=a.seed)
     eval_rows = make_pairs(a.n_eval, EVAL_OBJECTS, seed=a.seed + 1)
-    tok = build_tokenizer()
+    tok = peer_runs.smollm2_tokenizer("right")
     pairs = a.steps * a.batch_pairs
     runners = {"trl": run_trl, "ours": run_ours}
-    runs: dict[str, list[dict]] = {name: [] for name in runners}
-    for rep in range(a.repeats):
-        for name, runner in runners.items():
-            r = runner(a, tok, train_rows, eval_rows)
-            runs[name].append(r)
-            print(
-                f"  {name} repeat {rep}: {r['train_s']:.2f}s, {pairs / r['train_s']:.1f} pairs/s, "
-                f"held-out acc {r['acc']:.3f} loss {r['loss']:.4f}",
-                flush=True,
-            )
+    runs = peer_runs.interleaved(
+        list(runners),
+        a.repeats,
+        lambda name: runners[name](a, tok, train_rows, eval_rows),
+        lambda name, rep, r: (
+            f"{r['train_s']:.2f}s, {pairs / r['train_s']:.1f} pairs/s, held-out acc {r['acc']:.3f} loss {r['loss']:.4f}"
+        ),
+        alternate=False,
+    )
     return tiny_record({name: summary(rs, pairs) for name, rs in runs.items()}, a, pairs)
 
 
@@ -588,9 +476,6 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> int:
-    import transformers
-    import trl
-
     a = parse_args()
     if a.threads:
         torch.set_num_threads(a.threads)
@@ -600,15 +485,7 @@ def main() -> int:
         record.update(tiny_workload(a))
     if "hh" in workloads:
         record["hh"] = hh_workload(a)
-    record.update(
-        {
-            "trl_version": trl.__version__,
-            "transformers": transformers.__version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "threads": torch.get_num_threads(),
-        }
-    )
+    record.update(peer_runs.versions(torch.get_num_threads()))
     print(json.dumps(record))
     return 0
 

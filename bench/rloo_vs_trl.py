@@ -52,33 +52,27 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import statistics
 import sys
 import tempfile
-import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("TRL_EXPERIMENTAL_SILENCE", "1")
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-os.environ.setdefault("TQDM_DISABLE", "1")
-warnings.filterwarnings("ignore")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
+
+from bench import peer_runs  # first: it sets the libraries' quiet, offline environment
+
+# isort: split
 
 import torch
-from transformers import PrinterCallback
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
 
 from app.training.core.tiny import tiny_llama
 from app.training.rloo.config import RLOOConfig
 from app.training.rloo.trainer import train_rloo
 from bench.dpo_vs_trl import LORA_TARGETS
-from bench.reward_vs_trl import EVAL_OBJECTS, TRAIN_OBJECTS, VERBS, StepTimer, build_tokenizer, steady_rate
+from bench.reward_vs_trl import EVAL_OBJECTS, TRAIN_OBJECTS, VERBS
 
 VOWELS = frozenset("aeiouAEIOU")
 
@@ -131,7 +125,7 @@ def run_trl(a: argparse.Namespace, tok: Any, data: dict) -> dict:
 
     model = tiny_llama(tok, hidden_size=a.hidden, num_layers=a.layers, seed=a.seed)
     dataset = Dataset.from_list([{"prompt": p} for p in data["train"]])
-    timer = StepTimer()
+    timer = peer_runs.StepTimer()
     with tempfile.TemporaryDirectory(prefix="trl_rloo_") as scratch:
         args = TrlRLOOConfig(
             output_dir=scratch,
@@ -147,60 +141,27 @@ def run_trl(a: argparse.Namespace, tok: Any, data: dict) -> dict:
             beta=a.beta,
             epsilon=0.2,
             normalize_advantages=False,
-            learning_rate=a.lr,
-            lr_scheduler_type="linear",
-            warmup_steps=0,
-            weight_decay=0.0,
-            max_grad_norm=1.0,
             disable_dropout=True,
-            gradient_checkpointing=False,
-            bf16=False,
-            use_cpu=True,
-            logging_steps=10**9,
-            save_strategy="no",
-            eval_strategy="no",
-            report_to="none",
-            disable_tqdm=True,
-            seed=a.seed,
-            data_seed=a.seed,
-            dataloader_num_workers=0,
+            **peer_runs.trl_common_args(a.seed, a.lr),
         )
         lora = LoraConfig(
             r=16, lora_alpha=32, lora_dropout=0.0, target_modules=LORA_TARGETS, task_type="CAUSAL_LM", bias="none"
         )
-        start, cpu_start = time.perf_counter(), time.process_time()
-        torch.manual_seed(a.seed)  # the adapters' init, as ours seeds it
-        trainer = RLOOTrainer(
-            model=model,
-            reward_funcs=reward,
-            args=args,
-            train_dataset=dataset,
-            processing_class=tok,
-            peft_config=lora,
-            callbacks=[timer],
+
+        trainer, seconds, cpu_seconds = peer_runs.trl_train_timed(
+            a.seed,
+            lambda: RLOOTrainer(
+                model=model,
+                reward_funcs=reward,
+                args=args,
+                train_dataset=dataset,
+                processing_class=tok,
+                peft_config=lora,
+                callbacks=[timer],
+            ),
         )
-        trainer.remove_callback(PrinterCallback)  # it prints the final metrics dict; nothing else changes
-        trainer.train()
-        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     reward_after = held_out_reward(trainer.model, tok, data["eval"], a.k, a.length, a.seed)
     return {"train_s": seconds, "cpu_s": cpu_seconds, "reward": reward_after, "stamps": timer.stamps}
-
-
-class UpdateStamps:
-    """A reporter that timestamps every update and otherwise stays quiet."""
-
-    def __init__(self) -> None:
-        self.stamps: list[float] = []
-
-    def progress(self, frac: float, msg: str) -> None:
-        if msg.startswith("update "):
-            self.stamps.append(time.perf_counter())
-
-    def metric(self, step: int, name: str, value: float) -> None: ...
-    def log(self, line: str) -> None: ...
-    def flush(self) -> None: ...
-    def should_stop(self) -> bool:
-        return False
 
 
 def run_ours(a: argparse.Namespace, tok: Any, data: dict) -> dict:
@@ -237,19 +198,20 @@ def run_ours(a: argparse.Namespace, tok: Any, data: dict) -> dict:
     def reward(completions: Sequence) -> list[float]:
         return [vowel_share(c.response) for c in completions]
 
-    model, reporter = tiny_llama(tok, hidden_size=a.hidden, num_layers=a.layers, seed=a.seed), UpdateStamps()
+    model = tiny_llama(tok, hidden_size=a.hidden, num_layers=a.layers, seed=a.seed)
+    reporter = peer_runs.ProgressStamps("update ")
     with tempfile.TemporaryDirectory(prefix="rlhf_rloo_") as scratch:
-        start, cpu_start = time.perf_counter(), time.process_time()
-        result = train_rloo(
-            data["train"],
-            config,
-            Path(scratch) / "policy",
-            reward=reward,
-            policy=model,
-            tokenizer=tok,
-            reporter=reporter,
+        result, seconds, cpu_seconds = peer_runs.timed(
+            lambda: train_rloo(
+                data["train"],
+                config,
+                Path(scratch) / "policy",
+                reward=reward,
+                policy=model,
+                tokenizer=tok,
+                reporter=reporter,
+            )
         )
-        seconds, cpu_seconds = time.perf_counter() - start, time.process_time() - cpu_start
     assert result.steps == a.updates, result.steps
     reward_after = held_out_reward(result.model, tok, data["eval"], a.k, a.length, a.seed)
     return {"train_s": seconds, "cpu_s": cpu_seconds, "reward": reward_after, "stamps": reporter.stamps}
@@ -258,14 +220,9 @@ def run_ours(a: argparse.Namespace, tok: Any, data: dict) -> dict:
 # ---- reporting -----------------------------------------------------------------------------------------------------
 def summary(runs: list[dict], answers: int, per_update: int) -> dict:
     """The median run (by wall time) of one trainer, plus every run's rate and held-out reward."""
-    med = sorted(runs, key=lambda r: r["train_s"])[len(runs) // 2]
-    steady = steady_rate(med["stamps"], 1, per_update)
+    med = peer_runs.median_run(runs)
     return {
-        "answers_per_s": round(answers / med["train_s"], 2),
-        "train_s": round(med["train_s"], 3),
-        "answers_per_s_all": [round(answers / r["train_s"], 2) for r in runs],
-        "steady_answers_per_s": round(steady, 2) if steady else None,
-        "cpu_answers_per_s": round(answers / statistics.median(r["cpu_s"] for r in runs), 2),
+        **peer_runs.rate_figures(runs, answers, "answers", steady=peer_runs.steady_rate(med["stamps"], 1, per_update)),
         "heldout_reward": round(med["reward"], 4),
         "heldout_reward_all": [round(r["reward"], 4) for r in runs],
         "load_all": [r["load"] for r in runs],
@@ -292,12 +249,9 @@ def parse_args() -> argparse.Namespace:
 
 
 def main() -> int:
-    import transformers
-    import trl
-
     a = parse_args()
     torch.set_num_threads(a.threads)
-    tok = build_tokenizer()
+    tok = peer_runs.smollm2_tokenizer("right")
     data = {
         "train": make_prompts(a.n_train, TRAIN_OBJECTS, a.seed),
         "eval": make_prompts(a.n_eval, EVAL_OBJECTS, a.seed + 1),
@@ -307,23 +261,17 @@ def main() -> int:
     per_update = a.batch * a.k
     answers = a.updates * per_update
     runners = {"trl": run_trl, "ours": run_ours}
-    names = [n.strip() for n in a.trainers.split(",") if n.strip()]
-    load_before = [round(v, 2) for v in os.getloadavg()]
-    print(f"load before: {load_before}; held-out reward of the initial policy {reward_before:.4f}", flush=True)
-    runs: dict[str, list[dict]] = {name: [] for name in names}
-    for rep in range(a.repeats):
-        for name in names if rep % 2 == 0 else names[::-1]:
-            load = round(os.getloadavg()[0], 2)
-            r = runners[name](a, tok, data)
-            r["load"] = load
-            runs[name].append(r)
-            print(
-                f"  {name} repeat {rep}: {r['train_s']:.2f}s, {answers / r['train_s']:.1f} answers/s, "
-                f"{answers / r['cpu_s']:.1f} answers/CPU-s, held-out reward {r['reward']:.4f} "
-                f"(load {load} → {os.getloadavg()[0]:.2f})",
-                flush=True,
-            )
-    load_after = [round(v, 2) for v in os.getloadavg()]
+    runs, load = peer_runs.loaded_runs(
+        a.trainers,
+        a.repeats,
+        lambda name: runners[name](a, tok, data),
+        lambda name, rep, r: (
+            f"{r['train_s']:.2f}s, {answers / r['train_s']:.1f} answers/s, "
+            f"{answers / r['cpu_s']:.1f} answers/CPU-s, held-out reward {r['reward']:.4f} "
+            f"(load {r['load']} → {os.getloadavg()[0]:.2f})"
+        ),
+        f"; held-out reward of the initial policy {reward_before:.4f}",
+    )
     results = {name: summary(rs, answers, per_update) for name, rs in runs.items()}
     record: dict = {"bench": "rloo_vs_trl"}
     for name, r in results.items():
@@ -333,10 +281,7 @@ def main() -> int:
         )
     if {"trl", "ours"} <= results.keys():
         ours, theirs = results["ours"], results["trl"]
-        ratio = ours["answers_per_s"] / theirs["answers_per_s"]
-        steady = (ours["steady_answers_per_s"] or 0) / (theirs["steady_answers_per_s"] or float("nan"))
-        cpu = ours["cpu_answers_per_s"] / theirs["cpu_answers_per_s"]
-        print(f"ratio ours/trl: {ratio:.2f}x whole call, {steady:.2f}x steady state, {cpu:.2f}x per CPU-second")
+        ratio, steady, cpu = peer_runs.ratios(ours, theirs, "answers")
         record.update(
             {
                 "ratio": round(ratio, 3),
@@ -348,11 +293,11 @@ def main() -> int:
                 "trl_heldout_reward": theirs["heldout_reward"],
             }
         )
-    print(f"load after: {load_after}")
+    print(f"load after: {load['after']}")
     record.update(
         {
             "initial_heldout_reward": round(reward_before, 4),
-            "load": {"before": load_before, "after": load_after},
+            "load": load,
             **results,
             "answers": answers,
             "updates": a.updates,
@@ -362,11 +307,7 @@ def main() -> int:
             "lr": a.lr,
             "beta": a.beta,
             "repeats": a.repeats,
-            "trl_version": trl.__version__,
-            "transformers": transformers.__version__,
-            "torch": torch.__version__,
-            "python": platform.python_version(),
-            "threads": torch.get_num_threads(),
+            **peer_runs.versions(torch.get_num_threads()),
         }
     )
     print(json.dumps(record))
