@@ -113,6 +113,9 @@ def install_policy(
         return existing, False
     final = store.version_dir(settings, ModelKind.policy.value, VERSION_NAME)
     installed = False
+    # End the read transaction before the conversion (tens of seconds on a busy machine): on SQLite every
+    # transaction holds the write lock (BEGIN IMMEDIATE), which would time out the worker and every login.
+    db.commit()
     if not (final / "config.json").is_file():  # not left complete by an earlier, crashed run
         say(f"installing {source or DEFAULT_BASE_MODEL} into {final} (once; this takes a while)")
         with store.staged_folder(settings, final) as staging:

@@ -67,6 +67,21 @@ def test_installs_promotes_and_adds_starter_prompts_once(db, settings, tiny_fold
     assert "already promoted" in str(again)
 
 
+def test_no_transaction_is_open_while_the_checkpoint_is_written(db, settings, tiny_folder, monkeypatch):
+    # On SQLite a transaction holds the write lock: open during a slow conversion, it locked out the worker's
+    # claims and every login for longer than the busy timeout (seen on a loaded machine: 500 on POST /login).
+    seen: list[bool] = []
+    write = bootstrap.write_checkpoint
+
+    def watched(source: str, out: Path, *, system: str = "") -> None:
+        seen.append(db.in_transaction())
+        write(source, out, system=system)
+
+    monkeypatch.setattr(bootstrap, "write_checkpoint", watched)
+    bootstrap.bootstrap(db, settings, model=str(tiny_folder), say=lambda _: None)
+    assert seen == [False] and service.promoted_policy(db).name == "policy-v0"
+
+
 def test_finishes_a_crashed_run_without_converting_again(db, settings, tiny_folder):
     final = store.version_dir(settings, "policy", "policy-v0")
     with store.staged_folder(settings, final) as staging:  # the earlier run got this far, then died
