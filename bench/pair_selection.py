@@ -133,7 +133,7 @@ def main() -> None:
             args.cache.write_text(json.dumps(data))
     k_max = data["k"]
     k_values = [k for k in (4, 8, 16) if k <= k_max]
-    print(f"{len(data['prompts'])} prompts × {k_max} samples, ≤ {data['budget']} tokens, sampled in {data['seconds']} s")
+    print(f"{len(data['prompts'])} prompts × {k_max} samples, ≤ {data['budget']} tokens ({data['seconds']} s)")
 
     table: dict[str, dict[str, float]] = {}
     for name, (k, choose) in strategies(k_values).items():
