@@ -2,17 +2,19 @@
 
 SQLite is the embedded default, so it is tuned for a server and a worker writing at once
 (WAL, busy timeout); PostgreSQL is the production database, reached through psycopg 3
-with pre-ping so that a database restart costs one failed checkout, not a dead pool.
+with a check on checkout so that a database restart costs one failed checkout, not a dead pool.
 """
 
 from __future__ import annotations
 
+import select
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
 from sqlalchemy import DateTime, Engine, MetaData, create_engine, event
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.orm import DeclarativeBase, Session, sessionmaker
 from sqlalchemy.types import TypeDecorator
 
@@ -62,7 +64,21 @@ def make_engine(url: str, *, pool_size: int = 10, max_overflow: int | None = Non
         event.listen(engine, "begin", _sqlite_begin_immediate)
         return engine
     overflow = pool_size * 2 if max_overflow is None else max_overflow
-    return create_engine(url, pool_pre_ping=True, pool_size=pool_size, max_overflow=overflow, pool_recycle=1800)
+    engine = create_engine(url, pool_size=pool_size, max_overflow=overflow, pool_recycle=1800)
+    event.listen(engine, "checkout", _closed_by_server)
+    return engine
+
+
+def _closed_by_server(dbapi_connection, _record, _proxy) -> None:  # noqa: ANN001
+    """Pre-ping without the round trip: a pooled connection is idle, so the server has nothing to say on it
+    unless it is going away. A restart or a terminated backend sends its FATAL message and closes the socket,
+    which then reads as ready; then the pool drops the connection and checks out a fresh one (SQLAlchemy's
+    DisconnectionError on checkout), so a restart costs no request its answer. A ping per checkout was a
+    round trip per request, as dear on both sides as a statement."""
+    if dbapi_connection.closed:
+        raise DisconnectionError("the connection was closed")
+    if select.select([dbapi_connection.fileno()], [], [], 0)[0]:
+        raise DisconnectionError("the server closed the connection (restart, or backend terminated)")
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:  # noqa: ANN001
