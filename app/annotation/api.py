@@ -10,12 +10,18 @@ from pydantic import BaseModel, Field
 from app.annotation import assignment as assignments
 from app.annotation import edits, gold, submission
 from app.annotation.schemas import JudgementChange, JudgementIn, SkipIn
-from app.auth.policy import Access, CurrentUser, allow
+from app.auth.policy import Access, CurrentUser, OneHopRoute, allow
 from app.bounds import MAX_ID, Id
 from app.deps import DbDep, SettingsDep
 from app.prompts.validation import MAX_CONTENT
 
-router = APIRouter(prefix="/api/v1/annotation", tags=["annotation"], dependencies=[allow(Access.annotator)])
+# One thread-pool trip per request for the routes that return their Response (next, submit, skip): OneHopRoute.
+router = APIRouter(
+    prefix="/api/v1/annotation",
+    tags=["annotation"],
+    dependencies=[allow(Access.annotator)],
+    route_class=OneHopRoute,
+)
 gold_router = APIRouter(prefix="/api/v1/annotation/gold-pairs", tags=["annotation"], dependencies=[allow(Access.admin)])
 Answer = Annotated[str, Field(min_length=1, max_length=MAX_CONTENT)]
 
@@ -60,18 +66,18 @@ def _json(model: BaseModel, status_code: int = status.HTTP_200_OK) -> Response:
 
 
 @router.get("/next", response_model=PairOut, responses={204: {"description": "no pair is waiting"}})
-def next_pair(db: DbDep, settings: SettingsDep, user: CurrentUser) -> object:
+def next_pair(db: DbDep, settings: SettingsDep, user: CurrentUser) -> Response:
     """The caller's next pair to judge (sides in the order shown), or 204 when none is waiting."""
-    shown = assignments.next_pair(db, settings, user=user)
+    shown = assignments.next_offer(db, settings, user=user)
     if shown is None:
         return Response(status_code=status.HTTP_204_NO_CONTENT)
     pair = PairOut(
-        assignment_id=shown.assignment.id,
-        pair_id=shown.pair.id,
+        assignment_id=shown.assignment_id,
+        pair_id=shown.pair_id,
         messages=shown.messages,
         responses={"A": shown.left.text, "B": shown.right.text},
         cut_off={"A": shown.left.cut_off, "B": shown.right.cut_off},
-        lease_expires_at=shown.assignment.leased_until.isoformat(),
+        lease_expires_at=shown.leased_until.isoformat(),
     )
     return _json(pair)
 
@@ -81,7 +87,7 @@ def next_pair(db: DbDep, settings: SettingsDep, user: CurrentUser) -> object:
     response_model=StoredOut,
     responses={200: {"description": "a repeat of an earlier identical submission"}},
 )
-def submit(body: JudgementIn, db: DbDep, user: CurrentUser) -> object:
+def submit(body: JudgementIn, db: DbDep, user: CurrentUser) -> Response:
     """Store a verdict on an assigned pair: 201 the first time, 200 for a repeat of the same submission."""
     stored = submission.submit(db, user=user, body=body)
     code = status.HTTP_201_CREATED if stored.created else status.HTTP_200_OK

@@ -13,8 +13,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cache
 
-from sqlalchemy import Boolean, Integer, Select, bindparam, func, literal, select
+from sqlalchemy import Boolean, Integer, Row, Select, bindparam, func, literal, literal_column, select
 from sqlalchemy.orm import Session, aliased
+from sqlalchemy.orm.util import identity_key
 
 from app.annotation.models import AssignmentStatus, Judgement, PairAssignment
 from app.auth.models import User
@@ -22,7 +23,7 @@ from app.config import Settings
 from app.db import UTCDateTime, upsert_insert, utcnow
 from app.errors import Conflict
 from app.lookup import get_or_404
-from app.pool.models import Pair, PairStatus, Response
+from app.pool.models import Pair, PairStatus, Response, stopped_at_budget
 from app.prompts.models import Prompt
 
 # A lease on a pair of these statuses stands: pending pairs, gold pairs and the author's own chat turn.
@@ -39,6 +40,25 @@ class Shown:
     messages: list[dict[str, str]]
     left: Response  # shown as "A"
     right: Response  # shown as "B"
+
+
+@dataclass(frozen=True)
+class ShownSide:
+    text: str
+    cut_off: bool  # stopped at the length budget (Response.cut_off)
+
+
+@dataclass(frozen=True)
+class Offer:
+    """A leased pair as the JSON API shows it, read as columns: loading the ORM objects of ``Shown`` (a pair,
+    two responses, an assignment, with their relationship loaders) cost more CPU than the statements."""
+
+    assignment_id: int
+    pair_id: int
+    messages: list[dict[str, str]]
+    left: ShownSide  # shown as "A"
+    right: ShownSide  # shown as "B"
+    leased_until: datetime
 
 
 @dataclass(frozen=True)
@@ -59,10 +79,18 @@ _RESPONSE_A, _RESPONSE_B = aliased(Response), aliased(Response)
 # planning every execution again: with LIMIT $n a generic plan is costed for a tenth of the rows and with
 # status = $n for a third of the table, so PostgreSQL chose a fresh custom plan each time. Only a literal
 # status also lets the planner prove the predicate of the partial indexes of servable pairs
-# (app.annotation.models), in generic plans and in SQLite alike.
-_PENDING = literal(PairStatus.pending.value, literal_execute=True)
-_ACTIVE = literal(AssignmentStatus.active.value, literal_execute=True)
-_ONE = literal(1, literal_execute=True)
+# (app.annotation.models), in generic plans and in SQLite alike. Written into the statement when it is
+# compiled (literal_column), not with literal_execute, which leaves a placeholder that SQLAlchemy renders
+# again on every execution (a tenth of a statement's CPU on this path).
+
+
+def _inline(*values: str) -> list:
+    return [literal_column(f"'{value}'") for value in values]  # the app's own constants, never a request's
+
+
+(_PENDING,) = _inline(PairStatus.pending.value)
+(_ACTIVE,) = _inline(AssignmentStatus.active.value)
+_ONE = literal_column("1")
 
 _LIVE_LEASES_OF_OTHERS = (
     select(func.count())
@@ -81,11 +109,11 @@ _LIVE_LEASES_OF_OTHERS = (
 # with the table). A scalar subquery stays a per-candidate index probe by pair (one row at most: the pair and
 # user are unique together), and the LIMIT stops the scan at the first pair that passes.
 _DONE_BY_USER = (
-    select(literal(1))
+    select(_ONE)
     .where(
         PairAssignment.pair_id == Pair.id,
         PairAssignment.user_id == USER_ID,
-        PairAssignment.status.in_((AssignmentStatus.skipped, AssignmentStatus.submitted)),
+        PairAssignment.status.in_(_inline(AssignmentStatus.skipped, AssignmentStatus.submitted)),
     )
     .correlate(Pair)
     .scalar_subquery()
@@ -115,6 +143,18 @@ def _with_content(query: Select) -> Select:
     )
 
 
+# What Offer reads of a pair with its content, in place of the entities _with_content adds.
+_CONTENT_COLUMNS = (
+    Pair.id,
+    Prompt.messages,
+    _RESPONSE_A.text,
+    _RESPONSE_A.generation_params,
+    _RESPONSE_B.text,
+    _RESPONSE_B.generation_params,
+)
+_LEASE_COLUMNS = (PairAssignment.id, PairAssignment.pair_id, PairAssignment.swapped, PairAssignment.leased_until)
+
+
 # A gold pair (known answer, app.annotation.gold) this user has not judged, drawn at random: gold pairs take
 # every annotator once, so there is no room to count and no order to keep.
 _NEXT_GOLD = (
@@ -123,9 +163,6 @@ _NEXT_GOLD = (
     .limit(_ONE)
 )
 _NEXT_FREE = {order: _with_content(query).limit(_ONE) for order, query in ORDERS.items()}
-_NEXT_FREE_LOCKED = {  # PostgreSQL
-    order: query.with_for_update(of=Pair, skip_locked=True) for order, query in _NEXT_FREE.items()
-}
 _SHOWN = _with_content(select(Pair)).where(Pair.id == bindparam("pair_id", type_=Integer))
 _HELD = (
     select(PairAssignment)
@@ -134,7 +171,7 @@ _HELD = (
         PairAssignment.user_id == USER_ID,
         PairAssignment.status == _ACTIVE,
         PairAssignment.leased_until > NOW,
-        Pair.status.in_(LEASED_STATUSES),
+        Pair.status.in_(_inline(*LEASED_STATUSES)),
         Pair.judgement_count < Pair.judgements_needed,
     )
     .order_by(PairAssignment.id)  # ix_pair_assignments_user_status_id yields this order: no sort
@@ -142,9 +179,54 @@ _HELD = (
 )
 
 
-def _current(db: Session, user: User, now: datetime) -> PairAssignment | None:
-    """A live lease the user already holds on a pair that still needs judgements (a reload)."""
-    return db.scalar(_HELD, {"user_id": user.id, "now": now})
+class _Reader:
+    """How next_pair reads the lease and the pair it shows: as ORM objects (``Shown``, for pages and services
+    that go on to use them) or as columns (``Offer``, for the JSON API). The statements are the same but for
+    what they select; the columns are run on the session's connection, past the ORM's result processing."""
+
+    def __init__(self, *, columns: bool) -> None:
+        self.columns = columns
+        content = (lambda query: query.with_only_columns(*_CONTENT_COLUMNS)) if columns else (lambda query: query)
+        self.gold = content(_NEXT_GOLD)
+        self.free = {order: content(query) for order, query in _NEXT_FREE.items()}
+        self.free_locked = {  # PostgreSQL
+            order: query.with_for_update(of=Pair, skip_locked=True) for order, query in self.free.items()
+        }
+        self.shown = content(_SHOWN)
+        self.held = _HELD.with_only_columns(*_LEASE_COLUMNS) if columns else _HELD
+
+    def row(self, db: Session, statement: Select, values: dict) -> Row | None:
+        if self.columns:
+            return db.connection().execute(statement, values).first()
+        return db.execute(statement, values).first()
+
+    def held_lease(self, db: Session, values: dict) -> object | None:
+        row = self.row(db, self.held, values)
+        if row is None or self.columns:
+            return row
+        return row[0]
+
+    def lease(self, db: Session, dialect: str, values: dict) -> object | None:
+        if self.columns:
+            row = db.connection().execute(_lease_upsert(dialect), values).first()
+            if row is not None:
+                expire_loaded(db, PairAssignment, row.id)  # written behind the ORM's back
+            return row
+        leased = db.scalars(_lease_objects(dialect), values, execution_options={"populate_existing": True})
+        return leased.one_or_none()
+
+    def shown_for(self, lease: object, row: Row) -> Shown | Offer:
+        if not self.columns:
+            pair, messages, a, b = row
+            return _in_screen_order(lease, pair, messages, a, b)
+        pair_id, messages, a_text, a_params, b_text, b_params = row
+        a = ShownSide(a_text, stopped_at_budget(a_params))
+        b = ShownSide(b_text, stopped_at_budget(b_params))
+        left, right = (b, a) if lease.swapped else (a, b)
+        return Offer(lease.id, pair_id, list(messages), left, right, lease.leased_until)
+
+
+_OBJECTS, _COLUMNS = _Reader(columns=False), _Reader(columns=True)
 
 
 def next_pair(db: Session, settings: Settings, *, user: User) -> Shown | None:
@@ -153,52 +235,58 @@ def next_pair(db: Session, settings: Settings, *, user: User) -> Shown | None:
     The hot path of annotation, so it is three statements: the held lease, the next free pair
     together with what is shown of it, and the lease upsert.
     """
+    return _next(db, settings, user, _OBJECTS)
+
+
+def next_offer(db: Session, settings: Settings, *, user: User) -> Offer | None:
+    """``next_pair`` as the JSON API shows it: the same statements, read as columns."""
+    return _next(db, settings, user, _COLUMNS)
+
+
+def _next(db: Session, settings: Settings, user: User, reader: _Reader) -> Shown | Offer | None:
     now = utcnow()
-    held = _current(db, user, now)
-    shown = load_shown(db, held) if held is not None else _lease_next(db, settings, user, now)
+    held = reader.held_lease(db, {"user_id": user.id, "now": now})
+    if held is not None:
+        shown = reader.shown_for(held, reader.row(db, reader.shown, {"pair_id": held.pair_id}))
+    else:
+        shown = _lease_next(db, settings, user, now, reader)
     db.commit()
     return shown
 
 
-def _lease_next(db: Session, settings: Settings, user: User, now: datetime) -> Shown | None:
+def _lease_next(db: Session, settings: Settings, user: User, now: datetime, reader: _Reader) -> Shown | Offer | None:
+    dialect = db.get_bind().dialect.name
     if settings.gold_share > 0 and _DRAW.random() < settings.gold_share:
-        row = db.execute(_NEXT_GOLD, {"user_id": user.id}).first()
+        row = reader.row(db, reader.gold, {"user_id": user.id})
         if row is not None:
-            pair, messages, a, b = row
-            assignment = _lease(db, settings, user, pair.id, now)
-            if assignment is not None:
-                return _in_screen_order(assignment, pair, messages, a, b)
-    statements = _NEXT_FREE_LOCKED if db.get_bind().dialect.name == "postgresql" else _NEXT_FREE
+            lease = reader.lease(db, dialect, _lease_values(settings, user, row[0], now))
+            if lease is not None:
+                return reader.shown_for(lease, row)
+    statements = reader.free_locked if dialect == "postgresql" else reader.free
     query = statements[settings.queue_order]
     while True:
-        row = db.execute(query, {"user_id": user.id, "now": now}).first()
+        row = reader.row(db, query, {"user_id": user.id, "now": now})
         if row is None:
             return None
-        pair, messages, a, b = row
-        assignment = _lease(db, settings, user, pair.id, now)
-        if assignment is not None:
-            return _in_screen_order(assignment, pair, messages, a, b)
+        lease = reader.lease(db, dialect, _lease_values(settings, user, row[0], now))
+        if lease is not None:
+            return reader.shown_for(lease, row)
         # Someone leased it between our snapshot and our lock: the next query's snapshot shows it.
 
 
-def _lease(db: Session, settings: Settings, user: User, pair_id: int, now: datetime) -> PairAssignment | None:
-    """One guarded upsert: a first lease draws the sides, a lapsed one is renewed with the same sides.
+def _lease_values(settings: Settings, user: User, pair: Pair | int, now: datetime) -> dict:
+    """What the lease upsert binds: a first lease draws the sides, a lapsed one is renewed with the same sides.
 
-    The guard re-counts the live leases in this statement's own snapshot. The candidate query's
-    snapshot may predate a lease that another annotator committed just before we locked the pair
-    (on PostgreSQL, READ COMMITTED); with the pair locked, this count is final. None: no room left.
-    """
-    values = {
-        "pair_id": pair_id,
+    The upsert's guard re-counts the live leases in its own snapshot. The candidate query's snapshot may
+    predate a lease that another annotator committed just before we locked the pair (on PostgreSQL, READ
+    COMMITTED); with the pair locked, this count is final. No row back: no room left."""
+    return {
+        "pair_id": pair if isinstance(pair, int) else pair.id,
         "user_id": user.id,
         "swapped": secrets.randbelow(2) == 1,
         "until": now + timedelta(minutes=settings.assignment_lease_minutes),
         "now": now,
     }
-    leased = db.scalars(
-        _lease_upsert(db.get_bind().dialect.name), values, execution_options={"populate_existing": True}
-    )
-    return leased.one_or_none()
 
 
 @cache
@@ -219,8 +307,19 @@ def _lease_upsert(dialect: str):  # noqa: ANN202 - the dialect's Insert, built o
         ["pair_id", "user_id", "swapped", "status", "assigned_at", "leased_until"], room
     )
     renewed = {name: getattr(statement.excluded, name) for name in ("status", "assigned_at", "leased_until")}
-    upsert = statement.on_conflict_do_update(index_elements=["pair_id", "user_id"], set_=renewed).returning(*table.c)
-    return select(PairAssignment).from_statement(upsert)
+    return statement.on_conflict_do_update(index_elements=["pair_id", "user_id"], set_=renewed).returning(*table.c)
+
+
+@cache
+def _lease_objects(dialect: str):  # noqa: ANN202 - the upsert, read as the PairAssignment it returns
+    return select(PairAssignment).from_statement(_lease_upsert(dialect))
+
+
+def expire_loaded(db: Session, model: type, pk: int) -> None:
+    """A row changed by a Core statement, behind the ORM's back: a copy the session holds reloads on next use."""
+    loaded = db.identity_map.get(identity_key(model, pk))
+    if loaded is not None:
+        db.expire(loaded)
 
 
 def load_shown(db: Session, assignment: PairAssignment) -> Shown:
@@ -267,4 +366,17 @@ def lease_is_live(assignment: PairAssignment) -> bool:
     return assignment.status is AssignmentStatus.active and assignment.leased_until > utcnow()
 
 
-__all__ = ["Progress", "Shown", "get_assignment", "lease_is_live", "load_shown", "next_pair", "progress", "skip"]
+__all__ = [
+    "Offer",
+    "Progress",
+    "Shown",
+    "ShownSide",
+    "expire_loaded",
+    "get_assignment",
+    "lease_is_live",
+    "load_shown",
+    "next_offer",
+    "next_pair",
+    "progress",
+    "skip",
+]

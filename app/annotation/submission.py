@@ -15,9 +15,8 @@ from functools import cache
 from sqlalchemy import Connection, Row, bindparam, case, func, insert, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
-from sqlalchemy.orm.util import identity_key
 
-from app.annotation.assignment import LEASED_STATUSES
+from app.annotation.assignment import LEASED_STATUSES, expire_loaded
 from app.annotation.models import (
     AssignmentStatus,
     Choice,
@@ -203,8 +202,8 @@ def _store(db: Session, conn: Connection, user: User, locked: Row, body: Judgeme
             )
         )
     db.commit()
-    _expire(db, Pair, locked.pair_id)  # changed behind the ORM's back: a loaded copy reloads on next use
-    _expire(db, PairAssignment, locked.id)
+    expire_loaded(db, Pair, locked.pair_id)  # changed behind the ORM's back: a loaded copy reloads on next use
+    expire_loaded(db, PairAssignment, locked.id)
     return Stored(judgement_id=judgement_id, created=True)
 
 
@@ -228,12 +227,6 @@ def _values(user: User, locked: Row, body: JudgementIn, choice: Choice, now: dat
         values[f"quality_{side}"] = body.labels[side].quality == "good"
         values[f"safety_{side}"] = body.labels[side].safety == "safe"
     return values
-
-
-def _expire(db: Session, model: type, pk: int) -> None:
-    loaded = db.identity_map.get(identity_key(model, pk))
-    if loaded is not None:
-        db.expire(loaded)
 
 
 def _write(conn: Connection, values: dict) -> int:
