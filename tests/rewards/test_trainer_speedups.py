@@ -14,6 +14,7 @@ from app.training.core import pipeline as reward_pipeline
 from app.training.core.batches import LengthGroupedBatchSampler, PairCollator
 from app.training.core.data import PreferenceExample
 from app.training.core.heads import build_model, ensure_pad_token
+from app.training.core.last_layer import reads_only_exactly
 from app.training.core.prefix import MODEL_INPUTS, SharedPrefixCollator, shared_prefix_length, shares_prefix_exactly
 from app.training.core.tiny import tiny_llama
 from app.training.core.vocab import compact_embedding, plan, renumber_rows
@@ -66,6 +67,45 @@ def test_packed_rows_score_exactly_like_padded_ones(tokenizer, attention: str) -
             rtol=1e-4,
         )
     assert shares_prefix_exactly(model, rows, pad, PairCollator(pad))
+
+
+def test_a_rejected_suffix_longer_than_prefix_and_chosen_stays_causal(tokenizer) -> None:
+    """A one-token chosen answer and a longer rejected one: the rejected suffix must not see its own future."""
+    model, tok = build_model(tiny_llama(tokenizer), ["reward"], tokenizer=tokenizer)
+    rows = encode_pairs(tok, [PreferenceExample("", "a", " long and rude answer here")], False, 512)
+    chosen, rejected = rows[0]["chosen"]["input_ids"], rows[0]["rejected"]["input_ids"]
+    assert len(rejected) - shared_prefix_length(chosen, rejected) > len(chosen)
+    packed = SharedPrefixCollator(tok.pad_token_id)(rows)
+    mask = packed["attention_mask"][0, 0]
+    assert not mask.triu(diagonal=1).any()  # causal everywhere
+    with torch.no_grad():
+        torch.testing.assert_close(
+            model(**{k: v for k, v in packed.items() if k in MODEL_INPUTS}),
+            model(**{k: v for k, v in PairCollator(tok.pad_token_id)(rows).items() if k in MODEL_INPUTS}),
+            atol=1e-5,
+            rtol=1e-4,
+        )
+
+
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_last_layer_at_the_reads_scores_and_trains_like_the_full_pass(tokenizer, attention: str) -> None:
+    backbone = tiny_llama(tokenizer)  # grouped-query attention: 4 query heads, 2 key/value heads
+    backbone.config._attn_implementation = attention
+    model, tok = build_model(backbone, ["reward"], tokenizer=tokenizer)
+    rows = encode_pairs(tok, examples(8), False, 512)
+    collate = SharedPrefixCollator(tok.pad_token_id, additive=attention == "eager")
+    assert reads_only_exactly(model, rows[:4], collate) and not model.reads_only
+    batch = {k: v for k, v in collate(rows).items() if k in MODEL_INPUTS}
+    grads = []
+    for reads_only in (False, True):
+        model.reads_only = reads_only
+        model.zero_grad()
+        scores = model(**batch)
+        (scores * torch.linspace(-1, 1, len(scores)).unsqueeze(1)).sum().backward()
+        grads.append((scores.detach(), [p.grad.clone() for p in model.parameters()]))
+    torch.testing.assert_close(grads[1][0], grads[0][0], atol=1e-5, rtol=1e-4)
+    for fast, full in zip(grads[1][1], grads[0][1], strict=True):
+        torch.testing.assert_close(fast, full, atol=1e-5, rtol=1e-4)
 
 
 def test_an_encoder_never_packs(tmp_path) -> None:

@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from app.training.core.config import DEFAULT_BACKBONE
+from app.training.core.last_layer import hidden_at_reads
 
 HEAD_WEIGHTS = "head.safetensors"
 HEAD_META = "head.json"
@@ -92,6 +93,8 @@ class PooledHeadModel(nn.Module):
         if head.out_features != len(self.labels):
             raise ValueError(f"head has {head.out_features} outputs for {len(self.labels)} labels")
         self.head = head.to(next(backbone.parameters()).dtype)
+        # Packed rows' last layer only at the reads (``core.last_layer``); set by a run that checked it.
+        self.reads_only = False
 
     def forward(
         self,
@@ -105,6 +108,9 @@ class PooledHeadModel(nn.Module):
     ) -> torch.Tensor:
         """Scores [N, K] of N padded sequences; or, for packed rows (``data_prefix``: a 4-D mask and
         position ids), the scores read at (``read_rows``, ``read_cols``), one per packed sequence."""
+        if self.reads_only and read_rows is not None and read_cols is not None and position_ids is not None:
+            pooled = hidden_at_reads(self.backbone, input_ids, attention_mask, position_ids, read_rows, read_cols)
+            return self.head(pooled).float()  # [N, K]
         extra: dict[str, Any] = {"use_cache": False} if not self.encoder else {}
         for name, value in (("token_type_ids", token_type_ids), ("position_ids", position_ids)):
             if value is not None:

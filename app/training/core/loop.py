@@ -261,10 +261,13 @@ class _Loop:
         return self.accelerator.check_trigger()
 
     def _report(self) -> None:
-        means = {
-            name: self.accelerator.reduce(total / self.window_steps, "mean").item()
-            for name, total in self.window.items()
-        }
+        if self.accelerator.num_processes == 1:  # nothing to average across: skip accelerate's gather per metric
+            means = {name: (total / self.window_steps).item() for name, total in self.window.items()}
+        else:
+            means = {
+                name: self.accelerator.reduce(total / self.window_steps, "mean").item()
+                for name, total in self.window.items()
+            }
         self.window, self.window_steps = {}, 0
         if not self.accelerator.is_main_process:
             return

@@ -21,6 +21,7 @@ from app.training.core.config import TrainConfig
 from app.training.core.data import split_by_prompt
 from app.training.core.encode import pad_token_id
 from app.training.core.heads import PooledHeadModel, build_model, disable_dropout, save_model
+from app.training.core.last_layer import reads_only_exactly
 from app.training.core.loop import (
     LoopResult,
     LoopTask,
@@ -145,8 +146,14 @@ def _train(
         if job.packed is not None and shares_prefix_exactly(model, rows, pad_id, collate):
             length, collate = job.packed.length, job.packed.collate(pad_id, additive=needs_additive_mask(model))
             reporter.log("decoder backbone: each pair's shared prefix is computed once (packed rows)")
+            if reads_only_exactly(model, rows[:4], collate):
+                model.reads_only = True
+                reporter.log("decoder backbone: its last layer runs only where the rewards are read")
         task = LoopTask(model, rows, [length(row) for row in rows], collate, job.loss, target.fingerprint)
-        return run_loop(task, config, accelerator, target.checkpoint, reporter)
+        try:
+            return run_loop(task, config, accelerator, target.checkpoint, reporter)
+        finally:
+            model.reads_only = False
 
 
 def _finish(

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 import torch
 
+PREFIX, CHOSEN, REJECTED, PAD = 0, 1, 2, 3  # what each position of a packed row holds
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "read_rows", "read_cols")
 
 
@@ -54,12 +55,11 @@ class SharedPrefixCollator:
         n, width = len(items), max(packed_length(item) for item in items)
         ids = np.full((n, width), self.pad_id, dtype=np.int64)  # [B, W]
         positions = np.zeros((n, width), dtype=np.int64)  # [B, W]
-        allowed = np.zeros((n, width, width), dtype=bool)  # [B, W(query), W(key)]
-        allowed[:, np.arange(width), np.arange(width)] = True  # pads see themselves: no empty softmax row
+        segments = np.full((n, width), PAD, dtype=np.int8)  # [B, W]: PREFIX, CHOSEN, REJECTED or PAD
         ends = np.zeros((2, n), dtype=np.int64)  # where the chosen / rejected reward is read
         for i, item in enumerate(items):
-            ends[:, i] = self._pack_row(item, ids[i], positions[i], allowed[i])
-        mask = torch.from_numpy(allowed).unsqueeze(1)  # [B, 1, W, W], True attends
+            ends[:, i] = self._pack_row(item, ids[i], positions[i], segments[i])
+        mask = torch.from_numpy(block_mask(segments)).unsqueeze(1)  # [B, 1, W, W], True attends
         if self.additive:
             mask = torch.zeros(mask.shape).masked_fill_(~mask, torch.finfo(torch.float32).min)
         return {
@@ -72,8 +72,8 @@ class SharedPrefixCollator:
         }
 
     @staticmethod
-    def _pack_row(item: dict, ids: np.ndarray, positions: np.ndarray, allowed: np.ndarray) -> tuple[int, int]:
-        """Fill one row (ids, positions, mask); return the chosen and rejected read positions."""
+    def _pack_row(item: dict, ids: np.ndarray, positions: np.ndarray, segments: np.ndarray) -> tuple[int, int]:
+        """Fill one row (ids, positions, segments); return the chosen and rejected read positions."""
         chosen, rejected = item["chosen"]["input_ids"], item["rejected"]["input_ids"]
         p = shared_prefix_length(chosen, rejected)
         c, r = len(chosen) - p, len(rejected) - p
@@ -81,11 +81,19 @@ class SharedPrefixCollator:
         ids[p + c : p + c + r] = rejected[p:]
         positions[: p + c] = np.arange(p + c)
         positions[p + c : p + c + r] = np.arange(p, p + r)
-        causal = np.tril(np.ones((p + c, p + c), dtype=bool))
-        allowed[: p + c, : p + c] = causal  # prefix and chosen suffix: plain causal attention
-        allowed[p + c : p + c + r, :p] = True  # rejected suffix sees the whole prefix …
-        allowed[p + c : p + c + r, p + c : p + c + r] = causal[:r, :r]  # … and itself, causally
+        segments[:p], segments[p : p + c], segments[p + c : p + c + r] = PREFIX, CHOSEN, REJECTED
         return p + c - 1, p + c + r - 1
+
+
+def block_mask(segments: np.ndarray) -> np.ndarray:
+    """[B, W, W] attention of packed rows, True attends: causal, and a suffix sees the prefix and itself
+    but never the other suffix; a pad sees only itself (no empty softmax row), and no one sees a pad."""
+    width = segments.shape[1]
+    query, key = segments[:, :, None], segments[:, None, :]  # [B, W, 1], [B, 1, W]
+    causal = np.tri(width, dtype=bool)  # [W(query), W(key)]: key ≤ query
+    allowed = causal & ((key == PREFIX) | (key == query)) & (query != PAD)
+    allowed[:, np.arange(width), np.arange(width)] = True
+    return allowed
 
 
 def can_share_prefix(model: Any) -> bool:
