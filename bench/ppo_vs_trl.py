@@ -343,21 +343,25 @@ def main() -> int:
     if a.child:
         child(a)
         return 0
+    load_before = peer_runs.load_triple()
+    print(f"load before: {load_before}", flush=True)
     runs = peer_runs.interleaved(
         a.trainers.split(","),
         a.repeats,
         lambda name: spawn(name, a),
         lambda name, rep, r: (
             f"{r['wall_s']:.2f}s, {a.updates * a.batch / r['wall_s']:.2f} episodes/s, "
-            f"peak RSS {r['peak_rss_mib']:.0f} MiB"
+            f"peak RSS {r['peak_rss_mib']:.0f} MiB (load {r['load']})"
         ),
         alternate=False,
     )
-    report({name: summary(rs, a) for name, rs in runs.items()}, a)
+    load = {"before": load_before, "after": peer_runs.load_triple()}
+    print(f"load after: {load['after']}")
+    report({name: summary(rs, a) for name, rs in runs.items()}, a, load)
     return 0
 
 
-def report(results: dict[str, dict], a: argparse.Namespace) -> None:
+def report(results: dict[str, dict], a: argparse.Namespace, load: dict[str, list[float]]) -> None:
     base = results.get("trl")
     record = {
         "bench": "ppo_vs_trl",
@@ -368,6 +372,7 @@ def report(results: dict[str, dict], a: argparse.Namespace) -> None:
         "ppo_epochs": a.ppo_epochs,
         "repeats": a.repeats,
         "differences": DIFFERENCES,
+        "load": load,
         **results,
     }
     for name, r in results.items():

@@ -353,7 +353,7 @@ def hh_workload(a: argparse.Namespace) -> dict:
     tok = AutoTokenizer.from_pretrained(str(minilm_path()))
     train_enc, val_enc = encode_hh(tok, train_rows, a.hh_max_length), encode_hh(tok, val_rows, a.hh_max_length)
     pairs = len(train_rows)
-    results = {}
+    results, load_before = {}, peer_runs.load_triple()
     for name, runner in (
         ("trl", lambda: run_trl_hh(a, tok, train_enc, val_enc)),
         ("ours", lambda: run_ours_hh(a, tok, train_rows, val_enc)),
@@ -362,9 +362,10 @@ def hh_workload(a: argparse.Namespace) -> dict:
         results[name] = summary([r], pairs)
         print(
             f"  hh {name}: {r['train_s']:.1f}s, {pairs / r['train_s']:.2f} pairs/s, "
-            f"held-out acc {r['acc']:.3f} loss {r['loss']:.4f}",
+            f"held-out acc {r['acc']:.3f} loss {r['loss']:.4f} (load {peer_runs.load_now()})",
             flush=True,
         )
+    load = {"before": load_before, "after": peer_runs.load_triple()}
     baseline = longer_answer_accuracy(val_rows)
     ratio = results["ours"]["pairs_per_s"] / results["trl"]["pairs_per_s"]
     cpu = results["ours"]["cpu_pairs_per_s"] / results["trl"]["cpu_pairs_per_s"]
@@ -372,7 +373,7 @@ def hh_workload(a: argparse.Namespace) -> dict:
         f"hh: {pairs} train / {len(val_rows)} validation pairs; ratio ours/trl {ratio:.2f}x whole call, "
         f"{cpu:.2f}x per CPU-second; held-out acc "
         f"trl {results['trl']['heldout_acc']:.3f}, ours {results['ours']['heldout_acc']:.3f}, "
-        f"longer-answer baseline {baseline:.3f}"
+        f"longer-answer baseline {baseline:.3f}; load {load}"
     )
     return {
         "ratio_pairs_per_s": round(ratio, 3),
@@ -385,6 +386,7 @@ def hh_workload(a: argparse.Namespace) -> dict:
         "batch_pairs": a.hh_batch_pairs,
         "lr": a.hh_lr,
         "epochs": 1,
+        "load": load,
     }
 
 
@@ -432,16 +434,21 @@ def tiny_workload(a: argparse.Namespace) -> dict:
     tok = peer_runs.smollm2_tokenizer("right")
     pairs = a.steps * a.batch_pairs
     runners = {"trl": run_trl, "ours": run_ours}
+    load_before = peer_runs.load_triple()
+    print(f"load before: {load_before}", flush=True)
     runs = peer_runs.interleaved(
         list(runners),
         a.repeats,
         lambda name: runners[name](a, tok, train_rows, eval_rows),
         lambda name, rep, r: (
-            f"{r['train_s']:.2f}s, {pairs / r['train_s']:.1f} pairs/s, held-out acc {r['acc']:.3f} loss {r['loss']:.4f}"
+            f"{r['train_s']:.2f}s, {pairs / r['train_s']:.1f} pairs/s, "
+            f"held-out acc {r['acc']:.3f} loss {r['loss']:.4f} (load {r['load']})"
         ),
         alternate=False,
     )
-    return tiny_record({name: summary(rs, pairs) for name, rs in runs.items()}, a, pairs)
+    load = {"before": load_before, "after": peer_runs.load_triple()}
+    print(f"load after: {load['after']}")
+    return {**tiny_record({name: summary(rs, pairs) for name, rs in runs.items()}, a, pairs), "load": load}
 
 
 def parse_args() -> argparse.Namespace:
