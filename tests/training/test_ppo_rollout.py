@@ -187,6 +187,10 @@ def test_chunked_logprobs_and_gradients_equal_the_plain_ones(chunk: int) -> None
     torch.testing.assert_close(chunked, plain)
     for got, want in zip(torch.autograd.grad((chunked * upstream).sum(), (hidden, weight)), expected, strict=True):
         torch.testing.assert_close(got, want)
+    frozen = weight.detach()  # a LoRA policy's head: the softmax part of ∂/∂h is summed in the forward pass
+    chunked = ChunkedTokenLogprobs.apply(hidden, frozen, tokens, chunk)
+    (got,) = torch.autograd.grad((chunked * upstream).sum(), hidden)
+    torch.testing.assert_close(got, expected[0])
 
 
 def _sum_halves(values: torch.Tensor, mask: torch.Tensor, local: torch.Tensor, rows: slice) -> torch.Tensor:

@@ -104,9 +104,22 @@ def _draw(probs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tenso
     The token is the first index whose cumulative probability exceeds u: one uniform number per row
     instead of one per vocabulary entry, and the draw of a row does not depend on the other rows."""
     u = torch.cat([torch.rand(1, generator=g, device=probs.device, dtype=torch.float64) for g in generators])
-    cdf = probs.double().cumsum(-1)  # [B, V]; float64 so the tail of a 50k vocabulary keeps its mass
+    cdf = probs.cumsum(-1, dtype=torch.float64)  # [B, V]; float64 so the tail of a 50k vocabulary keeps its mass
     token = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).squeeze(-1)
     return token.clamp(max=probs.shape[-1] - 1)
+
+
+def _sample_step(logits: torch.Tensor, generators: list[torch.Generator]) -> tuple[torch.Tensor, ...]:
+    """(token [B], log p(token) [B], entropy [B]) of one step's tempered logits [B, V].
+
+    From log Σ exp(logits) and one exp pass: p = exp(logits − lse), log p(token) = logit − lse and
+    H = lse − Σ p·logit, rather than a log-softmax tensor, its exp and their product (fewer passes over
+    the vocabulary-sized rows, each step of every sampled token)."""
+    lse = torch.logsumexp(logits, dim=-1)  # [B]
+    probs = (logits - lse[:, None]).exp_()  # [B, V]
+    token = _draw(probs, generators)
+    entropy = lse - torch.linalg.vecdot(probs, logits)
+    return token, logits.gather(-1, token[:, None]).squeeze(-1) - lse, entropy
 
 
 @torch.no_grad()
@@ -129,13 +142,11 @@ def sample_responses(
     done = torch.zeros(prompt_ids.shape[0], dtype=torch.bool, device=prompt_ids.device)
     steps: list[tuple[torch.Tensor, ...]] = []
     for t in range(max_new_tokens):
-        logp = torch.log_softmax(actor.logits(hidden), dim=-1)  # [B, V]
-        probs = logp.exp()
-        token = torch.where(done, pad_id, _draw(probs, generators))  # [B]
+        token, logp, entropy = _sample_step(actor.logits(hidden), generators)
+        token = torch.where(done, pad_id, token)  # [B]
         live = ~done
         value = actor.values(hidden) if actor.value_model is None else torch.zeros_like(live, dtype=logp.dtype)
-        entropy = -(probs * logp).sum(-1)
-        steps.append((token, live, logp.gather(-1, token[:, None]).squeeze(-1), entropy, value))
+        steps.append((token, live, logp, entropy, value))
         done = done | (token == eos_id)
         if bool(done.all()) or t == max_new_tokens - 1:
             break
