@@ -24,8 +24,9 @@ defaults (length-grouped batches). Also printed: the "longer answer wins" baseli
 
 Where ours gains (all exact: the same function, data, steps and hyper-parameters): it trains only the
 embedding rows the data uses (``vocab_compact``: AdamW leaves an unused row untouched anyway), a decoder
-reads each pair's shared prompt prefix once (``data_prefix``), and one process steps the optimizer
-without accelerate's per-step wrappers.
+reads each pair's shared prompt prefix once (``data_prefix``) and runs its last layer only at the two
+positions per pair where the rewards are read (``core.last_layer``: keys and values everywhere, query,
+MLP and norm at the reads), and one process steps the optimizer without accelerate's per-step wrappers.
 
 Reported per trainer: pairs/s over the whole training call (TRL: ``trainer.train()``; ours:
 ``train_reward_model(...)``, which also tokenises the data and writes the model folder), the steady-state
