@@ -125,9 +125,10 @@ def main() -> None:
         "HF_HUB_OFFLINE": "1",
     }
     print(f"chat latency, default policy, {args.turns} turns per mode, load {load:.2f}", flush=True)
-    with tempfile.TemporaryDirectory(prefix="rlhf-chat-bench-") as folder, running_server(
-        Path(folder) / "var", extra_env=env, args=("--log-level", "warning")
-    ) as server:
+    with (
+        tempfile.TemporaryDirectory(prefix="rlhf-chat-bench-") as folder,
+        running_server(Path(folder) / "var", extra_env=env, args=("--log-level", "warning")) as server,
+    ):
         wait_for_policy(server.url)
         web = logged_in(server.url)
         warm_first, warm_total = streamed_turn(web, "Hello!")  # loads the model into the warm process

@@ -301,5 +301,6 @@ def main() -> None:
     figures = {"ratio": round(ours / naive, 2), "ours_tokens_per_s": round(ours, 2)}
     print(json.dumps(figures | {"naive_tokens_per_s": round(naive, 2)} | limits))
 
+
 if __name__ == "__main__":
     main()
