@@ -628,7 +628,8 @@ win rate: the new policy against the old on held-out pairs under the same rule, 
 ceiling: the most any policy could win against the old one under a trait rule, 1 − (the old policy's share of
   answers with the preferred trait)/2 — against an answer that has it the best answer only ties ('-': a rule
   that compares). A rule against something the policy rarely does has a ceiling near 50 %.
-KL/tok: mean KL per token to the old policy over the last quarter of training. min: the run's wall time."""
+KL/tok: mean KL per token to the old policy: the saved policy's where the job measures it (online DPO), else
+  over the last quarter of training. min: the run's wall time."""
 
 
 def print_table(runs: list[dict[str, Any]], rules: dict[str, dict[str, Any]]) -> None:
