@@ -53,3 +53,6 @@ def worker_main(run: Callable[[Path], dict[str, Any]]) -> None:
     out = Path(sys.argv[1])
     record = run(out)
     (out / f"rank{record['rank']}.json").write_text(json.dumps(record))
+    from app.training.core.rank import end_process_group
+
+    end_process_group()

@@ -183,6 +183,19 @@ def run(run_dir: Path, rank: int) -> Any:
     return import_path(spec.trainer)(*spec.args, reporter=reporter, **kwargs)
 
 
+def end_process_group() -> None:
+    """Destroy the default process group, if this process joined one, before the interpreter shuts down.
+
+    Left to interpreter finalisation, gloo's worker threads may still hold work whose tensors reference Python
+    objects, and freeing them then aborts the process (SIGABRT) after a run that succeeded. Called only after
+    the trainer returned on this rank: during a failure the other ranks may still be inside a collective, and a
+    destroy would wait on them."""
+    import torch.distributed as dist
+
+    if dist.is_available() and dist.is_initialized():
+        dist.destroy_process_group()
+
+
 def _without_model(result: Any) -> Any:
     """The result as the job process needs it: the model is in the saved folder, not in the pickle."""
     if dataclasses.is_dataclass(result) and not isinstance(result, type) and hasattr(result, "model"):
@@ -215,6 +228,7 @@ def main(argv: list[str]) -> int:
         return 1
     if rank == 0:
         write_atomically(run_dir / RESULT, pickle.dumps(_without_model(result)))
+    end_process_group()
     return 0
 
 
