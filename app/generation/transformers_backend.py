@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from app.generation.sampling import SampledStep
 from app.generation.types import Generation, GenerationError, Messages, SamplingParams
 
 
@@ -91,10 +92,14 @@ class TransformersBackend:
         extra = {}
         if params.n > 1 and input_ids.shape[1] > 1:
             extra[self._cache_kwarg] = self._shared_prefill(input_ids, attention_mask, params.n)
+        if not params.greedy:  # our sampler, as generate's last processor under greedy decoding
+            from transformers import LogitsProcessorList
+
+            extra["logits_processor"] = LogitsProcessorList([SampledStep(params.temperature, params.top_p)])
         out = self.model.generate(
             input_ids=input_ids.repeat_interleave(params.n, dim=0),  # (prompts * n, width)
             attention_mask=attention_mask.repeat_interleave(params.n, dim=0),
-            generation_config=self._generation_config(params),
+            generation_config=self._generation_config(params.max_new_tokens),
             streamer=streamer,
             **extra,
         )  # (prompts * n, width + generated)
@@ -129,20 +134,18 @@ class TransformersBackend:
     def _decode(self, tokens: list[int]) -> str:
         return self.tokenizer.decode(tokens, skip_special_tokens=True).strip()
 
-    def _generation_config(self, params: SamplingParams):  # noqa: ANN202 - a GenerationConfig
-        """A fresh config per call: the call's params rule, not a checkpoint's saved defaults."""
+    def _generation_config(self, max_new_tokens: int):  # noqa: ANN202 - a GenerationConfig
+        """A fresh greedy config per call: the call's params rule, not a checkpoint's saved defaults. A sampled
+        call draws its tokens in :class:`SampledStep` (no sort of the vocabulary), not in transformers'."""
         from transformers import GenerationConfig
 
-        common = {
-            "max_new_tokens": params.max_new_tokens,
-            "eos_token_id": sorted(self.eos_ids),
-            "pad_token_id": self.pad_id,
-            "use_cache": True,
-        }
-        if params.greedy:
-            return GenerationConfig(do_sample=False, **common)
-        # top_k=0 switches off transformers' default top-k of 50, which OpenAI semantics lack.
-        return GenerationConfig(do_sample=True, temperature=params.temperature, top_p=params.top_p, top_k=0, **common)
+        return GenerationConfig(
+            do_sample=False,
+            max_new_tokens=max_new_tokens,
+            eos_token_id=sorted(self.eos_ids),
+            pad_token_id=self.pad_id,
+            use_cache=True,
+        )
 
     @contextmanager
     def _seeded(self, seed: int | None) -> Iterator[None]:
