@@ -238,19 +238,9 @@ def smollm2_tokenizer(padding_side: str) -> Any:
 
 
 def tiny_llama_config(tok: Any, hidden: int, layers: int, **extra: Any) -> Any:
-    """The peer workloads' tiny Llama: hidden ``hidden``, intermediate 4×, ``layers`` layers, 4 heads."""
-    from transformers import LlamaConfig
+    """The peer workloads' tiny Llama: hidden ``hidden``, intermediate 4×, ``layers`` layers, 4 heads, 4 KV heads."""
+    from app.training.core.tiny import tiny_llama_config as config
 
-    return LlamaConfig(
-        vocab_size=len(tok),
-        hidden_size=hidden,
-        intermediate_size=4 * hidden,
-        num_hidden_layers=layers,
-        num_attention_heads=4,
-        num_key_value_heads=4,
-        max_position_embeddings=512,
-        pad_token_id=tok.pad_token_id,
-        eos_token_id=tok.eos_token_id,
-        bos_token_id=tok.bos_token_id,
-        **extra,
+    return config(
+        tok, hidden_size=hidden, num_layers=layers, intermediate_size=4 * hidden, num_key_value_heads=4, **extra
     )
