@@ -71,9 +71,14 @@ def run_generate(ctx: JobContext) -> dict[str, Any]:
     ctx.reporter.log(f"generating {setup.goal} pair(s) with {setup.policy.name} ({setup.policy.backend})")
     try:
         with WarmClient(ctx.settings) as client:
-            return _fill(ctx, setup, client)
+            result = _fill(ctx, setup, client)
     except BackendConfigError as exc:
         raise JobFailed(f"policy {setup.policy.name} cannot be served: {exc}") from None
+    if setup.fill_only and result["stopped"] is None:
+        with ctx.transaction() as db:  # judged while we sampled: queue the next fill now, behind this job
+            follow_up = service.refill(db, ctx.settings, finishing=ctx.job_id)
+            result["follow_up_job"] = None if follow_up is None else follow_up.id
+    return result
 
 
 @dataclass

@@ -107,37 +107,37 @@ def list_pending(db: Session, *, limit: int = PAGE_SIZE, offset: int = 0) -> tup
     return list(page), total
 
 
-def generation_job(db: Session) -> Job | None:
-    """A generate job that is queued or running, if any."""
-    query = (
-        select(Job)
-        .where(Job.kind == GENERATE, Job.status.in_((JobStatus.queued, JobStatus.running)))
-        .order_by(Job.id)
-        .limit(1)
-    )
-    return db.scalar(query)
+def generation_job(db: Session, *, other_than: int | None = None) -> Job | None:
+    """A generate job that is queued or running, if any (but job ``other_than``)."""
+    query = select(Job).where(Job.kind == GENERATE, Job.status.in_((JobStatus.queued, JobStatus.running)))
+    if other_than is not None:
+        query = query.where(Job.id != other_than)
+    return db.scalar(query.order_by(Job.id).limit(1))
 
 
-def ensure_generating(db: Session, settings: Settings, *, min_pairs: int = 0, reason: str = "refill") -> Job | None:
+def ensure_generating(
+    db: Session, settings: Settings, *, min_pairs: int = 0, reason: str = "refill", finishing: int | None = None
+) -> Job | None:
     """Enqueue a generate job (not committed) when the pool needs pairs and none is on its way.
 
     The promoted policy's row is locked first, so concurrent callers (a nudge and the periodic
     task) queue behind each other on PostgreSQL and see each other's job; SQLite serialises
-    writers anyway."""
+    writers anyway. ``finishing``: the generate job calling as it ends, which does not count as on its way."""
     policy = registry.promoted_policy(db)
     if policy is None:
         return None
     db.scalar(select(ModelVersion.id).where(ModelVersion.id == policy.id).with_for_update())
-    if generation_job(db) is not None or active_prompt_count(db) == 0:
+    if generation_job(db, other_than=finishing) is not None or active_prompt_count(db) == 0:
         return None
     if min_pairs <= 0 and deficit(db, settings) == 0:
         return None
     return jobs.enqueue(db, kind=GENERATE, params={"min_pairs": min_pairs, "reason": reason})
 
 
-def refill(db: Session, settings: Settings) -> Job | None:
-    """The periodic task's body: top the pool up to ``pool_target``."""
-    return ensure_generating(db, settings, reason="refill")
+def refill(db: Session, settings: Settings, *, finishing: int | None = None) -> Job | None:
+    """Top the pool up to ``pool_target``: the periodic task's body, and a refill job's last step when
+    annotators drained the pool while it ran (the next job then starts at once, not at the next tick)."""
+    return ensure_generating(db, settings, reason="refill", finishing=finishing)
 
 
 def nudge(db: Session, settings: Settings | None = None) -> Job | None:

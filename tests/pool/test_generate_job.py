@@ -7,7 +7,7 @@ import signal
 
 from sqlalchemy import func, select
 
-from app.jobs.models import JobStatus
+from app.jobs.models import Job, JobStatus
 from app.pool import service
 from app.pool.models import Pair, PairStatus, Response
 from app.pool.warm_client import WarmClient
@@ -59,6 +59,28 @@ def test_a_rerun_of_the_same_job_adds_nothing_beyond_its_goal(db, session_factor
         assert rerun.status is JobStatus.succeeded and rerun.result["pairs"] == 0
     assert len(_pairs(db, created_by_job_id=fill.id)) == pool_settings.pool_target
     assert len(_pairs(db, created_by_job_id=explicit.id)) == 4
+
+
+def test_a_refill_that_leaves_the_pool_short_queues_the_next_one_at_once(
+    db, session_factory, pool_settings, tiny_policies
+):
+    """Annotators who judge while a refill runs leave the pool short at its end: the next refill is queued by
+    the job itself (to run behind it), not at the periodic task's next tick; a full pool queues nothing."""
+    policy = add_policy(db, tiny_policies[0], name="tiny-v0", status=ModelStatus.promoted)
+    add_prompts(db, 5)
+    db.commit()
+    settings = pool_settings.model_copy(update={"pool_max_pairs_per_job": 4})  # 4 of the 6 the pool wants
+
+    first = run_job(db, session_factory, settings, kind="generate")
+
+    assert first.status is JobStatus.succeeded and first.result["pairs"] == 4
+    follow_up = db.get(Job, first.result["follow_up_job"])
+    assert follow_up.kind == service.GENERATE and follow_up.status is JobStatus.queued
+    assert follow_up.params["reason"] == "refill" and follow_up.created_by_id is None
+    second = run_job(db, session_factory, settings, job_id=follow_up.id)
+    assert second.status is JobStatus.succeeded and second.result["pairs"] == 2
+    assert service.pending_count(db, version_id=policy.id) == pool_settings.pool_target
+    assert second.result.get("follow_up_job") is None and service.generation_job(db) is None
 
 
 def test_the_model_stays_warm_between_jobs_and_a_dead_process_is_replaced(
