@@ -1,6 +1,6 @@
 """Build the backend that serves a policy version, from the ``config`` stored with it.
 
-    {"backend": "transformers", "path": "var/models/policy-3", "batch_size": 32}
+    {"backend": "transformers", "path": "var/models/policy-3", "batch_size": 64}
     {"backend": "openai", "base_url": "http://gpu-box:8000/v1", "model": "policy-3",
      "api_key_env": "VLLM_API_KEY"}
     {"backend": "openai", "base_url": "http://gpu-box:8000/v1", "model": "policy-4",
@@ -46,7 +46,7 @@ def _transformers(config: Mapping[str, Any]) -> GenerationBackend:
 
     return TransformersBackend.from_path(
         _required_str(config, "path"),
-        batch_size=_positive(config, "batch_size", 32, int),
+        batch_size=_positive(config, "batch_size", 64, int),  # app.registry.serving.IN_PROCESS_BATCH
         dtype=config.get("dtype", "auto"),
         device=config.get("device", "cpu"),
     )

@@ -31,6 +31,7 @@ from app.prompts.models import Prompt, PromptSet, PromptSetStatus
 from app.prompts.service import create_set, find_set
 from app.registry import service, store
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
+from app.registry.serving import IN_PROCESS_BATCH
 from app.training.core.model_card import write_model_card
 from app.versions import promotion
 from app.versions.chat_template import with_default_system
@@ -40,7 +41,6 @@ VERSION_NAME = "policy-v0"
 DEFAULT_BASE_MODEL = "HuggingFaceTB/SmolLM2-135M-Instruct"
 STARTER_SET = "starter"
 STARTER_FILE = Path(__file__).resolve().parent.parent / "pool" / "starter_prompts.jsonl"
-DEFAULT_BATCH_SIZE = 32  # rows the transformers backend decodes together
 
 Say = Callable[[str], None]
 
@@ -122,7 +122,7 @@ def install_policy(
             write_checkpoint(source, staging, system=settings.bootstrap_system_prompt)
             write_model_card(staging, {"kind": "base", "backbone": source or DEFAULT_BASE_MODEL}, name=VERSION_NAME)
         installed = True
-    config = {"backend": "transformers", "path": str(final.resolve()), "batch_size": DEFAULT_BATCH_SIZE}
+    config = {"backend": "transformers", "path": str(final.resolve()), "batch_size": IN_PROCESS_BATCH}
     version = service.register(
         db, name=VERSION_NAME, kind=ModelKind.policy, path=str(final.resolve()),
         base_model=source or DEFAULT_BASE_MODEL, config=config, job_id=job_id, metrics={},

@@ -8,7 +8,7 @@ import pytest
 
 from app.errors import Invalid, NotFound
 from app.registry.models import ModelKind, ModelVersion
-from app.registry.serving import ServerSpec, child_serving_config, serve_from, serve_in_process
+from app.registry.serving import IN_PROCESS_BATCH, ServerSpec, child_serving_config, serve_from, serve_in_process
 from tests.factories import ModelVersionFactory
 
 URL = "http://gpu-box:8000/v1"
@@ -48,7 +48,7 @@ def test_by_path_names_the_folder_and_keeps_what_is_not_serving(db, tmp_path):
     assert version.config == {
         "backend": "transformers",
         "path": str((tmp_path / "p0").resolve()),
-        "batch_size": 32,
+        "batch_size": IN_PROCESS_BATCH,
         "card": {"steps": 3},
     }
 
@@ -102,7 +102,7 @@ def test_children_follow_the_parents_server_when_it_can_take_them(db, tmp_path):
     assert child_serving_config(fixed, _folder(tmp_path, "c-child"), "c-child") == {
         "backend": "transformers",
         "path": str((tmp_path / "c-child").resolve()),
-        "batch_size": 32,
+        "batch_size": IN_PROCESS_BATCH,
     }
 
 

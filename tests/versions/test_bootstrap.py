@@ -15,6 +15,7 @@ from app.jobs.models import Job, JobStatus
 from app.prompts.models import Prompt, PromptSet
 from app.registry import service, store
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
+from app.registry.serving import IN_PROCESS_BATCH
 from app.versions import bootstrap
 from tests.factories import ModelVersionFactory
 from tests.helpers import run_job
@@ -42,7 +43,7 @@ def test_installs_promotes_and_adds_starter_prompts_once(db, settings, tiny_fold
     assert (
         version.name == "policy-v0" and version.base_model == str(tiny_folder) and version.path == str(final.resolve())
     )
-    assert version.config == {"backend": "transformers", "path": str(final.resolve()), "batch_size": 32}
+    assert version.config == {"backend": "transformers", "path": str(final.resolve()), "batch_size": IN_PROCESS_BATCH}
     assert (
         (final / "config.json").is_file()
         and (final / "model.safetensors").is_file()
