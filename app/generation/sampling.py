@@ -47,7 +47,7 @@ def draw(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor
         probs = torch.softmax(tempered, dim=-1)
     else:
         ids, probs = nucleus(tempered, top_p)
-    cdf = probs.cumsum(-1)
+    cdf = probs.cumsum(-1, dtype=torch.float64)  # float64: summed in float32, the tail of 49k tokens loses mass
     u = torch.rand(probs.shape[0], 1, device=probs.device, dtype=cdf.dtype) * cdf[:, -1:]
     pick = torch.searchsorted(cdf, u, right=True).clamp_(max=probs.shape[-1] - 1)  # [B, 1]
     # A zero-probability entry never gets picked: searchsorted(right) skips the flat steps of the CDF.
