@@ -324,10 +324,12 @@ def run_trl_hh(a: argparse.Namespace, tok: Any, train_enc: list, val_enc: list) 
         return trl_run(model, args, data, tok, val_enc, a.skip_steps, a.hh_batch_pairs)
 
 
-def run_ours_hh(a: argparse.Namespace, tok: Any, train_rows: list, val_enc: list) -> dict:
-    """train_reward_model on the same pairs with the default MiniLM backbone and its default batching."""
+def run_ours_hh(a: argparse.Namespace, tok: Any, train_rows: list, val_enc: list, trainable_layers: int = 0) -> dict:
+    """train_reward_model on the same pairs with the default MiniLM backbone and its default batching
+    (``trainable_layers``: its option of training only the top layers; 0, the default, trains all)."""
     examples = [PreferenceExample(r["prompt"], r["chosen"], r["rejected"], id=r["index"]) for r in train_rows]
     config = RewardConfig(
+        trainable_layers=trainable_layers,
         learning_rate=a.hh_lr,
         epochs=1,
         batch_size=a.hh_batch_pairs,
@@ -355,10 +357,14 @@ def hh_workload(a: argparse.Namespace) -> dict:
     train_enc, val_enc = encode_hh(tok, train_rows, a.hh_max_length), encode_hh(tok, val_rows, a.hh_max_length)
     pairs = len(train_rows)
     results, load_before = {}, peer_runs.load_triple()
-    for name, runner in (
+    runners = [
         ("trl", lambda: run_trl_hh(a, tok, train_enc, val_enc)),
         ("ours", lambda: run_ours_hh(a, tok, train_rows, val_enc)),
-    ):
+    ]
+    if a.hh_trainable_layers:  # the option as a third trainer, beside the defaults (not instead of them)
+        top = a.hh_trainable_layers
+        runners.append((f"ours_top{top}", lambda: run_ours_hh(a, tok, train_rows, val_enc, trainable_layers=top)))
+    for name, runner in runners:
         r = runner()
         results[name] = summary([r], pairs)
         print(
@@ -368,6 +374,14 @@ def hh_workload(a: argparse.Namespace) -> dict:
         )
     load = {"before": load_before, "after": peer_runs.load_triple()}
     baseline = longer_answer_accuracy(val_rows)
+    for name in [n for n in results if n.startswith("ours_top")]:
+        results[name]["ratio_pairs_per_s"] = round(results[name]["pairs_per_s"] / results["trl"]["pairs_per_s"], 3)
+        results[name]["ratio_cpu"] = round(results[name]["cpu_pairs_per_s"] / results["trl"]["cpu_pairs_per_s"], 3)
+        print(
+            f"hh {name} (only the top layers trained): ratio {results[name]['ratio_pairs_per_s']:.2f}x whole call, "
+            f"{results[name]['ratio_cpu']:.2f}x per CPU-second, held-out acc {results[name]['heldout_acc']:.3f} "
+            f"loss {results[name]['heldout_loss']:.4f}"
+        )
     ratio = results["ours"]["pairs_per_s"] / results["trl"]["pairs_per_s"]
     cpu = results["ours"]["cpu_pairs_per_s"] / results["trl"]["cpu_pairs_per_s"]
     print(
@@ -477,6 +491,12 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--hh-batch-pairs", type=int, default=8)
     p.add_argument("--hh-lr", type=float, default=5e-5)
     p.add_argument("--hh-max-length", type=int, default=256)
+    p.add_argument(
+        "--hh-trainable-layers",
+        type=int,
+        default=0,
+        help="also run ours with trainable_layers=N (its option: only the top N of MiniLM's 6 layers train)",
+    )
     a = p.parse_args()
     if (a.steps * a.batch_pairs) % a.n_train:
         p.error("steps × batch-pairs must be a whole number of epochs over n-train")

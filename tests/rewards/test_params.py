@@ -30,6 +30,15 @@ def test_defaults_are_stored_and_become_a_reward_config() -> None:
     assert (config.margin, config.learning_rate, config.epochs) == (0.0, 5e-5, 1)
 
 
+def test_trainable_layers_reaches_the_reward_and_classifier_trainers() -> None:
+    stored = registry.validate_params("reward", {"trainable_layers": 3})
+    config = RewardConfig.from_dict(RewardParams.model_validate(stored).trainer_values(RewardConfig))
+    assert config.trainable_layers == 3
+    assert registry.validate_params("reward", {})["trainable_layers"] == 0  # every layer, unless asked
+    params = ClassifierParams.model_validate({"heads": ["safety"], "trainable_layers": 2})
+    assert ClassifierConfig.from_dict(params.trainer_values(ClassifierConfig)).trainable_layers == 2
+
+
 def test_classifier_params_become_a_classifier_config() -> None:
     params = ClassifierParams.model_validate({"heads": ["safety"], "threshold": 0.7, "epochs": 3})
     config = ClassifierConfig.from_dict(params.trainer_values(ClassifierConfig))
@@ -47,6 +56,7 @@ def test_classifier_params_become_a_classifier_config() -> None:
         ("reward", {"filters": {"prompt_set_ids": ["x"]}}, "params.filters.prompt_set_ids.0"),
         ("reward", {"name": "../escape"}, "params.name"),
         ("reward", {"lr": 0.1}, "params.lr"),
+        ("reward", {"trainable_layers": -1}, "params.trainable_layers"),
         ("classifier", {"heads": ["toxicity"]}, "params.heads.0"),
         ("classifier", {"threshold": 1.0}, "params.threshold"),
     ],

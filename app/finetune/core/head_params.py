@@ -53,7 +53,7 @@ class TrainJob(ProcessesParams):
 _TrainSettings = config_params(
     TrainConfig,
     ("learning_rate", "epochs", "batch_size", "max_length", "seed", "validation_fraction", "pooling"),
-    ("weight_decay", "warmup_ratio", "max_grad_norm", "gradient_checkpointing", "group_by_length"),
+    ("weight_decay", "warmup_ratio", "max_grad_norm", "trainable_layers", "gradient_checkpointing", "group_by_length"),
     ("log_every", "checkpoint_every", "num_threads", "use_cpu", "mixed_precision"),
     base=TrainJob,
     bounds={"log_every": {"ge": 1, "le": 10_000}, "max_length": {"ge": 8, "le": 32768}},

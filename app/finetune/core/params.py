@@ -55,6 +55,7 @@ SETTING_BOUNDS: dict[str, dict[str, Any]] = {
     "lora_alpha": {"ge": 1, "le": 4096},
     "lora_dropout": {"ge": 0, "lt": 1},
     "lora_target_modules": {"max_length": 500},
+    "trainable_layers": {"ge": 0, "le": 1000},
     # data and sampling
     "batch_size": {"ge": 1, "le": 4096},
     "eval_batch_size": {"ge": 1, "le": 4096},

@@ -169,6 +169,13 @@ class TrainConfig(StoredConfig, RuntimeSettings, OptimizerSettings):
     disable_dropout: bool = _f(True, "Switch dropout off: a reward must be a deterministic function of the text.")
     gradient_checkpointing: bool = _f(False, "Trade compute for memory; only worth it for large backbones.")
     group_by_length: bool = _f(True, "Batch examples of similar length together so less padding is computed.")
+    trainable_layers: int = _f(
+        0,
+        "Train only the backbone's top this many layers (and the head); the embeddings and the layers below "
+        "keep their pretrained weights. The backward pass then stops at the lowest trained layer: half the "
+        "layers trained, a markedly shorter step; and a few hundred judgements have less room to overfit. "
+        "0 trains every layer. Meant for pretrained backbones.",
+    )
     eval_batch_size: int = _f(64, "Examples per forward pass during validation.")
     checkpoint_every: int = _f(100, "Write a resumable checkpoint every this many steps; 0 only on stop.")
     num_threads: int = _f(
@@ -185,5 +192,7 @@ class TrainConfig(StoredConfig, RuntimeSettings, OptimizerSettings):
             raise ValueError("validation_fraction must be in [0, 1)")
         if self.learning_rate <= 0 or not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError("learning_rate must be > 0 and warmup_ratio in [0, 1)")
+        if self.trainable_layers < 0:
+            raise ValueError("trainable_layers must be ≥ 0 (0 trains every layer)")
         if self.pooling not in ("auto", "mean", "cls", "last"):
             raise ValueError(f"unknown pooling {self.pooling!r}")

@@ -20,6 +20,7 @@ from app.training.core.card import data_snapshot
 from app.training.core.config import TrainConfig
 from app.training.core.data import split_by_prompt
 from app.training.core.encode import pad_token_id
+from app.training.core.freeze import freeze_lower_layers
 from app.training.core.heads import PooledHeadModel, build_model, disable_dropout, save_model
 from app.training.core.last_layer import reads_only_exactly
 from app.training.core.loop import (
@@ -79,10 +80,16 @@ class HeadJob:
         return self.kind != "reward"
 
 
-def prepare_backbone(model: PooledHeadModel, config: TrainConfig) -> int:
-    """Apply the dropout and checkpointing settings; return the usable max length."""
+def prepare_backbone(model: PooledHeadModel, config: TrainConfig, reporter: Reporter) -> int:
+    """Apply the dropout, frozen-layer and checkpointing settings; return the usable max length."""
     if config.disable_dropout:
         disable_dropout(model)
+    frozen = freeze_lower_layers(model.backbone, config.trainable_layers)
+    if frozen is not None:
+        reporter.log(
+            f"training the top {frozen.trained_blocks} of {frozen.blocks} backbone layers: "
+            f"{frozen.frozen_parameters:,} parameters frozen, {frozen.trained_parameters:,} trained"
+        )
     if config.gradient_checkpointing and hasattr(model.backbone, "gradient_checkpointing_enable"):
         model.backbone.gradient_checkpointing_enable()
     positions = getattr(model.backbone.config, "max_position_embeddings", None) or config.max_length
@@ -110,7 +117,7 @@ def train_head_model(
         seed=config.seed,
         bias=job.head_bias,
     )
-    max_length = prepare_backbone(model, config)
+    max_length = prepare_backbone(model, config, reporter)
     rows, pad_id = job.encode(tokenizer, train, model.encoder, max_length), pad_token_id(tokenizer)
     reporter.log(
         f"{job.kind} model: {len(train)} train / {len(validation)} validation examples, backbone "
