@@ -302,6 +302,23 @@ def encode_hh(tok, rows: list[dict[str, str]], max_length: int) -> list[dict[str
     return [{"chosen": c, "rejected": r} for c, r in zip(chosen, rejected, strict=True)]
 
 
+def batch_tokens(encoded: list[dict[str, dict]], batch_pairs: int, seed: int) -> dict:
+    """Tokens each trainer's first-epoch batches compute: both sides of a pair padded to the batch's longest
+    sequence, in TRL's plainly shuffled order and in ours (length-grouped), against the real tokens. Their
+    quotient bounds what doing TRL's arithmetic per real token, without its padding, can gain."""
+    from app.training.core.batches import LengthGroupedBatchSampler
+
+    sides = [(len(row["chosen"]["input_ids"]), len(row["rejected"]["input_ids"])) for row in encoded]
+    longest = [max(pair) for pair in sides]
+
+    def computed(group_by_length: bool) -> int:
+        sampler = LengthGroupedBatchSampler(longest, batch_pairs, seed=seed, group_by_length=group_by_length)
+        return sum(2 * len(batch) * max(longest[i] for i in batch) for batch in sampler.all_batches(0))
+
+    real, trl, ours = sum(map(sum, sides)), computed(False), computed(True)
+    return {"real": real, "trl": trl, "ours": ours, "no_padding_bound": round(trl / real, 3)}
+
+
 def longer_answer_accuracy(rows: list[dict[str, str]]) -> float:
     """The baseline: the longer answer (in characters) wins; an equal length counts as wrong."""
     return sum(len(r["chosen"]) > len(r["rejected"]) for r in rows) / len(rows)
@@ -374,6 +391,11 @@ def hh_workload(a: argparse.Namespace) -> dict:
         )
     load = {"before": load_before, "after": peer_runs.load_triple()}
     baseline = longer_answer_accuracy(val_rows)
+    tokens = batch_tokens(train_enc, a.hh_batch_pairs, a.seed)
+    print(
+        f"hh tokens computed: TRL {tokens['trl']:,}, ours {tokens['ours']:,}, real {tokens['real']:,}: TRL's "
+        f"arithmetic per real token without its padding gains at most {tokens['no_padding_bound']:.2f}x"
+    )
     for name in [n for n in results if n.startswith("ours_top")]:
         results[name]["ratio_pairs_per_s"] = round(results[name]["pairs_per_s"] / results["trl"]["pairs_per_s"], 3)
         results[name]["ratio_cpu"] = round(results[name]["cpu_pairs_per_s"] / results["trl"]["cpu_pairs_per_s"], 3)
@@ -395,6 +417,7 @@ def hh_workload(a: argparse.Namespace) -> dict:
         "ratio_cpu": round(cpu, 3),
         **results,
         "longer_answer_acc": round(baseline, 4),
+        "tokens": tokens,
         "train_pairs": pairs,
         "validation_pairs": len(val_rows),
         "max_length": a.hh_max_length,
