@@ -102,5 +102,8 @@ def test_the_stack_is_found_by_structure_and_depth_or_zero_changes_nothing() -> 
 def test_a_model_without_a_layer_stack_and_a_negative_count_are_refused() -> None:
     with pytest.raises(ValueError, match="no stack of layers"):
         block_stack(nn.Linear(4, 4))
+    with pytest.raises(ValueError, match="no stack of layers"):
+        freeze_lower_layers(nn.Linear(4, 4), 1)
+    assert freeze_lower_layers(nn.Linear(4, 4), 0) is None  # the default never looks for a stack
     with pytest.raises(ValueError, match="trainable_layers"):
         RewardConfig(trainable_layers=-1)

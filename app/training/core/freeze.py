@@ -39,9 +39,11 @@ def block_stack(backbone: nn.Module) -> tuple[str, nn.ModuleList]:
 def freeze_lower_layers(backbone: nn.Module, trainable_layers: int) -> Frozen | None:
     """Freeze every backbone weight below its top ``trainable_layers`` blocks; None when that is all of them
     (``trainable_layers`` 0 or at least the depth: every weight trains, nothing is changed)."""
+    if trainable_layers <= 0:
+        return None  # the default: not even the stack is looked for, so any backbone trains as before
     name, stack = block_stack(backbone)
     depth = len(stack)
-    if trainable_layers <= 0 or trainable_layers >= depth:
+    if trainable_layers >= depth:
         return None
     prefix = f"{name}." if name else ""
     lowest_trained = depth - trainable_layers
