@@ -36,8 +36,13 @@ browser:
 	@[ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ] || \
 	  ($(SUDO) apt-get update -qq && $(SUDO) apt-get install -y -qq chromium chromium-driver)
 
+# The suite runs on up to 4 processes (pytest-xdist; each has its own databases and browser, a test file stays on
+# one), then the tests that disturb what all the others share (restarting PostgreSQL) run alone.
+TEST_WORKERS ?= $(shell n=$$(nproc 2>/dev/null || echo 1); [ $$n -gt 4 ] && n=4; echo $$n)
+
 test: install browser
-	$(BIN)/python -m pytest
+	$(BIN)/python -m pytest -n $(TEST_WORKERS) --dist loadfile -m "not serial"
+	$(BIN)/python -m pytest -m serial
 
 # Style (ruff) and layering (import-linter contracts in pyproject.toml); CI runs both.
 lint: install

@@ -3,10 +3,13 @@ process through the worker's own code path."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import re
+from collections.abc import Coroutine
+from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from fastapi.testclient import TestClient
 from sqlalchemy import update
@@ -22,7 +25,16 @@ from app.jobs.models import Job, JobStatus
 from app.jobs.service import enqueue
 from tests.factories import PASSWORD, UserFactory
 
+T = TypeVar("T")
 CSRF_RE = re.compile(r'name="csrf_token" value="([^"]+)"')
+
+
+def run_async(coroutine: Coroutine[Any, Any, T]) -> T:
+    """``asyncio.run`` in a thread of its own: Playwright's sync API (the browser tests, which may have run
+    earlier in this process, whichever worker it is) can leave an event loop running in this one, where
+    ``asyncio.run`` refuses to start another."""
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 def csrf_from(html: str) -> str:

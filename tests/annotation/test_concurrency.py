@@ -18,6 +18,7 @@ from app.auth.models import User
 from app.db import make_engine, make_sessionmaker
 from app.pool.models import Pair
 from tests.factories import _password_hash
+from tests.helpers import run_async
 from tests.seed import add_pairs
 from tests.server import running_server
 
@@ -92,7 +93,7 @@ def test_concurrent_annotators_store_each_judgement_once(backend, scratch_db_url
     ) as server:
         tokens = _seed(scratch_db_url, annotators, annotators * PER_ANNOTATOR + 20)
         statuses: Counter = Counter()
-        done = asyncio.run(_run_all(server.url, tokens, statuses))
+        done = run_async(_run_all(server.url, tokens, statuses))
     assert done == [PER_ANNOTATOR] * annotators
     assert not [code for code in statuses if code >= 500], statuses
     # A duplicate is identical, so it is answered 200; a 409 would mean two annotators were leased one slot.

@@ -55,8 +55,9 @@ def _drop_dead_pooled_connections() -> None:
             obj.dispose()
 
 
-# PostgreSQL only: the test restarts the server (there is no SQLite variant to skip).
-pytestmark = pytest.mark.parametrize("backend", ["postgresql"], indirect=True)
+# PostgreSQL only: the test restarts the server (there is no SQLite variant to skip). That ends every other
+# test's connections too, so it runs alone (``serial``), after the parallel run of ``make test``.
+pytestmark = [pytest.mark.parametrize("backend", ["postgresql"], indirect=True), pytest.mark.serial]
 
 
 @pytest.fixture()

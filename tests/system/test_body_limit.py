@@ -6,9 +6,6 @@ is chunked; the import uploads keep their own, larger cap.
 
 from __future__ import annotations
 
-import asyncio
-from concurrent.futures import ThreadPoolExecutor
-
 import pytest
 
 from app.auth.models import Role
@@ -17,7 +14,7 @@ from app.importing.views import UPLOAD_BODY_LIMIT as PREFERENCE_UPLOAD_LIMIT
 from app.main import BODY_LIMIT_OVERRIDES, PROMPT_BODY_LIMIT, PROMPT_UPLOAD_LIMIT
 from app.prompts.importers import MAX_UPLOAD_BYTES
 from tests.factories import PromptSetFactory
-from tests.helpers import api_headers
+from tests.helpers import api_headers, run_async
 from tests.prompts.util import prompt_count
 
 MIB = 1024 * 1024
@@ -73,10 +70,7 @@ def _call(app, path: str, headers: list[tuple[bytes, bytes]], receive) -> list[d
         sent.append(message)
 
     scope = {"type": "http", "method": "POST", "path": path, "headers": headers, "query_string": b""}
-    # A thread of its own: Playwright's sync API (the browser tests) can leave an event loop running in this one,
-    # where asyncio.run refuses to start another.
-    with ThreadPoolExecutor(max_workers=1) as pool:
-        pool.submit(asyncio.run, app(scope, receive, send)).result()
+    run_async(app(scope, receive, send))
     return sent
 
 
