@@ -21,6 +21,7 @@ from app.annotation.models import AssignmentStatus, Judgement, PairAssignment
 from app.auth.models import User
 from app.config import Settings
 from app.db import UTCDateTime, upsert_insert, utcnow
+from app.driver_statement import DriverStatement
 from app.errors import Conflict
 from app.lookup import get_or_404
 from app.pool.models import Pair, PairStatus, Response, stopped_at_budget
@@ -182,22 +183,25 @@ _HELD = (
 class _Reader:
     """How next_pair reads the lease and the pair it shows: as ORM objects (``Shown``, for pages and services
     that go on to use them) or as columns (``Offer``, for the JSON API). The statements are the same but for
-    what they select; the columns are run on the session's connection, past the ORM's result processing."""
+    what they select; the columns are run on the driver's cursor of the session's connection
+    (``DriverStatement``), past SQLAlchemy's per-execution work."""
 
     def __init__(self, *, columns: bool) -> None:
         self.columns = columns
         content = (lambda query: query.with_only_columns(*_CONTENT_COLUMNS)) if columns else (lambda query: query)
-        self.gold = content(_NEXT_GOLD)
-        self.free = {order: content(query) for order, query in _NEXT_FREE.items()}
+        run = DriverStatement if columns else (lambda query: query)
+        free = {order: content(query) for order, query in _NEXT_FREE.items()}
+        self.gold = run(content(_NEXT_GOLD))
+        self.free = {order: run(query) for order, query in free.items()}
         self.free_locked = {  # PostgreSQL
-            order: query.with_for_update(of=Pair, skip_locked=True) for order, query in self.free.items()
+            order: run(query.with_for_update(of=Pair, skip_locked=True)) for order, query in free.items()
         }
-        self.shown = content(_SHOWN)
-        self.held = _HELD.with_only_columns(*_LEASE_COLUMNS) if columns else _HELD
+        self.shown = run(content(_SHOWN))
+        self.held = run(_HELD.with_only_columns(*_LEASE_COLUMNS)) if columns else _HELD
 
-    def row(self, db: Session, statement: Select, values: dict) -> Row | None:
-        if self.columns:
-            return db.connection().execute(statement, values).first()
+    def row(self, db: Session, statement: Select | DriverStatement, values: dict) -> Row | None:
+        if isinstance(statement, DriverStatement):
+            return statement.first(db.connection(), values)
         return db.execute(statement, values).first()
 
     def held_lease(self, db: Session, values: dict) -> object | None:
@@ -208,7 +212,7 @@ class _Reader:
 
     def lease(self, db: Session, dialect: str, values: dict) -> object | None:
         if self.columns:
-            row = db.connection().execute(_lease_upsert(dialect), values).first()
+            row = _lease_upsert_on_driver(dialect).first(db.connection(), values)
             if row is not None:
                 expire_loaded(db, PairAssignment, row.id)  # written behind the ORM's back
             return row
@@ -308,6 +312,11 @@ def _lease_upsert(dialect: str):  # noqa: ANN202 - the dialect's Insert, built o
     )
     renewed = {name: getattr(statement.excluded, name) for name in ("status", "assigned_at", "leased_until")}
     return statement.on_conflict_do_update(index_elements=["pair_id", "user_id"], set_=renewed).returning(*table.c)
+
+
+@cache
+def _lease_upsert_on_driver(dialect: str) -> DriverStatement:
+    return DriverStatement(_lease_upsert(dialect))
 
 
 @cache

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from functools import cache
 
-from sqlalchemy import Connection, Row, bindparam, case, func, insert, literal_column, select, update
+from sqlalchemy import Connection, bindparam, case, func, insert, literal_column, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -29,6 +29,7 @@ from app.annotation.models import (
 from app.annotation.schemas import JudgementIn, SideLabels
 from app.auth.models import User
 from app.db import upsert_insert, utcnow
+from app.driver_statement import DriverRow, DriverStatement
 from app.errors import Conflict, Invalid, NotFound
 from app.pool.models import Pair, PairStatus
 
@@ -94,15 +95,14 @@ _LOCKED = (
     .join(_PAIRS, _PAIRS.c.id == _ASSIGNMENTS.c.pair_id)
     .where(_ASSIGNMENTS.c.id == bindparam("assignment_id"))
 )
-_LOCKED_FOR_UPDATE = (
-    _LOCKED.with_for_update()
-)  # PostgreSQL: both rows, so a concurrent submission waits, then sees the fresh count
+# Run on the driver (app.driver_statement); on PostgreSQL locked, both rows, so that a concurrent submission
+# waits, then sees the fresh count.
+_LOCKED_ON_DRIVER = {"postgresql": DriverStatement(_LOCKED.with_for_update()), "sqlite": DriverStatement(_LOCKED)}
 
 
-def _locked(conn: Connection, *, user: User, assignment_id: int) -> Row:
+def _locked(conn: Connection, *, user: User, assignment_id: int) -> DriverRow:
     """The user's assignment and its pair in one statement, locked on PostgreSQL."""
-    query = _LOCKED_FOR_UPDATE if conn.dialect.name == "postgresql" else _LOCKED
-    row = conn.execute(query, {"assignment_id": assignment_id}).first()
+    row = _LOCKED_ON_DRIVER[conn.dialect.name].first(conn, {"assignment_id": assignment_id})
     if row is None or row.user_id != user.id:
         raise NotFound(f"assignment {assignment_id} is not assigned to you")
     return row
@@ -168,14 +168,14 @@ _LIVE_LEASES_OF_OTHERS = select(func.count()).where(
 )
 
 
-def _slot_taken_by_others(conn: Connection, *, user: User, locked: Row, now: datetime) -> bool:
+def _slot_taken_by_others(conn: Connection, *, user: User, locked: DriverRow, now: datetime) -> bool:
     """A lapsed lease still counts while the pair has room for it; once others' live leases fill
     what the pair still needs, its slot went to someone else and this judgement would be one too many."""
     others = conn.scalar(_LIVE_LEASES_OF_OTHERS, {"pair_id": locked.pair_id, "now": now, "user_id": user.id}) or 0
     return locked.judgement_count + others >= locked.judgements_needed
 
 
-def _store(db: Session, conn: Connection, user: User, locked: Row, body: JudgementIn, choice: Choice) -> Stored:
+def _store(db: Session, conn: Connection, user: User, locked: DriverRow, body: JudgementIn, choice: Choice) -> Stored:
     if locked.status is not AssignmentStatus.active:  # the happy path needs no look-up of an earlier judgement
         repeat = _repeat(db, pair_id=locked.pair_id, user_id=user.id, choice=choice, strength=body.strength)
         if repeat is not None:
@@ -207,7 +207,7 @@ def _store(db: Session, conn: Connection, user: User, locked: Row, body: Judgeme
     return Stored(judgement_id=judgement_id, created=True)
 
 
-def _values(user: User, locked: Row, body: JudgementIn, choice: Choice, now: datetime) -> dict:
+def _values(user: User, locked: DriverRow, body: JudgementIn, choice: Choice, now: datetime) -> dict:
     """What the writes bind: the judgement on the real responses, and a label row per response shown."""
     left, right = (
         (locked.response_b_id, locked.response_a_id) if locked.swapped else (locked.response_a_id, locked.response_b_id)
@@ -240,9 +240,7 @@ def _write(conn: Connection, values: dict) -> int:
     an INSERT's or UPDATE's table into one more column to set (an UPDATE of pair_assignments given
     ``pair_id`` would set it), which is also why the single statement's parameters are all ``new_*``."""
     if conn.dialect.name == "postgresql":
-        return conn.execute(
-            _write_in_one_statement(), {f"new_{key}": value for key, value in values.items()}
-        ).scalar_one()
+        return _write_in_one_statement().first(conn, {f"new_{key}": value for key, value in values.items()})[0]
     judgement_id = conn.execute(_INSERT_JUDGEMENT, {key: values[key] for key in _JUDGEMENT_COLUMNS}).scalar_one()
     labels = {key: values[key] for key in _LABEL_KEYS if key != "judgement_id"}
     conn.execute(_labels_upsert(conn.dialect.name), {**labels, "judgement_id": judgement_id})
@@ -280,7 +278,8 @@ def _labels_upsert(dialect: str):  # noqa: ANN202 - built once per backend; exec
 
 
 @cache
-def _write_in_one_statement():  # noqa: ANN202 - PostgreSQL's select of the judgement's id, with its writes
+def _write_in_one_statement() -> DriverStatement:
+    """PostgreSQL's select of the judgement's id with its writes, run on the driver."""
     judgement = (
         insert(_JUDGEMENTS)
         .values({name: bindparam(f"new_{name}", type_=_JUDGEMENTS.c[name].type) for name in _JUDGEMENT_COLUMNS})
@@ -313,4 +312,5 @@ def _write_in_one_statement():  # noqa: ANN202 - PostgreSQL's select of the judg
         .where(_ASSIGNMENTS.c.id == bindparam("new_assignment_id"))
         .values(status=literal_column(f"'{AssignmentStatus.submitted.value}'"))
     )
-    return select(judgement.c.id).add_cte(labels.cte("labels"), count_up.cte("count_up"), submitted.cte("submitted"))
+    writes = (labels.cte("labels"), count_up.cte("count_up"), submitted.cte("submitted"))
+    return DriverStatement(select(judgement.c.id).add_cte(*writes))
