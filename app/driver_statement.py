@@ -91,16 +91,22 @@ class DriverStatement:
         return found
 
 
-def as_loaded(db: Session, model: type[M], row: DriverRow) -> M:
-    """``row`` (holding every column of ``model``'s table, by key) as the instance a query would have loaded
-    into ``db``: the one ``db`` already holds with that primary key, else a new one, filled without the
-    attribute events and attached as persistent, so that it lazy-loads, changes and flushes like any other."""
+def columns_of(model: type, prefix: str = "") -> list:
+    """Every column of ``model``'s table, labelled ``prefix`` + its key: what :func:`as_loaded` reads back."""
+    return [column.label(prefix + column.key) if prefix else column for column in model.__table__.c]
+
+
+def as_loaded(db: Session, model: type[M], row: DriverRow, prefix: str = "") -> M:
+    """``row`` (holding every column of ``model``'s table as :func:`columns_of` selects them) as the instance a
+    query would have loaded into ``db``: the one ``db`` already holds with that primary key, else a new one,
+    filled without the attribute events and attached as persistent, so that it lazy-loads, changes and flushes
+    like any other."""
     mapper = model.__mapper__
-    held = db.identity_map.get(identity_key(model, getattr(row, mapper.primary_key[0].key)))
+    held = db.identity_map.get(identity_key(model, getattr(row, prefix + mapper.primary_key[0].key)))
     if held is not None:
         return held
     instance = mapper.class_manager.new_instance()
-    instance.__dict__.update({attr.key: getattr(row, attr.columns[0].key) for attr in mapper.column_attrs})
+    instance.__dict__.update({attr.key: getattr(row, prefix + attr.columns[0].key) for attr in mapper.column_attrs})
     make_transient_to_detached(instance)  # what is in __dict__ now counts as loaded, with no history
     db.add(instance)
     return instance
