@@ -10,7 +10,8 @@ aware datetimes, JSON) are looked up once, and each call is the driver's ``execu
 What SQLAlchemy would do around a failing statement is kept: the driver's error becomes SQLAlchemy's
 (``IntegrityError`` stays an ``IntegrityError``), and a connection the error shows to be gone is invalidated
 so the pool never hands it out again. The statement runs on the connection of the caller's session, inside
-its transaction (SQLite's ``BEGIN IMMEDIATE`` included: the session's ``connection()`` begins it).
+its transaction (SQLite's ``BEGIN IMMEDIATE`` included: the session's ``connection()`` begins it). What it
+gives up: SQLAlchemy's cursor events and ``echo`` do not see these statements (PostgreSQL's own logging does).
 """
 
 from __future__ import annotations
