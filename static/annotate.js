@@ -56,4 +56,5 @@
   });
   form.addEventListener("change", refresh);
   refresh();
+  form.dataset.keys = "ready"; // the keys work from here on (a test that types waits for this)
 })();

@@ -78,3 +78,9 @@ def create_annotator_and_log_out(page, username: str = "annie", password: str = 
     page.click("text=Create user")
     assert "User created." in page.inner_text("main")
     page.click("text=Log out")
+
+
+def wait_for_annotate_keys(page) -> None:
+    """Until static/annotate.js has bound the judging keys: a key pressed before that is lost, and on a loaded
+    machine the first keys after a navigation could arrive before the page's script ran."""
+    page.wait_for_selector("#judge-form[data-keys=ready]", state="attached")

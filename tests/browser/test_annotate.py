@@ -9,7 +9,7 @@ from app.annotation.models import Choice, Demonstration, Judgement, JudgementEdi
 from app.config import Settings
 from app.pool.models import Pair
 from app.prompts import guidelines
-from tests.browser_support import create_annotator_and_log_out, login
+from tests.browser_support import create_annotator_and_log_out, login, wait_for_annotate_keys
 from tests.seed import seed_server, server_session
 from tests.server import running_server
 
@@ -24,6 +24,7 @@ def _admin_creates_annotator(page, url: str, admin_password: str) -> None:
 
 def _judge_with_keyboard(page, *, demonstration: str | None) -> None:
     """ALPHA marks the real response A: choose it, label it good/safe and the other bad/unsafe."""
+    wait_for_annotate_keys(page)
     alpha_left = "ALPHA" in page.inner_text("#response-A .markdown")
     keys = ["1" if alpha_left else "2", "k"]
     keys += ["q", "e", "i", "p"] if alpha_left else ["w", "r", "u", "o"]

@@ -20,7 +20,7 @@ from app.dashboard.loop import COMPARE_PAIRS
 from app.finetune.core.data_check import RECOMMENDED_EXAMPLES
 from app.pool.models import Pair, PairStatus
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
-from tests.browser_support import login
+from tests.browser_support import login, wait_for_annotate_keys
 from tests.ppo.conftest import QUESTIONS, add_version
 from tests.rewards.conftest import add_prompt, add_prompt_set, seed_preferences, tiny_backbone  # noqa: F401
 from tests.seed import server_session
@@ -123,10 +123,13 @@ def test_researcher_runs_the_loop_from_the_home_page(tmp_path, page, artifacts, 
         judged = 0
         while page.locator("#response-A").count():
             assert judged < JUDGED, "a pair came back: " + page.inner_text("main")
+            wait_for_annotate_keys(page)
             for key in ("1", "k", "q", "e", "i", "p"):  # A is better; both good and safe
                 page.keyboard.press(key)
             with page.expect_navigation():
                 page.keyboard.press("Enter")
+            errors = page.locator("p.error")
+            assert not errors.count(), f"judgement {judged + 1} was refused: {errors.inner_text()}"
             judged += 1
         assert judged >= 2, page.inner_text("main")
 
