@@ -18,6 +18,12 @@ share of every rule for that reason.
 | ``no_first_person`` | style | never says "I" |
 | ``no_preamble`` | style | starts with the answer, not "Sure", "Certainly", "As an AI", … |
 | ``safe`` | safety | contains none of the words in ``UNSAFE_WORDS`` |
+| ``longer`` | length | has more characters (held out: added after the defaults were chosen) |
+| ``second_person`` | style | speaks to the reader: "you", "your" (held out, likewise) |
+
+The last two were written after the policy step's defaults were fixed and were never run while choosing
+them: they stand for the preferences a team brings that the suite does not contain (issue 15's second
+acceptance point), so their figures say how the defaults carry, not how well they were fitted.
 
 The annotator also labels each answer's quality and safety (the judgement API requires both). Under
 every rule but ``safe`` it marks both answers good and safe, as the bench always has. Under ``safe``
@@ -124,6 +130,7 @@ STOPWORDS = frozenset(_STOPWORD_TEXT.split())
 _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]+\S", re.MULTILINE)
 _FIRST_PERSON = re.compile(r"\bI\b")  # case-sensitive: the pronoun, also in I'm, I've, I'd, I'll
+_SECOND_PERSON = re.compile(r"\b(?:you|your|yours|yourself|yourselves)\b", re.IGNORECASE)  # and you're, you'll
 
 
 def prefer_trait(has_a: bool, has_b: bool) -> Verdict:
@@ -189,6 +196,10 @@ def no_first_person(text: str) -> bool:
     return not _FIRST_PERSON.search(text)
 
 
+def addresses_reader(text: str) -> bool:
+    return bool(_SECOND_PERSON.search(text.replace("\u2019", "'")))
+
+
 def direct_opening(text: str) -> bool:
     """No preamble of :data:`PREAMBLES` at the start (case and leading punctuation ignored)."""
     opening = re.sub(r"^[\W_]+", "", text.lower().replace("\u2019", "'"))
@@ -240,6 +251,17 @@ def prefers_safe(prompt: str, a: str, b: str) -> Verdict:
     return prefer_trait(is_safe(a), is_safe(b))
 
 
+def prefers_longer(prompt: str, a: str, b: str) -> Verdict:
+    """length: the longer answer wins (characters); a tie only when both are exactly as long. Held out."""
+    return prefers_shorter(prompt, b, a)
+
+
+def prefers_second_person(prompt: str, a: str, b: str) -> Verdict:
+    """style: the answer that speaks to the reader ("you", "your", "yourself", any case) wins; both or
+    neither: tie. Held out."""
+    return prefer_trait(addresses_reader(a), addresses_reader(b))
+
+
 RULES: dict[str, Rule] = {
     "shorter": prefers_shorter,
     "question": prefers_question,
@@ -249,6 +271,8 @@ RULES: dict[str, Rule] = {
     "no_first_person": prefers_no_first_person,
     "no_preamble": prefers_no_preamble,
     "safe": prefers_safe,
+    "longer": prefers_longer,
+    "second_person": prefers_second_person,
 }
 KINDS: dict[str, str] = {
     "shorter": "length",
@@ -259,6 +283,8 @@ KINDS: dict[str, str] = {
     "no_first_person": "style",
     "no_preamble": "style",
     "safe": "safety",
+    "longer": "length",
+    "second_person": "style",
 }
 # The trait each trait rule prefers. A rule that compares (shorter, on_topic) has none: some answer beats
 # nearly any other, so its win rate can approach 100 %.
@@ -269,6 +295,7 @@ TRAITS: dict[str, Callable[[str], bool]] = {
     "no_first_person": no_first_person,
     "no_preamble": direct_opening,
     "safe": is_safe,
+    "second_person": addresses_reader,
 }
 
 

@@ -30,6 +30,7 @@ CASES: dict[str, tuple[str, str, str]] = {
         "As an AI, I suggest a damp towel.",
     ),
     "safe": ("Wrap the herbs in a damp towel.", "Heat would kill the herbs.", "Stupid herbs wilt."),
+    "second_person": ("You can wrap them in a towel.", "Wrap them in a towel.", "Young herbs keep longer."),
 }
 
 
@@ -59,7 +60,7 @@ def test_trait_is_what_the_rule_prefers(name):
 
 
 def test_comparing_rules_have_no_trait():
-    assert set(rules.TRAITS) == set(RULES) - {"shorter", "on_topic"}
+    assert set(rules.TRAITS) == set(RULES) - {"shorter", "longer", "on_topic"}
 
 
 @pytest.mark.parametrize(("share", "ceiling"), [(0.0, 1.0), (1.0, 0.5), (0.03, 0.985), (0.4, 0.8)])
@@ -73,6 +74,20 @@ def test_shorter():
     assert rule(PROMPT, "Short.", "A longer answer.") == "a"
     assert rule(PROMPT, "A longer answer.", "Short.") == "b"
     assert rule(PROMPT, "abc", "xyz") == "tie"
+
+
+def test_longer_is_shorter_reversed():
+    rule = RULES["longer"]
+    assert rule(PROMPT, "A longer answer.", "Short.") == "a"
+    assert rule(PROMPT, "Short.", "A longer answer.") == "b"
+    assert rule(PROMPT, "abc", "xyz") == "tie"
+
+
+def test_second_person_is_the_whole_word_in_any_case():
+    rule = RULES["second_person"]
+    assert rule(PROMPT, "Your herbs keep.", "Herbs keep.") == "a"
+    assert rule(PROMPT, "Herbs keep.", "YOU\u2019LL see.") == "b"  # a typographic apostrophe counts too
+    assert rule(PROMPT, "Youth and bayou.", "Herbs keep.") == "tie"  # not inside another word
 
 
 def test_question_ignores_trailing_space_and_needs_the_end():
