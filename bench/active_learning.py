@@ -90,8 +90,8 @@ def examples(pairs: list[dict[str, Any]], verdicts: list[Verdict]) -> list[Prefe
 class Trainer:
     """Trains a reward model on the verdicts so far and scores texts with it (one scratch folder a run)."""
 
-    def __init__(self, args: argparse.Namespace, seed: int) -> None:
-        self.args, self.seed = args, seed
+    def __init__(self, args: argparse.Namespace, seed: int, trainable_layers: int = 0) -> None:
+        self.args, self.seed, self.trainable_layers = args, seed, trainable_layers
         self.scratch = Path(tempfile.mkdtemp(prefix="rlhf-active-"))
         self.runs = 0
         self.seconds = 0.0
@@ -108,6 +108,7 @@ class Trainer:
             num_threads=self.args.threads,
             use_cpu=True,
             seed=self.seed,
+            trainable_layers=self.trainable_layers,
         )
         self.runs += 1
         start = time.perf_counter()
