@@ -39,6 +39,16 @@ def test_trainable_layers_reaches_the_reward_and_classifier_trainers() -> None:
     assert ClassifierConfig.from_dict(params.trainer_values(ClassifierConfig)).trainable_layers == 2
 
 
+def test_min_steps_reaches_the_reward_and_classifier_trainers() -> None:
+    stored = registry.validate_params("reward", {})
+    assert stored["min_steps"] == 50  # a first few hundred judgements get enough steps, unless asked otherwise
+    params = RewardParams.model_validate({**stored, "min_steps": 0})
+    config = RewardConfig.from_dict(params.trainer_values(RewardConfig))
+    assert config.min_steps == 0
+    labels = ClassifierParams.model_validate({"heads": ["safety"], "min_steps": 7})
+    assert ClassifierConfig.from_dict(labels.trainer_values(ClassifierConfig)).min_steps == 7
+
+
 def test_classifier_params_become_a_classifier_config() -> None:
     params = ClassifierParams.model_validate({"heads": ["safety"], "threshold": 0.7, "epochs": 3})
     config = ClassifierConfig.from_dict(params.trainer_values(ClassifierConfig))
@@ -57,6 +67,7 @@ def test_classifier_params_become_a_classifier_config() -> None:
         ("reward", {"name": "../escape"}, "params.name"),
         ("reward", {"lr": 0.1}, "params.lr"),
         ("reward", {"trainable_layers": -1}, "params.trainable_layers"),
+        ("reward", {"min_steps": -1}, "params.min_steps"),
         ("classifier", {"heads": ["toxicity"]}, "params.heads.0"),
         ("classifier", {"threshold": 1.0}, "params.threshold"),
     ],

@@ -40,6 +40,7 @@ def run(out: Path, batch_size: int) -> dict:
     config = RewardConfig(
         learning_rate=1e-3,
         epochs=1,
+        min_steps=0,  # one pass, whatever the split's size: the steps are what the test counts
         batch_size=batch_size,
         group_by_length=False,
         validation_fraction=0.0,

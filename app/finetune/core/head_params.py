@@ -52,7 +52,7 @@ class TrainJob(ProcessesParams):
 # differ from job to job, so the table has none.
 _TrainSettings = config_params(
     TrainConfig,
-    ("learning_rate", "epochs", "batch_size", "max_length", "seed", "validation_fraction", "pooling"),
+    ("learning_rate", "epochs", "min_steps", "batch_size", "max_length", "seed", "validation_fraction", "pooling"),
     ("weight_decay", "warmup_ratio", "max_grad_norm", "trainable_layers", "gradient_checkpointing", "group_by_length"),
     ("log_every", "checkpoint_every", "num_threads", "use_cpu", "mixed_precision"),
     base=TrainJob,

@@ -58,6 +58,7 @@ SETTING_BOUNDS: dict[str, dict[str, Any]] = {
     "trainable_layers": {"ge": 0, "le": 1000},
     # data and sampling
     "batch_size": {"ge": 1, "le": 4096},
+    "min_steps": {"ge": 0, "le": 1_000_000},
     "eval_batch_size": {"ge": 1, "le": 4096},
     "max_prompt_length": {"ge": 1, "le": 32768},
     "max_response_length": {"ge": 1, "le": 32768},

@@ -160,7 +160,12 @@ class TrainConfig(StoredConfig, RuntimeSettings, OptimizerSettings):
         "'auto' picks mean for encoders and last for decoders.",
     )
     learning_rate: float = _f(5e-5, "Peak AdamW learning rate, decayed linearly to 0.")
-    epochs: int = _f(1, "Passes over the training split.")
+    epochs: int = _f(1, "Passes over the training split (more when min_steps asks for them).")
+    min_steps: int = _f(
+        50,
+        "Fewest optimizer steps: a training split too small to give this many in 'epochs' passes gets more "
+        "passes, so a first few hundred judgements still train a model. 0 leaves 'epochs' alone.",
+    )
     batch_size: int = _f(16, "Examples per optimizer step and process (a preference pair counts once).")
     max_length: int = _f(512, "Tokens per sequence after truncation (also capped by the backbone's positions).")
     seed: int = _f(0, "Seeds the head's init, the data order and the train/validation split.")
@@ -192,6 +197,8 @@ class TrainConfig(StoredConfig, RuntimeSettings, OptimizerSettings):
             raise ValueError("validation_fraction must be in [0, 1)")
         if self.learning_rate <= 0 or not 0.0 <= self.warmup_ratio < 1.0:
             raise ValueError("learning_rate must be > 0 and warmup_ratio in [0, 1)")
+        if self.min_steps < 0:
+            raise ValueError("min_steps must be ≥ 0 (0 leaves epochs alone)")
         if self.trainable_layers < 0:
             raise ValueError("trainable_layers must be ≥ 0 (0 trains every layer)")
         if self.pooling not in ("auto", "mean", "cls", "last"):

@@ -15,6 +15,7 @@ that fit one device. FSDP/DeepSpeed-sharded runs would need ``accelerator.save_s
 from __future__ import annotations
 
 import logging
+import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
@@ -155,6 +156,14 @@ def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimiz
         return torch.optim.AdamW(params, **kwargs)
 
 
+def planned_epochs(config: Any, steps_per_epoch: int) -> int:
+    """``config.epochs``, or the fewest passes that reach ``config.min_steps`` optimizer steps when a config
+    has that floor. A first reward model sees a few hundred pairs, a few optimizer steps an epoch: one or two
+    passes leave it near chance where more reach the accuracy the data allows (``bench/reward_layers.py``)."""
+    floor = getattr(config, "min_steps", 0)
+    return max(config.epochs, math.ceil(floor / steps_per_epoch)) if steps_per_epoch else config.epochs
+
+
 def run_loop(
     task: LoopTask, config: TrainConfig, accelerator: Any, checkpoint_path: Path, reporter: Reporter
 ) -> LoopResult:
@@ -182,7 +191,7 @@ class _Loop:
             rank=accelerator.process_index,
         )
         self.steps_per_epoch = len(self.sampler)
-        self.total_steps = self.steps_per_epoch * config.epochs
+        self.total_steps = self.steps_per_epoch * planned_epochs(config, self.steps_per_epoch)
         optimizer = make_optimizer(task.model, config)
         # The scheduler is not handed to accelerate: it steps once per optimizer step on every process.
         schedule = LinearSchedule(int(config.warmup_ratio * self.total_steps), self.total_steps)
