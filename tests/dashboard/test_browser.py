@@ -38,6 +38,7 @@ PAIRS = 48  # 36 to train on, 12 to validate: 10 steps over two epochs of batche
 # What the researcher types into the launch form; every other input keeps its default.
 FORM = {
     "epochs": "2",
+    "min_steps": "0",  # two passes, whatever the split's size (the default would add passes up to 50 steps)
     "batch_size": "8",
     "learning_rate": "0.003",
     "max_length": "128",
@@ -117,6 +118,7 @@ def test_researcher_launches_a_reward_job_and_watches_it_train(tmp_path, page, a
         job = db.scalar(select(Job).where(Job.kind == "reward"))
         assert job.status is JobStatus.succeeded and job.params["backbone"] == str(backbone)
         assert (job.params["epochs"], job.params["batch_size"], job.params["use_cpu"]) == (2, 8, True)
+        assert job.params["min_steps"] == 0
         version = db.scalar(select(ModelVersion).where(ModelVersion.created_by_job_id == job.id))
         assert (version.kind, version.name) == (ModelKind.reward, "rm-from-the-form")
         assert Path(version.path).is_dir() and "val_accuracy" in version.metrics
