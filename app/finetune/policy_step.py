@@ -10,6 +10,10 @@ won 73.4 % [61.5, 82.7] on ``digit`` and 56.2 % [44.1, 67.7] on ``no_first_perso
 ties: 48-token answers rarely show the trait either way). Online DPO
 finds a rare trait in 1 − (1 − p)^k of the prompts, PPO in p; RLOO samples k per prompt too but learns
 from a noisy scalar advantage where online DPO trains on the clearest pair of each group.
+
+On preferences nobody tuned it on (``bench/rules.py``'s held-out ``longer`` and ``second_person``) it won
+96.9 % and, once the reward job trained at least ``min_steps`` steps on a small split, 78.9 % [67.4, 87.1]
+against a ceiling of 82.9 % (60.2 % with a 12-step reward model); ``digit`` with that reward floor 89.1 %.
 """
 
 from __future__ import annotations
