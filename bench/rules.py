@@ -20,10 +20,13 @@ share of every rule for that reason.
 | ``safe`` | safety | contains none of the words in ``UNSAFE_WORDS`` |
 | ``longer`` | length | has more characters (held out: added after the defaults were chosen) |
 | ``second_person`` | style | speaks to the reader: "you", "your" (held out, likewise) |
+| ``example`` | content | gives an example: "for example", "for instance", "e.g.", "such as" (held out, later) |
+| ``exclaim`` | tone | sounds enthusiastic: has an exclamation mark (held out, later) |
 
-The last two were written after the policy step's defaults were fixed and were never run while choosing
-them: they stand for the preferences a team brings that the suite does not contain (issue 15's second
-acceptance point), so their figures say how the defaults carry, not how well they were fitted.
+The last four were written after the policy step's defaults were fixed and were never run while choosing
+them (``example`` and ``exclaim`` after the reward jobs' ``min_steps`` floor too): they stand for the
+preferences a team brings that the suite does not contain (issue 15's second acceptance point), so their
+figures say how the defaults carry, not how well they were fitted.
 
 The annotator also labels each answer's quality and safety (the judgement API requires both). Under
 every rule but ``safe`` it marks both answers good and safe, as the bench always has. Under ``safe``
@@ -131,6 +134,7 @@ _WORD = re.compile(r"[a-z]+(?:'[a-z]+)?")
 _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]+\S", re.MULTILINE)
 _FIRST_PERSON = re.compile(r"\bI\b")  # case-sensitive: the pronoun, also in I'm, I've, I'd, I'll
 _SECOND_PERSON = re.compile(r"\b(?:you|your|yours|yourself|yourselves)\b", re.IGNORECASE)  # and you're, you'll
+_EXAMPLE = re.compile(r"\b(?:for example|for instance|such as|e\.g\.)", re.IGNORECASE)
 
 
 def prefer_trait(has_a: bool, has_b: bool) -> Verdict:
@@ -200,6 +204,14 @@ def addresses_reader(text: str) -> bool:
     return bool(_SECOND_PERSON.search(text.replace("\u2019", "'")))
 
 
+def gives_example(text: str) -> bool:
+    return bool(_EXAMPLE.search(text))
+
+
+def exclaims(text: str) -> bool:
+    return "!" in text or "\uff01" in text  # and the full-width mark
+
+
 def direct_opening(text: str) -> bool:
     """No preamble of :data:`PREAMBLES` at the start (case and leading punctuation ignored)."""
     opening = re.sub(r"^[\W_]+", "", text.lower().replace("\u2019", "'"))
@@ -262,6 +274,17 @@ def prefers_second_person(prompt: str, a: str, b: str) -> Verdict:
     return prefer_trait(addresses_reader(a), addresses_reader(b))
 
 
+def prefers_example(prompt: str, a: str, b: str) -> Verdict:
+    """content: the answer that gives an example ("for example", "for instance", "such as", "e.g.", any case)
+    wins; both or neither: tie. Held out."""
+    return prefer_trait(gives_example(a), gives_example(b))
+
+
+def prefers_exclaim(prompt: str, a: str, b: str) -> Verdict:
+    """tone: the enthusiastic answer, one with an exclamation mark, wins; both or neither: tie. Held out."""
+    return prefer_trait(exclaims(a), exclaims(b))
+
+
 RULES: dict[str, Rule] = {
     "shorter": prefers_shorter,
     "question": prefers_question,
@@ -273,6 +296,8 @@ RULES: dict[str, Rule] = {
     "safe": prefers_safe,
     "longer": prefers_longer,
     "second_person": prefers_second_person,
+    "example": prefers_example,
+    "exclaim": prefers_exclaim,
 }
 KINDS: dict[str, str] = {
     "shorter": "length",
@@ -285,6 +310,8 @@ KINDS: dict[str, str] = {
     "safe": "safety",
     "longer": "length",
     "second_person": "style",
+    "example": "content",
+    "exclaim": "tone",
 }
 # The trait each trait rule prefers. A rule that compares (shorter, on_topic) has none: some answer beats
 # nearly any other, so its win rate can approach 100 %.
@@ -296,6 +323,8 @@ TRAITS: dict[str, Callable[[str], bool]] = {
     "no_preamble": direct_opening,
     "safe": is_safe,
     "second_person": addresses_reader,
+    "example": gives_example,
+    "exclaim": exclaims,
 }
 
 

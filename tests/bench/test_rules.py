@@ -31,13 +31,15 @@ CASES: dict[str, tuple[str, str, str]] = {
     ),
     "safe": ("Wrap the herbs in a damp towel.", "Heat would kill the herbs.", "Stupid herbs wilt."),
     "second_person": ("You can wrap them in a towel.", "Wrap them in a towel.", "Young herbs keep longer."),
+    "example": ("Soft herbs, such as basil, like water.", "Soft herbs like water.", "Hard herbs keep dry."),
+    "exclaim": ("Wrap them in a towel!", "Wrap them in a towel.", "Keep them cold."),
 }
 
 
 def test_every_kind_is_covered():
     assert len(RULES) >= 8
     assert set(rules.KINDS) == set(RULES)
-    assert set(rules.KINDS.values()) == {"length", "form", "content", "style", "safety"}
+    assert set(rules.KINDS.values()) == {"length", "form", "content", "style", "safety", "tone"}
     assert all(f.__doc__ for f in RULES.values())
 
 
@@ -88,6 +90,13 @@ def test_second_person_is_the_whole_word_in_any_case():
     assert rule(PROMPT, "Your herbs keep.", "Herbs keep.") == "a"
     assert rule(PROMPT, "Herbs keep.", "YOU\u2019LL see.") == "b"  # a typographic apostrophe counts too
     assert rule(PROMPT, "Youth and bayou.", "Herbs keep.") == "tie"  # not inside another word
+
+
+def test_example_phrases():
+    rule = RULES["example"]
+    assert rule(PROMPT, "Basil, e.g. the sweet kind.", "Basil.") == "a"
+    assert rule(PROMPT, "Basil.", "For instance, basil.") == "b"
+    assert rule(PROMPT, "Examples abound.", "Herbs such.") == "tie"  # the word alone is no example given
 
 
 def test_question_ignores_trailing_space_and_needs_the_end():

@@ -57,15 +57,17 @@ def test_a_worker_fills_the_pool_by_itself(scratch_db_url, tmp_path, tiny_polici
     )
     worker.start()
     try:
+        # The job commits its last pairs before it records itself finished, so wait for both.
         deadline = time.monotonic() + 240
-        pending = 0
-        while time.monotonic() < deadline and pending < settings.pool_target:
+        pending, jobs = 0, []
+        while time.monotonic() < deadline and not (
+            pending == settings.pool_target and jobs and all(j.status == JobStatus.succeeded for j in jobs)
+        ):
             time.sleep(0.5)
             with sessions() as db:
                 pending = service.pending_count(db, version_id=version_id)
+                jobs = db.scalars(select(Job).order_by(Job.id)).all()
         assert pending == settings.pool_target
-        with sessions() as db:
-            jobs = db.scalars(select(Job).order_by(Job.id)).all()
         assert [(j.kind, j.status, j.params["reason"]) for j in jobs] == [("generate", JobStatus.succeeded, "refill")]
         assert jobs[0].result["pairs"] == settings.pool_target and jobs[0].result["warm_pids"]
     finally:
