@@ -128,6 +128,12 @@ class Settings(BaseSettings):
         description="k: responses sampled per prompt; the two that differ most are the pair judged, so a trait "
         "the policy rarely shows reaches annotators more often (2: the pair is the two samples as drawn).",
     )
+    pool_adapt_to_ties: bool = Field(
+        True,
+        description="While most recent judgements are ties, learn from them which differences annotators "
+        "decide on and pair the samples likeliest to be decided on half of the prompts; while nine in ten "
+        "are ties, sample twice k per prompt (at most 16). See app/pool/told_apart.py.",
+    )
     pool_regenerate_attempts: int = Field(
         2,
         ge=0,

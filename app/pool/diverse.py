@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+import numpy as np
 from scipy.sparse import csr_matrix
 from sklearn.feature_extraction.text import TfidfVectorizer
 
@@ -34,13 +35,16 @@ def most_different(
     groups: Sequence[Sequence[str]],
     usable: Callable[[str, str], bool],
     complete: Sequence[Sequence[bool]] | None = None,
+    chances: Sequence[np.ndarray | None] | None = None,
 ) -> list[tuple[int, int] | None]:
     """Per group, the indices (i < j) of the two texts farthest apart among the usable pairs, or None when
     no pair of the group is usable. Ties go to the lowest (i, j), so a batch's choice is reproducible.
 
     ``complete`` (per text: it ended at EOS, not at the token budget) makes a pair of complete answers win
     over any pair with a cut-off one, and a pair with one over a pair with none: annotators judge whole
-    answers where the samples allow it, and the most different of those."""
+    answers where the samples allow it, and the most different of those. ``chances`` (per group, a k×k
+    matrix or None) ranks a group's pairs by it before difference: the pool's estimate that annotators
+    will decide the pair rather than call it a tie (:mod:`app.pool.told_apart`)."""
     texts = [text for group in groups for text in group]
     if not any(text.strip() for text in texts):
         return [None] * len(groups)
@@ -52,13 +56,14 @@ def most_different(
         start += len(group)
         similarity = (block @ block.T).toarray()  # rows are L2-normalised: the product is the cosine similarity
         whole = complete[g] if complete is not None else [True] * len(group)
+        chance = chances[g] if chances is not None and chances[g] is not None else np.zeros(similarity.shape)
         candidates = [
-            (-(whole[i] + whole[j]), similarity[i, j], i, j)
+            (-(whole[i] + whole[j]), -chance[i, j], similarity[i, j], i, j)
             for i in range(len(group))
             for j in range(i + 1, len(group))
             if usable(group[i], group[j])
         ]
-        chosen.append(min(candidates)[2:] if candidates else None)
+        chosen.append(min(candidates)[3:] if candidates else None)
     return chosen
 
 

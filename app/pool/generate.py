@@ -20,9 +20,12 @@ from collections import defaultdict
 from dataclasses import KW_ONLY, dataclass, field
 from typing import Any, Protocol
 
+import numpy as np
+
 from app.generation.types import Generation, Messages, SamplingParams
 from app.pool.diverse import most_different
 from app.pool.plan import PlannedPair, PolicyRef
+from app.pool.told_apart import DecisionModel
 
 
 class Generator(Protocol):
@@ -94,6 +97,9 @@ class PairSampler:
     rng: random.Random
     attempts: int
     samples_per_prompt: int = 2  # k ≥ 2 samples of a same-version pair's prompt
+    # What annotators tell apart (app.pool.told_apart), refitted per batch: steers every other prompt's pair.
+    decisions: DecisionModel | None = None
+    steered: int = 0  # prompts whose pair it chose, over the sampler's life
 
     def run(self, items: list[PlannedPair]) -> tuple[list[Candidate], BatchStats]:
         """Candidates for as many items as could be made usable, in the items' order."""
@@ -125,10 +131,12 @@ class PairSampler:
             k = self.samples_per_prompt
             samples = self._call(self.policy, [items[i].messages for i in same], n=k, stats=stats)
             groups = [samples[k * j : k * (j + 1)] for j in range(len(same))]
+            texts = [[s.generation.text for s in group] for group in groups]
             picks = most_different(
-                [[s.generation.text for s in group] for group in groups],
+                texts,
                 usable,
                 [[s.generation.finish_reason == "stop" for s in group] for group in groups],
+                self._chances(texts),
             )
             for i, group, pick in zip(same, groups, picks, strict=True):
                 result[i] = None if pick is None else (group[pick[0]], group[pick[1]])
@@ -145,6 +153,15 @@ class PairSampler:
                 a, b = a_side[j], b_side[j]
                 result[i] = (a, b) if usable(a.generation.text, b.generation.text) else None
         return result
+
+    def _chances(self, texts: list[list[str]]) -> list[np.ndarray | None] | None:
+        """The decision model's k×k chances for every other group (the first, third, …); the rest keep
+        the plain most-different choice, so differences the verdicts have not shown still get judged."""
+        if self.decisions is None:
+            return None
+        steered = [self.decisions.pair_chances(group) if g % 2 == 0 else None for g, group in enumerate(texts)]
+        self.steered += sum(1 for matrix in steered if matrix is not None)
+        return steered
 
     def _call(self, version: PolicyRef, prompts: list[Messages], *, n: int, stats: BatchStats) -> list[Sample]:
         seed = self.rng.getrandbits(31)

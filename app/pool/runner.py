@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from app.config import Settings
 from app.jobs.context import JobContext
 from app.jobs.exceptions import JobFailed
-from app.pool import service
+from app.pool import service, told_apart
 from app.pool.generate import BatchStats, PairSampler, Sampling
 from app.pool.plan import PolicyRef, assign_cross, choose_prompts, cross_count, other_policies, policy_ref
 from app.pool.warm_client import BackendConfigError, WarmClient
@@ -90,6 +90,7 @@ class Tally:
     cross: int = 0
     planned: int = 0
     barren: int = 0  # batches in a row that gave no usable pair
+    widest_k: int = 0  # the most samples per prompt a batch drew (k widens while verdicts are mostly ties)
     stopped: str | None = None
 
     def add(self, stats: BatchStats) -> None:
@@ -119,7 +120,7 @@ def _fill(ctx: JobContext, setup: Setup, client: WarmClient) -> dict[str, Any]:
         ctx.reporter.check()
         _batch(ctx, setup, sampler, rng, tally)
         ctx.reporter.progress(tally.pairs / setup.goal, f"{tally.pairs} of {setup.goal} pairs")
-    return _result(setup, tally, time.perf_counter() - start)
+    return _result(setup, tally, time.perf_counter() - start, sampler.steered)
 
 
 def _batch(ctx: JobContext, setup: Setup, sampler: PairSampler, rng: random.Random, tally: Tally) -> None:
@@ -127,6 +128,10 @@ def _batch(ctx: JobContext, setup: Setup, sampler: PairSampler, rng: random.Rand
     size = min(ctx.settings.pool_batch_prompts, setup.goal - tally.pairs)
     with ctx.sessions() as db:
         items = choose_prompts(db, ctx.settings, count=size, rng=rng)
+        verdicts = told_apart.recent_verdicts(db) if ctx.settings.pool_adapt_to_ties else None
+    if verdicts is not None:
+        _adapt(sampler, verdicts, None if ctx.params.samples_per_prompt else ctx.settings.pool_samples_per_prompt)
+    tally.widest_k = max(tally.widest_k, sampler.samples_per_prompt)
     if not items:
         tally.stopped = "no active prompts"
         return
@@ -151,7 +156,14 @@ def _batch(ctx: JobContext, setup: Setup, sampler: PairSampler, rng: random.Rand
         tally.stopped = "the pool reached its target"
 
 
-def _result(setup: Setup, tally: Tally, seconds: float) -> dict[str, Any]:
+def _adapt(sampler: PairSampler, verdicts: told_apart.Verdicts, base_k: int | None) -> None:
+    """Steer the next batch by what the annotators' latest verdicts tell apart; widen k unless the job set it."""
+    sampler.decisions = told_apart.DecisionModel.fit(verdicts)
+    if base_k is not None:
+        sampler.samples_per_prompt = told_apart.samples_per_prompt(base_k, verdicts)
+
+
+def _result(setup: Setup, tally: Tally, seconds: float, steered: int) -> dict[str, Any]:
     stats = tally.stats
     return {
         "pairs": tally.pairs, "cross_version": tally.cross, "goal": setup.goal, "policy": setup.policy.name,
@@ -159,5 +171,6 @@ def _result(setup: Setup, tally: Tally, seconds: float) -> dict[str, Any]:
         "tokens": stats.tokens, "load_seconds": round(stats.load_seconds, 3),
         "generate_seconds": round(stats.generate_seconds, 3), "seconds": round(seconds, 3),
         "pairs_per_minute": round(tally.pairs / seconds * 60, 2) if seconds > 0 else 0.0,
-        "warm_pids": sorted(stats.pids), "stopped": tally.stopped,
+        "warm_pids": sorted(stats.pids), "stopped": tally.stopped, "samples_per_prompt": tally.widest_k,
+        "steered_prompts": steered,
     }  # fmt: skip

@@ -7,11 +7,13 @@ import signal
 
 from sqlalchemy import func, select
 
+from app.annotation.models import Choice
 from app.jobs.models import Job, JobStatus
 from app.pool import service
 from app.pool.models import Pair, PairStatus, Response
 from app.pool.warm_client import WarmClient
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
+from tests.factories import JudgementFactory
 from tests.generation.chat_server import running_chat_server
 from tests.helpers import rerun_after_commit, run_job
 from tests.pool.conftest import add_policy, add_prompts
@@ -183,3 +185,32 @@ def test_a_server_that_answers_for_another_model_fails_the_job_clearly(db, sessi
     assert job.status is JobStatus.failed  # not retried: the same server would answer the same way
     assert "answered as model 'someone-else', not 'policy-remote'" in job.error
     assert _pairs(db, created_by_job_id=job.id) == []
+
+
+def test_a_pool_judged_mostly_tie_samples_more_and_pairs_what_annotators_decide(
+    db, session_factory, pool_settings, tiny_policies
+):
+    """Nine in ten of the latest verdicts ties: k doubles (unless the job set it) and the decision model
+    picks the pair of every other prompt; with the setting off, neither happens."""
+    add_policy(db, tiny_policies[0], name="tiny-v0", status=ModelStatus.promoted)
+    add_prompts(db, 4)
+    for n in range(30):
+        JudgementFactory(choice=Choice.tie, pair__response_a__text=f"Plain {n}.", pair__response_b__text=f"Calm {n}.")
+    for n in range(3):
+        JudgementFactory(choice=Choice.a, pair__response_a__text=f"Loud {n}!", pair__response_b__text=f"Quiet {n}.")
+    db.commit()
+    k = pool_settings.pool_samples_per_prompt
+
+    widened = run_job(db, session_factory, pool_settings, kind="generate", params={"pairs": 4})
+    chosen_k = run_job(
+        db, session_factory, pool_settings, kind="generate", params={"pairs": 4, "samples_per_prompt": 3}
+    )
+    off = pool_settings.model_copy(update={"pool_adapt_to_ties": False})
+    plain = run_job(db, session_factory, off, kind="generate", params={"pairs": 4})
+
+    assert widened.status is chosen_k.status is plain.status is JobStatus.succeeded
+    assert (widened.result["samples_per_prompt"], chosen_k.result["samples_per_prompt"]) == (2 * k, 3)
+    assert widened.result["steered_prompts"] >= 2 and chosen_k.result["steered_prompts"] >= 2
+    assert plain.result["samples_per_prompt"] == k and plain.result["steered_prompts"] == 0
+    for job, n in ((widened, 2 * k), (chosen_k, 3), (plain, k)):
+        assert {p.response_a.generation_params["n"] for p in _pairs(db, created_by_job_id=job.id)} == {n}
