@@ -99,7 +99,7 @@ class PairSampler:
     samples_per_prompt: int = 2  # k ≥ 2 samples of a same-version pair's prompt
     # What annotators tell apart (app.pool.told_apart), refitted per batch: steers every other prompt's pair.
     decisions: DecisionModel | None = None
-    steered: int = 0  # prompts whose pair it chose, over the sampler's life
+    steered: int = 0  # groups of k it chose a pair for, over the sampler's life (a re-sampled prompt counts again)
 
     def run(self, items: list[PlannedPair]) -> tuple[list[Candidate], BatchStats]:
         """Candidates for as many items as could be made usable, in the items' order."""
