@@ -25,4 +25,5 @@ TINY_ONLINE: dict[str, Any] = {
     "samples_per_prompt": 4,
     "response_length": 6,
     "batch_size": 2,
+    "min_confidence": 0.5,  # a random tiny reward's scores are not calibrated log-odds: keep every pair
 }

@@ -83,3 +83,16 @@ def test_an_unknown_loss_type_is_refused():
 )
 def test_online_pairs_are_best_versus_worst(scores, expected):
     assert best_and_worst(scores) == expected
+
+
+@pytest.mark.parametrize(
+    ("scores", "min_confidence", "expected"),
+    [
+        ([0.0, 0.2, 0.1, 0.05], 0.6, None),  # σ(0.2) = 0.55: the reward cannot tell these apart
+        ([0.0, 0.2, 0.1, 0.05], 0.5, (1, 0)),  # 0.5 keeps every pair that does not tie
+        ([0.0, 1.0, 0.5, -0.2], 0.75, (1, 3)),  # σ(1.2) = 0.77
+        ([0.0, 1.0, 0.5, 0.1], 0.75, None),  # σ(1.0) = 0.73
+    ],
+)
+def test_online_pairs_need_the_rewards_confidence(scores, min_confidence, expected):
+    assert best_and_worst(scores, min_confidence) == expected

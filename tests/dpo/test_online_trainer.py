@@ -47,6 +47,7 @@ def config(**overrides) -> OnlineDPOConfig:
         "batch_size": 4,
         "learning_rate": 5e-2,
         "temperature": 1.0,
+        "min_confidence": 0.5,  # the reward is a share of words in [0, 1], not Bradley–Terry log-odds
         "use_cpu": True,
         "num_threads": 1,
     }

@@ -166,11 +166,14 @@ def judged_pairs(
 
 
 def preference_examples(
-    db: Session, filters: DataFilters = DataFilters(), *, aggregate: Aggregate = "each"
+    db: Session, filters: DataFilters = DataFilters(), *, aggregate: Aggregate = "each", ties: bool = False
 ) -> list[PreferenceExample]:
-    """The reward model's training examples: one per A/B judgement, or one per pair by majority."""
+    """The reward model's training examples: one per A/B judgement, or one per pair by majority; with
+    ``ties``, also one per tie judgement (or pair whose majority is a tie), marked ``tie``."""
     if aggregate == "each":
-        return [_example(row, row.strength, str(row.judgement_id)) for row in judged_pairs(db, filters)]
+        choices = (Choice.a, Choice.b, Choice.tie) if ties else (Choice.a, Choice.b)
+        rows = judged_pairs(db, filters, choices=choices)
+        return [_example(row, row.strength, str(row.judgement_id)) for row in rows]
     if aggregate != "majority":
         raise ValueError(f"unknown aggregate {aggregate!r}")
     every = judged_pairs(db, filters, choices=tuple(Choice))  # ties and both-bad vote too
@@ -180,7 +183,7 @@ def preference_examples(
     examples = []
     for rows in by_pair.values():
         winner = majority_choice([row.choice for row in rows])
-        if winner in (Choice.a, Choice.b):
+        if winner in (Choice.a, Choice.b) or (ties and winner is Choice.tie):
             votes = [row for row in rows if row.choice is winner]
             strength = round(statistics.median(row.strength for row in votes))
             examples.append(_example(votes[0], strength, "+".join(str(row.judgement_id) for row in rows)))
@@ -196,13 +199,15 @@ def majority_choice(choices: Sequence[Choice]) -> Choice | None:
 
 
 def _example(row: JudgedPair, strength: int, example_id: str) -> PreferenceExample:
+    tie = row.choice is Choice.tie
     return PreferenceExample(
         prompt=row.messages,
-        chosen=row.chosen,
-        rejected=row.rejected,
-        strength=min(max(int(strength), 1), 3),
+        chosen=row.text_a if tie else row.chosen,
+        rejected=row.text_b if tie else row.rejected,
+        strength=1 if tie else min(max(int(strength), 1), 3),
         prompt_key=str(row.prompt_id),
         id=example_id,
+        tie=tie,
     )
 
 

@@ -117,9 +117,10 @@ def plan_run(ctx: JobContext[Any], kind: ModelKind, read: Reader) -> RunPlan:
         if params.export_job_id is not None and existing is None:
             snapshot, filters = _from_export(ctx, db, kind)
         examples = read(db, params, filters, snapshot) if existing is None else []
-    if existing is None and len(examples) < MIN_EXAMPLES:
+    usable = sum(not getattr(example, "tie", False) for example in examples)  # a tie alone trains nothing
+    if existing is None and usable < MIN_EXAMPLES:
         where = f"export {params.export_job_id}" if snapshot else "the filters"
-        raise JobFailed(f"only {len(examples)} usable examples are in {where}; at least {MIN_EXAMPLES} are needed")
+        raise JobFailed(f"only {usable} usable examples are in {where}; at least {MIN_EXAMPLES} are needed")
     return RunPlan(name, backbone, parent_id, examples, existing, _export_record(snapshot) if snapshot else None)
 
 

@@ -22,9 +22,11 @@ KIND = "reward"
 
 
 def _judged_pairs(db: Session, params: RewardParams, filters: DataFilters, export: ExportSnapshot | None) -> list[Any]:
-    """The examples: one per A/B judgement, or per pair by majority (an export's own aggregation wins)."""
+    """The examples: one per A/B judgement, or per pair by majority (an export's own aggregation wins); the
+    ties too when the reward learns from them."""
     aggregate = params.aggregate if export is None else EXPORT_AGGREGATE[export.params.get("aggregation", "every")]
-    return preference_examples(db, filters, aggregate=aggregate)
+    ties = params.learn_from_ties and params.target == "pairwise"
+    return preference_examples(db, filters, aggregate=aggregate, ties=ties)
 
 
 @register(KIND, RewardParams)

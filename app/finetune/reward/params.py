@@ -22,5 +22,6 @@ class RewardParams(TrainParams):
         "export_job_id, the export's own aggregation applies instead.",
     )
     target: RewardTarget = config_field(RewardConfig, "target")
+    learn_from_ties: bool = config_field(RewardConfig, "learn_from_ties")
     margin: Float = config_field(RewardConfig, "margin")  # bounds: SETTING_BOUNDS
     center_rewards_coefficient: Float = config_field(RewardConfig, "center_rewards_coefficient")

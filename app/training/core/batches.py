@@ -99,18 +99,24 @@ def pad_sequences(rows: Sequence[Encoded], pad_id: int) -> dict[str, torch.Tenso
     return batch
 
 
+def pair_extras(items: Sequence[dict]) -> dict[str, torch.Tensor]:
+    """Per-pair values beside the tokens, [B] each: the margin, and 1 where the pair was judged a tie."""
+    return {
+        "margin": torch.tensor([item["margin"] for item in items], dtype=torch.float32),
+        "tie": torch.tensor([item.get("tie", 0.0) for item in items], dtype=torch.float32),
+    }
+
+
 class PairCollator:
     """Collates encoded pairs into ONE padded batch: the B chosen rows, then the B rejected rows, so the
-    model scores both sides in a single forward pass; plus the per-pair margin."""
+    model scores both sides in a single forward pass; plus the per-pair margin and tie flag."""
 
     def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
 
     def __call__(self, items: Sequence[dict]) -> dict[str, torch.Tensor]:
         rows = [item["chosen"] for item in items] + [item["rejected"] for item in items]
-        batch = pad_sequences(rows, self.pad_id)  # [2B, T]
-        batch["margin"] = torch.tensor([item["margin"] for item in items], dtype=torch.float32)  # [B]
-        return batch
+        return {**pad_sequences(rows, self.pad_id), **pair_extras(items)}  # tokens [2B, T]
 
 
 class LabelledCollator:

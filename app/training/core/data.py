@@ -23,7 +23,9 @@ class PreferenceExample:
 
     ``strength`` is the annotator's 1–3 ("slightly" … "much" better) and sets the margin; ``prompt_key``
     groups examples of one prompt for the split (default: a hash of the prompt); ``id`` (e.g. the
-    judgement id) names the example in the model card's data snapshot.
+    judgement id) names the example in the model card's data snapshot. ``tie``: the annotator found the
+    two equally good (``chosen`` and ``rejected`` are then just the pair's two answers); a reward model
+    learns from it that whatever tells them apart does not matter.
     """
 
     prompt: Prompt
@@ -32,6 +34,7 @@ class PreferenceExample:
     strength: int = 1
     prompt_key: str | None = None
     id: str | int | None = None
+    tie: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.strength <= 3:
@@ -113,6 +116,8 @@ def _content(example: _Keyed) -> dict[str, object]:
         for name in ("chosen", "rejected", "strength", "response", "labels")
         if hasattr(example, name)
     }
+    if getattr(example, "tie", False):  # only when set, so a decided pair's content hash stays what it was
+        body["tie"] = True
     return {"prompt": prompt, **body}
 
 

@@ -23,6 +23,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from app.training.core.prefix import MODEL_INPUTS
+
 KNOWN_LAYERS = ("LlamaDecoderLayer", "MistralDecoderLayer", "Qwen2DecoderLayer")
 
 
@@ -105,7 +107,7 @@ def reads_only_exactly(model: Any, sample: Sequence[dict], collate: Any, *, atol
     if not sample or not supports_reads_only(model.backbone):
         return False
     device = next(model.parameters()).device
-    batch = {k: v.to(device) for k, v in collate(list(sample)).items() if k != "margin"}
+    batch = {k: v.to(device) for k, v in collate(list(sample)).items() if k in MODEL_INPUTS}
     was_training = model.training
     model.eval()
     try:

@@ -71,6 +71,9 @@ class HeadJob:
     loss: LossFn
     evaluate: Callable[[PooledHeadModel, Rows, int, int, torch.device], dict[str, float]]  # model, rows, pad, bs, dev
     packed: PackedBatches | None = None
+    # The training rows as the loop should see them, from the encoded training split (the reward's tie
+    # balance, ``reward.pairs.with_ties_balanced``); validation keeps the split as it is.
+    training_rows: Callable[[Rows], Rows] | None = None
 
     @property
     def head_bias(self) -> bool:
@@ -119,6 +122,8 @@ def train_head_model(
     )
     max_length = prepare_backbone(model, config, reporter)
     rows, pad_id = job.encode(tokenizer, train, model.encoder, max_length), pad_token_id(tokenizer)
+    if job.training_rows is not None:
+        rows = job.training_rows(rows)
     reporter.log(
         f"{job.kind} model: {len(train)} train / {len(validation)} validation examples, backbone "
         f"{label}, {sum(p.numel() for p in model.parameters()):,} parameters on {accelerator.device}"

@@ -25,6 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
+from app.training.core.batches import pair_extras
+
 PREFIX, CHOSEN, REJECTED, PAD = 0, 1, 2, 3  # what each position of a packed row holds
 MODEL_INPUTS = ("input_ids", "attention_mask", "token_type_ids", "position_ids", "read_rows", "read_cols")
 
@@ -68,7 +70,7 @@ class SharedPrefixCollator:
             "position_ids": torch.from_numpy(positions),
             "read_rows": torch.arange(n).repeat(2),
             "read_cols": torch.from_numpy(ends.reshape(-1)),
-            "margin": torch.tensor([item["margin"] for item in items], dtype=torch.float32),
+            **pair_extras(items),
         }
 
     @staticmethod

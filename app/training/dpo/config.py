@@ -117,6 +117,15 @@ class OnlineDPOConfig(DPOBaseConfig):
         "pair. A prompt whose best and worst scores tie gives none. More samples find a trait "
         "the policy rarely shows more often (1 − (1 − p)^k of the prompts).",
     )
+    min_confidence: float = _f(
+        0.6,
+        "A prompt's best-vs-worst pair trains only when the reward model gives the best at least this "
+        "probability of being preferred, σ(score_best − score_worst) as under Bradley–Terry. Below it the "
+        "answers differ in ways the reward cannot tell apart (none of them shows what the judgements "
+        "reward, say) and the pair would teach the policy noise. 0.5 keeps every pair that does not tie. "
+        "It reads scores as Bradley–Terry log-odds, as the pairwise reward gives them; a reward on another "
+        "scale (the 'elo' target's lies in [−0.5, 0.5]) wants 0.5.",
+    )
     epochs: int = _f(2, "Passes over each round's pairs.")
     response_length: int = _f(48, "Most tokens sampled per answer; an answer stops at EOS.")
     temperature: float = _f(0.7, "Sampling temperature of the answers (the loss reads the untempered policy).")
@@ -135,6 +144,7 @@ class OnlineDPOConfig(DPOBaseConfig):
         for name in ("rounds", "prompts_per_round", "response_length"):
             require(name, getattr(self, name) >= 1, "must be ≥ 1")
         require("samples_per_prompt", self.samples_per_prompt >= 4, "must be ≥ 4")
+        require("min_confidence", 0.5 <= self.min_confidence < 1, "must be in [0.5, 1)")
         require("temperature", self.temperature > 0, "must be > 0")
         require("safety_weight", self.safety_weight >= 0, "must be ≥ 0")
         require("safety_head", bool(self.safety_head), "must not be empty")

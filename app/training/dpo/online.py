@@ -4,8 +4,9 @@ Each round draws ``prompts_per_round`` prompts (a fresh shuffle per pass, a pure
 samples ``samples_per_prompt`` answers to each from the *current* policy with PPO's batched KV-cache
 sampler (one random stream per answer, keyed by its global row, so a resumed round samples the same
 answers), scores them with the reward model (minus ``safety_weight × P(unsafe)`` with a classifier, as in
-PPO) and pairs the best against the worst; a prompt whose best and worst scores tie says nothing about
-which is better and gives no pair. Then ``epochs`` passes of the DPO loss over the round's pairs. The
+PPO) and pairs the best against the worst; a prompt whose best and worst scores tie, or lie so close that
+the reward gives the best less than ``min_confidence`` chance of being preferred, says nothing about which
+is better and gives no pair. Then ``epochs`` passes of the DPO loss over the round's pairs. The
 reference stays the starting policy all along (LoRA off), so the KL the loss holds the policy to is to
 where it began, not to the last round. A resumable checkpoint is written after every round; at the end
 the adapters are merged and the policy saved atomically, like the offline trainer's.
@@ -75,11 +76,13 @@ def train_online_dpo(
     return cast(OnlineDPOResult, train_sampling(_OnlineRun, prompts, config, output_dir, **options))
 
 
-def best_and_worst(scores: Sequence[float]) -> tuple[int, int] | None:
-    """Indices of the highest and the lowest score (the first of equals), or None when they tie."""
+def best_and_worst(scores: Sequence[float], min_confidence: float = 0.5) -> tuple[int, int] | None:
+    """Indices of the highest and the lowest score (the first of equals), or None when they tie or the
+    reward's Bradley–Terry probability that the best wins, σ(best − worst), is under ``min_confidence``."""
     best = max(range(len(scores)), key=lambda i: scores[i])
     worst = min(range(len(scores)), key=lambda i: scores[i])
-    return None if scores[best] <= scores[worst] else (best, worst)
+    gap = scores[best] - scores[worst]
+    return None if gap <= 0 or 1 / (1 + math.exp(-gap)) < min_confidence else (best, worst)
 
 
 class _OnlineRun(SamplingRun):
@@ -219,7 +222,7 @@ class _OnlineRun(SamplingRun):
         k, records = self.config.samples_per_prompt, []
         for j, prompt_index in enumerate(local):
             group, answers = scores[j * k : (j + 1) * k], completions[j * k : (j + 1) * k]
-            ranked = best_and_worst(group)
+            ranked = best_and_worst(group, self.config.min_confidence)
             pair = None
             if ranked is not None:
                 pair = pair_row(
@@ -314,8 +317,9 @@ class _OnlineRun(SamplingRun):
 
 
 def _round_stats(records: Sequence[dict[str, Any]]) -> dict[str, float]:
-    """Means over the round's prompts of their samples' scores, lengths and EOS share; pairs made and ties;
-    the KL per token to the starting policy over the paired answers (absent in a round of ties only)."""
+    """Means over the round's prompts of their samples' scores, lengths and EOS share; pairs made and the
+    prompts that gave none (``tied_prompts``: tied, or too close to call); the KL per token to the starting
+    policy over the paired answers (absent in a round without pairs)."""
     n = len(records)
     pairs = sum(record["pair"] is not None for record in records)
     means = {f"score_{key}": sum(r[key] for r in records) / n for key in ("mean", "best", "worst")}

@@ -32,6 +32,13 @@ class RewardConfig(TrainConfig):
         "Margin of the strongest preference (strength 3) in −log σ(r_w − r_l − m); a pair of "
         "strength s gets m = margin·(s − 1)/2, so 'slightly better' pairs get none. 0 disables.",
     )
+    learn_from_ties: bool = _f(
+        True,
+        "Train on tied judgements too, each as half a win for both sides: the reward learns which "
+        "differences the annotators do not care about, where otherwise it would pick up any difference "
+        "between the few decided answers. Decided pairs are repeated to make at least half the training "
+        "rows. Off: ties are left out, as before. (The 'elo' target always leaves them out.)",
+    )
     center_rewards_coefficient: float = _f(
         0.0,
         "Weight of the centring penalty mean((r_w + r_l)²), which keeps "

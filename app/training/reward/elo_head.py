@@ -42,7 +42,9 @@ def encode_elo_pairs(
     tokenizer: Any, examples: Sequence[PreferenceExample], encoder: bool, max_length: int, *, margin: float = 0.0
 ) -> list[dict[str, Any]]:
     """The pairs encoded as for ``pairwise``, plus each side's Elo target, computed from ``examples`` alone
-    (the trainer encodes its training and validation splits apart)."""
+    (the trainer encodes its training and validation splits apart). Ties are left out: Elo here is fitted
+    on A/B games."""
+    examples = [example for example in examples if not example.tie]
     rows = pairs.encode_pairs(tokenizer, examples, encoder, max_length, margin=margin)
     for row, (chosen, rejected) in zip(rows, elo_targets(examples), strict=True):
         row["targets"] = (chosen - CENTRE, rejected - CENTRE)

@@ -32,10 +32,12 @@ from app.training.reward.elo_head import elo_job
 from app.training.reward.pairs import (
     batch_scores,
     bradley_terry_step,
+    decided_only,
     encode_pairs,
     pair_length,
     pair_metrics,
     score_pairs,
+    with_ties_balanced,
 )
 
 __all__ = ["encode_pairs", "evaluate_pairs", "reward_step", "train_reward_model"]
@@ -51,11 +53,13 @@ def reward_step(
 def evaluate_pairs(
     model: PooledHeadModel, rows: Sequence[dict[str, Any]], pad_id: int, batch_size: int, device: torch.device | str
 ) -> dict[str, float]:
-    """Pairwise accuracy, BT loss (without margin) and mean reward gap on encoded pairs."""
+    """Pairwise accuracy, BT loss (without margin) and mean reward gap on encoded decided pairs; the mean
+    gap between tied pairs' rewards (``tie_gap``) when there are any."""
     if not rows:
         return {}
     chosen, rejected = score_pairs(model, rows, pad_id, batch_size, device)
-    return pair_metrics(chosen[:, 0], rejected[:, 0])
+    tie = torch.tensor([row.get("tie", 0.0) for row in rows], dtype=torch.float32)
+    return pair_metrics(chosen[:, 0], rejected[:, 0], tie)
 
 
 def reward_job(config: RewardConfig) -> HeadJob:
@@ -72,6 +76,7 @@ def reward_job(config: RewardConfig) -> HeadJob:
         loss=partial(reward_step, center_coefficient=config.center_rewards_coefficient),
         evaluate=evaluate_pairs,
         packed=PackedBatches(packed_length, SharedPrefixCollator),
+        training_rows=with_ties_balanced if config.learn_from_ties else decided_only,
     )
 
 
