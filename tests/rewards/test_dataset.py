@@ -121,3 +121,31 @@ def test_labelled_responses_take_each_heads_majority(db) -> None:
 def test_seeded_preferences_always_prefer_the_polite_answer(db) -> None:
     seed_preferences(db, 10)
     assert all(ex.chosen[:4] in ("Sure", "Of c") for ex in preference_examples(db))
+
+
+def test_with_ties_a_tie_is_an_example_of_its_own_and_both_bad_still_is_not(db) -> None:
+    prompt_set, ann = add_prompt_set(db), add_user(db)
+    rows = {choice: add_pair(db, prompt_set, f"q {choice}", f"A {choice}", f"B {choice}") for choice in Choice}
+    ids = {choice: judge(db, pair, ann, choice, strength=3).id for choice, pair in rows.items()}
+
+    by_id = {ex.id: ex for ex in preference_examples(db, ties=True)}
+    assert set(by_id) == {str(ids[choice]) for choice in (Choice.a, Choice.b, Choice.tie)}
+    tie = by_id[str(ids[Choice.tie])]
+    assert tie.tie and (tie.chosen, tie.rejected, tie.strength) == ("A tie", "B tie", 1)  # the pair's two sides
+    assert not by_id[str(ids[Choice.a])].tie and by_id[str(ids[Choice.a])].strength == 3
+    assert all(not ex.tie for ex in preference_examples(db))  # ties stay out unless asked for
+
+
+def test_with_ties_a_pair_whose_majority_is_a_tie_counts_once_as_a_tie(db) -> None:
+    prompt_set = add_prompt_set(db)
+    ann = [add_user(db) for _ in range(3)]
+    tied = add_pair(db, prompt_set, "tied", "p", "q")  # b, tie, tie -> a tie
+    for user, choice in zip(ann, (Choice.b, Choice.tie, Choice.tie), strict=True):
+        judge(db, tied, user, choice)
+    split = add_pair(db, prompt_set, "split", "x", "y")  # a, b, tie -> no majority: nothing
+    for user, choice in zip(ann, (Choice.a, Choice.b, Choice.tie), strict=True):
+        judge(db, split, user, choice)
+
+    [only] = preference_examples(db, aggregate="majority", ties=True)
+    assert only.tie and (only.chosen, only.rejected) == ("p", "q") and only.id.count("+") == 2
+    assert preference_examples(db, aggregate="majority") == []

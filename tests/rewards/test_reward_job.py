@@ -109,3 +109,30 @@ def test_no_usable_pairs_fails_the_job_without_registering(db, session_factory, 
     assert job.status is JobStatus.failed and job.attempts == 1
     assert f"at least {MIN_EXAMPLES}" in job.error
     assert versions_of(db, job.id) == []
+
+
+def test_ties_are_read_unless_switched_off_and_alone_they_are_not_enough(db, session_factory, settings, tiny_backbone):
+    from app.annotation.models import Choice
+    from tests.rewards.conftest import add_pair, add_user, judge
+
+    pairs = seed_preferences(db, 12)
+    tied_by = add_user(db)
+    for pair in pairs[:6]:  # a second annotator finds six of them alike
+        judge(db, pair, tied_by, Choice.tie)
+    db.commit()
+    params = {**TINY, "backbone": str(tiny_backbone)}
+    with_ties = run_job(db, session_factory, settings, kind="reward", params=params)
+    without = run_job(db, session_factory, settings, kind="reward", params={**params, "learn_from_ties": False})
+    assert with_ties.status is without.status is JobStatus.succeeded, (with_ties.error, without.error)
+    examples = {job.id: read_card(Path(job.result["path"]))["data"]["examples"] for job in (with_ties, without)}
+    assert examples == {with_ties.id: 18, without.id: 12}
+    assert read_card(Path(with_ties.result["path"]))["config"]["learn_from_ties"] is True
+
+    mostly_ties = add_prompt_set(db)
+    seed_preferences(db, 1, prompt_set=mostly_ties)  # one decided pair, four tied ones: nothing to rank by
+    for i in range(4):
+        judge(db, add_pair(db, mostly_ties, f"q{i}", f"a{i}", f"b{i}"), tied_by, Choice.tie)
+    db.commit()
+    filters = {"prompt_set_ids": [mostly_ties.id]}
+    job = run_job(db, session_factory, settings, kind="reward", params={**params, "filters": filters})
+    assert job.status is JobStatus.failed and "only 1 usable examples" in job.error, job.error

@@ -3,9 +3,10 @@ training judgements, normalised per prompt, as the seed describes ("use an Elo s
 relative rating to each response … normalised into a scalar reward").
 
 Every training example is one game its chosen response won, played in the examples' order (the job
-reads judgements by id, i.e. in the order they were made). The examples are A/B judgements only
-(``preference_examples`` leaves ties and both-bad out of a reward model's data), so these are A/B games;
-the prompt page and the exports, which read the judgements themselves, also count ties as half a win.
+reads judgements by id, i.e. in the order they were made). The examples are A/B judgements only (the
+job reads no ties for this target, ``encode_elo_pairs`` drops any it is given, and both-bad is never a
+reward example), so these are A/B games; the prompt page and the exports, which read the judgements
+themselves, also count ties as half a win.
 
 A response is known by its prompt (the example's ``prompt_key``, else a hash of the prompt) and its
 text: the same answer judged in two pairs is one player. Only the examples given are read, so the
