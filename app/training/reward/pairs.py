@@ -56,7 +56,7 @@ def with_ties_balanced(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
     When most verdicts are ties (a trait the policy rarely shows), the few decided pairs are all that says
     which way the reward goes; unrepeated, an epoch of hundreds of ties would show each of them once and
     the reward would learn mostly that answers are alike. Repeated, every decided pair is seen about as
-    often as when ties are left out, and the ties only pull apart what the annotators found equal."""
+    often as when ties are left out, and the ties only pull together what the annotators found equal."""
     decided = [row for row in rows if not row.get("tie")]
     ties = [row for row in rows if row.get("tie")]
     if not decided:
@@ -85,10 +85,11 @@ def bradley_terry_step(
     if center_coefficient > 0:
         loss = loss + center_coefficient * centering_penalty(chosen, rejected)
     with torch.no_grad():
+        decided = torch.ones_like(chosen) if tie is None else 1.0 - tie
         metrics = {
             "loss": loss,
             "accuracy": pairwise_accuracy(chosen, rejected, tie),
-            "margin": (chosen - rejected).mean(),
+            "margin": ((chosen - rejected) * decided).sum() / decided.sum().clamp(min=1.0),  # decided pairs'
         }
     return loss, metrics
 
