@@ -118,7 +118,7 @@ class OnlineDPOConfig(DPOBaseConfig):
         "the policy rarely shows more often (1 − (1 − p)^k of the prompts).",
     )
     min_confidence: float = _f(
-        0.6,
+        0.7,
         "A prompt's best-vs-worst pair trains only when the reward model gives the best at least this "
         "probability of being preferred, σ(score_best − score_worst) as under Bradley–Terry. Below it the "
         "answers differ in ways the reward cannot tell apart (none of them shows what the judgements "
