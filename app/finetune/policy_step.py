@@ -14,6 +14,9 @@ from a noisy scalar advantage where online DPO trains on the clearest pair of ea
 On preferences nobody tuned it on (``bench/rules.py``'s held-out ``longer`` and ``second_person``) it won
 96.9 % and, once the reward job trained at least ``min_steps`` steps on a small split, 78.9 % [67.4, 87.1]
 against a ceiling of 82.9 % (60.2 % with a 12-step reward model); ``digit`` with that reward floor 89.1 %.
+Under ``exclaim`` (one answer in sixty exclaims, 92 % of verdicts ties) it won 60.2 % until the reward job
+learned from ties and online DPO trained only pairs the reward gives at least 0.7 (``min_confidence``):
+92.2 % [83.0, 96.6]; ``example`` with both 77.3 %, inside its earlier runs' 76.6–82.8 %.
 """
 
 from __future__ import annotations
