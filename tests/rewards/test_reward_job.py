@@ -115,12 +115,13 @@ def test_ties_are_read_unless_switched_off_and_alone_they_are_not_enough(db, ses
     from app.annotation.models import Choice
     from tests.rewards.conftest import add_pair, add_user, judge
 
-    pairs = seed_preferences(db, 12)
+    judged = add_prompt_set(db)  # read through a filter: the counts are this set's alone
+    pairs = seed_preferences(db, 12, prompt_set=judged)
     tied_by = add_user(db)
     for pair in pairs[:6]:  # a second annotator finds six of them alike
         judge(db, pair, tied_by, Choice.tie)
     db.commit()
-    params = {**TINY, "backbone": str(tiny_backbone)}
+    params = {**TINY, "backbone": str(tiny_backbone), "filters": {"prompt_set_ids": [judged.id]}}
     with_ties = run_job(db, session_factory, settings, kind="reward", params=params)
     without = run_job(db, session_factory, settings, kind="reward", params={**params, "learn_from_ties": False})
     assert with_ties.status is without.status is JobStatus.succeeded, (with_ties.error, without.error)

@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from app.bounds import Float
+from app.bounds import Bool, Float
 from app.finetune.core.head_params import TrainParams
 from app.finetune.core.params import config_field
 from app.training.reward.config import RewardConfig, RewardTarget
@@ -22,6 +22,6 @@ class RewardParams(TrainParams):
         "export_job_id, the export's own aggregation applies instead.",
     )
     target: RewardTarget = config_field(RewardConfig, "target")
-    learn_from_ties: bool = config_field(RewardConfig, "learn_from_ties")
+    learn_from_ties: Bool = config_field(RewardConfig, "learn_from_ties")
     margin: Float = config_field(RewardConfig, "margin")  # bounds: SETTING_BOUNDS
     center_rewards_coefficient: Float = config_field(RewardConfig, "center_rewards_coefficient")
