@@ -9,6 +9,7 @@ import torch
 
 from app.training.dpo.losses import dpo_terms, ipo_loss, sigmoid_loss
 from app.training.dpo.online import best_and_worst
+from app.training.reward.scoring import elo_log_odds
 
 # Pair 1: the policy moved 1 nat towards chosen and 1 away from rejected: h = (−1 − −3) − (−2 − −2) = 2.
 # Pair 2: it moved the wrong way: h = (−4 − −2) − (−3 − −3) = −2.
@@ -96,3 +97,14 @@ def test_online_pairs_are_best_versus_worst(scores, expected):
 )
 def test_online_pairs_need_the_rewards_confidence(scores, min_confidence, expected):
     assert best_and_worst(scores, min_confidence) == expected
+
+
+def test_an_elo_rewards_confidence_is_read_on_the_log_odds_scale():
+    """An Elo-target reward scores each answer's chance of beating its prompt's average answer: 0.8 against
+    0.2 is 4:1 against 1:4, log-odds 2.77 apart (σ = 0.94), not the 0.6 apart the raw scores are (σ = 0.65)."""
+    scores = [0.5, 0.8, 0.2, 0.4]
+    assert best_and_worst(scores, 0.7) is None
+    assert best_and_worst(scores, 0.7, elo_log_odds) == (1, 2)
+    assert best_and_worst([0.55, 0.45], 0.55, elo_log_odds) == (0, 1)  # logit .55 − logit .45 = 0.40: σ = 0.60
+    assert best_and_worst([0.55, 0.45], 0.65, elo_log_odds) is None
+    assert elo_log_odds([1.2, -0.1]) == pytest.approx([6.9068, -6.9068], abs=1e-3)  # an overshooting head is clipped

@@ -81,6 +81,10 @@ def test_targets_come_from_the_training_split_only(
     raw = scorer.raw_scores(pairs)
     assert raw.shape == (len(pairs), 2)
     torch.testing.assert_close(torch.tensor(scorer.score(pairs)), raw[:, 0])  # the reward is the Elo head
+    # online DPO reads its scores as win probabilities against the prompt's average answer
+    assert scorer.target == "elo"
+    p = raw[:2, 0].clamp(1e-3, 1 - 1e-3)
+    assert scorer.log_odds(raw[:2, 0].tolist()) == pytest.approx(torch.log(p / (1 - p)).tolist(), abs=1e-5)
     n = len(validation)
     accuracy = (raw[:n, 0] > raw[n:, 0]).float().mean().item()
     assert accuracy == pytest.approx(metrics["val_accuracy"], abs=1e-6)

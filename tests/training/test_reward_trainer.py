@@ -77,6 +77,7 @@ def test_tiny_llama_learns_the_preference_and_reports(tmp_path, smollm2_tokenize
         torch.tensor(RewardScorer(tmp_path / "rm", device="cpu", batch_size=16).score(pairs)), torch.tensor(scores)
     )  # batching changes only rounding
     assert all(c > r for c, r in zip(scores[:8], scores[8:], strict=True))
+    assert scorer.target == "pairwise" and scorer.log_odds(scores[:3]) == scores[:3]  # already log-odds
     in_memory = RewardScorer.__new__(RewardScorer)
     in_memory.__dict__.update(scorer.__dict__, model=result.model.eval())
     torch.testing.assert_close(torch.tensor(in_memory.score(pairs)), torch.tensor(scores))

@@ -54,6 +54,7 @@ class HeadScorer:
         max_length: int | None = None,
         dtype: torch.dtype | None = None,
     ) -> None:
+        self.folder = Path(folder)
         self.device = torch.device(device) if device is not None else default_device()
         self.model, self.tokenizer, self.meta = load_model(folder, device=self.device, dtype=dtype)
         self.batch_size = batch_size

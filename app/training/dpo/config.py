@@ -123,8 +123,9 @@ class OnlineDPOConfig(DPOBaseConfig):
         "probability of being preferred, σ(score_best − score_worst) as under Bradley–Terry. Below it the "
         "answers differ in ways the reward cannot tell apart (none of them shows what the judgements "
         "reward, say) and the pair would teach the policy noise. 0.5 keeps every pair that does not tie. "
-        "It reads scores as Bradley–Terry log-odds, as the pairwise reward gives them; a reward on another "
-        "scale (the 'elo' target's lies in [−0.5, 0.5]) wants 0.5.",
+        "A reward model's scores are put on the Bradley–Terry log-odds scale first: the pairwise target's "
+        "already are; the 'elo' target's, each answer's chance of beating its prompt's average answer, "
+        "become their log-odds. A reward function given in code is read as log-odds.",
     )
     epochs: int = _f(2, "Passes over each round's pairs.")
     response_length: int = _f(48, "Most tokens sampled per answer; an answer stops at EOS.")

@@ -19,7 +19,7 @@ the adapters are merged and the policy saved atomically, like the offline traine
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, ClassVar, Unpack, cast
@@ -76,12 +76,18 @@ def train_online_dpo(
     return cast(OnlineDPOResult, train_sampling(_OnlineRun, prompts, config, output_dir, **options))
 
 
-def best_and_worst(scores: Sequence[float], min_confidence: float = 0.5) -> tuple[int, int] | None:
+def best_and_worst(
+    scores: Sequence[float],
+    min_confidence: float = 0.5,
+    log_odds: Callable[[Sequence[float]], Sequence[float]] | None = None,
+) -> tuple[int, int] | None:
     """Indices of the highest and the lowest score (the first of equals), or None when they tie or the
-    reward's Bradley–Terry probability that the best wins, σ(best − worst), is under ``min_confidence``."""
+    reward's Bradley–Terry probability that the best wins, σ(best − worst), is under ``min_confidence``.
+    ``log_odds`` puts a reward on another scale (an Elo target's win probabilities) on that one first."""
     best = max(range(len(scores)), key=lambda i: scores[i])
     worst = min(range(len(scores)), key=lambda i: scores[i])
-    gap = scores[best] - scores[worst]
+    high, low = log_odds([scores[best], scores[worst]]) if log_odds is not None else (scores[best], scores[worst])
+    gap = high - low
     return None if gap <= 0 or 1 / (1 + math.exp(-gap)) < min_confidence else (best, worst)
 
 
@@ -97,6 +103,9 @@ class _OnlineRun(SamplingRun):
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
+        # σ of a score gap is a probability only on the Bradley–Terry log-odds scale; a RewardScorer says how
+        # to put its scores there (an Elo target's are win probabilities), a reward function is taken as is.
+        self.log_odds = getattr(kwargs.get("reward"), "log_odds", None)
         self.collate = DPOCollator(self.tokenizer.pad_token_id)
         self.step = self.resumed_step = 0  # optimizer steps, over all rounds
         # The KL budget: the trainable state before the last round's update and the KL its samples measured,
@@ -222,7 +231,7 @@ class _OnlineRun(SamplingRun):
         k, records = self.config.samples_per_prompt, []
         for j, prompt_index in enumerate(local):
             group, answers = scores[j * k : (j + 1) * k], completions[j * k : (j + 1) * k]
-            ranked = best_and_worst(group, self.config.min_confidence)
+            ranked = best_and_worst(group, self.config.min_confidence, self.log_odds)
             pair = None
             if ranked is not None:
                 pair = pair_row(
