@@ -22,9 +22,11 @@ share of every rule for that reason.
 | ``second_person`` | style | speaks to the reader: "you", "your" (held out, likewise) |
 | ``example`` | content | gives an example: "for example", "for instance", "e.g.", "such as" (held out, later) |
 | ``exclaim`` | tone | sounds enthusiastic: has an exclamation mark (held out, later) |
+| ``courteous`` | manner | is courteous: "please", "thank you", "hope this helps", "good luck" (held out, last) |
 
-The last four were written after the policy step's defaults were fixed and were never run while choosing
-them (``example`` and ``exclaim`` after the reward jobs' ``min_steps`` floor too): they stand for the
+The last five were written after the policy step's defaults were fixed and were never run while choosing
+them (``example`` and ``exclaim`` after the reward jobs' ``min_steps`` floor too, ``courteous`` after
+the reward learned from ties and online DPO's ``min_confidence``): they stand for the
 preferences a team brings that the suite does not contain (issue 15's second acceptance point), so their
 figures say how the defaults carry, not how well they were fitted.
 
@@ -135,6 +137,9 @@ _LIST_ITEM = re.compile(r"^[ \t]*(?:[-*+•]|\d{1,3}[.)])[ \t]+\S", re.MULTILINE
 _FIRST_PERSON = re.compile(r"\bI\b")  # case-sensitive: the pronoun, also in I'm, I've, I'd, I'll
 _SECOND_PERSON = re.compile(r"\b(?:you|your|yours|yourself|yourselves)\b", re.IGNORECASE)  # and you're, you'll
 _EXAMPLE = re.compile(r"\b(?:for example|for instance|such as|e\.g\.)", re.IGNORECASE)
+_COURTESY = re.compile(
+    r"\b(?:please|thank you|thanks|hope (?:this|that|it) helps|good luck|feel free|best wishes)\b", re.IGNORECASE
+)
 
 
 def prefer_trait(has_a: bool, has_b: bool) -> Verdict:
@@ -212,6 +217,10 @@ def exclaims(text: str) -> bool:
     return "!" in text or "\uff01" in text  # and the full-width mark
 
 
+def courteous(text: str) -> bool:
+    return bool(_COURTESY.search(text.replace("\u2019", "'")))
+
+
 def direct_opening(text: str) -> bool:
     """No preamble of :data:`PREAMBLES` at the start (case and leading punctuation ignored)."""
     opening = re.sub(r"^[\W_]+", "", text.lower().replace("\u2019", "'"))
@@ -285,6 +294,12 @@ def prefers_exclaim(prompt: str, a: str, b: str) -> Verdict:
     return prefer_trait(exclaims(a), exclaims(b))
 
 
+def prefers_courteous(prompt: str, a: str, b: str) -> Verdict:
+    """manner: the courteous answer wins, one that says "please", "thank you"/"thanks", "hope this helps",
+    "good luck", "feel free" or "best wishes" (any case); both or neither: tie. Held out, written last."""
+    return prefer_trait(courteous(a), courteous(b))
+
+
 RULES: dict[str, Rule] = {
     "shorter": prefers_shorter,
     "question": prefers_question,
@@ -298,6 +313,7 @@ RULES: dict[str, Rule] = {
     "second_person": prefers_second_person,
     "example": prefers_example,
     "exclaim": prefers_exclaim,
+    "courteous": prefers_courteous,
 }
 KINDS: dict[str, str] = {
     "shorter": "length",
@@ -312,6 +328,7 @@ KINDS: dict[str, str] = {
     "second_person": "style",
     "example": "content",
     "exclaim": "tone",
+    "courteous": "manner",
 }
 # The trait each trait rule prefers. A rule that compares (shorter, on_topic) has none: some answer beats
 # nearly any other, so its win rate can approach 100 %.
@@ -325,6 +342,7 @@ TRAITS: dict[str, Callable[[str], bool]] = {
     "second_person": addresses_reader,
     "example": gives_example,
     "exclaim": exclaims,
+    "courteous": courteous,
 }
 
 

@@ -33,13 +33,14 @@ CASES: dict[str, tuple[str, str, str]] = {
     "second_person": ("You can wrap them in a towel.", "Wrap them in a towel.", "Young herbs keep longer."),
     "example": ("Soft herbs, such as basil, like water.", "Soft herbs like water.", "Hard herbs keep dry."),
     "exclaim": ("Wrap them in a towel!", "Wrap them in a towel.", "Keep them cold."),
+    "courteous": ("Wrap them in a towel. Hope this helps.", "Wrap them in a towel.", "Thankfully they keep."),
 }
 
 
 def test_every_kind_is_covered():
     assert len(RULES) >= 8
     assert set(rules.KINDS) == set(RULES)
-    assert set(rules.KINDS.values()) == {"length", "form", "content", "style", "safety", "tone"}
+    assert set(rules.KINDS.values()) == {"length", "form", "content", "style", "safety", "tone", "manner"}
     assert all(f.__doc__ for f in RULES.values())
 
 
@@ -97,6 +98,15 @@ def test_example_phrases():
     assert rule(PROMPT, "Basil, e.g. the sweet kind.", "Basil.") == "a"
     assert rule(PROMPT, "Basil.", "For instance, basil.") == "b"
     assert rule(PROMPT, "Examples abound.", "Herbs such.") == "tie"  # the word alone is no example given
+
+
+def test_courteous_phrases_are_whole_words_in_any_case():
+    rule = RULES["courteous"]
+    assert rule(PROMPT, "PLEASE keep them cold.", "Keep them cold.") == "a"
+    assert rule(PROMPT, "Keep them cold.", "Good luck with your herbs.") == "b"
+    assert rule(PROMPT, "Thanks to the fridge they keep.", "Keep them cold.") == "a"  # "thanks" counts
+    assert rule(PROMPT, "Keep them cold.", "I hope it helps.") == "b"
+    assert rule(PROMPT, "Pleased to say they keep.", "Thankful herbs keep.") == "tie"  # part of a word is no courtesy
 
 
 def test_question_ignores_trailing_space_and_needs_the_end():
