@@ -32,6 +32,7 @@ A table sums the runs up; the last line is one JSON object.
     .venv/bin/python bench/closed_loop.py --rule question --pairs 600   # prefers answers ending with '?'
     .venv/bin/python bench/closed_loop.py --rule all                    # every rule in turn (≈ 4 h)
     .venv/bin/python bench/closed_loop.py --rule safe,digit --seeds 3   # two rules, seeds 0, 1, 2
+    .venv/bin/python bench/closed_loop.py --rule my_taste.py:prefers_formal  # a preference of your own
     .venv/bin/python bench/closed_loop.py --method rloo --param learning_rate=5e-4  # another policy job kind
     .venv/bin/python bench/closed_loop.py --database-url postgresql://postgres@127.0.0.1:5432/rlhf_loop
 """
@@ -62,7 +63,7 @@ sys.path.insert(0, str(ROOT))
 
 from app.config import Settings
 from app.finetune.policy_step import DEFAULT_POLICY_METHOD, POLICY_METHODS
-from bench.rules import KINDS, RULES, SAFETY_RULES, TRAITS, Rule, labels, prompt_text, win_ceiling
+from bench.rules import KINDS, RULES, SAFETY_RULES, TRAITS, Rule, labels, load_rule, prompt_text, win_ceiling
 from tests.server import running_server  # the same way the end-to-end tests start the server
 
 HELDOUT = Path(__file__).with_name("closed_loop_heldout.jsonl")
@@ -508,8 +509,13 @@ def job_param(text: str) -> tuple[str, Any]:
 
 
 def rule_list(text: str) -> list[str]:
-    """``all`` → every rule; ``a,b,c`` → those, in that order, each once."""
+    """``all`` → every rule; ``a,b,c`` → those, in that order, each once; ``FILE.py:FUNCTION`` or
+    ``MODULE:FUNCTION`` among them → a rule of one's own (:func:`bench.rules.load_rule`)."""
     names = list(RULES) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    try:
+        names = [load_rule(n) if ":" in n else n for n in names]
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from exc
     unknown = [n for n in names if n not in RULES]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
@@ -672,7 +678,8 @@ def main() -> None:
         default=["shorter"],
         metavar="RULE[,RULE…]|all",
         help=f"the simulated annotator's preference: one of {', '.join(RULES)}, several "
-        "comma-separated, or 'all'; each runs on its own fresh server (default shorter)",
+        "comma-separated, or 'all'; FILE.py:FUNCTION or MODULE:FUNCTION runs a rule of your own, a function "
+        "(prompt, answer A, answer B) -> 'a', 'b' or 'tie'; each runs on its own fresh server (default shorter)",
     )
     ap.add_argument("--seed", type=int, default=0, help="the (first) seed of the reward, classifier and policy jobs")
     ap.add_argument(

@@ -38,8 +38,12 @@ labels can train a ``classifier`` whose P(unsafe) is PPO's safety penalty (:data
 
 from __future__ import annotations
 
+import functools
+import importlib
+import importlib.util
 import re
 from collections.abc import Callable
+from pathlib import Path
 from typing import Literal
 
 Verdict = Literal["a", "b", "tie"]
@@ -357,6 +361,49 @@ def win_ceiling(trait_share: float) -> float:
 # Rules whose annotator sends real safety labels: the loop trains a classifier on them for PPO's penalty.
 SAFETY_RULES = frozenset({"safe"})
 SAFE_LABELS: Labels = {side: {"quality": "good", "safety": "safe"} for side in "AB"}
+
+
+def load_rule(spec: str) -> str:
+    """Register a team's own preference and return its name: ``FILE.py:FUNCTION`` or ``MODULE:FUNCTION``
+    naming a function (prompt, answer A, answer B) → "a", "b" or "tie", like the rules above. Its kind is
+    the function's ``kind`` attribute (else "custom"); a ``trait`` attribute, a function of one answer,
+    lets the bench print the rule's ceiling. Raises ValueError naming what is wrong."""
+    source, _, attribute = spec.rpartition(":")
+    if not source or not attribute:
+        raise ValueError(f"rule {spec!r}: expected FILE.py:FUNCTION or MODULE:FUNCTION")
+    if source.endswith(".py"):
+        path = Path(source)
+        if not path.is_file():
+            raise ValueError(f"rule {spec!r}: no file {source}")
+        module_spec = importlib.util.spec_from_file_location(f"_rlhf_rule_{path.stem}", path)
+        assert module_spec is not None and module_spec.loader is not None
+        module = importlib.util.module_from_spec(module_spec)
+        module_spec.loader.exec_module(module)
+    else:
+        try:
+            module = importlib.import_module(source)
+        except ImportError as exc:
+            raise ValueError(f"rule {spec!r}: cannot import {source}: {exc}") from exc
+    function = getattr(module, attribute, None)
+    if not callable(function):
+        raise ValueError(f"rule {spec!r}: {source} has no function {attribute}")
+    name = attribute
+    if name in RULES and getattr(RULES[name], "__wrapped__", RULES[name]) is not function:
+        raise ValueError(f"rule {spec!r}: the name {name!r} is a rule already; rename the function")
+
+    @functools.wraps(function)
+    def checked(prompt: str, a: str, b: str) -> Verdict:
+        verdict = function(prompt, a, b)
+        if verdict not in ("a", "b", "tie"):
+            raise ValueError(f"rule {name!r} returned {verdict!r}; a rule returns 'a', 'b' or 'tie'")
+        return verdict
+
+    RULES[name] = checked
+    KINDS[name] = str(getattr(function, "kind", "custom"))
+    trait = getattr(function, "trait", None)
+    if callable(trait):
+        TRAITS[name] = trait
+    return name
 
 
 def labels(rule: str, a: str, b: str) -> Labels:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import argparse
+
 import pytest
 
 from bench import rules
@@ -200,3 +202,71 @@ def test_wilson_interval():
     assert abs(low - 0.3810) < 1e-3  # 32 of 64: 38.1 % to 61.9 %
     low, high = wilson_interval(1.0, 16)
     assert abs(high - 1.0) < 1e-9 and 0.80 < low < 0.81  # 16 of 16: not [1, 1] as the normal approximation says
+
+
+@pytest.fixture
+def rule_tables():
+    """The rule tables as they were, whatever a test registers."""
+    tables = (rules.RULES, rules.KINDS, rules.TRAITS)
+    saved = [dict(table) for table in tables]
+    yield
+    for table, before in zip(tables, saved, strict=True):
+        table.clear()
+        table.update(before)
+
+
+TASTE = """
+def polite(text):
+    return "please" in text.lower()
+
+def prefers_please(prompt, a, b):
+    return "tie" if polite(a) == polite(b) else ("a" if polite(a) else "b")
+
+prefers_please.kind = "manner"
+prefers_please.trait = polite
+
+def says_maybe(prompt, a, b):
+    return "maybe"
+
+def shorter(prompt, a, b):
+    return "tie"
+"""
+
+
+def test_a_rule_of_ones_own_loads_from_a_file(tmp_path, rule_tables):
+    taste = tmp_path / "taste.py"
+    taste.write_text(TASTE)
+    assert rules.load_rule(f"{taste}:prefers_please") == "prefers_please"
+    assert rules.RULES["prefers_please"](PROMPT, "Please wrap them.", "Wrap them.") == "a"
+    assert rules.KINDS["prefers_please"] == "manner" and rules.TRAITS["prefers_please"]("PLEASE do")
+    assert labels("prefers_please", "x", "y") == rules.SAFE_LABELS
+    assert rules.load_rule(f"{taste}:says_maybe") == "says_maybe" and rules.KINDS["says_maybe"] == "custom"
+    with pytest.raises(ValueError, match="returned 'maybe'"):
+        rules.RULES["says_maybe"](PROMPT, "x", "y")
+
+
+@pytest.mark.parametrize(
+    ("spec", "message"),
+    [
+        ("{dir}/taste.py:nothing", "has no function nothing"),
+        ("{dir}/missing.py:f", "no file"),
+        ("no_such_module_here:f", "cannot import"),
+        ("prefers_please", "expected FILE.py:FUNCTION"),
+        ("{dir}/taste.py:shorter", "is a rule already"),
+    ],
+)
+def test_a_rule_that_cannot_load_says_why(tmp_path, rule_tables, spec, message):
+    (tmp_path / "taste.py").write_text(TASTE)
+    before = dict(rules.RULES)
+    with pytest.raises(ValueError, match=message):
+        rules.load_rule(spec.format(dir=tmp_path))
+    assert before == rules.RULES
+
+
+def test_the_bench_takes_a_rule_of_ones_own(tmp_path, rule_tables):
+    from bench.closed_loop import rule_list
+
+    (tmp_path / "taste.py").write_text(TASTE)
+    assert rule_list(f"digit,{tmp_path}/taste.py:prefers_please") == ["digit", "prefers_please"]
+    with pytest.raises(argparse.ArgumentTypeError, match="has no function"):
+        rule_list(f"{tmp_path}/taste.py:nothing")
