@@ -22,11 +22,12 @@ share of every rule for that reason.
 | ``second_person`` | style | speaks to the reader: "you", "your" (held out, likewise) |
 | ``example`` | content | gives an example: "for example", "for instance", "e.g.", "such as" (held out, later) |
 | ``exclaim`` | tone | sounds enthusiastic: has an exclamation mark (held out, later) |
+| ``plain_words`` | readability | uses shorter words: fewer letters per word on average (held out, last) |
 | ``courteous`` | manner | is courteous: "please", "thank you", "hope this helps", "good luck" (held out, last) |
 
-The last five were written after the policy step's defaults were fixed and were never run while choosing
-them (``example`` and ``exclaim`` after the reward jobs' ``min_steps`` floor too, ``courteous`` after
-the reward learned from ties and online DPO's ``min_confidence``): they stand for the
+The last six were written after the policy step's defaults were fixed and were never run while choosing
+them (``example`` and ``exclaim`` after the reward jobs' ``min_steps`` floor too, ``courteous`` and
+``plain_words`` after the reward learned from ties and online DPO's ``min_confidence``): they stand for the
 preferences a team brings that the suite does not contain (issue 15's second acceptance point), so their
 figures say how the defaults carry, not how well they were fitted.
 
@@ -41,6 +42,7 @@ from __future__ import annotations
 import functools
 import importlib
 import importlib.util
+import math
 import re
 from collections.abc import Callable
 from pathlib import Path
@@ -298,6 +300,19 @@ def prefers_exclaim(prompt: str, a: str, b: str) -> Verdict:
     return prefer_trait(exclaims(a), exclaims(b))
 
 
+def mean_word_length(text: str) -> float:
+    """Letters per word (apostrophes aside); an answer without a word scores infinite, so it never wins."""
+    words = _words(text)
+    return sum(len(w.replace("'", "")) for w in words) / len(words) if words else math.inf
+
+
+def prefers_plain_words(prompt: str, a: str, b: str) -> Verdict:
+    """readability: the answer whose words are shorter on average (letters per word) wins, as plain-language
+    guides ask; the same average ties. It compares, like ``shorter``, so nearly every pair is decided. Held
+    out, written last."""
+    return prefer_more(-mean_word_length(a), -mean_word_length(b))
+
+
 def prefers_courteous(prompt: str, a: str, b: str) -> Verdict:
     """manner: the courteous answer wins, one that says "please", "thank you"/"thanks", "hope this helps",
     "good luck", "feel free" or "best wishes" (any case); both or neither: tie. Held out, written last."""
@@ -318,6 +333,7 @@ RULES: dict[str, Rule] = {
     "example": prefers_example,
     "exclaim": prefers_exclaim,
     "courteous": prefers_courteous,
+    "plain_words": prefers_plain_words,
 }
 KINDS: dict[str, str] = {
     "shorter": "length",
@@ -333,6 +349,7 @@ KINDS: dict[str, str] = {
     "example": "content",
     "exclaim": "tone",
     "courteous": "manner",
+    "plain_words": "readability",
 }
 # The trait each trait rule prefers. A rule that compares (shorter, on_topic) has none: some answer beats
 # nearly any other, so its win rate can approach 100 %.

@@ -42,7 +42,8 @@ CASES: dict[str, tuple[str, str, str]] = {
 def test_every_kind_is_covered():
     assert len(RULES) >= 8
     assert set(rules.KINDS) == set(RULES)
-    assert set(rules.KINDS.values()) == {"length", "form", "content", "style", "safety", "tone", "manner"}
+    kinds = {"length", "form", "content", "style", "safety", "tone", "manner", "readability"}
+    assert set(rules.KINDS.values()) == kinds
     assert all(f.__doc__ for f in RULES.values())
 
 
@@ -65,7 +66,7 @@ def test_trait_is_what_the_rule_prefers(name):
 
 
 def test_comparing_rules_have_no_trait():
-    assert set(rules.TRAITS) == set(RULES) - {"shorter", "longer", "on_topic"}
+    assert set(rules.TRAITS) == set(RULES) - {"shorter", "longer", "on_topic", "plain_words"}
 
 
 @pytest.mark.parametrize(("share", "ceiling"), [(0.0, 1.0), (1.0, 0.5), (0.03, 0.985), (0.4, 0.8)])
@@ -109,6 +110,16 @@ def test_courteous_phrases_are_whole_words_in_any_case():
     assert rule(PROMPT, "Thanks to the fridge they keep.", "Keep them cold.") == "a"  # "thanks" counts
     assert rule(PROMPT, "Keep them cold.", "I hope it helps.") == "b"
     assert rule(PROMPT, "Pleased to say they keep.", "Thankful herbs keep.") == "tie"  # part of a word is no courtesy
+
+
+def test_plain_words_counts_letters_per_word():
+    rule = RULES["plain_words"]
+    assert rules.mean_word_length("Keep it cold.") == pytest.approx(10 / 3)
+    assert rules.mean_word_length("Don't stop") == pytest.approx(8 / 2)  # the apostrophe is no letter
+    assert rule(PROMPT, "Keep it cold.", "Refrigerate immediately.") == "a"
+    assert rule(PROMPT, "Refrigerate immediately.", "Keep it cold, in a jar.") == "b"
+    assert rule(PROMPT, "Keep cold.", "Stay warm.") == "tie"  # 4 letters a word on both sides
+    assert rule(PROMPT, "...", "Refrigerate.") == "b"  # no words never wins
 
 
 def test_question_ignores_trailing_space_and_needs_the_end():
