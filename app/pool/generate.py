@@ -97,7 +97,7 @@ class PairSampler:
     rng: random.Random
     attempts: int
     samples_per_prompt: int = 2  # k ≥ 2 samples of a same-version pair's prompt
-    # What annotators tell apart (app.pool.told_apart), refitted per batch: steers every other prompt's pair.
+    # What annotators tell apart (app.pool.told_apart), refitted per batch: steers the prompts it can.
     decisions: DecisionModel | None = None
     steered: int = 0  # groups of k it chose a pair for, over the sampler's life (a re-sampled prompt counts again)
 
@@ -155,11 +155,11 @@ class PairSampler:
         return result
 
     def _chances(self, texts: list[list[str]]) -> list[np.ndarray | None] | None:
-        """The decision model's k×k chances for every other group (the first, third, …); the rest keep
+        """The decision model's k×k chances for each group holding a pair it expects decided; the rest keep
         the plain most-different choice, so differences the verdicts have not shown still get judged."""
         if self.decisions is None:
             return None
-        steered = [self.decisions.pair_chances(group) if g % 2 == 0 else None for g, group in enumerate(texts)]
+        steered = [self.decisions.steering(group) for group in texts]
         self.steered += sum(1 for matrix in steered if matrix is not None)
         return steered
 

@@ -10,9 +10,12 @@ judgements, a logistic regression learns which character n-grams one answer has 
 (the pair's symmetric difference, the same features :mod:`app.pool.diverse` counts) in decided pairs
 rather than tied ones (L1-sparse: a few differences explain a taste), and predicts for each possible
 pair of a prompt's samples whether annotators will decide it. While ties are the majority
-(:data:`ACTIVE_TIE_SHARE`), the pool pairs the two samples most likely to be decided on half of a
-batch's prompts; the other half keeps the most different pair, so a difference the verdicts have not
-shown yet can still reach annotators. While nine in ten verdicts are
+(:data:`ACTIVE_TIE_SHARE`), a prompt whose samples hold a pair the model expects decided
+(:data:`STEER_CHANCE`) gets that pair; every other prompt keeps the most different pair, so a difference
+the verdicts have not shown yet can still reach annotators. (Steering every other prompt instead, as
+before, judged as few decided pairs as random pairing would: under a trait one answer in fifty shows,
+only the prompts among 8 samples holding it can give a decided pair, and half of those were paired
+blind.) While nine in ten verdicts are
 ties (:data:`WIDEN_TIE_SHARE`), a prompt gets twice the configured k samples (at most :data:`MAX_K`): a
 trait one answer in a hundred shows turns up among 8 samples twice as often as among 4.
 
@@ -46,6 +49,9 @@ MIN_TIED = 20  # and tied ones: the contrast it learns from
 ACTIVE_TIE_SHARE = 0.5  # above this share of ties, half of a batch's prompts get the pair likeliest decided
 WIDEN_TIE_SHARE = 0.9  # above this, a prompt gets twice the configured k samples
 MAX_K = 16
+# A prompt is steered when some pair of its samples is likelier decided than tied, as the balanced model sees
+# it: a pair that shows a difference the decided pairs showed. Below, the model knows nothing of the pair.
+STEER_CHANCE = 0.5
 DECIDED = frozenset({"a", "b"})  # a tie and "both bad" state no preference between the two
 
 _judgements = table("judgements", column("id"), column("pair_id"), column("choice"))
@@ -124,6 +130,14 @@ class DecisionModel:
         if not pairs:
             return np.zeros(0)
         return self._classifier.predict_proba(_differences(self._vectoriser, pairs))[:, 1]
+
+    def steering(self, group: Sequence[str]) -> np.ndarray | None:
+        """The group's :meth:`pair_chances` when some pair of it reaches :data:`STEER_CHANCE`, else None:
+        the pool then pairs the most different samples, as it does without a model."""
+        if len(group) < 2:
+            return None
+        matrix = self.pair_chances(group)
+        return matrix if matrix.max() >= STEER_CHANCE else None
 
     def pair_chances(self, group: Sequence[str]) -> np.ndarray:
         """The k×k matrix of P(decided) for every two texts of one prompt's k samples (the diagonal 0)."""

@@ -11,7 +11,7 @@ from app.annotation.models import Choice
 from app.pool import told_apart
 from app.pool.diverse import most_different
 from app.pool.generate import usable
-from app.pool.told_apart import DecisionModel, Verdicts, recent_verdicts, samples_per_prompt
+from app.pool.told_apart import STEER_CHANCE, DecisionModel, Verdicts, recent_verdicts, samples_per_prompt
 from tests.factories import JudgementFactory
 
 WORDS = [
@@ -76,6 +76,21 @@ def test_pair_chances_is_a_symmetric_matrix_with_a_zero_diagonal():
     matrix = model.pair_chances(group)
     assert matrix.shape == (4, 4) and np.allclose(matrix, matrix.T) and not matrix.diagonal().any()
     assert matrix[2].sum() > matrix[0].sum()  # the exclaiming sample's pairs are the likely decided ones
+
+
+def test_a_group_is_steered_only_where_it_holds_a_pair_the_model_expects_decided():
+    """Every prompt whose samples hold the difference gets it paired; the others are left to the plain
+    most-different choice (None), so they still explore."""
+    rng = random.Random(3)
+    model = DecisionModel.fit(_verdicts(rng, decided=8, tied=100))
+    with_trait = [_sentence(rng), _exclaimed(_sentence(rng)), _sentence(rng), _sentence(rng)]
+    without = [_sentence(rng) for _ in range(4)]
+    steered = model.steering(with_trait)
+    assert steered is not None and steered.max() >= STEER_CHANCE
+    best = np.unravel_index(np.argmax(steered), steered.shape)
+    assert 1 in best  # the pick pairs the exclaiming sample
+    assert model.pair_chances(without).max() < STEER_CHANCE and model.steering(without) is None
+    assert model.steering(with_trait[:1]) is None  # one sample makes no pair
 
 
 def test_chances_outrank_difference_in_the_pick():
