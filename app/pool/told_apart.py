@@ -11,7 +11,7 @@ judgements, a logistic regression learns which character n-grams one answer has 
 rather than tied ones (L1-sparse: a few differences explain a taste), and predicts for each possible
 pair of a prompt's samples whether annotators will decide it. While ties are the majority
 (:data:`ACTIVE_TIE_SHARE`), a prompt whose samples hold a pair the model expects decided
-(:data:`STEER_CHANCE`) gets that pair; every other prompt keeps the most different pair, so a difference
+(:data:`STEER_CHANCE`) gets that pair; the remaining prompts keep the most different pair, so a difference
 the verdicts have not shown yet can still reach annotators. (Steering every other prompt instead, as
 before, judged as few decided pairs as random pairing would: under a trait one answer in fifty shows,
 only the prompts among 8 samples holding it can give a decided pair, and half of those were paired
@@ -46,7 +46,7 @@ from app.pool.models import Pair, Response
 RECENT = 400  # judgements the model learns from: the latest, so it follows the annotators as the policy changes
 MIN_DECIDED = 3  # decided pairs before the model is fitted at all
 MIN_TIED = 20  # and tied ones: the contrast it learns from
-ACTIVE_TIE_SHARE = 0.5  # above this share of ties, half of a batch's prompts get the pair likeliest decided
+ACTIVE_TIE_SHARE = 0.5  # above this share of ties, the pool steers (STEER_CHANCE says which prompts)
 WIDEN_TIE_SHARE = 0.9  # above this, a prompt gets twice the configured k samples
 MAX_K = 16
 # A prompt is steered when some pair of its samples is likelier decided than tied, as the balanced model sees
