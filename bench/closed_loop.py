@@ -512,6 +512,7 @@ def rule_list(text: str) -> list[str]:
     """``all`` → every rule; ``a,b,c`` → those, in that order, each once; ``FILE.py:FUNCTION`` or
     ``MODULE:FUNCTION`` among them → a rule of one's own (:func:`bench.rules.load_rule`)."""
     names = list(RULES) if text.strip() == "all" else [n.strip() for n in text.split(",") if n.strip()]
+    names = list(dict.fromkeys(names))  # a file rule named twice is loaded once (a second load would clash)
     try:
         names = [load_rule(n) if ":" in n else n for n in names]
     except ValueError as exc:

@@ -279,5 +279,6 @@ def test_the_bench_takes_a_rule_of_ones_own(tmp_path, rule_tables):
 
     (tmp_path / "taste.py").write_text(TASTE)
     assert rule_list(f"digit,{tmp_path}/taste.py:prefers_please") == ["digit", "prefers_please"]
+    assert rule_list(f"{tmp_path}/taste.py:says_maybe,{tmp_path}/taste.py:says_maybe") == ["says_maybe"]
     with pytest.raises(argparse.ArgumentTypeError, match="has no function"):
         rule_list(f"{tmp_path}/taste.py:nothing")
