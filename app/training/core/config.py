@@ -95,7 +95,11 @@ class RuntimeSettings:
     log_every: int = _f(10, "Report train metrics (averaged over the window) every this many steps.")
     num_threads: int = _f(0, "torch intra-op threads on CPU; 0 = half the available cores.")
     use_cpu: bool = _f(False, "Train on the CPU even when an accelerator is present.")
-    mixed_precision: MixedPrecision = _f("no", "Passed to accelerate: 'bf16' or 'fp16' autocast on GPUs.")
+    mixed_precision: MixedPrecision = _f(
+        "no",
+        "Passed to accelerate: 'bf16' or 'fp16' autocast on GPUs. On a CPU bf16 pays only where the CPU computes "
+        "it (AVX-512 BF16, AMX); elsewhere it is emulated, many times slower, and the job log says so.",
+    )
 
 
 @dataclass

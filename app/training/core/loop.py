@@ -134,7 +134,31 @@ def setup_accelerator(config: RuntimeSettings, reporter: Reporter | None) -> tup
     accelerator = make_accelerator(config)
     if not accelerator.is_main_process:
         return accelerator, NullReporter()
-    return accelerator, reporter or NullReporter()
+    reporter = reporter or NullReporter()
+    warning = emulated_bf16_warning(config.mixed_precision, accelerator.device.type)
+    if warning:
+        logger.warning(warning)
+        reporter.log(warning)
+    return accelerator, reporter
+
+
+def cpu_computes_bf16() -> bool:
+    """Whether this CPU has bf16 arithmetic (AVX-512 BF16 or AMX tiles); torch's own probes."""
+    return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+
+
+def emulated_bf16_warning(mixed_precision: str, device_type: str) -> str | None:
+    """The warning a bf16 run on a CPU without bf16 arithmetic gets, or None.
+
+    The setting is honoured (the user asked for it, and the numbers stay right), but without the
+    instructions every bf16 matrix product is emulated: a MiniLM training step measured 52 s under bf16
+    autocast against 3.3 s in fp32 on an AVX2-only EPYC."""
+    if mixed_precision != "bf16" or device_type != "cpu" or cpu_computes_bf16():
+        return None
+    return (
+        "mixed_precision bf16 on a CPU without AVX-512 BF16 or AMX: bf16 arithmetic is emulated here and "
+        "runs many times slower than fp32 (mixed_precision: no)"
+    )
 
 
 def cpu_threads(requested: int, processes: int = 1) -> int:
