@@ -134,12 +134,12 @@ def setup_accelerator(config: RuntimeSettings, reporter: Reporter | None) -> tup
     accelerator = make_accelerator(config)
     if not accelerator.is_main_process:
         return accelerator, NullReporter()
-    reporter = reporter or NullReporter()
     warning = emulated_bf16_warning(config.mixed_precision, accelerator.device.type)
-    if warning:
-        logger.warning(warning)
+    if warning and reporter is None:
+        logger.warning(warning)  # a script's run: no job log to say it in
+    elif warning:
         reporter.log(warning)
-    return accelerator, reporter
+    return accelerator, reporter or NullReporter()
 
 
 def cpu_computes_bf16() -> bool:
