@@ -4,6 +4,7 @@ rewards, safety penalty, pad token, prompt encoding and the cross-process statis
 from __future__ import annotations
 
 import functools
+import unittest.mock
 
 import pytest
 import torch
@@ -18,9 +19,11 @@ from app.training.ppo.rollout import (
     _draw,
     as_reward_function,
     collect_rollout,
+    distinct_rows,
     encode_prompts,
     left_pad,
     row_generators,
+    sample_responses,
     score_completions,
 )
 from app.training.ppo.step import make_experience, whiten_across
@@ -103,6 +106,74 @@ def test_inverse_cdf_draws_follow_the_distribution() -> None:
     freq = torch.bincount(draws, minlength=4).float() / 20000
     assert freq[1] == 0
     torch.testing.assert_close(freq, torch.tensor([0.1, 0.0, 0.2, 0.7]), atol=0.015, rtol=0)
+
+
+@pytest.mark.parametrize("vocab", [5, 256, 1000, 49152])
+def test_the_two_level_draw_picks_the_token_a_whole_vocabulary_cdf_picks(vocab: int) -> None:
+    torch.manual_seed(vocab)
+    rows = 64
+    logits = torch.randn(rows, vocab) * 4
+    logits[:, torch.randperm(vocab)[: vocab // 3]] = float("-inf")  # tokens a filter removed: never drawn
+    probs = torch.softmax(logits, dim=-1)
+    generators = row_generators(7, 0, rows, CPU)
+    u = torch.cat([torch.rand(1, generator=g, dtype=torch.float64) for g in row_generators(7, 0, rows, CPU)])
+    cdf = probs.cumsum(-1, dtype=torch.float64)
+    expected = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).squeeze(-1)
+    drawn = _draw(probs, generators)
+    assert torch.equal(drawn, expected)
+    assert bool((probs.gather(-1, drawn[:, None]) > 0).all())
+
+
+def test_a_draw_at_the_very_top_of_the_cdf_takes_the_last_token_with_mass(monkeypatch: pytest.MonkeyPatch) -> None:
+    probs = torch.zeros(1, 700)
+    probs[0, [3, 300]] = torch.tensor([0.25, 0.75])
+    top = torch.tensor([1.0 - 2.0**-53], dtype=torch.float64)  # the largest uniform number below 1
+    monkeypatch.setattr(torch, "rand", lambda *args, **kwargs: top.clone())
+    assert _draw(probs, [torch.Generator()]).tolist() == [300]
+
+
+@pytest.mark.parametrize("use_lora", [True, False])
+def test_prompts_sampled_k_times_share_one_prefill_and_sample_as_if_run_apart(use_lora: bool) -> None:
+    """k copies of a prompt are prefilled once (their KV cache repeated): the samples, log-probs, entropies and
+    values are what one forward per copy gives."""
+    actor, _, tok, _ = actor_and_tokenizer(use_lora=use_lora)
+    repeated = [prompt for prompt in PROMPTS[:3] for _ in range(4)]
+    prompt_ids, prompt_mask = left_pad(encode_prompts(tok, repeated, 64), tok.pad_token_id, CPU)
+    calls: list[int] = []
+    forward = actor.trunk.forward
+
+    @functools.wraps(forward)
+    def counted(*args, **kwargs):
+        calls.append(kwargs["input_ids"].shape[0])
+        return forward(*args, **kwargs)
+
+    def sample():
+        return sample_responses(
+            actor,
+            prompt_ids,
+            prompt_mask,
+            row_generators(5, 0, len(repeated), CPU),
+            max_new_tokens=8,
+            eos_id=tok.eos_token_id,
+            pad_id=tok.pad_token_id,
+        )
+
+    actor.trunk.forward = counted
+    shared = sample()
+    assert calls[0] == 3  # one prefill row per distinct prompt
+    actor.trunk.forward = forward
+    with unittest.mock.patch("app.training.ppo.rollout.distinct_rows", lambda rows: (list(range(len(rows))),) * 2):
+        apart = sample()
+    assert torch.equal(shared.tokens, apart.tokens)
+    assert torch.equal(shared.mask, apart.mask)
+    torch.testing.assert_close(shared.logprobs, apart.logprobs, atol=1e-5, rtol=0)
+    torch.testing.assert_close(shared.entropy, apart.entropy, atol=1e-5, rtol=0)
+    torch.testing.assert_close(shared.values, apart.values, atol=1e-5, rtol=0)
+
+
+def test_distinct_rows_keep_the_first_of_each_and_index_every_row() -> None:
+    assert distinct_rows([[1, 2], [1, 2], [3], [1, 2], [3], [4]]) == ([0, 2, 5], [0, 0, 1, 0, 1, 2])
+    assert distinct_rows([[1], [2]]) == ([0, 1], [0, 1])
 
 
 def test_rewards_come_from_a_scorer_or_a_callable_minus_the_safety_penalty() -> None:

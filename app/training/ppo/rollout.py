@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
+from torch.nn import functional as nn_functional
 
 from app.generation.transformers_backend import left_pad
 from app.training.core.data import Prompt
@@ -98,15 +99,31 @@ class Sampled:
     values: torch.Tensor | None  # V(s_t) from the value head; None with a separate value model
 
 
+DRAW_BLOCK = 256  # vocabulary entries per block of the two-level inverse CDF
+
+
 def _draw(probs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
     """One token per row by inverse-CDF sampling, u ~ U(0, 1) from the row's own stream. [B, V] → [B].
 
     The token is the first index whose cumulative probability exceeds u: one uniform number per row
-    instead of one per vocabulary entry, and the draw of a row does not depend on the other rows."""
+    instead of one per vocabulary entry, and the draw of a row does not depend on the other rows. The CDF is
+    taken in two levels, the mass of each block of :data:`DRAW_BLOCK` entries and then the one block that u
+    falls in, both summed in float64 so the tail of a 50k vocabulary keeps its mass: a float64 cumulative sum
+    over the whole [B, V] row cost 100 ms a step at 128 rows, half of a step's sampling work besides the model."""
+    rows, vocab = probs.shape
     u = torch.cat([torch.rand(1, generator=g, device=probs.device, dtype=torch.float64) for g in generators])
-    cdf = probs.cumsum(-1, dtype=torch.float64)  # [B, V]; float64 so the tail of a 50k vocabulary keeps its mass
-    token = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).squeeze(-1)
-    return token.clamp(max=probs.shape[-1] - 1)
+    blocks = nn_functional.pad(probs, (0, -vocab % DRAW_BLOCK)).view(rows, -1, DRAW_BLOCK)  # [B, N, S]
+    block_cdf = blocks.sum(-1).double().cumsum(-1)  # [B, N]: 256 float32 terms a block lose nothing that matters
+    total = block_cdf[:, -1:]
+    target = torch.minimum(u.unsqueeze(-1) * total, torch.nextafter(total, torch.zeros_like(total)))  # [B, 1], < total
+    block = torch.searchsorted(block_cdf, target, right=True).clamp_(max=block_cdf.shape[-1] - 1)  # [B, 1]
+    before = torch.where(block > 0, block_cdf.gather(-1, (block - 1).clamp(min=0)), 0.0)
+    inner = blocks.gather(1, block.unsqueeze(-1).expand(-1, 1, DRAW_BLOCK)).squeeze(1).cumsum(-1, dtype=torch.float64)
+    # What is left of u's mass inside the block, kept under the block's own total (the two sums round apart), so
+    # the search lands on an entry of positive probability: searchsorted(right) skips the flat steps of the CDF.
+    rest = torch.minimum(target - before, torch.nextafter(inner[:, -1:], torch.zeros_like(inner[:, -1:])))
+    offset = torch.searchsorted(inner, rest, right=True)
+    return (block * DRAW_BLOCK + offset).squeeze(-1).clamp(max=vocab - 1)
 
 
 def _sample_step(logits: torch.Tensor, generators: list[torch.Generator]) -> tuple[torch.Tensor, ...]:
@@ -136,8 +153,7 @@ def sample_responses(
     """Sample up to ``max_new_tokens`` per prompt with a KV cache; a response ends at its first EOS."""
     trunk, cache_name = actor.trunk, cache_kwarg(actor.trunk)
     mask, positions = prompt_mask, position_ids(prompt_mask)
-    out = trunk(input_ids=prompt_ids, attention_mask=mask, position_ids=positions, use_cache=True)
-    cache, hidden = _cache_of(out), out.last_hidden_state[:, -1]  # [B, H]
+    cache, hidden = _prefill(trunk, prompt_ids, mask, positions)
     next_position = positions[:, -1] + 1  # [B]
     done = torch.zeros(prompt_ids.shape[0], dtype=torch.bool, device=prompt_ids.device)
     steps: list[tuple[torch.Tensor, ...]] = []
@@ -162,6 +178,44 @@ def sample_responses(
     tokens, live, logprobs, entropy, values = (torch.stack(column, dim=1) for column in zip(*steps, strict=True))
     live = live.float()
     return Sampled(tokens, live, logprobs * live, entropy * live, values * live if actor.value_model is None else None)
+
+
+def _prefill(
+    trunk: Any, prompt_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor
+) -> tuple[Any, torch.Tensor]:
+    """(the KV cache of every row's prompt, the last prompt position's hidden state [B, H]), each distinct
+    prompt run through the trunk once.
+
+    RLOO and online DPO sample k answers to each prompt, so a batch holds every prompt k times; their prompts
+    (chat template and system prompt included) are about as long as the answers, and running each copy was
+    half the sampling work. The copies' KV caches are equal, so one forward per distinct row and an index
+    into its cache give every row what its own forward would have."""
+    keep, index = distinct_rows(torch.cat([prompt_ids, mask.to(prompt_ids.dtype)], dim=1).tolist())
+    inverse = None
+    if len(keep) < len(index):
+        inverse = torch.tensor(index, device=prompt_ids.device)
+        rows = torch.tensor(keep, device=prompt_ids.device)
+        prompt_ids, mask, positions = prompt_ids[rows], mask[rows], positions[rows]
+    out = trunk(input_ids=prompt_ids, attention_mask=mask, position_ids=positions, use_cache=True)
+    cache, hidden = _cache_of(out), out.last_hidden_state[:, -1]
+    if inverse is not None:
+        cache.reorder_cache(inverse)
+        hidden = hidden[inverse]
+    return cache, hidden
+
+
+def distinct_rows(rows: Sequence[Sequence[int]]) -> tuple[list[int], list[int]]:
+    """(the first row of each distinct value, in order; per row, its distinct value's place in that list)."""
+    slot: dict[tuple[int, ...], int] = {}
+    keep: list[int] = []
+    index = []
+    for i, row in enumerate(rows):
+        key = tuple(row)
+        if key not in slot:
+            slot[key] = len(keep)
+            keep.append(i)
+        index.append(slot[key])
+    return keep, index
 
 
 def _cache_of(out: Any) -> Any:
