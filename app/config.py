@@ -132,7 +132,8 @@ class Settings(BaseSettings):
         True,
         description="While most recent judgements are ties, learn from them which differences annotators "
         "decide on and pair the samples likeliest to be decided on every prompt whose samples hold such a "
-        "pair; while nine in ten are ties, sample twice k per prompt (at most 16). See app/pool/told_apart.py.",
+        "pair; while nine in ten are ties, sample twice k per prompt (at most 16); while fewer than one in ten "
+        "are, half k (at least 2). See app/pool/told_apart.py.",
     )
     pool_regenerate_attempts: int = Field(
         2,

@@ -91,6 +91,7 @@ class Tally:
     planned: int = 0
     barren: int = 0  # batches in a row that gave no usable pair
     widest_k: int = 0  # the most samples per prompt a batch drew (k widens while verdicts are mostly ties)
+    fewest_k: int = 0  # and the fewest (k narrows while they are nearly all decided); 0 before a batch
     stopped: str | None = None
 
     def add(self, stats: BatchStats) -> None:
@@ -132,6 +133,7 @@ def _batch(ctx: JobContext, setup: Setup, sampler: PairSampler, rng: random.Rand
     if verdicts is not None:
         _adapt(sampler, verdicts, None if ctx.params.samples_per_prompt else ctx.settings.pool_samples_per_prompt)
     tally.widest_k = max(tally.widest_k, sampler.samples_per_prompt)
+    tally.fewest_k = min(tally.fewest_k or sampler.samples_per_prompt, sampler.samples_per_prompt)
     if not items:
         tally.stopped = "no active prompts"
         return
@@ -172,5 +174,6 @@ def _result(setup: Setup, tally: Tally, seconds: float, steered: int) -> dict[st
         "generate_seconds": round(stats.generate_seconds, 3), "seconds": round(seconds, 3),
         "pairs_per_minute": round(tally.pairs / seconds * 60, 2) if seconds > 0 else 0.0,
         "warm_pids": sorted(stats.pids), "stopped": tally.stopped, "samples_per_prompt": tally.widest_k,
+        "fewest_samples_per_prompt": tally.fewest_k,
         "steered_prompts": steered,
     }  # fmt: skip

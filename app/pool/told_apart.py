@@ -17,7 +17,11 @@ before, judged as few decided pairs as random pairing would: under a trait one a
 only the prompts among 8 samples holding it can give a decided pair, and half of those were paired
 blind.) While nine in ten verdicts are
 ties (:data:`WIDEN_TIE_SHARE`), a prompt gets twice the configured k samples (at most :data:`MAX_K`): a
-trait one answer in a hundred shows turns up among 8 samples twice as often as among 4.
+trait one answer in a hundred shows turns up among 8 samples twice as often as among 4. The other way,
+while fewer than one verdict in ten is a tie (:data:`NARROW_TIE_SHARE`: a preference that compares, such as
+length), a prompt gets half the configured k (at least 2): annotators already decide nearly every pair, so
+searching more samples for a pair that differs finds no more decided verdicts, and every sample past the two
+judged is generation thrown away.
 
 Nothing here knows any rule or trait, only the verdicts; with few ties (a preference that compares, such
 as length, or real annotators' usual mix) it stays out of the way. Each answer is still one sample of
@@ -48,6 +52,7 @@ MIN_DECIDED = 3  # decided pairs before the model is fitted at all
 MIN_TIED = 20  # and tied ones: the contrast it learns from
 ACTIVE_TIE_SHARE = 0.5  # above this share of ties, the pool steers (STEER_CHANCE says which prompts)
 WIDEN_TIE_SHARE = 0.9  # above this, a prompt gets twice the configured k samples
+NARROW_TIE_SHARE = 0.1  # below this, half the configured k (at least 2)
 MAX_K = 16
 # A prompt is steered when some pair of its samples is likelier decided than tied, as the balanced model sees
 # it: a pair that shows a difference the decided pairs showed. Below, the model knows nothing of the pair.
@@ -92,9 +97,14 @@ def recent_verdicts(db: Session, *, limit: int = RECENT) -> Verdicts:
 
 
 def samples_per_prompt(base: int, verdicts: Verdicts) -> int:
-    """The k to sample: twice ``base`` (at most :data:`MAX_K`) while nine in ten recent verdicts are ties."""
-    if verdicts.count >= MIN_TIED and verdicts.tie_share >= WIDEN_TIE_SHARE:
+    """The k to sample: twice ``base`` (at most :data:`MAX_K`) while nine in ten recent verdicts are ties, half
+    of it (at least 2) while fewer than one in ten are."""
+    if verdicts.count < MIN_TIED:
+        return base
+    if verdicts.tie_share >= WIDEN_TIE_SHARE:
         return max(base, min(2 * base, MAX_K))
+    if verdicts.tie_share < NARROW_TIE_SHARE:
+        return min(base, max(2, base // 2))
     return base
 
 

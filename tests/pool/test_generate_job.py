@@ -217,3 +217,25 @@ def test_a_pool_judged_mostly_tie_samples_more_and_pairs_what_annotators_decide(
     assert plain.result["samples_per_prompt"] == k and plain.result["steered_prompts"] == 0
     for job, n in ((widened, 2 * k), (chosen_k, 3), (plain, k)):
         assert {p.response_a.generation_params["n"] for p in _pairs(db, created_by_job_id=job.id)} == {n}
+
+
+def test_a_pool_judged_nearly_all_decided_samples_fewer(db, session_factory, pool_settings, tiny_policies):
+    """Fewer than one in ten of the latest verdicts ties: half the configured k (at least 2), unless the job set k."""
+    add_policy(db, tiny_policies[0], name="tiny-v0", status=ModelStatus.promoted)
+    add_prompts(db, 4)
+    for n in range(30):
+        JudgementFactory(choice=Choice.a, pair__response_a__text=f"Short {n}.", pair__response_b__text=f"Longer {n}!")
+    db.commit()
+    k = pool_settings.pool_samples_per_prompt
+    assert k >= 4
+
+    narrowed = run_job(db, session_factory, pool_settings, kind="generate", params={"pairs": 4})
+    chosen_k = run_job(
+        db, session_factory, pool_settings, kind="generate", params={"pairs": 4, "samples_per_prompt": k}
+    )
+
+    assert narrowed.status is chosen_k.status is JobStatus.succeeded
+    assert narrowed.result["samples_per_prompt"] == narrowed.result["fewest_samples_per_prompt"] == k // 2
+    assert chosen_k.result["samples_per_prompt"] == chosen_k.result["fewest_samples_per_prompt"] == k
+    for job, n in ((narrowed, k // 2), (chosen_k, k)):
+        assert {p.response_a.generation_params["n"] for p in _pairs(db, created_by_job_id=job.id)} == {n}

@@ -105,9 +105,25 @@ def test_chances_outrank_difference_in_the_pick():
 
 @pytest.mark.parametrize(
     ("tied", "decided", "base", "k"),
-    [(95, 5, 4, 8), (90, 10, 4, 8), (89, 11, 4, 4), (95, 5, 12, 16), (95, 5, 16, 16), (10, 0, 4, 4)],
+    [
+        (95, 5, 4, 8),
+        (90, 10, 4, 8),
+        (89, 11, 4, 4),
+        (95, 5, 12, 16),
+        (95, 5, 16, 16),
+        (10, 0, 4, 4),  # too few verdicts to say
+        (10, 90, 4, 4),  # one in ten ties: k stays
+        (9, 91, 4, 2),
+        (0, 100, 4, 2),
+        (0, 100, 8, 4),
+        (0, 100, 3, 2),
+        (0, 100, 2, 2),
+        (0, 19, 4, 4),
+    ],
 )
-def test_k_doubles_while_nine_in_ten_verdicts_are_ties(tied, decided, base, k):
+def test_k_doubles_while_nine_in_ten_verdicts_are_ties_and_halves_while_fewer_than_one_in_ten_are(
+    tied, decided, base, k
+):
     verdicts = Verdicts(decided=[("a", "b")] * decided, tied=[("a", "b")] * tied)
     assert samples_per_prompt(base, verdicts) == k
 
