@@ -126,12 +126,13 @@ def _fill(ctx: JobContext, setup: Setup, client: WarmClient) -> dict[str, Any]:
 
 def _batch(ctx: JobContext, setup: Setup, sampler: PairSampler, rng: random.Random, tally: Tally) -> None:
     """Plan, sample and store one batch, updating ``tally`` (and setting ``tally.stopped`` to end)."""
-    size = min(ctx.settings.pool_batch_prompts, setup.goal - tally.pairs)
+    configured_k = ctx.params.samples_per_prompt or ctx.settings.pool_samples_per_prompt
     with ctx.sessions() as db:
-        items = choose_prompts(db, ctx.settings, count=size, rng=rng)
         verdicts = told_apart.recent_verdicts(db) if ctx.settings.pool_adapt_to_ties else None
-    if verdicts is not None:
-        _adapt(sampler, verdicts, None if ctx.params.samples_per_prompt else ctx.settings.pool_samples_per_prompt)
+        if verdicts is not None:
+            _adapt(sampler, verdicts, None if ctx.params.samples_per_prompt else configured_k)
+        size = batch_prompts(ctx.settings.pool_batch_prompts, configured_k, sampler.samples_per_prompt)
+        items = choose_prompts(db, ctx.settings, count=min(size, setup.goal - tally.pairs), rng=rng)
     tally.widest_k = max(tally.widest_k, sampler.samples_per_prompt)
     tally.fewest_k = min(tally.fewest_k or sampler.samples_per_prompt, sampler.samples_per_prompt)
     if not items:
@@ -156,6 +157,13 @@ def _batch(ctx: JobContext, setup: Setup, sampler: PairSampler, rng: random.Rand
         tally.stopped = "the policy keeps giving identical or empty responses"
     elif setup.fill_only and stored < len(candidates):
         tally.stopped = "the pool reached its target"
+
+
+def batch_prompts(configured: int, configured_k: int, k: int) -> int:
+    """Prompts in the next batch: the configured count, or more while k is below the configured k, so the batch
+    keeps as many rows (prompts × k). On a CPU a decoding step of 32 rows costs nearly what one of 64 does
+    (SmolLM2: 77 against 114 tokens/s), so halving k without this saved no time at all."""
+    return max(configured, configured * configured_k // k)
 
 
 def _adapt(sampler: PairSampler, verdicts: told_apart.Verdicts, base_k: int | None) -> None:

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import signal
 
+import pytest
 from sqlalchemy import func, select
 
 from app.annotation.models import Choice
 from app.jobs.models import Job, JobStatus
 from app.pool import service, told_apart
 from app.pool.models import Pair, PairStatus, Response
+from app.pool.runner import batch_prompts
 from app.pool.warm_client import WarmClient
 from app.registry.models import ModelKind, ModelStatus, ModelVersion
 from tests.factories import JudgementFactory
@@ -239,3 +241,11 @@ def test_a_pool_judged_nearly_all_decided_samples_fewer(db, session_factory, poo
     assert chosen_k.result["samples_per_prompt"] == chosen_k.result["fewest_samples_per_prompt"] == k
     for job, n in ((narrowed, k // 2), (chosen_k, k)):
         assert {p.response_a.generation_params["n"] for p in _pairs(db, created_by_job_id=job.id)} == {n}
+
+
+@pytest.mark.parametrize(
+    ("configured", "configured_k", "k", "prompts"),
+    [(16, 4, 4, 16), (16, 4, 2, 32), (16, 4, 8, 16), (16, 8, 4, 32), (5, 4, 2, 10), (1, 3, 2, 1), (16, 2, 2, 16)],
+)
+def test_a_batch_keeps_its_rows_when_k_narrows_and_its_prompts_when_k_widens(configured, configured_k, k, prompts):
+    assert batch_prompts(configured, configured_k, k) == prompts
