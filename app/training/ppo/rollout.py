@@ -1,9 +1,10 @@
 """Rollouts: sample responses, score them, and record what PPO needs to learn from them.
 
-Sampling runs the policy's trunk with a KV cache, a whole batch at a time (prompts left-padded), and
-reads log π_old, the entropy and V off the same pass, so a rollout costs one incremental generation, one
-reference forward and the reward function. Each response is sampled with its own random stream, seeded
-by (seed, update, global row): the samples do not depend on how the batch is split across processes.
+Sampling runs the policy's trunk with a KV cache, a whole batch at a time (prompts left-padded, each
+distinct prompt prefilled once however many answers it gets), and reads log π_old, the entropy and V off
+the same pass, so a rollout costs one incremental generation, one reference forward and the reward
+function. Each response is sampled with its own random stream, seeded by (seed, update, global row): the
+samples do not depend on how the batch is split across processes.
 
     rewards = as_reward_function(RewardScorer("/models/reward-3"))  # or any callable on completions
 """
