@@ -127,11 +127,12 @@ def _fill(ctx: JobContext, setup: Setup, client: WarmClient) -> dict[str, Any]:
 def _batch(ctx: JobContext, setup: Setup, sampler: PairSampler, rng: random.Random, tally: Tally) -> None:
     """Plan, sample and store one batch, updating ``tally`` (and setting ``tally.stopped`` to end)."""
     configured_k = ctx.params.samples_per_prompt or ctx.settings.pool_samples_per_prompt
+    if ctx.settings.pool_adapt_to_ties:
+        with ctx.sessions() as db:
+            verdicts = told_apart.recent_verdicts(db)
+        _adapt(sampler, verdicts, None if ctx.params.samples_per_prompt else configured_k)  # a fit: no session held
+    size = batch_prompts(ctx.settings.pool_batch_prompts, configured_k, sampler.samples_per_prompt)
     with ctx.sessions() as db:
-        verdicts = told_apart.recent_verdicts(db) if ctx.settings.pool_adapt_to_ties else None
-        if verdicts is not None:
-            _adapt(sampler, verdicts, None if ctx.params.samples_per_prompt else configured_k)
-        size = batch_prompts(ctx.settings.pool_batch_prompts, configured_k, sampler.samples_per_prompt)
         items = choose_prompts(db, ctx.settings, count=min(size, setup.goal - tally.pairs), rng=rng)
     tally.widest_k = max(tally.widest_k, sampler.samples_per_prompt)
     tally.fewest_k = min(tally.fewest_k or sampler.samples_per_prompt, sampler.samples_per_prompt)
