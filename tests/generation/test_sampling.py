@@ -11,7 +11,7 @@ import torch
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
 from app.generation import sampling
-from app.generation.sampling import SampledStep, draw, nucleus
+from app.generation.sampling import SampledStep, draw, inverse_cdf, nucleus
 
 VOCAB = 2000
 
@@ -28,9 +28,14 @@ def peaked(rows: int, scale: float, seed: int) -> torch.Tensor:
     return -ranks * scale / VOCAB + 0.01 * torch.randn(rows, VOCAB, generator=g)
 
 
-def dense(probs_ids: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
-    ids, probs = probs_ids
-    return torch.zeros(ids.shape[0], VOCAB).scatter_(-1, ids, probs)
+def dense(groups: list[tuple[torch.Tensor, torch.Tensor, torch.Tensor]], rows: int) -> torch.Tensor:
+    """The nucleus groups as one [rows, VOCAB] matrix of probabilities; every row must be in one group."""
+    out = torch.full((rows, VOCAB), float("nan"))
+    for index, ids, probs in groups:
+        out[index] = torch.zeros(len(index), VOCAB).scatter_(-1, ids, probs)
+    assert not bool(out.isnan().any()), "a row is in no group"
+    assert sum(len(index) for index, _, _ in groups) == rows, "a row is in two groups"
+    return out
 
 
 @pytest.mark.parametrize(
@@ -40,16 +45,61 @@ def dense(probs_ids: tuple[torch.Tensor, torch.Tensor]) -> torch.Tensor:
 )
 def test_nucleus_is_transformers_top_p(scale: float, temperature: float, top_p: float) -> None:
     logits = peaked(4, scale, seed=1)
-    ours = dense(nucleus(logits / temperature, top_p))
+    ours = dense(nucleus(logits / temperature, top_p), 4)
     torch.testing.assert_close(ours, reference(logits, temperature, top_p), atol=1e-5, rtol=1e-4)
 
 
-def test_a_nucleus_past_the_first_candidates_widens(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_nucleus_past_the_first_candidates_widens() -> None:
     logits = peaked(3, 10.0, seed=2)
     kept = (reference(logits, 1.0, 0.95) > 0).sum(-1)
     assert int(kept.max()) > sampling.FIRST_K  # the case exercises the widening
-    ids, probs = nucleus(logits, 0.95)
-    assert ids.shape[1] > sampling.FIRST_K and torch.equal((probs > 0).sum(-1), kept)
+    ((index, ids, probs),) = nucleus(logits, 0.95)
+    assert ids.shape[1] > sampling.FIRST_K and torch.equal((probs[torch.argsort(index)] > 0).sum(-1), kept)
+
+
+def mixed_rows() -> torch.Tensor:
+    """Rows 0, 2, 4 hold their nucleus among the first candidates, rows 1 and 3 need far more."""
+    narrow, wide = peaked(3, 4000.0, seed=5), peaked(2, 10.0, seed=6)
+    return torch.stack([narrow[0], wide[0], narrow[1], wide[1], narrow[2]])
+
+
+def test_only_the_rows_that_need_more_candidates_are_widened() -> None:
+    logits = mixed_rows()
+    groups = nucleus(logits, 0.95)
+    assert [(index.tolist(), ids.shape[1]) for index, ids, _ in groups] == [
+        ([0, 2, 4], sampling.FIRST_K),
+        ([1, 3], min(sampling.FIRST_K * sampling.WIDEN, VOCAB)),
+    ]
+    torch.testing.assert_close(dense(groups, 5), reference(logits, 1.0, 0.95), atol=1e-5, rtol=1e-4)
+
+
+def test_rows_widened_apart_draw_the_token_a_shared_candidate_count_draws() -> None:
+    """Each row's draw is the inverse CDF of its own nucleus at its own u, whatever the other rows need."""
+    logits = mixed_rows().repeat(20, 1)
+    torch.manual_seed(3)
+    drawn = draw(logits, 1.0, 0.95)
+    torch.manual_seed(3)
+    u = torch.rand(logits.shape[0], dtype=torch.float64)
+    probs = reference(logits, 1.0, 0.95)  # every row over the whole vocabulary, sorted by probability
+    order = torch.sort(probs, dim=-1, descending=True, stable=True).indices
+    cdf = probs.gather(-1, order).cumsum(-1, dtype=torch.float64)
+    pick = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True)
+    assert torch.equal(drawn, order.gather(-1, pick).squeeze(-1))
+
+
+@pytest.mark.parametrize("vocab", [5, 256, 1000, 49152])
+def test_without_a_nucleus_cut_the_two_level_draw_picks_what_a_whole_vocabulary_cdf_picks(vocab: int) -> None:
+    torch.manual_seed(vocab)
+    rows = 64
+    logits = torch.randn(rows, vocab) * 4
+    logits[:, torch.randperm(vocab)[: vocab // 3]] = float("-inf")  # tokens a filter removed: never drawn
+    probs = torch.softmax(logits, dim=-1)
+    u = torch.rand(rows, dtype=torch.float64)
+    cdf = probs.cumsum(-1, dtype=torch.float64)
+    expected = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).squeeze(-1)
+    drawn = inverse_cdf(probs, u)
+    assert torch.equal(drawn, expected)
+    assert bool((probs.gather(-1, drawn[:, None]) > 0).all())
 
 
 def test_the_likeliest_token_always_stays() -> None:

@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
-from torch.nn import functional as nn_functional
 
+from app.generation.sampling import inverse_cdf
 from app.generation.transformers_backend import left_pad
 from app.training.core.data import Prompt
 from app.training.core.encode import render_prompt
@@ -100,31 +100,13 @@ class Sampled:
     values: torch.Tensor | None  # V(s_t) from the value head; None with a separate value model
 
 
-DRAW_BLOCK = 256  # vocabulary entries per block of the two-level inverse CDF
-
-
 def _draw(probs: torch.Tensor, generators: list[torch.Generator]) -> torch.Tensor:
     """One token per row by inverse-CDF sampling, u ~ U(0, 1) from the row's own stream. [B, V] → [B].
 
-    The token is the first index whose cumulative probability exceeds u: one uniform number per row
-    instead of one per vocabulary entry, and the draw of a row does not depend on the other rows. The CDF is
-    taken in two levels, the mass of each block of :data:`DRAW_BLOCK` entries and then the one block that u
-    falls in, both summed in float64 so the tail of a 50k vocabulary keeps its mass: a float64 cumulative sum
-    over the whole [B, V] row cost 100 ms a step at 128 rows, half of a step's sampling work besides the model."""
-    rows, vocab = probs.shape
+    One uniform number per row instead of one per vocabulary entry, and the draw of a row does not depend
+    on the other rows (:func:`~app.generation.sampling.inverse_cdf`)."""
     u = torch.cat([torch.rand(1, generator=g, device=probs.device, dtype=torch.float64) for g in generators])
-    blocks = nn_functional.pad(probs, (0, -vocab % DRAW_BLOCK)).view(rows, -1, DRAW_BLOCK)  # [B, N, S]
-    block_cdf = blocks.sum(-1).double().cumsum(-1)  # [B, N]: 256 float32 terms a block lose nothing that matters
-    total = block_cdf[:, -1:]
-    target = torch.minimum(u.unsqueeze(-1) * total, torch.nextafter(total, torch.zeros_like(total)))  # [B, 1], < total
-    block = torch.searchsorted(block_cdf, target, right=True).clamp_(max=block_cdf.shape[-1] - 1)  # [B, 1]
-    before = torch.where(block > 0, block_cdf.gather(-1, (block - 1).clamp(min=0)), 0.0)
-    inner = blocks.gather(1, block.unsqueeze(-1).expand(-1, 1, DRAW_BLOCK)).squeeze(1).cumsum(-1, dtype=torch.float64)
-    # What is left of u's mass inside the block, kept under the block's own total (the two sums round apart), so
-    # the search lands on an entry of positive probability: searchsorted(right) skips the flat steps of the CDF.
-    rest = torch.minimum(target - before, torch.nextafter(inner[:, -1:], torch.zeros_like(inner[:, -1:])))
-    offset = torch.searchsorted(inner, rest, right=True)
-    return (block * DRAW_BLOCK + offset).squeeze(-1).clamp(max=vocab - 1)
+    return inverse_cdf(probs, u)
 
 
 def _sample_step(logits: torch.Tensor, generators: list[torch.Generator]) -> tuple[torch.Tensor, ...]:
