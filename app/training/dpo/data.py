@@ -7,7 +7,10 @@ sequences the policy would produce, whether the pair came from the judged pool o
 
 A batch holds 2B sequences, the B chosen then the B rejected, laid out like PPO's rollouts
 ``[left-padded prompt | right-padded response]``, so one forward reads both sides of every pair and the
-states predicting the response are the slice ``[-T - 1 : -1]``.
+states predicting the response are the slice ``[-T - 1 : -1]``. Where the policy honours a 4-D attention
+mask and explicit positions (checked on real rows: :func:`pair_collator`), the two sides of a pair share
+one row instead, ``[prompt | chosen | rejected]`` (``core.prefix``'s block mask: each answer sees the prompt
+and itself), so the prompt is computed once, not twice, and no prompt is padded to another's length.
 """
 
 from __future__ import annotations
@@ -15,11 +18,13 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from typing import Any
 
+import numpy as np
 import torch
 
 from app.generation.transformers_backend import left_pad
 from app.training.core.batches import pad_sequences
 from app.training.core.data import PreferenceExample
+from app.training.core.prefix import CHOSEN, PAD, PREFIX, REJECTED, block_mask
 from app.training.ppo.rollout import encode_prompts
 from app.training.reward.loss import strength_margins
 
@@ -69,27 +74,117 @@ class DPOCollator:
     def __init__(self, pad_id: int) -> None:
         self.pad_id = pad_id
 
+    @staticmethod
+    def length(row: PairRow) -> int:
+        """What the row costs a batch: its prompt and its longer side (the other side is padded to it)."""
+        return row_length(row)
+
     def __call__(self, rows: Sequence[PairRow]) -> dict[str, torch.Tensor]:
         prompt_ids, prompt_mask = left_pad([row["prompt"] for row in rows] * 2, self.pad_id)  # [2B, P]
         responses = pad_sequences(
             [{"input_ids": row[side]} for side in ("chosen", "rejected") for row in rows], self.pad_id
         )  # [2B, T]
         tokens, mask = responses["input_ids"], responses["attention_mask"]
-        batch = {
+        return {
             "input_ids": torch.cat([prompt_ids, tokens], 1),
             "attention_mask": torch.cat([prompt_mask, mask], 1),
             "tokens": tokens,
             "mask": mask,
-            "margin": torch.tensor([row["margin"] for row in rows]),
+            **pair_values(rows),
         }
-        if all("ref_chosen" in row for row in rows):
-            batch["ref"] = torch.tensor([row["ref_chosen"] for row in rows] + [row["ref_rejected"] for row in rows])
-        return batch
+
+
+class PackedDPOCollator:
+    """Rows → B rows ``[prompt | chosen | rejected]`` that the policy reads as the 2B sequences of
+    :class:`DPOCollator` (the same keys, plus the positions and where each response token is predicted).
+
+    ``read_cols`` [2B, T]: the position whose state predicts each response token, the prompt's last token
+    for both first tokens; ``read_rows`` [2B]: the row of each sequence."""
+
+    def __init__(self, pad_id: int, *, additive: bool = False) -> None:
+        self.pad_id = pad_id
+        self.additive = additive  # eager attention adds its mask; SDPA takes a boolean one
+
+    @staticmethod
+    def length(row: PairRow) -> int:
+        return len(row["prompt"]) + len(row["chosen"]) + len(row["rejected"])
+
+    def __call__(self, rows: Sequence[PairRow]) -> dict[str, torch.Tensor]:
+        n, width = len(rows), max(self.length(row) for row in rows)
+        longest = max(len(row[side]) for row in rows for side in ("chosen", "rejected"))
+        ids = np.full((n, width), self.pad_id, dtype=np.int64)  # [B, W]
+        positions = np.zeros((n, width), dtype=np.int64)  # [B, W]
+        segments = np.full((n, width), PAD, dtype=np.int8)  # [B, W]
+        tokens = np.full((2, n, longest), self.pad_id, dtype=np.int64)  # [2, B, T]: chosen, rejected
+        mask = np.zeros((2, n, longest), dtype=np.int64)
+        reads = np.zeros((2, n, longest), dtype=np.int64)
+        for i, row in enumerate(rows):
+            prompt, chosen, rejected = row["prompt"], row["chosen"], row["rejected"]
+            p, c, r = len(prompt), len(chosen), len(rejected)
+            if not p:
+                raise ValueError("a packed pair needs a prompt token: the state before the first answer token")
+            ids[i, :p], ids[i, p : p + c], ids[i, p + c : p + c + r] = prompt, chosen, rejected
+            positions[i, : p + c], positions[i, p + c : p + c + r] = np.arange(p + c), np.arange(p, p + r)
+            segments[i, :p], segments[i, p : p + c], segments[i, p + c : p + c + r] = PREFIX, CHOSEN, REJECTED
+            tokens[0, i, :c], tokens[1, i, :r] = chosen, rejected
+            mask[0, i, :c], mask[1, i, :r] = 1, 1
+            reads[0, i, :c] = np.arange(p - 1, p + c - 1)
+            reads[1, i, :r] = np.concatenate(([p - 1], np.arange(p + c, p + c + r - 1)))
+        attention = torch.from_numpy(block_mask(segments)).unsqueeze(1)  # [B, 1, W, W], True attends
+        if self.additive:
+            attention = torch.zeros(attention.shape).masked_fill_(~attention, torch.finfo(torch.float32).min)
+        return {
+            "input_ids": torch.from_numpy(ids),
+            "attention_mask": attention,
+            "position_ids": torch.from_numpy(positions),
+            "read_rows": torch.arange(n).repeat(2),
+            "read_cols": torch.from_numpy(reads.reshape(2 * n, longest)),
+            "tokens": torch.from_numpy(tokens.reshape(2 * n, longest)),
+            "mask": torch.from_numpy(mask.reshape(2 * n, longest)),
+            **pair_values(rows),
+        }
+
+
+PairCollate = DPOCollator | PackedDPOCollator
+PACKED_INPUTS = ("position_ids", "read_rows", "read_cols")  # what a packed batch adds to the policy's call
+
+
+def pair_values(rows: Sequence[PairRow]) -> dict[str, torch.Tensor]:
+    """The margins [B] and, once computed, the reference log-probs [2B] (chosen first) of a batch of rows."""
+    values = {"margin": torch.tensor([row["margin"] for row in rows])}
+    if all("ref_chosen" in row for row in rows):
+        values["ref"] = torch.tensor([row["ref_chosen"] for row in rows] + [row["ref_rejected"] for row in rows])
+    return values
+
+
+@torch.no_grad()
+def pair_collator(model: Any, rows: Sequence[PairRow], pad_id: int, *, atol: float = 1e-3) -> PairCollate:
+    """The packed collator when ``model`` reads a few of ``rows`` packed as it reads them padded, else the
+    padded one: a backbone that ignores the 4-D mask or the positions (or refuses them) must not train on
+    log-probs of the wrong context."""
+    plain = DPOCollator(pad_id)
+    sample = list(rows[:4])
+    if not sample:
+        return plain
+    lm = getattr(model, "causal_lm", None)
+    eager = getattr(getattr(lm, "config", None), "_attn_implementation", None) == "eager"
+    packed = PackedDPOCollator(pad_id, additive=eager)
+    device, was_training = next(model.parameters()).device, model.training
+    model.eval()
+    try:
+        batches = [{k: v.to(device) for k, v in collate(sample).items()} for collate in (plain, packed)]
+        expected, got = (sequence_logprobs(model, batch) for batch in batches)
+        return packed if torch.allclose(got, expected, atol=atol, rtol=1e-4) else plain
+    except (TypeError, ValueError, RuntimeError, IndexError):
+        return plain
+    finally:
+        model.train(was_training)
 
 
 def sequence_logprobs(model: Callable[..., torch.Tensor], batch: dict[str, torch.Tensor]) -> torch.Tensor:
     """Σ log π(token) over each sequence's response tokens only. [2B]."""
-    logprobs = model(batch["input_ids"], batch["attention_mask"], batch["tokens"])  # [2B, T]
+    packed = {key: batch[key] for key in PACKED_INPUTS if key in batch}
+    logprobs = model(batch["input_ids"], batch["attention_mask"], batch["tokens"], **packed)  # [2B, T]
     return (logprobs * batch["mask"].to(logprobs.dtype)).sum(-1)
 
 
@@ -97,7 +192,7 @@ def sequence_logprobs(model: Callable[..., torch.Tensor], batch: dict[str, torch
 def add_reference_logprobs(
     reference: Callable[..., torch.Tensor],
     rows: Sequence[PairRow],
-    collate: DPOCollator,
+    collate: PairCollate,
     batch_size: int,
     device: torch.device | str,
 ) -> None:

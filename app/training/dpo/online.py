@@ -33,11 +33,11 @@ from app.training.core.card import build_card
 from app.training.core.loop import LinearSchedule, TrainingStopped
 from app.training.dpo.config import OnlineDPOConfig
 from app.training.dpo.data import (
-    DPOCollator,
+    PairCollate,
     PairRow,
     add_reference_logprobs,
+    pair_collator,
     pair_row,
-    row_length,
     sequence_logprobs,
 )
 from app.training.dpo.policy import DPOPolicy, build_policy
@@ -106,7 +106,7 @@ class _OnlineRun(SamplingRun):
         # σ of a score gap is a probability only on the Bradley–Terry log-odds scale; a RewardScorer says how
         # to put its scores there (an Elo target's are win probabilities), a reward function is taken as is.
         self.log_odds = getattr(kwargs.get("reward"), "log_odds", None)
-        self.collate = DPOCollator(self.tokenizer.pad_token_id)
+        self.collate: PairCollate | None = None  # chosen on the first round's pairs (``pair_collator``)
         self.step = self.resumed_step = 0  # optimizer steps, over all rounds
         # The KL budget: the trainable state before the last round's update and the KL its samples measured,
         # to go back to when the next measurement finds the policy over budget; and why the run ended early.
@@ -194,6 +194,8 @@ class _OnlineRun(SamplingRun):
         records = self._pairs(draw.indices, completions, scores)
         with self.policy.reference(self.frozen) as reference, self.accelerator.autocast():  # as the training forward
             rows = [record["pair"] for record in records if record["pair"] is not None]
+            if self.collate is None and rows:
+                self.collate = pair_collator(reference, rows, self.tokenizer.pad_token_id)
             add_reference_logprobs(reference, rows, self.collate, config.batch_size, self.accelerator.device)
         self._add_sampled_kl(records)
         records = gather_object(records)
@@ -276,7 +278,7 @@ class _OnlineRun(SamplingRun):
         the step metrics over the round, across processes."""
         config, accelerator = self.config, self.accelerator
         sampler = LengthGroupedBatchSampler(
-            [row_length(row) for row in pairs],
+            [self.collate.length(row) for row in pairs],
             config.batch_size,
             seed=config.seed,
             group_by_length=config.group_by_length,

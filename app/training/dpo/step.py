@@ -12,7 +12,7 @@ import torch
 from torch import nn
 
 from app.training.dpo.config import LossType
-from app.training.dpo.data import DPOCollator, PairRow, sequence_logprobs
+from app.training.dpo.data import PairCollate, PairRow, sequence_logprobs
 from app.training.dpo.losses import dpo_terms
 
 
@@ -32,7 +32,7 @@ def dpo_step(
 def evaluate(
     model: nn.Module,
     rows: Sequence[PairRow],
-    collate: DPOCollator,
+    collate: PairCollate,
     batch_size: int,
     device: torch.device | str,
     *,

@@ -35,7 +35,7 @@ from app.training.core.loop import (
 from app.training.core.result import TrainResult
 from app.training.core.run import RunTarget, model_label, save_merged_policy
 from app.training.dpo.config import DPOConfig
-from app.training.dpo.data import DPOCollator, add_reference_logprobs, encode_pairs, row_length
+from app.training.dpo.data import add_reference_logprobs, encode_pairs, pair_collator
 from app.training.dpo.policy import DPOPolicy, build_policy
 from app.training.dpo.step import dpo_step, evaluate
 
@@ -68,7 +68,6 @@ def train_dpo(
     model, frozen, tokenizer = build_policy(config, policy, tokenizer)
     model.to(accelerator.device)
     frozen = frozen.to(accelerator.device) if frozen is not None else None
-    collate = DPOCollator(tokenizer.pad_token_id)
     encode = functools.partial(
         encode_pairs,
         tokenizer,
@@ -79,12 +78,13 @@ def train_dpo(
     rows, val_rows = encode(train), encode(validation)
     if not rows:
         raise ValueError("validation_fraction: every pair's prompt was held out; lower it or judge more prompts")
+    collate = pair_collator(model, rows, tokenizer.pad_token_id)
     # Under the autocast the training forward runs in, so that log π − log π_ref is exactly 0 at the start.
     with model.reference(frozen) as reference, accelerator.autocast():
         add_reference_logprobs(reference, rows + val_rows, collate, config.eval_batch_size, accelerator.device)
     _describe(reporter, model, len(rows), len(val_rows), target.label, accelerator.device)
     step = functools.partial(dpo_step, beta=config.beta, loss_type=config.loss_type)
-    task = LoopTask(model, rows, [row_length(row) for row in rows], collate, step, target.fingerprint)
+    task = LoopTask(model, rows, [collate.length(row) for row in rows], collate, step, target.fingerprint)
     result = run_loop(task, config, accelerator, target.checkpoint, reporter)  # type: ignore[arg-type] - duck-typed
     trained: DPOPolicy = result.model  # type: ignore[assignment] - the loop hands back what it was given
     with accelerator.autocast():

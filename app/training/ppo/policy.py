@@ -171,9 +171,17 @@ class PolicyModel(ActorCritic):
         input_ids: torch.Tensor,
         attention_mask: torch.Tensor,  # type: ignore[override]
         tokens: torch.Tensor,
+        position_ids: torch.Tensor | None = None,
+        read_rows: torch.Tensor | None = None,
+        read_cols: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """log π(token) [B, T] for the T response ``tokens`` at the end of ``input_ids`` (``loss_logprobs``)."""
-        hidden = self.hidden(input_ids, attention_mask)[:, -tokens.shape[1] - 1 : -1]  # states before each token
+        """log π(token) [N, T] for the T response ``tokens`` at the end of ``input_ids`` (``loss_logprobs``); or,
+        with ``read_rows`` [N] and ``read_cols`` [N, T], of tokens predicted at those places of packed rows
+        (several answers to one prompt in one row, ``attention_mask`` 4-D: ``dpo.data.PackedDPOCollator``)."""
+        if read_rows is None or read_cols is None:
+            hidden = self.hidden(input_ids, attention_mask)[:, -tokens.shape[1] - 1 : -1]  # states before each token
+        else:
+            hidden = self.hidden(input_ids, attention_mask, position_ids=position_ids)[read_rows[:, None], read_cols]
         return self.loss_logprobs(hidden, tokens)
 
     def loss_logprobs(self, hidden: torch.Tensor, tokens: torch.Tensor) -> torch.Tensor:
