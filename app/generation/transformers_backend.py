@@ -21,6 +21,7 @@ import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import torch
 
@@ -89,9 +90,13 @@ class TransformersBackend:
     ) -> list[Generation]:
         """Decode ``n`` samples of each prompt in one left-padded batch; cut rows at their EOS."""
         input_ids, attention_mask = left_pad(prompt_ids, self.pad_id, self.model.device)  # (prompts, width)
-        extra = {}
+        from app.generation.kv_cache import reserved_cache  # imports transformers: only where a model runs
+
+        # Decoding writes into room reserved in the cache rather than copying the cache every step (kv_cache).
+        cache = reserved_cache(self.model.config, params.max_new_tokens)
         if params.n > 1 and input_ids.shape[1] > 1:
-            extra[self._cache_kwarg] = self._shared_prefill(input_ids, attention_mask, params.n)
+            self._shared_prefill(cache, input_ids, attention_mask, params.n)
+        extra: dict[str, Any] = {self._cache_kwarg: cache}
         if not params.greedy:  # our sampler, as generate's last processor under greedy decoding
             from transformers import LogitsProcessorList
 
@@ -105,12 +110,9 @@ class TransformersBackend:
         )  # (prompts * n, width + generated)
         return [self._to_generation(row) for row in out[:, input_ids.shape[1] :].tolist()]
 
-    def _shared_prefill(self, input_ids: torch.Tensor, attention_mask: torch.Tensor, n: int):  # noqa: ANN202 - a Cache
-        """The KV cache of every prompt but its last token, computed once and repeated ``n`` times;
+    def _shared_prefill(self, cache: Any, input_ids: torch.Tensor, attention_mask: torch.Tensor, n: int) -> None:
+        """Fill ``cache`` with every prompt but its last token, computed once and repeated ``n`` times;
         ``generate`` then feeds only the last token, whose logits each sample draws from."""
-        from transformers import DynamicCache
-
-        cache = DynamicCache(config=self.model.config)
         # The positions generate() itself derives from a left-padded mask.
         position_ids = (attention_mask.cumsum(-1) - 1).masked_fill(attention_mask == 0, 0)
         self.model(
@@ -122,7 +124,6 @@ class TransformersBackend:
             **{self._cache_kwarg: cache},
         )
         cache.batch_repeat_interleave(n)
-        return cache
 
     def _to_generation(self, tokens: list[int]) -> Generation:
         """A row of generated ids (padded after EOS) as text, count and finish reason."""

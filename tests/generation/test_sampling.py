@@ -11,7 +11,7 @@ import torch
 from transformers import LogitsProcessorList, TemperatureLogitsWarper, TopPLogitsWarper
 
 from app.generation import sampling
-from app.generation.sampling import SampledStep, draw, inverse_cdf, nucleus
+from app.generation.sampling import SampledStep, draw, nucleus
 
 VOCAB = 2000
 
@@ -85,21 +85,6 @@ def test_rows_widened_apart_draw_the_token_a_shared_candidate_count_draws() -> N
     cdf = probs.gather(-1, order).cumsum(-1, dtype=torch.float64)
     pick = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True)
     assert torch.equal(drawn, order.gather(-1, pick).squeeze(-1))
-
-
-@pytest.mark.parametrize("vocab", [5, 256, 1000, 49152])
-def test_without_a_nucleus_cut_the_two_level_draw_picks_what_a_whole_vocabulary_cdf_picks(vocab: int) -> None:
-    torch.manual_seed(vocab)
-    rows = 64
-    logits = torch.randn(rows, vocab) * 4
-    logits[:, torch.randperm(vocab)[: vocab // 3]] = float("-inf")  # tokens a filter removed: never drawn
-    probs = torch.softmax(logits, dim=-1)
-    u = torch.rand(rows, dtype=torch.float64)
-    cdf = probs.cumsum(-1, dtype=torch.float64)
-    expected = torch.searchsorted(cdf, (u * cdf[:, -1]).unsqueeze(-1), right=True).squeeze(-1)
-    drawn = inverse_cdf(probs, u)
-    assert torch.equal(drawn, expected)
-    assert bool((probs.gather(-1, drawn[:, None]) > 0).all())
 
 
 def test_the_likeliest_token_always_stays() -> None:

@@ -7,10 +7,12 @@ that only reads settings need not import peft or torch.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import torch
 from torch import nn
 
 from app.training.core.config import LoRASettings, lora_targets
@@ -40,6 +42,32 @@ def add_lora(lm: nn.Module, settings: LoRASettings) -> nn.Module:
 def merge_adapters(lm: nn.Module) -> nn.Module:
     """The plain model with the adapters folded into its weights (W + (α/r)·B·A); ``lm`` itself without any."""
     return lm.merge_and_unload() if hasattr(lm, "merge_and_unload") else lm
+
+
+@contextlib.contextmanager
+def adapters_merged(lm: nn.Module) -> Iterator[None]:
+    """Inside: the adapters folded into the base weights, so each adapted layer is one matrix product (online
+    DPO's sampling of SmolLM2, adapters on every linear layer, ran at 158 tokens/s unmerged against 179 merged:
+    two small products and a sum more per layer and step); after: the adapters apart again and the base
+    weights restored bit for bit from a copy kept meanwhile (peft's unmerge subtracts what it added, which
+    leaves rounding in frozen weights that the reference policy reads). Costs a copy of the adapted layers'
+    weights while inside; no-op without adapters. For inference only: the merged layers compute no adapter
+    gradients."""
+    if not getattr(lm, "peft_config", None) or not hasattr(lm, "merge_adapter"):
+        yield
+        return
+    from peft.tuners.lora import LoraLayer
+
+    weights = [layer.get_base_layer().weight for layer in lm.modules() if isinstance(layer, LoraLayer)]
+    saved = [weight.detach().clone() for weight in weights]
+    lm.merge_adapter()
+    try:
+        yield
+    finally:
+        lm.unmerge_adapter()
+        with torch.no_grad():
+            for weight, original in zip(weights, saved, strict=True):
+                weight.copy_(original)
 
 
 def adapter_writer(lm: nn.Module) -> Callable[[Path], None] | None:

@@ -61,12 +61,9 @@ class SharedPrefixCollator:
         ends = np.zeros((2, n), dtype=np.int64)  # where the chosen / rejected reward is read
         for i, item in enumerate(items):
             ends[:, i] = self._pack_row(item, ids[i], positions[i], segments[i])
-        mask = torch.from_numpy(block_mask(segments)).unsqueeze(1)  # [B, 1, W, W], True attends
-        if self.additive:
-            mask = torch.zeros(mask.shape).masked_fill_(~mask, torch.finfo(torch.float32).min)
         return {
             "input_ids": torch.from_numpy(ids),
-            "attention_mask": mask,
+            "attention_mask": packed_attention(segments, additive=self.additive),
             "position_ids": torch.from_numpy(positions),
             "read_rows": torch.arange(n).repeat(2),
             "read_cols": torch.from_numpy(ends.reshape(-1)),
@@ -96,6 +93,15 @@ def block_mask(segments: np.ndarray) -> np.ndarray:
     allowed = causal & ((key == PREFIX) | (key == query)) & (query != PAD)
     allowed[:, np.arange(width), np.arange(width)] = True
     return allowed
+
+
+def packed_attention(segments: np.ndarray, *, additive: bool) -> torch.Tensor:
+    """The 4-D mask [B, 1, W, W] of packed rows: boolean (True attends) for the fused kernels, or additive
+    (0 or the lowest float) for eager attention, which adds its mask to the scores."""
+    mask = torch.from_numpy(block_mask(segments)).unsqueeze(1)
+    if additive:
+        return torch.zeros(mask.shape).masked_fill_(~mask, torch.finfo(torch.float32).min)
+    return mask
 
 
 def can_share_prefix(model: Any) -> bool:

@@ -24,7 +24,7 @@ import torch
 from app.generation.transformers_backend import left_pad
 from app.training.core.batches import pad_sequences
 from app.training.core.data import PreferenceExample
-from app.training.core.prefix import CHOSEN, PAD, PREFIX, REJECTED, block_mask
+from app.training.core.prefix import CHOSEN, PAD, PREFIX, REJECTED, packed_attention
 from app.training.ppo.rollout import encode_prompts
 from app.training.reward.loss import strength_margins
 
@@ -130,12 +130,9 @@ class PackedDPOCollator:
             mask[0, i, :c], mask[1, i, :r] = 1, 1
             reads[0, i, :c] = np.arange(p - 1, p + c - 1)
             reads[1, i, :r] = np.concatenate(([p - 1], np.arange(p + c, p + c + r - 1)))
-        attention = torch.from_numpy(block_mask(segments)).unsqueeze(1)  # [B, 1, W, W], True attends
-        if self.additive:
-            attention = torch.zeros(attention.shape).masked_fill_(~attention, torch.finfo(torch.float32).min)
         return {
             "input_ids": torch.from_numpy(ids),
-            "attention_mask": attention,
+            "attention_mask": packed_attention(segments, additive=self.additive),
             "position_ids": torch.from_numpy(positions),
             "read_rows": torch.arange(n).repeat(2),
             "read_cols": torch.from_numpy(reads.reshape(2 * n, longest)),

@@ -18,10 +18,12 @@ from typing import Any, Protocol
 
 import torch
 
+from app.generation.kv_cache import reserved_cache
 from app.generation.sampling import inverse_cdf
 from app.generation.transformers_backend import left_pad
 from app.training.core.data import Prompt
 from app.training.core.encode import render_prompt
+from app.training.core.lora import adapters_merged
 from app.training.ppo.policy import ActorCritic, cache_kwarg, position_ids
 
 PromptInput = Prompt | Sequence[int]  # text, chat messages, or token ids
@@ -133,38 +135,42 @@ def sample_responses(
     eos_id: int,
     pad_id: int,
 ) -> Sampled:
-    """Sample up to ``max_new_tokens`` per prompt with a KV cache; a response ends at its first EOS."""
-    trunk, cache_name = actor.trunk, cache_kwarg(actor.trunk)
-    mask, positions = prompt_mask, position_ids(prompt_mask)
-    cache, hidden = _prefill(trunk, prompt_ids, mask, positions)
-    next_position = positions[:, -1] + 1  # [B]
-    done = torch.zeros(prompt_ids.shape[0], dtype=torch.bool, device=prompt_ids.device)
-    steps: list[tuple[torch.Tensor, ...]] = []
-    for t in range(max_new_tokens):
-        token, logp, entropy = _sample_step(actor.logits(hidden), generators)
-        token = torch.where(done, pad_id, token)  # [B]
-        live = ~done
-        value = actor.values(hidden) if actor.value_model is None else torch.zeros_like(live, dtype=logp.dtype)
-        steps.append((token, live, logp, entropy, value))
-        done = done | (token == eos_id)
-        if bool(done.all()) or t == max_new_tokens - 1:
-            break
-        mask = torch.cat([mask, live[:, None].long()], dim=1)
-        out = trunk(
-            input_ids=token[:, None],
-            attention_mask=mask,
-            position_ids=(next_position + t)[:, None],
-            use_cache=True,
-            **{cache_name: cache},
+    """Sample up to ``max_new_tokens`` per prompt with a KV cache; a response ends at its first EOS. LoRA
+    adapters are merged into the weights meanwhile (``adapters_merged``)."""
+    with adapters_merged(actor.lm):
+        trunk, cache_name = actor.trunk, cache_kwarg(actor.trunk)
+        mask, positions = prompt_mask, position_ids(prompt_mask)
+        cache, hidden = _prefill(trunk, prompt_ids, mask, positions, reserve=max_new_tokens)
+        next_position = positions[:, -1] + 1  # [B]
+        done = torch.zeros(prompt_ids.shape[0], dtype=torch.bool, device=prompt_ids.device)
+        steps: list[tuple[torch.Tensor, ...]] = []
+        for t in range(max_new_tokens):
+            token, logp, entropy = _sample_step(actor.logits(hidden), generators)
+            token = torch.where(done, pad_id, token)  # [B]
+            live = ~done
+            value = actor.values(hidden) if actor.value_model is None else torch.zeros_like(live, dtype=logp.dtype)
+            steps.append((token, live, logp, entropy, value))
+            done = done | (token == eos_id)
+            if bool(done.all()) or t == max_new_tokens - 1:
+                break
+            mask = torch.cat([mask, live[:, None].long()], dim=1)
+            out = trunk(
+                input_ids=token[:, None],
+                attention_mask=mask,
+                position_ids=(next_position + t)[:, None],
+                use_cache=True,
+                **{cache_name: cache},
+            )
+            hidden = out.last_hidden_state[:, -1]
+        tokens, live, logprobs, entropy, values = (torch.stack(column, dim=1) for column in zip(*steps, strict=True))
+        live = live.float()
+        return Sampled(
+            tokens, live, logprobs * live, entropy * live, values * live if actor.value_model is None else None
         )
-        hidden = out.last_hidden_state[:, -1]
-    tokens, live, logprobs, entropy, values = (torch.stack(column, dim=1) for column in zip(*steps, strict=True))
-    live = live.float()
-    return Sampled(tokens, live, logprobs * live, entropy * live, values * live if actor.value_model is None else None)
 
 
 def _prefill(
-    trunk: Any, prompt_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor
+    trunk: Any, prompt_ids: torch.Tensor, mask: torch.Tensor, positions: torch.Tensor, *, reserve: int = 0
 ) -> tuple[Any, torch.Tensor]:
     """(the KV cache of every row's prompt, the last prompt position's hidden state [B, H]), each distinct
     prompt run through the trunk once.
@@ -179,8 +185,15 @@ def _prefill(
         inverse = torch.tensor(index, device=prompt_ids.device)
         rows = torch.tensor(keep, device=prompt_ids.device)
         prompt_ids, mask, positions = prompt_ids[rows], mask[rows], positions[rows]
-    out = trunk(input_ids=prompt_ids, attention_mask=mask, position_ids=positions, use_cache=True)
-    cache, hidden = _cache_of(out), out.last_hidden_state[:, -1]
+    cache = reserved_cache(trunk.config, reserve)  # decoding writes into it: no copy of the cache per step
+    out = trunk(
+        input_ids=prompt_ids,
+        attention_mask=mask,
+        position_ids=positions,
+        use_cache=True,
+        **{cache_kwarg(trunk): cache},
+    )
+    hidden = out.last_hidden_state[:, -1]
     if inverse is not None:
         cache.reorder_cache(inverse)
         hidden = hidden[inverse]
@@ -199,11 +212,6 @@ def distinct_rows(rows: Sequence[Sequence[int]]) -> tuple[list[int], list[int]]:
             keep.append(i)
         index.append(slot[key])
     return keep, index
-
-
-def _cache_of(out: Any) -> Any:
-    cache = getattr(out, "cache", None)
-    return cache if cache is not None else out.past_key_values
 
 
 @dataclass
