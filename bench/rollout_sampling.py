@@ -6,14 +6,19 @@ prompts × k = 8 answers × at most 48 tokens, temperature 0.7, SmolLM2-135M-Ins
 default policy) with the job's LoRA adapters, one random stream per answer, in this process.
 
 Both sides run the same decoding loop, in the same process, interleaved (``--repeats``, the order
-alternating, median reported); they differ in the two things this bench is about:
+alternating, median reported); they differ in the four things this bench is about:
 
 * ours: each distinct prompt is prefilled once and its KV cache indexed for its k rows
-  (``_prefill``), and the token is drawn by a two-level inverse CDF (block masses, then one block);
-* naive (what the trainer did before): every row prefilled on its own, and one float64 cumulative sum
-  over each row's whole 49k-entry vocabulary per step.
+  (``_prefill``); the token is drawn by a two-level inverse CDF (block masses, then one block); each step's
+  keys and values are written into room the cache reserved (``app.generation.kv_cache``); the LoRA
+  adapters are merged into the weights while sampling (``core.lora.adapters_merged``);
+* naive (what the trainer did before): every row prefilled on its own, one float64 cumulative sum over
+  each row's whole 49k-entry vocabulary per step, transformers' ``DynamicCache`` (the whole cache
+  concatenated anew each step), the adapters computed apart.
 
-They draw the same tokens from the same streams (the bench checks it), so tokens/s compare like with like.
+They draw from the same distributions with the same random streams; the last bits of the logits differ
+(merged weights, a strided cache), so a draw at a token boundary can differ and the bench reports the share
+of answers drawn token for token the same: tokens/s still compare like with like.
 The last line is one JSON record: ``ratio`` = ours / naive tokens per second.
 
 Run::
@@ -30,13 +35,14 @@ import statistics
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 from unittest import mock
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
+from transformers import DynamicCache
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # runnable without installing
 
@@ -59,12 +65,19 @@ def whole_vocabulary_draw(probs: torch.Tensor, generators: list[torch.Generator]
     return token.clamp(max=probs.shape[-1] - 1)
 
 
+def growing_cache(config: object, reserve: int) -> DynamicCache:
+    """transformers' own cache, which concatenates every layer's keys and values each step."""
+    return DynamicCache(config=config)
+
+
 @contextmanager
 def naive():
-    """Every row prefilled on its own, the whole-vocabulary draw."""
+    """Every row prefilled on its own, the whole-vocabulary draw, the cache copied each step, adapters unmerged."""
     with (
         mock.patch.object(rollout, "distinct_rows", lambda rows: (list(range(len(rows))),) * 2),
         mock.patch.object(rollout, "_draw", whole_vocabulary_draw),
+        mock.patch.object(rollout, "reserved_cache", growing_cache),
+        mock.patch.object(rollout, "adapters_merged", lambda lm: nullcontext()),
     ):
         yield
 
@@ -106,16 +119,21 @@ def main() -> None:
                 else:
                     with naive():
                         naive_runs.append(run("naive"))
-    pairs = zip(ours_runs, naive_runs, strict=True)
-    same = all(torch.equal(o["sampled"].tokens, n["sampled"].tokens) for o, n in pairs)
+    # Merged adapters and attention over a strided cache round differently in the last bits, so a draw that
+    # falls at a token boundary can go the other way: the share of answers drawn token for token the same.
+    same = statistics.mean(
+        float(torch.equal(o_row, n_row))
+        for o, n in zip(ours_runs, naive_runs, strict=True)
+        for o_row, n_row in zip(o["sampled"].tokens, n["sampled"].tokens, strict=True)
+    )
     ours = statistics.median(r["tokens_per_s"] for r in ours_runs)
     theirs = statistics.median(r["tokens_per_s"] for r in naive_runs)
-    print(f"ours {ours:.1f} tokens/s, naive {theirs:.1f}: {ours / theirs:.2f}x; same tokens drawn: {same}")
+    print(f"ours {ours:.1f} tokens/s, naive {theirs:.1f}: {ours / theirs:.2f}x; answers drawn the same: {same:.0%}")
     record = {
         "ratio": round(ours / theirs, 3),
         "ours_tokens_per_s": round(ours, 2),
         "naive_tokens_per_s": round(theirs, 2),
-        "same_tokens": same,
+        "same_answers_share": round(same, 3),
         "rows": len(rows),
         "threads": args.threads,
         "max_new_tokens": args.max_new_tokens,
