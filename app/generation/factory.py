@@ -1,6 +1,7 @@
 """Build the backend that serves a policy version, from the ``config`` stored with it.
 
     {"backend": "transformers", "path": "var/models/policy-3", "batch_size": 64}
+    {"backend": "transformers", "path": "var/models/policy-3", "streams": 4}   # batches decoded at once
     {"backend": "openai", "base_url": "http://gpu-box:8000/v1", "model": "policy-3",
      "api_key_env": "VLLM_API_KEY"}
     {"backend": "openai", "base_url": "http://gpu-box:8000/v1", "model": "policy-4",
@@ -49,6 +50,7 @@ def _transformers(config: Mapping[str, Any]) -> GenerationBackend:
         batch_size=_positive(config, "batch_size", 64, int),  # app.registry.serving.IN_PROCESS_BATCH
         dtype=config.get("dtype", "auto"),
         device=config.get("device", "cpu"),
+        streams=_positive(config, "streams", 0, int, allow_zero=True),  # 0: the backend chooses
     )
 
 

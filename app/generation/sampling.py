@@ -71,11 +71,13 @@ def nucleus(logits: torch.Tensor, top_p: float) -> list[tuple[torch.Tensor, torc
     return [group for group in groups if group[0].numel()]
 
 
-def draw(logits: torch.Tensor, temperature: float, top_p: float) -> torch.Tensor:
-    """One token per row [B] from logits [B, V] at ``temperature`` (> 0) and ``top_p``, from torch's
-    default generator (a caller that seeds it gets reproducible draws)."""
+def draw(
+    logits: torch.Tensor, temperature: float, top_p: float, generator: torch.Generator | None = None
+) -> torch.Tensor:
+    """One token per row [B] from logits [B, V] at ``temperature`` (> 0) and ``top_p``, from ``generator``
+    (torch's default one when None)."""
     tempered = logits.float() / temperature
-    u = torch.rand(tempered.shape[0], device=tempered.device, dtype=torch.float64)
+    u = torch.rand(tempered.shape[0], device=tempered.device, dtype=torch.float64, generator=generator)
     if top_p >= 1.0:
         return inverse_cdf(torch.softmax(tempered, dim=-1), u)
     token = torch.empty(tempered.shape[0], dtype=torch.long, device=tempered.device)
@@ -91,12 +93,12 @@ class SampledStep:
     """A transformers logits processor (the ``LogitsProcessor`` call protocol) that samples the step's token
     itself; generate must run greedily with it last, so the argmax of its scores is the drawn token."""
 
-    def __init__(self, temperature: float, top_p: float) -> None:
+    def __init__(self, temperature: float, top_p: float, generator: torch.Generator | None = None) -> None:
         if temperature <= 0 or not 0 < top_p <= 1:
             raise ValueError(f"needs temperature > 0 and 0 < top_p <= 1, got {temperature}, {top_p}")
-        self.temperature, self.top_p = temperature, top_p
+        self.temperature, self.top_p, self.generator = temperature, top_p, generator
 
     def __call__(self, input_ids: torch.Tensor, scores: torch.Tensor) -> torch.Tensor:
-        token = draw(scores, self.temperature, self.top_p)
+        token = draw(scores, self.temperature, self.top_p, self.generator)
         out = torch.full_like(scores, float("-inf"))
         return out.scatter_(-1, token[:, None], 0.0)

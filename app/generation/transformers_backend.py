@@ -6,19 +6,31 @@ are rendered with the model's chat template, sorted by length (less padding), le
 (decoder-only models continue from the right edge) and decoded ``batch_size`` rows at a time.
 The n samples of a prompt are adjacent rows of a batch that share one prefill: the prompt (all
 but its last token) runs through the model once, its KV cache is repeated n times, and
-``generate`` continues from there. The RNG is seeded once per call, so rows draw different
-samples yet the whole call is reproducible for a given seed and input.
+``generate`` continues from there. Each batch draws from its own generator, seeded from the call's
+seed and the batch's place, so rows draw different samples yet the whole call is reproducible for a
+given seed and input, however its batches are scheduled; the process-wide torch RNG is never touched.
 
-The model is loaded once and kept warm by the caller; calls are serialised by a lock because
-they reseed the process-wide torch RNG (inside ``fork_rng``, so other users of it are untouched).
+On a CPU a call's batches decode in ``streams`` threads at once, each with its share of the torch
+threads (one each on a 2-core machine). A 64-row decoding step of a 135M model is a few hundred small
+operations, and OpenMP threads that meet at a barrier after each one either spin, which collapses
+when another process holds a core (2-2.4x slower beside one busy process), or sleep and wake, which
+cost a third of the quiet throughput: measured on SmolLM2 with 2 cores, 32 prompts x 4 samples x 48
+tokens, 2 threads waiting passively 114-139 tokens/s, spinning 165-178, one thread 138, two batches on
+two single-threaded streams 240-290. Streams never meet, so a busy neighbour slows only its own core.
+
+The model is loaded once and kept warm by the caller; calls are serialised by a lock, since the
+streams set the process's torch thread count for the call's length.
 """
 
 from __future__ import annotations
 
 import inspect
+import math
+import random
 import secrets
 import threading
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -32,14 +44,18 @@ from app.generation.types import Generation, GenerationError, Messages, Sampling
 class TransformersBackend:
     """A ``GenerationBackend`` over a transformers causal LM and its tokenizer."""
 
-    def __init__(self, model, tokenizer, *, batch_size: int = 32) -> None:  # noqa: ANN001
+    def __init__(self, model, tokenizer, *, batch_size: int = 32, streams: int = 0) -> None:  # noqa: ANN001
+        """``streams``: batches decoded at once, each on its own thread; 0 chooses (see :meth:`streams_for`)."""
         if batch_size < 1:
             raise ValueError(f"batch_size must be >= 1, got {batch_size}")
+        if streams < 0:
+            raise ValueError(f"streams must be >= 0 (0 chooses), got {streams}")
         if not getattr(tokenizer, "chat_template", None):
             raise GenerationError("the tokenizer has no chat template; cannot render chat prompts")
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size
+        self.streams = streams
         self.eos_ids = _eos_ids(model, tokenizer)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
         # transformers 5 renamed the KV-cache argument (past_key_values -> cache) between minors.
@@ -49,14 +65,14 @@ class TransformersBackend:
 
     @classmethod
     def from_path(
-        cls, path: str | Path, *, batch_size: int = 32, dtype: str = "auto", device: str = "cpu"
+        cls, path: str | Path, *, batch_size: int = 32, dtype: str = "auto", device: str = "cpu", streams: int = 0
     ) -> TransformersBackend:
         """Load a checkpoint folder (e.g. one written by ``app.training.core.convert``) once."""
         from transformers import AutoModelForCausalLM, AutoTokenizer
 
         tokenizer = AutoTokenizer.from_pretrained(str(path))
         model = AutoModelForCausalLM.from_pretrained(str(path), dtype=dtype).to(device)
-        return cls(model, tokenizer, batch_size=batch_size)
+        return cls(model, tokenizer, batch_size=batch_size, streams=streams)
 
     def generate(
         self, prompts: list[Messages], params: SamplingParams, *, on_text: TextCallback | None = None
@@ -64,17 +80,43 @@ class TransformersBackend:
         """``params.n`` responses per prompt, prompt-major (see ``GenerationBackend``)."""
         prompt_ids = [self._encode(messages) for messages in prompts]
         order = sorted(range(len(prompts)), key=lambda p: -len(prompt_ids[p]))
-        per_batch = max(1, self.batch_size // params.n)  # whole prompts: their samples share a prefill
+        streams = self.streams_for(len(order))
+        # Whole prompts per batch (their samples share a prefill), and at least one batch per stream.
+        per_batch = max(1, min(self.batch_size // params.n, math.ceil(len(order) / streams)))
+        chunks = [order[start : start + per_batch] for start in range(0, len(order), per_batch)]
+        seeds = _batch_seeds(params.seed, len(chunks))
+        if on_text is not None and len(chunks) > 1:
+            on_text = _serialised(on_text)  # streams report from their own threads
         results: list[list[Generation]] = [[] for _ in prompts]
-        with self._lock, torch.inference_mode(), self._seeded(params.seed):
-            for start in range(0, len(order), per_batch):
-                chunk = order[start : start + per_batch]
-                rows = [p * params.n + s for p in chunk for s in range(params.n)]  # batch row -> output index
-                streamer = None if on_text is None else _RowStreamer(self, rows, on_text)
-                batch = self._generate_batch([prompt_ids[p] for p in chunk], params, streamer)
-                for i, p in enumerate(chunk):
-                    results[p] = batch[i * params.n : (i + 1) * params.n]
+
+        def decode(i: int) -> None:
+            chunk = chunks[i]
+            rows = [p * params.n + s for p in chunk for s in range(params.n)]  # batch row -> output index
+            streamer = None if on_text is None else _RowStreamer(self, rows, on_text)
+            with torch.inference_mode():  # a mode of the thread: each stream enters its own
+                batch = self._generate_batch([prompt_ids[p] for p in chunk], params, seeds[i], streamer)
+            for j, p in enumerate(chunk):
+                results[p] = batch[j * params.n : (j + 1) * params.n]
+
+        with self._lock:
+            if streams > 1 and len(chunks) > 1:
+                with _threads_each(streams), ThreadPoolExecutor(streams, thread_name_prefix="decode") as pool:
+                    for done in [pool.submit(decode, i) for i in range(len(chunks))]:
+                        done.result()  # re-raises a stream's error here
+            else:
+                for i in range(len(chunks)):
+                    decode(i)
         return [generation for per_prompt in results for generation in per_prompt]
+
+    def streams_for(self, prompts: int) -> int:
+        """Streams for a call of ``prompts`` prompts: ``streams`` when set; else two on a CPU with two or
+        more torch threads (one on a GPU, which runs one batch's kernels back to back anyway), never more
+        than the prompts."""
+        if self.streams:
+            wanted = self.streams
+        else:
+            wanted = 2 if self.model.device.type == "cpu" and torch.get_num_threads() >= 2 else 1
+        return max(1, min(wanted, prompts))
 
     def close(self) -> None:
         """Nothing to release eagerly: the model goes when the last reference does."""
@@ -86,7 +128,7 @@ class TransformersBackend:
         return self.tokenizer(text, add_special_tokens=False).input_ids
 
     def _generate_batch(
-        self, prompt_ids: list[list[int]], params: SamplingParams, streamer: _RowStreamer | None = None
+        self, prompt_ids: list[list[int]], params: SamplingParams, seed: int, streamer: _RowStreamer | None = None
     ) -> list[Generation]:
         """Decode ``n`` samples of each prompt in one left-padded batch; cut rows at their EOS."""
         input_ids, attention_mask = left_pad(prompt_ids, self.pad_id, self.model.device)  # (prompts, width)
@@ -100,7 +142,8 @@ class TransformersBackend:
         if not params.greedy:  # our sampler, as generate's last processor under greedy decoding
             from transformers import LogitsProcessorList
 
-            extra["logits_processor"] = LogitsProcessorList([SampledStep(params.temperature, params.top_p)])
+            generator = torch.Generator(device=self.model.device).manual_seed(seed)
+            extra["logits_processor"] = LogitsProcessorList([SampledStep(params.temperature, params.top_p, generator)])
         out = self.model.generate(
             input_ids=input_ids.repeat_interleave(params.n, dim=0),  # (prompts * n, width)
             attention_mask=attention_mask.repeat_interleave(params.n, dim=0),
@@ -148,17 +191,37 @@ class TransformersBackend:
             use_cache=True,
         )
 
-    @contextmanager
-    def _seeded(self, seed: int | None) -> Iterator[None]:
-        """Seed the torch RNG for this call only, restoring the caller's RNG state afterwards."""
-        device = self.model.device
-        devices = [] if device.type == "cpu" else [device.index or 0]
-        with torch.random.fork_rng(devices=devices, device_type=device.type if devices else "cuda"):
-            torch.manual_seed(seed if seed is not None else secrets.randbits(63))
-            yield
-
 
 TextCallback = Callable[[int, str], None]  # (output index, the text so far)
+
+
+def _batch_seeds(seed: int | None, count: int) -> list[int]:
+    """One seed per batch, from the call's seed (a fresh one when None) and the batch's place alone."""
+    rng = random.Random(seed if seed is not None else secrets.randbits(63))
+    return [rng.getrandbits(63) for _ in range(count)]
+
+
+@contextmanager
+def _threads_each(streams: int) -> Iterator[None]:
+    """The torch threads shared out among ``streams`` for a call's length: a thread started inside takes
+    the count set here on its first operation (torch's OpenMP and MKL counts are per thread)."""
+    total = torch.get_num_threads()
+    torch.set_num_threads(max(1, total // streams))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(total)
+
+
+def _serialised(on_text: TextCallback) -> TextCallback:
+    """``on_text`` called by one stream at a time."""
+    lock = threading.Lock()
+
+    def call(row: int, text: str) -> None:
+        with lock:
+            on_text(row, text)
+
+    return call
 
 
 class _RowStreamer:

@@ -34,9 +34,9 @@ def test_transformers_config_loads_a_checkpoint_folder(tmp_path: Path, tiny_mode
     tiny_model.save_pretrained(tmp_path)
     smollm2_tokenizer.save_pretrained(tmp_path)
 
-    backend = backend_from_config({"backend": "transformers", "path": str(tmp_path), "batch_size": 3})
+    backend = backend_from_config({"backend": "transformers", "path": str(tmp_path), "batch_size": 3, "streams": 3})
 
-    assert isinstance(backend, TransformersBackend) and backend.batch_size == 3
+    assert isinstance(backend, TransformersBackend) and backend.batch_size == 3 and backend.streams == 3
     assert len(backend.generate([[{"role": "user", "content": "Hi"}]], SamplingParams(max_new_tokens=2, seed=0))) == 1
 
 
@@ -48,6 +48,8 @@ def test_transformers_config_loads_a_checkpoint_folder(tmp_path: Path, tiny_mode
         ({"backend": "transformers"}, "path"),
         ({"backend": "transformers", "path": "x", "batch_size": 0}, "batch_size"),
         ({"backend": "transformers", "path": "x", "batch_size": "8"}, "batch_size"),
+        ({"backend": "transformers", "path": "x", "streams": -1}, "streams"),
+        ({"backend": "transformers", "path": "x", "streams": 1.5}, "streams"),
         ({"backend": "openai", "base_url": "http://h/v1"}, "model"),
         ({"backend": "openai", "base_url": "gpu:8000", "model": "m"}, "base_url"),
         ({"backend": "openai", "base_url": "http://h/v1", "model": "m", "timeout_s": -1}, "timeout_s"),
