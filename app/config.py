@@ -106,7 +106,12 @@ class Settings(BaseSettings):
         64, ge=1, le=10_000, description="Most pairs one generate job makes; the periodic task enqueues more."
     )
     pool_batch_prompts: int = Field(
-        16, ge=1, le=512, description="Prompts per generation call (two responses each, decoded in one batch)."
+        32,
+        ge=1,
+        le=512,
+        description="Prompts per generation call (k responses each). On a CPU a call's rows decode as two batches "
+        "at once (app.generation.streams): 32 prompts x 4 fill two 64-row batches, 283 tokens/s against 217 for "
+        "16 prompts (SmolLM2, 2 cores).",
     )
     pool_temperature: float = Field(
         0.8, ge=0, le=5, description="Sampling temperature of pool responses (0 is greedy: both would be identical)."

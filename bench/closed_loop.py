@@ -98,7 +98,7 @@ def real_profile() -> Profile:
     pool = {
         "RLHF_POOL_TARGET": "64",
         "RLHF_POOL_MAX_PAIRS_PER_JOB": "64",
-        "RLHF_POOL_BATCH_PROMPTS": "16",
+        "RLHF_POOL_BATCH_PROMPTS": "32",
         "RLHF_POOL_MAX_NEW_TOKENS": "48",
         **SAMPLING,
     }

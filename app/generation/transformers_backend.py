@@ -10,13 +10,8 @@ but its last token) runs through the model once, its KV cache is repeated n time
 seed and the batch's place, so rows draw different samples yet the whole call is reproducible for a
 given seed and input, however its batches are scheduled; the process-wide torch RNG is never touched.
 
-On a CPU a call's batches decode in ``streams`` threads at once, each with its share of the torch
-threads (one each on a 2-core machine). A 64-row decoding step of a 135M model is a few hundred small
-operations, and OpenMP threads that meet at a barrier after each one either spin, which collapses
-when another process holds a core (2-2.4x slower beside one busy process), or sleep and wake, which
-cost a third of the quiet throughput: measured on SmolLM2 with 2 cores, 32 prompts x 4 samples x 48
-tokens, 2 threads waiting passively 114-139 tokens/s, spinning 165-178, one thread 138, two batches on
-two single-threaded streams 240-290. Streams never meet, so a busy neighbour slows only its own core.
+On a CPU a call's batches decode on two threads at once, each with its share of the torch threads
+(``app.generation.streams``: 240-290 against 114-139 tokens/s on 2 cores).
 
 The model is loaded once and kept warm by the caller; calls are serialised by a lock, since the
 streams set the process's torch thread count for the call's length.
@@ -29,15 +24,15 @@ import math
 import random
 import secrets
 import threading
-from collections.abc import Callable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from app.generation.sampling import SampledStep
+from app.generation.streams import in_streams, streams_for
 from app.generation.types import Generation, GenerationError, Messages, SamplingParams
 
 
@@ -89,34 +84,22 @@ class TransformersBackend:
             on_text = _serialised(on_text)  # streams report from their own threads
         results: list[list[Generation]] = [[] for _ in prompts]
 
-        def decode(i: int) -> None:
-            chunk = chunks[i]
-            rows = [p * params.n + s for p in chunk for s in range(params.n)]  # batch row -> output index
+        def decode(i: int) -> list[Generation]:
+            rows = [p * params.n + s for p in chunks[i] for s in range(params.n)]  # batch row -> output index
             streamer = None if on_text is None else _RowStreamer(self, rows, on_text)
-            with torch.inference_mode():  # a mode of the thread: each stream enters its own
-                batch = self._generate_batch([prompt_ids[p] for p in chunk], params, seeds[i], streamer)
+            return self._generate_batch([prompt_ids[p] for p in chunks[i]], params, seeds[i], streamer)
+
+        with self._lock, torch.inference_mode():
+            batches = in_streams([partial(decode, i) for i in range(len(chunks))], streams)
+        for chunk, batch in zip(chunks, batches, strict=True):
             for j, p in enumerate(chunk):
                 results[p] = batch[j * params.n : (j + 1) * params.n]
-
-        with self._lock:
-            if streams > 1 and len(chunks) > 1:
-                with _threads_each(streams), ThreadPoolExecutor(streams, thread_name_prefix="decode") as pool:
-                    for done in [pool.submit(decode, i) for i in range(len(chunks))]:
-                        done.result()  # re-raises a stream's error here
-            else:
-                for i in range(len(chunks)):
-                    decode(i)
         return [generation for per_prompt in results for generation in per_prompt]
 
     def streams_for(self, prompts: int) -> int:
-        """Streams for a call of ``prompts`` prompts: ``streams`` when set; else two on a CPU with two or
-        more torch threads (one on a GPU, which runs one batch's kernels back to back anyway), never more
-        than the prompts."""
-        if self.streams:
-            wanted = self.streams
-        else:
-            wanted = 2 if self.model.device.type == "cpu" and torch.get_num_threads() >= 2 else 1
-        return max(1, min(wanted, prompts))
+        """Streams for a call of ``prompts`` prompts: ``streams`` when set, else the device's choice
+        (``app.generation.streams.streams_for``), never more than the prompts."""
+        return max(1, min(streams_for(self.model.device, self.streams), prompts))
 
     def close(self) -> None:
         """Nothing to release eagerly: the model goes when the last reference does."""
@@ -199,18 +182,6 @@ def _batch_seeds(seed: int | None, count: int) -> list[int]:
     """One seed per batch, from the call's seed (a fresh one when None) and the batch's place alone."""
     rng = random.Random(seed if seed is not None else secrets.randbits(63))
     return [rng.getrandbits(63) for _ in range(count)]
-
-
-@contextmanager
-def _threads_each(streams: int) -> Iterator[None]:
-    """The torch threads shared out among ``streams`` for a call's length: a thread started inside takes
-    the count set here on its first operation (torch's OpenMP and MKL counts are per thread)."""
-    total = torch.get_num_threads()
-    torch.set_num_threads(max(1, total // streams))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(total)
 
 
 def _serialised(on_text: TextCallback) -> TextCallback:

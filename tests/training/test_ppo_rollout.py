@@ -11,6 +11,7 @@ import torch
 from test_ppo_trainer import PROMPTS, AnswerWordBonus, tiny_policy, wordlevel_tokenizer
 
 from app.training.core.logprobs import ChunkedTokenLogprobs, token_logprobs
+from app.training.ppo import rollout as rollout_module
 from app.training.ppo.config import PPOConfig
 from app.training.ppo.math import logprobs_from_logits, masked_whiten
 from app.training.ppo.policy import build_actor_critic, ensure_distinct_pad, load_policy
@@ -23,6 +24,7 @@ from app.training.ppo.rollout import (
     encode_prompts,
     left_pad,
     row_generators,
+    row_parts,
     sample_responses,
     score_completions,
 )
@@ -279,3 +281,53 @@ def test_each_pass_over_the_prompts_uses_every_prompt_once() -> None:
     flat = [i for batch in batches for i in batch]
     assert sorted(flat[:10]) == list(range(10)) and sorted(flat[10:]) == list(range(10))
     assert flat[:10] != flat[10:] and batches[3] == prompt_indices(10, 4, seed=1, update=3)
+
+
+@pytest.mark.parametrize("use_lora", [True, False])
+def test_rows_sampled_in_two_streams_are_what_one_stream_samples(use_lora: bool) -> None:
+    """The rows split in two parts decoded on two threads at once (``app.generation.streams``): the same tokens,
+    log-probs, entropies and values, the shorter part padded as one batch pads after EOS."""
+    actor, _, tok, _ = actor_and_tokenizer(use_lora=use_lora)
+    with torch.no_grad():  # make EOS likely so that the parts end at different lengths
+        actor.causal_lm.lm_head.weight[tok.eos_token_id] *= 0.0
+        actor.causal_lm.lm_head.weight[tok.eos_token_id] += actor.causal_lm.model.norm.weight.sign() * 0.02
+    repeated = [prompt for prompt in PROMPTS[:5] for _ in range(3)]
+    prompt_ids, prompt_mask = left_pad(encode_prompts(tok, repeated, 64), tok.pad_token_id, CPU)
+    parts_seen: list[int] = []
+    real_parts = rollout_module.row_parts
+
+    def sample(streams: int):
+        def parts(ids: torch.Tensor, _: int) -> list[slice]:
+            found = real_parts(ids, streams)
+            parts_seen.append(len(found))
+            return found
+
+        with unittest.mock.patch.object(rollout_module, "row_parts", parts):
+            return sample_responses(
+                actor,
+                prompt_ids,
+                prompt_mask,
+                row_generators(3, 0, len(repeated), CPU),
+                max_new_tokens=12,
+                eos_id=tok.eos_token_id,
+                pad_id=tok.pad_token_id,
+            )
+
+    one, two = sample(1), sample(2)
+    assert parts_seen == [1, 2]
+    assert (one.mask.sum(1) < 12).any()
+    assert torch.equal(one.tokens, two.tokens)
+    assert torch.equal(one.mask, two.mask)
+    torch.testing.assert_close(one.logprobs, two.logprobs, atol=1e-5, rtol=0)
+    torch.testing.assert_close(one.entropy, two.entropy, atol=1e-5, rtol=0)
+    torch.testing.assert_close(one.values, two.values, atol=1e-5, rtol=0)
+
+
+def test_row_parts_are_near_equal_and_cut_where_the_prompt_changes() -> None:
+    ids = torch.tensor([[1], [1], [1], [2], [2], [3], [3], [3]])  # runs of 3, 2 and 3 copies
+
+    assert row_parts(ids, 2) == [slice(0, 5), slice(5, 8)]  # the middle (4) would split the 2s: cut after them
+    assert row_parts(ids, 3) == [slice(0, 3), slice(3, 5), slice(5, 8)]
+    assert row_parts(ids, 1) == [slice(0, 8)]
+    assert row_parts(torch.tensor([[4], [4], [4]]), 2) == [slice(0, 3)]  # one prompt: one part
+    assert row_parts(torch.tensor([[1], [2]]), 4) == [slice(0, 1), slice(1, 2)]  # never an empty part

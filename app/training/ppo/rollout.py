@@ -17,9 +17,11 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 import torch
+import torch.nn.functional as F
 
 from app.generation.kv_cache import reserved_cache
 from app.generation.sampling import inverse_cdf
+from app.generation.streams import in_streams, streams_for
 from app.generation.transformers_backend import left_pad
 from app.training.core.data import Prompt
 from app.training.core.encode import render_prompt
@@ -136,37 +138,87 @@ def sample_responses(
     pad_id: int,
 ) -> Sampled:
     """Sample up to ``max_new_tokens`` per prompt with a KV cache; a response ends at its first EOS. LoRA
-    adapters are merged into the weights meanwhile (``adapters_merged``)."""
+    adapters are merged into the weights meanwhile (``adapters_merged``). On a CPU the rows are decoded in
+    two parts at once (``app.generation.streams``), a prompt's copies kept in one part so that they share
+    its prefill; each row draws from its own generator, so the split changes no draw."""
+    parts = row_parts(prompt_ids, streams_for(prompt_ids.device))
     with adapters_merged(actor.lm):
-        trunk, cache_name = actor.trunk, cache_kwarg(actor.trunk)
-        mask, positions = prompt_mask, position_ids(prompt_mask)
-        cache, hidden = _prefill(trunk, prompt_ids, mask, positions, reserve=max_new_tokens)
-        next_position = positions[:, -1] + 1  # [B]
-        done = torch.zeros(prompt_ids.shape[0], dtype=torch.bool, device=prompt_ids.device)
-        steps: list[tuple[torch.Tensor, ...]] = []
-        for t in range(max_new_tokens):
-            token, logp, entropy = _sample_step(actor.logits(hidden), generators)
-            token = torch.where(done, pad_id, token)  # [B]
-            live = ~done
-            value = actor.values(hidden) if actor.value_model is None else torch.zeros_like(live, dtype=logp.dtype)
-            steps.append((token, live, logp, entropy, value))
-            done = done | (token == eos_id)
-            if bool(done.all()) or t == max_new_tokens - 1:
-                break
-            mask = torch.cat([mask, live[:, None].long()], dim=1)
-            out = trunk(
-                input_ids=token[:, None],
-                attention_mask=mask,
-                position_ids=(next_position + t)[:, None],
-                use_cache=True,
-                **{cache_name: cache},
-            )
-            hidden = out.last_hidden_state[:, -1]
-        tokens, live, logprobs, entropy, values = (torch.stack(column, dim=1) for column in zip(*steps, strict=True))
-        live = live.float()
-        return Sampled(
-            tokens, live, logprobs * live, entropy * live, values * live if actor.value_model is None else None
+        rows = functools.partial(_sample_rows, actor, max_new_tokens=max_new_tokens, eos_id=eos_id, pad_id=pad_id)
+        tasks = [functools.partial(rows, prompt_ids[p], prompt_mask[p], generators[p]) for p in parts]
+        sampled = in_streams(tasks, len(parts))
+    return sampled[0] if len(sampled) == 1 else _joined(sampled, pad_id)
+
+
+def row_parts(prompt_ids: torch.Tensor, parts: int) -> list[slice]:
+    """Up to ``parts`` contiguous, near-equal slices of the rows, each cut where the prompt changes (a cut
+    that would split a run of one prompt's copies moves to the run's end)."""
+    rows = prompt_ids.shape[0]
+    if parts <= 1 or rows < 2:
+        return [slice(0, rows)]
+    changes = [0, *((prompt_ids[1:] != prompt_ids[:-1]).any(-1).nonzero().squeeze(-1) + 1).tolist(), rows]
+    cuts = [0]
+    for i in range(1, parts):
+        cut = next(c for c in changes if c >= max(cuts[-1] + 1, round(i * rows / parts)))
+        if cut < rows:
+            cuts.append(cut)
+    return [slice(a, b) for a, b in zip(cuts, [*cuts[1:], rows], strict=True)]
+
+
+def _joined(parts: Sequence[Sampled], pad_id: int) -> Sampled:
+    """The parts' rows in order, each padded (pad tokens, zeros elsewhere) to the longest part's length."""
+    width = max(part.tokens.shape[1] for part in parts)
+
+    def padded(tensors: list[torch.Tensor], value: float) -> torch.Tensor:
+        return torch.cat([F.pad(t, (0, width - t.shape[1]), value=value) for t in tensors])
+
+    values = None if parts[0].values is None else padded([part.values for part in parts], 0.0)
+    return Sampled(
+        padded([part.tokens for part in parts], pad_id),
+        padded([part.mask for part in parts], 0.0),
+        padded([part.logprobs for part in parts], 0.0),
+        padded([part.entropy for part in parts], 0.0),
+        values,
+    )
+
+
+def _sample_rows(
+    actor: ActorCritic,
+    prompt_ids: torch.Tensor,
+    prompt_mask: torch.Tensor,
+    generators: list[torch.Generator],
+    *,
+    max_new_tokens: int,
+    eos_id: int,
+    pad_id: int,
+) -> Sampled:
+    """:func:`sample_responses` for one part of the rows, the adapters already merged."""
+    trunk, cache_name = actor.trunk, cache_kwarg(actor.trunk)
+    mask, positions = prompt_mask, position_ids(prompt_mask)
+    cache, hidden = _prefill(trunk, prompt_ids, mask, positions, reserve=max_new_tokens)
+    next_position = positions[:, -1] + 1  # [B]
+    done = torch.zeros(prompt_ids.shape[0], dtype=torch.bool, device=prompt_ids.device)
+    steps: list[tuple[torch.Tensor, ...]] = []
+    for t in range(max_new_tokens):
+        token, logp, entropy = _sample_step(actor.logits(hidden), generators)
+        token = torch.where(done, pad_id, token)  # [B]
+        live = ~done
+        value = actor.values(hidden) if actor.value_model is None else torch.zeros_like(live, dtype=logp.dtype)
+        steps.append((token, live, logp, entropy, value))
+        done = done | (token == eos_id)
+        if bool(done.all()) or t == max_new_tokens - 1:
+            break
+        mask = torch.cat([mask, live[:, None].long()], dim=1)
+        out = trunk(
+            input_ids=token[:, None],
+            attention_mask=mask,
+            position_ids=(next_position + t)[:, None],
+            use_cache=True,
+            **{cache_name: cache},
         )
+        hidden = out.last_hidden_state[:, -1]
+    tokens, live, logprobs, entropy, values = (torch.stack(column, dim=1) for column in zip(*steps, strict=True))
+    live = live.float()
+    return Sampled(tokens, live, logprobs * live, entropy * live, values * live if actor.value_model is None else None)
 
 
 def _prefill(
