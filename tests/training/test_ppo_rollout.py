@@ -17,6 +17,7 @@ from app.training.ppo.math import logprobs_from_logits, masked_whiten
 from app.training.ppo.policy import build_actor_critic, ensure_distinct_pad, load_policy
 from app.training.ppo.rollout import (
     Completion,
+    Sampled,
     _draw,
     as_reward_function,
     collect_rollout,
@@ -53,6 +54,27 @@ def rollout_of(actor, frozen, tok, prompts, first_row: int = 0, max_new_tokens: 
     )
     return collect_rollout(
         actor, frozen, tok, prompts, rows, row_generators(0, first_row, len(rows), CPU), max_new_tokens, score
+    )
+
+
+def assert_same_samples(first, second) -> None:
+    """The same tokens and mask; log-probs, entropies and values equal up to float rounding."""
+    assert torch.equal(first.tokens, second.tokens)
+    assert torch.equal(first.mask, second.mask)
+    for name in ("logprobs", "entropy", "values"):
+        torch.testing.assert_close(getattr(first, name), getattr(second, name), atol=1e-5, rtol=0)
+
+
+def sampled_rows(actor, tok, prompt_ids, prompt_mask, *, seed: int, max_new_tokens: int):
+    """``sample_responses`` on left-padded prompts, each row from its own stream of ``seed``."""
+    return sample_responses(
+        actor,
+        prompt_ids,
+        prompt_mask,
+        row_generators(seed, 0, prompt_ids.shape[0], CPU),
+        max_new_tokens=max_new_tokens,
+        eos_id=tok.eos_token_id,
+        pad_id=tok.pad_token_id,
     )
 
 
@@ -150,15 +172,7 @@ def test_prompts_sampled_k_times_share_one_prefill_and_sample_as_if_run_apart(us
         return forward(*args, **kwargs)
 
     def sample():
-        return sample_responses(
-            actor,
-            prompt_ids,
-            prompt_mask,
-            row_generators(5, 0, len(repeated), CPU),
-            max_new_tokens=8,
-            eos_id=tok.eos_token_id,
-            pad_id=tok.pad_token_id,
-        )
+        return sampled_rows(actor, tok, prompt_ids, prompt_mask, seed=5, max_new_tokens=8)
 
     actor.trunk.forward = counted
     shared = sample()
@@ -166,11 +180,7 @@ def test_prompts_sampled_k_times_share_one_prefill_and_sample_as_if_run_apart(us
     actor.trunk.forward = forward
     with unittest.mock.patch("app.training.ppo.rollout.distinct_rows", lambda rows: (list(range(len(rows))),) * 2):
         apart = sample()
-    assert torch.equal(shared.tokens, apart.tokens)
-    assert torch.equal(shared.mask, apart.mask)
-    torch.testing.assert_close(shared.logprobs, apart.logprobs, atol=1e-5, rtol=0)
-    torch.testing.assert_close(shared.entropy, apart.entropy, atol=1e-5, rtol=0)
-    torch.testing.assert_close(shared.values, apart.values, atol=1e-5, rtol=0)
+    assert_same_samples(shared, apart)
 
 
 def test_distinct_rows_keep_the_first_of_each_and_index_every_row() -> None:
@@ -303,24 +313,12 @@ def test_rows_sampled_in_two_streams_are_what_one_stream_samples(use_lora: bool)
             return found
 
         with unittest.mock.patch.object(rollout_module, "row_parts", parts):
-            return sample_responses(
-                actor,
-                prompt_ids,
-                prompt_mask,
-                row_generators(3, 0, len(repeated), CPU),
-                max_new_tokens=12,
-                eos_id=tok.eos_token_id,
-                pad_id=tok.pad_token_id,
-            )
+            return sampled_rows(actor, tok, prompt_ids, prompt_mask, seed=3, max_new_tokens=12)
 
     one, two = sample(1), sample(2)
     assert parts_seen == [1, 2]
     assert (one.mask.sum(1) < 12).any()
-    assert torch.equal(one.tokens, two.tokens)
-    assert torch.equal(one.mask, two.mask)
-    torch.testing.assert_close(one.logprobs, two.logprobs, atol=1e-5, rtol=0)
-    torch.testing.assert_close(one.entropy, two.entropy, atol=1e-5, rtol=0)
-    torch.testing.assert_close(one.values, two.values, atol=1e-5, rtol=0)
+    assert_same_samples(one, two)
 
 
 def test_row_parts_are_near_equal_and_cut_where_the_prompt_changes() -> None:
@@ -331,3 +329,21 @@ def test_row_parts_are_near_equal_and_cut_where_the_prompt_changes() -> None:
     assert row_parts(ids, 1) == [slice(0, 8)]
     assert row_parts(torch.tensor([[4], [4], [4]]), 2) == [slice(0, 3)]  # one prompt: one part
     assert row_parts(torch.tensor([[1], [2]]), 4) == [slice(0, 1), slice(1, 2)]  # never an empty part
+
+
+def test_parts_of_different_lengths_are_joined_as_one_batch_pads_after_eos() -> None:
+    def part(tokens: list[list[int]], values: bool) -> Sampled:
+        t = torch.tensor(tokens)
+        live = torch.ones_like(t, dtype=torch.float)
+        return Sampled(t, live, -live, live * 2, live * 3 if values else None)
+
+    for values in (True, False):
+        joined = rollout_module._joined([part([[5, 6, 7]], values), part([[8], [9]], values)], pad_id=4)
+
+        assert joined.tokens.tolist() == [[5, 6, 7], [8, 4, 4], [9, 4, 4]]
+        assert joined.mask.tolist() == [[1, 1, 1], [1, 0, 0], [1, 0, 0]]
+        assert joined.logprobs.tolist() == [[-1, -1, -1], [-1, 0, 0], [-1, 0, 0]]
+        assert joined.entropy.tolist() == [[2, 2, 2], [2, 0, 0], [2, 0, 0]]
+        assert (joined.values is None) == (not values)
+        if values:
+            assert joined.values.tolist() == [[3, 3, 3], [3, 0, 0], [3, 0, 0]]

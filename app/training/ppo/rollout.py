@@ -143,8 +143,12 @@ def sample_responses(
     its prefill; each row draws from its own generator, so the split changes no draw."""
     parts = row_parts(prompt_ids, streams_for(prompt_ids.device))
     with adapters_merged(actor.lm):
-        rows = functools.partial(_sample_rows, actor, max_new_tokens=max_new_tokens, eos_id=eos_id, pad_id=pad_id)
-        tasks = [functools.partial(rows, prompt_ids[p], prompt_mask[p], generators[p]) for p in parts]
+        tasks = [
+            functools.partial(
+                _sample_rows, actor, (prompt_ids[p], prompt_mask[p], generators[p]), max_new_tokens, eos_id, pad_id
+            )
+            for p in parts
+        ]
         sampled = in_streams(tasks, len(parts))
     return sampled[0] if len(sampled) == 1 else _joined(sampled, pad_id)
 
@@ -181,17 +185,12 @@ def _joined(parts: Sequence[Sampled], pad_id: int) -> Sampled:
     )
 
 
-def _sample_rows(
-    actor: ActorCritic,
-    prompt_ids: torch.Tensor,
-    prompt_mask: torch.Tensor,
-    generators: list[torch.Generator],
-    *,
-    max_new_tokens: int,
-    eos_id: int,
-    pad_id: int,
-) -> Sampled:
+RowPart = tuple[torch.Tensor, torch.Tensor, list[torch.Generator]]  # prompt ids, prompt mask, generators
+
+
+def _sample_rows(actor: ActorCritic, part: RowPart, max_new_tokens: int, eos_id: int, pad_id: int) -> Sampled:
     """:func:`sample_responses` for one part of the rows, the adapters already merged."""
+    prompt_ids, prompt_mask, generators = part
     trunk, cache_name = actor.trunk, cache_kwarg(actor.trunk)
     mask, positions = prompt_mask, position_ids(prompt_mask)
     cache, hidden = _prefill(trunk, prompt_ids, mask, positions, reserve=max_new_tokens)
