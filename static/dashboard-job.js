@@ -78,7 +78,10 @@
   Page.prototype.poll = function () {
     const self = this;
     const base = "/api/v1/jobs/" + this.id;
-    Promise.all([getJSON(base), getJSON(base + "/metrics"), getJSON(base + "/log")])
+    // The curves and the log are asked for after the status, never beside it: a job that finishes between
+    // the answers would otherwise end the polling with curves read before its last points were written.
+    getJSON(base)
+      .then(function (job) { return Promise.all([job, getJSON(base + "/metrics"), getJSON(base + "/log")]); })
       .then(function (answers) {
         self.showJob(answers[0]);
         self.showMetrics(answers[1]);
