@@ -17,8 +17,10 @@ def unfinished(sessions) -> int:
 
 
 def test_two_workers_run_fifty_jobs_exactly_once(sessions, worker_procs, marker_dir):
-    worker_procs.start("worker-a")
-    worker_procs.start("worker-b")
+    # A lease long enough that a heartbeat a loaded CI box delays past 5 s is not taken for a dead worker (it
+    # re-queued one job of 50 under CI once); what this test checks is that two live workers never share a job.
+    for worker in ("worker-a", "worker-b"):
+        worker_procs.start(worker, job_lease_seconds=30)
     with sessions() as db, db.begin():  # one commit: both workers see all 50 at once and compete
         ids = [
             service.enqueue(db, kind="test.record", params={"value": i, "marker_dir": str(marker_dir)}).id
