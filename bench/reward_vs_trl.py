@@ -241,6 +241,7 @@ def run_ours(a: argparse.Namespace, tok: Any, train_rows: list, eval_rows: list)
     config = RewardConfig(
         learning_rate=a.lr,
         epochs=epochs,
+        min_steps=0,  # exactly --steps, as TRL's max_steps
         batch_size=a.batch_pairs,
         validation_fraction=0.0,
         group_by_length=a.group_by_length,
@@ -349,6 +350,7 @@ def run_ours_hh(a: argparse.Namespace, tok: Any, train_rows: list, val_enc: list
         trainable_layers=trainable_layers,
         learning_rate=a.hh_lr,
         epochs=1,
+        min_steps=0,  # one pass as TRL makes, however few pairs --hh-train gives (the default 50 would add passes)
         batch_size=a.hh_batch_pairs,
         max_length=a.hh_max_length,
         validation_fraction=0.0,

@@ -34,6 +34,7 @@ import torch
 from app.generation.sampling import SampledStep
 from app.generation.streams import in_streams, streams_for
 from app.generation.types import Generation, GenerationError, Messages, SamplingParams
+from app.kernels.linear import use_fast_linears
 
 
 class TransformersBackend:
@@ -47,6 +48,7 @@ class TransformersBackend:
             raise ValueError(f"streams must be >= 0 (0 chooses), got {streams}")
         if not getattr(tokenizer, "chat_template", None):
             raise GenerationError("the tokenizer has no chat template; cannot render chat prompts")
+        use_fast_linears(model)  # the pool decodes on the CPU: oneDNN's products where they are faster
         self.model = model.eval()
         self.tokenizer = tokenizer
         self.batch_size = batch_size

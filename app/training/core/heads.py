@@ -27,6 +27,7 @@ import torch
 from safetensors.torch import load_file, save_file
 from torch import nn
 
+from app.kernels.linear import use_fast_linears
 from app.training.core.config import DEFAULT_BACKBONE
 from app.training.core.last_layer import hidden_at_reads
 
@@ -233,5 +234,6 @@ def load_model(
     head = nn.Linear(state["weight"].shape[1], state["weight"].shape[0], bias="bias" in state)
     head.load_state_dict(state)
     model = PooledHeadModel(backbone, meta["labels"], pooling=meta["pooling"], head=head)
+    use_fast_linears(model)
     tokenizer = ensure_pad_token(AutoTokenizer.from_pretrained(str(folder)))
     return model.to(device).eval(), tokenizer, meta

@@ -16,6 +16,8 @@ from typing import Any
 import torch
 from torch import nn
 
+from app.kernels.linear import linear, matmul
+
 CHUNK_BYTES = 2**20  # per float32 [N, block] logits tensor and [block, H] weight slice on the CPU: L2-sized
 
 
@@ -51,13 +53,13 @@ class ChunkedTokenLogprobs(torch.autograd.Function):
         with torch.autocast(h.device.type, enabled=False):  # float32 even inside a bf16 autocast
             for start in range(0, w.shape[0], block):
                 w_block = w[start : start + block]
-                logits = h @ w_block.T  # [N, block]
+                logits = linear(h, w_block)  # [N, block]
                 new_max = torch.maximum(running_max, logits.amax(dim=-1))
                 rescale = (running_max - new_max).exp()  # [N]; 0 on the first block
                 weights = logits.sub_(new_max[:, None]).exp_()  # [N, block]
                 running_sum = running_sum * rescale + weights.sum(-1)
                 if weighted is not None:
-                    weighted.mul_(rescale[:, None]).addmm_(weights, w_block)
+                    weighted.mul_(rescale[:, None]).add_(matmul(weights, w_block))
                 running_max = new_max
             logsumexp = running_max + running_sum.log()  # [N]
             picked = (h * w[tokens]).sum(-1)  # [N] the sampled token's logit
@@ -78,10 +80,10 @@ class ChunkedTokenLogprobs(torch.autograd.Function):
         with torch.autocast(h.device.type, enabled=False):
             for start in range(0, w.shape[0], ctx.block):
                 w_block = w[start : start + ctx.block]
-                grad_logits = (h @ w_block.T).sub_(logsumexp[:, None]).exp_().mul_(-g)  # −softmax · g
-                grad_h.addmm_(grad_logits, w_block)
+                grad_logits = linear(h, w_block).sub_(logsumexp[:, None]).exp_().mul_(-g)  # −softmax · g
+                grad_h.add_(matmul(grad_logits, w_block))
                 if grad_w is not None:
-                    grad_w[start : start + ctx.block].addmm_(grad_logits.T, h)
+                    grad_w[start : start + ctx.block].add_(matmul(grad_logits.T, h))
             if grad_w is not None:
                 grad_w.index_add_(0, tokens, g * h)
         grad_hidden = grad_h.to(hidden.dtype) if ctx.needs_input_grad[0] else None

@@ -15,6 +15,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from app.kernels.linear import use_fast_linears
 from app.training.core.config import LoRASettings, lora_targets
 
 ADAPTER_DIR = "adapter"  # in a policy's folder: its LoRA adapters alone, beside the merged weights
@@ -36,7 +37,9 @@ def add_lora(lm: nn.Module, settings: LoRASettings) -> nn.Module:
     )
     with warnings.catch_warnings():  # peft asks transformers a question transformers 5 calls deprecated
         warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.*", category=FutureWarning)
-        return get_peft_model(lm, lora)
+        wrapped = get_peft_model(lm, lora)
+    use_fast_linears(wrapped)  # the adapters' own layers are new plain ones
+    return wrapped
 
 
 def merge_adapters(lm: nn.Module) -> nn.Module:

@@ -16,6 +16,7 @@ from typing import Any, TypedDict, Unpack
 import torch
 from torch import nn
 
+from app.kernels.linear import use_fast_linears
 from app.training.core.card import data_snapshot
 from app.training.core.config import TrainConfig
 from app.training.core.data import split_by_prompt
@@ -95,6 +96,8 @@ def prepare_backbone(model: PooledHeadModel, config: TrainConfig, reporter: Repo
         )
     if config.gradient_checkpointing and hasattr(model.backbone, "gradient_checkpointing_enable"):
         model.backbone.gradient_checkpointing_enable()
+    if fast := use_fast_linears(model):
+        reporter.log(f"{fast} linear layers compute through oneDNN (faster than the default BLAS on this CPU)")
     positions = getattr(model.backbone.config, "max_position_embeddings", None) or config.max_length
     return min(config.max_length, positions)
 

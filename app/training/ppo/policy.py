@@ -23,6 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from app.kernels.linear import use_fast_linears
 from app.training.core.config import PolicySettings
 from app.training.core.heads import disable_dropout
 from app.training.core.logprobs import sampled_token_logprobs, token_logprobs
@@ -221,6 +222,7 @@ def load_policy(config: PolicySettings, lm: nn.Module | None, tokenizer: Any) ->
         tokenizer = AutoTokenizer.from_pretrained(config.policy)
     tokenizer = ensure_distinct_pad(tokenizer, lm, config.pad_token)
     disable_dropout(lm)
+    use_fast_linears(lm)
     return lm, tokenizer
 
 

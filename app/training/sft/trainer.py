@@ -21,6 +21,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from app.kernels.linear import use_fast_linears
 from app.training.core.card import data_snapshot
 from app.training.core.data import split_by_prompt
 from app.training.core.encode import pad_token_id
@@ -44,7 +45,9 @@ def load_policy(path: str | Path) -> tuple[nn.Module, Any]:
         raise ValueError(f"{path} has no chat template; SFT needs one to find the assistant turns")
     # float32 master weights whatever the checkpoint stores: AdamW steps on bf16 weights mostly round to
     # nothing. Mixed precision, where wanted, is accelerate's autocast on top (``mixed_precision``).
-    return AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32), tokenizer
+    model = AutoModelForCausalLM.from_pretrained(str(path), dtype=torch.float32)
+    use_fast_linears(model)
+    return model, tokenizer
 
 
 def _with_lora(model: nn.Module, config: SFTConfig) -> nn.Module:
