@@ -91,17 +91,28 @@ class _OneDnnLinear(torch.autograd.Function):
         return grad_x, grad_w, grad_b
 
 
-def _onednn_applies(*tensors: torch.Tensor | None) -> bool:
-    return all(t is None or (t.device.type == "cpu" and t.dtype == torch.float32) for t in tensors)
+def _onednn_linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
+    """oneDNN's path for float32 CPU tensors (a graph only where one is recorded), ``F.linear`` for the rest.
+    Checked inline: a 64-wide model calls this thousands of times a second."""
+    if (
+        x.dtype is not torch.float32
+        or weight.dtype is not torch.float32
+        or x.device.type != "cpu"
+        or weight.device.type != "cpu"
+        or (bias is not None and (bias.dtype is not torch.float32 or bias.device.type != "cpu"))
+        or x.numel() == 0
+    ):
+        return F.linear(x, weight, bias)
+    if torch.is_grad_enabled() and (
+        x.requires_grad or weight.requires_grad or (bias is not None and bias.requires_grad)
+    ):
+        return _OneDnnLinear.apply(x, weight, bias)
+    return _linear(x, weight, bias)
 
 
 def linear(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None) -> torch.Tensor:
     """``F.linear``, by oneDNN (differentiable) for float32 CPU tensors where :func:`onednn_is_faster`."""
-    if x.numel() == 0 or not _onednn_applies(x, weight, bias) or not onednn_is_faster():
-        return F.linear(x, weight, bias)
-    if torch.is_grad_enabled() and any(t is not None and t.requires_grad for t in (x, weight, bias)):
-        return _OneDnnLinear.apply(x, weight, bias)
-    return _linear(x, weight, bias)
+    return _onednn_linear(x, weight, bias) if onednn_is_faster() else F.linear(x, weight, bias)
 
 
 def matmul(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
@@ -114,7 +125,7 @@ class FastLinear(nn.Linear):
     arithmetic; made by :func:`use_fast_linears`, never constructed directly."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return linear(x, self.weight, self.bias)
+        return _onednn_linear(x, self.weight, self.bias)
 
 
 def use_fast_linears(model: nn.Module) -> int:
