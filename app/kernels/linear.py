@@ -3,9 +3,10 @@
 torch's CPU builds compute ``F.linear`` and ``torch.mm`` in float32 with MKL, and MKL takes its AVX-512
 code only on Intel processors: on an AMD EPYC with AVX-512 it runs its AVX2 kernels. oneDNN, which the
 same builds ship for bf16 and for ``torch.compile``, chooses its code from the instructions the CPU has.
-Measured on a 2-core AMD EPYC with AVX-512, one thread, float32 (``bench/linear_kernels.py``): 2.0-2.2x
-on MiniLM's and SmolLM2's shapes, forward and backward, 1.6x on a 64-wide toy model's. The arithmetic
-is the same float32 arithmetic in another summation order (relative differences ~1e-6).
+Measured on a 2-core AMD EPYC with AVX-512, one thread, float32 (``bench/linear_kernels.py``): 2.0-2.1x
+on MiniLM's and SmolLM2's layers, forward and backward, 1.5x on SmolLM2's 49k-row output layer (memory-bound),
+1.0-1.5x on a 64-wide toy model's. The arithmetic is the same float32 arithmetic in another summation order
+(relative differences ~1e-6).
 
 :func:`use_fast_linears` gives a model's ``nn.Linear`` layers that path when :func:`onednn_is_faster`
 (measured once per process; ``RLHF_ONEDNN_LINEAR`` = ``on`` / ``off`` decides instead); anything not
@@ -24,6 +25,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 from torch import nn
+from torch.autograd.function import once_differentiable
 
 SETTING = "RLHF_ONEDNN_LINEAR"  # auto (measure), on, off
 FASTER_BY = 1.25  # the margin oneDNN must win by before a process switches to it
@@ -82,6 +84,7 @@ class _OneDnnLinear(torch.autograd.Function):
         return _linear(x, weight, bias)
 
     @staticmethod
+    @once_differentiable  # its products record no graph: a second derivative must fail, not come out wrong
     def backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
         x, weight = ctx.saved_tensors
         flat = grad.reshape(-1, grad.shape[-1])

@@ -142,3 +142,11 @@ def test_the_environment_setting_decides(monkeypatch: pytest.MonkeyPatch, value:
             assert kernels.onednn_is_faster() is (value == "on")
     finally:
         kernels.onednn_is_faster.cache_clear()
+
+
+def test_a_second_derivative_is_refused_rather_than_wrong(onednn: None) -> None:
+    x = torch.randn(3, 4, requires_grad=True)
+    weight = torch.randn(2, 4, requires_grad=True)
+    (grad_x,) = torch.autograd.grad(linear(x, weight).square().sum(), [x], create_graph=True)
+    with pytest.raises(RuntimeError, match="differentiate twice a function that was marked with @once_differentiable"):
+        grad_x.sum().backward()
