@@ -80,13 +80,23 @@ class ProgressStamps:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
         self.stamps: list[float] = []
+        self.logged: list[float] = []  # when each log line came
 
     def progress(self, frac: float, msg: str) -> None:
         if msg.startswith(self.prefix):
             self.stamps.append(time.perf_counter())
 
+    def loop_seconds(self) -> float | None:
+        """Seconds from the last log line before the first step (the loop's "training steps …" line, once the
+        data is tokenised and the model built) to the last step: the span a peer's ``trainer.train()`` covers
+        when its tokenisation happens in the trainer's constructor. None without steps or such a line."""
+        before = [t for t in self.logged if self.stamps and t <= self.stamps[0]]
+        return self.stamps[-1] - before[-1] if before else None
+
     def metric(self, step: int, name: str, value: float) -> None: ...
-    def log(self, line: str) -> None: ...
+    def log(self, line: str) -> None:
+        self.logged.append(time.perf_counter())
+
     def flush(self) -> None: ...
     def should_stop(self) -> bool:
         return False

@@ -46,6 +46,7 @@ from __future__ import annotations
 import argparse
 import json
 import random
+import statistics
 import sys
 import tempfile
 from collections.abc import Callable
@@ -218,6 +219,7 @@ def ours_run(examples: list, config: RewardConfig, pad_id: int, eval_enc: list, 
         "acc": acc,
         "loss": loss,
         "steady": peer_runs.steady_rate(reporter.stamps, skip, config.batch_size),
+        "loop_s": reporter.loop_seconds(),
         "steps": result.steps,
     }
 
@@ -434,8 +436,10 @@ def hh_workload(a: argparse.Namespace) -> dict:
 def summary(runs: list[dict], pairs: int) -> dict:
     """The median run (by wall time) of one trainer, plus every run's rate and accuracy."""
     med = peer_runs.median_run(runs)
+    loops = [r["loop_s"] for r in runs if r.get("loop_s")]
     return {
         **peer_runs.rate_figures(runs, pairs, "pairs", steady=med["steady"]),
+        **({"loop_pairs_per_s": round(pairs / statistics.median(loops), 2)} if loops else {}),
         "heldout_acc": round(med["acc"], 4),
         "heldout_loss": round(med["loss"], 5),
         "heldout_acc_all": [round(r["acc"], 4) for r in runs],
@@ -452,10 +456,16 @@ def tiny_record(results: dict[str, dict], a: argparse.Namespace, pairs: int) -> 
             f"loss {r['heldout_loss']:.5f}"
         )
     ratio, steady, cpu = peer_runs.ratios(results["ours"], results["trl"], "pairs")
+    window = results["ours"]["loop_pairs_per_s"] / results["trl"]["pairs_per_s"]
+    print(
+        f"training window (TRL's train(): its tokenisation is in the trainer's constructor, outside it; ours from "
+        f"the loop's start to its last step): ours {results['ours']['loop_pairs_per_s']} pairs/s, {window:.2f}x"
+    )
     return {
         "ratio_pairs_per_s": round(ratio, 3),
         "ratio_steady": round(steady, 3),
         "ratio_cpu": round(cpu, 3),
+        "ratio_train_window": round(window, 3),
         **results,
         "pairs": pairs,
         "steps": a.steps,

@@ -97,11 +97,20 @@ class OnlineDPOJob(DPOTrainingParams):
 _OnlineDPOSettings = config_params(
     OnlineDPOConfig,
     ("epochs",),  # online DPO's own default: passes over each round's pairs
-    ("rounds", "prompts_per_round", "samples_per_prompt", "min_confidence", "response_length", "temperature"),
+    (
+        "rounds",
+        "prompts_per_round",
+        "samples_per_prompt",
+        "max_samples_per_prompt",
+        "min_confidence",
+        "response_length",
+        "temperature",
+    ),
     ("safety_weight", "safety_head", "max_kl_per_token"),
     base=OnlineDPOJob,
     bounds={
         "samples_per_prompt": {"ge": 4, "le": 64},
+        "max_samples_per_prompt": {"ge": 4, "le": 64},
         "min_confidence": {"ge": 0.5, "lt": 1},
         "max_kl_per_token": {"ge": 0, "le": 100},
     },

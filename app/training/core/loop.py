@@ -237,6 +237,10 @@ class _Loop:
         if rng is not None:
             restore_rng_state(rng)
         resumed_from = self.step
+        self.reporter.log(
+            f"training steps {self.step + 1}-{self.total_steps} ({self.steps_per_epoch} steps an epoch, "
+            f"{self.config.batch_size} examples a step per process)"
+        )
         self.model.train()
         while self.step < self.total_steps:
             epoch, skip = divmod(self.step, self.steps_per_epoch)

@@ -117,6 +117,13 @@ class OnlineDPOConfig(DPOBaseConfig):
         "pair. A prompt whose best and worst scores tie gives none. More samples find a trait "
         "the policy rarely shows more often (1 − (1 − p)^k of the prompts).",
     )
+    max_samples_per_prompt: int = _f(
+        32,
+        "While a round makes pairs of fewer than a quarter of its prompts, the next round samples twice as many "
+        "answers per prompt, up to this many; once half of them make pairs, half as many again, down to "
+        "samples_per_prompt. A trait the reward favours but the policy shows in one answer of a hundred gives "
+        "a pair in 8 % of prompts at k = 8 and in 28 % at 32. Equal to samples_per_prompt: k stays fixed.",
+    )
     min_confidence: float = _f(
         0.7,
         "A prompt's best-vs-worst pair trains only when the reward model gives the best at least this "
@@ -145,6 +152,11 @@ class OnlineDPOConfig(DPOBaseConfig):
         for name in ("rounds", "prompts_per_round", "response_length"):
             require(name, getattr(self, name) >= 1, "must be ≥ 1")
         require("samples_per_prompt", self.samples_per_prompt >= 4, "must be ≥ 4")
+        require(
+            "max_samples_per_prompt",
+            self.max_samples_per_prompt >= self.samples_per_prompt,
+            f"must be ≥ samples_per_prompt ({self.samples_per_prompt})",
+        )
         require("min_confidence", 0.5 <= self.min_confidence < 1, "must be in [0.5, 1)")
         require("temperature", self.temperature > 0, "must be > 0")
         require("safety_weight", self.safety_weight >= 0, "must be ≥ 0")

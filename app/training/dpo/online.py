@@ -53,7 +53,7 @@ from app.training.ppo.trainer import (
     train_sampling,
 )
 
-__all__ = ["OnlineDPOResult", "TrainingStopped", "best_and_worst", "train_online_dpo"]
+__all__ = ["OnlineDPOResult", "TrainingStopped", "best_and_worst", "next_samples_per_prompt", "train_online_dpo"]
 
 
 @dataclass
@@ -91,6 +91,24 @@ def best_and_worst(
     return None if gap <= 0 or 1 / (1 + math.exp(-gap)) < min_confidence else (best, worst)
 
 
+WIDEN_BELOW = 0.25  # share of a round's prompts that made a pair, under which the next round samples twice k
+NARROW_FROM = 0.5  # and from which half k (never under samples_per_prompt)
+
+
+def next_samples_per_prompt(k: int, paired_share: float, config: OnlineDPOConfig) -> int:
+    """The next round's k after a round in which ``paired_share`` of the prompts made a pair.
+
+    A prompt makes a pair when one of its k answers shows what the reward favours and another does not
+    (1 − (1 − p)^k of the prompts for a trait one answer in 1/p shows). Where that is rare the rounds train
+    on a handful of pairs and the policy barely moves, so k doubles; once the policy shows the trait often
+    enough for half the prompts to pair, the extra samples find nothing new and k halves back."""
+    if paired_share < WIDEN_BELOW:
+        return min(2 * k, config.max_samples_per_prompt)
+    if paired_share >= NARROW_FROM:
+        return max(k // 2, config.samples_per_prompt)
+    return k
+
+
 class _OnlineRun(SamplingRun):
     """One online DPO run: PPO's sampling run whose iteration is a round of sample → rank → pair → DPO."""
 
@@ -113,6 +131,7 @@ class _OnlineRun(SamplingRun):
         self.kept: dict[str, torch.Tensor] | None = None
         self.kept_kl = 0.0
         self.budget_stop: dict[str, float] = {}
+        self.k = self.config.samples_per_prompt  # this round's samples per prompt (``next_samples_per_prompt``)
 
     @classmethod
     def iterations(cls, config: OnlineDPOConfig) -> Iterations:
@@ -136,19 +155,29 @@ class _OnlineRun(SamplingRun):
 
     @property
     def batch_description(self) -> str:
-        return f"{self.config.prompts_per_round} prompts × {self.config.samples_per_prompt} samples"
+        config = self.config
+        widest = f" (up to {config.max_samples_per_prompt} while few make pairs)"
+        k = f"{config.samples_per_prompt}{widest if config.max_samples_per_prompt > config.samples_per_prompt else ''}"
+        return f"{config.prompts_per_round} prompts × {k} samples"
 
     @property
     def saved_after(self) -> str:
         return f"{self.step} steps"
 
     def extra_state(self) -> dict[str, Any]:
-        return {"step": self.step, "kept": self.kept, "kept_kl": self.kept_kl, "budget_stop": self.budget_stop}
+        return {
+            "step": self.step,
+            "kept": self.kept,
+            "kept_kl": self.kept_kl,
+            "budget_stop": self.budget_stop,
+            "samples_per_prompt": self.k,
+        }
 
     def load_extra_state(self, checkpoint: dict[str, Any]) -> None:
         self.step = self.resumed_step = int(checkpoint["step"])
         self.kept, self.kept_kl = checkpoint.get("kept"), float(checkpoint.get("kept_kl", 0.0))
         self.budget_stop = dict(checkpoint.get("budget_stop") or {})
+        self.k = int(checkpoint.get("samples_per_prompt", self.config.samples_per_prompt))
 
     def ended(self) -> bool:
         return bool(self.budget_stop)
@@ -175,8 +204,10 @@ class _OnlineRun(SamplingRun):
 
     def _iterate(self, round_index: int) -> dict[str, float]:
         """Sample → rank → pair → DPO; returns the round's statistics over every process."""
-        config, learning_rate = self.config, self.scheduler.get_last_lr()[0]
+        config, learning_rate, k = self.config, self.scheduler.get_last_lr()[0], self.k
         records, stats = self._measure(round_index)
+        stats["samples_per_prompt"] = float(k)
+        self.k = next_samples_per_prompt(k, stats["pairs"] / len(records), config)
         if not self._within_budget(stats, round_index):
             return {**stats, "policy_kl_per_token": self.kept_kl, "learning_rate": learning_rate}
         if config.max_kl_per_token:
@@ -189,7 +220,7 @@ class _OnlineRun(SamplingRun):
         """Sample → rank → pair, with the reference's log-probs of the pairs and the KL of the current policy;
         every process's records (each trains on all of them, its share of the batches) and their statistics."""
         config = self.config
-        draw = self.draw(round_index, config.samples_per_prompt)
+        draw = self.draw(round_index, self.k, row_stride=config.max_samples_per_prompt)
         completions, scores = self._sample(draw)
         records = self._pairs(draw.indices, completions, scores)
         with self.policy.reference(self.frozen) as reference, self.accelerator.autocast():  # as the training forward
@@ -230,7 +261,7 @@ class _OnlineRun(SamplingRun):
 
     def _pairs(self, local: list[int], completions: list[Completion], scores: list[float]) -> list[dict[str, Any]]:
         """Per prompt: its best-vs-worst pair (None on a tie) and what the round's statistics need."""
-        k, records = self.config.samples_per_prompt, []
+        k, records = self.k, []
         for j, prompt_index in enumerate(local):
             group, answers = scores[j * k : (j + 1) * k], completions[j * k : (j + 1) * k]
             ranked = best_and_worst(group, self.config.min_confidence, self.log_odds)

@@ -311,14 +311,21 @@ class SamplingRun:
     def load_extra_state(self, checkpoint: dict[str, Any]) -> None:
         """Take back what :meth:`extra_state` wrote."""
 
-    def draw(self, index: int, samples_per_prompt: int = 1) -> PromptDraw:
+    def draw(self, index: int, samples_per_prompt: int = 1, row_stride: int | None = None) -> PromptDraw:
         """This process's share of iteration ``index``'s prompts, each to be sampled ``samples_per_prompt``
-        times; global row r draws from its own stream whatever the split across processes."""
+        times; global row r draws from its own stream whatever the split across processes. ``row_stride``
+        (≥ ``samples_per_prompt``): the rows set aside per prompt, so a run whose k changes from one iteration
+        to the next never draws one stream twice."""
         first, batch = self.accelerator.process_index * self.local_batch, self.plan.prompts
         local = prompt_indices(len(self.prompts), batch, self.config.seed, index)[first : first + self.local_batch]
         repeated = [i for i in local for _ in range(samples_per_prompt)]
-        first_row = (index * batch + first) * samples_per_prompt
-        generators = row_generators(self.config.seed, first_row, len(repeated), self.accelerator.device)
+        stride = row_stride or samples_per_prompt
+        starts = [(index * batch + first + j) * stride for j in range(len(local))]  # each local prompt's first row
+        generators = [
+            g
+            for start in starts
+            for g in row_generators(self.config.seed, start, samples_per_prompt, self.accelerator.device)
+        ]
         prompts, rows = [self.prompts[i] for i in repeated], [self.prompt_rows[i] for i in repeated]
         return PromptDraw(local, prompts, rows, generators)
 
