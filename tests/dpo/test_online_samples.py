@@ -1,6 +1,7 @@
-"""Online DPO's samples per prompt follow how many prompts make a pair: twice k after a round in which fewer
-than a quarter did (a trait the policy rarely shows), half k once half do, between ``samples_per_prompt``
-and ``max_samples_per_prompt``; the k in force survives a stop and resume."""
+"""Online DPO's samples per prompt, with ``max_samples_per_prompt`` set, follow how many prompts make a pair:
+twice k after a round in which fewer than a quarter did (a trait the policy rarely shows), half k once half
+do, between ``samples_per_prompt`` and the ceiling; the k in force survives a stop and resume. Off (0) by
+default: k stays ``samples_per_prompt``."""
 
 from __future__ import annotations
 
@@ -33,13 +34,16 @@ def test_k_doubles_under_a_quarter_paired_and_halves_from_a_half(k, share, expec
     )
 
 
-def test_a_fixed_k_when_the_ceiling_is_k():
-    fixed = OnlineDPOConfig(samples_per_prompt=8, max_samples_per_prompt=8)
+@pytest.mark.parametrize("ceiling", [0, 8])  # 0, the default: no ceiling above samples_per_prompt
+def test_a_fixed_k_by_default_or_when_the_ceiling_is_k(ceiling):
+    fixed = OnlineDPOConfig(samples_per_prompt=8, max_samples_per_prompt=ceiling)
+    fixed.validate()
     assert next_samples_per_prompt(8, 0.0, fixed) == next_samples_per_prompt(8, 1.0, fixed) == 8
+    assert OnlineDPOConfig().max_samples_per_prompt == 0
 
 
 def test_a_ceiling_under_k_is_refused_by_name():
-    with pytest.raises(ValueError, match="^max_samples_per_prompt: must be ≥ samples_per_prompt"):
+    with pytest.raises(ValueError, match="^max_samples_per_prompt: must be 0 or ≥ samples_per_prompt"):
         OnlineDPOConfig(samples_per_prompt=8, max_samples_per_prompt=6).validate()
 
 

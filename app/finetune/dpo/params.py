@@ -110,7 +110,7 @@ _OnlineDPOSettings = config_params(
     base=OnlineDPOJob,
     bounds={
         "samples_per_prompt": {"ge": 4, "le": 64},
-        "max_samples_per_prompt": {"ge": 4, "le": 64},
+        "max_samples_per_prompt": {"ge": 0, "le": 64},
         "min_confidence": {"ge": 0.5, "lt": 1},
         "max_kl_per_token": {"ge": 0, "le": 100},
     },

@@ -118,11 +118,13 @@ class OnlineDPOConfig(DPOBaseConfig):
         "the policy rarely shows more often (1 − (1 − p)^k of the prompts).",
     )
     max_samples_per_prompt: int = _f(
-        32,
-        "While a round makes pairs of fewer than a quarter of its prompts, the next round samples twice as many "
-        "answers per prompt, up to this many; once half of them make pairs, half as many again, down to "
-        "samples_per_prompt. A trait the reward favours but the policy shows in one answer of a hundred gives "
-        "a pair in 8 % of prompts at k = 8 and in 28 % at 32. Equal to samples_per_prompt: k stays fixed.",
+        0,
+        "0: every round samples samples_per_prompt answers per prompt. Above it: while a round makes pairs of "
+        "fewer than a quarter of its prompts, the next samples twice as many, up to this many, and half as many "
+        "again once half of them make pairs. It finds a trait the policy shows in one answer of a hundred in 28 % "
+        "of the prompts at 32 instead of 8 % at 8, but only a reward model that knows the trait turns those into "
+        "pairs: under a reward trained on 9 decided verdicts (bench/closed_loop.py --rule courteous) 32 samples "
+        "doubled the run's time and made no more pairs worth training.",
     )
     min_confidence: float = _f(
         0.7,
@@ -146,6 +148,11 @@ class OnlineDPOConfig(DPOBaseConfig):
         "ends the run and keeps the policy of the round before. 0 turns the check off.",
     )
 
+    @property
+    def widest_samples_per_prompt(self) -> int:
+        """The most answers a round may sample per prompt."""
+        return max(self.max_samples_per_prompt, self.samples_per_prompt)
+
     def validate(self) -> None:
         super().validate()
         require("max_kl_per_token", self.max_kl_per_token >= 0, "must be ≥ 0")
@@ -154,8 +161,8 @@ class OnlineDPOConfig(DPOBaseConfig):
         require("samples_per_prompt", self.samples_per_prompt >= 4, "must be ≥ 4")
         require(
             "max_samples_per_prompt",
-            self.max_samples_per_prompt >= self.samples_per_prompt,
-            f"must be ≥ samples_per_prompt ({self.samples_per_prompt})",
+            self.max_samples_per_prompt == 0 or self.max_samples_per_prompt >= self.samples_per_prompt,
+            f"must be 0 or ≥ samples_per_prompt ({self.samples_per_prompt})",
         )
         require("min_confidence", 0.5 <= self.min_confidence < 1, "must be in [0.5, 1)")
         require("temperature", self.temperature > 0, "must be > 0")

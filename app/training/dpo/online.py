@@ -103,7 +103,7 @@ def next_samples_per_prompt(k: int, paired_share: float, config: OnlineDPOConfig
     on a handful of pairs and the policy barely moves, so k doubles; once the policy shows the trait often
     enough for half the prompts to pair, the extra samples find nothing new and k halves back."""
     if paired_share < WIDEN_BELOW:
-        return min(2 * k, config.max_samples_per_prompt)
+        return min(2 * k, config.widest_samples_per_prompt)
     if paired_share >= NARROW_FROM:
         return max(k // 2, config.samples_per_prompt)
     return k
@@ -156,9 +156,9 @@ class _OnlineRun(SamplingRun):
     @property
     def batch_description(self) -> str:
         config = self.config
-        widest = f" (up to {config.max_samples_per_prompt} while few make pairs)"
-        k = f"{config.samples_per_prompt}{widest if config.max_samples_per_prompt > config.samples_per_prompt else ''}"
-        return f"{config.prompts_per_round} prompts × {k} samples"
+        widest, k = config.widest_samples_per_prompt, config.samples_per_prompt
+        wider = f" (up to {widest} while few make pairs)" if widest > k else ""
+        return f"{config.prompts_per_round} prompts × {k}{wider} samples"
 
     @property
     def saved_after(self) -> str:
@@ -220,7 +220,7 @@ class _OnlineRun(SamplingRun):
         """Sample → rank → pair, with the reference's log-probs of the pairs and the KL of the current policy;
         every process's records (each trains on all of them, its share of the batches) and their statistics."""
         config = self.config
-        draw = self.draw(round_index, self.k, row_stride=config.max_samples_per_prompt)
+        draw = self.draw(round_index, self.k, row_stride=config.widest_samples_per_prompt)
         completions, scores = self._sample(draw)
         records = self._pairs(draw.indices, completions, scores)
         with self.policy.reference(self.frozen) as reference, self.accelerator.autocast():  # as the training forward
