@@ -124,7 +124,7 @@ class OnlineDPOConfig(DPOBaseConfig):
         "again once half of them make pairs. It finds a trait the policy shows in one answer of a hundred in 28 % "
         "of the prompts at 32 instead of 8 % at 8, but only a reward model that knows the trait turns those into "
         "pairs: under a reward trained on 9 decided verdicts (bench/closed_loop.py --rule courteous) 32 samples "
-        "doubled the run's time and made no more pairs worth training.",
+        "took the run 718 s against 406 s at a fixed 8 and trained no better policy.",
     )
     min_confidence: float = _f(
         0.7,
